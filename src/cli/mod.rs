@@ -1,0 +1,52 @@
+//! The `nudge` command line.
+
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Marketing-automation workflows for online stores.
+#[derive(Debug, Parser)]
+#[command(name = "nudge", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check workflows, their templates and settings.yaml; print every problem as
+    /// `path:line:col: error: message`. Exits 0 when clean, 1 on errors, 2 when a path cannot
+    /// be read.
+    Validate(validate::Args),
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Lines for people (coloured on a terminal unless NO_COLOR is set).
+    #[default]
+    Text,
+    /// One JSON object per line, for tools.
+    Json,
+}
+
+/// Exit codes shared by every command.
+pub mod exit {
+    /// Everything is fine.
+    pub const OK: u8 = 0;
+    /// The input had problems (validation errors, rejected events).
+    pub const PROBLEMS: u8 = 1;
+    /// The command could not run: bad arguments or a path that cannot be read.
+    pub const USAGE: u8 = 2;
+}
+
+/// Runs the command line with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Validate(args) => validate::run(&args),
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,5 @@
+//! The `nudge` binary: see [`nudge::cli`].
+
+fn main() -> std::process::ExitCode {
+    nudge::cli::main()
+}

@@ -1,0 +1,299 @@
+//! Workflow files: reading, checking and the typed model the engine runs.
+//!
+//! [`load`] reads a `workflows/` folder (or single files in one) into a [`Project`] and every
+//! problem found on the way. It never stops at the first problem and never fails on bad
+//! content: only a path that cannot be read at all is an error ([`LoadError`]).
+
+pub mod model;
+pub mod parse;
+pub mod template;
+pub mod units;
+pub mod yaml;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, Severity, Sink, sort_and_dedup, suggestion};
+use model::{Category, Settings, Trigger, Workflow};
+use template::{ScalarChecker, Templates};
+use yaml::Pos;
+
+/// A checked set of workflows with their settings and compiled templates.
+#[derive(Debug)]
+pub struct Project {
+    /// Store-wide settings.
+    pub settings: Settings,
+    /// Workflows, sorted by id.
+    pub workflows: Vec<Workflow>,
+    /// Compiled templates.
+    pub templates: Templates,
+}
+
+/// What reading workflows produced: the project when it has no errors, and every problem.
+#[derive(Debug)]
+pub struct Report {
+    /// `Some` when nothing is in error (warnings allowed).
+    pub project: Option<Project>,
+    /// Every problem, sorted by path and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    /// Whether any problem is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+}
+
+/// A path that could not be read at all (as opposed to a file with problems in it).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The path does not exist or cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The path as given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file that is neither a workflow nor `settings.yaml`.
+    #[error("{}: not a workflow file (expected a .yaml file or a folder of them)", path.display())]
+    NotWorkflow {
+        /// The path as given.
+        path: PathBuf,
+    },
+}
+
+/// Settings file name, reserved in every workflows folder.
+pub const SETTINGS_FILE: &str = "settings.yaml";
+const TEMPLATES_DIR: &str = "templates";
+
+/// Reads a workflows folder, or a single workflow file together with the settings and
+/// templates beside it. Diagnostics name files as `path` joined with their names.
+pub fn load(path: &Path) -> Result<Report, LoadError> {
+    let meta = std::fs::metadata(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_dir() {
+        return load_dir(path, None);
+    }
+    let is_yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !is_yaml {
+        return Err(LoadError::NotWorkflow {
+            path: path.to_path_buf(),
+        });
+    }
+    let dir = path.parent().unwrap_or(Path::new(""));
+    load_dir(dir, Some(&name))
+}
+
+/// Reads the folder `dir`; with `only`, just that one file of it (and what it needs).
+fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
+    let io_dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let read_err = |source| LoadError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(io_dir).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        if is_yaml && name != SETTINGS_FILE && entry.file_type().map_err(read_err)?.is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    if let Some(only) = only {
+        names.retain(|n| n == only);
+    }
+
+    let mut diags = Vec::new();
+    let env = template::environment();
+    let mut workflows = Vec::new();
+    let mut complete = true;
+    let mut stems: std::collections::BTreeMap<String, PathBuf> = Default::default();
+    for name in &names {
+        let shown = dir.join(name);
+        let stem = name
+            .rsplit_once('.')
+            .map_or(name.as_str(), |(s, _)| s)
+            .to_owned();
+        let mut sink = Sink::new(&shown, &mut diags);
+        if let Some(first) = stems.insert(stem.clone(), shown.clone()) {
+            sink.error(
+                Pos::new(1, 1),
+                format!("workflow `{stem}` is also defined by {}", first.display()),
+            );
+        }
+        let Some(text) = read_text(&io_dir.join(name), &mut sink) else {
+            complete = false;
+            continue;
+        };
+        let root = match yaml::parse(&text) {
+            Ok(root) => root,
+            Err(e) => {
+                sink.error(e.pos, e.message);
+                complete = false;
+                continue;
+            }
+        };
+        let checker = ScalarChecker::new(&env, &text);
+        match parse::workflow(&mut sink, &checker, &root, &stem) {
+            Some(w) => workflows.push(w),
+            None => complete = false,
+        }
+    }
+
+    let has_marketing = workflows.iter().any(|w| w.category == Category::Marketing);
+    let settings = read_settings(dir, io_dir, has_marketing, &mut diags);
+
+    let templates_dir = io_dir.join(TEMPLATES_DIR);
+    let templates = if templates_dir.is_dir() {
+        Templates::load_dir(
+            &templates_dir,
+            &dir.join(TEMPLATES_DIR),
+            only.is_some().then(|| referenced(&workflows)),
+            &mut diags,
+        )
+        .map_err(|source| LoadError::Read {
+            path: dir.join(TEMPLATES_DIR),
+            source,
+        })?
+    } else {
+        Templates::default()
+    };
+    for w in &workflows {
+        check_templates(w, &templates, dir, &mut diags);
+    }
+
+    sort_and_dedup(&mut diags);
+    let ok = complete && !diags.iter().any(|d| d.severity == Severity::Error);
+    let project = match settings {
+        Some(settings) if ok => Some(Project {
+            settings,
+            workflows,
+            templates,
+        }),
+        _ => None,
+    };
+    Ok(Report {
+        project,
+        diagnostics: diags,
+    })
+}
+
+/// Template names the workflows use.
+fn referenced(workflows: &[Workflow]) -> BTreeSet<String> {
+    workflows
+        .iter()
+        .flat_map(|w| w.all_steps())
+        .filter_map(|s| match &s.kind {
+            model::StepKind::SendEmail(e) => Some(e.template.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn read_text(path: &Path, sink: &mut Sink) -> Option<String> {
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(_) => {
+                sink.error(Pos::new(1, 1), "file is not UTF-8 text");
+                None
+            }
+        },
+        Err(e) => {
+            sink.error(Pos::new(1, 1), format!("cannot read file: {e}"));
+            None
+        }
+    }
+}
+
+fn read_settings(
+    dir: &Path,
+    io_dir: &Path,
+    has_marketing: bool,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Settings> {
+    let shown = dir.join(SETTINGS_FILE);
+    let mut sink = Sink::new(&shown, diags);
+    let path = io_dir.join(SETTINGS_FILE);
+    if !path.exists() {
+        sink.error(
+            Pos::new(1, 1),
+            "settings.yaml is missing: every workflows folder needs the store's settings",
+        );
+        return None;
+    }
+    let text = read_text(&path, &mut sink)?;
+    match yaml::parse(&text) {
+        Ok(root) => parse::settings(&mut sink, &root, has_marketing),
+        Err(e) => {
+            sink.error(e.pos, e.message);
+            None
+        }
+    }
+}
+
+/// Checks what a workflow asks of its templates: that they exist, use only names the workflow
+/// has, and (for marketing) carry an unsubscribe link.
+fn check_templates(w: &Workflow, templates: &Templates, dir: &Path, diags: &mut Vec<Diagnostic>) {
+    let mut sink = Sink::new(&w.path, diags);
+    let date_triggered = matches!(w.trigger, Trigger::Date(_));
+    for step in w.all_steps() {
+        let model::StepKind::SendEmail(email) = &step.kind else {
+            continue;
+        };
+        let Some(file) = templates.file(&email.template) else {
+            let shown = dir.join(TEMPLATES_DIR).join(&email.template);
+            if shown.exists() || dir.join(TEMPLATES_DIR).join(&email.template).exists() {
+                // It exists but did not compile: its own errors are reported at the template.
+                continue;
+            }
+            sink.error(
+                email.template_pos,
+                format!(
+                    "template `{}` not found in {}{}",
+                    email.template,
+                    dir.join(TEMPLATES_DIR).display(),
+                    suggestion(&email.template, templates.names())
+                ),
+            );
+            continue;
+        };
+        if date_triggered && file.names.contains("event") {
+            sink.error(
+                email.template_pos,
+                format!(
+                    "template `{}` uses `event`, which a date-triggered workflow does not have",
+                    email.template
+                ),
+            );
+        }
+        if w.category == Category::Marketing && !file.has_unsubscribe_link {
+            sink.warn(
+                email.template_pos,
+                format!(
+                    "marketing template `{}` has no unsubscribe link (`links.unsubscribe`); Nudge will append a footer with one",
+                    email.template
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! Email templates and expressions: the one minijinja environment every part of Nudge uses,
+//! MJML compiled once at load, and the static checks `nudge validate` runs on them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+use crate::diagnostic::{Sink, suggestion};
+use crate::workflow::yaml::Pos;
+
+/// Top-level names templates and expressions may use.
+pub const SCOPE: &[&str] = &["customer", "event", "waited", "store", "run", "links"];
+
+/// Global functions minijinja itself provides; they are not variables.
+const BUILTIN_GLOBALS: &[&str] = &[
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+    "loop",
+    "self",
+    "super",
+    "caller",
+    "varargs",
+    "kwargs",
+];
+
+/// The environment all templates, subjects and conditions are compiled in.
+///
+/// - Output is HTML-escaped whatever the template's extension: customer data can never inject
+///   markup, and a `.mjml` template is HTML by the time it renders.
+/// - Undefined values are `Chainable`: `customer.address.city` on a profile without an address
+///   renders as nothing (the contract's "an undefined value renders as empty"); conditions
+///   treat an error as false in the engine, never as a crash.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_recursion_limit(64);
+    env
+}
+
+/// Which language a template file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateKind {
+    /// MJML, compiled to HTML when workflows load.
+    Mjml,
+    /// HTML as it is.
+    Html,
+}
+
+/// What validation learned about one template file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateFile {
+    /// The file, as the user named it.
+    pub path: PathBuf,
+    /// MJML or HTML.
+    pub kind: TemplateKind,
+    /// Top-level names it reads (`customer`, `event`, ...).
+    pub names: BTreeSet<String>,
+    /// Whether it renders `links.unsubscribe`.
+    pub has_unsubscribe_link: bool,
+    /// Whether it renders `store.postal_address`.
+    pub has_postal_address: bool,
+}
+
+/// Every template of a project, compiled and ready to render.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+    files: BTreeMap<String, TemplateFile>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self {
+            env: environment(),
+            files: BTreeMap::new(),
+        }
+    }
+}
+
+impl Templates {
+    /// The environment holding every compiled template under its name (`win-back/vip.mjml`).
+    pub fn env(&self) -> &Environment<'static> {
+        &self.env
+    }
+
+    /// What is known about a template, by name.
+    pub fn file(&self, name: &str) -> Option<&TemplateFile> {
+        self.files.get(name)
+    }
+
+    /// Template names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    /// Loads every `.mjml` and `.html` file under `dir` (the `templates/` folder), checking each
+    /// and reporting problems under `display` joined with the file's relative path.
+    /// With `only`, just the templates of those names.
+    pub fn load_dir(
+        dir: &Path,
+        display: &Path,
+        only: Option<BTreeSet<String>>,
+        diags: &mut Vec<crate::diagnostic::Diagnostic>,
+    ) -> std::io::Result<Self> {
+        let mut templates = Self::default();
+        let mut files = Vec::new();
+        collect_files(dir, Path::new(""), &mut files)?;
+        files.sort();
+        for rel in files {
+            let name = rel
+                .iter()
+                .map(|p| p.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if only.as_ref().is_some_and(|o| !o.contains(&name)) {
+                continue;
+            }
+            let shown = display.join(&rel);
+            let mut sink = Sink::new(&shown, diags);
+            match std::fs::read(dir.join(&rel)) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => templates.add(&name, &text, &mut sink),
+                    Err(_) => sink.error(Pos::new(1, 1), "template is not UTF-8 text"),
+                },
+                Err(e) => sink.error(Pos::new(1, 1), format!("cannot read template: {e}")),
+            }
+        }
+        Ok(templates)
+    }
+
+    /// Checks and compiles one template. Problems go to `sink` (the template file's own path).
+    pub fn add(&mut self, name: &str, source: &str, sink: &mut Sink) {
+        let kind = if name.ends_with(".mjml") {
+            TemplateKind::Mjml
+        } else {
+            TemplateKind::Html
+        };
+        // Syntax and names are checked on the file as written, so that lines are the author's.
+        let tmpl = match self.env.template_from_str(source) {
+            Ok(t) => t,
+            Err(e) => {
+                sink.error(error_pos(&e, source), template_error_message(&e));
+                return;
+            }
+        };
+        let names = top_level_names(&tmpl.undeclared_variables(false));
+        let nested = tmpl.undeclared_variables(true);
+        for name in &names {
+            if !SCOPE.contains(&name.as_str()) {
+                let pos = find_name_in_tags(source, name).unwrap_or(Pos::new(1, 1));
+                sink.error(pos, undefined_name_message(name));
+            }
+        }
+        let html = match kind {
+            TemplateKind::Html => source.to_owned(),
+            TemplateKind::Mjml => match compile_mjml(source) {
+                Ok((html, warnings)) => {
+                    for (pos, message) in warnings {
+                        sink.warn(pos, message);
+                    }
+                    html
+                }
+                Err((pos, message)) => {
+                    sink.error(pos, message);
+                    return;
+                }
+            },
+        };
+        if let Err(e) = self.env.add_template_owned(name.to_owned(), html) {
+            // The source compiled, so MJML must have moved a tag where minijinja cannot read it
+            // (control flow between MJML elements, which MJML drops or reorders).
+            sink.error(
+                Pos::new(1, 1),
+                format!(
+                    "after MJML compilation the template no longer reads: {}; keep {{% %}} tags inside <mj-text> or <mj-raw>",
+                    template_error_message(&e)
+                ),
+            );
+            return;
+        }
+        self.files.insert(
+            name.to_owned(),
+            TemplateFile {
+                path: sink.path().to_path_buf(),
+                kind,
+                names,
+                has_unsubscribe_link: nested.contains("links.unsubscribe"),
+                has_postal_address: nested.contains("store.postal_address"),
+            },
+        );
+    }
+}
+
+fn collect_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let child = rel.join(&name);
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            collect_files(root, &child, out)?;
+        } else if matches!(
+            Path::new(&name).extension().and_then(|e| e.to_str()),
+            Some("mjml" | "html")
+        ) {
+            out.push(child);
+        }
+    }
+    Ok(())
+}
+
+/// Compiles MJML to HTML. On failure gives the position and message of the first error; on
+/// success the HTML and MJML's warnings (unknown attributes and the like).
+pub fn compile_mjml(source: &str) -> Result<(String, Vec<(Pos, String)>), (Pos, String)> {
+    use mrml::prelude::parser::Error as E;
+    let parsed = mrml::parse(source).map_err(|e| {
+        let pos = match &e {
+            E::UnexpectedElement { position, .. }
+            | E::UnexpectedToken { position, .. }
+            | E::MissingAttribute { position, .. }
+            | E::InvalidAttribute { position, .. }
+            | E::InvalidFormat { position, .. }
+            | E::IncludeLoaderError { position, .. } => offset_to_pos(source, position.start),
+            E::ParserError { source: inner, .. } => {
+                let p = inner.pos();
+                Pos::new(p.row, p.col)
+            }
+            E::EndOfStream { .. } | E::SizeLimit { .. } => offset_to_pos(source, source.len()),
+            _ => Pos::new(1, 1),
+        };
+        let message = match &e {
+            E::NoRootNode => "not an MJML document: it needs an <mjml> root element".to_owned(),
+            E::ParserError { source: inner, .. } => format!("invalid MJML: {inner}"),
+            other => format!("invalid MJML: {}", strip_position(&other.to_string())),
+        };
+        (pos, message)
+    })?;
+    let warnings = parsed
+        .warnings
+        .iter()
+        .map(|w| {
+            (
+                offset_to_pos(source, w.span.start),
+                format!("MJML: {}", w.kind.as_str().replace('-', " ")),
+            )
+        })
+        .collect();
+    let html = parsed
+        .element
+        .render(&mrml::prelude::render::RenderOptions::default())
+        .map_err(|e| (Pos::new(1, 1), format!("MJML could not be rendered: {e}")))?;
+    Ok((html, warnings))
+}
+
+/// mrml appends "at position 12..20" (bytes); we print a line and column instead.
+fn strip_position(msg: &str) -> &str {
+    msg.split(" at position ").next().unwrap_or(msg)
+}
+
+/// The 1-based line and column (in characters) of a byte offset.
+pub fn offset_to_pos(source: &str, offset: usize) -> Pos {
+    let offset = floor_char_boundary(source, offset.min(source.len()));
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = source[line_start..offset].chars().count() + 1;
+    Pos::new(line as u32, col as u32)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Where in `source` minijinja says the error is.
+pub fn error_pos(err: &minijinja::Error, source: &str) -> Pos {
+    match (err.range(), err.line()) {
+        (Some(range), _) => offset_to_pos(source, range.start),
+        (None, Some(line)) => Pos::new(line as u32, 1),
+        (None, None) => Pos::new(1, 1),
+    }
+}
+
+/// minijinja's message without its " (in <string>:3)" suffix: we print our own position.
+pub fn template_error_message(err: &minijinja::Error) -> String {
+    let detail = err
+        .detail()
+        .map(str::to_owned)
+        .unwrap_or_else(|| err.kind().to_string());
+    format!("template syntax error: {detail}")
+}
+
+/// Names a template or expression reads at the top level, from minijinja's undeclared set.
+fn top_level_names(undeclared: &std::collections::HashSet<String>) -> BTreeSet<String> {
+    undeclared
+        .iter()
+        .map(|n| n.split('.').next().unwrap_or(n).to_owned())
+        .filter(|n| !BUILTIN_GLOBALS.contains(&n.as_str()))
+        .collect()
+}
+
+/// The message for a name that is not in scope.
+pub fn undefined_name_message(name: &str) -> String {
+    format!(
+        "undefined variable `{name}`{}; templates can use {}",
+        suggestion(name, SCOPE.iter().copied()),
+        SCOPE
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The position of the first use of `name` as a variable inside a `{{ }}` or `{% %}` tag.
+fn find_name_in_tags(source: &str, name: &str) -> Option<Pos> {
+    let mut rest_start = 0;
+    while let Some(open) = source[rest_start..].find(['{']).map(|i| i + rest_start) {
+        let tail = &source[open..];
+        let close = if tail.starts_with("{{") {
+            "}}"
+        } else if tail.starts_with("{%") {
+            "%}"
+        } else {
+            rest_start = open + 1;
+            continue;
+        };
+        let end = tail.find(close).map_or(source.len(), |i| open + i);
+        if let Some(offset) = find_identifier(&source[open..end], name) {
+            return Some(offset_to_pos(source, open + offset));
+        }
+        rest_start = end.max(open + 1);
+    }
+    None
+}
+
+/// Byte offset of `name` used as an identifier (not an attribute, not part of a longer word,
+/// not inside a string literal).
+pub fn find_identifier(text: &str, name: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' || c == b'\'' {
+            quote = Some(c);
+            i += 1;
+            continue;
+        }
+        if text[i..].starts_with(name) {
+            let before_ok = i == 0
+                || !(bytes[i - 1].is_ascii_alphanumeric()
+                    || bytes[i - 1] == b'_'
+                    || bytes[i - 1] == b'.');
+            let after = bytes.get(i + name.len());
+            let after_ok = after.is_none_or(|a| !(a.is_ascii_alphanumeric() || *a == b'_'));
+            if before_ok && after_ok {
+                return Some(i);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Static checks of one expression or template string written inside a YAML scalar.
+pub struct ScalarChecker<'a> {
+    env: &'a Environment<'static>,
+    /// The YAML file's lines, to turn an offset inside a scalar into a file position.
+    lines: Vec<&'a str>,
+}
+
+/// Whether a scalar is a condition or a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarKind {
+    /// `when`, `if`, `key`.
+    Expression,
+    /// `subject`, `preheader`, profile values, webhook bodies.
+    Template,
+}
+
+impl<'a> ScalarChecker<'a> {
+    /// A checker for scalars of the YAML file `text`.
+    pub fn new(env: &'a Environment<'static>, text: &'a str) -> Self {
+        Self {
+            env,
+            lines: text.lines().collect(),
+        }
+    }
+
+    /// Checks syntax and names; returns the top-level names the scalar reads.
+    pub fn check(
+        &self,
+        sink: &mut Sink,
+        source: &str,
+        pos: Pos,
+        kind: ScalarKind,
+        scope: &[&str],
+    ) -> BTreeSet<String> {
+        let undeclared = match kind {
+            ScalarKind::Expression => self
+                .env
+                .compile_expression(source)
+                .map(|e| e.undeclared_variables(false)),
+            ScalarKind::Template => self
+                .env
+                .template_from_str(source)
+                .map(|t| t.undeclared_variables(false)),
+        };
+        let undeclared = match undeclared {
+            Ok(u) => u,
+            Err(e) => {
+                let at = e
+                    .range()
+                    .map_or(pos, |r| self.pos_in_scalar(pos, source, r.start));
+                let detail = e
+                    .detail()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| e.kind().to_string());
+                let what = if kind == ScalarKind::Expression {
+                    "expression"
+                } else {
+                    "template"
+                };
+                sink.error(at, format!("{what} syntax error: {detail}"));
+                return BTreeSet::new();
+            }
+        };
+        let names = top_level_names(&undeclared);
+        for name in &names {
+            if scope.contains(&name.as_str()) {
+                continue;
+            }
+            let at =
+                find_identifier(source, name).map_or(pos, |o| self.pos_in_scalar(pos, source, o));
+            if name == "event" {
+                sink.error(
+                    at,
+                    "`event` is not available here: a date-triggered workflow has no trigger event",
+                );
+            } else {
+                sink.error(at, undefined_name_message(name));
+            }
+        }
+        names
+    }
+
+    /// The file position of byte `offset` inside a scalar that starts at `pos`, when the
+    /// scalar is on one line and written as it reads (plain or quoted without escapes);
+    /// otherwise the scalar's own position.
+    fn pos_in_scalar(&self, pos: Pos, value: &str, offset: usize) -> Pos {
+        let Some(line) = self.lines.get(pos.line.saturating_sub(1) as usize) else {
+            return pos;
+        };
+        let rest: String = line
+            .chars()
+            .skip(pos.col.saturating_sub(1) as usize)
+            .collect();
+        let quote = usize::from(rest.starts_with(['"', '\'']));
+        let body: String = rest.chars().skip(quote).collect();
+        if value.contains('\n') || !body.starts_with(value) {
+            return pos;
+        }
+        let offset = floor_char_boundary(value, offset.min(value.len()));
+        pos.shifted(quote + value[..offset].chars().count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_become_character_columns() {
+        let s = "ab\nçd{{ x }}\n";
+        assert_eq!(offset_to_pos(s, 0), Pos::new(1, 1));
+        assert_eq!(offset_to_pos(s, 3), Pos::new(2, 1));
+        assert_eq!(offset_to_pos(s, s.find("{{").unwrap()), Pos::new(2, 3));
+    }
+
+    #[test]
+    fn identifiers_are_found_outside_strings_and_attributes() {
+        assert_eq!(find_identifier("custmer.first_name", "custmer"), Some(0));
+        assert_eq!(find_identifier("'custmer' ~ custmer", "custmer"), Some(12));
+        assert_eq!(find_identifier("customer.custmer", "custmer"), None);
+        assert_eq!(find_identifier("xcustmer", "custmer"), None);
+    }
+
+    #[test]
+    fn finds_names_inside_tags_only() {
+        let src = "<p>custmer</p>\n<p>{{ custmer.first_name }}</p>";
+        assert_eq!(find_name_in_tags(src, "custmer"), Some(Pos::new(2, 7)));
+    }
+
+    #[test]
+    fn mjml_compiles_and_keeps_template_tags() {
+        let src = r#"<mjml><mj-body><mj-section><mj-column>
+<mj-text>Hi {{ customer.first_name | default('there') }}</mj-text>
+<mj-button href="{{ links.unsubscribe }}">Unsubscribe</mj-button>
+</mj-column></mj-section></mj-body></mjml>"#;
+        let (html, _) = compile_mjml(src).unwrap();
+        assert!(
+            html.contains("{{ customer.first_name | default('there') }}"),
+            "{html}"
+        );
+        assert!(html.contains("{{ links.unsubscribe }}"), "{html}");
+    }
+
+    #[test]
+    fn mjml_errors_point_at_their_line() {
+        let src = "<mjml>\n<mj-body>\n<mj-section>\n<mj-text>x</mj-texts>\n</mj-section></mj-body></mjml>";
+        let (pos, msg) = compile_mjml(src).unwrap_err();
+        assert_eq!(pos.line, 4, "{msg}");
+    }
+
+    #[test]
+    fn html_is_escaped_in_every_template() {
+        let mut env = environment();
+        env.add_template("a.mjml", "{{ name }}").unwrap();
+        let out = env
+            .get_template("a.mjml")
+            .unwrap()
+            .render(minijinja::context! { name => "<b>&" })
+            .unwrap();
+        assert_eq!(out, "&lt;b&gt;&amp;");
+    }
+
+    #[test]
+    fn undefined_values_render_empty() {
+        let env = environment();
+        let out = env
+            .render_str(
+                "[{{ customer.address.city }}]",
+                minijinja::context! { customer => minijinja::context!{} },
+            )
+            .unwrap();
+        assert_eq!(out, "[]");
+    }
+}

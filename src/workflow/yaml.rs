@@ -1,0 +1,325 @@
+//! A YAML document as a tree of nodes that each know their line and column.
+//!
+//! Workflow files are read in two passes: `serde-saphyr` turns the text into this tree (every
+//! node wrapped in its [`serde_saphyr::Spanned`] location), then hand-written conversion in
+//! [`crate::workflow::parse`] turns the tree into typed domain values, collecting every problem
+//! instead of stopping at the first as `#[derive(Deserialize)]` would.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A 1-based line and column (in characters) in a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, counted in characters.
+    pub col: u32,
+}
+
+impl Pos {
+    /// A position; `line` and `col` are 1-based.
+    pub const fn new(line: u32, col: u32) -> Self {
+        Self { line, col }
+    }
+
+    /// This position moved `chars` characters to the right on the same line.
+    pub fn shifted(self, chars: usize) -> Self {
+        Self {
+            line: self.line,
+            col: self.col + chars as u32,
+        }
+    }
+}
+
+/// A YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Where the node starts.
+    pub pos: Pos,
+    /// What it holds.
+    pub value: Value,
+}
+
+/// The value of a YAML node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `~`, `null` or nothing.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping in document order; keys are nodes too so that they keep their positions.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Value {
+    /// How a marketer would name this kind of value in an error message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "nothing",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "a number",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+impl Node {
+    /// The string held by a scalar, if it is one. Numbers and booleans are given back as the
+    /// text a marketer would have typed, so that `wait: 3` can be reported as a bad duration
+    /// rather than as a type error.
+    pub fn as_scalar_text(&self) -> Option<String> {
+        match &self.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The string, if this node is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The entries, if this node is a mapping.
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.value {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The value under `key`, if this node is a mapping that has it.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// This node as plain JSON (positions dropped), for templates and the JSON Schema.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.as_scalar_text().unwrap_or_default(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<Value>::deserialize(deserializer)?;
+        let loc = spanned.referenced;
+        Ok(Node {
+            pos: Pos::new(loc.line() as u32, loc.column() as u32),
+            value: spanned.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        i64::try_from(v)
+            .map(Value::Int)
+            .or(Ok(Value::Float(v as f64)))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+        i64::try_from(v)
+            .map(Value::Int)
+            .or(Ok(Value::Float(v as f64)))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        i64::try_from(v)
+            .map(Value::Int)
+            .or(Ok(Value::Float(v as f64)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(Value::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Node>()? {
+            let value = map.next_value::<Node>()?;
+            entries.push((key, value));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+/// A YAML syntax error with its position.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct SyntaxError {
+    /// Where the parser stopped.
+    pub pos: Pos,
+    /// What it found wrong.
+    pub message: String,
+}
+
+/// Parses YAML text into a positioned tree. Duplicate keys are syntax errors: a marketer who
+/// writes `subject:` twice means one of them, and silently taking either would hide the mistake.
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    // `Options::default()` already rejects duplicate keys and bounds alias expansion (the
+    // "billion laughs" budget); say so explicitly in case a default ever changes.
+    let options = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+    };
+    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
+        let pos = err
+            .location()
+            .map(|l| Pos::new(l.line() as u32, l.column() as u32))
+            .unwrap_or(Pos::new(1, 1));
+        SyntaxError {
+            pos,
+            message: bare_message(&err.without_snippet().to_string()),
+        }
+    })
+}
+
+/// serde-saphyr's message without the `error: line L column C: ` prefix (we print our own
+/// position) or advice addressed to programmers rather than to the author of the file.
+fn bare_message(text: &str) -> String {
+    let mut msg = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
+    if let Some(rest) = msg.strip_prefix("line ") {
+        if let Some((_, after)) = rest.split_once(": ") {
+            msg = after;
+        }
+    }
+    let msg = msg.lines().next().unwrap_or(msg);
+    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
+    let msg = match msg.rsplit_once(" at line ") {
+        Some((head, tail)) if tail.contains(", column ") => head,
+        _ => msg,
+    };
+    format!("invalid YAML: {msg}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_keep_their_positions() {
+        let node = parse("id: x\nsteps:\n  - wait: 3d\n    id: w\n").unwrap();
+        let map = node.as_map().unwrap();
+        assert_eq!(map[0].0.pos, Pos::new(1, 1));
+        assert_eq!(map[0].1.pos, Pos::new(1, 5));
+        let steps = &map[1].1;
+        let Value::Seq(items) = &steps.value else {
+            panic!("{steps:?}")
+        };
+        let step = items[0].as_map().unwrap();
+        assert_eq!(step[0].0.pos, Pos::new(3, 5));
+        assert_eq!(step[0].1.pos, Pos::new(3, 11));
+        assert_eq!(step[1].1.pos, Pos::new(4, 9));
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let node = parse("name: \"Kahve Dükkanı\"\nx: ü: 1\n").unwrap_err();
+        assert_eq!(node.pos.line, 2);
+        let ok = parse("a: \"ü\"\nb: { c: 1, d: \"ğğ\", e: 2 }\n").unwrap();
+        let b = ok.get("b").unwrap();
+        let e = b
+            .as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("e"))
+            .unwrap();
+        assert_eq!(e.0.pos, Pos::new(2, 21));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let err = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(err.pos.line, 3, "{err:?}");
+        assert_eq!(err.message, "invalid YAML: duplicate mapping key: a");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_plain_message_and_position() {
+        let err = parse("a: [1, 2\n").unwrap_err();
+        assert_eq!(err.pos, Pos::new(1, 4));
+        assert_eq!(err.message, "invalid YAML: unclosed bracket '['");
+    }
+
+    #[test]
+    fn scalars_keep_their_types() {
+        let node = parse("a: 3d\nb: 3\nc: true\nd: \"09:00\"\ne: 09:00\nf: ~\n").unwrap();
+        assert_eq!(node.get("a").unwrap().value, Value::Str("3d".into()));
+        assert_eq!(node.get("b").unwrap().value, Value::Int(3));
+        assert_eq!(node.get("c").unwrap().value, Value::Bool(true));
+        assert_eq!(node.get("d").unwrap().value, Value::Str("09:00".into()));
+        assert_eq!(node.get("e").unwrap().value, Value::Str("09:00".into()));
+        assert_eq!(node.get("f").unwrap().value, Value::Null);
+    }
+}
