@@ -358,6 +358,9 @@ steps:
         steps: []
   - id: morning
     wait: { until: "08:30" }
+  - id: always
+    if: true
+    then: [exit]
   - exit
 "#;
 
@@ -542,6 +545,48 @@ const BAD_WORKFLOWS: &[(&str, &str, &str, &str)] = &[
         "propertyNames",
     ),
     (
+        "attribute name with capitals",
+        "id: x\ncategory: marketing\ntrigger: { event: customer.created }\nsteps:\n  - id: u\n    update_profile: { set: { VIP: true } }\n",
+        "/steps/0/update_profile/set",
+        "propertyNames",
+    ),
+    (
+        "update_profile that changes nothing",
+        "id: x\ncategory: marketing\ntrigger: { event: customer.created }\nsteps:\n  - id: u\n    update_profile: {}\n",
+        "/steps/0/update_profile",
+        "minProperties",
+    ),
+    (
+        "date trigger on an attribute that is not a date",
+        "id: x\ncategory: marketing\ntrigger: { date: customer.email }\nsteps:\n  - exit\n",
+        "/trigger/date",
+        "not",
+    ),
+    (
+        "date trigger on something that is not a customer attribute",
+        "id: x\ncategory: marketing\ntrigger: { date: birthday }\nsteps:\n  - exit\n",
+        "/trigger/date",
+        "pattern",
+    ),
+    (
+        "template outside templates/",
+        "id: x\ncategory: marketing\ntrigger: { event: customer.created }\nsteps:\n  - id: hi\n    send_email: { template: ../secrets/hi.html, subject: Hi }\n",
+        "/steps/0/send_email/template",
+        "pattern",
+    ),
+    (
+        "blank subject",
+        "id: x\ncategory: marketing\ntrigger: { event: customer.created }\nsteps:\n  - id: hi\n    send_email: { template: x/hi.html, subject: \"  \" }\n",
+        "/steps/0/send_email/subject",
+        "pattern",
+    ),
+    (
+        "step id starting with a hyphen",
+        "id: x\ncategory: marketing\ntrigger: { event: customer.created }\nsteps:\n  - id: -pause\n    wait: 1d\n",
+        "/steps/0/id",
+        "pattern",
+    ),
+    (
         "step id with a space",
         "id: x\ncategory: marketing\ntrigger: { event: customer.created }\nsteps:\n  - id: say hi\n    wait: 1d\n",
         "/steps/0/id",
@@ -573,6 +618,12 @@ const BAD_SETTINGS: &[(&str, &str, &str, &str)] = &[
         "store: { name: S, url: \"https://s.example\" }\nfrom: a@s.example\ntimezone: UTC\nfrequency_cap: { max: 0, per: 16h }\n",
         "/frequency_cap/max",
         "minimum",
+    ),
+    (
+        "frequency cap over 1000",
+        "store: { name: S, url: \"https://s.example\" }\nfrom: a@s.example\ntimezone: UTC\nfrequency_cap: { max: 5000, per: 1d }\n",
+        "/frequency_cap/max",
+        "maximum",
     ),
     (
         "send window with am/pm",

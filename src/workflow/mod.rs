@@ -261,17 +261,20 @@ fn check_templates(w: &Workflow, templates: &Templates, dir: &Path, diags: &mut 
             continue;
         };
         let Some(file) = templates.file(&email.template) else {
-            let shown = dir.join(TEMPLATES_DIR).join(&email.template);
-            if shown.exists() || dir.join(TEMPLATES_DIR).join(&email.template).exists() {
+            let io_dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if io_dir.join(TEMPLATES_DIR).join(&email.template).exists() {
                 // It exists but did not compile: its own errors are reported at the template.
                 continue;
             }
             sink.error(
                 email.template_pos,
                 format!(
-                    "template `{}` not found in {}{}",
+                    "template `{}` not found in templates/{}",
                     email.template,
-                    dir.join(TEMPLATES_DIR).display(),
                     suggestion(&email.template, templates.names())
                 ),
             );

@@ -121,11 +121,30 @@ impl<'n> Map<'n> {
             .map(|(k, _)| k)
     }
 
-    /// The value under `key`, or an error at the mapping (`at`) that it is missing.
+    /// The value under `key`, or an error at the mapping (`at`) that it is missing. When a
+    /// misspelt key is there instead, its own error ("did you mean") says it all.
     fn required(&self, sink: &mut Sink, key: &str, at: Pos, what: &str) -> Option<&'n Node> {
+        self.required_hint(sink, key, at, what, "")
+    }
+
+    /// [`Map::required`] with a hint appended to the message.
+    fn required_hint(
+        &self,
+        sink: &mut Sink,
+        key: &str,
+        at: Pos,
+        what: &str,
+        hint: &str,
+    ) -> Option<&'n Node> {
         let found = self.get(key);
-        if found.is_none() {
-            sink.error(at, format!("{what} is missing `{key}`"));
+        let misspelt = || {
+            self.entries.iter().any(|(k, _)| {
+                k.as_str()
+                    .is_some_and(|k| crate::diagnostic::did_you_mean(k, [key]).is_some())
+            })
+        };
+        if found.is_none() && !misspelt() {
+            sink.error(at, format!("{what} is missing `{key}`{hint}"));
         }
         found
     }
@@ -453,10 +472,10 @@ fn send_window(sink: &mut Sink, node: &Node, what: &str) -> Option<SendWindow> {
 /// the postal address and unsubscribe page required.
 pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Settings> {
     let map = Map::of(sink, root, "settings.yaml")?;
-    map.deny_unknown(sink, SETTINGS_KEYS, "settings");
+    map.deny_unknown(sink, SETTINGS_KEYS, "settings.yaml");
     let top = root.pos;
 
-    let store = map.required(sink, "store", top, "settings").and_then(|node| {
+    let store = map.required(sink, "store", top, "settings.yaml").and_then(|node| {
         let m = Map::of(sink, node, "`store`")?;
         m.deny_unknown(sink, &["name", "url", "postal_address"], "`store`");
         let name = m.required(sink, "name", node.pos, "`store`").and_then(|n| non_empty_string(sink, n, "`store.name`"));
@@ -472,11 +491,11 @@ pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Set
         Some(Store { name: name?, url: url?.as_str().trim_end_matches('/').to_owned(), postal_address: postal })
     });
     let from = map
-        .required(sink, "from", top, "settings")
+        .required(sink, "from", top, "settings.yaml")
         .and_then(|n| mailbox(sink, n, "`from`"));
     let reply_to = map.get("reply_to").map(|n| mailbox(sink, n, "`reply_to`"));
     let tz = map
-        .required(sink, "timezone", top, "settings")
+        .required(sink, "timezone", top, "settings.yaml")
         .and_then(|n| timezone(sink, n));
     let window = match map.get("send_window") {
         Some(n) => send_window(sink, n, "`send_window`"),
@@ -517,7 +536,7 @@ pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Set
     let unsubscribe = match map.get("unsubscribe_url") {
         Some(n) => Some(https_url(sink, n, "`unsubscribe_url`")?),
         None if has_marketing => {
-            sink.error(top, "settings are missing `unsubscribe_url`: marketing email must offer one-click unsubscribe");
+            sink.error(top, "settings.yaml is missing `unsubscribe_url`: marketing email must offer one-click unsubscribe");
             None
         }
         None => None,
@@ -572,11 +591,12 @@ pub fn workflow(
         .get("description")
         .and_then(|n| string(sink, n, "`description`"));
     let category = map
-        .required(
+        .required_hint(
             sink,
             "category",
             top,
-            "workflow (marketing or transactional)",
+            "workflow",
+            ": marketing or transactional",
         )
         .and_then(|n| match n.as_str() {
             Some("marketing") => Some(Category::Marketing),
@@ -600,7 +620,7 @@ pub fn workflow(
         .required(sink, "trigger", top, "workflow")
         .and_then(|n| trigger(sink, sc, n));
     let key = map.get("key").and_then(|n| expr(sink, sc, n, "`key`"));
-    if let (Some(Trigger::Date(_)), Some(k)) = (&trigger, &key) {
+    if let (true, Some(k)) = (date_triggered, &key) {
         sink.error(
             k.pos,
             "`key` needs an event trigger: a date trigger has no event to take it from",
@@ -955,7 +975,7 @@ fn step(
     };
 
     let Some(kind_name) = kind_name else {
-        if unknown.is_empty() {
+        if unknown.is_empty() && map.get("exit").is_none() {
             sink.error(
                 node.pos,
                 format!(
@@ -1105,7 +1125,13 @@ fn wait_for(sink: &mut Sink, sc: &Scalars, node: &Node) -> Option<WaitFor> {
     });
     let when = map.get("when").and_then(|n| expr(sink, sc, n, "`when`"));
     let timeout = map
-        .required(sink, "timeout", node.pos, "`wait_for` (how long to wait)")
+        .required_hint(
+            sink,
+            "timeout",
+            node.pos,
+            "`wait_for`",
+            ": how long to wait before going on",
+        )
         .and_then(|n| {
             let d = positive_duration(sink, n, "`timeout`")?;
             if d.minutes() > YEAR_MINUTES {
@@ -1162,11 +1188,12 @@ fn ab_split(
                     }
                 });
             let steps = map
-                .required(
+                .required_hint(
                     sink,
                     "steps",
                     item.pos,
-                    "this `ab_split` branch (use `steps: []` for a holdout group)",
+                    "this `ab_split` branch",
+                    " (`steps: []` makes a holdout group)",
                 )
                 .and_then(|n| branch_steps(sink, sc, n, "`steps`", ids));
             Some(SplitBranch {

@@ -213,10 +213,74 @@ fn collect_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Re
     Ok(())
 }
 
+/// MJML's elements; mrml silently drops elements it does not know, so we name them.
+const MJML_ELEMENTS: &[&str] = &[
+    "mjml",
+    "mj-head",
+    "mj-body",
+    "mj-attributes",
+    "mj-breakpoint",
+    "mj-font",
+    "mj-html-attributes",
+    "mj-html-attribute",
+    "mj-selector",
+    "mj-preview",
+    "mj-style",
+    "mj-title",
+    "mj-accordion",
+    "mj-accordion-element",
+    "mj-accordion-title",
+    "mj-accordion-text",
+    "mj-button",
+    "mj-carousel",
+    "mj-carousel-image",
+    "mj-column",
+    "mj-divider",
+    "mj-group",
+    "mj-hero",
+    "mj-image",
+    "mj-navbar",
+    "mj-navbar-link",
+    "mj-raw",
+    "mj-section",
+    "mj-social",
+    "mj-social-element",
+    "mj-spacer",
+    "mj-table",
+    "mj-text",
+    "mj-wrapper",
+    "mj-include",
+    "mj-all",
+    "mj-class",
+];
+
 /// Compiles MJML to HTML. On failure gives the position and message of the first error; on
 /// success the HTML and MJML's warnings (unknown attributes and the like).
 pub fn compile_mjml(source: &str) -> Result<(String, Vec<(Pos, String)>), (Pos, String)> {
     use mrml::prelude::parser::Error as E;
+    let mut body = source.trim_start();
+    while let Some(rest) = body.strip_prefix("<!--") {
+        body = rest
+            .split_once("-->")
+            .map_or("", |(_, after)| after)
+            .trim_start();
+    }
+    if !body.starts_with("<mjml") {
+        let first = source.len() - body.len();
+        return Err((
+            offset_to_pos(source, first),
+            "not an MJML document: it must start with <mjml>".to_owned(),
+        ));
+    }
+    for (offset, name) in element_names(source) {
+        if name.starts_with("mj") && !MJML_ELEMENTS.contains(&name) {
+            let hint = suggestion(name, MJML_ELEMENTS.iter().copied());
+            return Err((
+                offset_to_pos(source, offset),
+                format!("unknown MJML element `<{name}>`{hint}"),
+            ));
+        }
+    }
     let parsed = mrml::parse(source).map_err(|e| {
         let pos = match &e {
             E::UnexpectedElement { position, .. }
@@ -234,7 +298,8 @@ pub fn compile_mjml(source: &str) -> Result<(String, Vec<(Pos, String)>), (Pos, 
         };
         let message = match &e {
             E::NoRootNode => "not an MJML document: it needs an <mjml> root element".to_owned(),
-            E::ParserError { source: inner, .. } => format!("invalid MJML: {inner}"),
+            E::UnexpectedToken { .. } => "invalid MJML: unexpected text or tag here; MJML allows text and template tags only inside content elements such as <mj-text> and <mj-button>".to_owned(),
+            E::ParserError { source: inner, .. } => format!("invalid MJML: {}", html_parser_message(&inner.to_string())),
             other => format!("invalid MJML: {}", strip_position(&other.to_string())),
         };
         (pos, message)
@@ -254,6 +319,34 @@ pub fn compile_mjml(source: &str) -> Result<(String, Vec<(Pos, String)>), (Pos, 
         .render(&mrml::prelude::render::RenderOptions::default())
         .map_err(|e| (Pos::new(1, 1), format!("MJML could not be rendered: {e}")))?;
     Ok((html, warnings))
+}
+
+/// Opening element names with their byte offsets (`<mj-text ...>` gives `mj-text`).
+fn element_names(source: &str) -> impl Iterator<Item = (usize, &str)> {
+    source.match_indices('<').filter_map(move |(i, _)| {
+        let rest = &source[i + 1..];
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(rest.len());
+        (len > 0).then(|| (i + 1, &rest[..len]))
+    })
+}
+
+/// htmlparser says "invalid attribute at 4:10 cause expected quote mark not 'x' at 4:15";
+/// we print our own position: "invalid attribute: expected quote mark not 'x'".
+fn html_parser_message(msg: &str) -> String {
+    let strip_at = |part: &str| -> String {
+        match part.rsplit_once(" at ") {
+            Some((head, tail)) if tail.chars().all(|c| c.is_ascii_digit() || c == ':') => {
+                head.to_owned()
+            }
+            _ => part.to_owned(),
+        }
+    };
+    msg.split(" cause ")
+        .map(strip_at)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// mrml appends "at position 12..20" (bytes); we print a line and column instead.
@@ -308,7 +401,7 @@ fn top_level_names(undeclared: &std::collections::HashSet<String>) -> BTreeSet<S
 /// The message for a name that is not in scope.
 pub fn undefined_name_message(name: &str) -> String {
     format!(
-        "undefined variable `{name}`{}; templates can use {}",
+        "undefined variable `{name}`{} (in scope: {})",
         suggestion(name, SCOPE.iter().copied()),
         SCOPE
             .iter()
@@ -521,9 +614,36 @@ mod tests {
 
     #[test]
     fn mjml_errors_point_at_their_line() {
-        let src = "<mjml>\n<mj-body>\n<mj-section>\n<mj-text>x</mj-texts>\n</mj-section></mj-body></mjml>";
+        let src =
+            "<mjml>\n<mj-body>\n<mj-section>\n<mj-image src=x />\n</mj-section></mj-body></mjml>";
         let (pos, msg) = compile_mjml(src).unwrap_err();
-        assert_eq!(pos.line, 4, "{msg}");
+        assert_eq!(pos, Pos::new(4, 10), "{msg}");
+        assert_eq!(
+            msg,
+            "invalid MJML: invalid attribute: expected quote mark not 'x'"
+        );
+    }
+
+    #[test]
+    fn unknown_mjml_elements_are_named() {
+        let src = "<mjml><mj-body>\n  <mj-colum></mj-colum></mj-body></mjml>";
+        let (pos, msg) = compile_mjml(src).unwrap_err();
+        assert_eq!(pos, Pos::new(2, 4));
+        assert_eq!(
+            msg,
+            "unknown MJML element `<mj-colum>`; did you mean `mj-column`?"
+        );
+    }
+
+    #[test]
+    fn template_tags_between_mjml_elements_survive_compilation() {
+        let src = "<mjml><mj-body><mj-section>\n{% if x %}<mj-column><mj-text>hi</mj-text></mj-column>{% endif %}</mj-section></mj-body></mjml>";
+        let (html, _) = compile_mjml(src).unwrap();
+        let (open, close) = (
+            html.find("{% if x %}").unwrap(),
+            html.find("{% endif %}").unwrap(),
+        );
+        assert!(open < html.find("hi").unwrap() && html.find("hi").unwrap() < close);
     }
 
     #[test]
