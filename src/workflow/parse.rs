@@ -751,14 +751,13 @@ fn event_filter(sink: &mut Sink, sc: &Scalars, node: &Node, what: &str) -> Optio
     map.deny_unknown(sink, &["event", "when"], what);
     let event = map.required(sink, "event", node.pos, what).and_then(|n| {
         let ty = non_empty_string(sink, n, "`event`")?;
-        if !CANONICAL_EVENTS.contains(&ty.as_str()) {
-            if let Some(near) = crate::diagnostic::did_you_mean(&ty, CANONICAL_EVENTS.iter().copied()) {
+        if !CANONICAL_EVENTS.contains(&ty.as_str())
+            && let Some(near) = crate::diagnostic::did_you_mean(&ty, CANONICAL_EVENTS.iter().copied()) {
                 sink.warn(
                     n.pos,
                     format!("`{ty}` is not a store event type; did you mean `{near}`? (custom types are allowed)"),
                 );
             }
-        }
         Some(ty)
     });
     let when = map.get("when").and_then(|n| expr(sink, sc, n, "`when`"));
@@ -1116,11 +1115,10 @@ fn wait_for(sink: &mut Sink, sc: &Scalars, node: &Node) -> Option<WaitFor> {
     map.deny_unknown(sink, &["event", "when", "timeout"], "`wait_for`");
     let event = map.required(sink, "event", node.pos, "`wait_for`").and_then(|n| {
         let ty = non_empty_string(sink, n, "`event`")?;
-        if !CANONICAL_EVENTS.contains(&ty.as_str()) {
-            if let Some(near) = crate::diagnostic::did_you_mean(&ty, CANONICAL_EVENTS.iter().copied()) {
+        if !CANONICAL_EVENTS.contains(&ty.as_str())
+            && let Some(near) = crate::diagnostic::did_you_mean(&ty, CANONICAL_EVENTS.iter().copied()) {
                 sink.warn(n.pos, format!("`{ty}` is not a store event type; did you mean `{near}`? (custom types are allowed)"));
             }
-        }
         Some(ty)
     });
     let when = map.get("when").and_then(|n| expr(sink, sc, n, "`when`"));

@@ -158,14 +158,14 @@ impl Templates {
         let html = match kind {
             TemplateKind::Html => source.to_owned(),
             TemplateKind::Mjml => match compile_mjml(source) {
-                Ok((html, warnings)) => {
-                    for (pos, message) in warnings {
+                Ok(compiled) => {
+                    for (pos, message) in compiled.warnings {
                         sink.warn(pos, message);
                     }
-                    html
+                    compiled.html
                 }
-                Err((pos, message)) => {
-                    sink.error(pos, message);
+                Err(e) => {
+                    sink.error(e.pos, e.message);
                     return;
                 }
             },
@@ -254,9 +254,27 @@ const MJML_ELEMENTS: &[&str] = &[
     "mj-class",
 ];
 
-/// Compiles MJML to HTML. On failure gives the position and message of the first error; on
-/// success the HTML and MJML's warnings (unknown attributes and the like).
-pub fn compile_mjml(source: &str) -> Result<(String, Vec<(Pos, String)>), (Pos, String)> {
+/// MJML compiled to HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledMjml {
+    /// The HTML, template tags intact.
+    pub html: String,
+    /// MJML's warnings (unknown attributes and the like), with positions.
+    pub warnings: Vec<(Pos, String)>,
+}
+
+/// Why MJML did not compile, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MjmlError {
+    /// Position in the MJML source.
+    pub pos: Pos,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Compiles MJML to HTML, or names the first error and its position.
+pub fn compile_mjml(source: &str) -> Result<CompiledMjml, MjmlError> {
     use mrml::prelude::parser::Error as E;
     let mut body = source.trim_start();
     while let Some(rest) = body.strip_prefix("<!--") {
@@ -267,18 +285,18 @@ pub fn compile_mjml(source: &str) -> Result<(String, Vec<(Pos, String)>), (Pos, 
     }
     if !body.starts_with("<mjml") {
         let first = source.len() - body.len();
-        return Err((
-            offset_to_pos(source, first),
-            "not an MJML document: it must start with <mjml>".to_owned(),
-        ));
+        return Err(MjmlError {
+            pos: offset_to_pos(source, first),
+            message: "not an MJML document: it must start with <mjml>".to_owned(),
+        });
     }
     for (offset, name) in element_names(source) {
         if name.starts_with("mj") && !MJML_ELEMENTS.contains(&name) {
             let hint = suggestion(name, MJML_ELEMENTS.iter().copied());
-            return Err((
-                offset_to_pos(source, offset),
-                format!("unknown MJML element `<{name}>`{hint}"),
-            ));
+            return Err(MjmlError {
+                pos: offset_to_pos(source, offset),
+                message: format!("unknown MJML element `<{name}>`{hint}"),
+            });
         }
     }
     let parsed = mrml::parse(source).map_err(|e| {
@@ -302,7 +320,7 @@ pub fn compile_mjml(source: &str) -> Result<(String, Vec<(Pos, String)>), (Pos, 
             E::ParserError { source: inner, .. } => format!("invalid MJML: {}", html_parser_message(&inner.to_string())),
             other => format!("invalid MJML: {}", strip_position(&other.to_string())),
         };
-        (pos, message)
+        MjmlError { pos, message }
     })?;
     let warnings = parsed
         .warnings
@@ -317,8 +335,11 @@ pub fn compile_mjml(source: &str) -> Result<(String, Vec<(Pos, String)>), (Pos, 
     let html = parsed
         .element
         .render(&mrml::prelude::render::RenderOptions::default())
-        .map_err(|e| (Pos::new(1, 1), format!("MJML could not be rendered: {e}")))?;
-    Ok((html, warnings))
+        .map_err(|e| MjmlError {
+            pos: Pos::new(1, 1),
+            message: format!("MJML could not be rendered: {e}"),
+        })?;
+    Ok(CompiledMjml { html, warnings })
 }
 
 /// Opening element names with their byte offsets (`<mj-text ...>` gives `mj-text`).
@@ -604,7 +625,7 @@ mod tests {
 <mj-text>Hi {{ customer.first_name | default('there') }}</mj-text>
 <mj-button href="{{ links.unsubscribe }}">Unsubscribe</mj-button>
 </mj-column></mj-section></mj-body></mjml>"#;
-        let (html, _) = compile_mjml(src).unwrap();
+        let html = compile_mjml(src).unwrap().html;
         assert!(
             html.contains("{{ customer.first_name | default('there') }}"),
             "{html}"
@@ -616,7 +637,7 @@ mod tests {
     fn mjml_errors_point_at_their_line() {
         let src =
             "<mjml>\n<mj-body>\n<mj-section>\n<mj-image src=x />\n</mj-section></mj-body></mjml>";
-        let (pos, msg) = compile_mjml(src).unwrap_err();
+        let MjmlError { pos, message: msg } = compile_mjml(src).unwrap_err();
         assert_eq!(pos, Pos::new(4, 10), "{msg}");
         assert_eq!(
             msg,
@@ -627,7 +648,7 @@ mod tests {
     #[test]
     fn unknown_mjml_elements_are_named() {
         let src = "<mjml><mj-body>\n  <mj-colum></mj-colum></mj-body></mjml>";
-        let (pos, msg) = compile_mjml(src).unwrap_err();
+        let MjmlError { pos, message: msg } = compile_mjml(src).unwrap_err();
         assert_eq!(pos, Pos::new(2, 4));
         assert_eq!(
             msg,
@@ -638,7 +659,7 @@ mod tests {
     #[test]
     fn template_tags_between_mjml_elements_survive_compilation() {
         let src = "<mjml><mj-body><mj-section>\n{% if x %}<mj-column><mj-text>hi</mj-text></mj-column>{% endif %}</mj-section></mj-body></mjml>";
-        let (html, _) = compile_mjml(src).unwrap();
+        let html = compile_mjml(src).unwrap().html;
         let (open, close) = (
             html.find("{% if x %}").unwrap(),
             html.find("{% endif %}").unwrap(),

@@ -249,10 +249,10 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
 /// position) or advice addressed to programmers rather than to the author of the file.
 fn bare_message(text: &str) -> String {
     let mut msg = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
-    if let Some(rest) = msg.strip_prefix("line ") {
-        if let Some((_, after)) = rest.split_once(": ") {
-            msg = after;
-        }
+    if let Some(rest) = msg.strip_prefix("line ")
+        && let Some((_, after)) = rest.split_once(": ")
+    {
+        msg = after;
     }
     let msg = msg.lines().next().unwrap_or(msg);
     let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
