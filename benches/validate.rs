@@ -47,7 +47,11 @@ fn bench(c: &mut Criterion) {
     assert_eq!(n, 200);
     // The project must be clean, or the benchmark would measure error paths.
     let report = nudge::workflow::load(&dir).unwrap();
-    assert!(report.diagnostics.is_empty(), "{:?}", &report.diagnostics[..report.diagnostics.len().min(3)]);
+    assert!(
+        report.diagnostics.is_empty(),
+        "{:?}",
+        &report.diagnostics[..report.diagnostics.len().min(3)]
+    );
     assert_eq!(report.project.unwrap().workflows.len(), 200);
 
     let mut group = c.benchmark_group("validate");
