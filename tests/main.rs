@@ -1,7 +1,11 @@
 //! The one integration-test binary (see `Cargo.toml`: `autotests = false`), a module per area.
 
+mod engine;
 mod helpers;
+mod mail;
+mod scenarios;
 mod schema;
 mod shipped;
+mod store;
 mod validate_cases;
 mod validate_cli;

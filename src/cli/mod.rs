@@ -1,5 +1,7 @@
 //! The `nudge` command line.
 
+mod generate;
+mod simulate;
 mod validate;
 
 use std::process::ExitCode;
@@ -20,6 +22,13 @@ enum Command {
     /// `path:line:col: error: message`. Exits 0 when clean, 1 on errors, 2 when a path cannot
     /// be read.
     Validate(validate::Args),
+    /// Feed store events through the workflows under a virtual clock, on the embedded store,
+    /// and print what happens (emails sent, skipped, deferred; runs started and ended). Exits 0
+    /// when every line was applied, 1 when lines were rejected (kept as dead letters), 2 when
+    /// it cannot run (unreadable files, workflows with errors).
+    Simulate(simulate::Args),
+    /// Write a synthetic store's events (JSON lines) to stdout, for benchmarks and trials.
+    GenerateEvents(generate::Args),
 }
 
 /// How results are printed.
@@ -47,6 +56,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
+        Command::GenerateEvents(args) => generate::run(&args),
     };
     ExitCode::from(code)
 }

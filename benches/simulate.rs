@@ -1,0 +1,79 @@
+//! Throughput of `nudge simulate` on a synthetic store: the five shipped workflows, a year of
+//! events for N customers (`NUDGE_BENCH_CUSTOMERS`, default 10,000), the SQLite store on a
+//! temporary file and no outbox, exactly as `nudge simulate --events FILE` runs.
+//!
+//! Run: `cargo bench --bench simulate`. Peak memory and the 100k-customer run:
+//! `scripts/bench-simulate 100000`. Results: `docs/PERFORMANCE.md`.
+
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use nudge::engine::Engine;
+use nudge::links::Signer;
+use nudge::mail::outbox::OutboxMailer;
+use nudge::runner::Runner;
+use nudge::store::sqlite::SqliteStore;
+use nudge::synth::{SynthOptions, generate};
+
+fn bench(c: &mut Criterion) {
+    let customers: usize = std::env::var("NUDGE_BENCH_CUSTOMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let events = tmp.path().join("events.jsonl");
+    let opts = SynthOptions {
+        customers,
+        days: 365,
+        start: "2026-01-01T00:00:00Z".parse().unwrap(),
+        seed: 7,
+    };
+    let stats = generate(
+        &opts,
+        &mut std::io::BufWriter::new(std::fs::File::create(&events).unwrap()),
+    )
+    .unwrap();
+    let project = nudge::workflow::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"))
+        .unwrap()
+        .project
+        .unwrap();
+    let signer = Signer::new(b"bench");
+    let engine = Engine::new(&project, &signer);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+
+    let mut group = c.benchmark_group("simulate");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(stats.events as u64));
+    group.bench_function(
+        format!("{customers} customers, 365 days, {} events", stats.events),
+        |b| {
+            b.iter_with_setup(
+                || {
+                    let db = tmp.path().join(format!("bench-{}.db", fastrand::u64(..)));
+                    SqliteStore::open(&db).unwrap().with_batch(2_000)
+                },
+                |store| {
+                    let runner: Runner<'_, _, OutboxMailer> = Runner::new(&engine, store, None);
+                    let summary = rt
+                        .block_on(nudge::simulate::simulate(
+                            &runner,
+                            &events,
+                            None,
+                            |_| {},
+                            |_| {},
+                            |_, _| {},
+                        ))
+                        .unwrap();
+                    assert_eq!(summary.rejected, 0);
+                    summary
+                },
+            )
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,361 @@
+//! `nudge simulate`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+use super::{Format, exit};
+use crate::engine::{Action, ActionKind, Engine};
+use crate::links::Signer;
+use crate::mail::outbox::OutboxMailer;
+use crate::runner::Runner;
+use crate::simulate::{Notice, Summary, simulate};
+use crate::store::sqlite::SqliteStore;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Events, one EventBridge event (JSON) per line.
+    #[arg(long, value_name = "FILE")]
+    events: PathBuf,
+    /// The workflows folder.
+    #[arg(long, value_name = "DIR", default_value = "workflows/")]
+    workflows: PathBuf,
+    /// Run the clock on to this RFC 3339 time (default: the last event + 365 days).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    until: Option<DateTime<Utc>>,
+    /// Also write every sent email as an .eml file into this folder.
+    #[arg(long, value_name = "DIR")]
+    outbox: Option<PathBuf>,
+    /// Keep the embedded store in this file; a later run continues from its state and clock.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Output format: a timeline for people, or JSON lines for tools.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("`{text}` is not an RFC 3339 time ({e}); write e.g. 2026-12-31T00:00:00Z")
+        })
+}
+
+pub(crate) fn run(args: &Args) -> u8 {
+    let mut err = anstream::stderr();
+    let report = match crate::workflow::load(&args.workflows) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "nudge: {e}");
+            return exit::USAGE;
+        }
+    };
+    for d in &report.diagnostics {
+        let _ = writeln!(err, "{d}");
+    }
+    let Some(project) = report.project else {
+        let _ = writeln!(
+            err,
+            "nudge: the workflows have errors; fix them (nudge validate) and run again"
+        );
+        return exit::USAGE;
+    };
+    let (signer, dev_key) = Signer::from_env();
+    if dev_key {
+        let _ = writeln!(
+            err,
+            "note: NUDGE_SIGNING_KEY is not set: unsubscribe links are signed with the development key"
+        );
+    }
+    let engine = Engine::new(&project, &signer);
+
+    // The default store is a throwaway file: an in-memory database would hold every customer
+    // in RAM, and a large simulation has hundreds of thousands.
+    let scratch;
+    let db_path = match &args.db {
+        Some(p) => p.clone(),
+        None => match tempfile::Builder::new()
+            .prefix("nudge-simulate-")
+            .suffix(".db")
+            .tempfile()
+        {
+            Ok(f) => {
+                scratch = f;
+                scratch.path().to_path_buf()
+            }
+            Err(e) => {
+                let _ = writeln!(err, "nudge: cannot create a scratch store: {e}");
+                return exit::USAGE;
+            }
+        },
+    };
+    let store = match SqliteStore::open(&db_path) {
+        Ok(s) => s.with_batch(2_000),
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "nudge: cannot open the store {}: {e}",
+                db_path.display()
+            );
+            return exit::USAGE;
+        }
+    };
+    let mailer = match &args.outbox {
+        Some(dir) => match OutboxMailer::new(dir) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = writeln!(err, "nudge: cannot use the outbox {}: {e}", dir.display());
+                return exit::USAGE;
+            }
+        },
+        None => None,
+    };
+    let runner = Runner::new(&engine, store, mailer);
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let format = args.format;
+    let progress = progress_bar();
+    let events_name = args.events.display().to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+    let result = runtime.block_on(simulate(
+        &runner,
+        &args.events,
+        args.until,
+        |action| {
+            let _ = match format {
+                Format::Json => writeln!(out, "{}", row_json(action)),
+                Format::Text => writeln!(out, "{}", row_text(action)),
+            };
+        },
+        |notice| {
+            progress.suspend(|| {
+                let _ = writeln!(anstream::stderr(), "{}", notice_text(&events_name, &notice));
+            });
+        },
+        |done, total| {
+            if total >= 10_000 {
+                progress.set_length(total as u64);
+                progress.set_position(done as u64);
+            }
+        },
+    ));
+    progress.finish_and_clear();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = out.flush();
+            let _ = writeln!(err, "nudge: {e}");
+            return exit::USAGE;
+        }
+    };
+    match format {
+        Format::Text => {
+            let _ = writeln!(out);
+            let _ = write!(out, "{}", summary_text(&summary));
+        }
+        Format::Json => {
+            let _ = write!(err, "{}", summary_text(&summary));
+        }
+    }
+    let _ = out.flush();
+    if summary.rejected > 0 {
+        exit::PROBLEMS
+    } else {
+        exit::OK
+    }
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} events [{bar:30}] {per_sec} eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// One action as a JSON line (the contract's shape; whole seconds, UTC).
+pub(crate) fn row_json(a: &Action) -> String {
+    let mut row = Map::new();
+    row.insert("at".into(), json!(ts(a.at)));
+    row.insert("customer".into(), json!(a.customer));
+    row.insert("workflow".into(), json!(a.workflow));
+    if let Some(step) = &a.step {
+        row.insert("step".into(), json!(step));
+    }
+    row.insert("action".into(), json!(a.kind.name()));
+    row.insert("run".into(), json!(a.run));
+    match &a.kind {
+        ActionKind::RunStarted => {}
+        ActionKind::RunEnded { reason } => {
+            row.insert("reason".into(), json!(reason.as_str()));
+        }
+        ActionKind::EmailSent(email) => {
+            row.insert("to".into(), json!(email.to.address));
+            row.insert("subject".into(), json!(email.subject));
+        }
+        ActionKind::EmailSkipped { reason } => {
+            row.insert("reason".into(), json!(reason.as_str()));
+        }
+        ActionKind::EmailDeferred { until } => {
+            row.insert("until".into(), json!(ts(*until)));
+        }
+        ActionKind::ProfileUpdated { changes } => {
+            row.insert("changes".into(), Value::Object(changes.clone()));
+        }
+        ActionKind::WebhookCalled(call) => {
+            row.insert("url".into(), json!(call.url));
+            row.insert("method".into(), json!(call.method));
+        }
+    }
+    Value::Object(row).to_string()
+}
+
+/// One action as a timeline line for people.
+pub(crate) fn row_text(a: &Action) -> String {
+    let detail = match &a.kind {
+        ActionKind::RunStarted => String::new(),
+        ActionKind::RunEnded { reason } => reason.as_str().to_owned(),
+        ActionKind::EmailSent(email) => format!("{}  \"{}\"", email.to.address, email.subject),
+        ActionKind::EmailSkipped { reason } => reason.as_str().to_owned(),
+        ActionKind::EmailDeferred { until } => format!("until {}", ts(*until)),
+        ActionKind::ProfileUpdated { changes } => Value::Object(changes.clone()).to_string(),
+        ActionKind::WebhookCalled(call) => {
+            format!("{} {} (recorded, not sent)", call.method, call.url)
+        }
+    };
+    let step = a.step.as_deref().unwrap_or("-");
+    format!(
+        "{}  {:<10} {:<17} {:<24} {:<15} {}",
+        ts(a.at),
+        a.customer,
+        a.workflow,
+        step,
+        a.kind.name(),
+        detail
+    )
+    .trim_end()
+    .to_owned()
+}
+
+fn notice_text(events: &str, notice: &Notice) -> String {
+    match notice {
+        Notice::Rejected(r) => format!(
+            "{events}:{}: rejected{}: {} (kept as a dead letter)",
+            r.line,
+            r.event_id
+                .as_ref()
+                .map(|id| format!(" event {id}"))
+                .unwrap_or_default(),
+            r.reason
+        ),
+        Notice::Late {
+            line,
+            event_id,
+            time,
+            clock,
+        } => format!(
+            "{events}:{line}: event {event_id} happened at {} before the store's clock; processed at {}",
+            ts(*time),
+            ts(*clock)
+        ),
+        Notice::Duplicate { line, event_id } => {
+            format!("{events}:{line}: event {event_id} was seen before; ignored")
+        }
+    }
+}
+
+/// The summary a marketer reads after a run.
+pub(crate) fn summary_text(s: &Summary) -> String {
+    let mut out = String::new();
+    let span = match (s.from, s.until) {
+        (Some(a), Some(b)) => format!(", {} to {}", ts(a), ts(b)),
+        _ => String::new(),
+    };
+    out.push_str(&format!(
+        "Summary: {} events applied ({} duplicate, {} rejected), {} timers fired{span}\n",
+        s.events, s.duplicates, s.rejected, s.wakes
+    ));
+    for (id, w) in &s.workflows {
+        out.push_str(&format!("\n{id}\n"));
+        let ended: Vec<String> = w
+            .runs_ended
+            .iter()
+            .map(|(r, n)| format!("{n} {}", r.as_str()))
+            .collect();
+        let active = w.runs_started as i64 - w.runs_ended.values().sum::<u64>() as i64;
+        out.push_str(&format!(
+            "  runs     {} started; ended: {}",
+            w.runs_started,
+            if ended.is_empty() {
+                "none".into()
+            } else {
+                ended.join(", ")
+            }
+        ));
+        if active > 0 {
+            out.push_str(&format!("; {active} still active"));
+        }
+        out.push('\n');
+        let goals = w
+            .runs_ended
+            .get(&crate::engine::EndReason::Goal)
+            .copied()
+            .unwrap_or(0);
+        out.push_str(&format!("  goals    {goals}\n"));
+        if !w.emails_sent.is_empty() {
+            let sent: Vec<String> = w
+                .emails_sent
+                .iter()
+                .map(|(step, n)| format!("{step} {n}"))
+                .collect();
+            out.push_str(&format!(
+                "  sent     {} ({})\n",
+                w.emails_sent.values().sum::<u64>(),
+                sent.join(", ")
+            ));
+        }
+        if !w.emails_skipped.is_empty() {
+            let skipped: Vec<String> = w
+                .emails_skipped
+                .iter()
+                .map(|(r, n)| format!("{} {n}", r.as_str()))
+                .collect();
+            out.push_str(&format!("  skipped  {}\n", skipped.join(", ")));
+        }
+        if w.emails_deferred > 0 {
+            out.push_str(&format!(
+                "  deferred {} (held for the send window)\n",
+                w.emails_deferred
+            ));
+        }
+        if w.profile_updates > 0 {
+            out.push_str(&format!("  profile  {} updates\n", w.profile_updates));
+        }
+        if w.webhooks > 0 {
+            out.push_str(&format!(
+                "  webhooks {} recorded (simulate never calls them)\n",
+                w.webhooks
+            ));
+        }
+    }
+    out
+}

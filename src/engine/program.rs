@@ -1,0 +1,89 @@
+//! A workflow's steps indexed by id, with where each one leads.
+//!
+//! Runs remember their step by id; this index answers "which step comes after this one" in
+//! the workflow as it is now, so a run resumes correctly after an edit moved or removed steps.
+
+use std::collections::HashMap;
+
+use crate::workflow::model::{Step, StepKind, Workflow};
+
+/// What comes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next<'w> {
+    /// The step with this id.
+    Step(&'w str),
+    /// An `exit` step: the run ends with reason `exited`.
+    Exit,
+    /// Nothing: the run ends with reason `completed`.
+    End,
+}
+
+/// One step and its successors.
+#[derive(Debug)]
+pub struct Entry<'w> {
+    /// The step.
+    pub step: &'w Step,
+    /// Where the run goes after this step.
+    pub next: Next<'w>,
+    /// For `if`: the first step of `then` and of `else`; for `ab_split`: of each branch. An
+    /// empty branch leads straight to `next`.
+    pub branches: Vec<Next<'w>>,
+}
+
+/// A workflow ready to run.
+#[derive(Debug)]
+pub struct Program<'w> {
+    /// The workflow.
+    pub workflow: &'w Workflow,
+    /// Where a new run starts.
+    pub first: Next<'w>,
+    steps: HashMap<&'w str, Entry<'w>>,
+}
+
+impl<'w> Program<'w> {
+    /// Indexes `workflow`.
+    pub fn new(workflow: &'w Workflow) -> Self {
+        let mut steps = HashMap::new();
+        let first = index(&workflow.steps, Next::End, &mut steps);
+        Self {
+            workflow,
+            first,
+            steps,
+        }
+    }
+
+    /// The step with this id, if the workflow (still) has it.
+    pub fn get(&self, id: &str) -> Option<&Entry<'w>> {
+        self.steps.get(id)
+    }
+}
+
+/// Indexes `list`, whose last step leads to `after`; returns where the list starts.
+fn index<'w>(list: &'w [Step], after: Next<'w>, out: &mut HashMap<&'w str, Entry<'w>>) -> Next<'w> {
+    let mut next = after;
+    for step in list.iter().rev() {
+        let Some(id) = step.id.as_deref() else {
+            // Only `exit` has no id; whatever followed it is unreachable.
+            next = Next::Exit;
+            continue;
+        };
+        let branches = match &step.kind {
+            StepKind::If(b) => vec![index(&b.then, next, out), index(&b.otherwise, next, out)],
+            StepKind::AbSplit(branches) => branches
+                .iter()
+                .map(|b| index(&b.steps, next, out))
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.insert(
+            id,
+            Entry {
+                step,
+                next,
+                branches,
+            },
+        );
+        next = Next::Step(id);
+    }
+    next
+}

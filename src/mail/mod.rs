@@ -1,0 +1,271 @@
+//! Email: what the engine decided to send, its MIME form, and the [`Mailer`] that delivers it.
+//!
+//! The engine renders an [`Email`] (subject, HTML, the unsubscribe link) as part of deciding; the
+//! runner turns it into RFC 5322 bytes with [`build_mime`] and hands both to a [`Mailer`]. Building
+//! the message is separate from delivering it so that every mailer sends the same bytes: what
+//! `nudge simulate --outbox` writes is what SES would send.
+//!
+//! [`OutboxMailer`] writes `.eml` files to a folder (the command line); an SES mailer will send
+//! the same bytes as raw email.
+//!
+//! Customer data (names, addresses, subjects) is never logged here: errors name the field that
+//! is wrong, not its value, and [`Email`]'s `Debug` output leaves customer data out.
+
+mod mime;
+pub mod outbox;
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+
+pub use crate::workflow::model::{Category, Mailbox};
+pub use mime::build_mime;
+pub use outbox::OutboxMailer;
+
+/// An email the engine decided to send, fully rendered (HTML from the template, HTML-escaped
+/// already).
+///
+/// Its `Debug` output omits the recipient, subject, bodies and the unsubscribe link, so that an
+/// email in a log line or a failed assertion does not put personal data in clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Email {
+    /// `"<run-id>.<step-id>"`, unique per send. It names the message (`Message-ID`) and the
+    /// outbox file, so a retried send is recognised as the same message.
+    pub idempotency_key: String,
+    /// The recipient's customer id (what the unsubscribe link is signed for).
+    pub customer_id: String,
+    /// The workflow's id (ids only: it goes into an `X-Nudge-Workflow` header).
+    pub workflow: String,
+    /// The `send_email` step's id (`X-Nudge-Step`).
+    pub step: String,
+    /// Marketing mail gets the unsubscribe headers and footer; transactional mail never does.
+    pub category: Category,
+    /// The recipient.
+    pub to: Mailbox,
+    /// The sender.
+    pub from: Mailbox,
+    /// Where replies go, when not to `from`.
+    pub reply_to: Option<Mailbox>,
+    /// The rendered subject (plain text; control characters are replaced when the header is
+    /// written).
+    pub subject: String,
+    /// Preview text that mail clients show beside the subject, hidden in the body.
+    pub preheader: Option<String>,
+    /// The rendered HTML body.
+    pub html: String,
+    /// When the email was decided (virtual time in `simulate`): the `Date` header.
+    pub date: chrono::DateTime<chrono::Utc>,
+    /// Tags recorded with the send (SES message tags later); not written into the message.
+    pub tags: Vec<String>,
+    /// Marketing only: the per-customer signed one-click URL (`List-Unsubscribe`).
+    pub unsubscribe_url: Option<String>,
+    /// Marketing only: the store's postal address, printed in the footer.
+    pub postal_address: Option<String>,
+    /// The store's name, printed in the footer.
+    pub store_name: String,
+    /// Add the standard footer (postal address + unsubscribe link) because the template does not
+    /// render both. Only marketing mail gets a footer.
+    pub append_footer: bool,
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Ids, times and flags only: `to`, `subject`, `preheader`, `html` and the unsubscribe
+        // link (a capability to unsubscribe this customer) are customer data.
+        f.debug_struct("Email")
+            .field("idempotency_key", &self.idempotency_key)
+            .field("customer_id", &self.customer_id)
+            .field("workflow", &self.workflow)
+            .field("step", &self.step)
+            .field("category", &self.category)
+            .field("date", &self.date)
+            .field("tags", &self.tags)
+            .field("append_footer", &self.append_footer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`Mailer`] reports for a delivered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The message's id as the mailer knows it. For [`OutboxMailer`] it is the `Message-ID`
+    /// header without its angle brackets (`key@domain`); SES will report its own id.
+    pub message_id: String,
+}
+
+/// Delivers built emails.
+///
+/// Implementations must be idempotent on [`Email::idempotency_key`]: the runner may deliver the
+/// same email again after a crash between sending and recording the send, and the customer must
+/// not get it twice.
+pub trait Mailer {
+    /// Delivers `mime`, the bytes [`build_mime`] made of `email`; `email` gives the envelope
+    /// (recipient, idempotency key, tags) without parsing the bytes again.
+    fn send(
+        &self,
+        email: &Email,
+        mime: &[u8],
+    ) -> impl Future<Output = Result<Receipt, MailError>> + Send;
+}
+
+/// Why an email could not be built or delivered.
+///
+/// Messages name the field at fault, never its value: errors are logged, and values are
+/// customer data.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// An address that is not a plain `local@domain` (or that would break the header it goes in).
+    #[error("the {field} address is not a valid email address")]
+    InvalidAddress {
+        /// The header it was meant for: `From`, `To` or `Reply-To`.
+        field: &'static str,
+    },
+    /// An empty idempotency key cannot name a message or a file.
+    #[error("the email has an empty idempotency key")]
+    EmptyIdempotencyKey,
+    /// Marketing mail must carry `List-Unsubscribe` (RFC 8058), so it needs the signed link.
+    #[error("marketing email without an unsubscribe URL")]
+    MissingUnsubscribeUrl,
+    /// Marketing mail must carry the store's postal address.
+    #[error("marketing email without the store's postal address")]
+    MissingPostalAddress,
+    /// The unsubscribe URL is not an absolute URL that fits in `List-Unsubscribe`.
+    #[error("the unsubscribe URL is not a valid absolute URL")]
+    InvalidUnsubscribeUrl,
+    /// html2text could not make the text part of the HTML.
+    #[error("cannot derive the text part from the HTML: {source}")]
+    HtmlToText {
+        /// html2text's error.
+        #[from]
+        source: html2text::Error,
+    },
+    /// mail-builder failed to write the message (it writes to memory, so this is not expected).
+    #[error("cannot write the MIME message: {source}")]
+    Build {
+        /// The writer's error.
+        source: std::io::Error,
+    },
+    /// The outbox folder or a file in it could not be written.
+    #[error("cannot write the outbox at {}: {source}", path.display())]
+    Outbox {
+        /// The folder or file.
+        path: PathBuf,
+        /// The file system's error.
+        source: std::io::Error,
+    },
+}
+
+/// Escapes an idempotency key to characters that are valid both in a `Message-ID` (RFC 5322
+/// `dot-atom-text`) and in a file name on any system: ASCII letters, digits, `-`, `_`, and `.`
+/// between two other characters stay; everything else becomes `=XX` per UTF-8 byte, `=` included.
+///
+/// The escaping is injective (distinct keys stay distinct), which matters because the outbox
+/// recognises a repeated send by this name. Keys longer than 160 escaped characters keep their
+/// first 120, a `+` (which escaping never produces, so a shortened key cannot equal another
+/// key's escape) and a SHA-256 of the whole key, so that file names stay under every file
+/// system's limit.
+fn escape_key(key: &str) -> String {
+    use std::fmt::Write;
+
+    const MAX: usize = 160;
+    let bytes = key.as_bytes();
+    let mut out = String::with_capacity(key.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        let plain_dot = b == b'.' && i > 0 && i + 1 < bytes.len() && !out.ends_with('.');
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || plain_dot {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "={b:02X}");
+        }
+    }
+    if out.len() > MAX {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        out.truncate(120);
+        // `+` is atext, so a cut right after a dot still leaves a valid id.
+        out.push('+');
+        out.push_str(&hex::encode(&digest[..16]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_key_keeps_ordinary_keys_readable() {
+        assert_eq!(escape_key("r-3f9a.miss-you"), "r-3f9a.miss-you");
+        assert_eq!(escape_key("run_1.step_2"), "run_1.step_2");
+    }
+
+    #[test]
+    fn escape_key_escapes_what_is_not_an_atom_or_a_file_name() {
+        assert_eq!(escape_key("a/b"), "a=2Fb");
+        assert_eq!(escape_key("a=b"), "a=3Db");
+        assert_eq!(escape_key("a b@c<d>"), "a=20b=40c=3Cd=3E");
+        assert_eq!(escape_key("ş"), "=C5=9F");
+        assert_eq!(escape_key("a\r\nb"), "a=0D=0Ab");
+    }
+
+    #[test]
+    fn escape_key_never_leaves_a_leading_trailing_or_double_dot() {
+        assert_eq!(escape_key(".a"), "=2Ea");
+        assert_eq!(escape_key("a."), "a=2E");
+        assert_eq!(escape_key("a..b"), "a.=2Eb");
+        assert_eq!(escape_key("."), "=2E");
+    }
+
+    #[test]
+    fn escape_key_is_injective_on_lookalikes() {
+        let keys = [
+            "a/b", "a=2Fb", "a_b", "a-b", "a.b", "a=2Eb", "a..b", "a.=2Eb",
+        ];
+        let escaped: std::collections::HashSet<_> = keys.iter().map(|k| escape_key(k)).collect();
+        assert_eq!(escaped.len(), keys.len());
+    }
+
+    #[test]
+    fn escape_key_bounds_long_keys_and_keeps_them_distinct() {
+        let a = "x".repeat(300);
+        let b = format!("{}y", "x".repeat(299));
+        let (ea, eb) = (escape_key(&a), escape_key(&b));
+        assert!(ea.len() <= 160, "{}", ea.len());
+        assert_ne!(ea, eb);
+        assert!(ea.starts_with(&format!("{}+", "x".repeat(120))), "{ea}");
+    }
+
+    #[test]
+    fn email_debug_leaves_customer_data_out() {
+        let email = Email {
+            idempotency_key: "r-1.s".into(),
+            customer_id: "c-1".into(),
+            workflow: "w".into(),
+            step: "s".into(),
+            category: Category::Marketing,
+            to: Mailbox {
+                name: Some("Ayşe Yılmaz".into()),
+                address: "ayse@example.com".into(),
+            },
+            from: Mailbox {
+                name: None,
+                address: "hello@shop.example.com".into(),
+            },
+            reply_to: None,
+            subject: "Secret subject".into(),
+            preheader: Some("Secret preheader".into()),
+            html: "<p>Secret body</p>".into(),
+            date: chrono::DateTime::UNIX_EPOCH,
+            tags: vec![],
+            unsubscribe_url: Some("https://shop.example.com/u?c=c-1&s=sig".into()),
+            postal_address: None,
+            store_name: "Store".into(),
+            append_footer: false,
+        };
+        let debug = format!("{email:?}");
+        assert!(debug.contains("r-1.s"), "{debug}");
+        for secret in ["Ayşe", "ayse@", "Secret", "sig"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Carries the engine's decisions out: load a customer, run the engine, commit the new state
+//! conditionally, then deliver the email the commit recorded.
+//!
+//! The same runner serves `nudge simulate` (SQLite + outbox) and the Lambda functions
+//! (DynamoDB + SES). Its guarantees come from the store's conditional commit:
+//! - the same event id applied twice has the effect of once (`AlreadyProcessed`);
+//! - two invocations for one customer never both win: the loser reloads and runs the engine
+//!   again on the winner's state (`Conflict`), so no step runs twice;
+//! - an email is delivered only after the commit that decided it (and its send-log row) is
+//!   durable, and its idempotency key (`<run>.<step>`) is unique in the send log.
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::state::CustomerState;
+use crate::engine::{Action, ActionKind, Engine, Input};
+use crate::event::StoreEvent;
+use crate::mail::{Mailer, build_mime};
+use crate::store::{Commit, CommitOutcome, SendRecord, SendStatus, Store};
+
+/// How often a conflicting commit is retried before giving up (a conflict means another
+/// invocation changed the customer in between; each retry re-reads the new state).
+const MAX_ATTEMPTS: usize = 8;
+
+/// What applying one input did.
+#[derive(Debug)]
+pub enum Applied {
+    /// The input was applied; these actions happened.
+    Done {
+        /// What happened, in order.
+        actions: Vec<Action>,
+        /// The customer's next timer after this input.
+        next_wake: Option<DateTime<Utc>>,
+    },
+    /// The event id was processed before: nothing happened.
+    Duplicate,
+}
+
+/// Why an input could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A stored state could not be read back.
+    #[error("stored state of a customer is unreadable: {0}")]
+    State(#[from] serde_json::Error),
+    /// Other writers kept changing the customer.
+    #[error("gave up after {MAX_ATTEMPTS} conflicting writes for one customer")]
+    Contended,
+}
+
+/// The engine wired to a store and a mailer.
+#[derive(Debug)]
+pub struct Runner<'p, S, M> {
+    engine: &'p Engine<'p>,
+    store: S,
+    mailer: Option<M>,
+}
+
+impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
+    /// A runner; without a mailer, emails are decided and logged but not delivered (what
+    /// `simulate` does without `--outbox`).
+    pub fn new(engine: &'p Engine<'p>, store: S, mailer: Option<M>) -> Self {
+        Self {
+            engine,
+            store,
+            mailer,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Applies one store event at `now`.
+    pub async fn event(
+        &self,
+        event: &StoreEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, RunnerError> {
+        self.apply(
+            &event.customer_id,
+            Input::Event(event),
+            Some(&event.id),
+            now,
+        )
+        .await
+    }
+
+    /// Wakes a customer whose timer is due at `now`.
+    pub async fn wake(
+        &self,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, RunnerError> {
+        self.apply(customer_id, Input::Wake, None, now).await
+    }
+
+    async fn apply(
+        &self,
+        customer_id: &str,
+        input: Input<'_>,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, RunnerError> {
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some(id) = event_id {
+                if self.store.is_processed(id).await? {
+                    return Ok(Applied::Duplicate);
+                }
+            }
+            let (state, version) = match self.store.load(customer_id).await? {
+                Some(record) => (
+                    serde_json::from_slice::<CustomerState>(&record.state)?,
+                    record.version,
+                ),
+                None => (CustomerState::new(customer_id), 0),
+            };
+            let outcome = self.engine.handle(state, input, now);
+            let bytes = serde_json::to_vec(&outcome.state)?;
+            let next_wake = outcome.state.next_wake();
+            let sends: Vec<SendRecord> = outcome
+                .actions
+                .iter()
+                .filter_map(|a| match &a.kind {
+                    ActionKind::EmailSent(email) => Some(SendRecord {
+                        idempotency_key: email.idempotency_key.clone(),
+                        customer_id: customer_id.to_owned(),
+                        workflow: email.workflow.clone(),
+                        step: email.step.clone(),
+                        category: match email.category {
+                            crate::workflow::model::Category::Marketing => "marketing".to_owned(),
+                            crate::workflow::model::Category::Transactional => {
+                                "transactional".to_owned()
+                            }
+                        },
+                        at: a.at,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let commit = Commit {
+                customer_id,
+                expected_version: version,
+                state: &bytes,
+                next_wake,
+                event_id,
+                sends: &sends,
+            };
+            match self.store.commit(commit).await? {
+                CommitOutcome::Committed { .. } => {
+                    self.deliver(&outcome.actions).await?;
+                    return Ok(Applied::Done {
+                        actions: outcome.actions,
+                        next_wake,
+                    });
+                }
+                CommitOutcome::AlreadyProcessed => return Ok(Applied::Duplicate),
+                CommitOutcome::Conflict => continue,
+            }
+        }
+        Err(RunnerError::Contended)
+    }
+
+    /// Delivers the emails of committed actions and records each result in the send log. A
+    /// failed delivery is logged and marked `failed`; it never undoes the decision.
+    async fn deliver(&self, actions: &[Action]) -> Result<(), RunnerError> {
+        let Some(mailer) = &self.mailer else {
+            return Ok(());
+        };
+        for action in actions {
+            let ActionKind::EmailSent(email) = &action.kind else {
+                continue;
+            };
+            let result = match build_mime(email) {
+                Ok(mime) => mailer.send(email, &mime).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(receipt) => {
+                    self.store
+                        .mark_send(
+                            &email.idempotency_key,
+                            SendStatus::Sent,
+                            Some(&receipt.message_id),
+                        )
+                        .await?
+                }
+                Err(e) => {
+                    // Never log the address: the idempotency key names the run and step.
+                    tracing::error!(key = %email.idempotency_key, error = %e, "email delivery failed");
+                    self.store
+                        .mark_send(&email.idempotency_key, SendStatus::Failed, None)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,368 @@
+//! Where customer state, timers, the send log and dead letters are kept.
+//!
+//! [`Store`] is the one interface; [`SqliteStore`] keeps everything in an embedded SQLite
+//! database (the command line), and a DynamoDB implementation will keep it in a table (the
+//! Lambda functions). [`contract`] is the test suite every implementation must pass.
+//!
+//! The store does not know what a customer's state means: the engine owns that, and the runner
+//! hands the store an opaque JSON blob with a version and a few indexed fields (the timer, the
+//! processed event id, the emails decided). The unit of consistency is one customer: a
+//! [`Commit`] is applied whole or not at all, and only if the customer is still at the version
+//! the caller read. Every write is shaped so that DynamoDB can make it conditional:
+//!
+//! - a customer item carries its `version`; a commit is `version = expected` (or "does not
+//!   exist" for version 0), written with the processed event id (`attribute_not_exists`) in one
+//!   transaction;
+//! - send-log entries are keyed by their idempotency key and created only if absent, so a
+//!   retried commit never logs an email twice;
+//! - a lost race is a [`CommitOutcome`], not an error: the caller reloads and decides again.
+//!
+//! Times are kept with millisecond precision (SQLite stores integer unix milliseconds); a
+//! sub-millisecond part is dropped.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+pub mod contract;
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// A customer as stored: the engine's state and the version it was written at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRecord {
+    /// Starts at 1 with the first commit and grows by one with every commit.
+    pub version: u64,
+    /// The engine's state as JSON bytes, exactly as the runner wrote it.
+    pub state: Vec<u8>,
+}
+
+/// An email the engine decided to send, as kept in the send log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRecord {
+    /// Unique across the store: a second record with the same key is ignored.
+    pub idempotency_key: String,
+    /// The customer the email is for; must be the customer of the [`Commit`] that logs it.
+    pub customer_id: String,
+    /// The workflow id.
+    pub workflow: String,
+    /// The step id within the workflow.
+    pub step: String,
+    /// `"marketing"` or `"transactional"`.
+    pub category: String,
+    /// When the engine decided to send it (millisecond precision).
+    pub at: DateTime<Utc>,
+}
+
+/// One atomic write of one customer: the new state, its timer, the event it consumed and the
+/// emails it decided.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit<'a> {
+    /// The customer written.
+    pub customer_id: &'a str,
+    /// The version the caller loaded; 0 when the customer does not exist yet.
+    pub expected_version: u64,
+    /// The new state (JSON bytes).
+    pub state: &'a [u8],
+    /// The customer's single timer: when the engine must be woken next; `None` clears it.
+    pub next_wake: Option<DateTime<Utc>>,
+    /// When set, marks this event id processed in the same atomic write. Event ids are global
+    /// (not per customer). If the id was already processed the commit writes nothing and
+    /// returns [`CommitOutcome::AlreadyProcessed`].
+    pub event_id: Option<&'a str>,
+    /// Appended to the send log with status [`SendStatus::Pending`]. A key already in the log
+    /// (from an earlier commit or earlier in this slice) is ignored: never a second entry, and
+    /// the existing entry (its status included) is left as it is.
+    pub sends: &'a [SendRecord],
+}
+
+/// What a [`Store::commit`] did. These are domain outcomes, not errors.
+#[must_use = "a commit may not have been applied: Conflict means reload and retry"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Everything was written; the customer is now at `version`.
+    Committed {
+        /// The customer's new version (`expected_version + 1`).
+        version: u64,
+    },
+    /// The event id was already processed: nothing was written. Takes precedence over
+    /// [`CommitOutcome::Conflict`] when both apply, so a duplicate is never retried.
+    AlreadyProcessed,
+    /// The customer is not at `expected_version` (a concurrent writer got there first, or the
+    /// customer exists although 0 was expected): nothing was written; reload and retry.
+    Conflict,
+}
+
+/// An input that could not be processed, kept rather than dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Assigned by the store (from 1, increasing, never reused); ignored when recording.
+    pub id: u64,
+    /// The event id, when the input had a readable one.
+    pub event_id: Option<String>,
+    /// Where the input came from, e.g. `events.jsonl:12` or `eventbridge`.
+    pub source: String,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The input as received, truncated to [`DeadLetter::MAX_BODY_BYTES`] by the store.
+    pub body: String,
+    /// When it was received (millisecond precision).
+    pub received_at: DateTime<Utc>,
+}
+
+impl DeadLetter {
+    /// The most of a body a store keeps: 256 KiB, EventBridge's event size limit, which also
+    /// fits a DynamoDB item (400 KB).
+    pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+    /// The body as a store keeps it: at most [`DeadLetter::MAX_BODY_BYTES`] bytes, cut at a
+    /// character boundary.
+    pub fn stored_body(&self) -> &str {
+        truncate_at_char_boundary(&self.body, Self::MAX_BODY_BYTES)
+    }
+}
+
+/// Where an email of the send log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendStatus {
+    /// Decided and logged, not yet handed to the mailer (or the outcome is unknown).
+    Pending,
+    /// Accepted by the mailer. Final: a later mark is ignored, so the log never invites a
+    /// second send of mail that already left.
+    Sent,
+    /// The mailer refused it; may later become `Sent` (a retry) or go back to `Pending`.
+    Failed,
+}
+
+impl SendStatus {
+    /// The name stored for the status: `pending`, `sent` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendStatus::Pending => "pending",
+            SendStatus::Sent => "sent",
+            SendStatus::Failed => "failed",
+        }
+    }
+
+    /// The status named `name` (see [`SendStatus::as_str`]).
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "pending" => Some(SendStatus::Pending),
+            "sent" => Some(SendStatus::Sent),
+            "failed" => Some(SendStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A store failure: the backend failed or holds something this code cannot read. Lost races
+/// and duplicates are not errors (see [`CommitOutcome`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("store database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database file could not be opened or prepared.
+    #[error("cannot open the store {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer Nudge, with a schema this code does not know.
+    #[error(
+        "the store {} has schema version {found}, newer than this nudge supports ({supported}); \
+         use a newer nudge or another --db file",
+        path.display()
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The schema version in the file.
+        found: i64,
+        /// The newest schema version this code knows.
+        supported: i64,
+    },
+    /// The file is an SQLite database of some other application.
+    #[error("{} is not a Nudge store (SQLite application id {found:#x})", path.display())]
+    NotAStore {
+        /// The database file.
+        path: PathBuf,
+        /// The application id found in the file.
+        found: i64,
+    },
+    /// [`Store::mark_send`] named an idempotency key that is not in the send log.
+    #[error("no email with idempotency key `{0}` in the send log")]
+    UnknownSend(String),
+    /// A commit that can never be applied: it logs a send for another customer.
+    #[error("invalid commit for customer `{customer_id}`: {reason}")]
+    InvalidCommit {
+        /// The customer of the commit.
+        customer_id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Stored data this code cannot read (a bad status, time or version).
+    #[error("corrupt store data: {0}")]
+    Corrupt(String),
+    /// Commits of a batch were lost: the open transaction was rolled back by the database
+    /// before it could be committed (see [`SqliteStore::with_batch`]).
+    #[error("the store rolled back a batch: {lost} writes reported as done were lost")]
+    BatchLost {
+        /// How many writes had been reported as done.
+        lost: usize,
+        /// What SQLite said, when the loss was seen as an error.
+        #[source]
+        source: Option<rusqlite::Error>,
+    },
+    /// A thread panicked while it used the store; its state is unknown.
+    #[error("the store is unusable: a thread panicked while using it")]
+    Poisoned,
+}
+
+/// Persistence for the runner: customers (state, version, timer), processed event ids, the
+/// send log, dead letters and a little metadata.
+///
+/// Every method takes `&self` and returns a `Send` future, so a store can be shared by the
+/// tasks of a multi-threaded runtime. An implementation must pass [`contract::run_all`].
+pub trait Store: Send + Sync {
+    /// The customer `customer_id`, or `None` if nothing was committed for it yet.
+    fn load(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Option<CustomerRecord>, StoreError>> + Send;
+
+    /// Applies `commit` atomically if the customer is at `commit.expected_version` and
+    /// `commit.event_id` (if any) was not processed yet; otherwise writes nothing and says why.
+    fn commit(
+        &self,
+        commit: Commit<'_>,
+    ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+
+    /// Whether `event_id` was marked processed by a commit.
+    fn is_processed(&self, event_id: &str)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Up to `limit` timers due at or before `until`, as `(next_wake, customer_id)`, ordered by
+    /// time and then customer id (byte order).
+    fn due(
+        &self,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(DateTime<Utc>, String)>, StoreError>> + Send;
+
+    /// Records what became of a logged email. `Sent` is final: once sent, later marks are
+    /// ignored (the first `message_id` is kept). A `message_id` of `None` keeps the one stored.
+    /// An unknown key is [`StoreError::UnknownSend`].
+    fn mark_send(
+        &self,
+        idempotency_key: &str,
+        status: SendStatus,
+        message_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The send log of one customer, ordered by `at` and then idempotency key (for audits and
+    /// tests).
+    fn sends(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Vec<(SendRecord, SendStatus)>, StoreError>> + Send;
+
+    /// Keeps `letter` (its `id` is ignored, its body truncated to
+    /// [`DeadLetter::MAX_BODY_BYTES`]) and returns the id it was given.
+    fn record_dead_letter(
+        &self,
+        letter: &DeadLetter,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The first `limit` dead letters, oldest (lowest id) first.
+    fn dead_letters(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
+
+    /// The metadata value under `key` (`simulate` keeps its virtual clock here).
+    fn get_meta(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Sets the metadata value under `key`, replacing any earlier one.
+    fn set_meta(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes everything written so far durable (SQLite: commits the open batch). Safe to call
+    /// at any time and repeatedly.
+    fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncate_at_char_boundary(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `at` as unix milliseconds, the precision every store keeps.
+pub(crate) fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// The time `millis` unix milliseconds name.
+pub(crate) fn from_millis(millis: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(millis)
+        .ok_or_else(|| StoreError::Corrupt(format!("time {millis} ms is out of range")))
+}
+
+/// Checks what a store must refuse, before anything is written.
+pub(crate) fn validate_commit(commit: &Commit<'_>) -> Result<(), StoreError> {
+    match commit
+        .sends
+        .iter()
+        .find(|s| s.customer_id != commit.customer_id)
+    {
+        Some(send) => Err(StoreError::InvalidCommit {
+            customer_id: commit.customer_id.to_owned(),
+            reason: format!(
+                "send `{}` is for another customer (`{}`)",
+                send.idempotency_key, send.customer_id
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate_at_char_boundary("abc", 3), "abc");
+        assert_eq!(truncate_at_char_boundary("abc", 2), "ab");
+        // "ş" is two bytes: cutting inside it drops it whole.
+        assert_eq!(truncate_at_char_boundary("aş", 2), "a");
+        assert_eq!(truncate_at_char_boundary("", 0), "");
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in [SendStatus::Pending, SendStatus::Sent, SendStatus::Failed] {
+            assert_eq!(SendStatus::from_name(s.as_str()), Some(s));
+        }
+        assert_eq!(SendStatus::from_name("Sent"), None);
+    }
+}

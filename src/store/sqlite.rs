@@ -1,0 +1,721 @@
+//! [`SqliteStore`]: the [`Store`] in an embedded SQLite database, for the command line.
+//!
+//! One connection behind a mutex; every method does its (short, blocking) work inside its
+//! future. The schema is versioned (`PRAGMA user_version`) and migrated when a database is
+//! opened. Times are integer unix milliseconds.
+//!
+//! A commit per event costs more than the event, so [`SqliteStore::with_batch`] groups many
+//! writes in one transaction. Each [`Store::commit`] stays atomic on its own inside the batch: it
+//! runs in a savepoint that is rolled back alone if the commit fails.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendRecord, SendStatus, Store, StoreError,
+    from_millis, to_millis, validate_commit,
+};
+
+/// `PRAGMA application_id` of a Nudge store ("NUDG"), so that another application's database is
+/// refused rather than written into.
+const APPLICATION_ID: i64 = 0x4e55_4447;
+
+/// How long a write waits for another connection's lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The schema, one migration per version: `MIGRATIONS[i]` takes a database from version `i`
+/// to `i + 1`. Append only; never edit a migration that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema. Times are unix milliseconds.
+    "CREATE TABLE customers (
+        customer_id TEXT PRIMARY KEY NOT NULL,
+        version     INTEGER NOT NULL,
+        state       BLOB NOT NULL,
+        next_wake   INTEGER,          -- the customer's timer; NULL when none
+        updated_at  INTEGER NOT NULL  -- wall clock of the last commit, for operators
+    );
+    CREATE INDEX customers_next_wake ON customers (next_wake, customer_id)
+        WHERE next_wake IS NOT NULL;
+
+    CREATE TABLE processed_events (
+        event_id     TEXT PRIMARY KEY NOT NULL,
+        customer_id  TEXT NOT NULL REFERENCES customers (customer_id),
+        processed_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE sends (
+        idempotency_key TEXT PRIMARY KEY NOT NULL,
+        customer_id     TEXT NOT NULL REFERENCES customers (customer_id),
+        workflow        TEXT NOT NULL,
+        step            TEXT NOT NULL,
+        category        TEXT NOT NULL,
+        at              INTEGER NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+        message_id      TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX sends_customer ON sends (customer_id, at);
+
+    CREATE TABLE dead_letters (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id    TEXT,
+        source      TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;",
+];
+
+/// The [`Store`] in an SQLite database: a file ([`SqliteStore::open`]) or memory
+/// ([`SqliteStore::in_memory`]).
+///
+/// With a batch of more than one ([`SqliteStore::with_batch`]) a write is durable only once its
+/// batch is committed: every `n` writes, on [`Store::flush`], and (best effort) when the store
+/// is dropped. A batch holds the database's write lock, so other connections to the same file
+/// wait for it; batching is for a single writer such as `nudge simulate`.
+pub struct SqliteStore {
+    inner: Mutex<Inner>,
+}
+
+/// The connection and the state of the open batch.
+struct Inner {
+    conn: Connection,
+    /// Writes per transaction (at least 1).
+    batch: usize,
+    /// Writes in the open transaction.
+    pending: usize,
+}
+
+impl SqliteStore {
+    /// The schema version this code writes; a database with a newer one is refused.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+    /// Opens (creating it if needed) the store in the file `path` and migrates its schema.
+    ///
+    /// Fails with [`StoreError::TooNew`] for a database written by a newer Nudge and
+    /// [`StoreError::NotAStore`] for another application's database.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        configure(&conn, true).map_err(open_err)?;
+        migrate(&mut conn, path)?;
+        Ok(Self::new(conn))
+    }
+
+    /// A new, empty store in memory, gone when dropped.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let path = Path::new(":memory:");
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open_in_memory().map_err(open_err)?;
+        configure(&conn, false).map_err(open_err)?;
+        migrate(&mut conn, path)?;
+        Ok(Self::new(conn))
+    }
+
+    /// Groups `n` writes (commits, send marks, dead letters, metadata) in one transaction;
+    /// 1 (the default, and what 0 means) commits every write on its own.
+    pub fn with_batch(self, n: usize) -> Self {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.batch = n.max(1);
+        }
+        self
+    }
+
+    fn new(conn: Connection) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                conn,
+                batch: 1,
+                pending: 0,
+            }),
+        }
+    }
+
+    /// Runs `f` on the connection.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut inner)
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("SqliteStore");
+        if let Ok(inner) = self.inner.try_lock() {
+            d.field("path", &inner.conn.path())
+                .field("batch", &inner.batch)
+                .field("pending", &inner.pending);
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // A poisoned store stopped in the middle of something: leave its batch uncommitted.
+        let Ok(inner) = self.inner.get_mut() else {
+            return;
+        };
+        if let Err(e) = inner.commit_batch() {
+            tracing::warn!(error = %e, "the store's last batch could not be committed");
+        }
+    }
+}
+
+/// Connection settings, before anything is read.
+fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if file {
+        // WAL: readers do not block the writer, and a commit is one append. Some file systems
+        // cannot do it; SQLite then keeps its rollback journal, which is slower but correct.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "the store could not switch to WAL journaling");
+        }
+    }
+    // NORMAL with WAL: a power loss may lose the last commits, never corrupt the file.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    for var in ["NUDGE_PRAGMA1", "NUDGE_PRAGMA2", "NUDGE_PRAGMA3"] {
+        if let Ok(p) = std::env::var(var) {
+            conn.execute_batch(&p)?;
+        }
+    }
+    Ok(())
+}
+
+/// Brings the schema of the database at `path` to [`SqliteStore::SCHEMA_VERSION`], in one
+/// transaction.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    // IMMEDIATE: two processes opening the same new file must not both migrate it.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(open_err)?;
+    let pragma = |name| tx.pragma_query_value(None, name, |row| row.get::<_, i64>(0));
+    let application_id = pragma("application_id").map_err(open_err)?;
+    let version = pragma("user_version").map_err(open_err)?;
+    let not_a_store = StoreError::NotAStore {
+        path: path.to_path_buf(),
+        found: application_id,
+    };
+    if application_id != APPLICATION_ID {
+        // A database without our id is ours only if it is empty.
+        let objects: i64 = tx
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+            .map_err(open_err)?;
+        if application_id != 0 || version != 0 || objects != 0 {
+            return Err(not_a_store);
+        }
+    }
+    if version > SqliteStore::SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SqliteStore::SCHEMA_VERSION,
+        });
+    }
+    if version == SqliteStore::SCHEMA_VERSION {
+        return Ok(()); // the transaction ends with nothing written
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql).map_err(open_err)?;
+        tracing::debug!(to = from + 1, "store schema migrated");
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .map_err(open_err)?;
+    tx.pragma_update(None, "user_version", SqliteStore::SCHEMA_VERSION)
+        .map_err(open_err)?;
+    tx.commit().map_err(open_err)
+}
+
+impl Inner {
+    /// Opens the batch transaction if none is open.
+    fn begin_write(&mut self) -> Result<(), StoreError> {
+        if self.conn.is_autocommit() {
+            if self.pending > 0 {
+                // SQLite rolled the batch back on its own (after an I/O error, say).
+                let lost = std::mem::take(&mut self.pending);
+                return Err(StoreError::BatchLost { lost, source: None });
+            }
+            // IMMEDIATE takes the write lock now, so that a read followed by a write cannot
+            // fail half-way because another connection wrote in between.
+            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        }
+        Ok(())
+    }
+
+    /// Counts a write (if `wrote`) and commits the batch when it is full, or when it holds
+    /// nothing, so that no lock is held for nothing.
+    fn end_write(&mut self, wrote: bool) -> Result<(), StoreError> {
+        if wrote {
+            self.pending += 1;
+        }
+        if self.pending == 0 || self.pending >= self.batch {
+            self.commit_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction, if any.
+    fn commit_batch(&mut self) -> Result<(), StoreError> {
+        if self.conn.is_autocommit() {
+            let lost = std::mem::take(&mut self.pending);
+            return match lost {
+                0 => Ok(()),
+                lost => Err(StoreError::BatchLost { lost, source: None }),
+            };
+        }
+        match self.conn.prepare_cached("COMMIT")?.execute([]) {
+            Ok(_) => {
+                self.pending = 0;
+                Ok(())
+            }
+            // Still open (the database was busy): the next write or flush tries again.
+            Err(e) if !self.conn.is_autocommit() => Err(e.into()),
+            Err(e) => Err(StoreError::BatchLost {
+                lost: std::mem::take(&mut self.pending),
+                source: Some(e),
+            }),
+        }
+    }
+
+    fn load(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached("SELECT version, state FROM customers WHERE customer_id = ?1")?
+            .query_row([customer_id], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()?;
+        row.map(|(version, state)| {
+            Ok(CustomerRecord {
+                version: u64::try_from(version).map_err(|_| {
+                    StoreError::Corrupt(format!("customer `{customer_id}` has version {version}"))
+                })?,
+                state,
+            })
+        })
+        .transpose()
+    }
+
+    fn commit(&mut self, commit: &Commit<'_>) -> Result<CommitOutcome, StoreError> {
+        validate_commit(commit)?;
+        self.begin_write()?;
+        self.conn
+            .prepare_cached("SAVEPOINT nudge_commit")?
+            .execute([])?;
+        let result = apply_commit(&self.conn, commit);
+        let ended = match result {
+            Ok(_) => self
+                .conn
+                .prepare_cached("RELEASE nudge_commit")
+                .and_then(|mut s| s.execute([])),
+            Err(_) => {
+                // Undo this commit alone; the batch around it stays. If SQLite already rolled
+                // everything back there is no savepoint left: begin_write will say so.
+                let _ = self
+                    .conn
+                    .prepare_cached("ROLLBACK TO nudge_commit")
+                    .and_then(|mut s| s.execute([]));
+                let _ = self
+                    .conn
+                    .prepare_cached("RELEASE nudge_commit")
+                    .and_then(|mut s| s.execute([]));
+                Ok(0)
+            }
+        };
+        let wrote = ended.is_ok() && matches!(result, Ok(CommitOutcome::Committed { .. }));
+        // Always end the write, so that a failed commit leaves no empty transaction open.
+        let end = self.end_write(wrote);
+        let outcome = result?;
+        ended?;
+        end?;
+        Ok(outcome)
+    }
+
+    fn is_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = ?1)")?
+            .query_row([event_id], |row| row.get(0))?)
+    }
+
+    fn due(
+        &self,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT next_wake, customer_id FROM customers
+             WHERE next_wake IS NOT NULL AND next_wake <= ?1
+             ORDER BY next_wake, customer_id LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![to_millis(until), limit])?;
+        let mut due = Vec::new();
+        while let Some(row) = rows.next()? {
+            due.push((from_millis(row.get(0)?)?, row.get(1)?));
+        }
+        Ok(due)
+    }
+
+    fn mark_send(
+        &mut self,
+        key: &str,
+        status: SendStatus,
+        message_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.begin_write()?;
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE sends SET status = ?2, message_id = coalesce(?3, message_id)
+                 WHERE idempotency_key = ?1 AND status <> 'sent'",
+            )
+            .and_then(|mut s| s.execute(params![key, status.as_str(), message_id]));
+        let known = match &changed {
+            Ok(0) => self
+                .conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM sends WHERE idempotency_key = ?1)")
+                .and_then(|mut s| s.query_row([key], |row| row.get::<_, bool>(0))),
+            Ok(_) => Ok(true),
+            Err(_) => Ok(false),
+        };
+        let wrote = matches!(changed, Ok(n) if n > 0);
+        self.end_write(wrote)?;
+        changed?;
+        match known? {
+            // Not updated but known: it was sent already, which is final.
+            true => Ok(()),
+            false => Err(StoreError::UnknownSend(key.to_owned())),
+        }
+    }
+
+    fn sends(&self, customer_id: &str) -> Result<Vec<(SendRecord, SendStatus)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT idempotency_key, workflow, step, category, at, status FROM sends
+             WHERE customer_id = ?1 ORDER BY at, idempotency_key",
+        )?;
+        let mut rows = stmt.query([customer_id])?;
+        let mut sends = Vec::new();
+        while let Some(row) = rows.next()? {
+            let status: String = row.get(5)?;
+            let status = SendStatus::from_name(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown send status `{status}`")))?;
+            let record = SendRecord {
+                idempotency_key: row.get(0)?,
+                customer_id: customer_id.to_owned(),
+                workflow: row.get(1)?,
+                step: row.get(2)?,
+                category: row.get(3)?,
+                at: from_millis(row.get(4)?)?,
+            };
+            sends.push((record, status));
+        }
+        Ok(sends)
+    }
+
+    fn record_dead_letter(&mut self, letter: &DeadLetter) -> Result<u64, StoreError> {
+        self.begin_write()?;
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO dead_letters (event_id, source, reason, body, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    letter.event_id,
+                    letter.source,
+                    letter.reason,
+                    letter.stored_body(),
+                    to_millis(letter.received_at),
+                ])
+            })
+            .map(|_| self.conn.last_insert_rowid());
+        self.end_write(inserted.is_ok())?;
+        let id = inserted?;
+        u64::try_from(id).map_err(|_| StoreError::Corrupt(format!("dead letter id {id}")))
+    }
+
+    fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, event_id, source, reason, body, received_at FROM dead_letters
+             ORDER BY id LIMIT ?1",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt.query([limit])?;
+        let mut letters = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            letters.push(DeadLetter {
+                id: u64::try_from(id)
+                    .map_err(|_| StoreError::Corrupt(format!("dead letter id {id}")))?,
+                event_id: row.get(1)?,
+                source: row.get(2)?,
+                reason: row.get(3)?,
+                body: row.get(4)?,
+                received_at: from_millis(row.get(5)?)?,
+            });
+        }
+        Ok(letters)
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([key], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.begin_write()?;
+        let set = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut s| s.execute([key, value]));
+        self.end_write(set.is_ok())?;
+        set?;
+        Ok(())
+    }
+}
+
+/// The writes of one commit, inside its savepoint. Checks come first, so that
+/// `AlreadyProcessed` and `Conflict` write nothing.
+fn apply_commit(conn: &Connection, commit: &Commit<'_>) -> Result<CommitOutcome, StoreError> {
+    if let Some(event_id) = commit.event_id {
+        let processed: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = ?1)")?
+            .query_row([event_id], |row| row.get(0))?;
+        if processed {
+            return Ok(CommitOutcome::AlreadyProcessed);
+        }
+    }
+    // No customer can be at a version whose successor SQLite cannot hold.
+    let Some(version) = commit
+        .expected_version
+        .checked_add(1)
+        .and_then(|v| i64::try_from(v).ok())
+    else {
+        return Ok(CommitOutcome::Conflict);
+    };
+    let now = to_millis(Utc::now());
+    let next_wake = commit.next_wake.map(to_millis);
+    let written = if commit.expected_version == 0 {
+        conn.prepare_cached(
+            "INSERT INTO customers (customer_id, version, state, next_wake, updated_at)
+             VALUES (?1, 1, ?2, ?3, ?4) ON CONFLICT (customer_id) DO NOTHING",
+        )?
+        .execute(params![commit.customer_id, commit.state, next_wake, now])?
+    } else {
+        conn.prepare_cached(
+            "UPDATE customers SET version = ?2, state = ?3, next_wake = ?4, updated_at = ?5
+             WHERE customer_id = ?1 AND version = ?6",
+        )?
+        .execute(params![
+            commit.customer_id,
+            version,
+            commit.state,
+            next_wake,
+            now,
+            version - 1,
+        ])?
+    };
+    if written == 0 {
+        return Ok(CommitOutcome::Conflict);
+    }
+    if let Some(event_id) = commit.event_id {
+        conn.prepare_cached(
+            "INSERT INTO processed_events (event_id, customer_id, processed_at)
+             VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![event_id, commit.customer_id, now])?;
+    }
+    if !commit.sends.is_empty() {
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO sends (idempotency_key, customer_id, workflow, step, category, at, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )?;
+        for send in commit.sends {
+            insert.execute(params![
+                send.idempotency_key,
+                send.customer_id,
+                send.workflow,
+                send.step,
+                send.category,
+                to_millis(send.at),
+            ])?;
+        }
+    }
+    Ok(CommitOutcome::Committed {
+        version: version as u64,
+    })
+}
+
+impl Store for SqliteStore {
+    async fn load(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        self.with(|inner| inner.load(customer_id))
+    }
+
+    async fn commit(&self, commit: Commit<'_>) -> Result<CommitOutcome, StoreError> {
+        self.with(|inner| inner.commit(&commit))
+    }
+
+    async fn is_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        self.with(|inner| inner.is_processed(event_id))
+    }
+
+    async fn due(
+        &self,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        self.with(|inner| inner.due(until, limit))
+    }
+
+    async fn mark_send(
+        &self,
+        idempotency_key: &str,
+        status: SendStatus,
+        message_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.with(|inner| inner.mark_send(idempotency_key, status, message_id))
+    }
+
+    async fn sends(&self, customer_id: &str) -> Result<Vec<(SendRecord, SendStatus)>, StoreError> {
+        self.with(|inner| inner.sends(customer_id))
+    }
+
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<u64, StoreError> {
+        self.with(|inner| inner.record_dead_letter(letter))
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.with(|inner| inner.dead_letters(limit))
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.with(|inner| inner.get_meta(key))
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.with(|inner| inner.set_meta(key, value))
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.with(Inner::commit_batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit<'a>(customer_id: &'a str, expected_version: u64) -> Commit<'a> {
+        Commit {
+            customer_id,
+            expected_version,
+            state: b"{}",
+            next_wake: None,
+            event_id: None,
+            sends: &[],
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_batch_rolled_back_by_sqlite_is_reported_not_hidden() {
+        block_on(async {
+            let store = SqliteStore::in_memory().unwrap().with_batch(10);
+            for id in ["a", "b"] {
+                let outcome = store.commit(commit(id, 0)).await.unwrap();
+                assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+            }
+            // What SQLite does after some I/O errors: the whole transaction is gone.
+            store
+                .with(|inner| Ok(inner.conn.execute_batch("ROLLBACK")?))
+                .unwrap();
+            let err = store.commit(commit("c", 0)).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::BatchLost { lost: 2, .. }),
+                "got {err:?}"
+            );
+            // Reported once; the store goes on.
+            assert_eq!(
+                store.commit(commit("c", 0)).await.unwrap(),
+                CommitOutcome::Committed { version: 1 }
+            );
+            store.flush().await.unwrap();
+            assert_eq!(store.load("a").await.unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn flush_reports_a_lost_batch() {
+        block_on(async {
+            let store = SqliteStore::in_memory().unwrap().with_batch(10);
+            store.set_meta("k", "v").await.unwrap();
+            store
+                .with(|inner| Ok(inner.conn.execute_batch("ROLLBACK")?))
+                .unwrap();
+            let err = store.flush().await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::BatchLost { lost: 1, .. }),
+                "got {err:?}"
+            );
+            store.flush().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn no_transaction_stays_open_without_a_write() {
+        let store = SqliteStore::in_memory().unwrap().with_batch(10);
+        block_on(async {
+            let outcome = store.commit(commit("a", 0)).await.unwrap();
+            assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+            assert!(!store.with(|i| Ok(i.conn.is_autocommit())).unwrap());
+            store.flush().await.unwrap();
+            assert!(store.with(|i| Ok(i.conn.is_autocommit())).unwrap());
+            // A conflict writes nothing, so it leaves no transaction open.
+            assert_eq!(
+                store.commit(commit("a", 0)).await.unwrap(),
+                CommitOutcome::Conflict
+            );
+            assert!(store.with(|i| Ok(i.conn.is_autocommit())).unwrap());
+        });
+    }
+}

@@ -1,0 +1,126 @@
+//! The engine core on its own: no store, no mailer, no runtime. State and input in, state and
+//! actions out.
+
+use chrono::{DateTime, Utc};
+use nudge::engine::state::{CustomerState, Phase};
+use nudge::engine::{ActionKind, Engine, Input};
+use nudge::event::parse_event;
+use nudge::links::Signer;
+use serde_json::json;
+
+use crate::scenarios::{Scenario, customer, ev};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+const WF: &str = r#"
+category: marketing
+trigger: { event: customer.created }
+steps:
+  - id: hello
+    send_email: { template: t.mjml, subject: "Hello {{ customer.first_name }}" }
+  - id: pause
+    wait: 3d
+  - id: again
+    send_email: { template: t.mjml, subject: "Again" }
+"#;
+
+fn with_engine(f: impl FnOnce(&Engine<'_>)) {
+    let s = Scenario::new(&[("wf", WF)]);
+    let project = nudge::workflow::load(&s.workflows_dir())
+        .unwrap()
+        .project
+        .unwrap();
+    let signer = Signer::new(b"k");
+    let engine = Engine::new(&project, &signer);
+    f(&engine);
+}
+
+fn created(at: &str) -> nudge::event::StoreEvent {
+    parse_event(&ev("e1", "customer.created", at, "c1", customer("Ayşe")).to_string()).unwrap()
+}
+
+#[test]
+fn the_engine_is_a_pure_function_of_state_input_and_now() {
+    with_engine(|engine| {
+        let event = created("2026-03-02T07:00:00Z");
+        let now = t("2026-03-02T07:00:00Z");
+        let a = engine.handle(CustomerState::new("c1"), Input::Event(&event), now);
+        let b = engine.handle(CustomerState::new("c1"), Input::Event(&event), now);
+        assert_eq!(a.state, b.state);
+        assert_eq!(a.actions, b.actions);
+        let names: Vec<&str> = a.actions.iter().map(|x| x.kind.name()).collect();
+        assert_eq!(names, ["run.started", "email.sent"]);
+        // The run waits at `pause`, and the customer's timer says when to wake it.
+        assert_eq!(a.state.runs.len(), 1);
+        assert_eq!(a.state.runs[0].step, "pause");
+        assert_eq!(
+            a.state.runs[0].phase,
+            Phase::Waiting {
+                until: t("2026-03-05T07:00:00Z")
+            }
+        );
+        assert_eq!(a.state.next_wake(), Some(t("2026-03-05T07:00:00Z")));
+        let ActionKind::EmailSent(email) = &a.actions[1].kind else {
+            panic!()
+        };
+        assert_eq!(email.subject, "Hello Ayşe");
+        assert_eq!(email.to.address, "aye@example.com");
+        assert_eq!(
+            email.idempotency_key,
+            format!("{}.hello", a.state.runs[0].id)
+        );
+        assert!(
+            email
+                .unsubscribe_url
+                .as_deref()
+                .unwrap()
+                .starts_with("https://shop.example.com/unsubscribe?")
+        );
+        assert!(
+            !email.append_footer,
+            "the template renders the address and the link itself"
+        );
+    });
+}
+
+#[test]
+fn an_early_or_repeated_wake_does_nothing() {
+    with_engine(|engine| {
+        let event = created("2026-03-02T07:00:00Z");
+        let first = engine.handle(
+            CustomerState::new("c1"),
+            Input::Event(&event),
+            t("2026-03-02T07:00:00Z"),
+        );
+        let early = engine.handle(first.state.clone(), Input::Wake, t("2026-03-04T07:00:00Z"));
+        assert!(early.actions.is_empty());
+        assert_eq!(early.state.runs, first.state.runs);
+        assert_eq!(early.state.next_wake(), first.state.next_wake());
+        let due = engine.handle(first.state.clone(), Input::Wake, t("2026-03-05T07:00:00Z"));
+        let names: Vec<&str> = due.actions.iter().map(|x| x.kind.name()).collect();
+        assert_eq!(names, ["email.sent", "run.ended"]);
+        assert!(due.state.runs.is_empty());
+        assert_eq!(due.state.next_wake(), None);
+        // The same wake again, on the new state: the run is gone, nothing happens.
+        let again = engine.handle(due.state.clone(), Input::Wake, t("2026-03-05T07:00:00Z"));
+        assert!(again.actions.is_empty());
+    });
+}
+
+#[test]
+fn state_survives_its_json_form() {
+    with_engine(|engine| {
+        let event = created("2026-03-02T07:00:00Z");
+        let out = engine.handle(
+            CustomerState::new("c1"),
+            Input::Event(&event),
+            t("2026-03-02T07:00:00Z"),
+        );
+        let bytes = serde_json::to_vec(&out.state).unwrap();
+        let back: CustomerState = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, out.state);
+        assert_eq!(back.profile.get("first_name"), Some(&json!("Ayşe")));
+    });
+}
