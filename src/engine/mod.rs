@@ -307,6 +307,7 @@ impl<'p> Engine<'p> {
             state,
             now,
             actions: Vec::new(),
+            unsubscribe: std::cell::OnceCell::new(),
         };
         cx.reconcile_workflows();
         cx.fire_due();
@@ -392,6 +393,8 @@ struct Cx<'e, 'p> {
     state: CustomerState,
     now: DateTime<Utc>,
     actions: Vec<Action>,
+    /// The customer's signed unsubscribe link, computed on first use.
+    unsubscribe: std::cell::OnceCell<Option<String>>,
 }
 
 impl<'p> Cx<'_, 'p> {
@@ -418,12 +421,19 @@ impl<'p> Cx<'_, 'p> {
         self.push(run, None, ActionKind::RunEnded { reason });
     }
 
+    fn unsubscribe_link(&self) -> Option<String> {
+        self.unsubscribe
+            .get_or_init(|| {
+                self.settings()
+                    .unsubscribe_url
+                    .as_ref()
+                    .map(|base| self.engine.signer.unsubscribe_url(base, &self.state.id))
+            })
+            .clone()
+    }
+
     fn scope(&self, run: Option<&Run>, event: &Value) -> minijinja::Value {
-        let unsubscribe = self
-            .settings()
-            .unsubscribe_url
-            .as_ref()
-            .map(|base| self.engine.signer.unsubscribe_url(base, &self.state.id));
+        let unsubscribe = self.unsubscribe_link();
         let scope = Scope {
             customer: &self.state.profile,
             event,
@@ -552,6 +562,11 @@ impl<'p> Cx<'_, 'p> {
                 continue;
             };
             let w = program.workflow;
+            let awaits_type = matches!(program.get(&run.step).map(|e| &e.step.kind), Some(StepKind::WaitFor(wf)) if wf.filter.event == event.event_type);
+            if !awaits_type && !w.exit_when.iter().any(|g| g.event == event.event_type) {
+                kept.push(run);
+                continue;
+            }
             let scope = self.scope(Some(&run), &detail);
             let key_ok = self.key_matches(w, &run, &scope);
             if key_ok
@@ -582,6 +597,7 @@ impl<'p> Cx<'_, 'p> {
         self.state.runs.extend(kept);
 
         // Then triggers, in workflow id order.
+        let mut trigger_scope = None;
         for program in self.engine.programs.values() {
             let w = program.workflow;
             let Trigger::Event(filter) = &w.trigger else {
@@ -590,7 +606,9 @@ impl<'p> Cx<'_, 'p> {
             if !w.enabled || filter.event != event.event_type {
                 continue;
             }
-            let scope = self.scope(None, &detail);
+            let scope = trigger_scope
+                .get_or_insert_with(|| self.scope(None, &detail))
+                .clone();
             if !filter
                 .when
                 .as_ref()
@@ -896,10 +914,7 @@ impl<'p> Cx<'_, 'p> {
             date: self.now,
             tags: email.tags.clone(),
             unsubscribe_url: if marketing {
-                settings
-                    .unsubscribe_url
-                    .as_ref()
-                    .map(|base| self.engine.signer.unsubscribe_url(base, &self.state.id))
+                self.unsubscribe_link()
             } else {
                 None
             },

@@ -73,10 +73,11 @@ pub fn next_opening(now: DateTime<Utc>, tz: Tz, window: SendWindow) -> DateTime<
     next_local_time(now, tz, window.start)
 }
 
-/// Reads a profile date: `YYYY-MM-DD`, or the date part of an RFC 3339 time.
+/// Reads a profile date (`YYYY-MM-DD`, or the date part of an RFC 3339 time) for a yearly
+/// trigger. Only month and day matter, so the date comes back in 2000 (a leap year): a
+/// 29 February with a placeholder year such as 1900 still fires every year.
 pub fn parse_profile_date(text: &str) -> Option<NaiveDate> {
-    let head = text.get(..10)?;
-    NaiveDate::parse_from_str(head, "%Y-%m-%d").ok()
+    crate::event::Birthday::parse(text.get(..10)?)?.in_year(2000)
 }
 
 /// The occurrence of a yearly date (month and day of `date`; the year is ignored) in `year`, at
@@ -239,11 +240,16 @@ mod tests {
     fn profile_dates() {
         assert_eq!(
             parse_profile_date("1991-06-14"),
-            NaiveDate::from_ymd_opt(1991, 6, 14)
+            NaiveDate::from_ymd_opt(2000, 6, 14)
         );
         assert_eq!(
             parse_profile_date("1991-06-14T00:00:00Z"),
-            NaiveDate::from_ymd_opt(1991, 6, 14)
+            NaiveDate::from_ymd_opt(2000, 6, 14)
+        );
+        // A placeholder year that has no 29 February still keeps the day.
+        assert_eq!(
+            parse_profile_date("1900-02-29"),
+            NaiveDate::from_ymd_opt(2000, 2, 29)
         );
         assert_eq!(parse_profile_date("14/06/1991"), None);
         assert_eq!(parse_profile_date("1991-02-30"), None);
