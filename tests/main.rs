@@ -6,6 +6,7 @@ mod mail;
 mod scenarios;
 mod schema;
 mod shipped;
+mod simulate_cli;
 mod store;
 mod validate_cases;
 mod validate_cli;

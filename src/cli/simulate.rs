@@ -259,13 +259,8 @@ pub(crate) fn row_text(a: &Action) -> String {
 fn notice_text(events: &str, notice: &Notice) -> String {
     match notice {
         Notice::Rejected(r) => format!(
-            "{events}:{}: rejected{}: {} (kept as a dead letter)",
-            r.line,
-            r.event_id
-                .as_ref()
-                .map(|id| format!(" event {id}"))
-                .unwrap_or_default(),
-            r.reason
+            "{events}:{}: rejected: {} (kept as a dead letter)",
+            r.line, r.reason
         ),
         Notice::Late {
             line,

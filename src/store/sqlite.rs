@@ -43,13 +43,13 @@ const MIGRATIONS: &[&str] = &[
 
     CREATE TABLE processed_events (
         event_id     TEXT PRIMARY KEY NOT NULL,
-        customer_id  TEXT NOT NULL REFERENCES customers (customer_id),
+        customer_id  TEXT NOT NULL,
         processed_at INTEGER NOT NULL
     ) WITHOUT ROWID;
 
     CREATE TABLE sends (
         idempotency_key TEXT PRIMARY KEY NOT NULL,
-        customer_id     TEXT NOT NULL REFERENCES customers (customer_id),
+        customer_id     TEXT NOT NULL,
         workflow        TEXT NOT NULL,
         step            TEXT NOT NULL,
         category        TEXT NOT NULL,

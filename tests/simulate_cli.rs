@@ -1,0 +1,408 @@
+//! `nudge simulate` as a user runs it: the sample, formats, bad input, `--db`, `--until`,
+//! `--outbox`.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{nudge, root};
+use crate::scenarios::{Scenario, customer, ev};
+
+const WELCOME: &str = r#"
+category: marketing
+trigger: { event: customer.created }
+steps:
+  - id: hello
+    send_email: { template: t.mjml, subject: "Welcome {{ customer.first_name }}" }
+  - id: pause
+    wait: 2d
+  - id: story
+    send_email: { template: t.mjml, subject: "Our story" }
+"#;
+
+fn write_events(dir: &Path, lines: &[String]) -> std::path::PathBuf {
+    let path = dir.join("events.jsonl");
+    std::fs::write(
+        &path,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_sample_runs_through_the_shipped_workflows() {
+    let (code, out, err) = nudge(
+        &root(),
+        &[
+            "simulate",
+            "--events",
+            "events/sample.jsonl",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every shipped workflow sends mail, and the rows come in time order.
+    for w in [
+        "welcome-series",
+        "shipment-updates",
+        "review-request",
+        "win-back",
+        "birthday-reward",
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r["workflow"] == w && r["action"] == "email.sent"),
+            "{w} sent nothing"
+        );
+    }
+    let times: Vec<&str> = rows.iter().map(|r| r["at"].as_str().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "rows out of time order"
+    );
+    // Both branches of the branching workflows are taken.
+    for step in [
+        "delivered",
+        "still-on-its-way",
+        "vip-last-call",
+        "last-call",
+        "first-order-a",
+        "first-order-b",
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r["step"] == step && r["action"] == "email.sent"),
+            "no {step}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r["workflow"] == "review-request" && r["reason"] == "goal")
+    );
+    // Run-level rows carry no step; times are whole seconds in UTC.
+    assert!(
+        rows.iter()
+            .filter(|r| r["action"] == "run.started")
+            .all(|r| r.get("step").is_none())
+    );
+    assert!(times.iter().all(|t| t.len() == 20 && t.ends_with('Z')));
+    // The summary goes to stderr in JSON mode; the duplicate in the sample is reported there.
+    assert!(
+        err.contains("Summary: 252 events applied (1 duplicate, 0 rejected)"),
+        "{err}"
+    );
+    assert!(err.contains("was seen before; ignored"), "{err}");
+}
+
+#[test]
+fn the_text_timeline_ends_with_a_summary_a_marketer_reads() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let events = write_events(
+        tmp.path(),
+        &[ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c1",
+            customer("Ayşe"),
+        )
+        .to_string()],
+    );
+    let wf = s.workflows_dir();
+    let (code, out, _) = nudge(
+        tmp.path(),
+        &[
+            "simulate",
+            "--events",
+            events.to_str().unwrap(),
+            "--workflows",
+            wf.to_str().unwrap(),
+            "--until",
+            "2026-03-10T00:00:00Z",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("simulate_text", out);
+}
+
+#[test]
+fn bad_lines_are_reported_kept_and_do_not_stop_the_rest() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let good = |i: usize| {
+        ev(
+            &format!("e{i}"),
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            &format!("c{i}"),
+            customer("A"),
+        )
+        .to_string()
+    };
+    let mut no_customer = ev(
+        "bad-2",
+        "customer.created",
+        "2026-03-02T07:00:00Z",
+        "x",
+        json!({}),
+    );
+    no_customer["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("customer");
+    let mut wrong_type = ev(
+        "bad-3",
+        "customer.created",
+        "2026-03-02T07:00:00Z",
+        "c9",
+        customer("A"),
+    );
+    wrong_type["detail"]["customer"]["accepts_marketing"] = json!("yes");
+    let mut bad_time = ev(
+        "bad-4",
+        "customer.created",
+        "2026-03-02T07:00:00Z",
+        "c8",
+        customer("A"),
+    );
+    bad_time["time"] = json!("yesterday");
+    let mut huge = ev(
+        "bad-5",
+        "customer.created",
+        "2026-03-02T07:00:00Z",
+        "c7",
+        customer("A"),
+    );
+    huge["detail"]["padding"] = json!("x".repeat(300 * 1024));
+    let lines = vec![
+        good(1),
+        "{not json".to_owned(),
+        no_customer.to_string(),
+        wrong_type.to_string(),
+        bad_time.to_string(),
+        huge.to_string(),
+        good(2),
+    ];
+    let events = write_events(tmp.path(), &lines);
+    let db = tmp.path().join("store.db");
+    let wf = s.workflows_dir();
+    let (code, out, err) = nudge(
+        tmp.path(),
+        &[
+            "simulate",
+            "--events",
+            events.to_str().unwrap(),
+            "--workflows",
+            wf.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--format",
+            "json",
+            "--until",
+            "2026-03-03T00:00:00Z",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "rejected lines make the exit code 1");
+    let mut rejected: Vec<&str> = err.lines().filter(|l| l.contains(": rejected: ")).collect();
+    // Lines whose time cannot be read are reported first; the rest in time order.
+    rejected.sort_by_key(|l| l.split(':').nth(1).and_then(|n| n.parse::<u32>().ok()));
+    assert_eq!(rejected.len(), 5, "{err}");
+    let expect = [
+        (":2: rejected: event (id unreadable): not valid JSON", ""),
+        (":3: rejected: event `bad-2`: detail.customer: missing", ""),
+        (
+            ":4: rejected: event `bad-3`: detail.customer.accepts_marketing: expected true/false",
+            "",
+        ),
+        (
+            ":5: rejected: event `bad-4`: time: `yesterday` is not an RFC 3339 time",
+            "",
+        ),
+        (
+            ":6: rejected: event `bad-5`: 307482 bytes, over EventBridge's limit",
+            "",
+        ),
+    ];
+    for (line, (want, _)) in rejected.iter().zip(expect) {
+        assert!(line.contains(want), "{line}\n  should contain {want}");
+        assert!(line.ends_with("(kept as a dead letter)"));
+    }
+    // The events around them went on.
+    let sent = out.lines().filter(|l| l.contains("email.sent")).count();
+    assert_eq!(sent, 2, "{out}");
+    // Every bad line is kept as a dead letter.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let kept: i64 = conn
+        .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 5);
+}
+
+#[test]
+fn a_db_store_continues_from_its_state_and_clock() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.db");
+    let wf = s.workflows_dir();
+    let run = |events: &[String], until: &str| {
+        let file = write_events(tmp.path(), events);
+        nudge(
+            tmp.path(),
+            &[
+                "simulate",
+                "--events",
+                file.to_str().unwrap(),
+                "--workflows",
+                wf.to_str().unwrap(),
+                "--db",
+                db.to_str().unwrap(),
+                "--format",
+                "json",
+                "--until",
+                until,
+            ],
+            &[],
+        )
+    };
+    let (code, out, _) = run(
+        &[ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c1",
+            customer("A"),
+        )
+        .to_string()],
+        "2026-03-03T00:00:00Z",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    // The second run prints only what happens in it: the pending wait fires; an event older
+    // than the clock is processed at the clock's time, and says so.
+    let late = ev(
+        "e2",
+        "customer.created",
+        "2026-03-01T00:00:00Z",
+        "c2",
+        customer("B"),
+    )
+    .to_string();
+    let (code, out, err) = run(&[late], "2026-03-05T00:00:00Z");
+    assert_eq!(code, 0);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["at"], "2026-03-03T00:00:00Z");
+    assert_eq!(rows[0]["customer"], "c2");
+    assert!(err.contains("event e2 happened at 2026-03-01T00:00:00Z before the store's clock; processed at 2026-03-03T00:00:00Z"), "{err}");
+    assert!(
+        rows.iter().any(|r| r["customer"] == "c1"
+            && r["step"] == "story"
+            && r["at"] == "2026-03-04T07:00:00Z"),
+        "{out}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r["customer"] == "c1" && r["step"] == "hello"),
+        "nothing from the first run is printed again"
+    );
+}
+
+#[test]
+fn events_after_until_are_not_processed() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let rows = s.run(
+        &[
+            ev(
+                "e1",
+                "customer.created",
+                "2026-03-02T07:00:00Z",
+                "c1",
+                customer("A"),
+            ),
+            ev(
+                "e2",
+                "customer.created",
+                "2026-03-09T07:00:00Z",
+                "c2",
+                customer("B"),
+            ),
+        ],
+        "2026-03-04T07:00:00Z",
+    );
+    // The timer due exactly at --until fires; the later event does not.
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("2026-03-04T07:00:00Z c1 welcome/story email.sent")),
+        "{rows:#?}"
+    );
+    assert!(!rows.iter().any(|r| r.contains(" c2 ")), "{rows:#?}");
+}
+
+#[test]
+fn the_outbox_holds_real_mail_that_a_mail_parser_reads() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let outbox = tempfile::tempdir().unwrap();
+    let mut c = customer("Ayşe");
+    c["customer"]["last_name"] = json!("Yılmaz\r\nBcc: evil@example.com");
+    s.run_with_outbox(
+        &[ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c1",
+            c,
+        )],
+        "2026-03-10T00:00:00Z",
+        Some(outbox.path()),
+    );
+    let mut files: Vec<_> = std::fs::read_dir(outbox.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2);
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&bytes).unwrap();
+    assert_eq!(msg.subject(), Some("Welcome Ayşe"));
+    assert_eq!(
+        msg.from().unwrap().first().unwrap().address(),
+        Some("hello@shop.example.com")
+    );
+    let to = msg.to().unwrap().first().unwrap();
+    assert_eq!(to.address(), Some("aye@example.com"));
+    assert!(msg.header("Bcc").is_none(), "a name can never add a header");
+    let unsubscribe = msg
+        .header("List-Unsubscribe")
+        .unwrap()
+        .as_text_list()
+        .map(|l| l.join(","))
+        .or_else(|| msg.header_raw("List-Unsubscribe").map(str::to_owned))
+        .unwrap();
+    assert!(
+        unsubscribe.contains("https://shop.example.com/unsubscribe?c=c1"),
+        "{unsubscribe}"
+    );
+    assert_eq!(
+        msg.header_raw("List-Unsubscribe-Post").map(str::trim),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert!(
+        msg.body_text(0)
+            .unwrap()
+            .contains("1 Test Street, Testville")
+    );
+    assert!(msg.body_html(0).unwrap().contains("Unsubscribe"));
+}
