@@ -234,6 +234,7 @@ pub async fn simulate<S: Store, M: Mailer>(
     let index = index_events(events)?;
     let last_time = index.iter().filter_map(|i| i.time).max();
     let until = until.or_else(|| last_time.map(|t| t + chrono::Duration::days(365)));
+    let mut horizon = Horizon::default();
     let mut summary = Summary {
         lines: index.len(),
         from: clock.or(index.iter().find_map(|i| i.time)),
@@ -297,10 +298,11 @@ pub async fn simulate<S: Store, M: Mailer>(
             }
             _ => event.time,
         };
-        fire_timers(runner, now, &mut summary, &mut on_action).await?;
+        fire_timers(runner, now, &mut horizon, &mut summary, &mut on_action).await?;
         clock = Some(now);
         match runner.event(&event, now).await? {
-            Applied::Done { actions, .. } => {
+            Applied::Done { actions, next_wake } => {
+                horizon.note(next_wake);
                 summary.events += 1;
                 for a in &actions {
                     summary.count(a);
@@ -319,7 +321,7 @@ pub async fn simulate<S: Store, M: Mailer>(
     on_progress(total, total);
     if let Some(u) = until {
         if clock.is_none_or(|c| c < u) {
-            fire_timers(runner, u, &mut summary, &mut on_action).await?;
+            fire_timers(runner, u, &mut horizon, &mut summary, &mut on_action).await?;
             clock = Some(u);
         }
     }
@@ -336,17 +338,47 @@ pub async fn simulate<S: Store, M: Mailer>(
     Ok(summary)
 }
 
+/// What the loop knows about the store's timers, so that it does not ask the store before
+/// every event: no timer is due before `clear_before`. Timers change only through this loop's
+/// own commits, each of which reports its customer's new timer (`note`), so the bound stays
+/// exact between queries.
+#[derive(Debug, Default)]
+struct Horizon {
+    clear_before: Option<DateTime<Utc>>,
+}
+
+impl Horizon {
+    fn note(&mut self, next_wake: Option<DateTime<Utc>>) {
+        if let (Some(clear), Some(next)) = (self.clear_before, next_wake) {
+            if next < clear {
+                self.clear_before = Some(next);
+            }
+        }
+    }
+
+    fn nothing_due_by(&self, t: DateTime<Utc>) -> bool {
+        self.clear_before.is_some_and(|c| t < c)
+    }
+}
+
 /// Fires every timer due at or before `until`, each at its own due time, in time order.
 async fn fire_timers<S: Store, M: Mailer>(
     runner: &Runner<'_, S, M>,
     until: DateTime<Utc>,
+    horizon: &mut Horizon,
     summary: &mut Summary,
     on_action: &mut impl FnMut(&Action),
 ) -> Result<(), SimulateError> {
+    if horizon.nothing_due_by(until) {
+        return Ok(());
+    }
     let mut last: Option<(DateTime<Utc>, String)> = None;
     loop {
         let due = runner.store().due(until, 256).await?;
         if due.is_empty() {
+            // Everything up to `until` has fired: learn when the next timer is.
+            let next = runner.store().due(DateTime::<Utc>::MAX_UTC, 1).await?;
+            horizon.clear_before = Some(next.first().map_or(DateTime::<Utc>::MAX_UTC, |(t, _)| *t));
             return Ok(());
         }
         for (i, (at, customer)) in due.iter().enumerate() {
@@ -360,6 +392,7 @@ async fn fire_timers<S: Store, M: Mailer>(
             let applied = runner.wake(customer, *at).await?;
             summary.wakes += 1;
             if let Applied::Done { actions, next_wake } = applied {
+                horizon.note(next_wake);
                 for a in &actions {
                     summary.count(a);
                     on_action(a);
