@@ -105,10 +105,10 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         now: DateTime<Utc>,
     ) -> Result<Applied, RunnerError> {
         for _ in 0..MAX_ATTEMPTS {
-            if let Some(id) = event_id {
-                if self.store.is_processed(id).await? {
-                    return Ok(Applied::Duplicate);
-                }
+            if let Some(id) = event_id
+                && self.store.is_processed(id).await?
+            {
+                return Ok(Applied::Duplicate);
             }
             let (state, version) = match self.store.load(customer_id).await? {
                 Some(record) => (

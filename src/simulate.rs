@@ -252,10 +252,10 @@ pub async fn simulate<S: Store, M: Mailer>(
     let total = index.len();
     for (n, item) in index.iter().enumerate() {
         on_progress(n, total);
-        if let (Some(t), Some(u)) = (item.time, until) {
-            if t > u {
-                break; // events after --until are not processed
-            }
+        if let (Some(t), Some(u)) = (item.time, until)
+            && t > u
+        {
+            break; // events after --until are not processed
         }
         if pos != item.offset {
             file.seek(SeekFrom::Start(item.offset)).map_err(read_err)?;
@@ -319,11 +319,11 @@ pub async fn simulate<S: Store, M: Mailer>(
         }
     }
     on_progress(total, total);
-    if let Some(u) = until {
-        if clock.is_none_or(|c| c < u) {
-            fire_timers(runner, u, &mut horizon, &mut summary, &mut on_action).await?;
-            clock = Some(u);
-        }
+    if let Some(u) = until
+        && clock.is_none_or(|c| c < u)
+    {
+        fire_timers(runner, u, &mut horizon, &mut summary, &mut on_action).await?;
+        clock = Some(u);
     }
     if let Some(c) = clock {
         store
@@ -349,10 +349,10 @@ struct Horizon {
 
 impl Horizon {
     fn note(&mut self, next_wake: Option<DateTime<Utc>>) {
-        if let (Some(clear), Some(next)) = (self.clear_before, next_wake) {
-            if next < clear {
-                self.clear_before = Some(next);
-            }
+        if let (Some(clear), Some(next)) = (self.clear_before, next_wake)
+            && next < clear
+        {
+            self.clear_before = Some(next);
         }
     }
 
@@ -400,10 +400,11 @@ async fn fire_timers<S: Store, M: Mailer>(
                 // The customer's next timer may come before the rest of this batch: fetch
                 // again so that everything fires in time order.
                 let rest_until = due[i + 1..].last().map(|(t, _)| *t);
-                if let (Some(next), Some(last)) = (next_wake, rest_until) {
-                    if next <= until && next < last {
-                        break;
-                    }
+                if let (Some(next), Some(last)) = (next_wake, rest_until)
+                    && next <= until
+                    && next < last
+                {
+                    break;
                 }
             }
         }
