@@ -216,6 +216,9 @@ pub struct Engine<'p> {
     programs: BTreeMap<&'p str, Program<'p>>,
     expressions: HashMap<&'p str, Expression<'p, 'p>>,
     templates: HashMap<&'p str, Template<'p, 'p>>,
+    /// Workflows whose steps read `event` (the trigger's detail); runs of the others do not
+    /// keep it, which keeps long-waiting runs small.
+    keeps_trigger: std::collections::HashSet<&'p str>,
 }
 
 impl std::fmt::Debug for Engine<'_> {
@@ -291,12 +294,19 @@ impl<'p> Engine<'p> {
             .iter()
             .map(|w| (w.id.as_str(), Program::new(w)))
             .collect();
+        let keeps_trigger = project
+            .workflows
+            .iter()
+            .filter(|w| steps_read_event(w, project, &expressions, &templates))
+            .map(|w| w.id.as_str())
+            .collect();
         Self {
             project,
             signer,
             programs,
             expressions,
             templates,
+            keeps_trigger,
         }
     }
 
@@ -341,6 +351,50 @@ impl<'p> Engine<'p> {
             None => self.project.templates.env().render_str(source, scope),
         }
     }
+}
+
+/// Whether any step of `w` reads `event`: conditions, subjects, preheaders, template files,
+/// profile values or webhook bodies. (Goals, `wait_for` filters and keys read the *new* event,
+/// not the trigger.)
+fn steps_read_event(
+    w: &Workflow,
+    project: &Project,
+    expressions: &HashMap<&str, Expression<'_, '_>>,
+    templates: &HashMap<&str, Template<'_, '_>>,
+) -> bool {
+    let expr = |src: &str| {
+        expressions
+            .get(src)
+            .is_none_or(|e| e.undeclared_variables(false).contains("event"))
+    };
+    let tmpl = |src: &str| {
+        templates
+            .get(src)
+            .is_none_or(|t| t.undeclared_variables(false).contains("event"))
+    };
+    w.all_steps().iter().any(|step| match &step.kind {
+        StepKind::If(b) => expr(&b.condition.source),
+        StepKind::SendEmail(e) => {
+            tmpl(&e.subject.source)
+                || e.preheader.as_ref().is_some_and(|p| tmpl(&p.source))
+                || project
+                    .templates
+                    .file(&e.template)
+                    .is_none_or(|f| f.names.contains("event"))
+        }
+        StepKind::UpdateProfile(u) => u
+            .set
+            .iter()
+            .any(|(_, v)| matches!(v, ProfileValue::Template(t) if tmpl(&t.source))),
+        StepKind::Webhook(h) => {
+            let mut reads = false;
+            if let Some(body) = &h.body {
+                for_each_string(body, &mut |s| reads |= tmpl(s));
+            }
+            reads
+        }
+        _ => false,
+    })
 }
 
 fn for_each_string<'a>(value: &'a Value, f: &mut impl FnMut(&'a str)) {
@@ -706,7 +760,11 @@ impl<'p> Cx<'_, 'p> {
             workflow: w.id.clone(),
             key,
             started_at: self.now,
-            trigger,
+            trigger: if self.engine.keeps_trigger.contains(w.id.as_str()) {
+                trigger
+            } else {
+                Value::Null
+            },
             step: String::new(),
             phase: Phase::Waiting { until: self.now },
             waited: None,
