@@ -217,6 +217,13 @@ async fn another_applications_database_is_refused() {
         matches!(err, StoreError::NotAStore { found: 42, .. }),
         "got {err:?}"
     );
+
+    // Our id with a version no Nudge ever wrote.
+    let odd = dir.path().join("odd.db");
+    drop(SqliteStore::open(&odd).unwrap());
+    raw(&odd).pragma_update(None, "user_version", -1).unwrap();
+    let err = SqliteStore::open(&odd).unwrap_err();
+    assert!(matches!(err, StoreError::NotAStore { .. }), "got {err:?}");
 }
 
 #[tokio::test]

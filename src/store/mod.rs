@@ -8,14 +8,27 @@
 //! hands the store an opaque JSON blob with a version and a few indexed fields (the timer, the
 //! processed event id, the emails decided). The unit of consistency is one customer: a
 //! [`Commit`] is applied whole or not at all, and only if the customer is still at the version
-//! the caller read. Every write is shaped so that DynamoDB can make it conditional:
+//! the caller read. Every write is shaped so that DynamoDB can make it conditional, in one
+//! `TransactWriteItems` per commit:
 //!
-//! - a customer item carries its `version`; a commit is `version = expected` (or "does not
-//!   exist" for version 0), written with the processed event id (`attribute_not_exists`) in one
-//!   transaction;
-//! - send-log entries are keyed by their idempotency key and created only if absent, so a
-//!   retried commit never logs an email twice;
-//! - a lost race is a [`CommitOutcome`], not an error: the caller reloads and decides again.
+//! - the customer item carries its `version`: the commit updates it on `version = :expected`,
+//!   or puts it on `attribute_not_exists` when 0 is expected;
+//! - the processed event id is an item put on `attribute_not_exists`;
+//! - each send-log entry is keyed by its idempotency key and written with `if_not_exists` on
+//!   every attribute rather than a condition, so that a key already logged changes nothing
+//!   without cancelling the transaction (keys repeated within one commit are dropped before,
+//!   first wins: a transaction cannot touch an item twice);
+//! - which condition failed (the transaction's cancellation reasons) gives the outcome: the
+//!   event's is [`CommitOutcome::AlreadyProcessed`], which wins over the customer's,
+//!   [`CommitOutcome::Conflict`]. A lost race is an outcome, not an error: the caller reloads
+//!   and decides again;
+//! - [`Store::mark_send`] updates on `attribute_exists` and status not `sent`; when that
+//!   fails, a read tells an unknown key (an error) from one already sent (nothing to do);
+//! - dead-letter ids come from an atomic counter, and `due` is a query of a sparse index on
+//!   the timer.
+//!
+//! DynamoDB's limits bound what a commit may hold: an item is at most 400 KB (the state) and a
+//! transaction at most 100 items (the sends).
 //!
 //! Times are kept with millisecond precision (SQLite stores integer unix milliseconds); a
 //! sub-millisecond part is dropped.

@@ -41,6 +41,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX customers_next_wake ON customers (next_wake, customer_id)
         WHERE next_wake IS NOT NULL;
 
+    -- No foreign key: a commit marks its event before it creates the customer (so that a
+    -- duplicate is found in one lookup), and a conflict rolls both back.
     CREATE TABLE processed_events (
         event_id     TEXT PRIMARY KEY NOT NULL,
         customer_id  TEXT NOT NULL,
@@ -49,7 +51,7 @@ const MIGRATIONS: &[&str] = &[
 
     CREATE TABLE sends (
         idempotency_key TEXT PRIMARY KEY NOT NULL,
-        customer_id     TEXT NOT NULL,
+        customer_id     TEXT NOT NULL REFERENCES customers (customer_id),
         workflow        TEXT NOT NULL,
         step            TEXT NOT NULL,
         category        TEXT NOT NULL,
@@ -135,6 +137,22 @@ impl SqliteStore {
         self
     }
 
+    /// Stops waiting for the disk (`PRAGMA synchronous = OFF`), for a throwaway file such as
+    /// the scratch store of `nudge simulate`, where it makes batched writes several times
+    /// faster. A crash of the process still loses nothing committed and never corrupts the
+    /// file; a crash of the machine or a power loss may corrupt it.
+    pub fn without_fsync(self) -> Self {
+        let set = self.with(|inner| {
+            // Changed outside any transaction, so a batch in progress is committed first.
+            inner.commit_batch()?;
+            Ok(inner.conn.pragma_update(None, "synchronous", "OFF")?)
+        });
+        if let Err(e) = set {
+            tracing::warn!(error = %e, "the store could not turn fsync off");
+        }
+        self
+    }
+
     fn new(conn: Connection) -> Self {
         Self {
             inner: Mutex::new(Inner {
@@ -190,16 +208,19 @@ fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "the store could not switch to WAL journaling");
         }
+        // Checkpoints (copying the WAL into the database, with an fsync each) dominate the
+        // cost of a batched simulation: one every 32768 pages (a WAL of up to 128 MiB)
+        // rather than SQLite's default 1000 made it 1.6x faster with 100,000 customers.
+        conn.pragma_update(None, "wal_autocheckpoint", 32_768)?;
     }
     // NORMAL with WAL: a power loss may lose the last commits, never corrupt the file.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Savepoints journal the pages they change: in memory, not in a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // 64 MiB of page cache (negative: KiB), so that customers read again stay in memory.
+    conn.pragma_update(None, "cache_size", -65_536)?;
     conn.set_prepared_statement_cache_capacity(32);
-    for var in ["NUDGE_PRAGMA1", "NUDGE_PRAGMA2", "NUDGE_PRAGMA3"] {
-        if let Ok(p) = std::env::var(var) {
-            conn.execute_batch(&p)?;
-        }
-    }
     Ok(())
 }
 
@@ -229,6 +250,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         if application_id != 0 || version != 0 || objects != 0 {
             return Err(not_a_store);
         }
+    }
+    if version < 0 {
+        return Err(not_a_store);
     }
     if version > SqliteStore::SCHEMA_VERSION {
         return Err(StoreError::TooNew {
@@ -262,7 +286,7 @@ impl Inner {
             }
             // IMMEDIATE takes the write lock now, so that a read followed by a write cannot
             // fail half-way because another connection wrote in between.
-            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            self.exec("BEGIN IMMEDIATE")?;
         }
         Ok(())
     }
@@ -288,8 +312,8 @@ impl Inner {
                 lost => Err(StoreError::BatchLost { lost, source: None }),
             };
         }
-        match self.conn.prepare_cached("COMMIT")?.execute([]) {
-            Ok(_) => {
+        match self.exec("COMMIT") {
+            Ok(()) => {
                 self.pending = 0;
                 Ok(())
             }
@@ -321,31 +345,27 @@ impl Inner {
         .transpose()
     }
 
+    /// Runs one statement without parameters or rows (transaction control), prepared once.
+    fn exec(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(drop)
+    }
+
     fn commit(&mut self, commit: &Commit<'_>) -> Result<CommitOutcome, StoreError> {
         validate_commit(commit)?;
         self.begin_write()?;
-        self.conn
-            .prepare_cached("SAVEPOINT nudge_commit")?
-            .execute([])?;
+        if let Err(e) = self.exec("SAVEPOINT nudge_commit") {
+            let _ = self.end_write(false);
+            return Err(e.into());
+        }
         let result = apply_commit(&self.conn, commit);
-        let ended = match result {
-            Ok(_) => self
-                .conn
-                .prepare_cached("RELEASE nudge_commit")
-                .and_then(|mut s| s.execute([])),
-            Err(_) => {
-                // Undo this commit alone; the batch around it stays. If SQLite already rolled
-                // everything back there is no savepoint left: begin_write will say so.
-                let _ = self
-                    .conn
-                    .prepare_cached("ROLLBACK TO nudge_commit")
-                    .and_then(|mut s| s.execute([]));
-                let _ = self
-                    .conn
-                    .prepare_cached("RELEASE nudge_commit")
-                    .and_then(|mut s| s.execute([]));
-                Ok(0)
-            }
+        let ended = match &result {
+            Ok(CommitOutcome::Committed { .. }) => self.exec("RELEASE nudge_commit"),
+            // A conflict has marked its event processed before it found out, and an error
+            // stopped half-way: undo this commit alone; the batch around it stays. If SQLite
+            // rolled everything back on its own, begin_write will report the lost batch.
+            _ => self
+                .exec("ROLLBACK TO nudge_commit")
+                .and_then(|()| self.exec("RELEASE nudge_commit")),
         };
         let wrote = ended.is_ok() && matches!(result, Ok(CommitOutcome::Committed { .. }));
         // Always end the write, so that a failed commit leaves no empty transaction open.
@@ -507,14 +527,20 @@ impl Inner {
     }
 }
 
-/// The writes of one commit, inside its savepoint. Checks come first, so that
-/// `AlreadyProcessed` and `Conflict` write nothing.
+/// The writes of one commit, inside its savepoint, which the caller releases only when the
+/// outcome is `Committed`: `AlreadyProcessed` writes nothing, `Conflict` is rolled back.
 fn apply_commit(conn: &Connection, commit: &Commit<'_>) -> Result<CommitOutcome, StoreError> {
+    let now = to_millis(Utc::now());
+    // Marking the event first finds a duplicate in the same lookup; a conflict below rolls the
+    // mark back with the savepoint.
     if let Some(event_id) = commit.event_id {
-        let processed: bool = conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = ?1)")?
-            .query_row([event_id], |row| row.get(0))?;
-        if processed {
+        let marked = conn
+            .prepare_cached(
+                "INSERT INTO processed_events (event_id, customer_id, processed_at)
+                 VALUES (?1, ?2, ?3) ON CONFLICT (event_id) DO NOTHING",
+            )?
+            .execute(params![event_id, commit.customer_id, now])?;
+        if marked == 0 {
             return Ok(CommitOutcome::AlreadyProcessed);
         }
     }
@@ -526,7 +552,6 @@ fn apply_commit(conn: &Connection, commit: &Commit<'_>) -> Result<CommitOutcome,
     else {
         return Ok(CommitOutcome::Conflict);
     };
-    let now = to_millis(Utc::now());
     let next_wake = commit.next_wake.map(to_millis);
     let written = if commit.expected_version == 0 {
         conn.prepare_cached(
@@ -550,13 +575,6 @@ fn apply_commit(conn: &Connection, commit: &Commit<'_>) -> Result<CommitOutcome,
     };
     if written == 0 {
         return Ok(CommitOutcome::Conflict);
-    }
-    if let Some(event_id) = commit.event_id {
-        conn.prepare_cached(
-            "INSERT INTO processed_events (event_id, customer_id, processed_at)
-             VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![event_id, commit.customer_id, now])?;
     }
     if !commit.sends.is_empty() {
         let mut insert = conn.prepare_cached(
@@ -699,6 +717,30 @@ mod tests {
             );
             store.flush().await.unwrap();
         });
+    }
+
+    #[test]
+    fn without_fsync_commits_the_open_batch_and_turns_sync_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"))
+            .unwrap()
+            .with_batch(10);
+        let synchronous = |store: &SqliteStore| {
+            store
+                .with(|i| {
+                    Ok(i.conn
+                        .pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))?)
+                })
+                .unwrap()
+        };
+        assert_eq!(synchronous(&store), 1, "NORMAL by default");
+        block_on(async {
+            let outcome = store.commit(commit("a", 0)).await.unwrap();
+            assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+        });
+        let store = store.without_fsync();
+        assert_eq!(synchronous(&store), 0, "OFF");
+        assert!(store.with(|i| Ok(i.conn.is_autocommit())).unwrap());
     }
 
     #[test]
