@@ -8,7 +8,8 @@
 //! The events file is read twice so that memory stays small however long it is: a first pass
 //! keeps only each line's time and offset (to sort), the second reads lines back one at a time.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -234,7 +235,7 @@ pub async fn simulate<S: Store, M: Mailer>(
     let index = index_events(events)?;
     let last_time = index.iter().filter_map(|i| i.time).max();
     let until = until.or_else(|| last_time.map(|t| t + chrono::Duration::days(365)));
-    let mut horizon = Horizon::default();
+    let mut timers = Timers::load(store).await?;
     let mut summary = Summary {
         lines: index.len(),
         from: clock.or(index.iter().find_map(|i| i.time)),
@@ -298,11 +299,11 @@ pub async fn simulate<S: Store, M: Mailer>(
             }
             _ => event.time,
         };
-        fire_timers(runner, now, &mut horizon, &mut summary, &mut on_action).await?;
+        fire_timers(runner, now, &mut timers, &mut summary, &mut on_action).await?;
         clock = Some(now);
         match runner.event(&event, now).await? {
             Applied::Done { actions, next_wake } => {
-                horizon.note(next_wake);
+                timers.set(&event.customer_id, next_wake);
                 summary.events += 1;
                 for a in &actions {
                     summary.count(a);
@@ -322,7 +323,7 @@ pub async fn simulate<S: Store, M: Mailer>(
     if let Some(u) = until
         && clock.is_none_or(|c| c < u)
     {
-        fire_timers(runner, u, &mut horizon, &mut summary, &mut on_action).await?;
+        fire_timers(runner, u, &mut timers, &mut summary, &mut on_action).await?;
         clock = Some(u);
     }
     if let Some(c) = clock {
@@ -338,26 +339,52 @@ pub async fn simulate<S: Store, M: Mailer>(
     Ok(summary)
 }
 
-/// What the loop knows about the store's timers, so that it does not ask the store before
-/// every event: no timer is due before `clear_before`. Timers change only through this loop's
-/// own commits, each of which reports its customer's new timer (`note`), so the bound stays
-/// exact between queries.
+/// Every customer's timer, in memory, so that the loop never asks the store "what is due?"
+/// between events: timers change only through this loop's own commits, each of which reports
+/// its customer's new timer. Loaded once from the store (a `--db` store may hold timers);
+/// superseded heap entries are skipped when they surface.
 #[derive(Debug, Default)]
-struct Horizon {
-    clear_before: Option<DateTime<Utc>>,
+struct Timers {
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, String)>>,
+    current: HashMap<String, DateTime<Utc>>,
 }
 
-impl Horizon {
-    fn note(&mut self, next_wake: Option<DateTime<Utc>>) {
-        if let (Some(clear), Some(next)) = (self.clear_before, next_wake)
-            && next < clear
-        {
-            self.clear_before = Some(next);
+impl Timers {
+    async fn load<S: Store>(store: &S) -> Result<Self, SimulateError> {
+        let mut timers = Self::default();
+        for (at, customer) in store.due(DateTime::<Utc>::MAX_UTC, usize::MAX).await? {
+            timers.set(&customer, Some(at));
+        }
+        Ok(timers)
+    }
+
+    fn set(&mut self, customer: &str, next: Option<DateTime<Utc>>) {
+        match next {
+            Some(at) => {
+                if self.current.get(customer) != Some(&at) {
+                    self.current.insert(customer.to_owned(), at);
+                    self.heap.push(Reverse((at, customer.to_owned())));
+                }
+            }
+            None => {
+                self.current.remove(customer);
+            }
         }
     }
 
-    fn nothing_due_by(&self, t: DateTime<Utc>) -> bool {
-        self.clear_before.is_some_and(|c| t < c)
+    /// The earliest timer at or before `until`, taken out.
+    fn pop_due(&mut self, until: DateTime<Utc>) -> Option<(DateTime<Utc>, String)> {
+        while let Some(Reverse((at, _))) = self.heap.peek() {
+            if *at > until {
+                return None;
+            }
+            let Reverse((at, customer)) = self.heap.pop().expect("peeked");
+            if self.current.get(&customer) == Some(&at) {
+                self.current.remove(&customer);
+                return Some((at, customer));
+            }
+        }
+        None
     }
 }
 
@@ -365,48 +392,24 @@ impl Horizon {
 async fn fire_timers<S: Store, M: Mailer>(
     runner: &Runner<'_, S, M>,
     until: DateTime<Utc>,
-    horizon: &mut Horizon,
+    timers: &mut Timers,
     summary: &mut Summary,
     on_action: &mut impl FnMut(&Action),
 ) -> Result<(), SimulateError> {
-    if horizon.nothing_due_by(until) {
-        return Ok(());
-    }
-    let mut last: Option<(DateTime<Utc>, String)> = None;
-    loop {
-        let due = runner.store().due(until, 256).await?;
-        if due.is_empty() {
-            // Everything up to `until` has fired: learn when the next timer is.
-            let next = runner.store().due(DateTime::<Utc>::MAX_UTC, 1).await?;
-            horizon.clear_before = Some(next.first().map_or(DateTime::<Utc>::MAX_UTC, |(t, _)| *t));
-            return Ok(());
-        }
-        for (i, (at, customer)) in due.iter().enumerate() {
-            if last.as_ref().is_some_and(|(t, c)| t == at && c == customer) {
-                return Err(SimulateError::Stuck {
-                    customer: customer.clone(),
-                    at: *at,
-                });
+    while let Some((at, customer)) = timers.pop_due(until) {
+        let applied = runner.wake(&customer, at).await?;
+        summary.wakes += 1;
+        if let Applied::Done { actions, next_wake } = applied {
+            if next_wake.is_some_and(|next| next <= at) {
+                // The engine always moves a fired timer forward; stop rather than spin.
+                return Err(SimulateError::Stuck { customer, at });
             }
-            last = Some((*at, customer.clone()));
-            let applied = runner.wake(customer, *at).await?;
-            summary.wakes += 1;
-            if let Applied::Done { actions, next_wake } = applied {
-                horizon.note(next_wake);
-                for a in &actions {
-                    summary.count(a);
-                    on_action(a);
-                }
-                // The customer's next timer may come before the rest of this batch: fetch
-                // again so that everything fires in time order.
-                let rest_until = due[i + 1..].last().map(|(t, _)| *t);
-                if let (Some(next), Some(last)) = (next_wake, rest_until)
-                    && next <= until
-                    && next < last
-                {
-                    break;
-                }
+            timers.set(&customer, next_wake);
+            for a in &actions {
+                summary.count(a);
+                on_action(a);
             }
         }
     }
+    Ok(())
 }
