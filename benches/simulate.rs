@@ -16,10 +16,13 @@ use nudge::store::sqlite::SqliteStore;
 use nudge::synth::{SynthOptions, generate};
 
 fn bench(c: &mut Criterion) {
+    // `cargo test --all-targets` runs benchmarks once, unoptimised, to check they still work:
+    // a small store is enough there; `cargo bench` passes `--bench` and gets the real size.
+    let measuring = std::env::args().any(|a| a == "--bench");
     let customers: usize = std::env::var("NUDGE_BENCH_CUSTOMERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(if measuring { 10_000 } else { 200 });
     let tmp = tempfile::tempdir().unwrap();
     let events = tmp.path().join("events.jsonl");
     let opts = SynthOptions {
