@@ -189,7 +189,8 @@ fn count(rows: &[String], needle: &str) -> usize {
     rows.iter().filter(|r| r.contains(needle)).count()
 }
 
-const WELCOME: &str = r#"
+/// A welcome series: an email, a two-day wait, another email.
+pub const WELCOME: &str = r#"
 category: marketing
 trigger: { event: customer.created }
 entry: once

@@ -6,19 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::helpers::{nudge, root};
-use crate::scenarios::{Scenario, customer, ev};
-
-const WELCOME: &str = r#"
-category: marketing
-trigger: { event: customer.created }
-steps:
-  - id: hello
-    send_email: { template: t.mjml, subject: "Welcome {{ customer.first_name }}" }
-  - id: pause
-    wait: 2d
-  - id: story
-    send_email: { template: t.mjml, subject: "Our story" }
-"#;
+use crate::scenarios::{Scenario, WELCOME, customer, ev};
 
 fn write_events(dir: &Path, lines: &[String]) -> std::path::PathBuf {
     let path = dir.join("events.jsonl");
