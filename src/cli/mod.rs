@@ -54,10 +54,27 @@ pub mod exit {
 /// Runs the command line with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let code = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::GenerateEvents(args) => generate::run(&args),
     };
     ExitCode::from(code)
+}
+
+/// Logs go to stderr, at `warn` unless `NUDGE_LOG` says otherwise (`NUDGE_LOG=debug`,
+/// `NUDGE_LOG=nudge::runner=info`). Log lines never carry an address or a name: events name
+/// customers by id and emails by idempotency key.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NUDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
+        .try_init();
 }
