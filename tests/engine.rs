@@ -124,3 +124,83 @@ fn state_survives_its_json_form() {
         assert_eq!(back.profile.get("first_name"), Some(&json!("Ayşe")));
     });
 }
+
+#[test]
+fn two_runners_on_one_store_see_each_others_commits() {
+    use nudge::engine::SkipReason;
+    use nudge::mail::outbox::OutboxMailer;
+    use nudge::runner::{Applied, Runner};
+    use nudge::store::sqlite::SqliteStore;
+
+    let s = Scenario::new(&[("wf", WF)]);
+    let project = nudge::workflow::load(&s.workflows_dir())
+        .unwrap()
+        .project
+        .unwrap();
+    let signer = Signer::new(b"k");
+    let engine = Engine::new(&project, &signer);
+    // Two runners on one store, as two concurrent invocations would be.
+    let a = Runner::new(
+        &engine,
+        SqliteStore::open(&s.db()).unwrap(),
+        None::<OutboxMailer>,
+    );
+    let b = Runner::new(
+        &engine,
+        SqliteStore::open(&s.db()).unwrap(),
+        None::<OutboxMailer>,
+    );
+    let unsubscribed = parse_event(
+        &ev(
+            "u1",
+            "customer.unsubscribed",
+            "2026-03-03T07:00:00Z",
+            "c1",
+            json!(null),
+        )
+        .to_string(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // A creates the customer.
+        assert!(matches!(
+            a.event(&created("2026-03-02T07:00:00Z"), t("2026-03-02T07:00:00Z"))
+                .await
+                .unwrap(),
+            Applied::Done { .. }
+        ));
+        // B records an unsubscribe.
+        assert!(matches!(
+            b.event(&unsubscribed, t("2026-03-03T07:00:00Z"))
+                .await
+                .unwrap(),
+            Applied::Done { .. }
+        ));
+        // A wakes the customer and sees B's unsubscribe: the second email is skipped.
+        let Applied::Done { actions, .. } = a.wake("c1", t("2026-03-05T07:00:00Z")).await.unwrap()
+        else {
+            panic!("not applied")
+        };
+        let kinds: Vec<&ActionKind> = actions.iter().map(|x| &x.kind).collect();
+        assert!(
+            matches!(
+                kinds[0],
+                ActionKind::EmailSkipped {
+                    reason: SkipReason::Unsubscribed
+                }
+            ),
+            "{:?}",
+            actions.iter().map(|x| x.kind.name()).collect::<Vec<_>>()
+        );
+        // The same event id through the other runner is a duplicate.
+        assert!(matches!(
+            a.event(&unsubscribed, t("2026-03-05T08:00:00Z"))
+                .await
+                .unwrap(),
+            Applied::Duplicate
+        ));
+    });
+}
