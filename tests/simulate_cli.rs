@@ -18,6 +18,31 @@ fn write_events(dir: &Path, lines: &[String]) -> std::path::PathBuf {
     path
 }
 
+/// Runs `nudge simulate --format json` on `events` with the scenario's workflows and the store
+/// in `db`, until `until`.
+fn simulate_json(
+    cwd: &Path,
+    events: &Path,
+    workflows: &Path,
+    db: &Path,
+    until: &str,
+) -> (i32, String, String) {
+    let args = [
+        "simulate",
+        "--events",
+        events.to_str().unwrap(),
+        "--workflows",
+        workflows.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        "--until",
+        until,
+    ];
+    nudge(cwd, &args, &[])
+}
+
 #[test]
 fn the_sample_runs_through_the_shipped_workflows() {
     let (code, out, err) = nudge(
@@ -183,23 +208,7 @@ fn bad_lines_are_reported_kept_and_do_not_stop_the_rest() {
     let events = write_events(tmp.path(), &lines);
     let db = tmp.path().join("store.db");
     let wf = s.workflows_dir();
-    let (code, out, err) = nudge(
-        tmp.path(),
-        &[
-            "simulate",
-            "--events",
-            events.to_str().unwrap(),
-            "--workflows",
-            wf.to_str().unwrap(),
-            "--db",
-            db.to_str().unwrap(),
-            "--format",
-            "json",
-            "--until",
-            "2026-03-03T00:00:00Z",
-        ],
-        &[],
-    );
+    let (code, out, err) = simulate_json(tmp.path(), &events, &wf, &db, "2026-03-03T00:00:00Z");
     assert_eq!(code, 1, "rejected lines make the exit code 1");
     let mut rejected: Vec<&str> = err.lines().filter(|l| l.contains(": rejected: ")).collect();
     // Lines whose time cannot be read are reported first; the rest in time order.
@@ -244,23 +253,7 @@ fn a_db_store_continues_from_its_state_and_clock() {
     let wf = s.workflows_dir();
     let run = |events: &[String], until: &str| {
         let file = write_events(tmp.path(), events);
-        nudge(
-            tmp.path(),
-            &[
-                "simulate",
-                "--events",
-                file.to_str().unwrap(),
-                "--workflows",
-                wf.to_str().unwrap(),
-                "--db",
-                db.to_str().unwrap(),
-                "--format",
-                "json",
-                "--until",
-                until,
-            ],
-            &[],
-        )
+        simulate_json(tmp.path(), &file, &wf, &db, until)
     };
     let (code, out, _) = run(
         &[ev(
