@@ -14,6 +14,11 @@ use crate::runner::Runner;
 use crate::simulate::{Notice, Summary, simulate};
 use crate::store::sqlite::SqliteStore;
 
+/// Inputs per store transaction. A batch is staged in memory (about 1 KB per customer) and
+/// written in key order when full: 20,000 made a simulation of 10,000 customers 1.3x faster
+/// than 2,000 (the store's share halved) for about 20 MB more memory.
+const BATCH: usize = 20_000;
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Events, one EventBridge event (JSON) per line.
@@ -95,8 +100,8 @@ pub(crate) fn run(args: &Args) -> u8 {
     // A throwaway store needs no fsync (a crash loses it anyway); a `--db` store keeps WAL's
     // durability: a crash never corrupts it and loses at most the last batch.
     let store = match SqliteStore::open(&db_path) {
-        Ok(s) if args.db.is_none() => s.with_batch(2_000).without_fsync(),
-        Ok(s) => s.with_batch(2_000),
+        Ok(s) if args.db.is_none() => s.with_batch(BATCH).without_fsync(),
+        Ok(s) => s.with_batch(BATCH),
         Err(e) => {
             let _ = writeln!(
                 err,

@@ -5,9 +5,15 @@
 //! opened. Times are integer unix milliseconds.
 //!
 //! A commit per event costs more than the event, so [`SqliteStore::with_batch`] groups many
-//! writes in one transaction. Each [`Store::commit`] stays atomic on its own inside the batch: it
-//! runs in a savepoint that is rolled back alone if the commit fails.
+//! writes in one transaction. Inside a batch, commits are staged in memory: a commit checks
+//! its conditions (the event not processed, the customer at the expected version) against the
+//! staged writes and the database, and is then recorded whole in [`Staged`], where the store
+//! reads its own writes. When the batch ends the staged rows are written in key order, so that
+//! each B-tree page is visited once per batch and a customer written many times is written
+//! once, and the transaction commits. Random single-row writes (with their page splits and
+//! savepoints) were most of the cost of a batched simulation.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -81,8 +87,12 @@ const MIGRATIONS: &[&str] = &[
 ///
 /// With a batch of more than one ([`SqliteStore::with_batch`]) a write is durable only once its
 /// batch is committed: every `n` writes, on [`Store::flush`], and (best effort) when the store
-/// is dropped. A batch holds the database's write lock, so other connections to the same file
-/// wait for it; batching is for a single writer such as `nudge simulate`.
+/// is dropped. Until then its commits are staged in memory (at most `n` of them). If SQLite
+/// fails to write a batch (a full disk, say), the whole batch is rolled back and the call that
+/// ended it fails with [`StoreError::BatchLost`], naming how many writes were lost; the store
+/// then goes on from what is durable. A batch holds the database's write lock, so other
+/// connections to the same file wait for it; batching is for a single writer such as
+/// `nudge simulate`.
 pub struct SqliteStore {
     inner: Mutex<Inner>,
 }
@@ -94,6 +104,45 @@ struct Inner {
     batch: usize,
     /// Writes in the open transaction.
     pending: usize,
+    /// Commits of the open transaction not yet written to the database.
+    staged: Staged,
+}
+
+/// Commits of the open batch, in memory until the batch is written ([`Inner::spill`]). Every
+/// entry is the outcome of a whole commit; nothing here is half of one.
+#[derive(Default)]
+struct Staged {
+    /// The latest staged row of each customer written in the batch.
+    customers: HashMap<String, StagedCustomer>,
+    /// Event ids marked processed in the batch, with their customer.
+    processed: HashMap<String, String>,
+    /// Send-log entries logged in the batch, by idempotency key (the first wins).
+    sends: HashMap<String, StagedSend>,
+}
+
+struct StagedCustomer {
+    version: i64,
+    state: Vec<u8>,
+    next_wake: Option<i64>,
+    updated_at: i64,
+}
+
+struct StagedSend {
+    record: SendRecord,
+    status: SendStatus,
+    message_id: Option<String>,
+}
+
+impl Staged {
+    fn is_empty(&self) -> bool {
+        self.customers.is_empty() && self.processed.is_empty() && self.sends.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.customers.clear();
+        self.processed.clear();
+        self.sends.clear();
+    }
 }
 
 impl SqliteStore {
@@ -159,6 +208,7 @@ impl SqliteStore {
                 conn,
                 batch: 1,
                 pending: 0,
+                staged: Staged::default(),
             }),
         }
     }
@@ -216,7 +266,7 @@ fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
     // NORMAL with WAL: a power loss may lose the last commits, never corrupt the file.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    // Savepoints journal the pages they change: in memory, not in a temporary file.
+    // Temporary tables and indexes (sorting) in memory, not in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // 64 MiB of page cache (negative: KiB), so that customers read again stay in memory.
     conn.pragma_update(None, "cache_size", -65_536)?;
@@ -281,6 +331,7 @@ impl Inner {
         if self.conn.is_autocommit() {
             if self.pending > 0 {
                 // SQLite rolled the batch back on its own (after an I/O error, say).
+                self.staged.clear();
                 let lost = std::mem::take(&mut self.pending);
                 return Err(StoreError::BatchLost { lost, source: None });
             }
@@ -303,15 +354,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Commits the open transaction, if any.
+    /// Writes the staged commits and commits the open transaction, if any.
     fn commit_batch(&mut self) -> Result<(), StoreError> {
         if self.conn.is_autocommit() {
+            self.staged.clear();
             let lost = std::mem::take(&mut self.pending);
             return match lost {
                 0 => Ok(()),
                 lost => Err(StoreError::BatchLost { lost, source: None }),
             };
         }
+        self.spill()?;
         match self.exec("COMMIT") {
             Ok(()) => {
                 self.pending = 0;
@@ -326,7 +379,40 @@ impl Inner {
         }
     }
 
+    /// Writes the staged commits into the open transaction, in key order, and empties the
+    /// stage. A failure here rolls the whole transaction back (it would otherwise hold part of
+    /// some commits) and reports the batch lost.
+    fn spill(&mut self) -> Result<(), StoreError> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let staged = std::mem::take(&mut self.staged);
+        match write_staged(&self.conn, &staged) {
+            Ok(()) => {
+                // Keep the maps' capacity for the next batch.
+                self.staged = staged;
+                self.staged.clear();
+                Ok(())
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.exec("ROLLBACK");
+                }
+                Err(StoreError::BatchLost {
+                    lost: std::mem::take(&mut self.pending),
+                    source: Some(e),
+                })
+            }
+        }
+    }
+
     fn load(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        if let Some(c) = self.staged.customers.get(customer_id) {
+            return Ok(Some(CustomerRecord {
+                version: c.version as u64,
+                state: c.state.clone(),
+            }));
+        }
         let row = self
             .conn
             .prepare_cached("SELECT version, state FROM customers WHERE customer_id = ?1")?
@@ -336,13 +422,24 @@ impl Inner {
             .optional()?;
         row.map(|(version, state)| {
             Ok(CustomerRecord {
-                version: u64::try_from(version).map_err(|_| {
-                    StoreError::Corrupt(format!("customer `{customer_id}` has version {version}"))
-                })?,
+                version: stored_version(customer_id, version)?,
                 state,
             })
         })
         .transpose()
+    }
+
+    /// The customer's current version (staged or stored); 0 when there is no such customer.
+    fn version(&self, customer_id: &str) -> Result<u64, StoreError> {
+        if let Some(c) = self.staged.customers.get(customer_id) {
+            return Ok(c.version as u64);
+        }
+        let version = self
+            .conn
+            .prepare_cached("SELECT version FROM customers WHERE customer_id = ?1")?
+            .query_row([customer_id], |row| row.get::<_, i64>(0))
+            .optional()?;
+        version.map_or(Ok(0), |v| stored_version(customer_id, v))
     }
 
     /// Runs one statement without parameters or rows (transaction control), prepared once.
@@ -352,31 +449,72 @@ impl Inner {
 
     fn commit(&mut self, commit: &Commit<'_>) -> Result<CommitOutcome, StoreError> {
         validate_commit(commit)?;
+        // The write lock first: the conditions checked below must still hold when the staged
+        // rows are written.
         self.begin_write()?;
-        if let Err(e) = self.exec("SAVEPOINT nudge_commit") {
-            let _ = self.end_write(false);
-            return Err(e.into());
-        }
-        let result = apply_commit(&self.conn, commit);
-        let ended = match &result {
-            Ok(CommitOutcome::Committed { .. }) => self.exec("RELEASE nudge_commit"),
-            // A conflict has marked its event processed before it found out, and an error
-            // stopped half-way: undo this commit alone; the batch around it stays. If SQLite
-            // rolled everything back on its own, begin_write will report the lost batch.
-            _ => self
-                .exec("ROLLBACK TO nudge_commit")
-                .and_then(|()| self.exec("RELEASE nudge_commit")),
-        };
-        let wrote = ended.is_ok() && matches!(result, Ok(CommitOutcome::Committed { .. }));
+        let result = self.stage(commit);
+        let wrote = matches!(result, Ok(CommitOutcome::Committed { .. }));
         // Always end the write, so that a failed commit leaves no empty transaction open.
         let end = self.end_write(wrote);
         let outcome = result?;
-        ended?;
         end?;
         Ok(outcome)
     }
 
+    /// Checks a commit's conditions and stages it whole, or not at all.
+    fn stage(&mut self, commit: &Commit<'_>) -> Result<CommitOutcome, StoreError> {
+        if let Some(event_id) = commit.event_id
+            && self.is_processed(event_id)?
+        {
+            return Ok(CommitOutcome::AlreadyProcessed);
+        }
+        if self.version(commit.customer_id)? != commit.expected_version {
+            return Ok(CommitOutcome::Conflict);
+        }
+        // No customer can be at a version whose successor SQLite cannot hold.
+        let Some(version) = commit
+            .expected_version
+            .checked_add(1)
+            .and_then(|v| i64::try_from(v).ok())
+        else {
+            return Ok(CommitOutcome::Conflict);
+        };
+        let staged = &mut self.staged;
+        staged.customers.insert(
+            commit.customer_id.to_owned(),
+            StagedCustomer {
+                version,
+                state: commit.state.to_vec(),
+                next_wake: commit.next_wake.map(to_millis),
+                updated_at: to_millis(Utc::now()),
+            },
+        );
+        if let Some(event_id) = commit.event_id {
+            staged
+                .processed
+                .insert(event_id.to_owned(), commit.customer_id.to_owned());
+        }
+        for send in commit.sends {
+            // A key logged earlier in the batch stays as it is; one already in the database
+            // is kept by the spill (`ON CONFLICT DO NOTHING`).
+            staged
+                .sends
+                .entry(send.idempotency_key.clone())
+                .or_insert_with(|| StagedSend {
+                    record: send.clone(),
+                    status: SendStatus::Pending,
+                    message_id: None,
+                });
+        }
+        Ok(CommitOutcome::Committed {
+            version: version as u64,
+        })
+    }
+
     fn is_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        if self.staged.processed.contains_key(event_id) {
+            return Ok(true);
+        }
         Ok(self
             .conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM processed_events WHERE event_id = ?1)")?
@@ -384,10 +522,11 @@ impl Inner {
     }
 
     fn due(
-        &self,
+        &mut self,
         until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        self.spill()?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT next_wake, customer_id FROM customers
              WHERE next_wake IS NOT NULL AND next_wake <= ?1
@@ -408,6 +547,20 @@ impl Inner {
         status: SendStatus,
         message_id: Option<&str>,
     ) -> Result<(), StoreError> {
+        // Logged in this batch and not before (else the spill drops the staged entry, and the
+        // stored one is the one to mark): marked in memory. A send is final.
+        if self.staged.sends.contains_key(key) && !self.send_is_stored(key)? {
+            self.begin_write()?;
+            let staged = self.staged.sends.get_mut(key).expect("checked above");
+            let wrote = staged.status != SendStatus::Sent;
+            if wrote {
+                staged.status = status;
+                if let Some(id) = message_id {
+                    staged.message_id = Some(id.to_owned());
+                }
+            }
+            return self.end_write(wrote);
+        }
         self.begin_write()?;
         let changed = self
             .conn
@@ -417,10 +570,7 @@ impl Inner {
             )
             .and_then(|mut s| s.execute(params![key, status.as_str(), message_id]));
         let known = match &changed {
-            Ok(0) => self
-                .conn
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM sends WHERE idempotency_key = ?1)")
-                .and_then(|mut s| s.query_row([key], |row| row.get::<_, bool>(0))),
+            Ok(0) => self.send_is_stored(key),
             Ok(_) => Ok(true),
             Err(_) => Ok(false),
         };
@@ -434,7 +584,15 @@ impl Inner {
         }
     }
 
-    fn sends(&self, customer_id: &str) -> Result<Vec<(SendRecord, SendStatus)>, StoreError> {
+    /// Whether the send log in the database has `key`.
+    fn send_is_stored(&self, key: &str) -> rusqlite::Result<bool> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM sends WHERE idempotency_key = ?1)")?
+            .query_row([key], |row| row.get::<_, bool>(0))
+    }
+
+    fn sends(&mut self, customer_id: &str) -> Result<Vec<(SendRecord, SendStatus)>, StoreError> {
+        self.spill()?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT idempotency_key, workflow, step, category, at, status FROM sends
              WHERE customer_id = ?1 ORDER BY at, idempotency_key",
@@ -527,75 +685,59 @@ impl Inner {
     }
 }
 
-/// The writes of one commit, inside its savepoint, which the caller releases only when the
-/// outcome is `Committed`: `AlreadyProcessed` writes nothing, `Conflict` is rolled back.
-fn apply_commit(conn: &Connection, commit: &Commit<'_>) -> Result<CommitOutcome, StoreError> {
+/// A stored version as the store hands it out.
+fn stored_version(customer_id: &str, version: i64) -> Result<u64, StoreError> {
+    u64::try_from(version)
+        .map_err(|_| StoreError::Corrupt(format!("customer `{customer_id}` has version {version}")))
+}
+
+/// Writes staged commits in key order: customers first (the send log refers to them), then the
+/// processed event ids and the send log.
+fn write_staged(conn: &Connection, staged: &Staged) -> rusqlite::Result<()> {
+    let mut customers: Vec<_> = staged.customers.iter().collect();
+    customers.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO customers (customer_id, version, state, next_wake, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version,
+             state = excluded.state, next_wake = excluded.next_wake,
+             updated_at = excluded.updated_at",
+    )?;
+    for (id, c) in customers {
+        upsert.execute(params![id, c.version, c.state, c.next_wake, c.updated_at])?;
+    }
+    let mut processed: Vec<_> = staged.processed.iter().collect();
+    processed.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let now = to_millis(Utc::now());
-    // Marking the event first finds a duplicate in the same lookup; a conflict below rolls the
-    // mark back with the savepoint.
-    if let Some(event_id) = commit.event_id {
-        let marked = conn
-            .prepare_cached(
-                "INSERT INTO processed_events (event_id, customer_id, processed_at)
-                 VALUES (?1, ?2, ?3) ON CONFLICT (event_id) DO NOTHING",
-            )?
-            .execute(params![event_id, commit.customer_id, now])?;
-        if marked == 0 {
-            return Ok(CommitOutcome::AlreadyProcessed);
-        }
+    let mut mark = conn.prepare_cached(
+        "INSERT INTO processed_events (event_id, customer_id, processed_at)
+         VALUES (?1, ?2, ?3) ON CONFLICT (event_id) DO NOTHING",
+    )?;
+    for (event_id, customer_id) in processed {
+        mark.execute(params![event_id, customer_id, now])?;
     }
-    // No customer can be at a version whose successor SQLite cannot hold.
-    let Some(version) = commit
-        .expected_version
-        .checked_add(1)
-        .and_then(|v| i64::try_from(v).ok())
-    else {
-        return Ok(CommitOutcome::Conflict);
-    };
-    let next_wake = commit.next_wake.map(to_millis);
-    let written = if commit.expected_version == 0 {
-        conn.prepare_cached(
-            "INSERT INTO customers (customer_id, version, state, next_wake, updated_at)
-             VALUES (?1, 1, ?2, ?3, ?4) ON CONFLICT (customer_id) DO NOTHING",
-        )?
-        .execute(params![commit.customer_id, commit.state, next_wake, now])?
-    } else {
-        conn.prepare_cached(
-            "UPDATE customers SET version = ?2, state = ?3, next_wake = ?4, updated_at = ?5
-             WHERE customer_id = ?1 AND version = ?6",
-        )?
-        .execute(params![
-            commit.customer_id,
-            version,
-            commit.state,
-            next_wake,
-            now,
-            version - 1,
-        ])?
-    };
-    if written == 0 {
-        return Ok(CommitOutcome::Conflict);
+    let mut sends: Vec<_> = staged.sends.iter().collect();
+    sends.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO sends
+             (idempotency_key, customer_id, workflow, step, category, at, status, message_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )?;
+    for (key, send) in sends {
+        let r = &send.record;
+        insert.execute(params![
+            key,
+            r.customer_id,
+            r.workflow,
+            r.step,
+            r.category,
+            to_millis(r.at),
+            send.status.as_str(),
+            send.message_id,
+        ])?;
     }
-    if !commit.sends.is_empty() {
-        let mut insert = conn.prepare_cached(
-            "INSERT INTO sends (idempotency_key, customer_id, workflow, step, category, at, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )?;
-        for send in commit.sends {
-            insert.execute(params![
-                send.idempotency_key,
-                send.customer_id,
-                send.workflow,
-                send.step,
-                send.category,
-                to_millis(send.at),
-            ])?;
-        }
-    }
-    Ok(CommitOutcome::Committed {
-        version: version as u64,
-    })
+    Ok(())
 }
 
 impl Store for SqliteStore {
