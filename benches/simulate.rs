@@ -42,9 +42,6 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let signer = Signer::new(b"bench");
     let engine = Engine::new(&project, &signer);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
 
     let mut group = c.benchmark_group("simulate");
     group.sample_size(10);
@@ -55,20 +52,19 @@ fn bench(c: &mut Criterion) {
             b.iter_with_setup(
                 || {
                     let db = tmp.path().join(format!("bench-{}.db", fastrand::u64(..)));
-                    SqliteStore::open(&db).unwrap().with_batch(2_000)
+                    SqliteStore::open(&db).unwrap().with_batch(20_000)
                 },
                 |store| {
                     let runner: Runner<'_, _, OutboxMailer> = Runner::new(&engine, store, None);
-                    let summary = rt
-                        .block_on(nudge::simulate::simulate(
-                            &runner,
-                            &events,
-                            None,
-                            |_| {},
-                            |_| {},
-                            |_, _| {},
-                        ))
-                        .unwrap();
+                    let summary = nudge::simulate::simulate(
+                        &runner,
+                        &events,
+                        &nudge::simulate::Options::default(),
+                        |_| {},
+                        |_| {},
+                        |_, _| {},
+                    )
+                    .unwrap();
                     assert_eq!(summary.rejected, 0);
                     summary
                 },

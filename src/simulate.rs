@@ -7,16 +7,21 @@
 //!
 //! The events file is read twice so that memory stays small however long it is: a first pass
 //! keeps only each line's time and offset (to sort), the second reads lines back one at a time.
+//!
+//! Customers run on several threads ("shards", one per core by default), each owning the
+//! customers whose id hashes to it; the calling thread parses lines and merges the shards'
+//! results back into the order of a single-threaded run (see [`simulate`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
 
 use chrono::{DateTime, Utc};
 
 use crate::engine::{Action, ActionKind, EndReason, SkipReason};
-use crate::event::{MAX_EVENT_BYTES, parse_event};
+use crate::event::{MAX_EVENT_BYTES, StoreEvent, parse_event};
 use crate::mail::Mailer;
 use crate::runner::{Applied, Runner, RunnerError};
 use crate::store::{DeadLetter, Store};
@@ -213,18 +218,51 @@ fn trim_line(buf: &[u8]) -> &[u8] {
     &buf[..end]
 }
 
+/// How a simulation runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the clock stops; `None`: the last event + 365 days.
+    pub until: Option<DateTime<Utc>>,
+    /// Threads that run customers (at least 1). The timeline is the same for any number.
+    pub shards: usize,
+}
+
+impl Default for Options {
+    /// No `until`; a shard per available core.
+    fn default() -> Self {
+        Options {
+            until: None,
+            shards: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+/// Lines read and parsed per round trip to the shards.
+const CHUNK: usize = 512;
+
 /// Runs a simulation. `on_action` sees every action as it happens; `on_notice` every line
-/// rejected, late or duplicate. `until` defaults to the last event + 365 days.
-pub async fn simulate<S: Store, M: Mailer>(
+/// rejected, late or duplicate; `on_progress` the lines read so far.
+///
+/// Customers are independent (an input changes only its own customer), so the work is split
+/// by customer: each of `options.shards` threads owns the customers whose id hashes to it,
+/// with their timers, and applies their inputs in order through the runner. The calling
+/// thread reads and parses the events, hands them out a chunk at a time, and merges what the
+/// shards did back into the order of a run on one thread: before each event, the timers due
+/// by then (by due time, then customer), then the event. So the timeline, the summary and the
+/// store are the same for any number of shards.
+///
+/// Runs its own Tokio runtimes (one per thread): call it outside of one.
+pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
     runner: &Runner<'_, S, M>,
     events: &Path,
-    until: Option<DateTime<Utc>>,
+    options: &Options,
     mut on_action: impl FnMut(&Action),
     mut on_notice: impl FnMut(Notice),
     mut on_progress: impl FnMut(usize, usize),
 ) -> Result<Summary, SimulateError> {
+    let rt = runtime();
     let store = runner.store();
-    let mut clock = match store.get_meta(CLOCK_KEY).await? {
+    let mut clock = match rt.block_on(store.get_meta(CLOCK_KEY))? {
         Some(text) => Some(
             DateTime::parse_from_rfc3339(&text)
                 .map_err(|_| SimulateError::Clock(text.clone()))?
@@ -234,8 +272,15 @@ pub async fn simulate<S: Store, M: Mailer>(
     };
     let index = index_events(events)?;
     let last_time = index.iter().filter_map(|i| i.time).max();
-    let until = until.or_else(|| last_time.map(|t| t + chrono::Duration::days(365)));
-    let mut timers = Timers::load(store).await?;
+    let until = options
+        .until
+        .or_else(|| last_time.map(|t| t + chrono::Duration::days(365)));
+    let shards = options.shards.max(1);
+    let mut timers: Vec<Timers> = (0..shards).map(|_| Timers::default()).collect();
+    for (at, customer) in rt.block_on(store.due(DateTime::<Utc>::MAX_UTC, usize::MAX))? {
+        timers[shard_of(&customer, shards)].set(&customer, Some(at));
+    }
+    let mut rejected = 0;
     let mut summary = Summary {
         lines: index.len(),
         from: clock.or(index.iter().find_map(|i| i.time)),
@@ -251,92 +296,364 @@ pub async fn simulate<S: Store, M: Mailer>(
     let mut pos = 0u64;
     let mut buf = Vec::new();
     let total = index.len();
-    for (n, item) in index.iter().enumerate() {
-        on_progress(n, total);
-        if let (Some(t), Some(u)) = (item.time, until)
-            && t > u
-        {
-            break; // events after --until are not processed
+
+    std::thread::scope(|scope| {
+        let mut to_shards = Vec::with_capacity(shards);
+        let mut from_shards = Vec::with_capacity(shards);
+        for timers in timers.drain(..) {
+            let (work_tx, work_rx) = mpsc::channel::<Work>();
+            let (done_tx, done_rx) = mpsc::channel();
+            scope.spawn(move || shard(runner, timers, work_rx, done_tx));
+            to_shards.push(work_tx);
+            from_shards.push(done_rx);
         }
-        if pos != item.offset {
-            file.seek(SeekFrom::Start(item.offset)).map_err(read_err)?;
-        }
-        buf.resize(item.len, 0);
-        file.read_exact(&mut buf).map_err(read_err)?;
-        pos = item.offset + item.len as u64;
-        let text = String::from_utf8_lossy(trim_line(&buf));
-        let event = match parse_event(&text) {
-            Ok(e) => e,
-            Err(e) => {
-                let rejection = Rejection {
+        // What the shards did with the chunk before, merged when this one is out.
+        let mut previous: Option<Vec<Group>> = None;
+        let mut out = |groups| emit(groups, &mut summary, &mut on_action, &mut on_notice);
+        let mut stopped = false;
+        let mut n = 0;
+        while !stopped && n < total {
+            // The calling thread's part of this chunk: notices, keyed like the shards' groups.
+            let mut mine = Vec::new();
+            let mut fires = Vec::with_capacity(CHUNK);
+            let mut work: Vec<Vec<Input>> = (0..shards).map(|_| Vec::new()).collect();
+            let first = n;
+            while n < total && fires.len() < CHUNK {
+                let item = &index[n];
+                on_progress(n, total);
+                if let (Some(t), Some(u)) = (item.time, until)
+                    && t > u
+                {
+                    stopped = true; // events after --until are not processed
+                    break;
+                }
+                n += 1;
+                if pos != item.offset {
+                    file.seek(SeekFrom::Start(item.offset)).map_err(read_err)?;
+                }
+                buf.resize(item.len, 0);
+                file.read_exact(&mut buf).map_err(read_err)?;
+                pos = item.offset + item.len as u64;
+                let text = String::from_utf8_lossy(trim_line(&buf));
+                let event = match parse_event(&text) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let rejection = Rejection {
+                            line: item.line,
+                            event_id: e.event_id().map(str::to_owned),
+                            reason: e.to_string(),
+                        };
+                        let letter = DeadLetter {
+                            id: 0,
+                            event_id: rejection.event_id.clone(),
+                            source: format!("{}:{}", events.display(), item.line),
+                            reason: rejection.reason.clone(),
+                            body: text.chars().take(MAX_EVENT_BYTES).collect(),
+                            received_at: clock.unwrap_or_else(|| item.time.unwrap_or_default()),
+                        };
+                        rt.block_on(store.record_dead_letter(&letter))?;
+                        rejected += 1;
+                        mine.push(Group::notice(n - 1, Notice::Rejected(rejection)));
+                        fires.push(None);
+                        continue;
+                    }
+                };
+                let now = match clock {
+                    Some(c) if event.time < c => {
+                        mine.push(Group::notice(
+                            n - 1,
+                            Notice::Late {
+                                line: item.line,
+                                event_id: event.id.clone(),
+                                time: event.time,
+                                clock: c,
+                            },
+                        ));
+                        c
+                    }
+                    _ => event.time,
+                };
+                clock = Some(now);
+                fires.push(Some(now));
+                work[shard_of(&event.customer_id, shards)].push(Input {
+                    item: n - 1,
                     line: item.line,
-                    event_id: e.event_id().map(str::to_owned),
-                    reason: e.to_string(),
-                };
-                let letter = DeadLetter {
-                    id: 0,
-                    event_id: rejection.event_id.clone(),
-                    source: format!("{}:{}", events.display(), item.line),
-                    reason: rejection.reason.clone(),
-                    body: text.chars().take(MAX_EVENT_BYTES).collect(),
-                    received_at: clock.unwrap_or_else(|| item.time.unwrap_or_default()),
-                };
-                store.record_dead_letter(&letter).await?;
-                summary.rejected += 1;
-                on_notice(Notice::Rejected(rejection));
+                    now,
+                    event,
+                });
+            }
+            let fires = Arc::new(fires);
+            let work = work.into_iter().map(|inputs| Work::Chunk {
+                first,
+                fires: Arc::clone(&fires),
+                inputs,
+            });
+            round(
+                &to_shards,
+                &from_shards,
+                work,
+                mine,
+                &mut previous,
+                &mut out,
+            )?;
+        }
+        on_progress(total, total);
+        // After the last event, the clock runs on to `until` a day at a time (so that what
+        // the shards hand back stays small), each day's timers by due time and customer.
+        if let Some(u) = until
+            && clock.is_none_or(|c| c < u)
+        {
+            let mut day = clock;
+            loop {
+                let to = day.map_or(u, |d| (d + chrono::Duration::days(1)).min(u));
+                let work = (0..shards).map(|_| Work::Fire { item: n, until: to });
+                round(
+                    &to_shards,
+                    &from_shards,
+                    work,
+                    Vec::new(),
+                    &mut previous,
+                    &mut out,
+                )?;
+                n += 1;
+                if to >= u {
+                    break;
+                }
+                day = Some(to);
+            }
+            clock = Some(u);
+        }
+        drop(to_shards);
+        if let Some(groups) = previous.take() {
+            out(groups);
+        }
+        Ok::<(), SimulateError>(())
+    })?;
+    if let Some(c) = clock {
+        rt.block_on(store.set_meta(
+            CLOCK_KEY,
+            &c.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ))?;
+    }
+    rt.block_on(store.flush())?;
+    summary.rejected = rejected;
+    summary.until = clock;
+    Ok(summary)
+}
+
+/// Hands each shard its work, reports what they did in the round before, and keeps this
+/// round's merged groups for the next (so that the calling thread's reporting overlaps the
+/// shards' work).
+fn round(
+    to_shards: &[mpsc::Sender<Work>],
+    from_shards: &[mpsc::Receiver<Result<Vec<Group>, SimulateError>>],
+    work: impl Iterator<Item = Work>,
+    mine: Vec<Group>,
+    previous: &mut Option<Vec<Group>>,
+    out: &mut impl FnMut(Vec<Group>),
+) -> Result<(), SimulateError> {
+    for (tx, w) in to_shards.iter().zip(work) {
+        // A shard that stopped on an error reports it in `collect`.
+        let _ = tx.send(w);
+    }
+    if let Some(groups) = previous.take() {
+        out(groups);
+    }
+    *previous = Some(collect(from_shards, mine)?);
+    Ok(())
+}
+
+/// A Tokio runtime for one thread's store and mailer calls.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds")
+}
+
+/// The shard that owns a customer (FNV-1a of the id: any fixed spread would do).
+fn shard_of(customer: &str, shards: usize) -> usize {
+    let hash = customer.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % shards as u64) as usize
+}
+
+/// An event for a shard.
+struct Input {
+    /// Its place among the lines in time order.
+    item: usize,
+    /// Its line in the file.
+    line: usize,
+    /// When it is applied (its time, or the clock if it is late).
+    now: DateTime<Utc>,
+    event: StoreEvent,
+}
+
+/// What the calling thread hands a shard.
+enum Work {
+    /// The lines `first..first + fires.len()`: before each line with `Some(now)`, the shard
+    /// fires its timers due by `now`; then it applies its own events among them.
+    Chunk {
+        first: usize,
+        fires: Arc<Vec<Option<DateTime<Utc>>>>,
+        inputs: Vec<Input>,
+    },
+    /// Fire the timers due by `until`, as if before line `item` (past the last line).
+    Fire { item: usize, until: DateTime<Utc> },
+}
+
+/// Where a group of actions falls in the order of a run on one thread: before line `item`,
+/// the timers fired then (`kind` 1) by due time and customer, then the line itself (`kind` 2).
+/// Notices of the calling thread (`kind` 0) come first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    item: usize,
+    kind: u8,
+    due: DateTime<Utc>,
+    customer: String,
+}
+
+/// What one input did, or a notice, at its place in the order.
+struct Group {
+    key: Key,
+    did: Did,
+}
+
+enum Did {
+    Event(Vec<Action>),
+    Wake(Vec<Action>),
+    Duplicate { line: usize, event_id: String },
+    Notice(Notice),
+}
+
+impl Group {
+    fn notice(item: usize, notice: Notice) -> Self {
+        Group {
+            key: Key {
+                item,
+                kind: 0,
+                due: DateTime::<Utc>::MIN_UTC,
+                customer: String::new(),
+            },
+            did: Did::Notice(notice),
+        }
+    }
+}
+
+/// Waits for every shard's groups of one chunk and merges them with the calling thread's into
+/// the order of a run on one thread. Each list is in order already and two lists never tie
+/// (a tie is one customer, who belongs to one shard), so a stable sort of them merges them.
+fn collect(
+    from_shards: &[mpsc::Receiver<Result<Vec<Group>, SimulateError>>],
+    mine: Vec<Group>,
+) -> Result<Vec<Group>, SimulateError> {
+    let mut all = mine;
+    for rx in from_shards {
+        // A shard that is gone without an answer panicked; the scope re-raises the panic.
+        let groups = rx.recv().unwrap_or_else(|_| Ok(Vec::new()))?;
+        all.extend(groups);
+    }
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(all)
+}
+
+/// Counts and reports merged groups, in order.
+fn emit(
+    groups: Vec<Group>,
+    summary: &mut Summary,
+    on_action: &mut impl FnMut(&Action),
+    on_notice: &mut impl FnMut(Notice),
+) {
+    for group in groups {
+        let actions = match group.did {
+            Did::Event(actions) => {
+                summary.events += 1;
+                actions
+            }
+            Did::Wake(actions) => {
+                summary.wakes += 1;
+                actions
+            }
+            Did::Duplicate { line, event_id } => {
+                summary.duplicates += 1;
+                on_notice(Notice::Duplicate { line, event_id });
+                continue;
+            }
+            Did::Notice(notice) => {
+                on_notice(notice);
                 continue;
             }
         };
-        let now = match clock {
-            Some(c) if event.time < c => {
-                on_notice(Notice::Late {
-                    line: item.line,
-                    event_id: event.id.clone(),
-                    time: event.time,
-                    clock: c,
-                });
-                c
-            }
-            _ => event.time,
-        };
-        fire_timers(runner, now, &mut timers, &mut summary, &mut on_action).await?;
-        clock = Some(now);
-        match runner.event(&event, now).await? {
-            Applied::Done { actions, next_wake } => {
-                timers.set(&event.customer_id, next_wake);
-                summary.events += 1;
-                for a in &actions {
-                    summary.count(a);
-                    on_action(a);
-                }
-            }
-            Applied::Duplicate => {
-                summary.duplicates += 1;
-                on_notice(Notice::Duplicate {
-                    line: item.line,
-                    event_id: event.id.clone(),
-                });
-            }
+        for a in &actions {
+            summary.count(a);
+            on_action(a);
         }
     }
-    on_progress(total, total);
-    if let Some(u) = until
-        && clock.is_none_or(|c| c < u)
-    {
-        fire_timers(runner, u, &mut timers, &mut summary, &mut on_action).await?;
-        clock = Some(u);
+}
+
+/// A shard's thread: applies its customers' inputs, chunk by chunk, until told to finish or
+/// the calling thread is gone. Stops at its first error, after reporting it.
+fn shard<S: Store, M: Mailer>(
+    runner: &Runner<'_, S, M>,
+    mut timers: Timers,
+    work: mpsc::Receiver<Work>,
+    done: mpsc::Sender<Result<Vec<Group>, SimulateError>>,
+) {
+    let rt = runtime();
+    while let Ok(w) = work.recv() {
+        let mut groups = Vec::new();
+        let result = match w {
+            Work::Chunk {
+                first,
+                fires,
+                inputs,
+            } => rt.block_on(async {
+                let mut inputs = inputs.into_iter().peekable();
+                for (i, fire) in fires.iter().enumerate() {
+                    let Some(now) = *fire else { continue };
+                    let item = first + i;
+                    fire_timers(runner, item, now, &mut timers, &mut groups).await?;
+                    if let Some(input) = inputs.next_if(|input| input.item == item) {
+                        groups.push(apply_event(runner, input, &mut timers).await?);
+                    }
+                }
+                Ok(())
+            }),
+            Work::Fire { item, until } => {
+                rt.block_on(fire_timers(runner, item, until, &mut timers, &mut groups))
+            }
+        };
+        let failed = result.is_err();
+        if done.send(result.map(|()| groups)).is_err() || failed {
+            return;
+        }
     }
-    if let Some(c) = clock {
-        store
-            .set_meta(
-                CLOCK_KEY,
-                &c.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            )
-            .await?;
-    }
-    store.flush().await?;
-    summary.until = clock;
-    Ok(summary)
+}
+
+/// Applies one event of the shard.
+async fn apply_event<S: Store, M: Mailer>(
+    runner: &Runner<'_, S, M>,
+    input: Input,
+    timers: &mut Timers,
+) -> Result<Group, SimulateError> {
+    let key = Key {
+        item: input.item,
+        kind: 2,
+        due: DateTime::<Utc>::MIN_UTC,
+        customer: String::new(),
+    };
+    let did = match runner.event(&input.event, input.now).await? {
+        Applied::Done { actions, next_wake } => {
+            timers.set(&input.event.customer_id, next_wake);
+            Did::Event(actions)
+        }
+        Applied::Duplicate => Did::Duplicate {
+            line: input.line,
+            event_id: input.event.id,
+        },
+    };
+    Ok(Group { key, did })
 }
 
 /// Every customer's timer, in memory, so that the loop never asks the store "what is due?"
@@ -350,14 +667,6 @@ struct Timers {
 }
 
 impl Timers {
-    async fn load<S: Store>(store: &S) -> Result<Self, SimulateError> {
-        let mut timers = Self::default();
-        for (at, customer) in store.due(DateTime::<Utc>::MAX_UTC, usize::MAX).await? {
-            timers.set(&customer, Some(at));
-        }
-        Ok(timers)
-    }
-
     fn set(&mut self, customer: &str, next: Option<DateTime<Utc>>) {
         match next {
             Some(at) => {
@@ -388,28 +697,38 @@ impl Timers {
     }
 }
 
-/// Fires every timer due at or before `until`, each at its own due time, in time order.
+/// Fires every timer of the shard due at or before `until`, each at its own due time, in
+/// time order (then by customer), as if before line `item`.
 async fn fire_timers<S: Store, M: Mailer>(
     runner: &Runner<'_, S, M>,
+    item: usize,
     until: DateTime<Utc>,
     timers: &mut Timers,
-    summary: &mut Summary,
-    on_action: &mut impl FnMut(&Action),
+    groups: &mut Vec<Group>,
 ) -> Result<(), SimulateError> {
     while let Some((at, customer)) = timers.pop_due(until) {
         let applied = runner.wake(&customer, at).await?;
-        summary.wakes += 1;
-        if let Applied::Done { actions, next_wake } = applied {
-            if next_wake.is_some_and(|next| next <= at) {
-                // The engine always moves a fired timer forward; stop rather than spin.
-                return Err(SimulateError::Stuck { customer, at });
+        let actions = match applied {
+            Applied::Done { actions, next_wake } => {
+                if next_wake.is_some_and(|next| next <= at) {
+                    // The engine always moves a fired timer forward; stop rather than spin.
+                    return Err(SimulateError::Stuck { customer, at });
+                }
+                timers.set(&customer, next_wake);
+                actions
             }
-            timers.set(&customer, next_wake);
-            for a in &actions {
-                summary.count(a);
-                on_action(a);
-            }
-        }
+            // A wake has no event id: never a duplicate.
+            Applied::Duplicate => Vec::new(),
+        };
+        groups.push(Group {
+            key: Key {
+                item,
+                kind: 1,
+                due: at,
+                customer,
+            },
+            did: Did::Wake(actions),
+        });
     }
     Ok(())
 }

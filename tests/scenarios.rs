@@ -117,17 +117,18 @@ impl Scenario {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let mut rows = Vec::new();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(nudge::simulate::simulate(
+        let options = nudge::simulate::Options {
+            until: Some(until),
+            ..Default::default()
+        };
+        nudge::simulate::simulate(
             &runner,
             &file,
-            Some(until),
+            &options,
             |a| rows.push(row(a)),
             |_| {},
             |_, _| {},
-        ))
+        )
         .unwrap();
         rows
     }

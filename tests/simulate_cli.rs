@@ -387,3 +387,85 @@ fn the_outbox_holds_real_mail_that_a_mail_parser_reads() {
     );
     assert!(msg.body_html(0).unwrap().contains("Unsubscribe"));
 }
+
+/// The work is split among threads by customer; the timeline, the notices, the summary and the
+/// store come out the same whatever the number of threads, bad and duplicate lines included.
+#[test]
+fn any_number_of_threads_gives_the_same_run() {
+    use nudge::engine::Engine;
+    use nudge::links::Signer;
+    use nudge::mail::outbox::OutboxMailer;
+    use nudge::runner::Runner;
+    use nudge::simulate::{Options, simulate};
+    use nudge::store::{SqliteStore, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = Vec::new();
+    let synth = nudge::synth::SynthOptions {
+        customers: 300,
+        days: 150,
+        seed: 11,
+        ..Default::default()
+    };
+    nudge::synth::generate(&synth, &mut events).unwrap();
+    let mut lines: Vec<String> = String::from_utf8(events)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    // A duplicate of an early event late in the file, a bad line, and a line without a time.
+    lines.push(lines[10].clone());
+    lines.insert(500, "{not json".to_owned());
+    lines.insert(
+        900,
+        r#"{"id":"x","detail-type":"order.placed","detail":{}}"#.to_owned(),
+    );
+    let file = write_events(dir.path(), &lines);
+
+    let report = nudge::workflow::load(&root().join("workflows")).unwrap();
+    let project = report.project.unwrap();
+    let signer = Signer::new(b"threads");
+    let engine = Engine::new(&project, &signer);
+    let run = |shards: usize| {
+        let store = SqliteStore::open(&dir.path().join(format!("s{shards}.db")))
+            .unwrap()
+            .with_batch(1_000);
+        let runner: Runner<'_, _, OutboxMailer> = Runner::new(&engine, store, None);
+        let (mut rows, mut notices) = (Vec::new(), Vec::new());
+        let options = Options {
+            until: None,
+            shards,
+        };
+        let summary = simulate(
+            &runner,
+            &file,
+            &options,
+            |a| rows.push(crate::scenarios::row(a)),
+            |n| notices.push(format!("{n:?}")),
+            |_, _| {},
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let store = runner.store();
+        let sends: Vec<_> = (1..=300)
+            .flat_map(|i| rt.block_on(store.sends(&format!("c-{i}"))).unwrap())
+            .collect();
+        let timers = rt.block_on(store.due(chrono::DateTime::<chrono::Utc>::MAX_UTC, usize::MAX));
+        (rows, notices, summary, sends, timers.unwrap())
+    };
+    let one = run(1);
+    assert!(one.0.len() > 1_000, "{} rows", one.0.len());
+    assert!(one.3.len() > 100, "{} sends", one.3.len());
+    assert_eq!(one.1.len(), 3, "{:?}", one.1);
+    assert_eq!((one.2.rejected, one.2.duplicates), (2, 1));
+    for shards in [2, 5] {
+        let other = run(shards);
+        assert!(one.0 == other.0, "timeline differs with {shards} threads");
+        assert_eq!(one.1, other.1, "notices differ with {shards} threads");
+        assert_eq!(one.2, other.2, "summary differs with {shards} threads");
+        assert!(one.3 == other.3, "send log differs with {shards} threads");
+        assert_eq!(one.4, other.4, "timers differ with {shards} threads");
+    }
+}

@@ -11,7 +11,7 @@ use crate::engine::{Action, ActionKind, Engine};
 use crate::links::Signer;
 use crate::mail::outbox::OutboxMailer;
 use crate::runner::Runner;
-use crate::simulate::{Notice, Summary, simulate};
+use crate::simulate::{Notice, Options, Summary, simulate};
 use crate::store::sqlite::SqliteStore;
 
 /// Inputs per store transaction. A batch is staged in memory (about 1 KB per customer) and
@@ -128,14 +128,14 @@ pub(crate) fn run(args: &Args) -> u8 {
     let format = args.format;
     let progress = progress_bar();
     let events_name = args.events.display().to_string();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime builds");
-    let result = runtime.block_on(simulate(
+    let options = Options {
+        until: args.until,
+        ..Options::default()
+    };
+    let result = simulate(
         &runner,
         &args.events,
-        args.until,
+        &options,
         |action| {
             let _ = match format {
                 Format::Json => writeln!(out, "{}", row_json(action)),
@@ -153,7 +153,7 @@ pub(crate) fn run(args: &Args) -> u8 {
                 progress.set_position(done as u64);
             }
         },
-    ));
+    );
     progress.finish_and_clear();
     let summary = match result {
         Ok(s) => s,
