@@ -219,6 +219,8 @@ pub struct Engine<'p> {
     /// Workflows whose steps read `event` (the trigger's detail); runs of the others do not
     /// keep it, which keeps long-waiting runs small.
     keeps_trigger: std::collections::HashSet<&'p str>,
+    /// `store` in templates, converted once.
+    store_scope: minijinja::Value,
 }
 
 impl std::fmt::Debug for Engine<'_> {
@@ -307,6 +309,7 @@ impl<'p> Engine<'p> {
             expressions,
             templates,
             keeps_trigger,
+            store_scope: to_value(&project.settings.store),
         }
     }
 
@@ -318,6 +321,7 @@ impl<'p> Engine<'p> {
             now,
             actions: Vec::new(),
             unsubscribe: std::cell::OnceCell::new(),
+            customer: std::cell::OnceCell::new(),
         };
         cx.reconcile_workflows();
         cx.fire_due();
@@ -406,33 +410,14 @@ fn for_each_string<'a>(value: &'a Value, f: &mut impl FnMut(&'a str)) {
     }
 }
 
-/// The names templates see.
-#[derive(Serialize)]
-struct Scope<'a> {
-    customer: &'a Map<String, Value>,
-    event: &'a Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    waited: Option<Waited>,
-    store: &'a crate::workflow::model::Store,
-    run: RunScope<'a>,
-    links: Links,
+/// A value as templates see it.
+fn to_value<T: Serialize>(value: &T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(value))
 }
 
-#[derive(Serialize)]
-struct Waited {
-    matched: bool,
-}
-
-#[derive(Serialize)]
-struct RunScope<'a> {
-    id: &'a str,
-    started_at: String,
-}
-
-#[derive(Serialize)]
-struct Links {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unsubscribe: Option<String>,
+/// `event` in templates run for `run`: its trigger's detail (null when not kept).
+fn trigger_scope(run: &Run) -> minijinja::Value {
+    to_value(&run.trigger)
 }
 
 /// What a step did to its run.
@@ -449,6 +434,9 @@ struct Cx<'e, 'p> {
     actions: Vec<Action>,
     /// The customer's signed unsubscribe link, computed on first use.
     unsubscribe: std::cell::OnceCell<Option<String>>,
+    /// The profile as templates see it (`customer`), converted on first use and again after
+    /// the profile changes: one input evaluates many conditions on one profile.
+    customer: std::cell::OnceCell<minijinja::Value>,
 }
 
 impl<'p> Cx<'_, 'p> {
@@ -486,25 +474,45 @@ impl<'p> Cx<'_, 'p> {
             .clone()
     }
 
-    fn scope(&self, run: Option<&Run>, event: &Value) -> minijinja::Value {
-        let unsubscribe = self.unsubscribe_link();
-        let scope = Scope {
-            customer: &self.state.profile,
-            event,
-            waited: run.and_then(|r| r.waited).map(|matched| Waited { matched }),
-            store: &self.settings().store,
-            run: RunScope {
-                id: run.map_or("", |r| r.id.as_str()),
-                started_at: run
-                    .map(|r| {
-                        r.started_at
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    })
-                    .unwrap_or_default(),
-            },
-            links: Links { unsubscribe },
-        };
-        minijinja::Value::from(minijinja::value::Serde(&scope))
+    /// The names templates see: `customer`, `event` (the trigger's or the new event's
+    /// detail), `waited`, `store`, `run` and `links`.
+    fn scope(&self, run: Option<&Run>, event: minijinja::Value) -> minijinja::Value {
+        use minijinja::Value as V;
+        let customer = self
+            .customer
+            .get_or_init(|| to_value(&self.state.profile))
+            .clone();
+        let map = |pairs: Vec<(&'static str, V)>| V::from(pairs.into_iter().collect::<BTreeMap<_, _>>());
+        let mut links = Vec::new();
+        if let Some(link) = self.unsubscribe_link() {
+            links.push(("unsubscribe", V::from(link)));
+        }
+        let started_at = run
+            .map(|r| {
+                r.started_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+            .unwrap_or_default();
+        let run_scope = map(vec![
+            ("id", V::from(run.map_or("", |r| r.id.as_str()))),
+            ("started_at", V::from(started_at)),
+        ]);
+        let mut names = vec![
+            ("customer", customer),
+            ("event", event),
+            ("store", self.engine.store_scope.clone()),
+            ("run", run_scope),
+            ("links", map(links)),
+        ];
+        if let Some(matched) = run.and_then(|r| r.waited) {
+            names.push(("waited", map(vec![("matched", V::from(matched))])));
+        }
+        map(names)
+    }
+
+    /// The profile changed: templates must see the new one.
+    fn profile_changed(&mut self) {
+        self.customer.take();
     }
 
     /// Ends runs of workflows that were deleted or disabled since they started.
@@ -594,18 +602,18 @@ impl<'p> Cx<'_, 'p> {
         }
         let when_ok = d.when.as_ref().is_none_or(|w| {
             self.engine
-                .truthy(&w.source, &self.scope(None, &Value::Null))
+                .truthy(&w.source, &self.scope(None, minijinja::Value::from(())))
         });
         if program.workflow.enabled && when_ok {
             let trigger_id = format!("date:{}", arm.next_fire.timestamp());
-            self.try_start(program, None, Value::Null, &trigger_id);
+            self.try_start(program, None, None, &trigger_id);
         }
     }
 
     fn on_event(&mut self, event: &StoreEvent) {
         self.merge_profile(event);
         self.apply_feedback(event);
-        let detail = Value::Object(event.detail.clone());
+        let detail = to_value(&event.detail);
 
         // Goals and wait_fors of active runs first; an event never ends the run it starts.
         let runs = std::mem::take(&mut self.state.runs);
@@ -621,7 +629,7 @@ impl<'p> Cx<'_, 'p> {
                 kept.push(run);
                 continue;
             }
-            let scope = self.scope(Some(&run), &detail);
+            let scope = self.scope(Some(&run), detail.clone());
             let key_ok = self.key_matches(w, &run, &scope);
             if key_ok
                 && w.exit_when
@@ -661,7 +669,7 @@ impl<'p> Cx<'_, 'p> {
                 continue;
             }
             let scope = trigger_scope
-                .get_or_insert_with(|| self.scope(None, &detail))
+                .get_or_insert_with(|| self.scope(None, detail.clone()))
                 .clone();
             if !filter
                 .when
@@ -678,7 +686,7 @@ impl<'p> Cx<'_, 'p> {
                 },
                 None => None,
             };
-            self.try_start(program, key, detail.clone(), &event.id);
+            self.try_start(program, key, Some(&event.detail), &event.id);
         }
     }
 
@@ -708,7 +716,7 @@ impl<'p> Cx<'_, 'p> {
         &mut self,
         program: &Program<'p>,
         key: Option<String>,
-        trigger: Value,
+        trigger: Option<&Map<String, Value>>,
         trigger_id: &str,
     ) {
         let w = program.workflow;
@@ -760,10 +768,11 @@ impl<'p> Cx<'_, 'p> {
             workflow: w.id.clone(),
             key,
             started_at: self.now,
-            trigger: if self.engine.keeps_trigger.contains(w.id.as_str()) {
-                trigger
-            } else {
-                Value::Null
+            trigger: match trigger {
+                Some(detail) if self.engine.keeps_trigger.contains(w.id.as_str()) => {
+                    Value::Object(detail.clone())
+                }
+                _ => Value::Null,
             },
             step: String::new(),
             phase: Phase::Waiting { until: self.now },
@@ -805,7 +814,7 @@ impl<'p> Cx<'_, 'p> {
                     until: self.now + wf.timeout.to_delta(),
                 }),
                 StepKind::If(b) => {
-                    let scope = self.scope(Some(&run), &run.trigger);
+                    let scope = self.scope(Some(&run), trigger_scope(&run));
                     let branch = if self.engine.truthy(&b.condition.source, &scope) {
                         0
                     } else {
@@ -829,7 +838,7 @@ impl<'p> Cx<'_, 'p> {
                 }
                 StepKind::Webhook(hook) => {
                     if !run.done.iter().any(|d| d == id) {
-                        let scope = self.scope(Some(&run), &run.trigger);
+                        let scope = self.scope(Some(&run), trigger_scope(&run));
                         let body = match &hook.body {
                             Some(b) => self.render_value(b, &scope),
                             None => {
@@ -919,7 +928,7 @@ impl<'p> Cx<'_, 'p> {
             }
         }
 
-        let scope = self.scope(Some(run), &run.trigger);
+        let scope = self.scope(Some(run), trigger_scope(run));
         let rendered = (|| {
             let subject = self.engine.render(&email.subject.source, &scope)?;
             let preheader = email
@@ -998,7 +1007,7 @@ impl<'p> Cx<'_, 'p> {
         step: &str,
         update: &'p crate::workflow::model::UpdateProfile,
     ) {
-        let scope = self.scope(Some(run), &run.trigger);
+        let scope = self.scope(Some(run), trigger_scope(run));
         let mut changes = Map::new();
         for (name, value) in &update.set {
             let v = match value {
@@ -1030,6 +1039,7 @@ impl<'p> Cx<'_, 'p> {
         for (k, v) in &changes {
             self.state.profile.insert(k.clone(), v.clone());
         }
+        self.profile_changed();
         self.push(run, Some(step), ActionKind::ProfileUpdated { changes });
     }
 
@@ -1066,6 +1076,7 @@ impl<'p> Cx<'_, 'p> {
         self.state
             .profile
             .insert("id".to_owned(), Value::String(self.state.id.clone()));
+        self.profile_changed();
     }
 
     /// Mail feedback: unsubscribes and suppressions.
