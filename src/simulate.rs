@@ -13,7 +13,7 @@
 //! results back into the order of a single-threaded run (see [`simulate`]).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -137,14 +137,25 @@ pub struct Summary {
 
 impl Summary {
     fn count(&mut self, action: &Action) {
-        let w = self.workflows.entry(action.workflow.clone()).or_default();
+        if !self.workflows.contains_key(&action.workflow) {
+            self.workflows
+                .insert(action.workflow.clone(), WorkflowSummary::default());
+        }
+        let w = self
+            .workflows
+            .get_mut(&action.workflow)
+            .expect("inserted above");
         match &action.kind {
             ActionKind::RunStarted => w.runs_started += 1,
             ActionKind::RunEnded { reason } => *w.runs_ended.entry(*reason).or_default() += 1,
             ActionKind::EmailSent(_) => {
-                *w.emails_sent
-                    .entry(action.step.clone().unwrap_or_default())
-                    .or_default() += 1
+                let step = action.step.as_deref().unwrap_or_default();
+                match w.emails_sent.get_mut(step) {
+                    Some(n) => *n += 1,
+                    None => {
+                        w.emails_sent.insert(step.to_owned(), 1);
+                    }
+                }
             }
             ActionKind::EmailSkipped { reason } => {
                 *w.emails_skipped.entry(*reason).or_default() += 1
@@ -307,8 +318,8 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             to_shards.push(work_tx);
             from_shards.push(done_rx);
         }
-        // What the shards did with the chunk before, merged when this one is out.
-        let mut previous: Option<Vec<Group>> = None;
+        // The calling thread's groups of the rounds the shards are still working on.
+        let mut previous: VecDeque<Vec<Group>> = VecDeque::new();
         let mut out = |groups| emit(groups, &mut summary, &mut on_action, &mut on_notice);
         let mut stopped = false;
         let mut n = 0;
@@ -424,8 +435,8 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             clock = Some(u);
         }
         drop(to_shards);
-        if let Some(groups) = previous.take() {
-            out(groups);
+        while let Some(mine) = previous.pop_front() {
+            out(collect(&from_shards, mine)?);
         }
         Ok::<(), SimulateError>(())
     })?;
@@ -441,25 +452,30 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
     Ok(summary)
 }
 
-/// Hands each shard its work, reports what they did in the round before, and keeps this
-/// round's merged groups for the next (so that the calling thread's reporting overlaps the
-/// shards' work).
+/// Rounds handed out before the calling thread waits for the oldest: the shards always have
+/// the next chunk queued while this thread parses the one after and reports the one before.
+const IN_FLIGHT: usize = 3;
+
+/// Hands each shard its work for one round, and once enough rounds are out, merges and reports
+/// the oldest (its groups of this thread, `mine`, wait in `previous` until then).
 fn round(
     to_shards: &[mpsc::Sender<Work>],
     from_shards: &[mpsc::Receiver<Result<Vec<Group>, SimulateError>>],
     work: impl Iterator<Item = Work>,
     mine: Vec<Group>,
-    previous: &mut Option<Vec<Group>>,
+    previous: &mut VecDeque<Vec<Group>>,
     out: &mut impl FnMut(Vec<Group>),
 ) -> Result<(), SimulateError> {
     for (tx, w) in to_shards.iter().zip(work) {
         // A shard that stopped on an error reports it in `collect`.
         let _ = tx.send(w);
     }
-    if let Some(groups) = previous.take() {
-        out(groups);
+    previous.push_back(mine);
+    if previous.len() >= IN_FLIGHT
+        && let Some(oldest) = previous.pop_front()
+    {
+        out(collect(from_shards, oldest)?);
     }
-    *previous = Some(collect(from_shards, mine)?);
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::{Format, exit};
 use crate::engine::{Action, ActionKind, Engine};
@@ -202,39 +202,56 @@ fn ts(t: DateTime<Utc>) -> String {
 
 /// One action as a JSON line (the contract's shape; whole seconds, UTC).
 pub(crate) fn row_json(a: &Action) -> String {
-    let mut row = Map::new();
-    row.insert("at".into(), json!(ts(a.at)));
-    row.insert("customer".into(), json!(a.customer));
-    row.insert("workflow".into(), json!(a.workflow));
-    if let Some(step) = &a.step {
-        row.insert("step".into(), json!(step));
+    /// A timeline row; fields in name order, as in every JSON object Nudge writes.
+    #[derive(serde::Serialize, Default)]
+    struct Row<'a> {
+        action: &'a str,
+        at: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        changes: Option<&'a Map<String, Value>>,
+        customer: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        method: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+        run: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subject: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<&'a str>,
+        workflow: &'a str,
     }
-    row.insert("action".into(), json!(a.kind.name()));
-    row.insert("run".into(), json!(a.run));
+    let mut row = Row {
+        action: a.kind.name(),
+        at: ts(a.at),
+        customer: &a.customer,
+        run: &a.run,
+        step: a.step.as_deref(),
+        workflow: &a.workflow,
+        ..Row::default()
+    };
     match &a.kind {
         ActionKind::RunStarted => {}
-        ActionKind::RunEnded { reason } => {
-            row.insert("reason".into(), json!(reason.as_str()));
-        }
+        ActionKind::RunEnded { reason } => row.reason = Some(reason.as_str()),
         ActionKind::EmailSent(email) => {
-            row.insert("to".into(), json!(email.to.address));
-            row.insert("subject".into(), json!(email.subject));
+            row.to = Some(&email.to.address);
+            row.subject = Some(&email.subject);
         }
-        ActionKind::EmailSkipped { reason } => {
-            row.insert("reason".into(), json!(reason.as_str()));
-        }
-        ActionKind::EmailDeferred { until } => {
-            row.insert("until".into(), json!(ts(*until)));
-        }
-        ActionKind::ProfileUpdated { changes } => {
-            row.insert("changes".into(), Value::Object(changes.clone()));
-        }
+        ActionKind::EmailSkipped { reason } => row.reason = Some(reason.as_str()),
+        ActionKind::EmailDeferred { until } => row.until = Some(ts(*until)),
+        ActionKind::ProfileUpdated { changes } => row.changes = Some(changes),
         ActionKind::WebhookCalled(call) => {
-            row.insert("url".into(), json!(call.url));
-            row.insert("method".into(), json!(call.method));
+            row.url = Some(&call.url);
+            row.method = Some(call.method);
         }
     }
-    Value::Object(row).to_string()
+    serde_json::to_string(&row).expect("a row serializes")
 }
 
 /// One action as a timeline line for people.
