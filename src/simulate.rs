@@ -249,7 +249,7 @@ impl Default for Options {
 }
 
 /// Lines read and parsed per round trip to the shards.
-const CHUNK: usize = 512;
+const CHUNK: usize = 128;
 
 /// Runs a simulation. `on_action` sees every action as it happens; `on_notice` every line
 /// rejected, late or duplicate; `on_progress` the lines read so far.
@@ -689,11 +689,22 @@ impl Timers {
                 if self.current.get(customer) != Some(&at) {
                     self.current.insert(customer.to_owned(), at);
                     self.heap.push(Reverse((at, customer.to_owned())));
+                    self.compact();
                 }
             }
             None => {
                 self.current.remove(customer);
             }
+        }
+    }
+
+    /// Drops superseded entries once they outnumber the live ones, so that the heap stays
+    /// within twice the number of customers with a timer.
+    fn compact(&mut self) {
+        if self.heap.len() > 1024 && self.heap.len() > 2 * self.current.len() {
+            let current = &self.current;
+            self.heap
+                .retain(|Reverse((at, customer))| current.get(customer) == Some(at));
         }
     }
 

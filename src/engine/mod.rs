@@ -482,7 +482,8 @@ impl<'p> Cx<'_, 'p> {
             .customer
             .get_or_init(|| to_value(&self.state.profile))
             .clone();
-        let map = |pairs: Vec<(&'static str, V)>| V::from(pairs.into_iter().collect::<BTreeMap<_, _>>());
+        let map =
+            |pairs: Vec<(&'static str, V)>| V::from(pairs.into_iter().collect::<BTreeMap<_, _>>());
         let mut links = Vec::new();
         if let Some(link) = self.unsubscribe_link() {
             links.push(("unsubscribe", V::from(link)));

@@ -268,8 +268,9 @@ fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", true)?;
     // Temporary tables and indexes (sorting) in memory, not in a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // 64 MiB of page cache (negative: KiB), so that customers read again stay in memory.
-    conn.pragma_update(None, "cache_size", -65_536)?;
+    // 32 MiB of page cache (negative: KiB): customers read again mostly stay in memory (the OS
+    // keeps the rest). 64 MiB was no faster with 30,000 customers and cost 38 MB more.
+    conn.pragma_update(None, "cache_size", -32_768)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(())
 }
