@@ -7,6 +7,10 @@
 
 use std::path::Path;
 
+/// The allocator of the `nudge` binary, so that the numbers match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nudge::engine::Engine;
 use nudge::links::Signer;
