@@ -100,6 +100,22 @@ async fn contract_on_file() {
     }
 }
 
+#[tokio::test]
+async fn contract_on_a_scratch_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = AtomicUsize::new(0);
+    for batch in [1, 1000] {
+        contract::run_all(async || {
+            let n = count.fetch_add(1, Ordering::Relaxed);
+            SqliteStore::open(&dir.path().join(format!("{n}.db")))
+                .unwrap()
+                .with_batch(batch)
+                .scratch()
+        })
+        .await;
+    }
+}
+
 /// Generic code can move a store into a spawned task: the trait's futures are `Send`, which a
 /// plain `async fn` in a public trait could not promise (and a multi-threaded Lambda runtime
 /// needs).

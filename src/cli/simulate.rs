@@ -97,10 +97,10 @@ pub(crate) fn run(args: &Args) -> u8 {
             }
         },
     };
-    // A throwaway store needs no fsync (a crash loses it anyway); a `--db` store keeps WAL's
-    // durability: a crash never corrupts it and loses at most the last batch.
+    // A throwaway store needs no fsync and no journal (a crash loses it anyway); a `--db`
+    // store keeps WAL's durability: a crash never corrupts it and loses at most the last batch.
     let store = match SqliteStore::open(&db_path) {
-        Ok(s) if args.db.is_none() => s.with_batch(BATCH).without_fsync(),
+        Ok(s) if args.db.is_none() => s.with_batch(BATCH).scratch(),
         Ok(s) => s.with_batch(BATCH),
         Err(e) => {
             let _ = writeln!(

@@ -236,6 +236,10 @@ pub enum StoreError {
     /// A thread panicked while it used the store; its state is unknown.
     #[error("the store is unusable: a thread panicked while using it")]
     Poisoned,
+    /// A scratch store (`SqliteStore::scratch`) failed to write: without a journal, its file
+    /// can no longer be trusted, so it refuses all further use.
+    #[error("the scratch store failed to write and can no longer be used")]
+    Unusable,
 }
 
 /// Persistence for the runner: customers (state, version, timer), processed event ids, the
