@@ -191,9 +191,9 @@ impl SqliteStore {
         self
     }
 
-    /// Stops waiting for the disk (`PRAGMA synchronous = OFF`), for a throwaway file such as
-    /// the scratch store of `nudge simulate`, where it makes batched writes several times
-    /// faster. A crash of the process still loses nothing committed and never corrupts the
+    /// Stops waiting for the disk (`PRAGMA synchronous = OFF`), for a file that may be lost
+    /// with the machine, where it makes batched writes several times faster
+    /// ([`SqliteStore::scratch`] goes further). A crash of the process still loses nothing committed and never corrupts the
     /// file; a crash of the machine or a power loss may corrupt it.
     pub fn without_fsync(self) -> Self {
         let set = self.with(|inner| {
