@@ -409,14 +409,16 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             )?;
         }
         on_progress(total, total);
-        // After the last event, the clock runs on to `until` a day at a time (so that what
-        // the shards hand back stays small), each day's timers by due time and customer.
+        // After the last event, the clock runs on to `until` an hour at a time, each hour's
+        // timers by due time and customer: what the shards hand back in a round (emails with
+        // their HTML) stays small; a day at a time made the last rounds of 100,000 customers
+        // cost 50 MB.
         if let Some(u) = until
             && clock.is_none_or(|c| c < u)
         {
             let mut day = clock;
             loop {
-                let to = day.map_or(u, |d| (d + chrono::Duration::days(1)).min(u));
+                let to = day.map_or(u, |d| (d + chrono::Duration::hours(1)).min(u));
                 let work = (0..shards).map(|_| Work::Fire { item: n, until: to });
                 round(
                     &to_shards,
