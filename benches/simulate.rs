@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion) {
             b.iter_with_setup(
                 || {
                     let db = tmp.path().join(format!("bench-{}.db", fastrand::u64(..)));
-                    SqliteStore::open(&db).unwrap().with_batch(20_000)
+                    SqliteStore::open(&db).unwrap().with_batch(20_000).scratch()
                 },
                 |store| {
                     let runner: Runner<'_, _, OutboxMailer> = Runner::new(&engine, store, None);
