@@ -17,16 +17,7 @@ fn at(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + Duration::seconds(secs)
 }
 
-fn new(customer_id: &str) -> Commit<'_> {
-    Commit {
-        customer_id,
-        expected_version: 0,
-        state: b"{}",
-        next_wake: None,
-        event_id: None,
-        sends: &[],
-    }
-}
+use contract::new;
 
 fn send(key: &str, customer_id: &str, workflow: &str) -> SendRecord {
     SendRecord {

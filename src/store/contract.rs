@@ -1077,8 +1077,8 @@ async fn snapshot<S: Store>(
 }
 
 /// The first commit of `customer_id` with state `{}` and nothing else; override with
-/// `Commit { .., ..new(id) }`.
-fn new(customer_id: &str) -> Commit<'_> {
+/// `Commit { .., ..new(id) }`. Public for store tests outside this suite.
+pub fn new(customer_id: &str) -> Commit<'_> {
     Commit {
         customer_id,
         expected_version: 0,
