@@ -55,13 +55,18 @@ fn bench(c: &mut Criterion) {
         |b| {
             b.iter_with_setup(
                 || {
-                    let db = tmp.path().join(format!("bench-{}.db", fastrand::u64(..)));
-                    SqliteStore::open(&db).unwrap().with_batch(20_000).scratch()
+                    // As the command does: a throwaway store per shard.
+                    (0..nudge::simulate::Options::default().shards)
+                        .map(|_| {
+                            let db = tmp.path().join(format!("bench-{}.db", fastrand::u64(..)));
+                            let store = SqliteStore::open(&db).unwrap().with_batch(20_000);
+                            Runner::<'_, _, OutboxMailer>::new(&engine, store.scratch(), None)
+                        })
+                        .collect::<Vec<_>>()
                 },
-                |store| {
-                    let runner: Runner<'_, _, OutboxMailer> = Runner::new(&engine, store, None);
+                |runners| {
                     let summary = nudge::simulate::simulate(
-                        &runner,
+                        &runners,
                         &events,
                         &nudge::simulate::Options::default(),
                         |_| {},

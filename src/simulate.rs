@@ -260,19 +260,31 @@ const CHUNK: usize = 128;
 /// thread reads and parses the events, hands them out a chunk at a time, and merges what the
 /// shards did back into the order of a run on one thread: before each event, the timers due
 /// by then (by due time, then customer), then the event. So the timeline, the summary and the
-/// store are the same for any number of shards.
+/// stores' contents are the same for any number of shards.
+///
+/// `runners` holds either one runner, whose store every shard shares, or one runner per
+/// shard (`options.shards` is then `runners.len()`), each with a store of its own that holds
+/// the customers of its shard: no shard then waits for another's store. Repeated event ids
+/// are found across shards and stores (see [`SeenIds`]). The clock and the dead letters are
+/// kept in the first runner's store; stores of a previous run must be given in the same order
+/// and number.
 ///
 /// Runs its own Tokio runtimes (one per thread): call it outside of one.
+///
+/// # Panics
+///
+/// If `runners` is empty.
 pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
-    runner: &Runner<'_, S, M>,
+    runners: &[Runner<'_, S, M>],
     events: &Path,
     options: &Options,
     mut on_action: impl FnMut(&Action),
     mut on_notice: impl FnMut(Notice),
     mut on_progress: impl FnMut(usize, usize),
 ) -> Result<Summary, SimulateError> {
+    assert!(!runners.is_empty(), "simulate needs at least one runner");
     let rt = runtime();
-    let store = runner.store();
+    let store = runners[0].store();
     let mut clock = match rt.block_on(store.get_meta(CLOCK_KEY))? {
         Some(text) => Some(
             DateTime::parse_from_rfc3339(&text)
@@ -286,11 +298,24 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
     let until = options
         .until
         .or_else(|| last_time.map(|t| t + chrono::Duration::days(365)));
-    let shards = options.shards.max(1);
+    let shared = runners.len() == 1;
+    let shards = if shared {
+        options.shards.max(1)
+    } else {
+        runners.len()
+    };
     let mut timers: Vec<Timers> = (0..shards).map(|_| Timers::default()).collect();
-    for (at, customer) in rt.block_on(store.due(DateTime::<Utc>::MAX_UTC, usize::MAX))? {
-        timers[shard_of(&customer, shards)].set(&customer, Some(at));
+    for runner in runners {
+        for (at, customer) in
+            rt.block_on(runner.store().due(DateTime::<Utc>::MAX_UTC, usize::MAX))?
+        {
+            timers[shard_of(&customer, shards)].set(&customer, Some(at));
+        }
     }
+    let mut seen = SeenIds::default();
+    // Stores of a previous run (they kept its clock) may hold any event id; with a store per
+    // shard, each new one is then looked for in every store, not only its customer's.
+    let resumed = !shared && clock.is_some();
     let mut rejected = 0;
     let mut summary = Summary {
         lines: index.len(),
@@ -311,7 +336,8 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
     std::thread::scope(|scope| {
         let mut to_shards = Vec::with_capacity(shards);
         let mut from_shards = Vec::with_capacity(shards);
-        for timers in timers.drain(..) {
+        for (i, timers) in timers.drain(..).enumerate() {
+            let runner = &runners[if shared { 0 } else { i }];
             let (work_tx, work_rx) = mpsc::channel::<Work>();
             let (done_tx, done_rx) = mpsc::channel();
             scope.spawn(move || shard(runner, timers, work_rx, done_tx));
@@ -328,6 +354,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             let mut mine = Vec::new();
             let mut fires = Vec::with_capacity(CHUNK);
             let mut work: Vec<Vec<Input>> = (0..shards).map(|_| Vec::new()).collect();
+            seen.chunk.clear();
             let first = n;
             while n < total && fires.len() < CHUNK {
                 let item = &index[n];
@@ -386,6 +413,31 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
                 };
                 clock = Some(now);
                 fires.push(Some(now));
+                // An id seen before is a duplicate whatever its customer. The first one must
+                // win as on one thread, whichever shard gets to its store first.
+                let repeated = match seen.insert(&event.id) {
+                    Seen::InChunk => true,
+                    Seen::New if !resumed => false,
+                    Seen::New => any_processed(runners, &event.id, &rt)?,
+                    Seen::Maybe => {
+                        // Every line before this chunk is in a store once the rounds in
+                        // flight are done; then the stores know.
+                        while let Some(oldest) = previous.pop_front() {
+                            out(collect(&from_shards, oldest)?);
+                        }
+                        any_processed(runners, &event.id, &rt)?
+                    }
+                };
+                if repeated {
+                    mine.push(Group {
+                        key: Key::line(n - 1),
+                        did: Did::Duplicate {
+                            line: item.line,
+                            event_id: event.id,
+                        },
+                    });
+                    continue;
+                }
                 work[shard_of(&event.customer_id, shards)].push(Input {
                     item: n - 1,
                     line: item.line,
@@ -491,10 +543,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// The shard that owns a customer (FNV-1a of the id: any fixed spread would do).
 fn shard_of(customer: &str, shards: usize) -> usize {
-    let hash = customer.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    (hash % shards as u64) as usize
+    (fnv1a(customer) % shards as u64) as usize
 }
 
 /// An event for a shard.
@@ -530,6 +579,76 @@ struct Key {
     kind: u8,
     due: DateTime<Utc>,
     customer: String,
+}
+
+impl Key {
+    /// The place of the event on line `item` (in time order).
+    fn line(item: usize) -> Self {
+        Key {
+            item,
+            kind: 2,
+            due: DateTime::<Utc>::MIN_UTC,
+            customer: String::new(),
+        }
+    }
+}
+
+/// The event ids given to the shards so far. An id seen before is a duplicate whatever its
+/// customer, and the first line wins; but two shards run at their own pace, so an id repeated
+/// for a customer of another shard could reach a store first (and with a store per shard, no
+/// store would see both). So the calling thread finds repeats, in line order. Only a 64-bit
+/// hash of each id is kept (8 bytes per event, not the id), plus the ids of the chunk being
+/// read; a hash seen before is checked against the stores, so a collision costs a wait, never
+/// a lost event.
+#[derive(Debug, Default)]
+struct SeenIds {
+    hashes: std::collections::HashSet<u64>,
+    /// The ids of the chunk being read (not in any store yet).
+    chunk: std::collections::HashSet<String>,
+}
+
+/// What [`SeenIds::insert`] knows of an id.
+enum Seen {
+    /// Never seen.
+    New,
+    /// Seen earlier in this chunk: a duplicate.
+    InChunk,
+    /// Its hash was seen before this chunk: the stores tell.
+    Maybe,
+}
+
+impl SeenIds {
+    fn insert(&mut self, id: &str) -> Seen {
+        if !self.chunk.insert(id.to_owned()) {
+            return Seen::InChunk;
+        }
+        if self.hashes.insert(fnv1a(id)) {
+            Seen::New
+        } else {
+            Seen::Maybe
+        }
+    }
+}
+
+/// Whether any runner's store has processed `event_id`.
+fn any_processed<S: Store, M: Mailer>(
+    runners: &[Runner<'_, S, M>],
+    event_id: &str,
+    rt: &tokio::runtime::Runtime,
+) -> Result<bool, SimulateError> {
+    for runner in runners {
+        if rt.block_on(runner.store().is_processed(event_id))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// FNV-1a, 64 bits: a fixed hash, the same on every platform and in every build.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// What one input did, or a notice, at its place in the order.
@@ -655,12 +774,7 @@ async fn apply_event<S: Store, M: Mailer>(
     input: Input,
     timers: &mut Timers,
 ) -> Result<Group, SimulateError> {
-    let key = Key {
-        item: input.item,
-        kind: 2,
-        due: DateTime::<Utc>::MIN_UTC,
-        customer: String::new(),
-    };
+    let key = Key::line(input.item);
     let did = match runner.event(&input.event, input.now).await? {
         Applied::Done { actions, next_wake } => {
             timers.set(&input.event.customer_id, next_wake);

@@ -122,7 +122,7 @@ impl Scenario {
             ..Default::default()
         };
         nudge::simulate::simulate(
-            &runner,
+            std::slice::from_ref(&runner),
             &file,
             &options,
             |a| rows.push(row(a)),

@@ -389,7 +389,9 @@ fn the_outbox_holds_real_mail_that_a_mail_parser_reads() {
 }
 
 /// The work is split among threads by customer; the timeline, the notices, the summary and the
-/// store come out the same whatever the number of threads, bad and duplicate lines included.
+/// store come out the same whatever the number of threads, and whether the threads share one
+/// store or each has its own, bad and duplicate lines included (ids repeated for other
+/// customers, who may belong to another thread, in the same chunk of lines and much later).
 #[test]
 fn any_number_of_threads_gives_the_same_run() {
     use nudge::engine::Engine;
@@ -420,24 +422,42 @@ fn any_number_of_threads_gives_the_same_run() {
         900,
         r#"{"id":"x","detail-type":"order.placed","detail":{}}"#.to_owned(),
     );
+    // The ids of two events again for other customers: at the same time (the same chunk of
+    // lines) and 60 days later (a later chunk). The first one wins.
+    for (line, days) in [(40, 0), (60, 60)] {
+        let original: serde_json::Value = serde_json::from_str(&lines[line]).unwrap();
+        let time = chrono::DateTime::parse_from_rfc3339(original["time"].as_str().unwrap())
+            .unwrap()
+            + chrono::Duration::days(days);
+        for customer in ["c-1", "c-2", "c-3"] {
+            let mut copy = original.clone();
+            copy["time"] = time.to_rfc3339().into();
+            copy["detail"]["customer"]["id"] = customer.into();
+            lines.push(copy.to_string());
+        }
+    }
     let file = write_events(dir.path(), &lines);
 
     let report = nudge::workflow::load(&root().join("workflows")).unwrap();
     let project = report.project.unwrap();
     let signer = Signer::new(b"threads");
     let engine = Engine::new(&project, &signer);
-    let run = |shards: usize| {
-        let store = SqliteStore::open(&dir.path().join(format!("s{shards}.db")))
-            .unwrap()
-            .with_batch(1_000);
-        let runner: Runner<'_, _, OutboxMailer> = Runner::new(&engine, store, None);
+    let run = |shards: usize, own_stores: bool| {
+        let stores = if own_stores { shards } else { 1 };
+        let runners: Vec<Runner<'_, _, OutboxMailer>> = (0..stores)
+            .map(|i| {
+                let path = dir.path().join(format!("s{shards}-{own_stores}-{i}.db"));
+                let store = SqliteStore::open(&path).unwrap().with_batch(1_000);
+                Runner::new(&engine, store, None)
+            })
+            .collect();
         let (mut rows, mut notices) = (Vec::new(), Vec::new());
         let options = Options {
             until: None,
             shards,
         };
         let summary = simulate(
-            &runner,
+            &runners,
             &file,
             &options,
             |a| rows.push(crate::scenarios::row(a)),
@@ -448,24 +468,34 @@ fn any_number_of_threads_gives_the_same_run() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let store = runner.store();
-        let sends: Vec<_> = (1..=300)
-            .flat_map(|i| rt.block_on(store.sends(&format!("c-{i}"))).unwrap())
-            .collect();
-        let timers = rt.block_on(store.due(chrono::DateTime::<chrono::Utc>::MAX_UTC, usize::MAX));
-        (rows, notices, summary, sends, timers.unwrap())
+        let mut sends = Vec::new();
+        let mut timers = Vec::new();
+        for runner in &runners {
+            let store = runner.store();
+            sends.extend(
+                (1..=300).flat_map(|i| rt.block_on(store.sends(&format!("c-{i}"))).unwrap()),
+            );
+            timers.extend(
+                rt.block_on(store.due(chrono::DateTime::<chrono::Utc>::MAX_UTC, usize::MAX))
+                    .unwrap(),
+            );
+        }
+        sends.sort_by(|a, b| a.0.idempotency_key.cmp(&b.0.idempotency_key));
+        timers.sort();
+        (rows, notices, summary, sends, timers)
     };
-    let one = run(1);
+    let one = run(1, false);
     assert!(one.0.len() > 1_000, "{} rows", one.0.len());
     assert!(one.3.len() > 100, "{} sends", one.3.len());
-    assert_eq!(one.1.len(), 3, "{:?}", one.1);
-    assert_eq!((one.2.rejected, one.2.duplicates), (2, 1));
-    for shards in [2, 5] {
-        let other = run(shards);
-        assert!(one.0 == other.0, "timeline differs with {shards} threads");
-        assert_eq!(one.1, other.1, "notices differ with {shards} threads");
-        assert_eq!(one.2, other.2, "summary differs with {shards} threads");
-        assert!(one.3 == other.3, "send log differs with {shards} threads");
-        assert_eq!(one.4, other.4, "timers differ with {shards} threads");
+    assert_eq!(one.1.len(), 9, "{:?}", one.1);
+    assert_eq!((one.2.rejected, one.2.duplicates), (2, 7));
+    for (shards, own_stores) in [(2, false), (5, false), (2, true), (5, true)] {
+        let other = run(shards, own_stores);
+        let how = format!("{shards} threads, own stores: {own_stores}");
+        assert!(one.0 == other.0, "timeline differs with {how}");
+        assert_eq!(one.1, other.1, "notices differ with {how}");
+        assert_eq!(one.2, other.2, "summary differs with {how}");
+        assert!(one.3 == other.3, "send log differs with {how}");
+        assert_eq!(one.4, other.4, "timers differ with {how}");
     }
 }

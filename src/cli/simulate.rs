@@ -77,40 +77,52 @@ pub(crate) fn run(args: &Args) -> u8 {
     }
     let engine = Engine::new(&project, &signer);
 
-    // The default store is a throwaway file: an in-memory database would hold every customer
-    // in RAM, and a large simulation has hundreds of thousands.
-    let scratch;
-    let db_path = match &args.db {
-        Some(p) => p.clone(),
-        None => match tempfile::Builder::new()
-            .prefix("nudge-simulate-")
-            .suffix(".db")
-            .tempfile()
-        {
-            Ok(f) => {
-                scratch = f;
-                scratch.path().to_path_buf()
-            }
+    let options = Options {
+        until: args.until,
+        ..Options::default()
+    };
+    // `--db`: one store in that file, which every shard shares. By default, throwaway stores:
+    // one file per shard, so that no shard waits for another's writes (an in-memory database
+    // would hold every customer in RAM, and a large simulation has hundreds of thousands). A
+    // throwaway store needs no fsync and no journal (a crash loses it anyway); a `--db` store
+    // keeps WAL's durability: a crash never corrupts it and loses at most the last batch.
+    let mut scratch_files = Vec::new();
+    let mut stores = Vec::new();
+    if let Some(path) = &args.db {
+        match SqliteStore::open(path) {
+            Ok(s) => stores.push(s.with_batch(BATCH)),
             Err(e) => {
-                let _ = writeln!(err, "nudge: cannot create a scratch store: {e}");
+                let _ = writeln!(err, "nudge: cannot open the store {}: {e}", path.display());
                 return exit::USAGE;
             }
-        },
-    };
-    // A throwaway store needs no fsync and no journal (a crash loses it anyway); a `--db`
-    // store keeps WAL's durability: a crash never corrupts it and loses at most the last batch.
-    let store = match SqliteStore::open(&db_path) {
-        Ok(s) if args.db.is_none() => s.with_batch(BATCH).scratch(),
-        Ok(s) => s.with_batch(BATCH),
-        Err(e) => {
-            let _ = writeln!(
-                err,
-                "nudge: cannot open the store {}: {e}",
-                db_path.display()
-            );
-            return exit::USAGE;
         }
-    };
+    } else {
+        for _ in 0..options.shards.max(1) {
+            let file = match tempfile::Builder::new()
+                .prefix("nudge-simulate-")
+                .suffix(".db")
+                .tempfile()
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = writeln!(err, "nudge: cannot create a scratch store: {e}");
+                    return exit::USAGE;
+                }
+            };
+            match SqliteStore::open(file.path()) {
+                Ok(s) => stores.push(s.with_batch(BATCH).scratch()),
+                Err(e) => {
+                    let _ = writeln!(
+                        err,
+                        "nudge: cannot open the store {}: {e}",
+                        file.path().display()
+                    );
+                    return exit::USAGE;
+                }
+            }
+            scratch_files.push(file);
+        }
+    }
     let mailer = match &args.outbox {
         Some(dir) => match OutboxMailer::new(dir) {
             Ok(m) => Some(m),
@@ -121,19 +133,18 @@ pub(crate) fn run(args: &Args) -> u8 {
         },
         None => None,
     };
-    let runner = Runner::new(&engine, store, mailer);
+    let runners: Vec<_> = stores
+        .into_iter()
+        .map(|store| Runner::new(&engine, store, mailer.as_ref()))
+        .collect();
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let format = args.format;
     let progress = progress_bar();
     let events_name = args.events.display().to_string();
-    let options = Options {
-        until: args.until,
-        ..Options::default()
-    };
     let result = simulate(
-        &runner,
+        &runners,
         &args.events,
         &options,
         |action| {

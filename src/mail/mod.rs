@@ -108,6 +108,17 @@ pub trait Mailer {
     ) -> impl Future<Output = Result<Receipt, MailError>> + Send;
 }
 
+/// A shared mailer: several runners (one per `simulate` shard, say) may deliver through one.
+impl<T: Mailer + Sync> Mailer for &T {
+    fn send(
+        &self,
+        email: &Email,
+        mime: &[u8],
+    ) -> impl Future<Output = Result<Receipt, MailError>> + Send {
+        (**self).send(email, mime)
+    }
+}
+
 /// Why an email could not be built or delivered.
 ///
 /// Messages name the field at fault, never its value: errors are logged, and values are
