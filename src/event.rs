@@ -66,8 +66,9 @@ pub struct StoreEvent {
     pub source: Option<String>,
     /// `detail.customer.id` as a string (an integer id is turned into its decimal digits).
     pub customer_id: String,
-    /// The event's `detail`, with `detail.customer.id` always a string.
-    pub detail: Map<String, Value>,
+    /// The event's `detail`, with `detail.customer.id` always a string (shared with the runs
+    /// it starts and the template scopes that read it).
+    pub detail: std::sync::Arc<Map<String, Value>>,
 }
 
 /// Why a line is not a [`StoreEvent`]. Every message is one line, names the event id when it
@@ -254,7 +255,7 @@ pub fn parse_event(text: &str) -> Result<StoreEvent, EventError> {
         time,
         source,
         customer_id,
-        detail,
+        detail: std::sync::Arc::new(detail),
     })
 }
 

@@ -21,10 +21,12 @@
 //!   with the state), so the engine never sees one.
 
 pub mod program;
+mod scope;
 pub mod state;
 pub mod time;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use chrono_tz::Tz;
@@ -321,7 +323,6 @@ impl<'p> Engine<'p> {
             now,
             actions: Vec::new(),
             unsubscribe: std::cell::OnceCell::new(),
-            customer: std::cell::OnceCell::new(),
         };
         cx.reconcile_workflows();
         cx.fire_due();
@@ -415,9 +416,9 @@ fn to_value<T: Serialize>(value: &T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(value))
 }
 
-/// `event` in templates run for `run`: its trigger's detail (null when not kept).
-fn trigger_scope(run: &Run) -> minijinja::Value {
-    to_value(&run.trigger)
+/// `event` in templates run for `run`: its trigger's detail (none when not kept).
+fn trigger_scope(run: &Run) -> Option<Arc<Map<String, Value>>> {
+    run.trigger.clone()
 }
 
 /// What a step did to its run.
@@ -433,10 +434,7 @@ struct Cx<'e, 'p> {
     now: DateTime<Utc>,
     actions: Vec<Action>,
     /// The customer's signed unsubscribe link, computed on first use.
-    unsubscribe: std::cell::OnceCell<Option<String>>,
-    /// The profile as templates see it (`customer`), converted on first use and again after
-    /// the profile changes: one input evaluates many conditions on one profile.
-    customer: std::cell::OnceCell<minijinja::Value>,
+    unsubscribe: std::cell::OnceCell<Option<Arc<str>>>,
 }
 
 impl<'p> Cx<'_, 'p> {
@@ -463,57 +461,30 @@ impl<'p> Cx<'_, 'p> {
         self.push(run, None, ActionKind::RunEnded { reason });
     }
 
-    fn unsubscribe_link(&self) -> Option<String> {
+    fn unsubscribe_link(&self) -> Option<Arc<str>> {
         self.unsubscribe
             .get_or_init(|| {
-                self.settings()
-                    .unsubscribe_url
-                    .as_ref()
-                    .map(|base| self.engine.signer.unsubscribe_url(base, &self.state.id))
+                self.settings().unsubscribe_url.as_ref().map(|base| {
+                    self.engine
+                        .signer
+                        .unsubscribe_url(base, &self.state.id)
+                        .into()
+                })
             })
             .clone()
     }
 
-    /// The names templates see: `customer`, `event` (the trigger's or the new event's
-    /// detail), `waited`, `store`, `run` and `links`.
-    fn scope(&self, run: Option<&Run>, event: minijinja::Value) -> minijinja::Value {
-        use minijinja::Value as V;
-        let customer = self
-            .customer
-            .get_or_init(|| to_value(&self.state.profile))
-            .clone();
-        let map =
-            |pairs: Vec<(&'static str, V)>| V::from(pairs.into_iter().collect::<BTreeMap<_, _>>());
-        let mut links = Vec::new();
-        if let Some(link) = self.unsubscribe_link() {
-            links.push(("unsubscribe", V::from(link)));
-        }
-        let started_at = run
-            .map(|r| {
-                r.started_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            })
-            .unwrap_or_default();
-        let run_scope = map(vec![
-            ("id", V::from(run.map_or("", |r| r.id.as_str()))),
-            ("started_at", V::from(started_at)),
-        ]);
-        let mut names = vec![
-            ("customer", customer),
-            ("event", event),
-            ("store", self.engine.store_scope.clone()),
-            ("run", run_scope),
-            ("links", map(links)),
-        ];
-        if let Some(matched) = run.and_then(|r| r.waited) {
-            names.push(("waited", map(vec![("matched", V::from(matched))])));
-        }
-        map(names)
-    }
-
-    /// The profile changed: templates must see the new one.
-    fn profile_changed(&mut self) {
-        self.customer.take();
+    /// What templates see (see [`scope::Scope`]): `event` is the trigger's or the new event's
+    /// detail.
+    fn scope(&self, run: Option<&Run>, event: Option<Arc<Map<String, Value>>>) -> minijinja::Value {
+        minijinja::Value::from_object(scope::Scope {
+            customer: Arc::clone(&self.state.profile),
+            event,
+            store: self.engine.store_scope.clone(),
+            run: run.map(|r| (r.id.clone(), r.started_at)),
+            unsubscribe: self.unsubscribe_link(),
+            waited: run.and_then(|r| r.waited),
+        })
     }
 
     /// Ends runs of workflows that were deleted or disabled since they started.
@@ -601,10 +572,10 @@ impl<'p> Cx<'_, 'p> {
                 return;
             }
         }
-        let when_ok = d.when.as_ref().is_none_or(|w| {
-            self.engine
-                .truthy(&w.source, &self.scope(None, minijinja::Value::from(())))
-        });
+        let when_ok = d
+            .when
+            .as_ref()
+            .is_none_or(|w| self.engine.truthy(&w.source, &self.scope(None, None)));
         if program.workflow.enabled && when_ok {
             let trigger_id = format!("date:{}", arm.next_fire.timestamp());
             self.try_start(program, None, None, &trigger_id);
@@ -614,7 +585,7 @@ impl<'p> Cx<'_, 'p> {
     fn on_event(&mut self, event: &StoreEvent) {
         self.merge_profile(event);
         self.apply_feedback(event);
-        let detail = to_value(&event.detail);
+        let detail = Some(Arc::clone(&event.detail));
 
         // Goals and wait_fors of active runs first; an event never ends the run it starts.
         let runs = std::mem::take(&mut self.state.runs);
@@ -717,7 +688,7 @@ impl<'p> Cx<'_, 'p> {
         &mut self,
         program: &Program<'p>,
         key: Option<String>,
-        trigger: Option<&Map<String, Value>>,
+        trigger: Option<&Arc<Map<String, Value>>>,
         trigger_id: &str,
     ) {
         let w = program.workflow;
@@ -769,12 +740,9 @@ impl<'p> Cx<'_, 'p> {
             workflow: w.id.clone(),
             key,
             started_at: self.now,
-            trigger: match trigger {
-                Some(detail) if self.engine.keeps_trigger.contains(w.id.as_str()) => {
-                    Value::Object(detail.clone())
-                }
-                _ => Value::Null,
-            },
+            trigger: trigger
+                .filter(|_| self.engine.keeps_trigger.contains(w.id.as_str()))
+                .cloned(),
             step: String::new(),
             phase: Phase::Waiting { until: self.now },
             waited: None,
@@ -982,7 +950,7 @@ impl<'p> Cx<'_, 'p> {
             date: self.now,
             tags: email.tags.clone(),
             unsubscribe_url: if marketing {
-                self.unsubscribe_link()
+                self.unsubscribe_link().map(|link| link.to_string())
             } else {
                 None
             },
@@ -1037,10 +1005,10 @@ impl<'p> Cx<'_, 'p> {
             tags.retain(|x| !update.remove_tags.iter().any(|r| x.as_str() == Some(r)));
             changes.insert("tags".to_owned(), Value::Array(tags));
         }
+        let profile = Arc::make_mut(&mut self.state.profile);
         for (k, v) in &changes {
-            self.state.profile.insert(k.clone(), v.clone());
+            profile.insert(k.clone(), v.clone());
         }
-        self.profile_changed();
         self.push(run, Some(step), ActionKind::ProfileUpdated { changes });
     }
 
@@ -1062,22 +1030,20 @@ impl<'p> Cx<'_, 'p> {
     /// Merges `detail.customer` into the profile: an absent field leaves the stored value, `null`
     /// clears it, arrays are replaced whole.
     fn merge_profile(&mut self, event: &StoreEvent) {
+        let profile = Arc::make_mut(&mut self.state.profile);
         if let Some(Value::Object(customer)) = event.detail.get("customer") {
             for (k, v) in customer {
                 if k == "id" {
                     continue;
                 }
                 if v.is_null() {
-                    self.state.profile.remove(k);
+                    profile.remove(k);
                 } else {
-                    self.state.profile.insert(k.clone(), v.clone());
+                    profile.insert(k.clone(), v.clone());
                 }
             }
         }
-        self.state
-            .profile
-            .insert("id".to_owned(), Value::String(self.state.id.clone()));
-        self.profile_changed();
+        profile.insert("id".to_owned(), Value::String(self.state.id.clone()));
     }
 
     /// Mail feedback: unsubscribes and suppressions.

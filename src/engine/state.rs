@@ -4,6 +4,8 @@
 //! version. Everything cross-run rules need is here: the profile, active runs, entry history
 //! (`once`, `every`), recent marketing sends (the frequency cap) and armed date triggers.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -13,9 +15,10 @@ use serde_json::{Map, Value};
 pub struct CustomerState {
     /// The customer's id in the store.
     pub id: String,
-    /// Profile attributes merged from events and `update_profile` steps.
+    /// Profile attributes merged from events and `update_profile` steps (shared with the
+    /// template scopes that read it; `Arc::make_mut` to change it).
     #[serde(default)]
-    pub profile: Map<String, Value>,
+    pub profile: Arc<Map<String, Value>>,
     /// Set by a recorded unsubscribe (the one-click link or `customer.unsubscribed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsubscribed_at: Option<DateTime<Utc>>,
@@ -58,9 +61,10 @@ pub struct Run {
     pub key: Option<String>,
     /// When it started.
     pub started_at: DateTime<Utc>,
-    /// The trigger event's `detail` (null for date triggers): `event` in templates.
-    #[serde(default)]
-    pub trigger: Value,
+    /// The trigger event's `detail`, kept when a step of the workflow reads `event` (`None`
+    /// for date triggers): `event` in templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Arc<Map<String, Value>>>,
     /// The step the run is at, by id (never by position: workflows are edited).
     pub step: String,
     /// What the run is doing at that step.
