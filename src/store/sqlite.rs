@@ -111,6 +111,13 @@ struct Inner {
     scratch: bool,
     /// A scratch store's write failed: every call fails from now on.
     unusable: bool,
+    /// Transactions begun so far: tells which one a remembered read belongs to.
+    transactions: u64,
+    /// The version of the customer last read from the database, and the transaction it was
+    /// read in: a commit that follows its load in the same write transaction (as every
+    /// commit of a batch does) need not read the version again, since no other connection can
+    /// write meanwhile. Forgotten on every write.
+    last_read: Option<(String, u64, u64)>,
 }
 
 /// Commits of the open batch, in memory until the batch is written ([`Inner::spill`]). Every
@@ -239,6 +246,8 @@ impl SqliteStore {
                 staged: Staged::default(),
                 scratch: false,
                 unusable: false,
+                transactions: 0,
+                last_read: None,
             }),
         }
     }
@@ -381,6 +390,7 @@ impl Inner {
             // IMMEDIATE takes the write lock now, so that a read followed by a write cannot
             // fail half-way because another connection wrote in between.
             self.exec("BEGIN IMMEDIATE")?;
+            self.transactions += 1;
         }
         Ok(())
     }
@@ -429,6 +439,7 @@ impl Inner {
         if self.staged.is_empty() {
             return Ok(());
         }
+        self.last_read = None;
         let staged = std::mem::take(&mut self.staged);
         match write_staged(&self.conn, &staged) {
             Ok(()) => {
@@ -449,7 +460,7 @@ impl Inner {
         }
     }
 
-    fn load(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+    fn load(&mut self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
         if let Some(c) = self.staged.customers.get(customer_id) {
             return Ok(Some(CustomerRecord {
                 version: c.version as u64,
@@ -463,19 +474,32 @@ impl Inner {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
             })
             .optional()?;
-        row.map(|(version, state)| {
-            Ok(CustomerRecord {
-                version: stored_version(customer_id, version)?,
-                state,
+        let record = row
+            .map(|(version, state)| {
+                Ok::<_, StoreError>(CustomerRecord {
+                    version: stored_version(customer_id, version)?,
+                    state,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        self.last_read = (!self.conn.is_autocommit()).then(|| {
+            let version = record.as_ref().map_or(0, |r| r.version);
+            (customer_id.to_owned(), version, self.transactions)
+        });
+        Ok(record)
     }
 
     /// The customer's current version (staged or stored); 0 when there is no such customer.
     fn version(&self, customer_id: &str) -> Result<u64, StoreError> {
         if let Some(c) = self.staged.customers.get(customer_id) {
             return Ok(c.version as u64);
+        }
+        if let Some((id, version, transaction)) = &self.last_read
+            && id == customer_id
+            && *transaction == self.transactions
+            && !self.conn.is_autocommit()
+        {
+            return Ok(*version);
         }
         let version = self
             .conn
@@ -522,6 +546,7 @@ impl Inner {
         else {
             return Ok(CommitOutcome::Conflict);
         };
+        self.last_read = None;
         let staged = &mut self.staged;
         staged.customers.insert(
             commit.customer_id.to_owned(),
@@ -858,6 +883,57 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    /// A commit right after its load in the open batch skips reading the version again; the
+    /// version it remembers is only ever that customer's, and only from inside the batch.
+    #[test]
+    fn the_version_remembered_from_a_load_is_only_used_for_its_customer_and_batch() {
+        block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            let store = SqliteStore::open(&path).unwrap().with_batch(10);
+            for id in ["a", "b"] {
+                assert!(matches!(
+                    store.commit(commit(id, 0)).await.unwrap(),
+                    CommitOutcome::Committed { .. }
+                ));
+            }
+            store.flush().await.unwrap();
+            // In a batch: the load of `a` is remembered; `c` does not exist.
+            assert!(matches!(
+                store.commit(commit("b", 1)).await.unwrap(),
+                CommitOutcome::Committed { .. }
+            ));
+            assert_eq!(store.load("a").await.unwrap().unwrap().version, 1);
+            assert_eq!(
+                store.commit(commit("c", 1)).await.unwrap(),
+                CommitOutcome::Conflict
+            );
+            assert_eq!(store.load("a").await.unwrap().unwrap().version, 1);
+            assert_eq!(
+                store.commit(commit("a", 1)).await.unwrap(),
+                CommitOutcome::Committed { version: 2 }
+            );
+            assert_eq!(
+                store.commit(commit("a", 1)).await.unwrap(),
+                CommitOutcome::Conflict
+            );
+            store.flush().await.unwrap();
+
+            // Outside a batch, another connection may write between a load and a commit.
+            assert_eq!(store.load("a").await.unwrap().unwrap().version, 2);
+            let other = SqliteStore::open(&path).unwrap();
+            assert!(matches!(
+                other.commit(commit("a", 2)).await.unwrap(),
+                CommitOutcome::Committed { version: 3 }
+            ));
+            drop(other);
+            assert_eq!(
+                store.commit(commit("a", 2)).await.unwrap(),
+                CommitOutcome::Conflict
+            );
+        });
     }
 
     #[test]
