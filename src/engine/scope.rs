@@ -12,15 +12,32 @@ use minijinja::Value as V;
 use minijinja::value::{Enumerator, Object, ObjectExt};
 use serde_json::{Map, Value};
 
-/// A JSON object as templates see it (`customer`, `event`): a map whose fields are converted
-/// when read, to the same values `minijinja::Value::from_serialize` would give.
+/// A JSON object as templates see it (`customer`, `event`, and the objects in them): a map
+/// whose fields are converted when read, to the same values `minijinja::value::Serde` would
+/// give. A nested object is the same kind of view (the shared root and the path to it), so
+/// `event.order.id` converts one string, not the order.
 #[derive(Debug)]
-pub(super) struct JsonMap(pub(super) Arc<Map<String, Value>>);
+pub(super) struct JsonMap {
+    root: Arc<Map<String, Value>>,
+    path: Vec<String>,
+}
 
 impl JsonMap {
     /// The object as a template value.
     pub(super) fn value(map: &Arc<Map<String, Value>>) -> V {
-        V::from_object(JsonMap(Arc::clone(map)))
+        V::from_object(JsonMap {
+            root: Arc::clone(map),
+            path: Vec::new(),
+        })
+    }
+
+    /// The object this view is of.
+    fn map(&self) -> Option<&Map<String, Value>> {
+        let mut map = &*self.root;
+        for key in &self.path {
+            map = map.get(key)?.as_object()?;
+        }
+        Some(map)
     }
 }
 
@@ -30,15 +47,33 @@ impl Object for JsonMap {
     }
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<V> {
-        self.0.get(key).map(json)
+        Some(match self.map()?.get(key)? {
+            Value::Object(_) => {
+                let mut path = Vec::with_capacity(self.path.len() + 1);
+                path.extend(self.path.iter().cloned());
+                path.push(key.to_owned());
+                V::from_object(JsonMap {
+                    root: Arc::clone(&self.root),
+                    path,
+                })
+            }
+            other => json(other),
+        })
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        self.mapped_enumerator(|this| Box::new(this.0.keys().map(|k| V::from(k.as_str()))))
+        self.mapped_enumerator(|this| {
+            Box::new(
+                this.map()
+                    .into_iter()
+                    .flat_map(Map::keys)
+                    .map(|k| V::from(k.as_str())),
+            )
+        })
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        Some(self.0.len())
+        Some(self.map().map_or(0, Map::len))
     }
 }
 
@@ -117,7 +152,9 @@ mod tests {
     fn profile() -> Arc<Map<String, Value>> {
         let v = serde_json::json!({
             "first_name": "Ayşe", "orders_count": 3, "tags": ["vip", "newsletter"],
-            "address": {"city": "İzmir"}, "accepts_marketing": true, "gone": null
+            "address": {"city": "İzmir", "geo": {"lat": 38.4}},
+            "orders": [{"id": "o-1", "items": [{"sku": "MUG"}]}], "accepts_marketing": true,
+            "gone": null
         });
         Arc::new(v.as_object().unwrap().clone())
     }
@@ -151,6 +188,8 @@ mod tests {
             "{{ c.missing is defined }}|{{ c | length }}|{{ c | dictsort }}",
             "{% for k, v in c | items %}{{ k }}={{ v }};{% endfor %}",
             "{{ 'vip' in c.tags }}|{{ 'first_name' in c }}|{{ c }}",
+            "{{ c.address.geo.lat }}|{{ c.address | length }}|{{ c.address }}|{{ c.address.nope }}",
+            "{% for o in c.orders %}{{ o.id }}:{{ o['items'][0].sku }}{% endfor %}|{{ c.address | dictsort }}",
         ] {
             let with = |c: &V| render(source, &V::from_pairs([("c", c.clone())]));
             assert_eq!(with(&lazy), with(&eager), "{source}");
