@@ -236,14 +236,18 @@ pub struct Options {
     pub until: Option<DateTime<Utc>>,
     /// Threads that run customers (at least 1). The timeline is the same for any number.
     pub shards: usize,
+    /// With a store per shard: inputs per shard between two rounds in which every shard
+    /// commits its store's batch (see [`FLUSH_INPUTS`], the default).
+    pub flush_inputs: usize,
 }
 
 impl Default for Options {
-    /// No `until`; a shard per available core.
+    /// No `until`; a shard per available core; [`FLUSH_INPUTS`].
     fn default() -> Self {
         Options {
             until: None,
             shards: std::thread::available_parallelism().map_or(1, usize::from),
+            flush_inputs: FLUSH_INPUTS,
         }
     }
 }
@@ -346,7 +350,16 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
         }
         // The calling thread's groups of the rounds the shards are still working on.
         let mut previous: VecDeque<Vec<Group>> = VecDeque::new();
-        let mut out = |groups| emit(groups, &mut summary, &mut on_action, &mut on_notice);
+        // Inputs merged so far, and when the shards last committed their own stores together.
+        let merged = std::cell::Cell::new(0);
+        let mut flushes = Flushes {
+            every: (!shared).then_some(options.flush_inputs.max(1) * shards),
+            last: 0,
+        };
+        let mut out = |groups: Vec<Group>| {
+            merged.set(merged.get() + groups.len());
+            emit(groups, &mut summary, &mut on_action, &mut on_notice);
+        };
         let mut stopped = false;
         let mut n = 0;
         while !stopped && n < total {
@@ -451,6 +464,13 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
                 fires: Arc::clone(&fires),
                 inputs,
             });
+            flushes.due(
+                merged.get(),
+                &to_shards,
+                &from_shards,
+                &mut previous,
+                &mut out,
+            )?;
             round(
                 &to_shards,
                 &from_shards,
@@ -472,6 +492,13 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             loop {
                 let to = day.map_or(u, |d| (d + chrono::Duration::hours(1)).min(u));
                 let work = (0..shards).map(|_| Work::Fire { item: n, until: to });
+                flushes.due(
+                    merged.get(),
+                    &to_shards,
+                    &from_shards,
+                    &mut previous,
+                    &mut out,
+                )?;
                 round(
                     &to_shards,
                     &from_shards,
@@ -500,7 +527,9 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             &c.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ))?;
     }
-    rt.block_on(store.flush())?;
+    for runner in runners {
+        rt.block_on(runner.store().flush())?;
+    }
     summary.rejected = rejected;
     summary.until = clock;
     Ok(summary)
@@ -531,6 +560,42 @@ fn round(
         out(collect(from_shards, oldest)?);
     }
     Ok(())
+}
+
+/// With a store per shard, the default inputs (about, per shard) between two rounds in which
+/// every shard commits its store's batch. A shard that writes its batch while the others go on soon
+/// holds them up (a few rounds in flight cover milliseconds, a batch takes a good part of a
+/// second), so the shards write theirs at the same time, in parallel. Below the 20,000 of the
+/// command's stores, which then rarely reach their own limit.
+pub const FLUSH_INPUTS: usize = 15_000;
+
+/// When the shards commit their stores together (see [`FLUSH_INPUTS`]).
+struct Flushes {
+    /// Inputs (all shards) between two flushes; `None` with one shared store.
+    every: Option<usize>,
+    /// Inputs merged at the last flush.
+    last: usize,
+}
+
+impl Flushes {
+    /// Sends a flush round first if enough inputs were merged since the last.
+    fn due(
+        &mut self,
+        merged: usize,
+        to_shards: &[mpsc::Sender<Work>],
+        from_shards: &[mpsc::Receiver<Result<Vec<Group>, SimulateError>>],
+        previous: &mut VecDeque<Vec<Group>>,
+        out: &mut impl FnMut(Vec<Group>),
+    ) -> Result<(), SimulateError> {
+        match self.every {
+            Some(every) if merged - self.last >= every => {
+                self.last = merged;
+                let flush = to_shards.iter().map(|_| Work::Flush);
+                round(to_shards, from_shards, flush, Vec::new(), previous, out)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A Tokio runtime for one thread's store and mailer calls.
@@ -568,6 +633,8 @@ enum Work {
     },
     /// Fire the timers due by `until`, as if before line `item` (past the last line).
     Fire { item: usize, until: DateTime<Utc> },
+    /// Commit the shard's store's batch.
+    Flush,
 }
 
 /// Where a group of actions falls in the order of a run on one thread: before line `item`,
@@ -760,6 +827,9 @@ fn shard<S: Store, M: Mailer>(
             Work::Fire { item, until } => {
                 rt.block_on(fire_timers(runner, item, until, &mut timers, &mut groups))
             }
+            Work::Flush => rt
+                .block_on(runner.store().flush())
+                .map_err(SimulateError::from),
         };
         let failed = result.is_err();
         if done.send(result.map(|()| groups)).is_err() || failed {

@@ -455,6 +455,8 @@ fn any_number_of_threads_gives_the_same_run() {
         let options = Options {
             until: None,
             shards,
+            // Own stores commit their batches together many times in this run.
+            flush_inputs: 100,
         };
         let summary = simulate(
             &runners,
