@@ -269,7 +269,7 @@ const CHUNK: usize = 128;
 /// `runners` holds either one runner, whose store every shard shares, or one runner per
 /// shard (`options.shards` is then `runners.len()`), each with a store of its own that holds
 /// the customers of its shard: no shard then waits for another's store. Repeated event ids
-/// are found across shards and stores (see [`SeenIds`]). The clock and the dead letters are
+/// are found across shards and stores (by the calling thread, see `SeenIds`). The clock and the dead letters are
 /// kept in the first runner's store; stores of a previous run must be given in the same order
 /// and number.
 ///

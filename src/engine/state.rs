@@ -415,7 +415,7 @@ mod tests {
             workflow: "w".to_owned(),
             key: None,
             started_at,
-            trigger: Value::Null,
+            trigger: None,
             step: step.to_owned(),
             phase,
             waited: None,
@@ -423,13 +423,16 @@ mod tests {
         };
         CustomerState {
             id: "c-1".to_owned(),
-            profile: json.as_object().unwrap().clone(),
+            profile: Arc::new(json.as_object().unwrap().clone()),
             unsubscribed_at: Some(t("2026-03-04T08:00:00.250Z")),
             suppressed: Some(Suppression::HardBounce),
             runs: vec![
                 Run {
                     key: Some("o-1".to_owned()),
-                    trigger: json!({"order": {"id": "o-1"}}),
+                    trigger: json!({"order": {"id": "o-1"}})
+                        .as_object()
+                        .cloned()
+                        .map(Arc::new),
                     waited: Some(true),
                     done: vec!["hello".to_owned()],
                     ..run(
