@@ -567,7 +567,7 @@ fn round(
 /// holds them up (a few rounds in flight cover milliseconds, a batch takes a good part of a
 /// second), so the shards write theirs at the same time, in parallel. Below the 20,000 of the
 /// command's stores, which then rarely reach their own limit.
-pub const FLUSH_INPUTS: usize = 15_000;
+pub const FLUSH_INPUTS: usize = 10_000;
 
 /// When the shards commit their stores together (see [`FLUSH_INPUTS`]).
 struct Flushes {
