@@ -49,6 +49,15 @@ pub enum RunnerError {
     Contended,
 }
 
+/// A stored state: UTF-8 checked once for the whole document (faster than string by string),
+/// then parsed; a document that is not UTF-8 is parsed as bytes, for an error that says where.
+fn decode_state(bytes: &[u8]) -> Result<CustomerState, serde_json::Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
 /// The engine wired to a store and a mailer.
 #[derive(Debug)]
 pub struct Runner<'p, S, M> {
@@ -109,10 +118,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         // instead of every event costing one more read.
         for _ in 0..MAX_ATTEMPTS {
             let (state, version) = match self.store.load(customer_id).await? {
-                Some(record) => (
-                    serde_json::from_slice::<CustomerState>(&record.state)?,
-                    record.version,
-                ),
+                Some(record) => (decode_state(&record.state)?, record.version),
                 None => (CustomerState::new(customer_id), 0),
             };
             let outcome = self.engine.handle(state, input, now);

@@ -204,3 +204,49 @@ fn two_runners_on_one_store_see_each_others_commits() {
         ));
     });
 }
+
+/// A stored state the runner cannot read (not UTF-8, or not a state) is an error naming it,
+/// and the event is not applied: the customer is left as stored and the id stays unprocessed.
+#[test]
+fn an_unreadable_stored_state_is_an_error_and_changes_nothing() {
+    use nudge::mail::outbox::OutboxMailer;
+    use nudge::runner::{Runner, RunnerError};
+    use nudge::store::{Commit, CommitOutcome, SqliteStore, Store};
+
+    with_engine(|engine| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (customer, bytes) in [
+            ("c1", &b"{\"id\":\"c1\xff\"}"[..]),
+            ("c2", &b"{\"id\":3}"[..]),
+        ] {
+            let store = SqliteStore::in_memory().unwrap();
+            let commit = Commit {
+                customer_id: customer,
+                expected_version: 0,
+                state: bytes,
+                next_wake: None,
+                event_id: None,
+                sends: &[],
+            };
+            let outcome = rt.block_on(store.commit(commit)).unwrap();
+            assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+            let runner: Runner<'_, _, OutboxMailer> = Runner::new(engine, store, None);
+            let line = ev(
+                "e1",
+                "customer.created",
+                "2026-03-02T07:00:00Z",
+                customer,
+                customer("Ayşe"),
+            );
+            let event = parse_event(&line.to_string()).unwrap();
+            let err = rt.block_on(runner.event(&event, event.time)).unwrap_err();
+            assert!(matches!(err, RunnerError::State(_)), "{customer}: {err}");
+            assert!(err.to_string().contains("unreadable"), "{err}");
+            let stored = rt.block_on(runner.store().load(customer)).unwrap().unwrap();
+            assert_eq!((stored.version, stored.state.as_slice()), (1, bytes));
+            assert!(!rt.block_on(runner.store().is_processed("e1")).unwrap());
+        }
+    });
+}
