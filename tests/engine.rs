@@ -217,13 +217,13 @@ fn an_unreadable_stored_state_is_an_error_and_changes_nothing() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        for (customer, bytes) in [
+        for (id, bytes) in [
             ("c1", &b"{\"id\":\"c1\xff\"}"[..]),
             ("c2", &b"{\"id\":3}"[..]),
         ] {
             let store = SqliteStore::in_memory().unwrap();
             let commit = Commit {
-                customer_id: customer,
+                customer_id: id,
                 expected_version: 0,
                 state: bytes,
                 next_wake: None,
@@ -237,14 +237,14 @@ fn an_unreadable_stored_state_is_an_error_and_changes_nothing() {
                 "e1",
                 "customer.created",
                 "2026-03-02T07:00:00Z",
-                customer,
+                id,
                 customer("Ayşe"),
             );
             let event = parse_event(&line.to_string()).unwrap();
             let err = rt.block_on(runner.event(&event, event.time)).unwrap_err();
-            assert!(matches!(err, RunnerError::State(_)), "{customer}: {err}");
+            assert!(matches!(err, RunnerError::State(_)), "{id}: {err}");
             assert!(err.to_string().contains("unreadable"), "{err}");
-            let stored = rt.block_on(runner.store().load(customer)).unwrap().unwrap();
+            let stored = rt.block_on(runner.store().load(id)).unwrap().unwrap();
             assert_eq!((stored.version, stored.state.as_slice()), (1, bytes));
             assert!(!rt.block_on(runner.store().is_processed("e1")).unwrap());
         }
