@@ -55,11 +55,15 @@ fn bench(c: &mut Criterion) {
         |b| {
             b.iter_with_setup(
                 || {
-                    // As the command does: a throwaway store per shard.
-                    (0..nudge::simulate::Options::default().shards)
+                    // As the command does: a throwaway store per shard, sharing the cache.
+                    let shards = nudge::simulate::Options::default().shards;
+                    (0..shards)
                         .map(|_| {
                             let db = tmp.path().join(format!("bench-{}.db", fastrand::u64(..)));
-                            let store = SqliteStore::open(&db).unwrap().with_batch(20_000);
+                            let store = SqliteStore::open(&db)
+                                .unwrap()
+                                .with_batch(20_000)
+                                .with_cache_kib(nudge::store::sqlite::CACHE_KIB / shards);
                             Runner::<'_, _, OutboxMailer>::new(&engine, store.scratch(), None)
                         })
                         .collect::<Vec<_>>()

@@ -7,7 +7,7 @@
 //! A commit per event costs more than the event, so [`SqliteStore::with_batch`] groups many
 //! writes in one transaction. Inside a batch, commits are staged in memory: a commit checks
 //! its conditions (the event not processed, the customer at the expected version) against the
-//! staged writes and the database, and is then recorded whole in [`Staged`], where the store
+//! staged writes and the database, and is then recorded whole in `Staged`, where the store
 //! reads its own writes. When the batch ends the staged rows are written in key order, so that
 //! each B-tree page is visited once per batch and a customer written many times is written
 //! once, and the transaction commits. Random single-row writes (with their page splits and
@@ -307,7 +307,7 @@ impl Drop for SqliteStore {
     }
 }
 
-/// The page cache of a store, in KiB (see [`configure`]).
+/// The page cache of a store, in KiB, unless [`SqliteStore::with_cache_kib`] says otherwise.
 pub const CACHE_KIB: usize = 24 * 1024;
 
 /// Connection settings, before anything is read.
@@ -896,6 +896,22 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[test]
+    fn the_page_cache_is_24_mib_unless_set() {
+        let cache = |store: &SqliteStore| {
+            store
+                .with(|inner| {
+                    Ok(inner
+                        .conn
+                        .pragma_query_value(None, "cache_size", |r| r.get::<_, i64>(0))?)
+                })
+                .unwrap()
+        };
+        let store = SqliteStore::in_memory().unwrap();
+        assert_eq!(cache(&store), -24 * 1024);
+        assert_eq!(cache(&store.with_cache_kib(12 * 1024)), -12 * 1024);
     }
 
     /// A commit right after its load in the open batch skips reading the version again; the

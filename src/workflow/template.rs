@@ -401,7 +401,7 @@ pub fn error_pos(err: &minijinja::Error, source: &str) -> Pos {
     }
 }
 
-/// minijinja's message without its " (in <string>:3)" suffix: we print our own position.
+/// minijinja's message without its " (in `<string>:3`)" suffix: we print our own position.
 pub fn template_error_message(err: &minijinja::Error) -> String {
     let detail = err
         .detail()
