@@ -269,9 +269,9 @@ const CHUNK: usize = 128;
 /// `runners` holds either one runner, whose store every shard shares, or one runner per
 /// shard (`options.shards` is then `runners.len()`), each with a store of its own that holds
 /// the customers of its shard: no shard then waits for another's store. Repeated event ids
-/// are found across shards and stores (by the calling thread, see `SeenIds`). The clock and the dead letters are
-/// kept in the first runner's store; stores of a previous run must be given in the same order
-/// and number.
+/// are found across shards and stores, by the calling thread (see `SeenIds`). The clock and
+/// the dead letters are kept in the first runner's store; stores of a previous run must be
+/// given in the same order and number.
 ///
 /// Runs its own Tokio runtimes (one per thread): call it outside of one.
 ///
@@ -563,10 +563,11 @@ fn round(
 }
 
 /// With a store per shard, the default inputs (about, per shard) between two rounds in which
-/// every shard commits its store's batch. A shard that writes its batch while the others go on soon
-/// holds them up (a few rounds in flight cover milliseconds, a batch takes a good part of a
-/// second), so the shards write theirs at the same time, in parallel. Below the 20,000 of the
-/// command's stores, which then rarely reach their own limit.
+/// every shard commits its store's batch. A shard that writes its batch while the others go
+/// on soon holds them up (a few rounds in flight cover milliseconds, a batch takes a good part
+/// of a second), so the shards write theirs at the same time, in parallel. Below the 20,000
+/// of the command's stores, which then rarely reach their own limit; 10,000 rather than
+/// 20,000 keeps 100,000 customers under 200 MB (see `docs/PERFORMANCE.md`).
 pub const FLUSH_INPUTS: usize = 10_000;
 
 /// When the shards commit their stores together (see [`FLUSH_INPUTS`]).

@@ -210,8 +210,9 @@ impl SqliteStore {
 
     /// Stops waiting for the disk (`PRAGMA synchronous = OFF`), for a file that may be lost
     /// with the machine, where it makes batched writes several times faster
-    /// ([`SqliteStore::scratch`] goes further). A crash of the process still loses nothing committed and never corrupts the
-    /// file; a crash of the machine or a power loss may corrupt it.
+    /// ([`SqliteStore::scratch`] goes further). A crash of the process still loses nothing
+    /// committed and never corrupts the file; a crash of the machine or a power loss may
+    /// corrupt it.
     pub fn without_fsync(self) -> Self {
         let set = self.with(|inner| {
             // Changed outside any transaction, so a batch in progress is committed first.
