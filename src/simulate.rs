@@ -464,13 +464,6 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
                 fires: Arc::clone(&fires),
                 inputs,
             });
-            flushes.due(
-                merged.get(),
-                &to_shards,
-                &from_shards,
-                &mut previous,
-                &mut out,
-            )?;
             round(
                 &to_shards,
                 &from_shards,
@@ -478,6 +471,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
                 mine,
                 &mut previous,
                 &mut out,
+                (&mut flushes, merged.get()),
             )?;
         }
         on_progress(total, total);
@@ -492,13 +486,6 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             loop {
                 let to = day.map_or(u, |d| (d + chrono::Duration::hours(1)).min(u));
                 let work = (0..shards).map(|_| Work::Fire { item: n, until: to });
-                flushes.due(
-                    merged.get(),
-                    &to_shards,
-                    &from_shards,
-                    &mut previous,
-                    &mut out,
-                )?;
                 round(
                     &to_shards,
                     &from_shards,
@@ -506,6 +493,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
                     Vec::new(),
                     &mut previous,
                     &mut out,
+                    (&mut flushes, merged.get()),
                 )?;
                 n += 1;
                 if to >= u {
@@ -539,9 +527,27 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
 /// the next chunk queued while this thread parses the one after and reports the one before.
 const IN_FLIGHT: usize = 3;
 
-/// Hands each shard its work for one round, and once enough rounds are out, merges and reports
-/// the oldest (its groups of this thread, `mine`, wait in `previous` until then).
+/// Hands each shard its work for one round (after a flush round, when one is due with
+/// `merged` inputs merged so far), and once enough rounds are out, merges and reports the
+/// oldest (its groups of this thread, `mine`, wait in `previous` until then).
 fn round(
+    to_shards: &[mpsc::Sender<Work>],
+    from_shards: &[mpsc::Receiver<Result<Vec<Group>, SimulateError>>],
+    work: impl Iterator<Item = Work>,
+    mine: Vec<Group>,
+    previous: &mut VecDeque<Vec<Group>>,
+    out: &mut impl FnMut(Vec<Group>),
+    (flushes, merged): (&mut Flushes, usize),
+) -> Result<(), SimulateError> {
+    if flushes.due(merged) {
+        let flush = to_shards.iter().map(|_| Work::Flush);
+        send_round(to_shards, from_shards, flush, Vec::new(), previous, out)?;
+    }
+    send_round(to_shards, from_shards, work, mine, previous, out)
+}
+
+/// Hands each shard its part of one round (see [`round`]).
+fn send_round(
     to_shards: &[mpsc::Sender<Work>],
     from_shards: &[mpsc::Receiver<Result<Vec<Group>, SimulateError>>],
     work: impl Iterator<Item = Work>,
@@ -579,22 +585,14 @@ struct Flushes {
 }
 
 impl Flushes {
-    /// Sends a flush round first if enough inputs were merged since the last.
-    fn due(
-        &mut self,
-        merged: usize,
-        to_shards: &[mpsc::Sender<Work>],
-        from_shards: &[mpsc::Receiver<Result<Vec<Group>, SimulateError>>],
-        previous: &mut VecDeque<Vec<Group>>,
-        out: &mut impl FnMut(Vec<Group>),
-    ) -> Result<(), SimulateError> {
+    /// Whether a flush round is due, `merged` inputs having been merged so far.
+    fn due(&mut self, merged: usize) -> bool {
         match self.every {
             Some(every) if merged - self.last >= every => {
                 self.last = merged;
-                let flush = to_shards.iter().map(|_| Work::Flush);
-                round(to_shards, from_shards, flush, Vec::new(), previous, out)
+                true
             }
-            _ => Ok(()),
+            _ => false,
         }
     }
 }
