@@ -313,7 +313,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
         for (at, customer) in
             rt.block_on(runner.store().due(DateTime::<Utc>::MAX_UTC, usize::MAX))?
         {
-            timers[shard_of(&customer, shards)].set(&customer, Some(at));
+            timers[shard_of(&customer, shards)].set(Arc::from(customer.as_str()), Some(at));
         }
     }
     let mut seen = SeenIds::default();
@@ -644,7 +644,7 @@ struct Key {
     item: usize,
     kind: u8,
     due: DateTime<Utc>,
-    customer: String,
+    customer: Arc<str>,
 }
 
 impl Key {
@@ -654,7 +654,7 @@ impl Key {
             item,
             kind: 2,
             due: DateTime::<Utc>::MIN_UTC,
-            customer: String::new(),
+            customer: Arc::from(""),
         }
     }
 }
@@ -737,7 +737,7 @@ impl Group {
                 item,
                 kind: 0,
                 due: DateTime::<Utc>::MIN_UTC,
-                customer: String::new(),
+                customer: Arc::from(""),
             },
             did: Did::Notice(notice),
         }
@@ -846,7 +846,7 @@ async fn apply_event<S: Store, M: Mailer>(
     let key = Key::line(input.item);
     let did = match runner.event(&input.event, input.now).await? {
         Applied::Done { actions, next_wake } => {
-            timers.set(&input.event.customer_id, next_wake);
+            timers.set(Arc::from(input.event.customer_id.as_str()), next_wake);
             Did::Event(actions)
         }
         Applied::Duplicate => Did::Duplicate {
@@ -860,25 +860,26 @@ async fn apply_event<S: Store, M: Mailer>(
 /// Every customer's timer, in memory, so that the loop never asks the store "what is due?"
 /// between events: timers change only through this loop's own commits, each of which reports
 /// its customer's new timer. Loaded once from the store (a `--db` store may hold timers);
-/// superseded heap entries are skipped when they surface.
+/// superseded heap entries are skipped when they surface. A customer's id is one shared
+/// allocation, whatever the number of its entries.
 #[derive(Debug, Default)]
 struct Timers {
-    heap: BinaryHeap<Reverse<(DateTime<Utc>, String)>>,
-    current: HashMap<String, DateTime<Utc>>,
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, Arc<str>)>>,
+    current: HashMap<Arc<str>, DateTime<Utc>>,
 }
 
 impl Timers {
-    fn set(&mut self, customer: &str, next: Option<DateTime<Utc>>) {
+    fn set(&mut self, customer: Arc<str>, next: Option<DateTime<Utc>>) {
         match next {
             Some(at) => {
-                if self.current.get(customer) != Some(&at) {
-                    self.current.insert(customer.to_owned(), at);
-                    self.heap.push(Reverse((at, customer.to_owned())));
+                if self.current.get(&customer) != Some(&at) {
+                    self.current.insert(Arc::clone(&customer), at);
+                    self.heap.push(Reverse((at, customer)));
                     self.compact();
                 }
             }
             None => {
-                self.current.remove(customer);
+                self.current.remove(&customer);
             }
         }
     }
@@ -894,7 +895,7 @@ impl Timers {
     }
 
     /// The earliest timer at or before `until`, taken out.
-    fn pop_due(&mut self, until: DateTime<Utc>) -> Option<(DateTime<Utc>, String)> {
+    fn pop_due(&mut self, until: DateTime<Utc>) -> Option<(DateTime<Utc>, Arc<str>)> {
         while let Some(Reverse((at, _))) = self.heap.peek() {
             if *at > until {
                 return None;
@@ -924,9 +925,12 @@ async fn fire_timers<S: Store, M: Mailer>(
             Applied::Done { actions, next_wake } => {
                 if next_wake.is_some_and(|next| next <= at) {
                     // The engine always moves a fired timer forward; stop rather than spin.
-                    return Err(SimulateError::Stuck { customer, at });
+                    return Err(SimulateError::Stuck {
+                        customer: customer.to_string(),
+                        at,
+                    });
                 }
-                timers.set(&customer, next_wake);
+                timers.set(Arc::clone(&customer), next_wake);
                 actions
             }
             // A wake has no event id: never a duplicate.
