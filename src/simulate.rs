@@ -338,28 +338,23 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
     let total = index.len();
 
     std::thread::scope(|scope| {
-        let mut to_shards = Vec::with_capacity(shards);
-        let mut from_shards = Vec::with_capacity(shards);
+        let mut rounds = Rounds {
+            to_shards: Vec::with_capacity(shards),
+            from_shards: Vec::with_capacity(shards),
+            previous: VecDeque::new(),
+            flush_every: (!shared).then_some(options.flush_inputs.max(1) * shards),
+            merged: 0,
+            flushed: 0,
+        };
         for (i, timers) in timers.drain(..).enumerate() {
             let runner = &runners[if shared { 0 } else { i }];
             let (work_tx, work_rx) = mpsc::channel::<Work>();
             let (done_tx, done_rx) = mpsc::channel();
             scope.spawn(move || shard(runner, timers, work_rx, done_tx));
-            to_shards.push(work_tx);
-            from_shards.push(done_rx);
+            rounds.to_shards.push(work_tx);
+            rounds.from_shards.push(done_rx);
         }
-        // The calling thread's groups of the rounds the shards are still working on.
-        let mut previous: VecDeque<Vec<Group>> = VecDeque::new();
-        // Inputs merged so far, and when the shards last committed their own stores together.
-        let merged = std::cell::Cell::new(0);
-        let mut flushes = Flushes {
-            every: (!shared).then_some(options.flush_inputs.max(1) * shards),
-            last: 0,
-        };
-        let mut out = |groups: Vec<Group>| {
-            merged.set(merged.get() + groups.len());
-            emit(groups, &mut summary, &mut on_action, &mut on_notice);
-        };
+        let mut out = |groups| emit(groups, &mut summary, &mut on_action, &mut on_notice);
         let mut stopped = false;
         let mut n = 0;
         while !stopped && n < total {
@@ -435,9 +430,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
                     Seen::Maybe => {
                         // Every line before this chunk is in a store once the rounds in
                         // flight are done; then the stores know.
-                        while let Some(oldest) = previous.pop_front() {
-                            out(collect(&from_shards, oldest)?);
-                        }
+                        rounds.drain(&mut out)?;
                         any_processed(runners, &event.id, &rt)?
                     }
                 };
@@ -464,15 +457,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
                 fires: Arc::clone(&fires),
                 inputs,
             });
-            round(
-                &to_shards,
-                &from_shards,
-                work,
-                mine,
-                &mut previous,
-                &mut out,
-                (&mut flushes, merged.get()),
-            )?;
+            rounds.round(work, mine, &mut out)?;
         }
         on_progress(total, total);
         // After the last event, the clock runs on to `until` an hour at a time, each hour's
@@ -486,15 +471,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             loop {
                 let to = day.map_or(u, |d| (d + chrono::Duration::hours(1)).min(u));
                 let work = (0..shards).map(|_| Work::Fire { item: n, until: to });
-                round(
-                    &to_shards,
-                    &from_shards,
-                    work,
-                    Vec::new(),
-                    &mut previous,
-                    &mut out,
-                    (&mut flushes, merged.get()),
-                )?;
+                rounds.round(work, Vec::new(), &mut out)?;
                 n += 1;
                 if to >= u {
                     break;
@@ -503,11 +480,9 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             }
             clock = Some(u);
         }
-        drop(to_shards);
-        while let Some(mine) = previous.pop_front() {
-            out(collect(&from_shards, mine)?);
-        }
-        Ok::<(), SimulateError>(())
+        // No more work: a shard ends when its channel closes, after its last round.
+        rounds.to_shards.clear();
+        rounds.drain(&mut out)
     })?;
     if let Some(c) = clock {
         rt.block_on(store.set_meta(
@@ -527,45 +502,73 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
 /// the next chunk queued while this thread parses the one after and reports the one before.
 const IN_FLIGHT: usize = 3;
 
-/// Hands each shard its work for one round (after a flush round, when one is due with
-/// `merged` inputs merged so far), and once enough rounds are out, merges and reports the
-/// oldest (its groups of this thread, `mine`, wait in `previous` until then).
-fn round(
-    to_shards: &[mpsc::Sender<Work>],
-    from_shards: &[mpsc::Receiver<Result<Vec<Group>, SimulateError>>],
-    work: impl Iterator<Item = Work>,
-    mine: Vec<Group>,
-    previous: &mut VecDeque<Vec<Group>>,
-    out: &mut impl FnMut(Vec<Group>),
-    (flushes, merged): (&mut Flushes, usize),
-) -> Result<(), SimulateError> {
-    if flushes.due(merged) {
-        let flush = to_shards.iter().map(|_| Work::Flush);
-        send_round(to_shards, from_shards, flush, Vec::new(), previous, out)?;
-    }
-    send_round(to_shards, from_shards, work, mine, previous, out)
+/// The rounds between the calling thread and the shards: each round hands every shard its
+/// work; once [`IN_FLIGHT`] are out, the oldest is merged and reported (the calling thread's
+/// own groups of a round, `mine`, wait in `previous` until then).
+struct Rounds {
+    to_shards: Vec<mpsc::Sender<Work>>,
+    from_shards: Vec<mpsc::Receiver<Result<Vec<Group>, SimulateError>>>,
+    previous: VecDeque<Vec<Group>>,
+    /// With a store per shard, inputs (all shards) between two flush rounds (see
+    /// [`FLUSH_INPUTS`]); `None` with one shared store.
+    flush_every: Option<usize>,
+    /// Inputs merged so far, and at the last flush round.
+    merged: usize,
+    flushed: usize,
 }
 
-/// Hands each shard its part of one round (see [`round`]).
-fn send_round(
-    to_shards: &[mpsc::Sender<Work>],
-    from_shards: &[mpsc::Receiver<Result<Vec<Group>, SimulateError>>],
-    work: impl Iterator<Item = Work>,
-    mine: Vec<Group>,
-    previous: &mut VecDeque<Vec<Group>>,
-    out: &mut impl FnMut(Vec<Group>),
-) -> Result<(), SimulateError> {
-    for (tx, w) in to_shards.iter().zip(work) {
-        // A shard that stopped on an error reports it in `collect`.
-        let _ = tx.send(w);
+impl Rounds {
+    /// Hands out one round, after a flush round when one is due.
+    fn round(
+        &mut self,
+        work: impl Iterator<Item = Work>,
+        mine: Vec<Group>,
+        out: &mut impl FnMut(Vec<Group>),
+    ) -> Result<(), SimulateError> {
+        if self
+            .flush_every
+            .is_some_and(|every| self.merged - self.flushed >= every)
+        {
+            self.flushed = self.merged;
+            let flush: Vec<_> = self.to_shards.iter().map(|_| Work::Flush).collect();
+            self.send(flush.into_iter(), Vec::new(), out)?;
+        }
+        self.send(work, mine, out)
     }
-    previous.push_back(mine);
-    if previous.len() >= IN_FLIGHT
-        && let Some(oldest) = previous.pop_front()
-    {
-        out(collect(from_shards, oldest)?);
+
+    fn send(
+        &mut self,
+        work: impl Iterator<Item = Work>,
+        mine: Vec<Group>,
+        out: &mut impl FnMut(Vec<Group>),
+    ) -> Result<(), SimulateError> {
+        for (tx, w) in self.to_shards.iter().zip(work) {
+            // A shard that stopped on an error reports it in `collect`.
+            let _ = tx.send(w);
+        }
+        self.previous.push_back(mine);
+        if self.previous.len() >= IN_FLIGHT {
+            self.merge_oldest(out)?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Merges and reports every round still out.
+    fn drain(&mut self, out: &mut impl FnMut(Vec<Group>)) -> Result<(), SimulateError> {
+        while !self.previous.is_empty() {
+            self.merge_oldest(out)?;
+        }
+        Ok(())
+    }
+
+    fn merge_oldest(&mut self, out: &mut impl FnMut(Vec<Group>)) -> Result<(), SimulateError> {
+        if let Some(mine) = self.previous.pop_front() {
+            let groups = collect(&self.from_shards, mine)?;
+            self.merged += groups.len();
+            out(groups);
+        }
+        Ok(())
+    }
 }
 
 /// With a store per shard, the default inputs (about, per shard) between two rounds in which
@@ -575,27 +578,6 @@ fn send_round(
 /// of the command's stores, which then rarely reach their own limit; 10,000 rather than
 /// 20,000 keeps 100,000 customers under 200 MB (see `docs/PERFORMANCE.md`).
 pub const FLUSH_INPUTS: usize = 10_000;
-
-/// When the shards commit their stores together (see [`FLUSH_INPUTS`]).
-struct Flushes {
-    /// Inputs (all shards) between two flushes; `None` with one shared store.
-    every: Option<usize>,
-    /// Inputs merged at the last flush.
-    last: usize,
-}
-
-impl Flushes {
-    /// Whether a flush round is due, `merged` inputs having been merged so far.
-    fn due(&mut self, merged: usize) -> bool {
-        match self.every {
-            Some(every) if merged - self.last >= every => {
-                self.last = merged;
-                true
-            }
-            _ => false,
-        }
-    }
-}
 
 /// A Tokio runtime for one thread's store and mailer calls.
 fn runtime() -> tokio::runtime::Runtime {
