@@ -501,3 +501,51 @@ fn any_number_of_threads_gives_the_same_run() {
         assert_eq!(one.4, other.4, "timers differ with {how}");
     }
 }
+
+/// Stores of a previous run, one per thread: an event id processed then is a duplicate in a
+/// later run whatever its customer, although no one store saw both customers.
+#[test]
+fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
+    use nudge::engine::Engine;
+    use nudge::links::Signer;
+    use nudge::mail::outbox::OutboxMailer;
+    use nudge::runner::Runner;
+    use nudge::simulate::{Options, simulate};
+    use nudge::store::SqliteStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let event = |id: &str, customer: &str, time: &str| {
+        serde_json::json!({"version": "0", "id": id, "detail-type": "customer.created",
+            "source": "store", "time": time,
+            "detail": {"customer": {"id": customer, "email": format!("{customer}@example.com")}}})
+        .to_string()
+    };
+    let report = nudge::workflow::load(&root().join("workflows")).unwrap();
+    let project = report.project.unwrap();
+    let signer = Signer::new(b"resume");
+    let engine = Engine::new(&project, &signer);
+    let run = |lines: &[String]| {
+        let file = write_events(dir.path(), lines);
+        let runners: Vec<Runner<'_, _, OutboxMailer>> = (0..2)
+            .map(|i| {
+                let store = SqliteStore::open(&dir.path().join(format!("s{i}.db"))).unwrap();
+                Runner::new(&engine, store, None)
+            })
+            .collect();
+        let options = Options {
+            until: Some("2026-03-02T00:00:00Z".parse().unwrap()),
+            shards: 2,
+            ..Options::default()
+        };
+        simulate(&runners, &file, &options, |_| {}, |_| {}, |_, _| {}).unwrap()
+    };
+    let first = run(&[event("e-1", "c-1", "2026-03-01T10:00:00Z")]);
+    assert_eq!((first.events, first.duplicates), (1, 0));
+    // The same id for other customers (some of them on the other thread), and a new one.
+    let again: Vec<String> = (2..=6)
+        .map(|i| event("e-1", &format!("c-{i}"), "2026-03-01T11:00:00Z"))
+        .chain([event("e-2", "c-7", "2026-03-01T11:00:00Z")])
+        .collect();
+    let second = run(&again);
+    assert_eq!((second.events, second.duplicates), (1, 5));
+}
