@@ -12,12 +12,12 @@ use std::path::Path;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nudge::engine::Engine;
-use nudge::links::Signer;
-use nudge::mail::outbox::OutboxMailer;
-use nudge::runner::Runner;
-use nudge::store::sqlite::SqliteStore;
-use nudge::synth::{SynthOptions, generate};
+use nudge_core::engine::Engine;
+use nudge_core::links::Signer;
+use nudge_core::runner::Runner;
+use nudge_local::outbox::OutboxMailer;
+use nudge_local::sqlite::{SqliteOptions, SqliteStore};
+use nudge_synth::{SynthOptions, generate};
 
 fn bench(c: &mut Criterion) {
     // `cargo test --all-targets` runs benchmarks once, unoptimised, to check they still work:
@@ -40,10 +40,11 @@ fn bench(c: &mut Criterion) {
         &mut std::io::BufWriter::new(std::fs::File::create(&events).unwrap()),
     )
     .unwrap();
-    let project = nudge::workflow::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"))
-        .unwrap()
-        .project
-        .unwrap();
+    let project =
+        nudge_core::workflow::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"))
+            .unwrap()
+            .project
+            .unwrap();
     let signer = Signer::new(b"bench");
     let engine = Engine::new(&project, &signer);
 
@@ -56,23 +57,21 @@ fn bench(c: &mut Criterion) {
             b.iter_with_setup(
                 || {
                     // As the command does: a throwaway store per shard, sharing the cache.
-                    let shards = nudge::simulate::Options::default().shards;
+                    let shards = nudge_local::simulate::Options::default().shards;
                     (0..shards)
                         .map(|_| {
                             let db = tmp.path().join(format!("bench-{}.db", fastrand::u64(..)));
-                            let store = SqliteStore::open(&db)
-                                .unwrap()
-                                .with_batch(20_000)
-                                .with_cache_kib(nudge::store::sqlite::CACHE_KIB / shards);
-                            Runner::<'_, _, OutboxMailer>::new(&engine, store.scratch(), None)
+                            let store = SqliteStore::open_with(&db, SqliteOptions::scratch(shards))
+                                .unwrap();
+                            Runner::<'_, _, OutboxMailer>::new(&engine, store, None)
                         })
                         .collect::<Vec<_>>()
                 },
                 |runners| {
-                    let summary = nudge::simulate::simulate(
+                    let summary = nudge_local::simulate::simulate(
                         &runners,
                         &events,
-                        &nudge::simulate::Options::default(),
+                        &nudge_local::simulate::Options::default(),
                         |_| {},
                         |_| {},
                         |_, _| {},

@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
     let n = make_project(&dir, 40);
     assert_eq!(n, 200);
     // The project must be clean, or the benchmark would measure error paths.
-    let report = nudge::workflow::load(&dir).unwrap();
+    let report = nudge_core::workflow::load(&dir).unwrap();
     assert!(
         report.diagnostics.is_empty(),
         "{:?}",
@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("validate");
     group.sample_size(10);
     group.bench_function("200 workflows with templates", |b| {
-        b.iter(|| nudge::workflow::load(&dir).unwrap())
+        b.iter(|| nudge_core::workflow::load(&dir).unwrap())
     });
     group.finish();
 }

@@ -1,4 +1,6 @@
-//! The `nudge` binary: see [`nudge::cli`].
+//! The `nudge` command line: wiring only (see `cli`), over `nudge-core` and `nudge-local`.
+
+mod cli;
 
 /// mimalloc: the simulation allocates and frees many small strings and maps on several
 /// threads; it made `nudge simulate` about 15% faster than the system allocator (see
@@ -7,5 +9,5 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    nudge::cli::main()
+    cli::main()
 }

@@ -2,10 +2,10 @@
 //! actions out.
 
 use chrono::{DateTime, Utc};
-use nudge::engine::state::{CustomerState, Phase};
-use nudge::engine::{ActionKind, Engine, Input};
-use nudge::event::parse_event;
-use nudge::links::Signer;
+use nudge_core::engine::state::{CustomerState, Phase};
+use nudge_core::engine::{ActionKind, Engine, Input};
+use nudge_core::event::parse_event;
+use nudge_core::links::Signer;
 use serde_json::json;
 
 use crate::scenarios::{Scenario, customer, ev};
@@ -28,7 +28,7 @@ steps:
 
 fn with_engine(f: impl FnOnce(&Engine<'_>)) {
     let s = Scenario::new(&[("wf", WF)]);
-    let project = nudge::workflow::load(&s.workflows_dir())
+    let project = nudge_core::workflow::load(&s.workflows_dir())
         .unwrap()
         .project
         .unwrap();
@@ -37,7 +37,7 @@ fn with_engine(f: impl FnOnce(&Engine<'_>)) {
     f(&engine);
 }
 
-fn created(at: &str) -> nudge::event::StoreEvent {
+fn created(at: &str) -> nudge_core::event::StoreEvent {
     parse_event(&ev("e1", "customer.created", at, "c1", customer("Ayşe")).to_string()).unwrap()
 }
 
@@ -127,13 +127,13 @@ fn state_survives_its_json_form() {
 
 #[test]
 fn two_runners_on_one_store_see_each_others_commits() {
-    use nudge::engine::SkipReason;
-    use nudge::mail::outbox::OutboxMailer;
-    use nudge::runner::{Applied, Runner};
-    use nudge::store::sqlite::SqliteStore;
+    use nudge_core::engine::SkipReason;
+    use nudge_core::runner::{Applied, Runner};
+    use nudge_local::outbox::OutboxMailer;
+    use nudge_local::sqlite::SqliteStore;
 
     let s = Scenario::new(&[("wf", WF)]);
-    let project = nudge::workflow::load(&s.workflows_dir())
+    let project = nudge_core::workflow::load(&s.workflows_dir())
         .unwrap()
         .project
         .unwrap();
@@ -209,9 +209,10 @@ fn two_runners_on_one_store_see_each_others_commits() {
 /// and the event is not applied: the customer is left as stored and the id stays unprocessed.
 #[test]
 fn an_unreadable_stored_state_is_an_error_and_changes_nothing() {
-    use nudge::mail::outbox::OutboxMailer;
-    use nudge::runner::{Runner, RunnerError};
-    use nudge::store::{Commit, CommitOutcome, SqliteStore, Store};
+    use nudge_core::runner::{Runner, RunnerError};
+    use nudge_core::store::{Commit, CommitOutcome, Store};
+    use nudge_local::SqliteStore;
+    use nudge_local::outbox::OutboxMailer;
 
     with_engine(|engine| {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use mail_parser::{Message, MessageParser, MimeHeaders};
-use nudge::links::Signer;
-use nudge::mail::{Category, Email, MailError, Mailbox, Mailer, OutboxMailer, build_mime};
+use nudge_core::links::Signer;
+use nudge_core::mail::{Category, Email, MailError, Mailbox, Mailer, build_mime};
+use nudge_local::OutboxMailer;
 use proptest::prelude::*;
 
 const UNSUBSCRIBE: &str = "https://shop.example.com/unsubscribe?c=c-1001&s=AAAAAAAAAAAAAAAAAAAAAA";
@@ -28,8 +29,8 @@ const TEMPLATE: &str = r#"<mjml>
 
 /// The template compiled and rendered the way the engine does it.
 fn rendered_html() -> String {
-    let compiled = nudge::workflow::template::compile_mjml(TEMPLATE).expect("MJML compiles");
-    nudge::workflow::template::environment()
+    let compiled = nudge_core::workflow::template::compile_mjml(TEMPLATE).expect("MJML compiles");
+    nudge_core::workflow::template::environment()
         .render_str(
             &compiled.html,
             minijinja::context! {
@@ -547,7 +548,26 @@ fn outbox_reports_a_folder_it_cannot_create() {
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "").unwrap();
     let err = OutboxMailer::new(file.join("outbox")).unwrap_err();
-    assert!(matches!(err, MailError::Outbox { .. }), "{err:?}");
+    assert_eq!(err.path, file.join("outbox"));
+    assert!(err.to_string().contains("a-file"), "{err}");
+}
+
+/// A folder gone after the mailer was made is a refusal, not a reason to retry: the email is
+/// reported, and the error names the file, never the recipient.
+#[tokio::test]
+async fn outbox_refuses_an_email_it_cannot_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("outbox");
+    let outbox = OutboxMailer::new(&dir).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+    let email = transactional_email();
+    let mime = build_mime(&email).unwrap();
+    let err = outbox.send(&email, &mime).await.unwrap_err();
+    assert!(matches!(err, MailError::Rejected { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    let message = err.to_string();
+    assert!(message.contains("outbox"), "{message}");
+    assert!(!message.contains(&email.to.address), "{message}");
 }
 
 /// The customer id and signature as the unsubscribe endpoint would read them from the link.

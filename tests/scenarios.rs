@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use nudge::engine::{Action, ActionKind, Engine};
-use nudge::links::Signer;
-use nudge::mail::outbox::OutboxMailer;
-use nudge::runner::Runner;
-use nudge::store::sqlite::SqliteStore;
+use nudge_core::engine::{Action, ActionKind, Engine};
+use nudge_core::links::Signer;
+use nudge_core::runner::Runner;
+use nudge_local::outbox::OutboxMailer;
+use nudge_local::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
 pub const SETTINGS: &str = r#"
@@ -92,11 +92,11 @@ impl Scenario {
         until: &str,
         outbox: Option<&Path>,
     ) -> Vec<String> {
-        let report = nudge::workflow::load(&self.workflows_dir()).unwrap();
+        let report = nudge_core::workflow::load(&self.workflows_dir()).unwrap();
         let errors: Vec<String> = report
             .diagnostics
             .iter()
-            .filter(|d| d.severity == nudge::diagnostic::Severity::Error)
+            .filter(|d| d.severity == nudge_core::diagnostic::Severity::Error)
             .map(ToString::to_string)
             .collect();
         assert!(
@@ -117,11 +117,11 @@ impl Scenario {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let mut rows = Vec::new();
-        let options = nudge::simulate::Options {
+        let options = nudge_local::simulate::Options {
             until: Some(until),
             ..Default::default()
         };
-        nudge::simulate::simulate(
+        nudge_local::simulate::simulate(
             std::slice::from_ref(&runner),
             &file,
             &options,
@@ -974,7 +974,9 @@ steps:
         .filter(|i| has(&rows, &format!(" c{i} split/a email.sent")))
         .collect();
     let expected: Vec<usize> = (0..40)
-        .filter(|i| nudge::engine::split_branch("split", "test", &format!("c{i}"), &[1, 1]) == 0)
+        .filter(|i| {
+            nudge_core::engine::split_branch("split", "test", &format!("c{i}"), &[1, 1]) == 0
+        })
         .collect();
     assert_eq!(sent, expected);
     assert!(

@@ -4,7 +4,7 @@ use crate::helpers::root;
 
 #[test]
 fn shipped_workflows_validate_clean() {
-    let report = nudge::workflow::load(&root().join("workflows")).unwrap();
+    let report = nudge_core::workflow::load(&root().join("workflows")).unwrap();
     let shown: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
     assert!(
         shown.is_empty(),

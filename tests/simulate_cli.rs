@@ -394,22 +394,23 @@ fn the_outbox_holds_real_mail_that_a_mail_parser_reads() {
 /// customers, who may belong to another thread, in the same chunk of lines and much later).
 #[test]
 fn any_number_of_threads_gives_the_same_run() {
-    use nudge::engine::Engine;
-    use nudge::links::Signer;
-    use nudge::mail::outbox::OutboxMailer;
-    use nudge::runner::Runner;
-    use nudge::simulate::{Options, simulate};
-    use nudge::store::{SqliteStore, Store};
+    use nudge_core::engine::Engine;
+    use nudge_core::links::Signer;
+    use nudge_core::runner::Runner;
+    use nudge_core::store::Store;
+    use nudge_local::outbox::OutboxMailer;
+    use nudge_local::simulate::{Options, simulate};
+    use nudge_local::{SqliteOptions, SqliteStore};
 
     let dir = tempfile::tempdir().unwrap();
     let mut events = Vec::new();
-    let synth = nudge::synth::SynthOptions {
+    let synth = nudge_synth::SynthOptions {
         customers: 300,
         days: 150,
         seed: 11,
         ..Default::default()
     };
-    nudge::synth::generate(&synth, &mut events).unwrap();
+    nudge_synth::generate(&synth, &mut events).unwrap();
     let mut lines: Vec<String> = String::from_utf8(events)
         .unwrap()
         .lines()
@@ -438,7 +439,7 @@ fn any_number_of_threads_gives_the_same_run() {
     }
     let file = write_events(dir.path(), &lines);
 
-    let report = nudge::workflow::load(&root().join("workflows")).unwrap();
+    let report = nudge_core::workflow::load(&root().join("workflows")).unwrap();
     let project = report.project.unwrap();
     let signer = Signer::new(b"threads");
     let engine = Engine::new(&project, &signer);
@@ -447,7 +448,8 @@ fn any_number_of_threads_gives_the_same_run() {
         let runners: Vec<Runner<'_, _, OutboxMailer>> = (0..stores)
             .map(|i| {
                 let path = dir.path().join(format!("s{shards}-{own_stores}-{i}.db"));
-                let store = SqliteStore::open(&path).unwrap().with_batch(1_000);
+                let store =
+                    SqliteStore::open_with(&path, SqliteOptions::default().batch(1_000)).unwrap();
                 Runner::new(&engine, store, None)
             })
             .collect();
@@ -506,12 +508,12 @@ fn any_number_of_threads_gives_the_same_run() {
 /// later run whatever its customer, although no one store saw both customers.
 #[test]
 fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
-    use nudge::engine::Engine;
-    use nudge::links::Signer;
-    use nudge::mail::outbox::OutboxMailer;
-    use nudge::runner::Runner;
-    use nudge::simulate::{Options, simulate};
-    use nudge::store::SqliteStore;
+    use nudge_core::engine::Engine;
+    use nudge_core::links::Signer;
+    use nudge_core::runner::Runner;
+    use nudge_local::SqliteStore;
+    use nudge_local::outbox::OutboxMailer;
+    use nudge_local::simulate::{Options, simulate};
 
     let dir = tempfile::tempdir().unwrap();
     let event = |id: &str, customer: &str, time: &str| {
@@ -520,7 +522,7 @@ fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
             "detail": {"customer": {"id": customer, "email": format!("{customer}@example.com")}}})
         .to_string()
     };
-    let report = nudge::workflow::load(&root().join("workflows")).unwrap();
+    let report = nudge_core::workflow::load(&root().join("workflows")).unwrap();
     let project = report.project.unwrap();
     let signer = Signer::new(b"resume");
     let engine = Engine::new(&project, &signer);

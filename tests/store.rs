@@ -7,10 +7,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use nudge::store::{
-    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendRecord, SendStatus, SqliteStore, Store,
-    StoreError, contract,
+use nudge_core::store::{
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendRecord, SendStatus, Store, StoreError,
 };
+use nudge_local::{Durability, OpenError, SqliteOptions, SqliteStore};
+use nudge_testkit::contract;
 use proptest::prelude::*;
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -72,7 +73,10 @@ async fn contract_in_memory() {
 async fn contract_in_memory_batched() {
     // 3 makes batches end in the middle of checks; 1000 keeps everything in one.
     for n in [3, 1000] {
-        contract::run_all(async || SqliteStore::in_memory().unwrap().with_batch(n)).await;
+        contract::run_all(async || {
+            SqliteStore::in_memory_with(SqliteOptions::default().batch(n)).unwrap()
+        })
+        .await;
     }
 }
 
@@ -83,9 +87,8 @@ async fn contract_on_file() {
     for batch in [1, 3, 1000] {
         contract::run_all(async || {
             let n = count.fetch_add(1, Ordering::Relaxed);
-            SqliteStore::open(&dir.path().join(format!("{n}.db")))
-                .unwrap()
-                .with_batch(batch)
+            let options = SqliteOptions::default().batch(batch);
+            SqliteStore::open_with(&dir.path().join(format!("{n}.db")), options).unwrap()
         })
         .await;
     }
@@ -98,10 +101,10 @@ async fn contract_on_a_scratch_file() {
     for batch in [1, 1000] {
         contract::run_all(async || {
             let n = count.fetch_add(1, Ordering::Relaxed);
-            SqliteStore::open(&dir.path().join(format!("{n}.db")))
-                .unwrap()
-                .with_batch(batch)
-                .scratch()
+            let options = SqliteOptions::default()
+                .batch(batch)
+                .durability(Durability::Scratch);
+            SqliteStore::open_with(&dir.path().join(format!("{n}.db")), options).unwrap()
         })
         .await;
     }
@@ -190,7 +193,7 @@ async fn a_newer_schema_is_refused_and_left_alone() {
         .unwrap();
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(
-        matches!(err, StoreError::TooNew { found, supported, .. } if found == newer && supported == SqliteStore::SCHEMA_VERSION),
+        matches!(err, OpenError::TooNew { found, supported, .. } if found == newer && supported == SqliteStore::SCHEMA_VERSION),
         "got {err:?}"
     );
     let message = err.to_string();
@@ -210,7 +213,7 @@ async fn another_applications_database_is_refused() {
         .unwrap();
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(
-        matches!(err, StoreError::NotAStore { found: 0, .. }),
+        matches!(err, OpenError::NotAStore { found: 0, .. }),
         "got {err:?}"
     );
     assert!(err.to_string().contains("is not a Nudge store"), "{err}");
@@ -221,7 +224,7 @@ async fn another_applications_database_is_refused() {
         .unwrap();
     let err = SqliteStore::open(&other).unwrap_err();
     assert!(
-        matches!(err, StoreError::NotAStore { found: 42, .. }),
+        matches!(err, OpenError::NotAStore { found: 42, .. }),
         "got {err:?}"
     );
 
@@ -230,7 +233,7 @@ async fn another_applications_database_is_refused() {
     drop(SqliteStore::open(&odd).unwrap());
     raw(&odd).pragma_update(None, "user_version", -1).unwrap();
     let err = SqliteStore::open(&odd).unwrap_err();
-    assert!(matches!(err, StoreError::NotAStore { .. }), "got {err:?}");
+    assert!(matches!(err, OpenError::NotAStore { .. }), "got {err:?}");
 }
 
 #[tokio::test]
@@ -239,7 +242,7 @@ async fn a_file_that_is_not_a_database_is_refused() {
     let path = dir.path().join("events.jsonl");
     std::fs::write(&path, "{\"id\": \"e-1\"}\n".repeat(200)).unwrap();
     let err = SqliteStore::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::Open { .. }), "got {err:?}");
+    assert!(matches!(err, OpenError::Open { .. }), "got {err:?}");
     assert!(err.to_string().contains("events.jsonl"), "{err}");
 }
 
@@ -312,7 +315,7 @@ async fn reopening_keeps_everything() {
 async fn a_batch_becomes_visible_when_full_or_flushed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    let store = SqliteStore::open(&path).unwrap().with_batch(3);
+    let store = SqliteStore::open_with(&path, SqliteOptions::default().batch(3)).unwrap();
     let ids: Vec<String> = (0..5).map(|i| format!("c-{i}")).collect();
     for id in &ids[..2] {
         committed(&store, new(id)).await;
@@ -367,7 +370,7 @@ async fn a_failing_write_loses_its_batch_and_says_so() {
     let path = dir.path().join("store.db");
     drop(SqliteStore::open(&path).unwrap());
     arm_failing_sends(&path);
-    let store = SqliteStore::open(&path).unwrap().with_batch(100);
+    let store = SqliteStore::open_with(&path, SqliteOptions::default().batch(100)).unwrap();
 
     committed(&store, new("c-1")).await;
     store.flush().await.unwrap();
@@ -397,7 +400,7 @@ async fn a_failing_write_loses_its_batch_and_says_so() {
     assert!(
         matches!(
             err,
-            StoreError::BatchLost {
+            StoreError::WritesLost {
                 lost: 2,
                 source: Some(_)
             }
@@ -459,7 +462,7 @@ async fn without_batching_a_failing_commit_is_lost_alone() {
     assert!(
         matches!(
             err,
-            StoreError::BatchLost {
+            StoreError::WritesLost {
                 lost: 1,
                 source: Some(_)
             }
@@ -486,7 +489,7 @@ async fn without_batching_a_failing_commit_is_lost_alone() {
 async fn marks_of_sends_in_an_open_batch_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    let store = SqliteStore::open(&path).unwrap().with_batch(100);
+    let store = SqliteStore::open_with(&path, SqliteOptions::default().batch(100)).unwrap();
     let first = [send("k-old", "c-1", "w")];
     committed(
         &store,
@@ -767,7 +770,7 @@ impl Model {
                 };
                 match (result, lost) {
                     (Ok(got), None) => assert_eq!(got, outcome, "step {step}: {op:?}"),
-                    (Err(StoreError::BatchLost { lost: got, .. }), Some(lost)) => {
+                    (Err(StoreError::WritesLost { lost: got, .. }), Some(lost)) => {
                         assert_eq!(got, lost, "step {step}: {op:?}")
                     }
                     (got, lost) => {
@@ -794,7 +797,7 @@ impl Model {
                         };
                         match (result, lost) {
                             (Ok(()), None) => {}
-                            (Err(StoreError::BatchLost { lost: got, .. }), Some(lost)) => {
+                            (Err(StoreError::WritesLost { lost: got, .. }), Some(lost)) => {
                                 assert_eq!(got, lost, "step {step}: {op:?}")
                             }
                             (got, lost) => {
@@ -812,7 +815,7 @@ impl Model {
         let result = store.flush().await;
         match (result, self.end_batch()) {
             (Ok(()), None) => {}
-            (Err(StoreError::BatchLost { lost: got, .. }), Some(lost)) => {
+            (Err(StoreError::WritesLost { lost: got, .. }), Some(lost)) => {
                 assert_eq!(got, lost, "step {step}: flush")
             }
             (got, lost) => panic!("step {step}: flush: got {got:?}, lost {lost:?}"),
@@ -886,7 +889,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
             let mut model = Model::new(batch);
-            let store = SqliteStore::open(&path).unwrap().with_batch(batch);
+            let store = SqliteStore::open_with(&path, SqliteOptions::default().batch(batch)).unwrap();
             for (step, op) in ops.iter().enumerate() {
                 model.apply(&store, step, op).await;
             }

@@ -26,7 +26,7 @@ fn run_case(case: &Path) -> String {
         let name = case.file_name().unwrap();
         std::fs::copy(case, dir.join(name)).unwrap();
     }
-    let report = nudge::workflow::load(&dir).expect("case folder is readable");
+    let report = nudge_core::workflow::load(&dir).expect("case folder is readable");
     let prefix = format!("{}/", dir.display());
     report
         .diagnostics
@@ -92,6 +92,6 @@ fn every_broken_case_reports_exactly_its_expected_diagnostics() {
 
 #[test]
 fn the_base_of_the_cases_is_itself_clean() {
-    let report = nudge::workflow::load(&cases_dir().join("_base")).unwrap();
+    let report = nudge_core::workflow::load(&cases_dir().join("_base")).unwrap();
     assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 
 use super::exit;
-use crate::synth::{SynthOptions, generate};
+use nudge_synth::{SynthOptions, generate};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

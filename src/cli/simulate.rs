@@ -7,17 +7,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use super::{Format, exit};
-use crate::engine::{Action, ActionKind, Engine};
-use crate::links::Signer;
-use crate::mail::outbox::OutboxMailer;
-use crate::runner::Runner;
-use crate::simulate::{Notice, Options, Summary, simulate};
-use crate::store::sqlite::{CACHE_KIB, SqliteStore};
-
-/// Inputs per store transaction. A batch is staged in memory (about 1 KB per customer) and
-/// written in key order when full: 20,000 made a simulation of 10,000 customers 1.3x faster
-/// than 2,000 (the store's share halved) for about 20 MB more memory.
-const BATCH: usize = 20_000;
+use nudge_core::engine::{Action, ActionKind, Engine};
+use nudge_core::links::Signer;
+use nudge_core::runner::Runner;
+use nudge_local::OutboxMailer;
+use nudge_local::simulate::{Notice, Options, Summary, simulate};
+use nudge_local::sqlite::{SqliteOptions, SqliteStore};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -51,7 +46,7 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 
 pub(crate) fn run(args: &Args) -> u8 {
     let mut err = anstream::stderr();
-    let report = match crate::workflow::load(&args.workflows) {
+    let report = match nudge_core::workflow::load(&args.workflows) {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(err, "nudge: {e}");
@@ -89,8 +84,11 @@ pub(crate) fn run(args: &Args) -> u8 {
     let mut scratch_files = Vec::new();
     let mut stores = Vec::new();
     if let Some(path) = &args.db {
-        match SqliteStore::open(path) {
-            Ok(s) => stores.push(s.with_batch(BATCH)),
+        match SqliteStore::open_with(
+            path,
+            SqliteOptions::default().batch(SqliteOptions::SIMULATE_BATCH),
+        ) {
+            Ok(s) => stores.push(s),
             Err(e) => {
                 let _ = writeln!(err, "nudge: cannot open the store {}: {e}", path.display());
                 return exit::USAGE;
@@ -109,12 +107,8 @@ pub(crate) fn run(args: &Args) -> u8 {
                     return exit::USAGE;
                 }
             };
-            match SqliteStore::open(file.path()) {
-                Ok(s) => stores.push(
-                    s.with_batch(BATCH)
-                        .with_cache_kib(CACHE_KIB / options.shards.max(1))
-                        .scratch(),
-                ),
+            match SqliteStore::open_with(file.path(), SqliteOptions::scratch(options.shards)) {
+                Ok(s) => stores.push(s),
                 Err(e) => {
                     let _ = writeln!(
                         err,
@@ -352,7 +346,7 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         out.push('\n');
         let goals = w
             .runs_ended
-            .get(&crate::engine::EndReason::Goal)
+            .get(&nudge_core::engine::EndReason::Goal)
             .copied()
             .unwrap_or(0);
         out.push_str(&format!("  goals    {goals}\n"));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anstyle::{AnsiColor, Style};
 
 use super::{Format, exit};
-use crate::diagnostic::{Diagnostic, Severity, sort_and_dedup};
+use nudge_core::diagnostic::{Diagnostic, Severity, sort_and_dedup};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -27,7 +27,7 @@ pub(crate) fn run(args: &Args) -> u8 {
     let mut diags = Vec::new();
     let mut unreadable = false;
     for path in &paths {
-        match crate::workflow::load(path) {
+        match nudge_core::workflow::load(path) {
             Ok(report) => diags.extend(report.diagnostics),
             Err(e) => {
                 let _ = writeln!(anstream::stderr(), "nudge: {e}");

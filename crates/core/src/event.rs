@@ -1005,7 +1005,7 @@ mod tests {
 
     #[test]
     fn every_line_of_the_sample_is_a_valid_event() {
-        let sample = include_str!("../events/sample.jsonl");
+        let sample = include_str!("../../../events/sample.jsonl");
         let mut count = 0;
         for (n, line) in sample.lines().enumerate() {
             let e = parse_event(line).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));

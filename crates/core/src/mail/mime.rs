@@ -126,7 +126,7 @@ pub fn build_mime(email: &Email) -> Result<Vec<u8>, MailError> {
 ///
 /// Derived, not random, so that a retried send carries the same `Message-ID` (receivers that
 /// deduplicate on it drop the copy) and the outbox can report it for a file it already wrote.
-pub(super) fn message_id(email: &Email) -> Result<String, MailError> {
+pub fn message_id(email: &Email) -> Result<String, MailError> {
     if email.idempotency_key.is_empty() {
         return Err(MailError::EmptyIdempotencyKey);
     }

@@ -34,15 +34,9 @@
 //! sub-millisecond part is dropped.
 
 use std::future::Future;
-use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
-
-pub mod contract;
-pub mod sqlite;
-
-pub use sqlite::SqliteStore;
 
 /// A customer as stored: the engine's state and the version it was written at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +155,7 @@ impl SendStatus {
     }
 
     /// The status named `name` (see [`SendStatus::as_str`]).
-    pub(crate) fn from_name(name: &str) -> Option<Self> {
+    pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "pending" => Some(SendStatus::Pending),
             "sent" => Some(SendStatus::Sent),
@@ -171,43 +165,73 @@ impl SendStatus {
     }
 }
 
-/// A store failure: the backend failed or holds something this code cannot read. Lost races
-/// and duplicates are not errors (see [`CommitOutcome`]).
+/// The error a backend's own failure is carried in (an SQLite or SDK error), for
+/// [`std::error::Error::source`]. Nothing decides on it: [`StoreError`]'s variant says what
+/// kind of failure it was.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A store failure, in terms every backend maps its own errors onto, so that the runner and
+/// the functions decide without knowing the backend: [`StoreError::is_retryable`] says whether
+/// the same call may succeed later. Lost races and duplicates are not errors (see
+/// [`CommitOutcome`]).
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// SQLite failed.
-    #[error("store database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The database file could not be opened or prepared.
-    #[error("cannot open the store {}: {source}", path.display())]
-    Open {
-        /// The database file.
-        path: PathBuf,
-        /// What SQLite said.
-        source: rusqlite::Error,
+    /// The backend could not do it now: unreachable, timed out, busy or locked past its wait,
+    /// out of disk or memory. The same call may succeed later.
+    #[error("the store is unavailable: {message}")]
+    Unavailable {
+        /// What the backend said.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<BackendError>,
     },
-    /// The database was written by a newer Nudge, with a schema this code does not know.
-    #[error(
-        "the store {} has schema version {found}, newer than this nudge supports ({supported}); \
-         use a newer nudge or another --db file",
-        path.display()
-    )]
-    TooNew {
-        /// The database file.
-        path: PathBuf,
-        /// The schema version in the file.
-        found: i64,
-        /// The newest schema version this code knows.
-        supported: i64,
+    /// The backend refused the call for exceeding its capacity or rate; the same call may
+    /// succeed after backing off.
+    #[error("the store is throttling requests: {message}")]
+    Throttled {
+        /// What the backend said.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<BackendError>,
     },
-    /// The file is an SQLite database of some other application.
-    #[error("{} is not a Nudge store (SQLite application id {found:#x})", path.display())]
-    NotAStore {
-        /// The database file.
-        path: PathBuf,
-        /// The application id found in the file.
-        found: i64,
+    /// A write larger than the backend accepts (an item, a row or a transaction). Retrying
+    /// cannot help.
+    #[error("too large for the store: {message}")]
+    TooLarge {
+        /// What was too large, and the limit.
+        message: String,
+    },
+    /// Stored data this code cannot read (a bad status, time or version, a damaged file).
+    /// Retrying cannot help.
+    #[error("corrupt store data: {0}")]
+    Corrupt(String),
+    /// Writes that the store had reported as done were lost (a batch rolled back before it
+    /// was made durable). The store goes on from what is durable; the inputs behind the lost
+    /// writes must be applied again. Retrying the failed call cannot bring them back.
+    #[error("the store rolled back a batch: {lost} writes reported as done were lost")]
+    WritesLost {
+        /// How many writes had been reported as done.
+        lost: usize,
+        /// The backend's error, when the loss was seen as one.
+        #[source]
+        source: Option<BackendError>,
+    },
+    /// The store can no longer be used in this process (a thread panicked while it held the
+    /// store; a store without a journal failed to write). Open it again, or start over.
+    #[error("the store is unusable: {0}")]
+    Unusable(String),
+    /// Any other failure of the backend that retrying will not mend: a refused write (a
+    /// read-only file, missing permissions), a misconfiguration, a bug.
+    #[error("the store failed: {message}")]
+    Failed {
+        /// What the backend said.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<BackendError>,
     },
     /// [`Store::mark_send`] named an idempotency key that is not in the send log.
     #[error("no email with idempotency key `{0}` in the send log")]
@@ -220,26 +244,18 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Stored data this code cannot read (a bad status, time or version).
-    #[error("corrupt store data: {0}")]
-    Corrupt(String),
-    /// Commits of a batch were lost: the open transaction was rolled back by the database
-    /// before it could be committed (see [`SqliteStore::with_batch`]).
-    #[error("the store rolled back a batch: {lost} writes reported as done were lost")]
-    BatchLost {
-        /// How many writes had been reported as done.
-        lost: usize,
-        /// What SQLite said, when the loss was seen as an error.
-        #[source]
-        source: Option<rusqlite::Error>,
-    },
-    /// A thread panicked while it used the store; its state is unknown.
-    #[error("the store is unusable: a thread panicked while using it")]
-    Poisoned,
-    /// A scratch store (`SqliteStore::scratch`) failed to write: without a journal, its file
-    /// can no longer be trusted, so it refuses all further use.
-    #[error("the scratch store failed to write and can no longer be used")]
-    Unusable,
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if made again later, after a back-off:
+    /// [`StoreError::Unavailable`] and [`StoreError::Throttled`]. Everything else fails again
+    /// the same way, or (for [`StoreError::WritesLost`]) needs its inputs applied again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::Throttled { .. }
+        )
+    }
 }
 
 /// Persistence for the runner: customers (state, version, timer), processed event ids, the
@@ -334,18 +350,18 @@ fn truncate_at_char_boundary(text: &str, max: usize) -> &str {
 }
 
 /// `at` as unix milliseconds, the precision every store keeps.
-pub(crate) fn to_millis(at: DateTime<Utc>) -> i64 {
+pub fn to_millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
 /// The time `millis` unix milliseconds name.
-pub(crate) fn from_millis(millis: i64) -> Result<DateTime<Utc>, StoreError> {
+pub fn from_millis(millis: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(millis)
         .ok_or_else(|| StoreError::Corrupt(format!("time {millis} ms is out of range")))
 }
 
 /// Checks what a store must refuse, before anything is written.
-pub(crate) fn validate_commit(commit: &Commit<'_>) -> Result<(), StoreError> {
+pub fn validate_commit(commit: &Commit<'_>) -> Result<(), StoreError> {
     match commit
         .sends
         .iter()

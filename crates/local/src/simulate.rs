@@ -20,11 +20,11 @@ use std::sync::{Arc, mpsc};
 
 use chrono::{DateTime, Utc};
 
-use crate::engine::{Action, ActionKind, EndReason, SkipReason};
-use crate::event::{MAX_EVENT_BYTES, StoreEvent, parse_event};
-use crate::mail::Mailer;
-use crate::runner::{Applied, Runner, RunnerError};
-use crate::store::{DeadLetter, Store};
+use nudge_core::engine::{Action, ActionKind, EndReason, SkipReason};
+use nudge_core::event::{MAX_EVENT_BYTES, StoreEvent, parse_event};
+use nudge_core::mail::Mailer;
+use nudge_core::runner::{Applied, Runner, RunnerError};
+use nudge_core::store::{DeadLetter, Store};
 
 /// Where the virtual clock is kept in the store, so that a run with `--db` continues from it.
 pub const CLOCK_KEY: &str = "simulate.clock";
@@ -45,7 +45,7 @@ pub enum SimulateError {
     Runner(#[from] RunnerError),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] nudge_core::store::StoreError),
     /// The stored clock is not a time.
     #[error("the store's simulation clock `{0}` is not a time")]
     Clock(String),

@@ -790,7 +790,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::event::parse_event;
+    use nudge_core::event::parse_event;
 
     fn opts(customers: usize, days: u32, seed: u64) -> SynthOptions {
         SynthOptions {

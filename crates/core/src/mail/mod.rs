@@ -12,15 +12,12 @@
 //! is wrong, not its value, and [`Email`]'s `Debug` output leaves customer data out.
 
 mod mime;
-pub mod outbox;
 
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
 
 pub use crate::workflow::model::{Category, Mailbox};
-pub use mime::build_mime;
-pub use outbox::OutboxMailer;
+pub use mime::{build_mime, message_id};
 
 /// An email the engine decided to send, fully rendered (HTML from the template, HTML-escaped
 /// already).
@@ -156,14 +153,49 @@ pub enum MailError {
         /// The writer's error.
         source: std::io::Error,
     },
-    /// The outbox folder or a file in it could not be written.
-    #[error("cannot write the outbox at {}: {source}", path.display())]
-    Outbox {
-        /// The folder or file.
-        path: PathBuf,
-        /// The file system's error.
-        source: std::io::Error,
+    /// The mail service (or the outbox folder) could not take the email now: unreachable,
+    /// timed out, out of disk. The same email may be delivered later.
+    #[error("the mailer is unavailable: {message}")]
+    Unavailable {
+        /// What went wrong (names a file or a service, never a recipient).
+        message: String,
+        /// The service's or the file system's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
+    /// The mail service refused for exceeding the account's sending rate or quota; the same
+    /// email may be delivered after backing off.
+    #[error("the mailer is throttling sends: {message}")]
+    Throttled {
+        /// What the service said.
+        message: String,
+        /// The service's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// The mail service refused this email for good (a sender it does not accept, a message
+    /// it will not send, a folder that cannot be written). Retrying the same email cannot
+    /// help.
+    #[error("the mailer refused the email: {message}")]
+    Rejected {
+        /// What went wrong (names a file or a service, never a recipient).
+        message: String,
+        /// The service's or the file system's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+}
+
+impl MailError {
+    /// Whether delivering the same email again later may succeed: [`MailError::Unavailable`]
+    /// and [`MailError::Throttled`]. An email that cannot be built, or that the service
+    /// rejected, fails again the same way.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            MailError::Unavailable { .. } | MailError::Throttled { .. }
+        )
+    }
 }
 
 /// Escapes an idempotency key to characters that are valid both in a `Message-ID` (RFC 5322
@@ -175,7 +207,7 @@ pub enum MailError {
 /// first 120, a `+` (which escaping never produces, so a shortened key cannot equal another
 /// key's escape) and a SHA-256 of the whole key, so that file names stay under every file
 /// system's limit.
-fn escape_key(key: &str) -> String {
+pub fn escape_key(key: &str) -> String {
     use std::fmt::Write;
 
     const MAX: usize = 160;

@@ -7,7 +7,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{Email, MailError, Mailer, Receipt, escape_key, mime};
+use nudge_core::mail::{Email, MailError, Mailer, Receipt, escape_key, message_id};
+
+/// The outbox folder could not be created or read, so no mailer was made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the outbox at {}: {source}", path.display())]
+pub struct OutboxError {
+    /// The folder.
+    pub path: PathBuf,
+    /// The file system's error.
+    pub source: std::io::Error,
+}
 
 /// Writes each email as `<dir>/<YYYYMMDDTHHMMSSZ>-<escaped idempotency key>.eml`, a file any
 /// mail client opens. The time is [`Email::date`], so a listing sorts in sending order.
@@ -30,10 +40,10 @@ impl OutboxMailer {
     ///
     /// # Errors
     ///
-    /// [`MailError::Outbox`] when the folder cannot be created or read.
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, MailError> {
+    /// [`OutboxError`] when the folder cannot be created or read.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, OutboxError> {
         let dir = dir.into();
-        let io_error = |source| MailError::Outbox {
+        let io_error = |source| OutboxError {
             path: dir.clone(),
             source,
         };
@@ -58,7 +68,7 @@ impl OutboxMailer {
 
     fn write(&self, email: &Email, mime: &[u8]) -> Result<Receipt, MailError> {
         let receipt = Receipt {
-            message_id: mime::message_id(email)?,
+            message_id: message_id(email)?,
         };
         let key = escape_key(&email.idempotency_key);
         // The set is only changed after a successful write, so a panic elsewhere while it was
@@ -81,7 +91,7 @@ impl OutboxMailer {
             .and_then(|()| fs::rename(&temp, &path));
         if let Err(source) = result {
             let _ = fs::remove_file(&temp);
-            return Err(MailError::Outbox { path, source });
+            return Err(write_error(&path, source));
         }
         written.insert(key);
         tracing::debug!(file = %name, "email written to the outbox");
@@ -95,6 +105,28 @@ impl Mailer for OutboxMailer {
     /// current-thread runtime where there is nothing else to run meanwhile.
     async fn send(&self, email: &Email, mime: &[u8]) -> Result<Receipt, MailError> {
         self.write(email, mime)
+    }
+}
+
+/// A failed write of the file `path` as a [`MailError`]: a file system that refuses it for
+/// good (permissions, a read-only mount, a name it does not take, a folder gone) is
+/// [`MailError::Rejected`]; anything else (a full disk, an I/O error) is
+/// [`MailError::Unavailable`], worth a retry.
+fn write_error(path: &Path, source: std::io::Error) -> MailError {
+    use std::io::ErrorKind;
+
+    let message = format!("cannot write the outbox at {}: {source}", path.display());
+    let kind = source.kind();
+    let source = Some(Box::new(source) as Box<dyn std::error::Error + Send + Sync>);
+    match kind {
+        ErrorKind::NotFound
+        | ErrorKind::PermissionDenied
+        | ErrorKind::ReadOnlyFilesystem
+        | ErrorKind::InvalidFilename
+        | ErrorKind::InvalidInput
+        | ErrorKind::NotADirectory
+        | ErrorKind::IsADirectory => MailError::Rejected { message, source },
+        _ => MailError::Unavailable { message, source },
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! ```no_run
 //! # async fn example() {
-//! use nudge::store::{SqliteStore, contract};
+//! use nudge_local::SqliteStore;
+//! use nudge_testkit::contract;
 //! contract::run_all(async || SqliteStore::in_memory().unwrap()).await;
 //! # }
 //! ```
@@ -15,7 +16,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{
+use nudge_core::store::{
     Commit, CommitOutcome, CustomerRecord, DeadLetter, SendRecord, SendStatus, Store, StoreError,
 };
 

@@ -1,0 +1,14 @@
+//! Nudge on one machine: the embedded adapters of `nudge-core`'s ports and the virtual-clock
+//! simulation behind `nudge simulate`.
+//!
+//! - [`SqliteStore`]: the `Store` in an embedded SQLite file;
+//! - [`OutboxMailer`]: the `Mailer` that writes each email as an `.eml` file;
+//! - [`simulate`]: store events through the workflows under a virtual clock.
+
+pub mod outbox;
+pub mod simulate;
+pub mod sqlite;
+
+pub use outbox::OutboxError;
+pub use outbox::OutboxMailer;
+pub use sqlite::{Durability, OpenError, SqliteOptions, SqliteStore};

@@ -1,0 +1,259 @@
+//! Tests of what only this store's insides show: pragmas, the remembered version, lost
+//! batches, durability modes.
+
+use super::*;
+
+fn commit<'a>(customer_id: &'a str, expected_version: u64) -> Commit<'a> {
+    Commit {
+        customer_id,
+        expected_version,
+        state: b"{}",
+        next_wake: None,
+        event_id: None,
+        sends: &[],
+    }
+}
+
+/// The value of `PRAGMA name` on the store's connection.
+fn pragma<T: rusqlite::types::FromSql>(store: &SqliteStore, name: &str) -> T {
+    let inner = store.inner.lock().unwrap();
+    inner
+        .conn
+        .pragma_query_value(None, name, |r| r.get::<_, T>(0))
+        .unwrap()
+}
+
+/// Runs `sql` on the store's connection, behind its back.
+fn execute(store: &SqliteStore, sql: &str) {
+    store.inner.lock().unwrap().conn.execute_batch(sql).unwrap();
+}
+
+/// Whether the store's connection has no transaction open.
+fn is_autocommit(store: &SqliteStore) -> bool {
+    store.inner.lock().unwrap().conn.is_autocommit()
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn the_page_cache_is_24_mib_unless_set() {
+    let store = SqliteStore::in_memory().unwrap();
+    assert_eq!(pragma::<i64>(&store, "cache_size"), -24 * 1024);
+    let store = SqliteStore::in_memory_with(SqliteOptions::default().cache_kib(12 * 1024));
+    assert_eq!(pragma::<i64>(&store.unwrap(), "cache_size"), -12 * 1024);
+    // Shared by the stores of one process.
+    let store = SqliteStore::in_memory_with(SqliteOptions::scratch(4)).unwrap();
+    assert_eq!(pragma::<i64>(&store, "cache_size"), -6 * 1024);
+}
+
+/// A commit right after its load in the open batch skips reading the version again; the
+/// version it remembers is only ever that customer's, and only from inside the batch.
+#[test]
+fn the_version_remembered_from_a_load_is_only_used_for_its_customer_and_batch() {
+    block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open_with(&path, SqliteOptions::default().batch(10)).unwrap();
+        for id in ["a", "b"] {
+            assert!(matches!(
+                store.commit(commit(id, 0)).await.unwrap(),
+                CommitOutcome::Committed { .. }
+            ));
+        }
+        store.flush().await.unwrap();
+        // In a batch: the load of `a` is remembered; `c` does not exist.
+        assert!(matches!(
+            store.commit(commit("b", 1)).await.unwrap(),
+            CommitOutcome::Committed { .. }
+        ));
+        assert_eq!(store.load("a").await.unwrap().unwrap().version, 1);
+        assert_eq!(
+            store.commit(commit("c", 1)).await.unwrap(),
+            CommitOutcome::Conflict
+        );
+        assert_eq!(store.load("a").await.unwrap().unwrap().version, 1);
+        assert_eq!(
+            store.commit(commit("a", 1)).await.unwrap(),
+            CommitOutcome::Committed { version: 2 }
+        );
+        assert_eq!(
+            store.commit(commit("a", 1)).await.unwrap(),
+            CommitOutcome::Conflict
+        );
+        store.flush().await.unwrap();
+
+        // Outside a batch, another connection may write between a load and a commit.
+        assert_eq!(store.load("a").await.unwrap().unwrap().version, 2);
+        let other = SqliteStore::open(&path).unwrap();
+        assert!(matches!(
+            other.commit(commit("a", 2)).await.unwrap(),
+            CommitOutcome::Committed { version: 3 }
+        ));
+        drop(other);
+        assert_eq!(
+            store.commit(commit("a", 2)).await.unwrap(),
+            CommitOutcome::Conflict
+        );
+    });
+}
+
+#[test]
+fn a_batch_rolled_back_by_sqlite_is_reported_not_hidden() {
+    block_on(async {
+        let store = SqliteStore::in_memory_with(SqliteOptions::default().batch(10)).unwrap();
+        for id in ["a", "b"] {
+            let outcome = store.commit(commit(id, 0)).await.unwrap();
+            assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+        }
+        // What SQLite does after some I/O errors: the whole transaction is gone.
+        execute(&store, "ROLLBACK");
+        let err = store.commit(commit("c", 0)).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::WritesLost { lost: 2, .. }),
+            "got {err:?}"
+        );
+        // Reported once; the store goes on.
+        assert_eq!(
+            store.commit(commit("c", 0)).await.unwrap(),
+            CommitOutcome::Committed { version: 1 }
+        );
+        store.flush().await.unwrap();
+        assert_eq!(store.load("a").await.unwrap(), None);
+    });
+}
+
+#[test]
+fn flush_reports_a_lost_batch() {
+    block_on(async {
+        let store = SqliteStore::in_memory_with(SqliteOptions::default().batch(10)).unwrap();
+        store.set_meta("k", "v").await.unwrap();
+        execute(&store, "ROLLBACK");
+        let err = store.flush().await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::WritesLost { lost: 1, .. }),
+            "got {err:?}"
+        );
+        store.flush().await.unwrap();
+    });
+}
+
+#[test]
+fn each_durability_sets_what_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str, durability| {
+        let options = SqliteOptions::default().durability(durability);
+        SqliteStore::open_with(&dir.path().join(name), options).unwrap()
+    };
+    let normal = open("normal.db", Durability::Normal);
+    assert_eq!(pragma::<i64>(&normal, "synchronous"), 1, "NORMAL");
+    assert_eq!(pragma::<String>(&normal, "journal_mode"), "wal");
+    let no_sync = open("no-sync.db", Durability::NoSync);
+    assert_eq!(pragma::<i64>(&no_sync, "synchronous"), 0, "OFF");
+    assert_eq!(pragma::<String>(&no_sync, "journal_mode"), "wal");
+    let scratch = open("scratch.db", Durability::Scratch);
+    assert_eq!(pragma::<i64>(&scratch, "synchronous"), 0, "OFF");
+    assert_eq!(pragma::<String>(&scratch, "journal_mode"), "off");
+}
+
+/// An option SQLite cannot apply fails the open; the store never runs without it.
+#[test]
+fn a_scratch_store_that_cannot_drop_its_journal_is_not_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(SqliteStore::open(&path).unwrap());
+    // Another connection holding the database open in WAL mode: the journal mode cannot
+    // change while it reads.
+    let reader = Connection::open(&path).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM customers;")
+        .unwrap();
+    let options = SqliteOptions::default().durability(Durability::Scratch);
+    let err = SqliteStore::open_with(&path, options).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::Setting {
+                what: "turn its journal off",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("s.db"), "{err}");
+}
+
+#[test]
+fn a_scratch_store_writes_without_a_journal_and_stops_after_a_failed_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let options = SqliteOptions::default()
+        .batch(10)
+        .durability(Durability::Scratch);
+    let store = SqliteStore::open_with(&path, options).unwrap();
+    assert_eq!(pragma::<String>(&store, "journal_mode"), "off");
+    execute(
+        &store,
+        "CREATE TRIGGER boom BEFORE INSERT ON sends WHEN NEW.workflow = 'boom'
+         BEGIN SELECT RAISE(ABORT, 'boom'); END",
+    );
+    block_on(async {
+        let outcome = store.commit(commit("a", 0)).await.unwrap();
+        assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+        store.flush().await.unwrap();
+        let seen: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM customers", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seen, 1, "a flushed batch is in the file");
+
+        let boom = [SendRecord {
+            idempotency_key: "k".into(),
+            customer_id: "a".into(),
+            workflow: "boom".into(),
+            step: "s".into(),
+            category: "marketing".into(),
+            at: DateTime::from_timestamp(0, 0).unwrap(),
+        }];
+        let failing = Commit {
+            sends: &boom,
+            ..commit("a", 1)
+        };
+        assert_eq!(
+            store.commit(failing).await.unwrap(),
+            CommitOutcome::Committed { version: 2 }
+        );
+        let err = store.flush().await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::WritesLost { lost: 1, .. }),
+            "{err:?}"
+        );
+        // Nothing was rolled back, so nothing may be trusted any more.
+        let err = store.load("a").await.unwrap_err();
+        assert!(matches!(err, StoreError::Unusable(_)), "{err:?}");
+        let err = store.commit(commit("b", 0)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unusable(_)), "{err:?}");
+    });
+}
+
+#[test]
+fn no_transaction_stays_open_without_a_write() {
+    let store = SqliteStore::in_memory_with(SqliteOptions::default().batch(10)).unwrap();
+    block_on(async {
+        let outcome = store.commit(commit("a", 0)).await.unwrap();
+        assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+        assert!(!is_autocommit(&store));
+        store.flush().await.unwrap();
+        assert!(is_autocommit(&store));
+        // A conflict writes nothing, so it leaves no transaction open.
+        assert_eq!(
+            store.commit(commit("a", 0)).await.unwrap(),
+            CommitOutcome::Conflict
+        );
+        assert!(is_autocommit(&store));
+    });
+}
