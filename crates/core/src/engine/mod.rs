@@ -20,6 +20,7 @@
 //! - Duplicate event ids are the runner's to drop (the store records processed ids atomically
 //!   with the state), so the engine never sees one.
 
+mod email;
 pub mod program;
 mod scope;
 pub mod state;
@@ -37,13 +38,12 @@ use sha2::{Digest, Sha256};
 
 use crate::event::StoreEvent;
 use crate::links::Signer;
-use crate::mail::Email;
 use crate::workflow::Project;
 use crate::workflow::model::{
     Category, Entry, EventFilter, HttpMethod, Mailbox, ProfileValue, SendEmail, StepKind, Trigger,
     Wait, Workflow,
 };
-use crate::workflow::parse::parse_mailbox;
+pub use email::Email;
 use program::{Next, Program};
 use state::{CustomerState, DateArm, EntryRecord, Phase, Run, Suppression};
 
@@ -543,9 +543,7 @@ impl<'p> Cx<'_, 'p> {
                 entry.next
             }
             // A deferred email is tried again: every sending rule is checked anew.
-            Phase::Deferred { .. } => {
-                Next::Step(entry.step.id.as_deref().expect("indexed steps have ids"))
-            }
+            Phase::Deferred { .. } => Next::Step(entry.step.id.as_str()),
         };
         self.drive(run, program, at);
     }
@@ -830,7 +828,6 @@ impl<'p> Cx<'_, 'p> {
                     }
                     Flow::Continue
                 }
-                StepKind::Exit => Flow::Continue, // unreachable: exit has no id
             };
             match flow {
                 Flow::Continue => at = entry.next,
@@ -858,7 +855,7 @@ impl<'p> Cx<'_, 'p> {
         let address = self
             .state
             .attr_str("email")
-            .and_then(parse_mailbox)
+            .and_then(Mailbox::parse)
             .filter(|m| m.name.is_none());
         let skip = |cx: &mut Self, run: &Run, reason| {
             cx.push(run, Some(step), ActionKind::EmailSkipped { reason });

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::workflow::model::{Step, StepKind, Workflow};
+use crate::workflow::model::{Step, StepItem, StepKind, Workflow};
 
 /// What comes next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +59,22 @@ impl<'w> Program<'w> {
 }
 
 /// Indexes `list`, whose last step leads to `after`; returns where the list starts.
-fn index<'w>(list: &'w [Step], after: Next<'w>, out: &mut HashMap<&'w str, Entry<'w>>) -> Next<'w> {
+fn index<'w>(
+    list: &'w [StepItem],
+    after: Next<'w>,
+    out: &mut HashMap<&'w str, Entry<'w>>,
+) -> Next<'w> {
     let mut next = after;
-    for step in list.iter().rev() {
-        let Some(id) = step.id.as_deref() else {
-            // Only `exit` has no id; whatever followed it is unreachable.
-            next = Next::Exit;
-            continue;
+    for item in list.iter().rev() {
+        let step = match item {
+            StepItem::Step(step) => step,
+            // Whatever followed an `exit` can never run (`validate` warns about it).
+            StepItem::Exit { .. } => {
+                next = Next::Exit;
+                continue;
+            }
         };
+        let id = step.id.as_str();
         let branches = match &step.kind {
             StepKind::If(b) => vec![index(&b.then, next, out), index(&b.otherwise, next, out)],
             StepKind::AbSplit(branches) => branches

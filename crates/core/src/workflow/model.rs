@@ -20,6 +20,45 @@ pub struct Mailbox {
     pub address: String,
 }
 
+impl Mailbox {
+    /// `Name <address>` or a bare address, if it is a valid address with a dotted domain and
+    /// a name that cannot break the header it goes in.
+    pub fn parse(text: &str) -> Option<Mailbox> {
+        let text = text.trim();
+        let (name, address) = match text.rsplit_once('<') {
+            Some((name, rest)) => {
+                let address = rest.strip_suffix('>')?;
+                let name = name.trim().trim_matches('"').trim();
+                (
+                    if name.is_empty() {
+                        None
+                    } else {
+                        Some(name.to_owned())
+                    },
+                    address.trim(),
+                )
+            }
+            None => (None, text),
+        };
+        if name.as_deref().is_some_and(|n| n.contains(['\r', '\n'])) {
+            return None;
+        }
+        let parsed = email_address::EmailAddress::parse_with_options(
+            address,
+            email_address::Options::default().without_display_text(),
+        )
+        .ok()?;
+        // A bare host (`root@localhost`) is legal RFC 5322 but never a deliverable store address.
+        if !parsed.domain().contains('.') {
+            return None;
+        }
+        Some(Mailbox {
+            name,
+            address: address.to_owned(),
+        })
+    }
+}
+
 /// Store-wide settings from `settings.yaml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -165,7 +204,7 @@ pub struct Workflow {
     /// Overrides the settings' send window.
     pub send_window: Option<SendWindow>,
     /// The steps, in order.
-    pub steps: Vec<Step>,
+    pub steps: Vec<StepItem>,
     /// The file it came from, as the user named it.
     pub path: PathBuf,
 }
@@ -173,8 +212,8 @@ pub struct Workflow {
 /// One step. Every step but `exit` has an id, unique in its workflow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    /// The step's stable id (`None` only for `exit`).
-    pub id: Option<String>,
+    /// The step's stable id: where a run rests, by name, across edits of the workflow.
+    pub id: String,
     /// What it does.
     pub kind: StepKind,
     /// Where it starts in the file.
@@ -198,8 +237,23 @@ pub enum StepKind {
     UpdateProfile(UpdateProfile),
     /// Call an HTTP endpoint.
     Webhook(Webhook),
-    /// End the run (`exited`).
-    Exit,
+}
+
+/// One item of a list of steps (a workflow's `steps`, `then`, `else`, a branch's `steps`).
+#[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lists are almost all steps, read in place; boxing them would only add indirection"
+)]
+pub enum StepItem {
+    /// A step that does something; it has an id, since a run can rest on it.
+    Step(Step),
+    /// `- exit`: the run ends here with reason `exited`. It has no id: no run ever rests on
+    /// it.
+    Exit {
+        /// Where it is written.
+        pos: Pos,
+    },
 }
 
 /// `send_email`.
@@ -245,9 +299,9 @@ pub struct Branching {
     /// The condition.
     pub condition: Expr,
     /// Steps when true.
-    pub then: Vec<Step>,
+    pub then: Vec<StepItem>,
     /// Steps when false.
-    pub otherwise: Vec<Step>,
+    pub otherwise: Vec<StepItem>,
 }
 
 /// One branch of an `ab_split`.
@@ -256,7 +310,7 @@ pub struct SplitBranch {
     /// Relative weight, 1 to 10000.
     pub weight: u32,
     /// Steps of this branch (empty: a holdout group).
-    pub steps: Vec<Step>,
+    pub steps: Vec<StepItem>,
 }
 
 /// `update_profile`.
@@ -304,10 +358,13 @@ pub enum HttpMethod {
 }
 
 impl Workflow {
-    /// Every step of the workflow, branches included, in document order.
+    /// Every step of the workflow (not `exit`), branches included, in document order.
     pub fn all_steps(&self) -> Vec<&Step> {
-        fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
-            for step in steps {
+        fn walk<'a>(items: &'a [StepItem], out: &mut Vec<&'a Step>) {
+            for item in items {
+                let StepItem::Step(step) = item else {
+                    continue;
+                };
                 out.push(step);
                 match &step.kind {
                     StepKind::If(b) => {
@@ -326,5 +383,39 @@ impl Workflow {
         let mut out = Vec::new();
         walk(&self.steps, &mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailboxes_with_and_without_names() {
+        let m = Mailbox::parse("Kahve Dükkanı <hello@shop.example.com>").unwrap();
+        assert_eq!(m.name.as_deref(), Some("Kahve Dükkanı"));
+        assert_eq!(m.address, "hello@shop.example.com");
+        assert_eq!(
+            Mailbox::parse("support@shop.example.com").unwrap().name,
+            None
+        );
+        assert_eq!(
+            Mailbox::parse("\"Shop, Inc\" <a@b.co>")
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("Shop, Inc")
+        );
+        for bad in [
+            "",
+            "shop",
+            "a@b",
+            "Name <a@b.co",
+            "<>",
+            "a b@c.com",
+            "Evil\r\nBcc: x <a@b.co>",
+        ] {
+            assert!(Mailbox::parse(bad).is_none(), "{bad:?} should be rejected");
+        }
     }
 }
