@@ -2,6 +2,7 @@
 
 mod engine;
 mod helpers;
+mod layering;
 mod mail;
 mod scenarios;
 mod schema;

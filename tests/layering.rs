@@ -1,0 +1,130 @@
+//! The layering of the workspace, checked on the real dependency trees so that it cannot rot:
+//! the pure core links no database, command-line, async-runtime or AWS crate; the embedded
+//! adapters link no command-line or AWS crate. A crate added to the wrong layer, directly or
+//! through another crate, fails here with the path that brought it in.
+
+use std::process::Command;
+
+/// One rule: `package`'s normal and build dependencies (on every target) hold none of
+/// `forbidden` (a trailing `*` matches a prefix).
+struct Rule {
+    package: &'static str,
+    forbidden: &'static [&'static str],
+    why: &'static str,
+}
+
+const RULES: &[Rule] = &[
+    Rule {
+        package: "nudge-core",
+        forbidden: &[
+            "rusqlite",
+            "libsqlite3-sys",
+            "clap",
+            "indicatif",
+            "mimalloc",
+            "tokio",
+            "lambda_runtime",
+            "aws-*",
+        ],
+        why: "the core is pure (no I/O runtime) and is linked by every Lambda function",
+    },
+    Rule {
+        package: "nudge-local",
+        forbidden: &["clap", "indicatif", "lambda_runtime", "aws-*"],
+        why: "the embedded adapters serve the command line and tests, not AWS",
+    },
+];
+
+/// The forbidden crates found in `tree` (the output of `cargo tree --prefix depth`), each with
+/// the chain of packages that brings it in, outermost first.
+fn violations(tree: &str, forbidden: &[&str]) -> Vec<String> {
+    let matches = |name: &str| {
+        forbidden.iter().any(|f| match f.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *f,
+        })
+    };
+    let mut chain: Vec<&str> = Vec::new();
+    let mut found = Vec::new();
+    for line in tree.lines() {
+        // `<depth><name> v<version> ...`, as `--prefix depth` prints it.
+        let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(depth) = line[..digits].parse::<usize>() else {
+            continue;
+        };
+        let Some(name) = line[digits..].split_whitespace().next() else {
+            continue;
+        };
+        chain.truncate(depth);
+        chain.push(name);
+        if matches(name) {
+            found.push(chain.join(" -> "));
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// `cargo tree` of `package`: normal and build dependencies, on every target.
+fn dependency_tree(package: &str) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["tree", "--locked", "--offline", "--target", "all"])
+        .args(["--edges", "normal,build", "--prefix", "depth"])
+        .args(["--format", "{p}", "--package", package])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo tree -p {package} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("cargo tree prints UTF-8")
+}
+
+#[test]
+fn every_crate_links_only_what_its_layer_allows() {
+    let mut broken = Vec::new();
+    for rule in RULES {
+        let tree = dependency_tree(rule.package);
+        assert!(
+            tree.lines().count() > 10,
+            "cargo tree of {} printed almost nothing:\n{tree}",
+            rule.package
+        );
+        for path in violations(&tree, rule.forbidden) {
+            broken.push(format!("{}: {path} ({})", rule.package, rule.why));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "forbidden dependencies:\n{}",
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn a_forbidden_crate_is_found_however_deep_and_named_with_its_path() {
+    let tree = "\
+0nudge-core v0.1.0 (/w/crates/core)
+1chrono v0.4.42
+2num-traits v0.2.19
+1helper v1.0.0
+2deeper v1.0.0
+3aws-sdk-dynamodb v1.0.0
+1rusqlite v0.37.0
+2libsqlite3-sys v0.35.0
+1tokio-util v0.7.0
+";
+    assert_eq!(
+        violations(tree, &["rusqlite", "aws-*", "tokio"]),
+        [
+            "nudge-core -> helper -> deeper -> aws-sdk-dynamodb",
+            "nudge-core -> rusqlite",
+        ],
+        "a prefix rule matches any depth; an exact name does not match a longer one"
+    );
+    assert!(violations(tree, &["clap"]).is_empty());
+}
