@@ -10,6 +10,8 @@
 //! the shells around them (the `nudge` command line, the Lambda functions) depend on it, never
 //! the other way round.
 
+#![warn(missing_docs)]
+
 pub mod diagnostic;
 pub mod engine;
 pub mod event;

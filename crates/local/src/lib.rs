@@ -5,6 +5,8 @@
 //! - [`OutboxMailer`]: the `Mailer` that writes each email as an `.eml` file;
 //! - [`simulate`]: store events through the workflows under a virtual clock.
 
+#![warn(missing_docs)]
+
 pub mod outbox;
 pub mod simulate;
 pub mod sqlite;

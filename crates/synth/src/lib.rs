@@ -38,6 +38,8 @@
 //! Ties (the same second) are broken by customer number, then by the order the customer's
 //! events were scheduled in, so the output is a pure function of the options.
 
+#![warn(missing_docs)]
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io::{self, BufWriter, Write};

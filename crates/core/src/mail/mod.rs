@@ -5,7 +5,7 @@
 //! the message is separate from delivering it so that every mailer sends the same bytes: what
 //! `nudge simulate --outbox` writes is what SES would send.
 //!
-//! [`OutboxMailer`] writes `.eml` files to a folder (the command line); an SES mailer will send
+//! `nudge_local::OutboxMailer` writes `.eml` files to a folder (the command line); an SES mailer will send
 //! the same bytes as raw email.
 //!
 //! Customer data (names, addresses, subjects) is never logged here: errors name the field that
@@ -22,7 +22,7 @@ pub use mime::{build_mime, message_id};
 /// What a [`Mailer`] reports for a delivered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
-    /// The message's id as the mailer knows it. For [`OutboxMailer`] it is the `Message-ID`
+    /// The message's id as the mailer knows it. For `OutboxMailer` it is the `Message-ID`
     /// header without its angle brackets (`key@domain`); SES will report its own id.
     pub message_id: String,
 }
@@ -172,6 +172,36 @@ pub fn escape_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unavailable_or_throttled_mailer_is_worth_a_retry() {
+        let message = || "m".to_owned();
+        assert!(
+            MailError::Unavailable {
+                message: message(),
+                source: None
+            }
+            .is_retryable()
+        );
+        assert!(
+            MailError::Throttled {
+                message: message(),
+                source: None
+            }
+            .is_retryable()
+        );
+        for error in [
+            MailError::Rejected {
+                message: message(),
+                source: None,
+            },
+            MailError::InvalidAddress { field: "To" },
+            MailError::MissingUnsubscribeUrl,
+            MailError::EmptyIdempotencyKey,
+        ] {
+            assert!(!error.is_retryable(), "{error:?}");
+        }
+    }
 
     #[test]
     fn escape_key_keeps_ordinary_keys_readable() {

@@ -1,8 +1,10 @@
 //! Where customer state, timers, the send log and dead letters are kept.
 //!
-//! [`Store`] is the one interface; [`SqliteStore`] keeps everything in an embedded SQLite
-//! database (the command line), and a DynamoDB implementation will keep it in a table (the
-//! Lambda functions). [`contract`] is the test suite every implementation must pass.
+//! [`Store`] is the one interface (a port); its implementations live with their backends:
+//! `nudge_local::SqliteStore` keeps everything in an embedded SQLite database (the command
+//! line), and a DynamoDB implementation will keep it in a table (the Lambda functions).
+//! `nudge_testkit::contract` is the test suite every implementation must pass. Each backend
+//! maps its own failures onto [`StoreError`], whose kinds say whether a retry can help.
 //!
 //! The store does not know what a customer's state means: the engine owns that, and the runner
 //! hands the store an opaque JSON blob with a version and a few indexed fields (the timer, the
@@ -262,7 +264,7 @@ impl StoreError {
 /// send log, dead letters and a little metadata.
 ///
 /// Every method takes `&self` and returns a `Send` future, so a store can be shared by the
-/// tasks of a multi-threaded runtime. An implementation must pass [`contract::run_all`].
+/// tasks of a multi-threaded runtime. An implementation must pass `nudge_testkit::contract::run_all`.
 pub trait Store: Send + Sync {
     /// The customer `customer_id`, or `None` if nothing was committed for it yet.
     fn load(
@@ -389,6 +391,41 @@ mod tests {
         // "ş" is two bytes: cutting inside it drops it whole.
         assert_eq!(truncate_at_char_boundary("aş", 2), "a");
         assert_eq!(truncate_at_char_boundary("", 0), "");
+    }
+
+    #[test]
+    fn only_an_unavailable_or_throttled_store_is_worth_a_retry() {
+        let message = || "m".to_owned();
+        let retryable = [
+            StoreError::Unavailable {
+                message: message(),
+                source: None,
+            },
+            StoreError::Throttled {
+                message: message(),
+                source: None,
+            },
+        ];
+        let final_ = [
+            StoreError::TooLarge { message: message() },
+            StoreError::Corrupt(message()),
+            StoreError::WritesLost {
+                lost: 1,
+                source: None,
+            },
+            StoreError::Unusable(message()),
+            StoreError::Failed {
+                message: message(),
+                source: None,
+            },
+            StoreError::UnknownSend(message()),
+            StoreError::InvalidCommit {
+                customer_id: message(),
+                reason: message(),
+            },
+        ];
+        assert!(retryable.iter().all(StoreError::is_retryable));
+        assert!(!final_.iter().any(StoreError::is_retryable));
     }
 
     #[test]

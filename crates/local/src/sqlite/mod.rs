@@ -121,11 +121,11 @@ pub enum Durability {
 /// The [`Store`] in an SQLite database: a file ([`SqliteStore::open`]) or memory
 /// ([`SqliteStore::in_memory`]).
 ///
-/// With a batch of more than one ([`SqliteStore::with_batch`]) a write is durable only once its
+/// With a batch of more than one ([`SqliteOptions::batch`]) a write is durable only once its
 /// batch is committed: every `n` writes, on [`Store::flush`], and (best effort) when the store
 /// is dropped. Until then its commits are staged in memory (at most `n` of them). If SQLite
 /// fails to write a batch (a full disk, say), the whole batch is rolled back and the call that
-/// ended it fails with [`StoreError::BatchLost`], naming how many writes were lost; the store
+/// ended it fails with [`StoreError::WritesLost`], naming how many writes were lost; the store
 /// then goes on from what is durable. A batch holds the database's write lock, so other
 /// connections to the same file wait for it; batching is for a single writer such as
 /// `nudge simulate`.

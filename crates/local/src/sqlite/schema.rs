@@ -111,7 +111,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
 ];
 
-/// The page cache of a store, in KiB, unless [`SqliteOptions::cache_kib`] says otherwise.
+/// The page cache of a store, in KiB, unless [`SqliteOptions::cache_kib`](super::SqliteOptions::cache_kib) says otherwise.
 ///
 /// 24 MiB: customers read again mostly stay in memory (the OS keeps the rest). 64 MiB was no
 /// faster with 30,000 customers and cost 40 MB more; 16 MiB was 10% slower.
