@@ -399,7 +399,7 @@ fn any_number_of_threads_gives_the_same_run() {
     use nudge_core::runner::Runner;
     use nudge_core::store::Store;
     use nudge_local::outbox::OutboxMailer;
-    use nudge_local::simulate::{Options, simulate};
+    use nudge_local::simulate::{Options, Runners, simulate};
     use nudge_local::{SqliteOptions, SqliteStore};
 
     let dir = tempfile::tempdir().unwrap();
@@ -461,7 +461,11 @@ fn any_number_of_threads_gives_the_same_run() {
             flush_inputs: 100,
         };
         let summary = simulate(
-            &runners,
+            if own_stores {
+                Runners::PerShard(&runners)
+            } else {
+                Runners::Shared(&runners[0])
+            },
             &file,
             &options,
             |a| rows.push(crate::scenarios::row(a)),
@@ -513,7 +517,7 @@ fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
     use nudge_core::runner::Runner;
     use nudge_local::SqliteStore;
     use nudge_local::outbox::OutboxMailer;
-    use nudge_local::simulate::{Options, simulate};
+    use nudge_local::simulate::{Options, Runners, simulate};
 
     let dir = tempfile::tempdir().unwrap();
     let event = |id: &str, customer: &str, time: &str| {
@@ -539,7 +543,15 @@ fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
             shards: 2,
             ..Options::default()
         };
-        simulate(&runners, &file, &options, |_| {}, |_| {}, |_, _| {}).unwrap()
+        simulate(
+            Runners::PerShard(&runners),
+            &file,
+            &options,
+            |_| {},
+            |_| {},
+            |_, _| {},
+        )
+        .unwrap()
     };
     let first = run(&[event("e-1", "c-1", "2026-03-01T10:00:00Z")]);
     assert_eq!((first.events, first.duplicates), (1, 0));
