@@ -417,6 +417,86 @@ fn lines_for_threads() -> Vec<String> {
     lines
 }
 
+/// The signature of customer `c1`'s unsubscribe link under the development key, computed
+/// outside Nudge from the key as documented (`nudge_core::links::DEVELOPMENT_KEY`):
+/// `hmac.new(key, b"unsubscribe\0c1", hashlib.sha256).digest()[:16]` in Python, in base64url
+/// without padding.
+const DEV_SIGNATURE_C1: &str = "kpjE5JsniuGKaGou0rl10Q";
+
+/// Runs the real binary without `NUDGE_SIGNING_KEY` (whatever the caller's environment) on
+/// one `customer.created` event for `c1`, with an outbox in `outbox`; returns the
+/// `List-Unsubscribe` header of every email, in file name order.
+fn unsubscribe_headers_of_a_run(outbox: &Path) -> Vec<String> {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let events = write_events(
+        tmp.path(),
+        &[ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c1",
+            customer("A"),
+        )
+        .to_string()],
+    );
+    let wf = s.workflows_dir();
+    let args = [
+        "simulate",
+        "--events",
+        events.to_str().unwrap(),
+        "--workflows",
+        wf.to_str().unwrap(),
+        "--outbox",
+        outbox.to_str().unwrap(),
+        "--until",
+        "2026-03-10T00:00:00Z",
+    ];
+    let done = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"))
+        .args(args)
+        .current_dir(tmp.path())
+        .env_remove("NUDGE_SIGNING_KEY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(err.contains("signed with the development key"), "{err}");
+    let mut files: Vec<_> = std::fs::read_dir(outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).unwrap();
+            let msg = mail_parser::MessageParser::default().parse(&bytes).unwrap();
+            msg.header_raw("List-Unsubscribe")
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Links signed with the development key in one run must verify in the next, in another
+/// process or another release: two processes sign alike, and as the documented key does.
+#[test]
+fn the_development_key_is_the_same_in_every_process() {
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let once = unsubscribe_headers_of_a_run(first.path());
+    let again = unsubscribe_headers_of_a_run(second.path());
+    assert_eq!(once.len(), 2, "{once:?}");
+    assert_eq!(
+        once, again,
+        "two processes signed the same links differently"
+    );
+    let want = format!("<https://shop.example.com/unsubscribe?c=c1&s={DEV_SIGNATURE_C1}>");
+    for header in &once {
+        assert_eq!(header, &want);
+    }
+}
+
 /// A send log: each email with where it stands.
 type SendLog = Vec<(nudge_core::store::SendRecord, nudge_core::store::SendStatus)>;
 
