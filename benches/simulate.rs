@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
                 },
                 |runners| {
                     let summary = nudge_local::simulate::simulate(
-                        &runners,
+                        nudge_local::simulate::Runners::PerShard(&runners),
                         &events,
                         &nudge_local::simulate::Options::default(),
                         |_| {},

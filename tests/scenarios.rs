@@ -122,7 +122,7 @@ impl Scenario {
             ..Default::default()
         };
         nudge_local::simulate::simulate(
-            std::slice::from_ref(&runner),
+            nudge_local::simulate::Runners::Shared(&runner),
             &file,
             &options,
             |a| rows.push(row(a)),

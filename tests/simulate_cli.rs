@@ -147,10 +147,9 @@ fn the_text_timeline_ends_with_a_summary_a_marketer_reads() {
     insta::assert_snapshot!("simulate_text", out);
 }
 
-#[test]
-fn bad_lines_are_reported_kept_and_do_not_stop_the_rest() {
-    let s = Scenario::new(&[("welcome", WELCOME)]);
-    let tmp = tempfile::tempdir().unwrap();
+/// A good line, five bad ones (not JSON, a field missing, a field of the wrong type, a time
+/// that cannot be read, over EventBridge's size limit), and another good line.
+fn good_and_bad_lines() -> Vec<String> {
     let good = |i: usize| {
         ev(
             &format!("e{i}"),
@@ -160,6 +159,15 @@ fn bad_lines_are_reported_kept_and_do_not_stop_the_rest() {
             customer("A"),
         )
         .to_string()
+    };
+    let bad = |id: &str, customer_id: &str| {
+        ev(
+            id,
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            customer_id,
+            customer("A"),
+        )
     };
     let mut no_customer = ev(
         "bad-2",
@@ -172,31 +180,13 @@ fn bad_lines_are_reported_kept_and_do_not_stop_the_rest() {
         .as_object_mut()
         .unwrap()
         .remove("customer");
-    let mut wrong_type = ev(
-        "bad-3",
-        "customer.created",
-        "2026-03-02T07:00:00Z",
-        "c9",
-        customer("A"),
-    );
+    let mut wrong_type = bad("bad-3", "c9");
     wrong_type["detail"]["customer"]["accepts_marketing"] = json!("yes");
-    let mut bad_time = ev(
-        "bad-4",
-        "customer.created",
-        "2026-03-02T07:00:00Z",
-        "c8",
-        customer("A"),
-    );
+    let mut bad_time = bad("bad-4", "c8");
     bad_time["time"] = json!("yesterday");
-    let mut huge = ev(
-        "bad-5",
-        "customer.created",
-        "2026-03-02T07:00:00Z",
-        "c7",
-        customer("A"),
-    );
+    let mut huge = bad("bad-5", "c7");
     huge["detail"]["padding"] = json!("x".repeat(300 * 1024));
-    let lines = vec![
+    vec![
         good(1),
         "{not json".to_owned(),
         no_customer.to_string(),
@@ -204,8 +194,23 @@ fn bad_lines_are_reported_kept_and_do_not_stop_the_rest() {
         bad_time.to_string(),
         huge.to_string(),
         good(2),
-    ];
-    let events = write_events(tmp.path(), &lines);
+    ]
+}
+
+/// What stderr says of each bad line of [`good_and_bad_lines`], in line order.
+const REJECTIONS: [&str; 5] = [
+    ":2: rejected: event (id unreadable): not valid JSON",
+    ":3: rejected: event `bad-2`: detail.customer: missing",
+    ":4: rejected: event `bad-3`: detail.customer.accepts_marketing: expected true/false",
+    ":5: rejected: event `bad-4`: time: `yesterday` is not an RFC 3339 time",
+    ":6: rejected: event `bad-5`: 307482 bytes, over EventBridge's limit",
+];
+
+#[test]
+fn bad_lines_are_reported_kept_and_do_not_stop_the_rest() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let events = write_events(tmp.path(), &good_and_bad_lines());
     let db = tmp.path().join("store.db");
     let wf = s.workflows_dir();
     let (code, out, err) = simulate_json(tmp.path(), &events, &wf, &db, "2026-03-03T00:00:00Z");
@@ -214,23 +219,7 @@ fn bad_lines_are_reported_kept_and_do_not_stop_the_rest() {
     // Lines whose time cannot be read are reported first; the rest in time order.
     rejected.sort_by_key(|l| l.split(':').nth(1).and_then(|n| n.parse::<u32>().ok()));
     assert_eq!(rejected.len(), 5, "{err}");
-    let expect = [
-        (":2: rejected: event (id unreadable): not valid JSON", ""),
-        (":3: rejected: event `bad-2`: detail.customer: missing", ""),
-        (
-            ":4: rejected: event `bad-3`: detail.customer.accepts_marketing: expected true/false",
-            "",
-        ),
-        (
-            ":5: rejected: event `bad-4`: time: `yesterday` is not an RFC 3339 time",
-            "",
-        ),
-        (
-            ":6: rejected: event `bad-5`: 307482 bytes, over EventBridge's limit",
-            "",
-        ),
-    ];
-    for (line, (want, _)) in rejected.iter().zip(expect) {
+    for (line, want) in rejected.iter().zip(REJECTIONS) {
         assert!(line.contains(want), "{line}\n  should contain {want}");
         assert!(line.ends_with("(kept as a dead letter)"));
     }
@@ -388,21 +377,11 @@ fn the_outbox_holds_real_mail_that_a_mail_parser_reads() {
     assert!(msg.body_html(0).unwrap().contains("Unsubscribe"));
 }
 
-/// The work is split among threads by customer; the timeline, the notices, the summary and the
-/// store come out the same whatever the number of threads, and whether the threads share one
-/// store or each has its own, bad and duplicate lines included (ids repeated for other
-/// customers, who may belong to another thread, in the same chunk of lines and much later).
-#[test]
-fn any_number_of_threads_gives_the_same_run() {
-    use nudge_core::engine::Engine;
-    use nudge_core::links::Signer;
-    use nudge_core::runner::Runner;
-    use nudge_core::store::Store;
-    use nudge_local::outbox::OutboxMailer;
-    use nudge_local::simulate::{Options, simulate};
-    use nudge_local::{SqliteOptions, SqliteStore};
-
-    let dir = tempfile::tempdir().unwrap();
+/// Synthetic events for 300 customers over 150 days, with bad and duplicate lines: a
+/// duplicate of an early event late in the file, a bad line, a line without a time, and the
+/// ids of two events again for other customers (who may belong to another thread) at the same
+/// time (the same chunk of lines) and 60 days later (a later chunk).
+fn lines_for_threads() -> Vec<String> {
     let mut events = Vec::new();
     let synth = nudge_synth::SynthOptions {
         customers: 300,
@@ -416,15 +395,13 @@ fn any_number_of_threads_gives_the_same_run() {
         .lines()
         .map(str::to_owned)
         .collect();
-    // A duplicate of an early event late in the file, a bad line, and a line without a time.
     lines.push(lines[10].clone());
     lines.insert(500, "{not json".to_owned());
     lines.insert(
         900,
         r#"{"id":"x","detail-type":"order.placed","detail":{}}"#.to_owned(),
     );
-    // The ids of two events again for other customers: at the same time (the same chunk of
-    // lines) and 60 days later (a later chunk). The first one wins.
+    // The first one of each id wins.
     for (line, days) in [(40, 0), (60, 60)] {
         let original: serde_json::Value = serde_json::from_str(&lines[line]).unwrap();
         let time = chrono::DateTime::parse_from_rfc3339(original["time"].as_str().unwrap())
@@ -437,70 +414,208 @@ fn any_number_of_threads_gives_the_same_run() {
             lines.push(copy.to_string());
         }
     }
-    let file = write_events(dir.path(), &lines);
+    lines
+}
 
+/// The signature of customer `c1`'s unsubscribe link under the development key, computed
+/// outside Nudge from the key as documented (`nudge_core::links::DEVELOPMENT_KEY`):
+/// `hmac.new(key, b"unsubscribe\0c1", hashlib.sha256).digest()[:16]` in Python, in base64url
+/// without padding.
+const DEV_SIGNATURE_C1: &str = "kpjE5JsniuGKaGou0rl10Q";
+
+/// Runs the real binary without `NUDGE_SIGNING_KEY` (whatever the caller's environment) on
+/// one `customer.created` event for `c1`, with an outbox in `outbox`; returns the
+/// `List-Unsubscribe` header of every email, in file name order.
+fn unsubscribe_headers_of_a_run(outbox: &Path) -> Vec<String> {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let events = write_events(
+        tmp.path(),
+        &[ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c1",
+            customer("A"),
+        )
+        .to_string()],
+    );
+    let wf = s.workflows_dir();
+    let args = [
+        "simulate",
+        "--events",
+        events.to_str().unwrap(),
+        "--workflows",
+        wf.to_str().unwrap(),
+        "--outbox",
+        outbox.to_str().unwrap(),
+        "--until",
+        "2026-03-10T00:00:00Z",
+    ];
+    let done = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"))
+        .args(args)
+        .current_dir(tmp.path())
+        .env_remove("NUDGE_SIGNING_KEY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(err.contains("signed with the development key"), "{err}");
+    let mut files: Vec<_> = std::fs::read_dir(outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).unwrap();
+            let msg = mail_parser::MessageParser::default().parse(&bytes).unwrap();
+            msg.header_raw("List-Unsubscribe")
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Links signed with the development key in one run must verify in the next, in another
+/// process or another release: two processes sign alike, and as the documented key does.
+#[test]
+fn the_development_key_is_the_same_in_every_process() {
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let once = unsubscribe_headers_of_a_run(first.path());
+    let again = unsubscribe_headers_of_a_run(second.path());
+    assert_eq!(once.len(), 2, "{once:?}");
+    assert_eq!(
+        once, again,
+        "two processes signed the same links differently"
+    );
+    let want = format!("<https://shop.example.com/unsubscribe?c=c1&s={DEV_SIGNATURE_C1}>");
+    for header in &once {
+        assert_eq!(header, &want);
+    }
+}
+
+/// A send log: each email with where it stands.
+type SendLog = Vec<(nudge_core::store::SendRecord, nudge_core::store::SendStatus)>;
+
+/// Timers: when, and whose.
+type Timers = Vec<(chrono::DateTime<chrono::Utc>, String)>;
+
+/// What a run with some number of threads gave, to compare with another.
+struct ThreadsRun {
+    /// The timeline.
+    rows: Vec<String>,
+    /// The notices, as `Debug`.
+    notices: Vec<String>,
+    summary: nudge_local::simulate::Summary,
+    /// Every store's send log (customers `c-1` to `c-300`), by idempotency key.
+    sends: Vec<(nudge_core::store::SendRecord, nudge_core::store::SendStatus)>,
+    /// Every store's timers, sorted.
+    timers: Vec<(chrono::DateTime<chrono::Utc>, String)>,
+}
+
+/// Runs `file` on `shards` threads that share one store or each have their own, in `dir`.
+fn run_with_threads(
+    engine: &nudge_core::engine::Engine<'_>,
+    dir: &Path,
+    file: &Path,
+    shards: usize,
+    own_stores: bool,
+) -> ThreadsRun {
+    use nudge_core::runner::Runner;
+    use nudge_local::outbox::OutboxMailer;
+    use nudge_local::simulate::{Options, Runners, simulate};
+    use nudge_local::{SqliteOptions, SqliteStore};
+
+    let stores = if own_stores { shards } else { 1 };
+    let runners: Vec<Runner<'_, _, OutboxMailer>> = (0..stores)
+        .map(|i| {
+            let path = dir.join(format!("s{shards}-{own_stores}-{i}.db"));
+            let store =
+                SqliteStore::open_with(&path, SqliteOptions::default().batch(1_000)).unwrap();
+            Runner::new(engine, store, None)
+        })
+        .collect();
+    let (mut rows, mut notices) = (Vec::new(), Vec::new());
+    let options = Options {
+        until: None,
+        shards,
+        // Own stores commit their batches together many times in this run.
+        flush_inputs: 100,
+    };
+    let summary = simulate(
+        if own_stores {
+            Runners::PerShard(&runners)
+        } else {
+            Runners::Shared(&runners[0])
+        },
+        file,
+        &options,
+        |a| rows.push(crate::scenarios::row(a)),
+        |n| notices.push(format!("{n:?}")),
+        |_, _| {},
+    )
+    .unwrap();
+    let (sends, timers) = store_contents(runners.iter().map(Runner::store));
+    ThreadsRun {
+        rows,
+        notices,
+        summary,
+        sends,
+        timers,
+    }
+}
+
+/// The send logs (customers `c-1` to `c-300`) and timers of `stores` together, sorted.
+fn store_contents<'a>(
+    stores: impl Iterator<Item = &'a nudge_local::SqliteStore>,
+) -> (SendLog, Timers) {
+    use nudge_core::store::Store;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut sends = Vec::new();
+    let mut timers = Vec::new();
+    for store in stores {
+        sends.extend((1..=300).flat_map(|i| rt.block_on(store.sends(&format!("c-{i}"))).unwrap()));
+        timers.extend(
+            rt.block_on(store.due(chrono::DateTime::<chrono::Utc>::MAX_UTC, usize::MAX))
+                .unwrap(),
+        );
+    }
+    sends.sort_by(|a, b| a.0.idempotency_key.cmp(&b.0.idempotency_key));
+    timers.sort();
+    (sends, timers)
+}
+
+/// The work is split among threads by customer; the timeline, the notices, the summary and the
+/// store come out the same whatever the number of threads, and whether the threads share one
+/// store or each has its own, bad and duplicate lines included (ids repeated for other
+/// customers, who may belong to another thread, in the same chunk of lines and much later).
+#[test]
+fn any_number_of_threads_gives_the_same_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_events(dir.path(), &lines_for_threads());
     let report = nudge_core::workflow::load(&root().join("workflows")).unwrap();
     let project = report.project.unwrap();
-    let signer = Signer::new(b"threads");
-    let engine = Engine::new(&project, &signer);
-    let run = |shards: usize, own_stores: bool| {
-        let stores = if own_stores { shards } else { 1 };
-        let runners: Vec<Runner<'_, _, OutboxMailer>> = (0..stores)
-            .map(|i| {
-                let path = dir.path().join(format!("s{shards}-{own_stores}-{i}.db"));
-                let store =
-                    SqliteStore::open_with(&path, SqliteOptions::default().batch(1_000)).unwrap();
-                Runner::new(&engine, store, None)
-            })
-            .collect();
-        let (mut rows, mut notices) = (Vec::new(), Vec::new());
-        let options = Options {
-            until: None,
-            shards,
-            // Own stores commit their batches together many times in this run.
-            flush_inputs: 100,
-        };
-        let summary = simulate(
-            &runners,
-            &file,
-            &options,
-            |a| rows.push(crate::scenarios::row(a)),
-            |n| notices.push(format!("{n:?}")),
-            |_, _| {},
-        )
-        .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let mut sends = Vec::new();
-        let mut timers = Vec::new();
-        for runner in &runners {
-            let store = runner.store();
-            sends.extend(
-                (1..=300).flat_map(|i| rt.block_on(store.sends(&format!("c-{i}"))).unwrap()),
-            );
-            timers.extend(
-                rt.block_on(store.due(chrono::DateTime::<chrono::Utc>::MAX_UTC, usize::MAX))
-                    .unwrap(),
-            );
-        }
-        sends.sort_by(|a, b| a.0.idempotency_key.cmp(&b.0.idempotency_key));
-        timers.sort();
-        (rows, notices, summary, sends, timers)
-    };
+    let signer = nudge_core::links::Signer::new(b"threads");
+    let engine = nudge_core::engine::Engine::new(&project, &signer);
+    let run = |shards, own_stores| run_with_threads(&engine, dir.path(), &file, shards, own_stores);
     let one = run(1, false);
-    assert!(one.0.len() > 1_000, "{} rows", one.0.len());
-    assert!(one.3.len() > 100, "{} sends", one.3.len());
-    assert_eq!(one.1.len(), 9, "{:?}", one.1);
-    assert_eq!((one.2.rejected, one.2.duplicates), (2, 7));
+    assert!(one.rows.len() > 1_000, "{} rows", one.rows.len());
+    assert!(one.sends.len() > 100, "{} sends", one.sends.len());
+    assert_eq!(one.notices.len(), 9, "{:?}", one.notices);
+    assert_eq!((one.summary.rejected, one.summary.duplicates), (2, 7));
     for (shards, own_stores) in [(2, false), (5, false), (2, true), (5, true)] {
         let other = run(shards, own_stores);
         let how = format!("{shards} threads, own stores: {own_stores}");
-        assert!(one.0 == other.0, "timeline differs with {how}");
-        assert_eq!(one.1, other.1, "notices differ with {how}");
-        assert_eq!(one.2, other.2, "summary differs with {how}");
-        assert!(one.3 == other.3, "send log differs with {how}");
-        assert_eq!(one.4, other.4, "timers differ with {how}");
+        assert!(one.rows == other.rows, "timeline differs with {how}");
+        assert_eq!(one.notices, other.notices, "notices differ with {how}");
+        assert_eq!(one.summary, other.summary, "summary differs with {how}");
+        assert!(one.sends == other.sends, "send log differs with {how}");
+        assert_eq!(one.timers, other.timers, "timers differ with {how}");
     }
 }
 
@@ -513,7 +628,7 @@ fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
     use nudge_core::runner::Runner;
     use nudge_local::SqliteStore;
     use nudge_local::outbox::OutboxMailer;
-    use nudge_local::simulate::{Options, simulate};
+    use nudge_local::simulate::{Options, Runners, simulate};
 
     let dir = tempfile::tempdir().unwrap();
     let event = |id: &str, customer: &str, time: &str| {
@@ -539,7 +654,15 @@ fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
             shards: 2,
             ..Options::default()
         };
-        simulate(&runners, &file, &options, |_| {}, |_| {}, |_, _| {}).unwrap()
+        simulate(
+            Runners::PerShard(&runners),
+            &file,
+            &options,
+            |_| {},
+            |_| {},
+            |_, _| {},
+        )
+        .unwrap()
     };
     let first = run(&[event("e-1", "c-1", "2026-03-01T10:00:00Z")]);
     assert_eq!((first.events, first.duplicates), (1, 0));

@@ -1,7 +1,7 @@
 //! `nudge simulate`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
@@ -10,9 +10,11 @@ use super::{Format, exit};
 use nudge_core::engine::{Action, ActionKind, Engine};
 use nudge_core::links::Signer;
 use nudge_core::runner::Runner;
-use nudge_local::OutboxMailer;
-use nudge_local::simulate::{Notice, Options, Summary, simulate};
+use nudge_core::workflow::{LoadError, Project};
+use nudge_local::simulate::{Notice, Options, Runners, SimulateError, Summary, simulate};
 use nudge_local::sqlite::{SqliteOptions, SqliteStore};
+use nudge_local::{OpenError, OutboxError, OutboxMailer};
+use tempfile::NamedTempFile;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -44,107 +46,153 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
+/// Why `nudge simulate` could not run, or stopped: printed as `nudge: <why>`, exit code 2
+/// ([`exit::USAGE`]).
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// The workflows folder cannot be read.
+    #[error(transparent)]
+    Workflows(#[from] LoadError),
+    /// The workflows have errors (already printed as diagnostics).
+    #[error("the workflows have errors; fix them (nudge validate) and run again")]
+    Invalid,
+    /// A store cannot be opened.
+    #[error("cannot open the store {}: {source}", path.display())]
+    Store {
+        /// The store's file.
+        path: PathBuf,
+        /// Why.
+        source: OpenError,
+    },
+    /// A throwaway store's file cannot be created.
+    #[error("cannot create a scratch store: {0}")]
+    Scratch(std::io::Error),
+    /// The outbox folder cannot be used.
+    #[error("cannot use the outbox {}: {source}", dir.display())]
+    Outbox {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: OutboxError,
+    },
+    /// The simulation stopped.
+    #[error(transparent)]
+    Simulate(#[from] SimulateError),
+}
+
+/// Runs `nudge simulate`; returns the exit code.
 pub(crate) fn run(args: &Args) -> u8 {
-    let mut err = anstream::stderr();
-    let report = match nudge_core::workflow::load(&args.workflows) {
-        Ok(r) => r,
+    match simulate_command(args) {
+        Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(err, "nudge: {e}");
-            return exit::USAGE;
+            let _ = writeln!(anstream::stderr(), "nudge: {e}");
+            exit::USAGE
         }
-    };
-    for d in &report.diagnostics {
-        let _ = writeln!(err, "{d}");
     }
-    let Some(project) = report.project else {
-        let _ = writeln!(
-            err,
-            "nudge: the workflows have errors; fix them (nudge validate) and run again"
-        );
-        return exit::USAGE;
-    };
+}
+
+/// The stores of a run.
+enum Stores {
+    /// `--db`: one store in that file, which every shard shares (boxed: the enum would be
+    /// the size of a store).
+    Db(Box<SqliteStore>),
+    /// One throwaway store per shard, with its file (deleted when dropped).
+    Scratch(Vec<(SqliteStore, NamedTempFile)>),
+}
+
+/// What the command does, up to the exit code; every failure is a [`RunError`].
+fn simulate_command(args: &Args) -> Result<u8, RunError> {
+    let project = load_project(args)?;
     let (signer, dev_key) = Signer::from_env();
     if dev_key {
         let _ = writeln!(
-            err,
+            anstream::stderr(),
             "note: NUDGE_SIGNING_KEY is not set: unsubscribe links are signed with the development key"
         );
     }
     let engine = Engine::new(&project, &signer);
-
     let options = Options {
         until: args.until,
         ..Options::default()
     };
-    // `--db`: one store in that file, which every shard shares. By default, throwaway stores:
-    // one file per shard, so that no shard waits for another's writes (an in-memory database
-    // would hold every customer in RAM, and a large simulation has hundreds of thousands). A
-    // throwaway store needs no fsync and no journal (a crash loses it anyway); a `--db` store
-    // keeps WAL's durability: a crash never corrupts it and loses at most the last batch.
-    let mut scratch_files = Vec::new();
-    let mut stores = Vec::new();
-    if let Some(path) = &args.db {
-        match SqliteStore::open_with(
-            path,
-            SqliteOptions::default().batch(SqliteOptions::SIMULATE_BATCH),
-        ) {
-            Ok(s) => stores.push(s),
-            Err(e) => {
-                let _ = writeln!(err, "nudge: cannot open the store {}: {e}", path.display());
-                return exit::USAGE;
-            }
-        }
-    } else {
-        for _ in 0..options.shards.max(1) {
-            let file = match tempfile::Builder::new()
-                .prefix("nudge-simulate-")
-                .suffix(".db")
-                .tempfile()
-            {
-                Ok(f) => f,
-                Err(e) => {
-                    let _ = writeln!(err, "nudge: cannot create a scratch store: {e}");
-                    return exit::USAGE;
-                }
-            };
-            match SqliteStore::open_with(file.path(), SqliteOptions::scratch(options.shards)) {
-                Ok(s) => stores.push(s),
-                Err(e) => {
-                    let _ = writeln!(
-                        err,
-                        "nudge: cannot open the store {}: {e}",
-                        file.path().display()
-                    );
-                    return exit::USAGE;
-                }
-            }
-            scratch_files.push(file);
-        }
-    }
+    let stores = open_stores(args, &options)?;
     let mailer = match &args.outbox {
-        Some(dir) => match OutboxMailer::new(dir) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                let _ = writeln!(err, "nudge: cannot use the outbox {}: {e}", dir.display());
-                return exit::USAGE;
-            }
-        },
+        Some(dir) => Some(OutboxMailer::new(dir).map_err(|source| RunError::Outbox {
+            dir: dir.clone(),
+            source,
+        })?),
         None => None,
     };
-    let runners: Vec<_> = stores
-        .into_iter()
-        .map(|store| Runner::new(&engine, store, mailer.as_ref()))
-        .collect();
+    let runner = |store| Runner::new(&engine, store, mailer.as_ref());
+    match stores {
+        Stores::Db(store) => report(Runners::Shared(&runner(*store)), args, &options),
+        Stores::Scratch(stores) => {
+            // The files outlive the runners (and their stores), which are dropped first.
+            let (stores, _files): (Vec<_>, Vec<_>) = stores.into_iter().unzip();
+            let runners: Vec<_> = stores.into_iter().map(runner).collect();
+            report(Runners::PerShard(&runners), args, &options)
+        }
+    }
+}
 
+/// The workflows, after printing their diagnostics.
+fn load_project(args: &Args) -> Result<Project, RunError> {
+    let report = nudge_core::workflow::load(&args.workflows)?;
+    let mut err = anstream::stderr();
+    for d in &report.diagnostics {
+        let _ = writeln!(err, "{d}");
+    }
+    report.project.ok_or(RunError::Invalid)
+}
+
+/// Opens the stores. `--db`: one store in that file, which every shard shares. By default,
+/// throwaway stores: one file per shard, so that no shard waits for another's writes (an
+/// in-memory database would hold every customer in RAM, and a large simulation has hundreds
+/// of thousands). A throwaway store needs no fsync and no journal (a crash loses it anyway); a
+/// `--db` store keeps WAL's durability: a crash never corrupts it and loses at most the last
+/// batch.
+fn open_stores(args: &Args, options: &Options) -> Result<Stores, RunError> {
+    if let Some(path) = &args.db {
+        let options = SqliteOptions::default().batch(SqliteOptions::SIMULATE_BATCH);
+        return open_store(path, options).map(|store| Stores::Db(Box::new(store)));
+    }
+    let mut stores = Vec::new();
+    for _ in 0..options.shards.max(1) {
+        let file = tempfile::Builder::new()
+            .prefix("nudge-simulate-")
+            .suffix(".db")
+            .tempfile()
+            .map_err(RunError::Scratch)?;
+        let store = open_store(file.path(), SqliteOptions::scratch(options.shards))?;
+        stores.push((store, file));
+    }
+    Ok(Stores::Scratch(stores))
+}
+
+/// Opens one store.
+fn open_store(path: &Path, options: SqliteOptions) -> Result<SqliteStore, RunError> {
+    SqliteStore::open_with(path, options).map_err(|source| RunError::Store {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Runs the simulation, printing the timeline as it goes, then the summary; returns the exit
+/// code.
+fn report(
+    runners: Runners<'_, Runner<'_, SqliteStore, &OutboxMailer>>,
+    args: &Args,
+    options: &Options,
+) -> Result<u8, RunError> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let format = args.format;
     let progress = progress_bar();
     let events_name = args.events.display().to_string();
     let result = simulate(
-        &runners,
+        runners,
         &args.events,
-        &options,
+        options,
         |action| {
             let _ = match format {
                 Format::Json => writeln!(out, "{}", row_json(action)),
@@ -164,29 +212,25 @@ pub(crate) fn run(args: &Args) -> u8 {
         },
     );
     progress.finish_and_clear();
-    let summary = match result {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = out.flush();
-            let _ = writeln!(err, "nudge: {e}");
-            return exit::USAGE;
-        }
-    };
+    // The timeline up to an error goes out before the error.
+    let summary = result.inspect_err(|_| {
+        let _ = out.flush();
+    })?;
     match format {
         Format::Text => {
             let _ = writeln!(out);
             let _ = write!(out, "{}", summary_text(&summary));
         }
         Format::Json => {
-            let _ = write!(err, "{}", summary_text(&summary));
+            let _ = write!(anstream::stderr(), "{}", summary_text(&summary));
         }
     }
     let _ = out.flush();
-    if summary.rejected > 0 {
+    Ok(if summary.rejected > 0 {
         exit::PROBLEMS
     } else {
         exit::OK
-    }
+    })
 }
 
 fn progress_bar() -> indicatif::ProgressBar {

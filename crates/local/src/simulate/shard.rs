@@ -1,0 +1,186 @@
+//! The shards: threads that each own the customers whose id hashes to them, with their
+//! [`Timers`], and apply those customers' inputs in order through a runner. What each input
+//! did goes back to the calling thread as [`Group`]s, keyed for the merge.
+
+use std::sync::{Arc, mpsc};
+use std::thread::Scope;
+
+use chrono::{DateTime, Utc};
+
+use nudge_core::event::StoreEvent;
+use nudge_core::mail::Mailer;
+use nudge_core::runner::{Applied, Runner};
+use nudge_core::store::Store;
+
+use super::merge::{Did, Group, Key};
+use super::timers::Timers;
+use super::{SimulateError, fnv1a, runtime};
+
+/// An event for a shard.
+pub(super) struct Input {
+    /// Its place among the lines in time order.
+    pub(super) item: usize,
+    /// Its line in the file.
+    pub(super) line: usize,
+    /// When it is applied (its time, or the clock if it is late).
+    pub(super) now: DateTime<Utc>,
+    /// The event.
+    pub(super) event: StoreEvent,
+}
+
+/// What the calling thread hands a shard.
+pub(super) enum Work {
+    /// The lines `first..first + fires.len()`: before each line with `Some(now)`, the shard
+    /// fires its timers due by `now`; then it applies its own events among them.
+    Chunk {
+        /// The first line's place in time order.
+        first: usize,
+        /// Per line, when it happens; `None` for a rejected line.
+        fires: Arc<Vec<Option<DateTime<Utc>>>>,
+        /// The shard's events among the lines, in order.
+        inputs: Vec<Input>,
+    },
+    /// Fire the timers due by `until`, as if before line `item` (past the last line).
+    Fire {
+        /// The place the firings take in the order.
+        item: usize,
+        /// Fire up to this time.
+        until: DateTime<Utc>,
+    },
+    /// Commit the shard's store's batch.
+    Flush,
+}
+
+/// What a shard answers for one [`Work`]: its groups in order, or the error that stopped it.
+pub(super) type Done = Result<Vec<Group>, SimulateError>;
+
+/// The shard that owns a customer (FNV-1a of the id: any fixed spread would do).
+pub(super) fn shard_of(customer: &str, shards: usize) -> usize {
+    (fnv1a(customer) % shards as u64) as usize
+}
+
+/// Starts a shard's thread in `scope`; returns the channels to hand it work and to hear back.
+pub(super) fn spawn<'scope, S: Store + Sync, M: Mailer + Sync>(
+    scope: &'scope Scope<'scope, '_>,
+    runner: &'scope Runner<'scope, S, M>,
+    timers: Timers,
+) -> (mpsc::Sender<Work>, mpsc::Receiver<Done>) {
+    let (work_tx, work_rx) = mpsc::channel::<Work>();
+    let (done_tx, done_rx) = mpsc::channel();
+    scope.spawn(move || shard(runner, timers, work_rx, done_tx));
+    (work_tx, done_rx)
+}
+
+/// A shard's thread: applies its customers' inputs, chunk by chunk, until told to finish or
+/// the calling thread is gone. Stops at its first error, after reporting it.
+fn shard<S: Store, M: Mailer>(
+    runner: &Runner<'_, S, M>,
+    mut timers: Timers,
+    work: mpsc::Receiver<Work>,
+    done: mpsc::Sender<Done>,
+) {
+    let rt = runtime();
+    while let Ok(w) = work.recv() {
+        let mut groups = Vec::new();
+        let result = match w {
+            Work::Chunk {
+                first,
+                fires,
+                inputs,
+            } => rt.block_on(apply_chunk(
+                runner,
+                first,
+                &fires,
+                inputs,
+                &mut timers,
+                &mut groups,
+            )),
+            Work::Fire { item, until } => {
+                rt.block_on(fire_timers(runner, item, until, &mut timers, &mut groups))
+            }
+            Work::Flush => rt
+                .block_on(runner.store().flush())
+                .map_err(SimulateError::from),
+        };
+        let failed = result.is_err();
+        if done.send(result.map(|()| groups)).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The shard's part of a chunk of lines: before each event line, the timers due by then;
+/// then the line's event, if it is one of the shard's.
+async fn apply_chunk<S: Store, M: Mailer>(
+    runner: &Runner<'_, S, M>,
+    first: usize,
+    fires: &[Option<DateTime<Utc>>],
+    inputs: Vec<Input>,
+    timers: &mut Timers,
+    groups: &mut Vec<Group>,
+) -> Result<(), SimulateError> {
+    let mut inputs = inputs.into_iter().peekable();
+    for (i, fire) in fires.iter().enumerate() {
+        let Some(now) = *fire else { continue };
+        let item = first + i;
+        fire_timers(runner, item, now, timers, groups).await?;
+        if let Some(input) = inputs.next_if(|input| input.item == item) {
+            groups.push(apply_event(runner, input, timers).await?);
+        }
+    }
+    Ok(())
+}
+
+/// Applies one event of the shard.
+async fn apply_event<S: Store, M: Mailer>(
+    runner: &Runner<'_, S, M>,
+    input: Input,
+    timers: &mut Timers,
+) -> Result<Group, SimulateError> {
+    let key = Key::line(input.item);
+    let did = match runner.event(&input.event, input.now).await? {
+        Applied::Done { actions, next_wake } => {
+            timers.set(Arc::from(input.event.customer_id.as_str()), next_wake);
+            Did::Event(actions)
+        }
+        Applied::Duplicate => Did::Duplicate {
+            line: input.line,
+            event_id: input.event.id,
+        },
+    };
+    Ok(Group { key, did })
+}
+
+/// Fires every timer of the shard due at or before `until`, each at its own due time, in
+/// time order (then by customer), as if before line `item`.
+async fn fire_timers<S: Store, M: Mailer>(
+    runner: &Runner<'_, S, M>,
+    item: usize,
+    until: DateTime<Utc>,
+    timers: &mut Timers,
+    groups: &mut Vec<Group>,
+) -> Result<(), SimulateError> {
+    while let Some((at, customer)) = timers.pop_due(until) {
+        let applied = runner.wake(&customer, at).await?;
+        let actions = match applied {
+            Applied::Done { actions, next_wake } => {
+                if next_wake.is_some_and(|next| next <= at) {
+                    // The engine always moves a fired timer forward; stop rather than spin.
+                    return Err(SimulateError::Stuck {
+                        customer: customer.to_string(),
+                        at,
+                    });
+                }
+                timers.set(Arc::clone(&customer), next_wake);
+                actions
+            }
+            // A wake has no event id: never a duplicate.
+            Applied::Duplicate => Vec::new(),
+        };
+        groups.push(Group {
+            key: Key::wake(item, at, customer),
+            did: Did::Wake(actions),
+        });
+    }
+    Ok(())
+}
