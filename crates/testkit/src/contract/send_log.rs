@@ -8,7 +8,17 @@ use super::helpers::{Snapshot, at, commit_ok, mark, new, send, sends_of, snapsho
 /// key; a key seen again (in the same commit or a later one) changes nothing, whatever its
 /// fields, and never resets a status.
 pub async fn send_log_unique_by_key<S: Store>(store: &S) {
-    const CHECK: &str = "send_log_unique_by_key";
+    let first = log_with_a_key_twice(store).await;
+    log_keys_again(store, &first).await;
+    log_for_another_customer(store).await;
+}
+
+const UNIQUE_BY_KEY: &str = "send_log_unique_by_key";
+
+/// The first commit of `c-1` logs k-2, k-1, k-3 and k-1 again with other fields; the log holds
+/// the first three, in time then key order. Returns the records committed.
+async fn log_with_a_key_twice<S: Store>(store: &S) -> [SendRecord; 4] {
+    const CHECK: &str = UNIQUE_BY_KEY;
     let mut dup = send("k-1", "c-1", at(9));
     dup.workflow = "other".into();
     let first = [
@@ -26,12 +36,6 @@ pub async fn send_log_unique_by_key<S: Store>(store: &S) {
         },
     )
     .await;
-    let pending = |records: &[SendRecord]| -> Vec<(SendRecord, SendStatus)> {
-        records
-            .iter()
-            .map(|r| (r.clone(), SendStatus::Pending))
-            .collect()
-    };
     let expected = pending(&[first[2].clone(), first[1].clone(), first[0].clone()]);
     ensure_eq!(
         CHECK,
@@ -39,7 +43,13 @@ pub async fn send_log_unique_by_key<S: Store>(store: &S) {
         expected,
         "send log after the first commit"
     );
+    first
+}
 
+/// With k-1 marked sent, a second commit logs k-2 (changed), k-1 and the new k-4: only k-4 is
+/// added, and k-1 stays sent.
+async fn log_keys_again<S: Store>(store: &S, first: &[SendRecord; 4]) {
+    const CHECK: &str = UNIQUE_BY_KEY;
     mark(store, CHECK, "k-1", SendStatus::Sent, Some("m-1")).await;
     let mut again = send("k-2", "c-1", at(0));
     again.step = "changed".into();
@@ -66,7 +76,12 @@ pub async fn send_log_unique_by_key<S: Store>(store: &S) {
         expected,
         "send log after logging k-1 and k-2 again"
     );
+}
 
+/// Each customer's log is its own: c-2's send is in c-2's log only, and a customer never
+/// written has none.
+async fn log_for_another_customer<S: Store>(store: &S) {
+    const CHECK: &str = UNIQUE_BY_KEY;
     let other = [send("k-5", "c-2", at(1))];
     commit_ok(
         store,
@@ -95,6 +110,14 @@ pub async fn send_log_unique_by_key<S: Store>(store: &S) {
         vec![],
         "send log of a customer never written"
     );
+}
+
+/// `records` as the send log lists them just after they are logged.
+fn pending(records: &[SendRecord]) -> Vec<(SendRecord, SendStatus)> {
+    records
+        .iter()
+        .map(|r| (r.clone(), SendStatus::Pending))
+        .collect()
 }
 
 /// A commit that logs an email for another customer is refused with
