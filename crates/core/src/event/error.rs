@@ -1,0 +1,202 @@
+//! Why a line is not an event, said in one line that names the event and the field and never
+//! a customer's value.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::MAX_EVENT_BYTES;
+
+/// At most this many characters of an id or a time are shown in an error message.
+const SHOWN_CHARS: usize = 80;
+
+/// Why a line is not a [`StoreEvent`](super::StoreEvent). Every message is one line, names the
+/// event id when it could be read and the field at fault, and never includes a customer's
+/// address or name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Over [`MAX_EVENT_BYTES`]; rejected before parsing.
+    #[error("{}: {bytes} bytes, over EventBridge's limit of {max} bytes", Label(.event_id), max = MAX_EVENT_BYTES)]
+    TooLarge {
+        /// The id, when it could be read from the start of the line.
+        event_id: Option<String>,
+        /// The size of the line (without its line ending).
+        bytes: usize,
+    },
+    /// Not valid JSON.
+    #[error("{}: not valid JSON: {reason}", Label(.event_id))]
+    NotJson {
+        /// The id, when it could be read before the point where the JSON breaks.
+        event_id: Option<String>,
+        /// What the JSON parser said, with the line and column.
+        reason: String,
+    },
+    /// Valid JSON, but not an object.
+    #[error("event: expected a JSON object, found {found}")]
+    NotAnObject {
+        /// What was found instead (`an array`, `a string`, ...).
+        found: &'static str,
+    },
+    /// A required field is absent.
+    #[error("{}: {field}: missing (required)", Label(.event_id))]
+    MissingField {
+        /// The event id, when readable.
+        event_id: Option<String>,
+        /// The field's full path, e.g. `detail.customer.id`.
+        field: &'static str,
+    },
+    /// A field holds a value of the wrong type (or an empty string where a value is required).
+    #[error("{}: {field}: expected {expected}, found {found}", Label(.event_id))]
+    WrongType {
+        /// The event id, when readable.
+        event_id: Option<String>,
+        /// The field's full path, e.g. `detail.customer.accepts_marketing` or
+        /// `detail.customer.tags[2]`.
+        field: String,
+        /// What the field must hold.
+        expected: &'static str,
+        /// What it holds, described by kind (`a string`, `a negative number`), never the value.
+        found: &'static str,
+    },
+    /// `time` is a string but not an RFC 3339 time.
+    #[error("{}: time: {} is not an RFC 3339 time with an offset, such as 2026-03-01T10:00:00Z", Label(.event_id), Shown(.value))]
+    BadTime {
+        /// The event id, when readable.
+        event_id: Option<String>,
+        /// The text found (not personal data, so it is shown, truncated).
+        value: String,
+    },
+    /// A date field (`detail.customer.birthday`) is a string but not a `YYYY-MM-DD` date.
+    #[error("{}: {field}: expected a date \"YYYY-MM-DD\" (or null), found a string that is not one", Label(.event_id))]
+    BadDate {
+        /// The event id, when readable.
+        event_id: Option<String>,
+        /// The field's full path.
+        field: &'static str,
+    },
+}
+
+impl EventError {
+    /// The id of the event at fault, when it could be read.
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            EventError::NotAnObject { .. } => None,
+            EventError::TooLarge { event_id, .. }
+            | EventError::NotJson { event_id, .. }
+            | EventError::MissingField { event_id, .. }
+            | EventError::WrongType { event_id, .. }
+            | EventError::BadTime { event_id, .. }
+            | EventError::BadDate { event_id, .. } => event_id.as_deref(),
+        }
+    }
+
+    /// The full path of the field at fault (`time`, `detail.customer.id`, ...), when the problem
+    /// is one field's rather than the whole line's.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            EventError::TooLarge { .. }
+            | EventError::NotJson { .. }
+            | EventError::NotAnObject { .. } => None,
+            EventError::MissingField { field, .. } | EventError::BadDate { field, .. } => {
+                Some(field)
+            }
+            EventError::WrongType { field, .. } => Some(field),
+            EventError::BadTime { .. } => Some("time"),
+        }
+    }
+}
+
+/// The event whose fields are being checked, for error messages.
+pub(super) struct Ctx<'a> {
+    pub(super) id: &'a str,
+}
+
+impl Ctx<'_> {
+    /// `field` is absent.
+    pub(super) fn missing(&self, field: &'static str) -> EventError {
+        EventError::MissingField {
+            event_id: Some(self.id.to_owned()),
+            field,
+        }
+    }
+
+    /// `field` should hold `expected` but holds `found`.
+    pub(super) fn wrong(
+        &self,
+        field: impl Into<String>,
+        expected: &'static str,
+        found: &'static str,
+    ) -> EventError {
+        EventError::WrongType {
+            event_id: Some(self.id.to_owned()),
+            field: field.into(),
+            expected,
+            found,
+        }
+    }
+}
+
+/// What a value is, in words, for "found ..."; never the value itself.
+pub(super) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) => kind_of_number(n),
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// [`kind`] for a value that should have been a non-empty string.
+pub(super) fn kind_of_bad_string(v: &Value) -> &'static str {
+    match v {
+        Value::String(s) if s.is_empty() => "an empty string",
+        Value::String(_) => "a blank string",
+        other => kind(other),
+    }
+}
+
+/// [`kind`] for a number: whole, negative, or neither.
+pub(super) fn kind_of_number(n: &serde_json::Number) -> &'static str {
+    if n.is_u64() {
+        "a whole number"
+    } else if n.is_i64() {
+        "a negative number"
+    } else {
+        "a fractional or very large number"
+    }
+}
+
+/// `event \`ID\``, or `event (id unreadable)`, for the start of a message.
+struct Label<'a>(&'a Option<String>);
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "event {}", Shown(id)),
+            None => f.write_str("event (id unreadable)"),
+        }
+    }
+}
+
+/// A value from the input shown in a message: in backticks, control characters escaped (so the
+/// message stays on one line) and cut to [`SHOWN_CHARS`] characters.
+struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("`")?;
+        for c in self.0.chars().take(SHOWN_CHARS) {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        if self.0.chars().nth(SHOWN_CHARS).is_some() {
+            f.write_str("…")?;
+        }
+        f.write_str("`")
+    }
+}

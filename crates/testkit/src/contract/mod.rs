@@ -1,0 +1,93 @@
+//! The contract every [`Store`] must pass: one suite, run against every implementation.
+//!
+//! Each check takes a fresh, empty store, exercises one rule through the public interface only,
+//! and panics with a message naming the check and what differed. [`run_all`] runs every check,
+//! each on a new store from the caller's factory:
+//!
+//! ```no_run
+//! # async fn example() {
+//! use nudge_local::SqliteStore;
+//! use nudge_testkit::contract;
+//! contract::run_all(async || SqliteStore::in_memory().unwrap()).await;
+//! # }
+//! ```
+//!
+//! Times used here have whole milliseconds, the precision every store keeps.
+
+use nudge_core::store::Store;
+
+/// Fails check `$check` unless `$left == $right`.
+macro_rules! ensure_eq {
+    ($check:expr, $left:expr, $right:expr, $($what:tt)+) => {
+        // A match, as in `assert_eq!`, keeps temporaries alive for the comparison.
+        match (&$left, &$right) {
+            (left, right) => {
+                if left != right {
+                    panic!(
+                        "store contract `{}` failed: {}\n       got: {:?}\n  expected: {:?}",
+                        $check,
+                        format_args!($($what)+),
+                        left,
+                        right,
+                    );
+                }
+            }
+        }
+    };
+}
+
+/// Fails check `$check` unless `$cond` holds.
+macro_rules! ensure {
+    ($check:expr, $cond:expr, $($what:tt)+) => {{
+        if !$cond {
+            panic!("store contract `{}` failed: {}", $check, format_args!($($what)+));
+        }
+    }};
+}
+
+// The checks, by area; each is public at `contract::<check>` for callers running one alone.
+mod commits;
+mod concurrency;
+mod helpers;
+mod send_log;
+mod store_wide;
+mod timers;
+
+pub use commits::{
+    already_processed_wins_over_conflict, create_then_load, duplicate_event_already_processed,
+    event_ids_are_global, missing_customer_conflicts, stale_version_conflicts,
+    state_bytes_round_trip, versions_increment,
+};
+pub use concurrency::concurrent_writers_one_wins;
+pub use helpers::new;
+pub use send_log::{
+    mark_send_transitions, send_for_another_customer_is_refused, send_log_unique_by_key,
+};
+pub use store_wide::{
+    dead_letter_body_truncated, dead_letters_round_trip, flush_is_repeatable,
+    meta_get_set_overwrite,
+};
+pub use timers::{due_orders_and_limits, timer_moves_and_clears};
+
+/// Runs every check of the contract, each on a new store made by `make`, which must return an
+/// empty store each time.
+pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
+    create_then_load(&make().await).await;
+    versions_increment(&make().await).await;
+    stale_version_conflicts(&make().await).await;
+    missing_customer_conflicts(&make().await).await;
+    duplicate_event_already_processed(&make().await).await;
+    already_processed_wins_over_conflict(&make().await).await;
+    event_ids_are_global(&make().await).await;
+    concurrent_writers_one_wins(&make().await).await;
+    due_orders_and_limits(&make().await).await;
+    timer_moves_and_clears(&make().await).await;
+    send_log_unique_by_key(&make().await).await;
+    send_for_another_customer_is_refused(&make().await).await;
+    mark_send_transitions(&make().await).await;
+    dead_letters_round_trip(&make().await).await;
+    dead_letter_body_truncated(&make().await).await;
+    meta_get_set_overwrite(&make().await).await;
+    flush_is_repeatable(&make().await).await;
+    state_bytes_round_trip(&make().await).await;
+}

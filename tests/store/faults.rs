@@ -1,0 +1,321 @@
+//! The contract can fail: a store broken against each rule fails the check for that rule,
+//! and the failure names the check.
+
+use chrono::{DateTime, Duration, Utc};
+use nudge_core::store::{
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendRecord, SendStatus, Store, StoreError,
+};
+use nudge_local::SqliteStore;
+use nudge_testkit::contract;
+
+use super::at;
+
+/// A way to break a store, each against one rule of the contract.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Commits whatever the version.
+    IgnoreVersion,
+    /// Never marks events processed.
+    ForgetEvents,
+    /// Checks the version before the event id.
+    ConflictBeforeDuplicate,
+    /// Loads one version too low.
+    LoadStaleVersion,
+    /// Keeps only the first 32 KiB of a state.
+    TruncateState,
+    /// Returns due timers newest first.
+    DueReversed,
+    /// Treats `until` as exclusive.
+    DueExclusive,
+    /// Ignores the limit of `due`.
+    DueUnlimited,
+    /// Keeps the old timer when a commit clears it.
+    KeepTimer,
+    /// Lists every send twice.
+    SendsTwice,
+    /// Drops sends for other customers instead of refusing the commit.
+    DropForeignSends,
+    /// Ignores `mark_send`.
+    MarkIgnored,
+    /// Accepts marks of unknown keys.
+    MarkUnknownOk,
+    /// Returns every dead letter id as 0.
+    DeadLetterIdZero,
+    /// Lists dead letters newest first.
+    DeadLettersReversed,
+    /// Keeps less of a dead letter's body than allowed.
+    BodyCutShort,
+    /// Never overwrites metadata.
+    MetaNotOverwritten,
+    /// Flush fails.
+    FlushFails,
+}
+
+/// `SqliteStore` with one fault.
+struct Faulty {
+    inner: SqliteStore,
+    fault: Fault,
+}
+
+impl Store for Faulty {
+    async fn load(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        let record = self.inner.load(customer_id).await?;
+        Ok(match self.fault {
+            Fault::LoadStaleVersion => record.map(|r| CustomerRecord {
+                version: r.version - 1,
+                ..r
+            }),
+            _ => record,
+        })
+    }
+
+    async fn commit(&self, commit: Commit<'_>) -> Result<CommitOutcome, StoreError> {
+        let current = self
+            .inner
+            .load(commit.customer_id)
+            .await?
+            .map(|r| r.version);
+        let foreign_dropped: Vec<SendRecord>;
+        let mut commit = commit;
+        match self.fault {
+            Fault::IgnoreVersion => commit.expected_version = current.unwrap_or(0),
+            Fault::ForgetEvents => commit.event_id = None,
+            Fault::ConflictBeforeDuplicate if current.unwrap_or(0) != commit.expected_version => {
+                return Ok(CommitOutcome::Conflict);
+            }
+            Fault::TruncateState => {
+                commit.state = &commit.state[..commit.state.len().min(32 * 1024)];
+            }
+            Fault::KeepTimer if commit.next_wake.is_none() => {
+                let far = at(100_000_000);
+                commit.next_wake = self
+                    .inner
+                    .due(far, 10_000)
+                    .await?
+                    .into_iter()
+                    .find(|(_, id)| id == commit.customer_id)
+                    .map(|(t, _)| t);
+            }
+            Fault::DropForeignSends => {
+                foreign_dropped = commit
+                    .sends
+                    .iter()
+                    .filter(|s| s.customer_id == commit.customer_id)
+                    .cloned()
+                    .collect();
+                commit.sends = &foreign_dropped;
+            }
+            _ => {}
+        }
+        self.inner.commit(commit).await
+    }
+
+    async fn is_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        self.inner.is_processed(event_id).await
+    }
+
+    async fn due(
+        &self,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        match self.fault {
+            Fault::DueReversed => {
+                let mut due = self.inner.due(until, limit).await?;
+                due.reverse();
+                Ok(due)
+            }
+            Fault::DueExclusive => {
+                self.inner
+                    .due(until - Duration::milliseconds(1), limit)
+                    .await
+            }
+            Fault::DueUnlimited => self.inner.due(until, usize::MAX).await,
+            _ => self.inner.due(until, limit).await,
+        }
+    }
+
+    async fn mark_send(
+        &self,
+        key: &str,
+        status: SendStatus,
+        message_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match self.fault {
+            Fault::MarkIgnored => Ok(()),
+            Fault::MarkUnknownOk => match self.inner.mark_send(key, status, message_id).await {
+                Err(StoreError::UnknownSend(_)) => Ok(()),
+                other => other,
+            },
+            _ => self.inner.mark_send(key, status, message_id).await,
+        }
+    }
+
+    async fn sends(&self, customer_id: &str) -> Result<Vec<(SendRecord, SendStatus)>, StoreError> {
+        let sends = self.inner.sends(customer_id).await?;
+        Ok(match self.fault {
+            Fault::SendsTwice => sends.iter().flat_map(|s| [s.clone(), s.clone()]).collect(),
+            _ => sends,
+        })
+    }
+
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<u64, StoreError> {
+        match self.fault {
+            Fault::DeadLetterIdZero => self.inner.record_dead_letter(letter).await.map(|_| 0),
+            Fault::BodyCutShort => {
+                let body: String = letter.body.chars().take(1000).collect();
+                self.inner
+                    .record_dead_letter(&DeadLetter {
+                        body,
+                        ..letter.clone()
+                    })
+                    .await
+            }
+            _ => self.inner.record_dead_letter(letter).await,
+        }
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        match self.fault {
+            Fault::DeadLettersReversed => {
+                let mut all = self.inner.dead_letters(usize::MAX).await?;
+                all.reverse();
+                all.truncate(limit);
+                Ok(all)
+            }
+            _ => self.inner.dead_letters(limit).await,
+        }
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_meta(key).await
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        match self.fault {
+            Fault::MetaNotOverwritten if self.inner.get_meta(key).await?.is_some() => Ok(()),
+            _ => self.inner.set_meta(key, value).await,
+        }
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        match self.fault {
+            Fault::FlushFails => Err(StoreError::Corrupt("flush broken on purpose".into())),
+            _ => self.inner.flush().await,
+        }
+    }
+}
+
+/// Runs the contract check `check` against a store with `fault`; returns its panic message, or
+/// `None` if it passed.
+fn failure_of(check: &str, fault: Fault) -> Option<String> {
+    let store = Faulty {
+        inner: SqliteStore::in_memory().unwrap(),
+        fault,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let run = std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            match check {
+                "create_then_load" => contract::create_then_load(&store).await,
+                "versions_increment" => contract::versions_increment(&store).await,
+                "stale_version_conflicts" => contract::stale_version_conflicts(&store).await,
+                "missing_customer_conflicts" => contract::missing_customer_conflicts(&store).await,
+                "duplicate_event_already_processed" => {
+                    contract::duplicate_event_already_processed(&store).await
+                }
+                "already_processed_wins_over_conflict" => {
+                    contract::already_processed_wins_over_conflict(&store).await
+                }
+                "event_ids_are_global" => contract::event_ids_are_global(&store).await,
+                "concurrent_writers_one_wins" => {
+                    contract::concurrent_writers_one_wins(&store).await
+                }
+                "due_orders_and_limits" => contract::due_orders_and_limits(&store).await,
+                "timer_moves_and_clears" => contract::timer_moves_and_clears(&store).await,
+                "send_log_unique_by_key" => contract::send_log_unique_by_key(&store).await,
+                "send_for_another_customer_is_refused" => {
+                    contract::send_for_another_customer_is_refused(&store).await
+                }
+                "mark_send_transitions" => contract::mark_send_transitions(&store).await,
+                "dead_letters_round_trip" => contract::dead_letters_round_trip(&store).await,
+                "dead_letter_body_truncated" => contract::dead_letter_body_truncated(&store).await,
+                "meta_get_set_overwrite" => contract::meta_get_set_overwrite(&store).await,
+                "flush_is_repeatable" => contract::flush_is_repeatable(&store).await,
+                "state_bytes_round_trip" => contract::state_bytes_round_trip(&store).await,
+                other => panic!("no contract check named {other}"),
+            }
+        })
+    });
+    std::panic::catch_unwind(run).err().map(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    })
+}
+
+/// Keeps the expected panics of `contract_checks_catch_broken_stores` out of the test output.
+fn quiet_expected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let expected = std::thread::current()
+                .name()
+                .is_some_and(|n| n.contains("contract_checks_catch_broken_stores"));
+            if !expected {
+                default(info);
+            }
+        }));
+    });
+}
+
+#[test]
+fn contract_checks_catch_broken_stores() {
+    quiet_expected_panics();
+    let cases = [
+        ("stale_version_conflicts", Fault::IgnoreVersion),
+        ("missing_customer_conflicts", Fault::IgnoreVersion),
+        ("concurrent_writers_one_wins", Fault::IgnoreVersion),
+        ("duplicate_event_already_processed", Fault::ForgetEvents),
+        ("event_ids_are_global", Fault::ForgetEvents),
+        (
+            "already_processed_wins_over_conflict",
+            Fault::ConflictBeforeDuplicate,
+        ),
+        ("create_then_load", Fault::LoadStaleVersion),
+        ("versions_increment", Fault::LoadStaleVersion),
+        ("state_bytes_round_trip", Fault::TruncateState),
+        ("due_orders_and_limits", Fault::DueReversed),
+        ("due_orders_and_limits", Fault::DueExclusive),
+        ("due_orders_and_limits", Fault::DueUnlimited),
+        ("timer_moves_and_clears", Fault::KeepTimer),
+        ("send_log_unique_by_key", Fault::SendsTwice),
+        (
+            "send_for_another_customer_is_refused",
+            Fault::DropForeignSends,
+        ),
+        ("mark_send_transitions", Fault::MarkIgnored),
+        ("mark_send_transitions", Fault::MarkUnknownOk),
+        ("dead_letters_round_trip", Fault::DeadLetterIdZero),
+        ("dead_letters_round_trip", Fault::DeadLettersReversed),
+        ("dead_letter_body_truncated", Fault::BodyCutShort),
+        ("meta_get_set_overwrite", Fault::MetaNotOverwritten),
+        ("flush_is_repeatable", Fault::FlushFails),
+    ];
+    let mut missed = Vec::new();
+    for (check, fault) in cases {
+        match failure_of(check, fault) {
+            Some(message) => assert!(
+                message.contains(&format!("store contract `{check}`")),
+                "{check} with {fault:?} failed without naming itself: {message}"
+            ),
+            None => missed.push(format!("{check} passed a store with {fault:?}")),
+        }
+    }
+    assert!(missed.is_empty(), "{missed:#?}");
+}

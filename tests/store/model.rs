@@ -1,0 +1,349 @@
+//! A model-based property test: any sequence of commits, marks and flushes leaves the store as
+//! a simple model says.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use nudge_core::store::{
+    Commit, CommitOutcome, CustomerRecord, SendRecord, SendStatus, Store, StoreError,
+};
+use nudge_local::{SqliteOptions, SqliteStore};
+use proptest::prelude::*;
+
+use super::{arm_failing_sends, at, send};
+
+/// One step of a property test.
+#[derive(Debug, Clone)]
+enum Op {
+    Commit(CommitOp),
+    Mark { key: u8, status: SendStatus },
+    Flush,
+}
+
+/// A commit of one step, in the small numbers the strategy draws.
+#[derive(Debug, Clone)]
+struct CommitOp {
+    customer: u8,
+    /// Added to the model's version, so that most commits are current and some stale.
+    version_skew: i8,
+    event: Option<u8>,
+    wake: Option<i64>,
+    sends: Vec<u8>,
+    /// One of the sends fails inside SQLite (see `arm_failing_sends`).
+    fail: bool,
+}
+
+impl CommitOp {
+    /// The sends to log for `customer`, `k-<n>` at `n` seconds, and with `fail` one of
+    /// workflow `boom`, unique to `step`.
+    fn records(&self, step: usize, customer: &str) -> Vec<SendRecord> {
+        let mut records: Vec<SendRecord> = self
+            .sends
+            .iter()
+            .map(|k| SendRecord {
+                at: at(i64::from(*k)),
+                ..send(&format!("k-{k}"), customer, "w")
+            })
+            .collect();
+        if self.fail {
+            records.push(send(&format!("k-boom-{step}"), customer, "boom"));
+        }
+        records
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let status = prop_oneof![
+        Just(SendStatus::Pending),
+        Just(SendStatus::Sent),
+        Just(SendStatus::Failed)
+    ];
+    prop_oneof![
+        6 => (
+            0..3u8,
+            prop_oneof![8 => Just(0i8), 1 => -1..=1i8],
+            proptest::option::of(0..8u8),
+            proptest::option::of(0..6i64),
+            proptest::collection::vec(0..8u8, 0..3),
+            proptest::bool::weighted(0.1),
+        )
+            .prop_map(|(customer, version_skew, event, wake, sends, fail)| Op::Commit(CommitOp {
+                customer,
+                version_skew,
+                event,
+                wake,
+                sends,
+                fail,
+            })),
+        2 => (0..9u8, status).prop_map(|(key, status)| Op::Mark { key, status }),
+        1 => Just(Op::Flush),
+    ]
+}
+
+/// A customer in the model: version, state, timer.
+type ModelCustomer = (u64, Vec<u8>, Option<DateTime<Utc>>);
+
+/// What a store holds.
+#[derive(Default, Clone)]
+struct Held {
+    /// customer -> (version, state, timer)
+    customers: BTreeMap<String, ModelCustomer>,
+    processed: HashSet<String>,
+    /// key -> (customer, status, record)
+    sends: HashMap<String, (String, SendStatus, SendRecord)>,
+}
+
+impl Held {
+    /// Holds a commit of `customer` that was applied: its record, its event id, and the sends
+    /// whose keys are new.
+    fn hold(
+        &mut self,
+        customer: &str,
+        record: ModelCustomer,
+        event: Option<String>,
+        records: Vec<SendRecord>,
+    ) {
+        self.customers.insert(customer.to_owned(), record);
+        if let Some(e) = event {
+            self.processed.insert(e);
+        }
+        for r in records {
+            self.sends.entry(r.idempotency_key.clone()).or_insert((
+                customer.to_owned(),
+                SendStatus::Pending,
+                r,
+            ));
+        }
+    }
+}
+
+/// What the store should hold: what it reads back (`current`), what is committed to the file
+/// (`durable`), and the open batch: how many writes it holds and whether one of them fails when
+/// the batch is written (then the whole batch is lost, and the call that ends it says so).
+struct Model {
+    batch: usize,
+    current: Held,
+    durable: Held,
+    pending: usize,
+    failing: bool,
+}
+
+impl Model {
+    fn new(batch: usize) -> Self {
+        Model {
+            batch,
+            current: Held::default(),
+            durable: Held::default(),
+            pending: 0,
+            failing: false,
+        }
+    }
+
+    /// Counts a write; returns the number of writes lost if it ended a failing batch.
+    fn wrote(&mut self, fails: bool) -> Option<usize> {
+        self.pending += 1;
+        self.failing |= fails;
+        if self.pending >= self.batch {
+            self.end_batch()
+        } else {
+            None
+        }
+    }
+
+    /// Ends the open batch; returns the number of writes lost if it failed.
+    fn end_batch(&mut self) -> Option<usize> {
+        let lost = std::mem::take(&mut self.pending);
+        if std::mem::take(&mut self.failing) {
+            self.current = self.durable.clone();
+            Some(lost)
+        } else {
+            self.durable = self.current.clone();
+            None
+        }
+    }
+
+    /// Applies `op` to the store and to the model, and asserts that the store answered as the
+    /// model says.
+    async fn apply(&mut self, store: &SqliteStore, step: usize, op: &Op) {
+        match op {
+            Op::Commit(c) => self.commit(store, step, c).await,
+            Op::Mark { key, status } => self.mark(store, step, *key, *status).await,
+            Op::Flush => self.flush(store, step).await,
+        }
+    }
+
+    /// Commits `c`; the outcome expected is `AlreadyProcessed` for a processed event id, then
+    /// `Conflict` for a version other than the model's.
+    async fn commit(&mut self, store: &SqliteStore, step: usize, c: &CommitOp) {
+        let customer = format!("c-{}", c.customer);
+        let current = self
+            .current
+            .customers
+            .get(&customer)
+            .map_or(0, |held| held.0);
+        let expected_version = current.saturating_add_signed(i64::from(c.version_skew));
+        let state = format!("{{\"step\":{step}}}").into_bytes();
+        let event = c.event.map(|e| format!("e-{e}"));
+        let wake = c.wake.map(at);
+        let records = c.records(step, &customer);
+        let result = store
+            .commit(Commit {
+                customer_id: &customer,
+                expected_version,
+                state: &state,
+                next_wake: wake,
+                event_id: event.as_deref(),
+                sends: &records,
+            })
+            .await;
+        let outcome = if event
+            .as_ref()
+            .is_some_and(|e| self.current.processed.contains(e))
+        {
+            CommitOutcome::AlreadyProcessed
+        } else if expected_version != current {
+            CommitOutcome::Conflict
+        } else {
+            CommitOutcome::Committed {
+                version: current + 1,
+            }
+        };
+        let lost = if let CommitOutcome::Committed { .. } = outcome {
+            self.current
+                .hold(&customer, (current + 1, state, wake), event, records);
+            self.wrote(c.fail)
+        } else {
+            None
+        };
+        assert_answer(&format!("step {step}: {c:?}"), result, outcome, lost);
+    }
+
+    /// Marks the send `k-<key>`, unknown unless a commit of the model logged it.
+    async fn mark(&mut self, store: &SqliteStore, step: usize, key: u8, status: SendStatus) {
+        let what = format!("step {step}: mark k-{key} {status:?}");
+        let key = format!("k-{key}");
+        let result = store.mark_send(&key, status, None).await;
+        match self.current.sends.get_mut(&key) {
+            None => assert!(
+                matches!(result, Err(StoreError::UnknownSend(_))),
+                "{what}: {result:?}"
+            ),
+            Some(entry) => {
+                // `Sent` is final: marking it again writes nothing.
+                let lost = if entry.1 != SendStatus::Sent {
+                    entry.1 = status;
+                    self.wrote(false)
+                } else {
+                    None
+                };
+                assert_answer(&what, result, (), lost);
+            }
+        }
+    }
+
+    /// Flushes, which ends the open batch.
+    async fn flush(&mut self, store: &SqliteStore, step: usize) {
+        let result = store.flush().await;
+        assert_answer(&format!("step {step}: flush"), result, (), self.end_batch());
+    }
+
+    /// Asserts that the store reads back what the model holds: records, send logs, event ids
+    /// and timers.
+    async fn check(&self, store: &SqliteStore, when: &str) {
+        let held = &self.current;
+        for c in 0..3 {
+            let id = format!("c-{c}");
+            let expected = held
+                .customers
+                .get(&id)
+                .map(|(version, state, _)| CustomerRecord {
+                    version: *version,
+                    state: state.clone(),
+                });
+            assert_eq!(store.load(&id).await.unwrap(), expected, "{when}: {id}");
+            let mut sends: Vec<(SendRecord, SendStatus)> = held
+                .sends
+                .values()
+                .filter(|(customer, ..)| *customer == id)
+                .map(|(_, status, record)| (record.clone(), *status))
+                .collect();
+            sends.sort_by(|a, b| {
+                (a.0.at, &a.0.idempotency_key).cmp(&(b.0.at, &b.0.idempotency_key))
+            });
+            assert_eq!(
+                store.sends(&id).await.unwrap(),
+                sends,
+                "{when}: sends of {id}"
+            );
+        }
+        for e in 0..8 {
+            let e = format!("e-{e}");
+            assert_eq!(
+                store.is_processed(&e).await.unwrap(),
+                held.processed.contains(&e),
+                "{when}: {e}"
+            );
+        }
+        let mut due: Vec<(DateTime<Utc>, String)> = held
+            .customers
+            .iter()
+            .filter_map(|(id, (_, _, wake))| wake.map(|w| (w, id.clone())))
+            .collect();
+        due.sort();
+        assert_eq!(
+            store.due(at(1000), 100).await.unwrap(),
+            due,
+            "{when}: timers"
+        );
+    }
+}
+
+/// Asserts the store's answer to a write: `expected` when no batch failed, and otherwise
+/// `WritesLost` with as many writes as the model lost.
+fn assert_answer<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    result: Result<T, StoreError>,
+    expected: T,
+    lost: Option<usize>,
+) {
+    match (result, lost) {
+        (Ok(got), None) => assert_eq!(got, expected, "{what}"),
+        (Err(StoreError::WritesLost { lost: got, .. }), Some(lost)) => {
+            assert_eq!(got, lost, "{what}")
+        }
+        (got, lost) => panic!("{what}: got {got:?}, expected {expected:?}, lost {lost:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any sequence of commits, marks and flushes, in batches of any size, leaves the store as
+    /// a simple model says, before and after reopening; a batch that fails to be written is
+    /// lost whole and reported by the call that ended it.
+    #[test]
+    fn sqlite_store_matches_the_model(
+        ops in proptest::collection::vec(op(), 1..60),
+        batch in prop_oneof![Just(1usize), Just(4), Just(1000)],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        drop(SqliteStore::open(&path).unwrap());
+        arm_failing_sends(&path);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let mut model = Model::new(batch);
+            let store = SqliteStore::open_with(&path, SqliteOptions::default().batch(batch)).unwrap();
+            for (step, op) in ops.iter().enumerate() {
+                model.apply(&store, step, op).await;
+            }
+            // Reading sends and timers writes the open batch first: end it here, so that a
+            // failing one is seen by a flush.
+            model.flush(&store, ops.len()).await;
+            model.check(&store, "before reopening").await;
+            drop(store);
+            let store = SqliteStore::open(&path).unwrap();
+            model.check(&store, "after reopening").await;
+        });
+    }
+}
