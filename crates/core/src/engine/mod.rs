@@ -1107,6 +1107,11 @@ fn key_text(v: &minijinja::Value) -> String {
 }
 
 /// A run's id: a hash of what started it, so that the same start always gets the same id.
+///
+/// `r-` and the first 20 hex digits of SHA-256 over `workflow \0 customer \0 key \0 trigger \0`,
+/// no key hashing as the empty key. (The two never meet: `trigger` is an event id or a date
+/// occurrence, and one trigger starts at most one run of a workflow for a customer.) Ids are
+/// stored and name sent emails, so the definition must not move.
 pub fn run_id(workflow: &str, customer: &str, key: Option<&str>, trigger: &str) -> String {
     let mut h = Sha256::new();
     for part in [workflow, customer, key.unwrap_or(""), trigger] {
@@ -1178,11 +1183,44 @@ mod tests {
     fn run_ids_are_stable_and_distinct() {
         let a = run_id("win-back", "c-1", None, "evt-1");
         assert_eq!(a, run_id("win-back", "c-1", None, "evt-1"));
-        assert_ne!(a, run_id("win-back", "c-1", None, "evt-2"));
+        // Each part of what defines a run changes its id.
+        for other in [
+            run_id("win-back-2", "c-1", None, "evt-1"),
+            run_id("win-back", "c-2", None, "evt-1"),
+            run_id("win-back", "c-1", Some("o-1"), "evt-1"),
+            run_id("win-back", "c-1", None, "evt-2"),
+        ] {
+            assert_ne!(a, other);
+        }
         assert_ne!(
-            a,
-            run_id("win-back", "c-1", Some(""), "evt-1").replace('x', "y") + "x"
+            run_id("w", "c", Some("o-1"), "t"),
+            run_id("w", "c", Some("o-2"), "t")
         );
-        assert!(a.starts_with("r-") && a.len() == 22);
+        // The parts are separated: the same bytes split differently are another start.
+        assert_ne!(run_id("ab", "c", None, "t"), run_id("a", "bc", None, "t"));
+        assert_ne!(
+            run_id("w", "c", Some("k"), "t"),
+            run_id("w", "c", None, "kt")
+        );
+        // No key hashes as the empty key, as documented (they never meet; see `run_id`).
+        assert_eq!(a, run_id("win-back", "c-1", Some(""), "evt-1"));
+    }
+
+    #[test]
+    fn run_id_is_pinned_to_the_documented_hash() {
+        // SHA-256("win-back\0c-1\0o-1\0evt-1\0"), first 20 hex digits: a pinned value, so that
+        // a change of the function (which would rename stored runs and resend their emails)
+        // fails here.
+        let d = hex::encode(Sha256::digest(b"win-back\0c-1\0o-1\0evt-1\0"));
+        assert_eq!(&d[..20], "fa795934f903de1b9b2d");
+        assert_eq!(
+            run_id("win-back", "c-1", Some("o-1"), "evt-1"),
+            "r-fa795934f903de1b9b2d"
+        );
+        // SHA-256("win-back\0c-1\0\0evt-1\0"): no key.
+        assert_eq!(
+            run_id("win-back", "c-1", None, "evt-1"),
+            "r-790e7e4912e4cd5bd1ff"
+        );
     }
 }
