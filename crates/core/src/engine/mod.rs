@@ -533,17 +533,17 @@ impl<'p> Cx<'_, 'p> {
         let Some(program) = self.engine.programs.get(run.workflow.as_str()) else {
             return self.end(&run, EndReason::WorkflowRemoved);
         };
-        let Some(entry) = program.get(&run.step) else {
+        let Some(node) = program.get(&run.step) else {
             return self.end(&run, EndReason::StepRemoved);
         };
         let at = match run.phase {
-            Phase::Waiting { .. } => entry.next,
+            Phase::Waiting { .. } => node.next,
             Phase::WaitingFor { .. } => {
                 run.waited = Some(false);
-                entry.next
+                node.next
             }
             // A deferred email is tried again: every sending rule is checked anew.
-            Phase::Deferred { .. } => Next::Step(entry.step.id.as_str()),
+            Phase::Deferred { .. } => Next::Step(node.step.id.as_str()),
         };
         self.drive(run, program, at);
     }
@@ -610,14 +610,14 @@ impl<'p> Cx<'_, 'p> {
                 continue;
             }
             let waiting = matches!(run.phase, Phase::WaitingFor { .. });
-            let entry = program.get(&run.step);
-            let awaited = match entry.map(|e| &e.step.kind) {
+            let node = program.get(&run.step);
+            let awaited = match node.map(|n| &n.step.kind) {
                 Some(StepKind::WaitFor(wf)) => Some(&wf.filter),
                 _ => None,
             };
             if waiting && key_ok && awaited.is_some_and(|f| self.filter_matches(f, event, &scope)) {
                 run.waited = Some(true);
-                let next = entry.expect("awaited implies entry").next;
+                let next = node.expect("awaited implies a node").next;
                 // Runs driven here may end or block; collect them after the loop.
                 let before = self.state.runs.len();
                 self.drive(run, program, next);
@@ -758,11 +758,11 @@ impl<'p> Cx<'_, 'p> {
                 Next::Exit => return self.end(&run, EndReason::Exited),
                 Next::End => return self.end(&run, EndReason::Completed),
             };
-            let Some(entry) = program.get(id) else {
+            let Some(node) = program.get(id) else {
                 return self.end(&run, EndReason::StepRemoved);
             };
             id.clone_into(&mut run.step);
-            let flow = match &entry.step.kind {
+            let flow = match &node.step.kind {
                 StepKind::SendEmail(email) => {
                     self.send_email(&mut run, program.workflow, id, email)
                 }
@@ -787,12 +787,12 @@ impl<'p> Cx<'_, 'p> {
                     } else {
                         1
                     };
-                    at = entry.branches[branch];
+                    at = node.branches[branch];
                     continue;
                 }
                 StepKind::AbSplit(branches) => {
                     let weights: Vec<u32> = branches.iter().map(|b| b.weight).collect();
-                    at = entry.branches
+                    at = node.branches
                         [split_branch(&program.workflow.id, id, &self.state.id, &weights)];
                     continue;
                 }
@@ -830,7 +830,7 @@ impl<'p> Cx<'_, 'p> {
                 }
             };
             match flow {
-                Flow::Continue => at = entry.next,
+                Flow::Continue => at = node.next,
                 Flow::Block(phase) => {
                     run.phase = phase;
                     self.state.runs.push(run);
