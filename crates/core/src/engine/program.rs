@@ -18,9 +18,9 @@ pub enum Next<'w> {
     End,
 }
 
-/// One step and its successors.
+/// One step of a workflow, found by its id, and where it leads (its successors).
 #[derive(Debug)]
-pub struct Entry<'w> {
+pub struct StepNode<'w> {
     /// The step.
     pub step: &'w Step,
     /// Where the run goes after this step.
@@ -37,7 +37,7 @@ pub struct Program<'w> {
     pub workflow: &'w Workflow,
     /// Where a new run starts.
     pub first: Next<'w>,
-    steps: HashMap<&'w str, Entry<'w>>,
+    steps: HashMap<&'w str, StepNode<'w>>,
 }
 
 impl<'w> Program<'w> {
@@ -53,7 +53,7 @@ impl<'w> Program<'w> {
     }
 
     /// The step with this id, if the workflow (still) has it.
-    pub fn get(&self, id: &str) -> Option<&Entry<'w>> {
+    pub fn get(&self, id: &str) -> Option<&StepNode<'w>> {
         self.steps.get(id)
     }
 }
@@ -62,7 +62,7 @@ impl<'w> Program<'w> {
 fn index<'w>(
     list: &'w [StepItem],
     after: Next<'w>,
-    out: &mut HashMap<&'w str, Entry<'w>>,
+    out: &mut HashMap<&'w str, StepNode<'w>>,
 ) -> Next<'w> {
     let mut next = after;
     for item in list.iter().rev() {
@@ -85,7 +85,7 @@ fn index<'w>(
         };
         out.insert(
             id,
-            Entry {
+            StepNode {
                 step,
                 next,
                 branches,
