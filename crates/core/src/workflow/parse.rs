@@ -12,7 +12,7 @@ use crate::diagnostic::{Sink, suggestion};
 use crate::workflow::model::*;
 use crate::workflow::template::{SCOPE, ScalarChecker, ScalarKind};
 use crate::workflow::units::{Duration, LocalTime};
-use crate::workflow::yaml::{Node, Pos, Value};
+use crate::workflow::yaml::{Node, NodeValue, Pos};
 
 /// Event types the store sends (`shared/spec/events-and-cli.md`).
 pub const CANONICAL_EVENTS: &[&str] = &[
@@ -96,7 +96,7 @@ impl<'n> Map<'n> {
     /// `node` as a mapping, or an error naming `what` was expected.
     fn of(sink: &mut Sink, node: &'n Node, what: &str) -> Option<Self> {
         match &node.value {
-            Value::Map(entries) => Some(Self { entries }),
+            NodeValue::Map(entries) => Some(Self { entries }),
             other => {
                 sink.error(
                     node.pos,
@@ -169,7 +169,7 @@ impl<'n> Map<'n> {
 
 fn string(sink: &mut Sink, node: &Node, what: &str) -> Option<String> {
     match &node.value {
-        Value::Str(s) => Some(s.clone()),
+        NodeValue::Str(s) => Some(s.clone()),
         other => {
             sink.error(
                 node.pos,
@@ -191,7 +191,7 @@ fn non_empty_string(sink: &mut Sink, node: &Node, what: &str) -> Option<String> 
 
 fn boolean(sink: &mut Sink, node: &Node, what: &str) -> Option<bool> {
     match &node.value {
-        Value::Bool(b) => Some(*b),
+        NodeValue::Bool(b) => Some(*b),
         other => {
             sink.error(
                 node.pos,
@@ -204,7 +204,7 @@ fn boolean(sink: &mut Sink, node: &Node, what: &str) -> Option<bool> {
 
 fn list<'n>(sink: &mut Sink, node: &'n Node, what: &str) -> Option<&'n [Node]> {
     match &node.value {
-        Value::Seq(items) => Some(items),
+        NodeValue::Seq(items) => Some(items),
         other => {
             sink.error(
                 node.pos,
@@ -309,9 +309,9 @@ impl<'a> Scalars<'a> {
 
 fn expr(sink: &mut Sink, sc: &Scalars, node: &Node, what: &str) -> Option<Expr> {
     let source = match &node.value {
-        Value::Str(s) => s.clone(),
+        NodeValue::Str(s) => s.clone(),
         // `if: true` or `when: 1` are legal expressions; keep their text.
-        Value::Bool(_) | Value::Int(_) | Value::Float(_) => node.as_scalar_text()?,
+        NodeValue::Bool(_) | NodeValue::Int(_) | NodeValue::Float(_) => node.as_scalar_text()?,
         other => {
             sink.error(
                 node.pos,
@@ -343,9 +343,9 @@ fn template_text(sink: &mut Sink, sc: &Scalars, node: &Node, what: &str) -> Opti
 /// Checks every string inside a webhook body as a template.
 fn body_templates(sink: &mut Sink, sc: &Scalars, node: &Node) {
     match &node.value {
-        Value::Str(s) => sc.check(sink, s, node.pos, ScalarKind::Template),
-        Value::Seq(items) => items.iter().for_each(|i| body_templates(sink, sc, i)),
-        Value::Map(entries) => entries
+        NodeValue::Str(s) => sc.check(sink, s, node.pos, ScalarKind::Template),
+        NodeValue::Seq(items) => items.iter().for_each(|i| body_templates(sink, sc, i)),
+        NodeValue::Map(entries) => entries
             .iter()
             .for_each(|(_, v)| body_templates(sink, sc, v)),
         _ => {}
@@ -475,7 +475,7 @@ pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Set
             let max = m
                 .required(sink, "max", node.pos, "`frequency_cap`")
                 .and_then(|n| match n.value {
-                    Value::Int(i) if (1..=1000).contains(&i) => Some(i as u32),
+                    NodeValue::Int(i) if (1..=1000).contains(&i) => Some(i as u32),
                     _ => {
                         sink.error(
                             n.pos,
@@ -734,7 +734,7 @@ fn event_filter(sink: &mut Sink, sc: &Scalars, node: &Node, what: &str) -> Optio
 fn entry(sink: &mut Sink, node: &Node) -> Option<Entry> {
     const NAMES: [&str; 3] = ["once", "single", "restart"];
     match &node.value {
-        Value::Str(s) => match s.as_str() {
+        NodeValue::Str(s) => match s.as_str() {
             "once" => Some(Entry::Once),
             "single" => Some(Entry::Single),
             "restart" => Some(Entry::Restart),
@@ -749,7 +749,7 @@ fn entry(sink: &mut Sink, node: &Node) -> Option<Entry> {
                 None
             }
         },
-        Value::Map(_) => {
+        NodeValue::Map(_) => {
             let map = Map::of(sink, node, "`entry`")?;
             map.deny_unknown(sink, &["every"], "`entry`");
             let every = map.required(sink, "every", node.pos, "`entry`")?;
@@ -808,8 +808,8 @@ fn step(
     ids: &mut HashMap<String, Pos>,
 ) -> Option<StepItem> {
     let entries = match &node.value {
-        Value::Str(s) if s == "exit" => return Some(StepItem::Exit { pos: node.pos }),
-        Value::Str(s) if STEP_KINDS.contains(&s.as_str()) => {
+        NodeValue::Str(s) if s == "exit" => return Some(StepItem::Exit { pos: node.pos }),
+        NodeValue::Str(s) if STEP_KINDS.contains(&s.as_str()) => {
             sink.error(
                 node.pos,
                 format!(
@@ -818,7 +818,7 @@ fn step(
             );
             return None;
         }
-        Value::Str(s) => {
+        NodeValue::Str(s) => {
             let all = STEP_KINDS.iter().copied().chain(["exit"]);
             sink.error(
                 node.pos,
@@ -826,7 +826,7 @@ fn step(
             );
             return None;
         }
-        Value::Map(entries) => entries,
+        NodeValue::Map(entries) => entries,
         other => {
             sink.error(
                 node.pos,
@@ -1052,7 +1052,7 @@ fn tag_list(sink: &mut Sink, node: &Node, what: &str) -> Option<Vec<String>> {
 const YEAR_MINUTES: i64 = 365 * 24 * 60;
 
 fn wait(sink: &mut Sink, node: &Node) -> Option<Wait> {
-    if let Value::Map(_) = node.value {
+    if let NodeValue::Map(_) = node.value {
         let map = Map::of(sink, node, "`wait`")?;
         map.deny_unknown(sink, &["until"], "`wait`");
         let until = map.required(sink, "until", node.pos, "`wait`")?;
@@ -1129,7 +1129,7 @@ fn ab_split(
             let weight = map
                 .required(sink, "weight", item.pos, "this `ab_split` branch")
                 .and_then(|n| match n.value {
-                    Value::Int(w) if (1..=10_000).contains(&w) => Some(w as u32),
+                    NodeValue::Int(w) if (1..=10_000).contains(&w) => Some(w as u32),
                     _ => {
                         let shown = n
                             .as_scalar_text()
@@ -1202,7 +1202,7 @@ fn update_profile(sink: &mut Sink, sc: &Scalars, node: &Node) -> Option<UpdatePr
                         ok = false;
                     } else {
                         let v = match &value.value {
-                            Value::Str(s) => {
+                            NodeValue::Str(s) => {
                                 sc.check(sink, s, value.pos, ScalarKind::Template);
                                 ProfileValue::Template(TemplateText {
                                     source: s.clone(),
