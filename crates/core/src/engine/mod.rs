@@ -40,8 +40,8 @@ use crate::event::StoreEvent;
 use crate::links::Signer;
 use crate::workflow::Project;
 use crate::workflow::model::{
-    Category, Entry, EventFilter, HttpMethod, Mailbox, ProfileValue, SendEmail, StepKind, Trigger,
-    Wait, Workflow,
+    Category, EntryPolicy, EventFilter, HttpMethod, Mailbox, ProfileValue, SendEmail, StepKind,
+    Trigger, Wait, Workflow,
 };
 pub use email::Email;
 use program::{Next, Program};
@@ -701,16 +701,16 @@ impl<'p> Cx<'_, 'p> {
             .iter()
             .position(|e| e.workflow == w.id && e.key == key);
         let allowed = match w.entry {
-            Entry::Once => history.is_none(),
-            Entry::Single => active.is_none(),
-            Entry::Restart => {
+            EntryPolicy::Once => history.is_none(),
+            EntryPolicy::Single => active.is_none(),
+            EntryPolicy::Restart => {
                 if let Some(i) = active {
                     let old = self.state.runs.swap_remove(i);
                     self.end(&old, EndReason::Restarted);
                 }
                 true
             }
-            Entry::Every(period) => {
+            EntryPolicy::Every(period) => {
                 let since = history.map(|i| self.now - self.state.entries[i].last_started_at);
                 let min = if period.minutes() % (24 * 60) == 0 {
                     period.to_delta() - DST_TOLERANCE
@@ -723,7 +723,7 @@ impl<'p> Cx<'_, 'p> {
         if !allowed {
             return;
         }
-        if matches!(w.entry, Entry::Once | Entry::Every(_)) {
+        if matches!(w.entry, EntryPolicy::Once | EntryPolicy::Every(_)) {
             match history {
                 Some(i) => self.state.entries[i].last_started_at = self.now,
                 None => self.state.entries.push(EntryRecord {

@@ -452,7 +452,7 @@ pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Set
             }
             None => None,
         };
-        Some(Store { name: name?, url: url?.as_str().trim_end_matches('/').to_owned(), postal_address: postal })
+        Some(StoreDetails { name: name?, url: url?.as_str().trim_end_matches('/').to_owned(), postal_address: postal })
     });
     let from = map
         .required(sink, "from", top, "settings.yaml")
@@ -592,7 +592,7 @@ pub fn workflow(
     }
     let entry = map
         .get("entry")
-        .map_or(Some(Entry::Single), |n| entry(sink, n));
+        .map_or(Some(EntryPolicy::Single), |n| entry(sink, n));
     let exit_when = match map.get("exit_when") {
         Some(n) => list(sink, n, "`exit_when`").map(|items| {
             items
@@ -731,13 +731,13 @@ fn event_filter(sink: &mut Sink, sc: &Scalars, node: &Node, what: &str) -> Optio
     })
 }
 
-fn entry(sink: &mut Sink, node: &Node) -> Option<Entry> {
+fn entry(sink: &mut Sink, node: &Node) -> Option<EntryPolicy> {
     const NAMES: [&str; 3] = ["once", "single", "restart"];
     match &node.value {
         NodeValue::Str(s) => match s.as_str() {
-            "once" => Some(Entry::Once),
-            "single" => Some(Entry::Single),
-            "restart" => Some(Entry::Restart),
+            "once" => Some(EntryPolicy::Once),
+            "single" => Some(EntryPolicy::Single),
+            "restart" => Some(EntryPolicy::Restart),
             other => {
                 sink.error(
                     node.pos,
@@ -753,7 +753,7 @@ fn entry(sink: &mut Sink, node: &Node) -> Option<Entry> {
             let map = Map::of(sink, node, "`entry`")?;
             map.deny_unknown(sink, &["every"], "`entry`");
             let every = map.required(sink, "every", node.pos, "`entry`")?;
-            positive_duration(sink, every, "`every`").map(Entry::Every)
+            positive_duration(sink, every, "`every`").map(EntryPolicy::Every)
         }
         other => {
             sink.error(
