@@ -13,7 +13,7 @@ use super::program::Program;
 use super::state::{EntryRecord, Phase, Run};
 use super::{ActionKind, Cx, EndReason};
 use crate::event::StoreEvent;
-use crate::workflow::model::{Entry, EventFilter, Trigger, Workflow};
+use crate::workflow::model::{EntryPolicy, EventFilter, Trigger, Workflow};
 use crate::workflow::units::Duration;
 
 /// A day, less the hour a daylight-saving change takes away: `every: 365d` between two
@@ -100,16 +100,16 @@ impl<'p> Cx<'_, 'p> {
             .iter()
             .position(|r| r.workflow == w.id && r.key.as_deref() == key);
         match w.entry {
-            Entry::Once => history.is_none(),
-            Entry::Single => active.is_none(),
-            Entry::Restart => {
+            EntryPolicy::Once => history.is_none(),
+            EntryPolicy::Single => active.is_none(),
+            EntryPolicy::Restart => {
                 if let Some(i) = active {
                     let old = self.state.runs.swap_remove(i);
                     self.end(&old, EndReason::Restarted);
                 }
                 true
             }
-            Entry::Every(period) => {
+            EntryPolicy::Every(period) => {
                 let since = history.map(|i| self.now - self.state.entries[i].last_started_at);
                 active.is_none() && since.is_none_or(|s| s >= min_gap(period))
             }
@@ -118,7 +118,7 @@ impl<'p> Cx<'_, 'p> {
 
     /// Remembers a start for the policies that look back (`once`, `every`).
     fn record_entry(&mut self, w: &Workflow, key: Option<&str>, history: Option<usize>) {
-        if !matches!(w.entry, Entry::Once | Entry::Every(_)) {
+        if !matches!(w.entry, EntryPolicy::Once | EntryPolicy::Every(_)) {
             return;
         }
         match history {

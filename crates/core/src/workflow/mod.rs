@@ -10,7 +10,7 @@ pub mod template;
 pub mod units;
 pub mod yaml;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, Severity, Sink, sort_and_dedup, suggestion};
@@ -99,84 +99,15 @@ pub fn load(path: &Path) -> Result<Report, LoadError> {
 
 /// Reads the folder `dir`; with `only`, just that one file of it (and what it needs).
 fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
-    let io_dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let read_err = |source| LoadError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(io_dir).map_err(read_err)? {
-        let entry = entry.map_err(read_err)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-        if is_yaml && name != SETTINGS_FILE && entry.file_type().map_err(read_err)?.is_file() {
-            names.push(name);
-        }
-    }
-    names.sort();
-    if let Some(only) = only {
-        names.retain(|n| n == only);
-    }
-
+    let io_dir = io_dir_of(dir);
+    let names = workflow_file_names(dir, io_dir, only)?;
     let mut diags = Vec::new();
-    let env = template::environment();
-    let mut workflows = Vec::new();
-    let mut complete = true;
-    let mut stems: std::collections::BTreeMap<String, PathBuf> = Default::default();
-    for name in &names {
-        let shown = dir.join(name);
-        let stem = name
-            .rsplit_once('.')
-            .map_or(name.as_str(), |(s, _)| s)
-            .to_owned();
-        let mut sink = Sink::new(&shown, &mut diags);
-        if let Some(first) = stems.insert(stem.clone(), shown.clone()) {
-            sink.error(
-                Pos::new(1, 1),
-                format!("workflow `{stem}` is also defined by {}", first.display()),
-            );
-        }
-        let Some(text) = read_text(&io_dir.join(name), &mut sink) else {
-            complete = false;
-            continue;
-        };
-        let root = match yaml::parse(&text) {
-            Ok(root) => root,
-            Err(e) => {
-                sink.error(e.pos, e.message);
-                complete = false;
-                continue;
-            }
-        };
-        let checker = ScalarChecker::new(&env, &text);
-        match parse::workflow(&mut sink, &checker, &root, &stem) {
-            Some(w) => workflows.push(w),
-            None => complete = false,
-        }
-    }
-
+    let (workflows, complete) = read_workflows(dir, io_dir, &names, &mut diags);
     let has_marketing = workflows.iter().any(|w| w.category == Category::Marketing);
     let settings = read_settings(dir, io_dir, has_marketing, &mut diags);
-
-    let templates_dir = io_dir.join(TEMPLATES_DIR);
-    let templates = if templates_dir.is_dir() {
-        Templates::load_dir(
-            &templates_dir,
-            &dir.join(TEMPLATES_DIR),
-            only.is_some().then(|| referenced(&workflows)),
-            &mut diags,
-        )
-        .map_err(|source| LoadError::Read {
-            path: dir.join(TEMPLATES_DIR),
-            source,
-        })?
-    } else {
-        Templates::default()
-    };
+    // A single file compiles only the templates it uses: the others are not its problems.
+    let wanted = only.is_some().then(|| referenced(&workflows));
+    let templates = read_templates(dir, io_dir, wanted, &mut diags)?;
     for w in &workflows {
         check_templates(w, &templates, dir, &mut diags);
     }
@@ -194,6 +125,115 @@ fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
     Ok(Report {
         project,
         diagnostics: diags,
+    })
+}
+
+/// Where to read `dir` from: an empty path (a bare file name's parent) is the current folder.
+/// Diagnostics keep `dir` as given.
+fn io_dir_of(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
+/// The workflow files in `dir` (every `.yaml` or `.yml` file but the settings), sorted; with
+/// `only`, just that one.
+fn workflow_file_names(
+    dir: &Path,
+    io_dir: &Path,
+    only: Option<&str>,
+) -> Result<Vec<String>, LoadError> {
+    let read_err = |source| LoadError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(io_dir).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        if is_yaml && name != SETTINGS_FILE && entry.file_type().map_err(read_err)?.is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    if let Some(only) = only {
+        names.retain(|n| n == only);
+    }
+    Ok(names)
+}
+
+/// Reads and parses the workflow files `names` in `dir`, with whether every one of them could
+/// be made into a workflow. Two files with the same stem (`a.yaml`, `a.yml`) are reported.
+fn read_workflows(
+    dir: &Path,
+    io_dir: &Path,
+    names: &[String],
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Workflow>, bool) {
+    let env = template::environment();
+    let mut workflows = Vec::new();
+    let mut complete = true;
+    let mut stems: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for name in names {
+        let shown = dir.join(name);
+        let stem = name
+            .rsplit_once('.')
+            .map_or(name.as_str(), |(s, _)| s)
+            .to_owned();
+        let mut sink = Sink::new(&shown, diags);
+        if let Some(first) = stems.insert(stem.clone(), shown.clone()) {
+            sink.error(
+                Pos::new(1, 1),
+                format!("workflow `{stem}` is also defined by {}", first.display()),
+            );
+        }
+        match read_workflow(&io_dir.join(name), &stem, &env, &mut sink) {
+            Some(w) => workflows.push(w),
+            None => complete = false,
+        }
+    }
+    (workflows, complete)
+}
+
+/// Reads, parses and checks one workflow file.
+fn read_workflow(
+    path: &Path,
+    stem: &str,
+    env: &minijinja::Environment<'static>,
+    sink: &mut Sink,
+) -> Option<Workflow> {
+    let text = read_text(path, sink)?;
+    let root = match yaml::parse(&text) {
+        Ok(root) => root,
+        Err(e) => {
+            sink.error(e.pos, e.message);
+            return None;
+        }
+    };
+    let checker = ScalarChecker::new(env, &text);
+    parse::workflow(sink, &checker, &root, stem)
+}
+
+/// Compiles the templates under `templates/`, when there is such a folder; with `wanted`, only
+/// those.
+fn read_templates(
+    dir: &Path,
+    io_dir: &Path,
+    wanted: Option<BTreeSet<String>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Result<Templates, LoadError> {
+    let templates_dir = io_dir.join(TEMPLATES_DIR);
+    if !templates_dir.is_dir() {
+        return Ok(Templates::default());
+    }
+    Templates::load_dir(&templates_dir, &dir.join(TEMPLATES_DIR), wanted, diags).map_err(|source| {
+        LoadError::Read {
+            path: dir.join(TEMPLATES_DIR),
+            source,
+        }
     })
 }
 
@@ -261,12 +301,11 @@ fn check_templates(w: &Workflow, templates: &Templates, dir: &Path, diags: &mut 
             continue;
         };
         let Some(file) = templates.file(&email.template) else {
-            let io_dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if io_dir.join(TEMPLATES_DIR).join(&email.template).exists() {
+            if io_dir_of(dir)
+                .join(TEMPLATES_DIR)
+                .join(&email.template)
+                .exists()
+            {
                 // It exists but did not compile: its own errors are reported at the template.
                 continue;
             }

@@ -63,7 +63,7 @@ impl Mailbox {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The store's name, URL and postal address.
-    pub store: Store,
+    pub store: StoreDetails,
     /// Default sender.
     pub from: Mailbox,
     /// Default reply-to address.
@@ -78,9 +78,10 @@ pub struct Settings {
     pub unsubscribe_url: Option<url::Url>,
 }
 
-/// The store as templates see it (`store.name`, `store.url`, `store.postal_address`).
+/// The store as templates see it (`store.name`, `store.url`, `store.postal_address`). Not
+/// `Store`: that is the persistence port ([`crate::store::Store`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Store {
+pub struct StoreDetails {
     /// Shown in mail and footers.
     pub name: String,
     /// The shop's address on the web.
@@ -169,7 +170,7 @@ pub struct DateTrigger {
 
 /// Who may start a new run, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Entry {
+pub enum EntryPolicy {
     /// At most one run per customer (and key), ever.
     Once,
     /// No new run while one is active.
@@ -198,7 +199,7 @@ pub struct Workflow {
     /// Runs are per customer and this key, evaluated on the trigger event.
     pub key: Option<Expr>,
     /// The entry policy.
-    pub entry: Entry,
+    pub entry: EntryPolicy,
     /// Goals: a matching event ends the active run with reason `goal`.
     pub exit_when: Vec<EventFilter>,
     /// Overrides the settings' send window.

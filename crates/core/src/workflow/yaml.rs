@@ -39,12 +39,13 @@ pub struct Node {
     /// Where the node starts.
     pub pos: Pos,
     /// What it holds.
-    pub value: Value,
+    pub value: NodeValue,
 }
 
-/// The value of a YAML node.
+/// The value of a YAML node. Not `Value`: this crate also uses `serde_json::Value` and
+/// `minijinja::Value`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum NodeValue {
     /// `~`, `null` or nothing.
     Null,
     /// `true` / `false`.
@@ -61,17 +62,17 @@ pub enum Value {
     Map(Vec<(Node, Node)>),
 }
 
-impl Value {
+impl NodeValue {
     /// How a marketer would name this kind of value in an error message.
     pub fn kind(&self) -> &'static str {
         match self {
-            Value::Null => "nothing",
-            Value::Bool(_) => "a boolean",
-            Value::Int(_) => "a number",
-            Value::Float(_) => "a number",
-            Value::Str(_) => "a string",
-            Value::Seq(_) => "a list",
-            Value::Map(_) => "a mapping",
+            NodeValue::Null => "nothing",
+            NodeValue::Bool(_) => "a boolean",
+            NodeValue::Int(_) => "a number",
+            NodeValue::Float(_) => "a number",
+            NodeValue::Str(_) => "a string",
+            NodeValue::Seq(_) => "a list",
+            NodeValue::Map(_) => "a mapping",
         }
     }
 }
@@ -82,10 +83,10 @@ impl Node {
     /// rather than as a type error.
     pub fn as_scalar_text(&self) -> Option<String> {
         match &self.value {
-            Value::Str(s) => Some(s.clone()),
-            Value::Int(i) => Some(i.to_string()),
-            Value::Float(f) => Some(f.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
+            NodeValue::Str(s) => Some(s.clone()),
+            NodeValue::Int(i) => Some(i.to_string()),
+            NodeValue::Float(f) => Some(f.to_string()),
+            NodeValue::Bool(b) => Some(b.to_string()),
             _ => None,
         }
     }
@@ -93,7 +94,7 @@ impl Node {
     /// The string, if this node is a string.
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
-            Value::Str(s) => Some(s),
+            NodeValue::Str(s) => Some(s),
             _ => None,
         }
     }
@@ -101,7 +102,7 @@ impl Node {
     /// The entries, if this node is a mapping.
     pub fn as_map(&self) -> Option<&[(Node, Node)]> {
         match &self.value {
-            Value::Map(m) => Some(m),
+            NodeValue::Map(m) => Some(m),
             _ => None,
         }
     }
@@ -118,13 +119,13 @@ impl Node {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {
-            Value::Null => J::Null,
-            Value::Bool(b) => J::Bool(*b),
-            Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-            Value::Str(s) => J::String(s.clone()),
-            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => J::Object(
+            NodeValue::Null => J::Null,
+            NodeValue::Bool(b) => J::Bool(*b),
+            NodeValue::Int(i) => J::from(*i),
+            NodeValue::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            NodeValue::Str(s) => J::String(s.clone()),
+            NodeValue::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            NodeValue::Map(entries) => J::Object(
                 entries
                     .iter()
                     .map(|(k, v)| (k.as_scalar_text().unwrap_or_default(), v.to_json()))
@@ -136,7 +137,7 @@ impl Node {
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spanned = serde_saphyr::Spanned::<Value>::deserialize(deserializer)?;
+        let spanned = serde_saphyr::Spanned::<NodeValue>::deserialize(deserializer)?;
         let loc = spanned.referenced;
         Ok(Node {
             pos: Pos::new(loc.line() as u32, loc.column() as u32),
@@ -145,73 +146,73 @@ impl<'de> Deserialize<'de> for Node {
     }
 }
 
-impl<'de> Deserialize<'de> for Value {
+impl<'de> Deserialize<'de> for NodeValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
+        deserializer.deserialize_any(NodeValueVisitor)
     }
 }
 
-struct ValueVisitor;
+struct NodeValueVisitor;
 
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
+impl<'de> Visitor<'de> for NodeValueVisitor {
+    type Value = NodeValue;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any YAML value")
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<NodeValue, E> {
+        Ok(NodeValue::Null)
     }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_none<E>(self) -> Result<NodeValue, E> {
+        Ok(NodeValue::Null)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Value::deserialize(d)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeValue, D::Error> {
+        NodeValue::deserialize(d)
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<NodeValue, E> {
+        Ok(NodeValue::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int(v))
+    fn visit_i64<E>(self, v: i64) -> Result<NodeValue, E> {
+        Ok(NodeValue::Int(v))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<NodeValue, E> {
         i64::try_from(v)
-            .map(Value::Int)
-            .or(Ok(Value::Float(v as f64)))
+            .map(NodeValue::Int)
+            .or(Ok(NodeValue::Float(v as f64)))
     }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<NodeValue, E> {
         i64::try_from(v)
-            .map(Value::Int)
-            .or(Ok(Value::Float(v as f64)))
+            .map(NodeValue::Int)
+            .or(Ok(NodeValue::Float(v as f64)))
     }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<NodeValue, E> {
         i64::try_from(v)
-            .map(Value::Int)
-            .or(Ok(Value::Float(v as f64)))
+            .map(NodeValue::Int)
+            .or(Ok(NodeValue::Float(v as f64)))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::Float(v))
+    fn visit_f64<E>(self, v: f64) -> Result<NodeValue, E> {
+        Ok(NodeValue::Float(v))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(v.to_owned()))
+    fn visit_str<E>(self, v: &str) -> Result<NodeValue, E> {
+        Ok(NodeValue::Str(v.to_owned()))
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
+    fn visit_string<E>(self, v: String) -> Result<NodeValue, E> {
+        Ok(NodeValue::Str(v))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeValue, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element::<Node>()? {
             items.push(item);
         }
-        Ok(Value::Seq(items))
+        Ok(NodeValue::Seq(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeValue, A::Error> {
         let mut entries = Vec::new();
         while let Some(key) = map.next_key::<Node>()? {
             let value = map.next_value::<Node>()?;
             entries.push((key, value));
         }
-        Ok(Value::Map(entries))
+        Ok(NodeValue::Map(entries))
     }
 }
 
@@ -274,7 +275,7 @@ mod tests {
         assert_eq!(map[0].0.pos, Pos::new(1, 1));
         assert_eq!(map[0].1.pos, Pos::new(1, 5));
         let steps = &map[1].1;
-        let Value::Seq(items) = &steps.value else {
+        let NodeValue::Seq(items) = &steps.value else {
             panic!("{steps:?}")
         };
         let step = items[0].as_map().unwrap();
@@ -315,11 +316,11 @@ mod tests {
     #[test]
     fn scalars_keep_their_types() {
         let node = parse("a: 3d\nb: 3\nc: true\nd: \"09:00\"\ne: 09:00\nf: ~\n").unwrap();
-        assert_eq!(node.get("a").unwrap().value, Value::Str("3d".into()));
-        assert_eq!(node.get("b").unwrap().value, Value::Int(3));
-        assert_eq!(node.get("c").unwrap().value, Value::Bool(true));
-        assert_eq!(node.get("d").unwrap().value, Value::Str("09:00".into()));
-        assert_eq!(node.get("e").unwrap().value, Value::Str("09:00".into()));
-        assert_eq!(node.get("f").unwrap().value, Value::Null);
+        assert_eq!(node.get("a").unwrap().value, NodeValue::Str("3d".into()));
+        assert_eq!(node.get("b").unwrap().value, NodeValue::Int(3));
+        assert_eq!(node.get("c").unwrap().value, NodeValue::Bool(true));
+        assert_eq!(node.get("d").unwrap().value, NodeValue::Str("09:00".into()));
+        assert_eq!(node.get("e").unwrap().value, NodeValue::Str("09:00".into()));
+        assert_eq!(node.get("f").unwrap().value, NodeValue::Null);
     }
 }

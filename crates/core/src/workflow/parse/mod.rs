@@ -1,0 +1,76 @@
+//! From a positioned YAML tree to the typed model, reporting every problem on the way.
+//!
+//! Parsing never stops at the first problem: each function returns what it could make of its
+//! node (`Option<T>`, `None` when the node is unusable) and files a diagnostic for everything
+//! else, so that one run of `nudge validate` shows a marketer all their mistakes.
+//!
+//! - `settings`: `settings.yaml`.
+//! - `workflow`: one workflow file (id, category, key, entry policy, goals, send window);
+//!   `trigger`: its trigger and the event filters triggers, goals and `wait_for` share.
+//! - `step`: lists of steps and one step (kind, id, body), with one module per step kind.
+//! - Shared readers: `map` (a mapping's keys), `values` (text, durations, times, addresses,
+//!   URLs, send windows, tags), `scalars` (expressions and templates in scalars), `names`
+//!   (what ids and attribute names may look like).
+
+mod map;
+mod names;
+mod scalars;
+mod settings;
+mod step;
+mod trigger;
+mod values;
+mod workflow;
+
+pub use scalars::Scalars;
+pub use settings::settings;
+pub use values::mailbox;
+pub use workflow::workflow;
+
+/// Event types the store sends (`shared/spec/events-and-cli.md`).
+pub const CANONICAL_EVENTS: &[&str] = &[
+    "customer.created",
+    "customer.updated",
+    "order.placed",
+    "order.shipped",
+    "order.delivered",
+    "order.cancelled",
+    "checkout.started",
+    "review.submitted",
+    "customer.unsubscribed",
+    "email.bounced",
+    "email.complained",
+];
+
+/// Step kinds, as written.
+pub const STEP_KINDS: &[&str] = &[
+    "send_email",
+    "wait",
+    "wait_for",
+    "if",
+    "ab_split",
+    "update_profile",
+    "webhook",
+];
+
+/// Profile attributes whose type Nudge knows and that are not dates.
+pub const NON_DATE_ATTRIBUTES: &[&str] = &[
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "timezone",
+    "accepts_marketing",
+    "orders_count",
+    "tags",
+    "unsubscribed",
+    "suppressed",
+];
+
+/// Attributes a workflow may not write: identity and consent come from the customer.
+pub const PROTECTED_ATTRIBUTES: &[&str] = &[
+    "id",
+    "email",
+    "accepts_marketing",
+    "unsubscribed",
+    "suppressed",
+];
