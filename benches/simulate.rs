@@ -1,6 +1,6 @@
 //! Throughput of `nudge simulate` on a synthetic store: the five shipped workflows, a year of
-//! events for N customers (`NUDGE_BENCH_CUSTOMERS`, default 10,000), the SQLite store on a
-//! temporary file and no outbox, exactly as `nudge simulate --events FILE` runs.
+//! events for N customers (`NUDGE_BENCH_CUSTOMERS`, default 10,000), a throwaway SQLite store
+//! per shard and no outbox, exactly as `nudge simulate --events FILE` runs.
 //!
 //! Run: `cargo bench --bench simulate`. Peak memory and the 100k-customer run:
 //! `scripts/bench-simulate 100000`. Results: `docs/PERFORMANCE.md`.

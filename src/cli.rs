@@ -64,7 +64,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, at `warn` unless `NUDGE_LOG` says otherwise (`NUDGE_LOG=debug`,
-/// `NUDGE_LOG=nudge::runner=info`). Log lines never carry an address or a name: events name
+/// `NUDGE_LOG=nudge_core::runner=info`). Log lines never carry an address or a name: events name
 /// customers by id and emails by idempotency key.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NUDGE_LOG")

@@ -1,6 +1,7 @@
 //! The layering of the workspace, checked on the real dependency trees so that it cannot rot:
 //! the pure core links no database, command-line, async-runtime or AWS crate; the embedded
-//! adapters link no command-line or AWS crate. A crate added to the wrong layer, directly or
+//! adapters link no command-line or AWS crate; the contract suite and the generator link no
+//! database, command-line or AWS crate. A crate added to the wrong layer, directly or
 //! through another crate, fails here with the path that brought it in.
 
 use std::process::Command;
@@ -32,6 +33,23 @@ const RULES: &[Rule] = &[
         package: "nudge-local",
         forbidden: &["clap", "indicatif", "lambda_runtime", "aws-*"],
         why: "the embedded adapters serve the command line and tests, not AWS",
+    },
+    Rule {
+        package: "nudge-testkit",
+        forbidden: &["rusqlite", "libsqlite3-sys", "clap", "indicatif", "aws-*"],
+        why: "the contract suite must run against any store, DynamoDB's included, alone",
+    },
+    Rule {
+        package: "nudge-synth",
+        forbidden: &[
+            "rusqlite",
+            "libsqlite3-sys",
+            "clap",
+            "indicatif",
+            "tokio",
+            "aws-*",
+        ],
+        why: "the generator only writes JSON lines",
     },
 ];
 

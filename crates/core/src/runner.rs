@@ -1,13 +1,14 @@
 //! Carries the engine's decisions out: load a customer, run the engine, commit the new state
 //! conditionally, then deliver the email the commit recorded.
 //!
-//! The same runner serves `nudge simulate` (SQLite + outbox) and the Lambda functions
-//! (DynamoDB + SES). Its guarantees come from the store's conditional commit:
+//! The same runner serves `nudge simulate` (SQLite + outbox) and will serve the Lambda
+//! functions (DynamoDB + SES). Its guarantees come from the store's conditional commit:
 //! - the same event id applied twice has the effect of once (`AlreadyProcessed`);
 //! - two invocations for one customer never both win: the loser reloads and runs the engine
 //!   again on the winner's state (`Conflict`), so no step runs twice;
 //! - an email is delivered only after the commit that decided it (and its send-log row) is
-//!   durable, and its idempotency key (`<run>.<step>`) is unique in the send log.
+//!   applied: durable at once, or, with a batching store (only `simulate` uses one), when its
+//!   batch ends; its idempotency key (`<run>.<step>`) is unique in the send log.
 
 use chrono::{DateTime, Utc};
 

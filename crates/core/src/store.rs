@@ -205,6 +205,9 @@ pub enum StoreError {
     TooLarge {
         /// What was too large, and the limit.
         message: String,
+        /// The backend's error, when it said so itself.
+        #[source]
+        source: Option<BackendError>,
     },
     /// Stored data this code cannot read (a bad status, time or version, a damaged file).
     /// Retrying cannot help.
@@ -407,7 +410,10 @@ mod tests {
             },
         ];
         let final_ = [
-            StoreError::TooLarge { message: message() },
+            StoreError::TooLarge {
+                message: message(),
+                source: None,
+            },
             StoreError::Corrupt(message()),
             StoreError::WritesLost {
                 lost: 1,

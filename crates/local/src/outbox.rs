@@ -109,7 +109,7 @@ impl Mailer for OutboxMailer {
 }
 
 /// A failed write of the file `path` as a [`MailError`]: a file system that refuses it for
-/// good (permissions, a read-only mount, a name it does not take, a folder gone) is
+/// good (permissions, a read-only mount, a name it does not take, a folder gone, a quota) is
 /// [`MailError::Rejected`]; anything else (a full disk, an I/O error) is
 /// [`MailError::Unavailable`], worth a retry.
 fn write_error(path: &Path, source: std::io::Error) -> MailError {
@@ -125,7 +125,9 @@ fn write_error(path: &Path, source: std::io::Error) -> MailError {
         | ErrorKind::InvalidFilename
         | ErrorKind::InvalidInput
         | ErrorKind::NotADirectory
-        | ErrorKind::IsADirectory => MailError::Rejected { message, source },
+        | ErrorKind::IsADirectory
+        | ErrorKind::FileTooLarge
+        | ErrorKind::QuotaExceeded => MailError::Rejected { message, source },
         _ => MailError::Unavailable { message, source },
     }
 }

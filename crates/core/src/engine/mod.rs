@@ -7,8 +7,9 @@
 //! The engine does no I/O, reads no clock and spawns nothing: it is a pure function of the
 //! project (workflows, settings, compiled templates), the signing key, the customer's state, the
 //! input and `now`. Rendering templates is part of deciding (a render error skips the email), so
-//! it happens here; delivering mail, calling webhooks and persisting state is the runner's job
-//! (`crate::runner`), through the `Store` and `Mailer` interfaces.
+//! it happens here; persisting state and delivering mail is the runner's job (`crate::runner`),
+//! through the `Store` and `Mailer` ports. A webhook is decided and recorded here
+//! (`webhook.called`); nothing calls it yet.
 //!
 //! What happens to inputs that arrive late or twice, stated once:
 //! - A wake for a customer with nothing due does nothing.

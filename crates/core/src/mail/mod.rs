@@ -58,6 +58,7 @@ impl<T: Mailer + Sync> Mailer for &T {
 /// Messages name the field at fault, never its value: errors are logged, and values are
 /// customer data.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MailError {
     /// An address that is not a plain `local@domain` (or that would break the header it goes in).
     #[error("the {field} address is not a valid email address")]

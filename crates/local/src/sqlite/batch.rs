@@ -127,8 +127,11 @@ impl Inner {
                 Ok(())
             }
             Err(e) => {
-                if !self.conn.is_autocommit() {
-                    let _ = self.exec("ROLLBACK");
+                if !self.conn.is_autocommit() && self.exec("ROLLBACK").is_err() {
+                    // Part of the batch may still be in the open transaction, and a later
+                    // COMMIT would keep it: nothing the store holds can be trusted.
+                    self.unusable =
+                        Some("a batch that failed to be written could not be rolled back");
                 }
                 Err(StoreError::WritesLost {
                     lost: std::mem::take(&mut self.pending),

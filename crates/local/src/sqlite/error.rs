@@ -7,8 +7,8 @@ use rusqlite::ErrorCode;
 /// database that is busy or locked past the busy timeout, or out of disk or memory, is
 /// [`StoreError::Unavailable`] (a later call may succeed); a damaged file or a value of the
 /// wrong type is [`StoreError::Corrupt`]; a row over SQLite's limits is
-/// [`StoreError::TooLarge`]; anything else (a read-only file, a constraint, a bug) is
-/// [`StoreError::Failed`].
+/// [`StoreError::TooLarge`]; anything else (a file that cannot be opened, a read-only file, a
+/// constraint, a bug) is [`StoreError::Failed`].
 pub(super) fn store_error(error: rusqlite::Error) -> StoreError {
     let message = error.to_string();
     match &error {
@@ -18,13 +18,15 @@ pub(super) fn store_error(error: rusqlite::Error) -> StoreError {
             | ErrorCode::DiskFull
             | ErrorCode::SystemIoFailure
             | ErrorCode::OutOfMemory
-            | ErrorCode::CannotOpen
             | ErrorCode::FileLockingProtocolFailed => StoreError::Unavailable {
                 message,
                 source: Some(Box::new(error)),
             },
             ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(message),
-            ErrorCode::TooBig => StoreError::TooLarge { message },
+            ErrorCode::TooBig => StoreError::TooLarge {
+                message,
+                source: Some(Box::new(error)),
+            },
             _ => StoreError::Failed {
                 message,
                 source: Some(Box::new(error)),
@@ -73,6 +75,7 @@ mod tests {
             rusqlite::ffi::SQLITE_READONLY,
             rusqlite::ffi::SQLITE_CONSTRAINT,
             rusqlite::ffi::SQLITE_MISUSE,
+            rusqlite::ffi::SQLITE_CANTOPEN,
         ] {
             let err = store_error(failure(code));
             assert!(!err.is_retryable(), "{code}: {err:?}");

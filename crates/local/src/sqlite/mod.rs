@@ -101,7 +101,8 @@ impl SqliteOptions {
 pub enum Durability {
     /// Write-ahead log, synced at checkpoints (`synchronous = NORMAL`): a crash of the process
     /// loses nothing committed; a power loss may lose the last commits, never corrupts the
-    /// file. For a store kept across runs (`--db`).
+    /// file. For a store kept across runs (`--db`). On a file system that cannot hold a WAL,
+    /// SQLite keeps its rollback journal (slower, as safe), and the store logs a warning.
     #[default]
     Normal,
     /// No waiting for the disk (`synchronous = OFF`), for a file that may be lost with the
@@ -142,11 +143,12 @@ struct Inner {
     pending: usize,
     /// Commits of the open transaction not yet written to the database.
     staged: Staged,
-    /// No rollback journal ([`SqliteStore::scratch`]): a failed write leaves the file
+    /// No rollback journal ([`Durability::Scratch`]): a failed write leaves the file
     /// untrustworthy.
     scratch: bool,
-    /// A scratch store's write failed: every call fails from now on.
-    unusable: bool,
+    /// Why every call fails from now on, once the file can no longer be trusted (a scratch
+    /// store's write failed, or a failed batch could not be rolled back).
+    unusable: Option<&'static str>,
     /// Transactions begun so far: tells which one a remembered read belongs to.
     transactions: u64,
     /// The version of the customer last read from the database, and the transaction it was
@@ -215,7 +217,7 @@ impl SqliteStore {
                 pending: 0,
                 staged: Staged::default(),
                 scratch: options.durability == Durability::Scratch,
-                unusable: false,
+                unusable: None,
                 transactions: 0,
                 last_read: None,
             }),
@@ -230,19 +232,37 @@ impl SqliteStore {
         let mut inner = self.inner.lock().map_err(|_| {
             StoreError::Unusable("a thread panicked while it used the store".to_owned())
         })?;
-        if inner.unusable {
-            return Err(StoreError::Unusable(
-                "the scratch store failed to write, and without a journal its file can no \
-                 longer be trusted"
-                    .to_owned(),
-            ));
+        if let Some(why) = inner.unusable {
+            return Err(StoreError::Unusable(why.to_owned()));
         }
-        let result = f(&mut inner);
+        let result = f(&mut inner).map_err(|e| inner.lost_batch(e));
         if inner.scratch && matches!(result, Err(StoreError::WritesLost { .. })) {
             // Without a journal nothing was rolled back: the file holds part of the batch.
-            inner.unusable = true;
+            inner.unusable = Some(
+                "the scratch store failed to write, and without a journal its file can no longer be trusted",
+            );
         }
         result
+    }
+}
+
+impl Inner {
+    /// `error` as the call's error, unless SQLite rolled the open batch back on its own while
+    /// failing (it does after some I/O, disk-full and out-of-memory errors): then the writes
+    /// the batch held are lost, and the call says so now rather than as a retryable failure,
+    /// with `error` as the cause.
+    fn lost_batch(&mut self, error: StoreError) -> StoreError {
+        if matches!(error, StoreError::WritesLost { .. })
+            || self.pending == 0
+            || !self.conn.is_autocommit()
+        {
+            return error;
+        }
+        self.staged.clear();
+        StoreError::WritesLost {
+            lost: std::mem::take(&mut self.pending),
+            source: Some(Box::new(error)),
+        }
     }
 }
 
@@ -264,7 +284,7 @@ impl Drop for SqliteStore {
         let Ok(inner) = self.inner.get_mut() else {
             return;
         };
-        if inner.unusable {
+        if inner.unusable.is_some() {
             return;
         }
         if let Err(e) = inner.commit_batch() {

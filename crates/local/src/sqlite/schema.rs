@@ -8,8 +8,9 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Durability, SqliteStore};
 
-/// Why a [`SqliteStore`] could not be opened. Retrying cannot help: the file, its
-/// permissions or its contents must change first.
+/// Why a [`SqliteStore`] could not be opened. Mostly the file, its permissions or its contents
+/// must change first; the exception is [`OpenError::Open`] for a database another process kept
+/// locked past the busy timeout while opening it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {

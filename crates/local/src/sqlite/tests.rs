@@ -127,6 +127,63 @@ fn a_batch_rolled_back_by_sqlite_is_reported_not_hidden() {
     });
 }
 
+/// SQLite rolls the open transaction back on its own after some failures (I/O, a full disk,
+/// out of memory; here a trigger's `RAISE(ROLLBACK)`): the call that failed says at once that
+/// the batch's writes were lost, instead of a retryable error that hides them.
+#[test]
+fn a_failure_that_rolls_the_batch_back_reports_the_lost_writes_at_once() {
+    block_on(async {
+        let store = SqliteStore::in_memory_with(SqliteOptions::default().batch(10)).unwrap();
+        execute(
+            &store,
+            "CREATE TRIGGER boom BEFORE INSERT ON meta WHEN NEW.key = 'boom'
+             BEGIN SELECT RAISE(ROLLBACK, 'boom'); END",
+        );
+        for id in ["a", "b"] {
+            let outcome = store.commit(commit(id, 0)).await.unwrap();
+            assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+        }
+        store.set_meta("k", "v").await.unwrap();
+        let err = store.set_meta("boom", "v").await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::WritesLost { lost: 3, .. }),
+            "got {err:?}"
+        );
+        assert!(!err.is_retryable());
+        let cause = std::error::Error::source(&err).expect("the failure is the cause");
+        assert!(cause.to_string().contains("boom"), "{cause}");
+        // Reported once; the store goes on from what is durable.
+        store.flush().await.unwrap();
+        assert_eq!(store.load("a").await.unwrap(), None);
+        assert_eq!(store.get_meta("k").await.unwrap(), None);
+    });
+}
+
+/// A scratch store cannot roll back, so after its batch is lost it refuses all use.
+#[test]
+fn a_scratch_store_that_lost_a_batch_refuses_all_use() {
+    block_on(async {
+        let options = SqliteOptions::default()
+            .batch(10)
+            .durability(Durability::Scratch);
+        let store = SqliteStore::in_memory_with(options).unwrap();
+        execute(
+            &store,
+            "CREATE TRIGGER boom BEFORE INSERT ON meta WHEN NEW.key = 'boom'
+             BEGIN SELECT RAISE(ROLLBACK, 'boom'); END",
+        );
+        let outcome = store.commit(commit("a", 0)).await.unwrap();
+        assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+        let err = store.set_meta("boom", "v").await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::WritesLost { lost: 1, .. }),
+            "{err:?}"
+        );
+        let err = store.load("a").await.unwrap_err();
+        assert!(matches!(err, StoreError::Unusable(_)), "{err:?}");
+    });
+}
+
 #[test]
 fn flush_reports_a_lost_batch() {
     block_on(async {

@@ -5,12 +5,17 @@
 //! each on a new store from the caller's factory:
 //!
 //! ```no_run
-//! # async fn example() {
-//! use nudge_local::SqliteStore;
+//! use nudge_core::store::Store;
 //! use nudge_testkit::contract;
-//! contract::run_all(async || SqliteStore::in_memory().unwrap()).await;
-//! # }
+//!
+//! /// In a store's test: every check, each on a fresh store from `open_empty_store`.
+//! async fn passes_the_contract<S: Store>(open_empty_store: impl AsyncFn() -> S) {
+//!     contract::run_all(open_empty_store).await;
+//! }
 //! ```
+//!
+//! `tests/store/` at the workspace root runs it on every `SqliteStore` configuration, with
+//! `async || SqliteStore::in_memory().unwrap()` and the like.
 //!
 //! Times used here have whole milliseconds, the precision every store keeps.
 
