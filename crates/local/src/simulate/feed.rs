@@ -15,7 +15,7 @@ use nudge_core::store::{DeadLetter, Store};
 use super::index::{Indexed, Lines};
 use super::merge::{Did, Group, Key, Rounds};
 use super::seen::{Seen, SeenIds, any_processed};
-use super::shard::{Input, Work, shard_of};
+use super::shard::{ShardEvent, Work, shard_of};
 use super::{Notice, Rejection, SimulateError};
 
 /// Lines read and parsed per round trip to the shards.
@@ -56,7 +56,7 @@ struct Chunk {
     /// The calling thread's notices and duplicates, keyed like the shards' groups.
     mine: Vec<Group>,
     /// Each shard's events.
-    inputs: Vec<Vec<Input>>,
+    inputs: Vec<Vec<ShardEvent>>,
 }
 
 impl<S: Store, M: Mailer> Feed<'_, S, M> {
@@ -156,7 +156,7 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
             });
             return Ok(());
         }
-        chunk.inputs[shard_of(&event.customer_id, self.shards)].push(Input {
+        chunk.inputs[shard_of(&event.customer_id, self.shards)].push(ShardEvent {
             item,
             line: entry.line,
             now,

@@ -17,7 +17,7 @@ use super::timers::Timers;
 use super::{SimulateError, fnv1a, runtime};
 
 /// An event for a shard.
-pub(super) struct Input {
+pub(super) struct ShardEvent {
     /// Its place among the lines in time order.
     pub(super) item: usize,
     /// Its line in the file.
@@ -38,7 +38,7 @@ pub(super) enum Work {
         /// Per line, when it happens; `None` for a rejected line.
         fires: Arc<Vec<Option<DateTime<Utc>>>>,
         /// The shard's events among the lines, in order.
-        inputs: Vec<Input>,
+        inputs: Vec<ShardEvent>,
     },
     /// Fire the timers due by `until`, as if before line `item` (past the last line).
     Fire {
@@ -115,7 +115,7 @@ async fn apply_chunk<S: Store, M: Mailer>(
     runner: &Runner<'_, S, M>,
     first: usize,
     fires: &[Option<DateTime<Utc>>],
-    inputs: Vec<Input>,
+    inputs: Vec<ShardEvent>,
     timers: &mut Timers,
     groups: &mut Vec<Group>,
 ) -> Result<(), SimulateError> {
@@ -134,7 +134,7 @@ async fn apply_chunk<S: Store, M: Mailer>(
 /// Applies one event of the shard.
 async fn apply_event<S: Store, M: Mailer>(
     runner: &Runner<'_, S, M>,
-    input: Input,
+    input: ShardEvent,
     timers: &mut Timers,
 ) -> Result<Group, SimulateError> {
     let key = Key::line(input.item);
