@@ -9,6 +9,10 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use crate::diagnostic::{Sink, suggestion};
 use crate::workflow::yaml::Pos;
 
+mod mjml;
+
+pub use mjml::{CompiledMjml, MjmlError, compile_mjml};
+
 /// Top-level names templates and expressions may use.
 pub const SCOPE: &[&str] = &["customer", "event", "waited", "store", "run", "links"];
 
@@ -213,168 +217,6 @@ fn collect_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Re
     Ok(())
 }
 
-/// MJML's elements; mrml silently drops elements it does not know, so we name them.
-const MJML_ELEMENTS: &[&str] = &[
-    "mjml",
-    "mj-head",
-    "mj-body",
-    "mj-attributes",
-    "mj-breakpoint",
-    "mj-font",
-    "mj-html-attributes",
-    "mj-html-attribute",
-    "mj-selector",
-    "mj-preview",
-    "mj-style",
-    "mj-title",
-    "mj-accordion",
-    "mj-accordion-element",
-    "mj-accordion-title",
-    "mj-accordion-text",
-    "mj-button",
-    "mj-carousel",
-    "mj-carousel-image",
-    "mj-column",
-    "mj-divider",
-    "mj-group",
-    "mj-hero",
-    "mj-image",
-    "mj-navbar",
-    "mj-navbar-link",
-    "mj-raw",
-    "mj-section",
-    "mj-social",
-    "mj-social-element",
-    "mj-spacer",
-    "mj-table",
-    "mj-text",
-    "mj-wrapper",
-    "mj-include",
-    "mj-all",
-    "mj-class",
-];
-
-/// MJML compiled to HTML.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompiledMjml {
-    /// The HTML, template tags intact.
-    pub html: String,
-    /// MJML's warnings (unknown attributes and the like), with positions.
-    pub warnings: Vec<(Pos, String)>,
-}
-
-/// Why MJML did not compile, and where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct MjmlError {
-    /// Position in the MJML source.
-    pub pos: Pos,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// Compiles MJML to HTML, or names the first error and its position.
-pub fn compile_mjml(source: &str) -> Result<CompiledMjml, MjmlError> {
-    use mrml::prelude::parser::Error as E;
-    let mut body = source.trim_start();
-    while let Some(rest) = body.strip_prefix("<!--") {
-        body = rest
-            .split_once("-->")
-            .map_or("", |(_, after)| after)
-            .trim_start();
-    }
-    if !body.starts_with("<mjml") {
-        let first = source.len() - body.len();
-        return Err(MjmlError {
-            pos: offset_to_pos(source, first),
-            message: "not an MJML document: it must start with <mjml>".to_owned(),
-        });
-    }
-    for (offset, name) in element_names(source) {
-        if name.starts_with("mj") && !MJML_ELEMENTS.contains(&name) {
-            let hint = suggestion(name, MJML_ELEMENTS.iter().copied());
-            return Err(MjmlError {
-                pos: offset_to_pos(source, offset),
-                message: format!("unknown MJML element `<{name}>`{hint}"),
-            });
-        }
-    }
-    let parsed = mrml::parse(source).map_err(|e| {
-        let pos = match &e {
-            E::UnexpectedElement { position, .. }
-            | E::UnexpectedToken { position, .. }
-            | E::MissingAttribute { position, .. }
-            | E::InvalidAttribute { position, .. }
-            | E::InvalidFormat { position, .. }
-            | E::IncludeLoaderError { position, .. } => offset_to_pos(source, position.start),
-            E::ParserError { source: inner, .. } => {
-                let p = inner.pos();
-                Pos::new(p.row, p.col)
-            }
-            E::EndOfStream { .. } | E::SizeLimit { .. } => offset_to_pos(source, source.len()),
-            _ => Pos::new(1, 1),
-        };
-        let message = match &e {
-            E::NoRootNode => "not an MJML document: it needs an <mjml> root element".to_owned(),
-            E::UnexpectedToken { .. } => "invalid MJML: unexpected text or tag here; MJML allows text and template tags only inside content elements such as <mj-text> and <mj-button>".to_owned(),
-            E::ParserError { source: inner, .. } => format!("invalid MJML: {}", html_parser_message(&inner.to_string())),
-            other => format!("invalid MJML: {}", strip_position(&other.to_string())),
-        };
-        MjmlError { pos, message }
-    })?;
-    let warnings = parsed
-        .warnings
-        .iter()
-        .map(|w| {
-            (
-                offset_to_pos(source, w.span.start),
-                format!("MJML: {}", w.kind.as_str().replace('-', " ")),
-            )
-        })
-        .collect();
-    let html = parsed
-        .element
-        .render(&mrml::prelude::render::RenderOptions::default())
-        .map_err(|e| MjmlError {
-            pos: Pos::new(1, 1),
-            message: format!("MJML could not be rendered: {e}"),
-        })?;
-    Ok(CompiledMjml { html, warnings })
-}
-
-/// Opening element names with their byte offsets (`<mj-text ...>` gives `mj-text`).
-fn element_names(source: &str) -> impl Iterator<Item = (usize, &str)> {
-    source.match_indices('<').filter_map(move |(i, _)| {
-        let rest = &source[i + 1..];
-        let len = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .unwrap_or(rest.len());
-        (len > 0).then(|| (i + 1, &rest[..len]))
-    })
-}
-
-/// htmlparser says "invalid attribute at 4:10 cause expected quote mark not 'x' at 4:15";
-/// we print our own position: "invalid attribute: expected quote mark not 'x'".
-fn html_parser_message(msg: &str) -> String {
-    let strip_at = |part: &str| -> String {
-        match part.rsplit_once(" at ") {
-            Some((head, tail)) if tail.chars().all(|c| c.is_ascii_digit() || c == ':') => {
-                head.to_owned()
-            }
-            _ => part.to_owned(),
-        }
-    };
-    msg.split(" cause ")
-        .map(strip_at)
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
-/// mrml appends "at position 12..20" (bytes); we print a line and column instead.
-fn strip_position(msg: &str) -> &str {
-    msg.split(" at position ").next().unwrap_or(msg)
-}
-
 /// The 1-based line and column (in characters) of a byte offset.
 pub fn offset_to_pos(source: &str, offset: usize) -> Pos {
     let offset = floor_char_boundary(source, offset.min(source.len()));
@@ -455,37 +297,39 @@ fn find_name_in_tags(source: &str, name: &str) -> Option<Pos> {
 }
 
 /// Byte offset of `name` used as an identifier (not an attribute, not part of a longer word,
-/// not inside a string literal).
+/// not inside a string literal). Walks characters, never bytes, so that text in any script
+/// around the name is safe; a backslash inside a string literal escapes the next character,
+/// as in minijinja's own lexer.
 pub fn find_identifier(text: &str, name: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut quote: Option<u8> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
+    if name.is_empty() {
+        return None;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut prev: Option<char> = None;
+    for (i, c) in text.char_indices() {
         if let Some(q) = quote {
-            if c == q {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
                 quote = None;
             }
-            i += 1;
-            continue;
-        }
-        if c == b'"' || c == b'\'' {
+        } else if c == '"' || c == '\'' {
             quote = Some(c);
-            i += 1;
-            continue;
-        }
-        if text[i..].starts_with(name) {
-            let before_ok = i == 0
-                || !(bytes[i - 1].is_ascii_alphanumeric()
-                    || bytes[i - 1] == b'_'
-                    || bytes[i - 1] == b'.');
-            let after = bytes.get(i + name.len());
-            let after_ok = after.is_none_or(|a| !(a.is_ascii_alphanumeric() || *a == b'_'));
+        } else if text[i..].starts_with(name) {
+            let before_ok = prev.is_none_or(|p| !(is_word(p) || p == '.'));
+            let after_ok = text[i + name.len()..]
+                .chars()
+                .next()
+                .is_none_or(|a| !is_word(a));
             if before_ok && after_ok {
                 return Some(i);
             }
         }
-        i += 1;
+        prev = Some(c);
     }
     None
 }
@@ -594,100 +438,4 @@ impl<'a> ScalarChecker<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offsets_become_character_columns() {
-        let s = "ab\nçd{{ x }}\n";
-        assert_eq!(offset_to_pos(s, 0), Pos::new(1, 1));
-        assert_eq!(offset_to_pos(s, 3), Pos::new(2, 1));
-        assert_eq!(offset_to_pos(s, s.find("{{").unwrap()), Pos::new(2, 3));
-    }
-
-    #[test]
-    fn identifiers_are_found_outside_strings_and_attributes() {
-        assert_eq!(find_identifier("custmer.first_name", "custmer"), Some(0));
-        assert_eq!(find_identifier("'custmer' ~ custmer", "custmer"), Some(12));
-        assert_eq!(find_identifier("customer.custmer", "custmer"), None);
-        assert_eq!(find_identifier("xcustmer", "custmer"), None);
-    }
-
-    #[test]
-    fn finds_names_inside_tags_only() {
-        let src = "<p>custmer</p>\n<p>{{ custmer.first_name }}</p>";
-        assert_eq!(find_name_in_tags(src, "custmer"), Some(Pos::new(2, 7)));
-    }
-
-    #[test]
-    fn mjml_compiles_and_keeps_template_tags() {
-        let src = r#"<mjml><mj-body><mj-section><mj-column>
-<mj-text>Hi {{ customer.first_name | default('there') }}</mj-text>
-<mj-button href="{{ links.unsubscribe }}">Unsubscribe</mj-button>
-</mj-column></mj-section></mj-body></mjml>"#;
-        let html = compile_mjml(src).unwrap().html;
-        assert!(
-            html.contains("{{ customer.first_name | default('there') }}"),
-            "{html}"
-        );
-        assert!(html.contains("{{ links.unsubscribe }}"), "{html}");
-    }
-
-    #[test]
-    fn mjml_errors_point_at_their_line() {
-        let src =
-            "<mjml>\n<mj-body>\n<mj-section>\n<mj-image src=x />\n</mj-section></mj-body></mjml>";
-        let MjmlError { pos, message: msg } = compile_mjml(src).unwrap_err();
-        assert_eq!(pos, Pos::new(4, 10), "{msg}");
-        assert_eq!(
-            msg,
-            "invalid MJML: invalid attribute: expected quote mark not 'x'"
-        );
-    }
-
-    #[test]
-    fn unknown_mjml_elements_are_named() {
-        let src = "<mjml><mj-body>\n  <mj-colum></mj-colum></mj-body></mjml>";
-        let MjmlError { pos, message: msg } = compile_mjml(src).unwrap_err();
-        assert_eq!(pos, Pos::new(2, 4));
-        assert_eq!(
-            msg,
-            "unknown MJML element `<mj-colum>`; did you mean `mj-column`?"
-        );
-    }
-
-    #[test]
-    fn template_tags_between_mjml_elements_survive_compilation() {
-        let src = "<mjml><mj-body><mj-section>\n{% if x %}<mj-column><mj-text>hi</mj-text></mj-column>{% endif %}</mj-section></mj-body></mjml>";
-        let html = compile_mjml(src).unwrap().html;
-        let (open, close) = (
-            html.find("{% if x %}").unwrap(),
-            html.find("{% endif %}").unwrap(),
-        );
-        assert!(open < html.find("hi").unwrap() && html.find("hi").unwrap() < close);
-    }
-
-    #[test]
-    fn html_is_escaped_in_every_template() {
-        let mut env = environment();
-        env.add_template("a.mjml", "{{ name }}").unwrap();
-        let out = env
-            .get_template("a.mjml")
-            .unwrap()
-            .render(minijinja::context! { name => "<b>&" })
-            .unwrap();
-        assert_eq!(out, "&lt;b&gt;&amp;");
-    }
-
-    #[test]
-    fn undefined_values_render_empty() {
-        let env = environment();
-        let out = env
-            .render_str(
-                "[{{ customer.address.city }}]",
-                minijinja::context! { customer => minijinja::context!{} },
-            )
-            .unwrap();
-        assert_eq!(out, "[]");
-    }
-}
+mod tests;

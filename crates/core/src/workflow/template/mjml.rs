@@ -1,0 +1,168 @@
+//! MJML compiled to HTML once, when workflows load, with errors placed at their line.
+
+use crate::diagnostic::suggestion;
+use crate::workflow::yaml::Pos;
+
+use super::offset_to_pos;
+
+/// MJML's elements; mrml silently drops elements it does not know, so we name them.
+const MJML_ELEMENTS: &[&str] = &[
+    "mjml",
+    "mj-head",
+    "mj-body",
+    "mj-attributes",
+    "mj-breakpoint",
+    "mj-font",
+    "mj-html-attributes",
+    "mj-html-attribute",
+    "mj-selector",
+    "mj-preview",
+    "mj-style",
+    "mj-title",
+    "mj-accordion",
+    "mj-accordion-element",
+    "mj-accordion-title",
+    "mj-accordion-text",
+    "mj-button",
+    "mj-carousel",
+    "mj-carousel-image",
+    "mj-column",
+    "mj-divider",
+    "mj-group",
+    "mj-hero",
+    "mj-image",
+    "mj-navbar",
+    "mj-navbar-link",
+    "mj-raw",
+    "mj-section",
+    "mj-social",
+    "mj-social-element",
+    "mj-spacer",
+    "mj-table",
+    "mj-text",
+    "mj-wrapper",
+    "mj-include",
+    "mj-all",
+    "mj-class",
+];
+
+/// MJML compiled to HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledMjml {
+    /// The HTML, template tags intact.
+    pub html: String,
+    /// MJML's warnings (unknown attributes and the like), with positions.
+    pub warnings: Vec<(Pos, String)>,
+}
+
+/// Why MJML did not compile, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MjmlError {
+    /// Position in the MJML source.
+    pub pos: Pos,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Compiles MJML to HTML, or names the first error and its position.
+pub fn compile_mjml(source: &str) -> Result<CompiledMjml, MjmlError> {
+    use mrml::prelude::parser::Error as E;
+    let mut body = source.trim_start();
+    while let Some(rest) = body.strip_prefix("<!--") {
+        body = rest
+            .split_once("-->")
+            .map_or("", |(_, after)| after)
+            .trim_start();
+    }
+    if !body.starts_with("<mjml") {
+        let first = source.len() - body.len();
+        return Err(MjmlError {
+            pos: offset_to_pos(source, first),
+            message: "not an MJML document: it must start with <mjml>".to_owned(),
+        });
+    }
+    for (offset, name) in element_names(source) {
+        if name.starts_with("mj") && !MJML_ELEMENTS.contains(&name) {
+            let hint = suggestion(name, MJML_ELEMENTS.iter().copied());
+            return Err(MjmlError {
+                pos: offset_to_pos(source, offset),
+                message: format!("unknown MJML element `<{name}>`{hint}"),
+            });
+        }
+    }
+    let parsed = mrml::parse(source).map_err(|e| {
+        let pos = match &e {
+            E::UnexpectedElement { position, .. }
+            | E::UnexpectedToken { position, .. }
+            | E::MissingAttribute { position, .. }
+            | E::InvalidAttribute { position, .. }
+            | E::InvalidFormat { position, .. }
+            | E::IncludeLoaderError { position, .. } => offset_to_pos(source, position.start),
+            E::ParserError { source: inner, .. } => {
+                let p = inner.pos();
+                Pos::new(p.row, p.col)
+            }
+            E::EndOfStream { .. } | E::SizeLimit { .. } => offset_to_pos(source, source.len()),
+            _ => Pos::new(1, 1),
+        };
+        let message = match &e {
+            E::NoRootNode => "not an MJML document: it needs an <mjml> root element".to_owned(),
+            E::UnexpectedToken { .. } => "invalid MJML: unexpected text or tag here; MJML allows text and template tags only inside content elements such as <mj-text> and <mj-button>".to_owned(),
+            E::ParserError { source: inner, .. } => format!("invalid MJML: {}", html_parser_message(&inner.to_string())),
+            other => format!("invalid MJML: {}", strip_position(&other.to_string())),
+        };
+        MjmlError { pos, message }
+    })?;
+    let warnings = parsed
+        .warnings
+        .iter()
+        .map(|w| {
+            (
+                offset_to_pos(source, w.span.start),
+                format!("MJML: {}", w.kind.as_str().replace('-', " ")),
+            )
+        })
+        .collect();
+    let html = parsed
+        .element
+        .render(&mrml::prelude::render::RenderOptions::default())
+        .map_err(|e| MjmlError {
+            pos: Pos::new(1, 1),
+            message: format!("MJML could not be rendered: {e}"),
+        })?;
+    Ok(CompiledMjml { html, warnings })
+}
+
+/// Opening element names with their byte offsets (`<mj-text ...>` gives `mj-text`).
+fn element_names(source: &str) -> impl Iterator<Item = (usize, &str)> {
+    source.match_indices('<').filter_map(move |(i, _)| {
+        let rest = &source[i + 1..];
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(rest.len());
+        (len > 0).then(|| (i + 1, &rest[..len]))
+    })
+}
+
+/// htmlparser says "invalid attribute at 4:10 cause expected quote mark not 'x' at 4:15";
+/// we print our own position: "invalid attribute: expected quote mark not 'x'".
+fn html_parser_message(msg: &str) -> String {
+    let strip_at = |part: &str| -> String {
+        match part.rsplit_once(" at ") {
+            Some((head, tail)) if tail.chars().all(|c| c.is_ascii_digit() || c == ':') => {
+                head.to_owned()
+            }
+            _ => part.to_owned(),
+        }
+    };
+    msg.split(" cause ")
+        .map(strip_at)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// mrml appends "at position 12..20" (bytes); we print a line and column instead.
+fn strip_position(msg: &str) -> &str {
+    msg.split(" at position ").next().unwrap_or(msg)
+}

@@ -1,0 +1,146 @@
+//! Unit tests of the template module.
+
+use super::*;
+
+#[test]
+fn offsets_become_character_columns() {
+    let s = "ab\nçd{{ x }}\n";
+    assert_eq!(offset_to_pos(s, 0), Pos::new(1, 1));
+    assert_eq!(offset_to_pos(s, 3), Pos::new(2, 1));
+    assert_eq!(offset_to_pos(s, s.find("{{").unwrap()), Pos::new(2, 3));
+}
+
+#[test]
+fn identifiers_are_found_outside_strings_and_attributes() {
+    assert_eq!(find_identifier("custmer.first_name", "custmer"), Some(0));
+    assert_eq!(find_identifier("'custmer' ~ custmer", "custmer"), Some(12));
+    assert_eq!(find_identifier("customer.custmer", "custmer"), None);
+    assert_eq!(find_identifier("xcustmer", "custmer"), None);
+}
+
+#[test]
+fn finds_names_inside_tags_only() {
+    let src = "<p>custmer</p>\n<p>{{ custmer.first_name }}</p>";
+    assert_eq!(find_name_in_tags(src, "custmer"), Some(Pos::new(2, 7)));
+}
+
+#[test]
+fn mjml_compiles_and_keeps_template_tags() {
+    let src = r#"<mjml><mj-body><mj-section><mj-column>
+<mj-text>Hi {{ customer.first_name | default('there') }}</mj-text>
+<mj-button href="{{ links.unsubscribe }}">Unsubscribe</mj-button>
+</mj-column></mj-section></mj-body></mjml>"#;
+    let html = compile_mjml(src).unwrap().html;
+    assert!(
+        html.contains("{{ customer.first_name | default('there') }}"),
+        "{html}"
+    );
+    assert!(html.contains("{{ links.unsubscribe }}"), "{html}");
+}
+
+#[test]
+fn mjml_errors_point_at_their_line() {
+    let src = "<mjml>\n<mj-body>\n<mj-section>\n<mj-image src=x />\n</mj-section></mj-body></mjml>";
+    let MjmlError { pos, message: msg } = compile_mjml(src).unwrap_err();
+    assert_eq!(pos, Pos::new(4, 10), "{msg}");
+    assert_eq!(
+        msg,
+        "invalid MJML: invalid attribute: expected quote mark not 'x'"
+    );
+}
+
+#[test]
+fn unknown_mjml_elements_are_named() {
+    let src = "<mjml><mj-body>\n  <mj-colum></mj-colum></mj-body></mjml>";
+    let MjmlError { pos, message: msg } = compile_mjml(src).unwrap_err();
+    assert_eq!(pos, Pos::new(2, 4));
+    assert_eq!(
+        msg,
+        "unknown MJML element `<mj-colum>`; did you mean `mj-column`?"
+    );
+}
+
+#[test]
+fn template_tags_between_mjml_elements_survive_compilation() {
+    let src = "<mjml><mj-body><mj-section>\n{% if x %}<mj-column><mj-text>hi</mj-text></mj-column>{% endif %}</mj-section></mj-body></mjml>";
+    let html = compile_mjml(src).unwrap().html;
+    let (open, close) = (
+        html.find("{% if x %}").unwrap(),
+        html.find("{% endif %}").unwrap(),
+    );
+    assert!(open < html.find("hi").unwrap() && html.find("hi").unwrap() < close);
+}
+
+#[test]
+fn html_is_escaped_in_every_template() {
+    let mut env = environment();
+    env.add_template("a.mjml", "{{ name }}").unwrap();
+    let out = env
+        .get_template("a.mjml")
+        .unwrap()
+        .render(minijinja::context! { name => "<b>&" })
+        .unwrap();
+    assert_eq!(out, "&lt;b&gt;&amp;");
+}
+
+#[test]
+fn undefined_values_render_empty() {
+    let env = environment();
+    let out = env
+        .render_str(
+            "[{{ customer.address.city }}]",
+            minijinja::context! { customer => minijinja::context!{} },
+        )
+        .unwrap();
+    assert_eq!(out, "[]");
+}
+
+/// Checks `source` both as a scalar (expression and template) and as a template file, the way
+/// `validate` does, with an undefined name in it so that the name scanner runs.
+fn check_everywhere(source: &str) {
+    let env = environment();
+    let yaml = format!("subject: \"{}\"\n", source.replace('"', "\\\""));
+    let checker = ScalarChecker::new(&env, &yaml);
+    let mut diags = Vec::new();
+    let path = Path::new("w.yaml");
+    let mut sink = Sink::new(path, &mut diags);
+    for kind in [ScalarKind::Expression, ScalarKind::Template] {
+        checker.check(&mut sink, source, Pos::new(1, 10), kind, SCOPE);
+    }
+    let mut templates = Templates::default();
+    templates.add("t.html", source, &mut sink);
+}
+
+#[test]
+fn names_next_to_multibyte_text_are_found_without_panicking() {
+    assert_eq!(find_identifier("\"a\\\"ğ\" ~ custmer", "custmer"), Some(10));
+    assert_eq!(find_identifier("Hoş custmer", "custmer"), Some(5));
+    check_everywhere("Hoş geldin {{ custmer.first_name }}");
+    check_everywhere("{{ \"a\\\"ğ\" ~ custmer.first_name }}");
+    check_everywhere("\"a\\\"ğ\" ~ custmer.first_name");
+}
+
+proptest::proptest! {
+    /// Multi-byte characters (2, 3 and 4 bytes in UTF-8) at every position of expressions and
+    /// templates: validation reports, it never panics.
+    #[test]
+    fn multibyte_text_anywhere_never_panics(
+        base in proptest::sample::select(vec![
+            "Hoş geldin {{ custmer.first_name }}",
+            "{{ \"a\\\"b\" ~ custmer.first_name }}",
+            "custmer.first_name == 'x\\'y' and customer.tags",
+            "{% if custmer %}{{ custmer.a | upper }}{% endif %}",
+            "{{ 'it''s' ~ custmer }} {{ customer.x }}",
+        ]),
+        ch in proptest::sample::select(vec!['ğ', 'ş', '€', '😀', 'ı', '\u{301}']),
+        at in 0usize..64,
+    ) {
+        let mut chars: Vec<char> = base.chars().collect();
+        let at = at.min(chars.len());
+        chars.insert(at, ch);
+        let source: String = chars.into_iter().collect();
+        check_everywhere(&source);
+        let _ = find_identifier(&source, "custmer");
+        let _ = find_name_in_tags(&source, "custmer");
+    }
+}
