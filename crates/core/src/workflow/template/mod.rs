@@ -32,17 +32,31 @@ const BUILTIN_GLOBALS: &[&str] = &[
 
 /// The environment all templates, subjects and conditions are compiled in.
 ///
-/// - Output is HTML-escaped whatever the template's extension: customer data can never inject
-///   markup, and a `.mjml` template is HTML by the time it renders.
+/// - Only email bodies are HTML: a template file (`.html`, `.mjml`) is HTML-escaped, so that
+///   customer data can never inject markup (a `.mjml` template is HTML by the time it renders).
+///   Subjects, preheaders, `update_profile` values and the strings of webhook bodies are plain
+///   text and are not escaped: a subject for Seán O'Brien & Co reads exactly so. (A webhook
+///   body stays valid JSON because each rendered string is put into the body as a JSON string
+///   by the engine, never spliced into JSON text.) [`auto_escape`] decides by template name.
 /// - Undefined values are `Chainable`: `customer.address.city` on a profile without an address
 ///   renders as nothing (the contract's "an undefined value renders as empty"); conditions
 ///   treat an error as false in the engine, never as a crash.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.set_auto_escape_callback(auto_escape);
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_recursion_limit(64);
     env
+}
+
+/// HTML escaping for email bodies (template files, named by their path under `templates/`),
+/// none for the template strings written in workflows (compiled without a file name).
+pub fn auto_escape(name: &str) -> AutoEscape {
+    if name.ends_with(".html") || name.ends_with(".mjml") {
+        AutoEscape::Html
+    } else {
+        AutoEscape::None
+    }
 }
 
 /// Which language a template file is written in.

@@ -72,7 +72,7 @@ fn template_tags_between_mjml_elements_survive_compilation() {
 }
 
 #[test]
-fn html_is_escaped_in_every_template() {
+fn html_is_escaped_in_email_bodies_only() {
     let mut env = environment();
     env.add_template("a.mjml", "{{ name }}").unwrap();
     let out = env
@@ -81,6 +81,18 @@ fn html_is_escaped_in_every_template() {
         .render(minijinja::context! { name => "<b>&" })
         .unwrap();
     assert_eq!(out, "&lt;b&gt;&amp;");
+    let ctx = minijinja::context! { name => "Seán O'Brien & Co <x>" };
+    // Subjects, preheaders, profile values and webhook strings are compiled without a name.
+    let subject = env
+        .template_from_str("Welcome, {{ name }}")
+        .unwrap()
+        .render(&ctx)
+        .unwrap();
+    assert_eq!(subject, "Welcome, Seán O'Brien & Co <x>");
+    assert_eq!(
+        env.render_str("{{ name }}", &ctx).unwrap(),
+        "Seán O'Brien & Co <x>"
+    );
 }
 
 #[test]

@@ -1,0 +1,148 @@
+//! Hostile workflows and templates run through the real binary: a panic, a stack overflow (an
+//! abort no test thread survives) or a hang must never happen, whatever the files hold. Each
+//! run has a deadline, so a hang fails the test instead of stalling the suite.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{copy_dir, root};
+
+/// How long one command may take before the test calls it a hang.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A `workflows/` folder: the validation cases' base (settings, templates) plus `files`
+/// (path relative to the folder, content).
+fn project(files: &[(&str, &[u8])]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("workflows");
+    copy_dir(&root().join("tests/cases/validate/_base"), &dir);
+    for (path, content) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    (tmp, dir)
+}
+
+/// Runs `nudge args` in `cwd` with a deadline; returns (exit code, stdout, stderr). A process
+/// killed by a signal (an abort on stack overflow) has no exit code and fails here.
+fn run(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (tmp.path().join("out"), tmp.path().join("err"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nudge"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("nudge runs");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("nudge {args:?} did not finish within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = String::from_utf8_lossy(&std::fs::read(out_path).unwrap()).into_owned();
+    let err = String::from_utf8_lossy(&std::fs::read(err_path).unwrap()).into_owned();
+    let code = status
+        .code()
+        .unwrap_or_else(|| panic!("nudge {args:?} died of a signal ({status}); stderr:\n{err}"));
+    assert_ne!(code, 101, "nudge {args:?} panicked:\n{err}");
+    (code, out, err)
+}
+
+/// `nudge validate workflows/`.
+fn validate(tmp: &tempfile::TempDir) -> (i32, String, String) {
+    run(tmp.path(), &["validate", "workflows/"])
+}
+
+/// One customer.created event for a customer with these names.
+fn created_event(first: &str, last: &str) -> String {
+    let detail = serde_json::json!({"customer": {
+        "id": "c-1", "email": "sean@example.com", "first_name": first, "last_name": last,
+        "timezone": "Europe/Istanbul", "accepts_marketing": true
+    }});
+    let event = serde_json::json!({
+        "version": "0", "id": "e-1", "detail-type": "customer.created", "source": "store",
+        "account": "1", "time": "2026-01-05T07:12:31Z", "region": "eu-central-1",
+        "resources": [], "detail": detail
+    });
+    format!("{event}\n")
+}
+
+/// `nudge simulate --format json` on the project with `events`.
+fn simulate(tmp: &tempfile::TempDir, events: &str) -> (i32, String, String) {
+    std::fs::write(tmp.path().join("events.jsonl"), events).unwrap();
+    run(
+        tmp.path(),
+        &[
+            "simulate",
+            "--workflows",
+            "workflows/",
+            "--events",
+            "events.jsonl",
+            "--format",
+            "json",
+        ],
+    )
+}
+
+/// A transactional workflow triggered by customer.created with these steps (YAML, indented
+/// by four spaces).
+fn workflow(steps: &str) -> String {
+    format!(
+        "id: w\ncategory: transactional\ntrigger: {{ event: customer.created }}\nsteps:\n{steps}"
+    )
+}
+
+/// The JSON lines of simulate's output with this action.
+fn actions(out: &str, action: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["action"] == action)
+        .collect()
+}
+
+#[test]
+fn multibyte_text_around_an_undefined_name_is_reported_not_a_panic() {
+    let w = workflow(
+        "  - id: hello\n    send_email: { template: demo/order.html, subject: \"Hoş geldin {{ custmer.first_name }}\" }\n  - id: p\n    update_profile: { set: { x: '{{ \"a\\\"ğ\" ~ custmer.first_name }}' } }\n",
+    );
+    let w = w.replace(
+        "customer.created }",
+        "customer.created, when: '\"a\\\"ğ\" ~ custmer.first_name' }",
+    );
+    let (tmp, _) = project(&[("w.yaml", w.as_bytes())]);
+    let (code, out, err) = validate(&tmp);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(
+        out.matches("undefined variable `custmer`").count(),
+        3,
+        "{out}"
+    );
+    assert!(out.contains("workflows/w.yaml:6:"), "{out}");
+}
+
+#[test]
+fn subjects_profile_values_and_webhook_bodies_are_not_html_escaped() {
+    let steps = "  - id: hello\n    send_email: { template: demo/order.html, subject: \"Welcome, {{ customer.first_name }} {{ customer.last_name }}\" }\n  - id: p\n    update_profile: { set: { nick: \"{{ customer.last_name }}\" } }\n";
+    let (tmp, _) = project(&[("w.yaml", workflow(steps).as_bytes())]);
+    let (code, out, err) = simulate(&tmp, &created_event("Seán", "O'Brien & Co <b>"));
+    assert_eq!(code, 0, "{out}{err}");
+    let sent = actions(&out, "email.sent");
+    assert_eq!(
+        sent[0]["subject"], "Welcome, Seán O'Brien & Co <b>",
+        "{out}"
+    );
+    let updated = actions(&out, "profile.updated");
+    assert_eq!(updated[0]["changes"]["nick"], "O'Brien & Co <b>", "{out}");
+}
