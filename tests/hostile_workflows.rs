@@ -146,3 +146,87 @@ fn subjects_profile_values_and_webhook_bodies_are_not_html_escaped() {
     let updated = actions(&out, "profile.updated");
     assert_eq!(updated[0]["changes"]["nick"], "O'Brien & Co <b>", "{out}");
 }
+
+/// A workflow sending `demo/x.<ext>` with `subject`.
+fn sending(ext: &str, subject: &str) -> String {
+    workflow(&format!(
+        "  - id: hello\n    send_email: {{ template: demo/x.{ext}, subject: \"{subject}\" }}\n"
+    ))
+}
+
+#[test]
+fn deeply_nested_text_is_reported_at_its_spot_not_a_stack_overflow() {
+    let mjml = |inner: String| {
+        format!(
+            "<mjml><mj-body><mj-section><mj-column><mj-text>{inner}</mj-text></mj-column></mj-section></mj-body></mjml>"
+        )
+    };
+    let cases: [(&str, String, String, &str); 5] = [
+        (
+            "mjml",
+            "Hi".to_owned(),
+            format!(
+                "<mjml><mj-body>\n{}{}</mj-body></mjml>",
+                "<mj-wrapper>".repeat(2_000),
+                "</mj-wrapper>".repeat(2_000)
+            ),
+            "templates/demo/x.mjml:2:577: error: elements nest too deeply: more than 50 levels",
+        ),
+        (
+            "mjml",
+            "Hi".to_owned(),
+            mjml(format!(
+                "{}x{}",
+                "<div>".repeat(10_000),
+                "</div>".repeat(10_000)
+            )),
+            "templates/demo/x.mjml:1:273: error: elements nest too deeply",
+        ),
+        (
+            "html",
+            "Hi".to_owned(),
+            format!("<p>\n{{{{ 1{} }}}}</p>", " + 1".repeat(100_000)),
+            "templates/demo/x.html:2:1206: error: expression too long: more than 300 operators",
+        ),
+        (
+            "html",
+            "Hi".to_owned(),
+            format!("{{{{ customer.first_name{} }}}}", "|upper".repeat(30_000)),
+            "templates/demo/x.html:1:1817: error: expression too long",
+        ),
+        (
+            "html",
+            format!("{{{{ 1{} }}}}", " + 1".repeat(100_000)),
+            "<p>x</p>".to_owned(),
+            "w.yaml:6:1257: error: expression too long",
+        ),
+    ];
+    for (ext, subject, body, expected) in cases {
+        let template = format!("templates/demo/x.{ext}");
+        let w = sending(ext, &subject);
+        let (tmp, _) = project(&[("w.yaml", w.as_bytes()), (&template, body.as_bytes())]);
+        let (code, out, err) = validate(&tmp);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(out.contains(&format!("workflows/{expected}")), "{out}");
+        let (code, _, err) = simulate(&tmp, &created_event("A", "B"));
+        assert_eq!(code, 2, "{err}");
+    }
+}
+
+#[test]
+fn a_long_condition_is_reported_not_a_stack_overflow() {
+    let w = sending("html", "Hi").replace(
+        "customer.created }",
+        &format!("customer.created, when: \"1{}\" }}", " + 1".repeat(100_000)),
+    );
+    let (tmp, _) = project(&[
+        ("w.yaml", w.as_bytes()),
+        ("templates/demo/x.html", b"<p>x</p>"),
+    ]);
+    let (code, out, err) = validate(&tmp);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("workflows/w.yaml:3:1246: error: expression too long"),
+        "{out}"
+    );
+}

@@ -91,6 +91,11 @@ pub fn compile_mjml(source: &str) -> Result<CompiledMjml, MjmlError> {
             });
         }
     }
+    // mrml parses by recursion: a document nested past the bound would overflow the stack.
+    super::limits::check_mjml_depth(source).map_err(|e| MjmlError {
+        pos: offset_to_pos(source, e.offset),
+        message: e.message,
+    })?;
     let parsed = mrml::parse(source).map_err(|e| {
         let pos = match &e {
             E::UnexpectedElement { position, .. }

@@ -9,6 +9,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use crate::diagnostic::{Sink, suggestion};
 use crate::workflow::yaml::Pos;
 
+pub mod limits;
 mod mjml;
 
 pub use mjml::{CompiledMjml, MjmlError, compile_mjml};
@@ -157,6 +158,12 @@ impl Templates {
         } else {
             TemplateKind::Html
         };
+        // Bounds first: minijinja parses by recursion, and text past them would overflow the
+        // stack instead of reporting. (`compile_mjml` bounds MJML's nesting for mrml.)
+        if let Err(e) = limits::check_template(source) {
+            sink.error(offset_to_pos(source, e.offset), e.message);
+            return;
+        }
         // Syntax and names are checked on the file as written, so that lines are the author's.
         let tmpl = match self.env.template_from_str(source) {
             Ok(t) => t,
@@ -382,6 +389,14 @@ impl<'a> ScalarChecker<'a> {
         kind: ScalarKind,
         scope: &[&str],
     ) -> BTreeSet<String> {
+        let bounded = match kind {
+            ScalarKind::Expression => limits::check_expression(source),
+            ScalarKind::Template => limits::check_template(source),
+        };
+        if let Err(e) = bounded {
+            sink.error(self.pos_in_scalar(pos, source, e.offset), e.message);
+            return BTreeSet::new();
+        }
         let undeclared = match kind {
             ScalarKind::Expression => self
                 .env

@@ -156,3 +156,50 @@ proptest::proptest! {
         let _ = find_name_in_tags(&source, "custmer");
     }
 }
+
+/// Text at the bounds compiles and renders on a test thread (2 MiB of stack, like the threads
+/// `simulate` renders on), unoptimised; one step past them is reported, not parsed.
+#[test]
+fn text_at_the_bounds_compiles_on_a_small_stack_and_past_them_is_reported() {
+    use limits::{MAX_EXPRESSION_OPERATORS as OPS, MAX_MJML_DEPTH as DEPTH};
+    let env = environment();
+    let sum = |n: usize| format!("{{{{ 1{} }}}}", " + 1".repeat(n));
+    let filters = |n: usize| format!("{{{{ 'a'{} }}}}", " | upper".repeat(n));
+    for at_limit in [sum(OPS), filters(OPS)] {
+        assert!(limits::check_template(&at_limit).is_ok());
+        env.render_str(&at_limit, ()).unwrap();
+    }
+    assert!(limits::check_expression(&format!("1{}", " ~ 1".repeat(OPS))).is_ok());
+    for over in [sum(OPS + 1), filters(OPS + 1)] {
+        let e = limits::check_template(&over).unwrap_err();
+        assert!(e.message.contains("more than 300 operators"), "{e:?}");
+    }
+    // Operators inside string literals and comments do not count.
+    let quoted = format!(
+        "{{{{ '{}' }}}}{{# {} #}}",
+        "+".repeat(1000),
+        "+".repeat(1000)
+    );
+    assert!(limits::check_template(&quoted).is_ok());
+    let wrappers = |n: usize| {
+        format!(
+            "<mjml><mj-body>{}{}</mj-body></mjml>",
+            "<mj-wrapper>".repeat(n),
+            "</mj-wrapper>".repeat(n)
+        )
+    };
+    compile_mjml(&wrappers(DEPTH - 2)).unwrap();
+    let e = compile_mjml(&wrappers(DEPTH - 1)).unwrap_err();
+    assert_eq!(
+        e.pos,
+        Pos::new(1, (1 + 15 + 12 * (DEPTH - 2)) as u32),
+        "{e:?}"
+    );
+    assert!(e.message.contains("more than 50 levels"), "{e:?}");
+    // Siblings, void and self-closed elements and comments open no level.
+    let flat = format!(
+        "<mjml><mj-body>{}<br><img src=\"x\"/><!-- <a><a><a> --></mj-body></mjml>",
+        "<mj-section></mj-section>".repeat(500)
+    );
+    assert!(limits::check_mjml_depth(&flat).is_ok());
+}
