@@ -230,3 +230,39 @@ fn a_long_condition_is_reported_not_a_stack_overflow() {
         "{out}"
     );
 }
+
+#[test]
+fn a_template_that_never_finishes_is_stopped_and_skipped_as_render_error() {
+    let bodies: [(&[u8], &str); 2] = [
+        (
+            b"{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}",
+            "ran out of render fuel at demo/x.html:1: over the limit of 1000000 steps",
+        ),
+        (
+            b"{% for i in range(50000) %}{{ 'x' * 100 }}{% endfor %}",
+            "rendered output is over the limit of 1048576 bytes",
+        ),
+    ];
+    for (body, why) in bodies {
+        let w = sending("html", "Hi");
+        let (tmp, _) = project(&[("w.yaml", w.as_bytes()), ("templates/demo/x.html", body)]);
+        let (code, out, err) = validate(&tmp);
+        assert_eq!((code, out.as_str()), (0, ""), "{err}");
+        let started = Instant::now();
+        let (code, out, err) = simulate(&tmp, &created_event("Seán", "O'Brien"));
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
+        let skipped = actions(&out, "email.skipped");
+        assert_eq!(skipped[0]["reason"], "render_error", "{out}");
+        assert!(err.contains("template=demo/x.html"), "{err}");
+        assert!(err.contains(why), "{err}");
+        assert!(
+            !err.contains("sean@example.com") && !err.contains("Seán"),
+            "{err}"
+        );
+    }
+}

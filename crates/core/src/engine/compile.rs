@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Engine;
-use crate::workflow::Project;
 use crate::workflow::model::{ProfileValue, StepKind, Trigger, Workflow};
+use crate::workflow::{Project, template};
 
 /// Compiled conditions, keys and filters (`when`, `if`, `key`, `exit_when`, `wait_for`).
 pub(super) fn expressions<'p>(project: &'p Project) -> HashMap<&'p str, Expression<'p, 'p>> {
@@ -172,15 +172,16 @@ impl Engine<'_> {
         (!v.is_undefined() && !v.is_none()).then_some(v)
     }
 
-    /// A template string rendered in `scope`.
+    /// A template string rendered in `scope`, within the render limits.
     pub(super) fn render(
         &self,
         source: &str,
         scope: &minijinja::Value,
     ) -> Result<String, minijinja::Error> {
+        let env = self.project.templates.env();
         match self.templates.get(source) {
-            Some(t) => t.render(scope),
-            None => self.project.templates.env().render_str(source, scope),
+            Some(t) => template::render(t, scope),
+            None => template::render(&env.template_from_str(source)?, scope),
         }
     }
 }

@@ -50,9 +50,13 @@ impl<'p> Cx<'_, 'p> {
                 return Flow::Block(Phase::Deferred { until });
             }
         };
-        let Ok(rendered) = self.render_email(run, email) else {
-            tracing::warn!(workflow = %w.id, step, "template failed to render");
-            return self.skip(run, step, SkipReason::RenderError);
+        let rendered = match self.render_email(run, email) {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                let error = crate::workflow::template::render_failure(&e);
+                tracing::warn!(workflow = %w.id, step, template = %email.template, %error, "email failed to render");
+                return self.skip(run, step, SkipReason::RenderError);
+            }
         };
         let out = self.compose(run, w, step, email, address, rendered);
         if w.category == Category::Marketing {
@@ -134,9 +138,7 @@ impl<'p> Cx<'_, 'p> {
             .engine
             .project
             .templates
-            .env()
-            .get_template(&email.template)?
-            .render(&scope)?;
+            .render(&email.template, &scope)?;
         Ok(Rendered {
             subject,
             preheader,

@@ -42,12 +42,92 @@ const BUILTIN_GLOBALS: &[&str] = &[
 /// - Undefined values are `Chainable`: `customer.address.city` on a profile without an address
 ///   renders as nothing (the contract's "an undefined value renders as empty"); conditions
 ///   treat an error as false in the engine, never as a crash.
+/// - Every render (and every condition) has [`RENDER_FUEL`]: a template that loops too long
+///   stops with an error instead of running for minutes; [`render`] also caps the output at
+///   [`MAX_RENDERED_BYTES`].
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(auto_escape);
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_recursion_limit(64);
+    env.set_fuel(Some(RENDER_FUEL));
     env
+}
+
+/// The work one render or condition may do, in minijinja's fuel: about one unit per
+/// instruction and one per 64 bytes of data made. A million is far above any real email
+/// (a few thousand) and stops `{% for i in range(100000) %}{% for j in range(100000) %}` in a
+/// fraction of a second.
+pub const RENDER_FUEL: u64 = 1_000_000;
+
+/// The largest text one render may produce, in bytes: an email body over 1 MiB is never what
+/// a marketer meant (mail clients clip messages far smaller), and a subject or webhook string
+/// is smaller still.
+pub const MAX_RENDERED_BYTES: usize = 1 << 20;
+
+/// The detail of the error [`render`] gives for output over [`MAX_RENDERED_BYTES`].
+const OVER_SIZE: &str = "rendered output is over the size limit";
+
+/// Renders `template` in `ctx`, failing once the output passes [`MAX_RENDERED_BYTES`] (or the
+/// render runs out of [`RENDER_FUEL`]). Every render of a send goes through here.
+pub fn render(
+    template: &minijinja::Template<'_, '_>,
+    ctx: &minijinja::Value,
+) -> Result<String, minijinja::Error> {
+    let mut out = Capped::default();
+    let rendered = template.render_captured_to(ctx, &mut out);
+    if out.over {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            OVER_SIZE,
+        ));
+    }
+    rendered?;
+    String::from_utf8(out.buf).map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "output is not UTF-8",
+        )
+    })
+}
+
+/// A render failure as the operator's log says it: which limit was hit, or the kind of error
+/// and its line. Never the error's detail otherwise, which may quote a customer's data.
+pub fn render_failure(err: &minijinja::Error) -> String {
+    let at = match (err.name(), err.line()) {
+        (Some(name), Some(line)) => format!(" at {name}:{line}"),
+        _ => String::new(),
+    };
+    match err.kind() {
+        minijinja::ErrorKind::OutOfFuel => format!(
+            "ran out of render fuel{at}: over the limit of {RENDER_FUEL} steps (a loop too large?)"
+        ),
+        _ if err.detail() == Some(OVER_SIZE) => {
+            format!("rendered output is over the limit of {MAX_RENDERED_BYTES} bytes")
+        }
+        kind => format!("{kind}{at}"),
+    }
+}
+
+/// A writer that refuses to grow past [`MAX_RENDERED_BYTES`], and says that it did.
+#[derive(Default)]
+struct Capped {
+    buf: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + bytes.len() > MAX_RENDERED_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other(OVER_SIZE));
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// HTML escaping for email bodies (template files, named by their path under `templates/`),
@@ -104,6 +184,11 @@ impl Templates {
     /// The environment holding every compiled template under its name (`win-back/vip.mjml`).
     pub fn env(&self) -> &Environment<'static> {
         &self.env
+    }
+
+    /// The template file `name` rendered in `ctx`, within the render limits (see [`render`]).
+    pub fn render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, minijinja::Error> {
+        render(&self.env.get_template(name)?, ctx)
     }
 
     /// What is known about a template, by name.

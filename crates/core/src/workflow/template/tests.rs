@@ -203,3 +203,36 @@ fn text_at_the_bounds_compiles_on_a_small_stack_and_past_them_is_reported() {
     );
     assert!(limits::check_mjml_depth(&flat).is_ok());
 }
+
+#[test]
+fn renders_stop_at_the_fuel_and_size_limits() {
+    let env = environment();
+    let ctx = minijinja::Value::from(());
+    let endless = env
+        .template_from_str(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        )
+        .unwrap();
+    let e = render(&endless, &ctx).unwrap_err();
+    assert_eq!(e.kind(), minijinja::ErrorKind::OutOfFuel);
+    assert!(
+        render_failure(&e).contains("over the limit of 1000000 steps"),
+        "{e}"
+    );
+    let big = format!("{{{{ 'x' * {} }}}}", MAX_RENDERED_BYTES + 1);
+    let e = render(&env.template_from_str(&big).unwrap(), &ctx).unwrap_err();
+    assert_eq!(
+        render_failure(&e),
+        "rendered output is over the limit of 1048576 bytes"
+    );
+    let exact = format!("{{{{ 'x' * {MAX_RENDERED_BYTES} }}}}");
+    let out = render(&env.template_from_str(&exact).unwrap(), &ctx).unwrap();
+    assert_eq!(out.len(), MAX_RENDERED_BYTES);
+    // Other failures name their kind and line, never their detail (which may quote data).
+    let e = render(
+        &env.template_from_str("\n{{ 'secret' + 1 }}").unwrap(),
+        &ctx,
+    )
+    .unwrap_err();
+    assert_eq!(render_failure(&e), "invalid operation at <string>:2");
+}
