@@ -266,3 +266,136 @@ fn a_template_that_never_finishes_is_stopped_and_skipped_as_render_error() {
         );
     }
 }
+
+/// The base's `demo/hello.mjml`, as a marketer's editor on Windows might save it.
+fn hello_mjml() -> String {
+    std::fs::read_to_string(root().join("tests/cases/validate/_base/templates/demo/hello.mjml"))
+        .unwrap()
+}
+
+#[test]
+fn mjml_with_crlf_line_ends_or_a_byte_order_mark_is_accepted_with_lines_kept() {
+    let crlf = hello_mjml().replace('\n', "\r\n");
+    let bom = format!("\u{feff}{}", hello_mjml());
+    for body in [crlf.clone(), bom] {
+        let w = sending("mjml", "Hi");
+        let (tmp, _) = project(&[
+            ("w.yaml", w.as_bytes()),
+            ("templates/demo/x.mjml", body.as_bytes()),
+        ]);
+        let (code, out, err) = validate(&tmp);
+        assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    }
+    // An error on line 3 of a CRLF file is still reported on line 3.
+    let broken = crlf.replacen("<mj-section>", "<mj-sectio>", 1);
+    let w = sending("mjml", "Hi");
+    let (tmp, _) = project(&[
+        ("w.yaml", w.as_bytes()),
+        ("templates/demo/x.mjml", broken.as_bytes()),
+    ]);
+    let (_, out, _) = validate(&tmp);
+    assert!(
+        out.contains(
+            "workflows/templates/demo/x.mjml:3:6: error: unknown MJML element `<mj-sectio>`"
+        ),
+        "{out}"
+    );
+}
+
+/// Makes a file of some kind at a path.
+type MakeFile<'a> = dyn Fn(&Path) + 'a;
+
+#[cfg(unix)]
+#[test]
+fn only_regular_files_inside_the_workflows_folder_are_read() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.html");
+    std::fs::write(&secret, "<p>secret</p>").unwrap();
+    let w = sending("html", "Hi");
+    let cases: [(&MakeFile<'_>, &str); 3] = [
+        (
+            &|t: &Path| symlink(&secret, t).unwrap(),
+            "templates/demo/x.html:1:1: error: a link to a file outside the workflows folder",
+        ),
+        (
+            &|t: &Path| symlink("/dev/zero", t).unwrap(),
+            "templates/demo/x.html:1:1: error: a link to a file outside the workflows folder",
+        ),
+        (
+            &|t: &Path| {
+                let ok = Command::new("mkfifo").arg(t).status().unwrap();
+                assert!(ok.success());
+            },
+            "templates/demo/x.html:1:1: error: not a regular file",
+        ),
+    ];
+    for (make, expected) in cases {
+        let (tmp, dir) = project(&[("w.yaml", w.as_bytes())]);
+        make(&dir.join("templates/demo/x.html"));
+        let (code, out, err) = validate(&tmp);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(out.contains(&format!("workflows/{expected}")), "{out}");
+        let (code, _, err) = simulate(&tmp, &created_event("A", "B"));
+        assert_eq!(code, 2, "{err}");
+    }
+    // A link inside the folder is fine.
+    let (tmp, dir) = project(&[("w.yaml", w.as_bytes())]);
+    symlink("order.html", dir.join("templates/demo/x.html")).unwrap();
+    let (code, out, err) = validate(&tmp);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+}
+
+#[test]
+fn files_over_the_size_limit_are_refused_after_reading_at_most_one_byte_more() {
+    let big = format!("<p>{}</p>", "x".repeat(1 << 20));
+    let w = sending("html", "Hi");
+    let padded = format!("{w}#{}\n", " ".repeat(1 << 20));
+    let (tmp, _) = project(&[
+        ("w.yaml", w.as_bytes()),
+        ("templates/demo/x.html", big.as_bytes()),
+        ("big.yaml", padded.as_bytes()),
+    ]);
+    let (code, out, _) = validate(&tmp);
+    assert_eq!(code, 1, "{out}");
+    for file in ["templates/demo/x.html", "big.yaml"] {
+        assert!(
+            out.contains(&format!(
+                "workflows/{file}:1:1: error: file is larger than 1048576 bytes (1 MiB), the limit"
+            )),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn a_folder_as_template_and_missing_includes_are_errors_at_their_spot() {
+    let w = workflow(
+        "  - id: a\n    send_email: { template: demo/folder.html, subject: \"Hi\" }\n  - id: b\n    send_email: { template: demo/x.html, subject: \"Hi\" }\n",
+    );
+    let body = "<p>\n  {% include 'demo/footer.html' %}{% include 'demo/order.html' %}\n  {% from \"macros.html\" import m %}{% include 'x/' ~ customer.id ignore missing %}</p>";
+    let (tmp, _) = project(&[
+        ("w.yaml", w.as_bytes()),
+        ("templates/demo/x.html", body.as_bytes()),
+        ("templates/demo/folder.html/inside.html", b"<p>x</p>"),
+    ]);
+    let (code, out, err) = validate(&tmp);
+    assert_eq!(code, 1, "{err}");
+    let expected = [
+        "workflows/templates/demo/x.html:2:14: error: template `demo/footer.html` not found in templates/ (names are relative to templates/)",
+        "workflows/templates/demo/x.html:3:11: error: template `macros.html` not found",
+        "workflows/w.yaml:6:29: error: template `demo/folder.html` is a folder, not a file",
+    ];
+    for e in expected {
+        assert!(out.contains(e), "{e}\n{out}");
+    }
+    // Validating the one workflow file loads what its templates include.
+    let body = "<p>{% include 'demo/order.html' %}</p>";
+    let w = sending("html", "Hi");
+    let (tmp, _) = project(&[
+        ("w.yaml", w.as_bytes()),
+        ("templates/demo/x.html", body.as_bytes()),
+    ]);
+    let (code, out, err) = run(tmp.path(), &["validate", "workflows/w.yaml"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+}

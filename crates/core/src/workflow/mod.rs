@@ -4,6 +4,7 @@
 //! problem found on the way. It never stops at the first problem and never fails on bad
 //! content: only a path that cannot be read at all is an error ([`LoadError`]).
 
+pub mod files;
 pub mod model;
 pub mod parse;
 pub mod template;
@@ -101,13 +102,15 @@ pub fn load(path: &Path) -> Result<Report, LoadError> {
 fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
     let io_dir = io_dir_of(dir);
     let names = workflow_file_names(dir, io_dir, only)?;
+    let root = files::canonical_root(io_dir);
+    let root = root.as_deref();
     let mut diags = Vec::new();
-    let (workflows, complete) = read_workflows(dir, io_dir, &names, &mut diags);
+    let (workflows, complete) = read_workflows(dir, io_dir, root, &names, &mut diags);
     let has_marketing = workflows.iter().any(|w| w.category == Category::Marketing);
-    let settings = read_settings(dir, io_dir, has_marketing, &mut diags);
+    let settings = read_settings(dir, io_dir, root, has_marketing, &mut diags);
     // A single file compiles only the templates it uses: the others are not its problems.
     let wanted = only.is_some().then(|| referenced(&workflows));
-    let templates = read_templates(dir, io_dir, wanted, &mut diags)?;
+    let templates = read_templates(dir, io_dir, root, wanted, &mut diags)?;
     for w in &workflows {
         check_templates(w, &templates, dir, &mut diags);
     }
@@ -170,6 +173,7 @@ fn workflow_file_names(
 fn read_workflows(
     dir: &Path,
     io_dir: &Path,
+    root: Option<&Path>,
     names: &[String],
     diags: &mut Vec<Diagnostic>,
 ) -> (Vec<Workflow>, bool) {
@@ -190,7 +194,7 @@ fn read_workflows(
                 format!("workflow `{stem}` is also defined by {}", first.display()),
             );
         }
-        match read_workflow(&io_dir.join(name), &stem, &env, &mut sink) {
+        match read_workflow(&io_dir.join(name), root, &stem, &env, &mut sink) {
             Some(w) => workflows.push(w),
             None => complete = false,
         }
@@ -201,11 +205,12 @@ fn read_workflows(
 /// Reads, parses and checks one workflow file.
 fn read_workflow(
     path: &Path,
+    root: Option<&Path>,
     stem: &str,
     env: &minijinja::Environment<'static>,
     sink: &mut Sink,
 ) -> Option<Workflow> {
-    let text = read_text(path, sink)?;
+    let text = read_text(path, root, sink)?;
     let root = match yaml::parse(&text) {
         Ok(root) => root,
         Err(e) => {
@@ -222,6 +227,7 @@ fn read_workflow(
 fn read_templates(
     dir: &Path,
     io_dir: &Path,
+    root: Option<&Path>,
     wanted: Option<BTreeSet<String>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Result<Templates, LoadError> {
@@ -229,11 +235,16 @@ fn read_templates(
     if !templates_dir.is_dir() {
         return Ok(Templates::default());
     }
-    Templates::load_dir(&templates_dir, &dir.join(TEMPLATES_DIR), wanted, diags).map_err(|source| {
-        LoadError::Read {
-            path: dir.join(TEMPLATES_DIR),
-            source,
-        }
+    Templates::load_dir(
+        &templates_dir,
+        &dir.join(TEMPLATES_DIR),
+        root,
+        wanted,
+        diags,
+    )
+    .map_err(|source| LoadError::Read {
+        path: dir.join(TEMPLATES_DIR),
+        source,
     })
 }
 
@@ -249,25 +260,17 @@ fn referenced(workflows: &[Workflow]) -> BTreeSet<String> {
         .collect()
 }
 
-fn read_text(path: &Path, sink: &mut Sink) -> Option<String> {
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Some(text),
-            Err(_) => {
-                sink.error(Pos::new(1, 1), "file is not UTF-8 text");
-                None
-            }
-        },
-        Err(e) => {
-            sink.error(Pos::new(1, 1), format!("cannot read file: {e}"));
-            None
-        }
-    }
+/// A workflow or settings file's text; a problem reading it is reported at its spot.
+fn read_text(path: &Path, root: Option<&Path>, sink: &mut Sink) -> Option<String> {
+    files::read_text(path, root)
+        .map_err(|e| sink.error(e.pos(), e.to_string()))
+        .ok()
 }
 
 fn read_settings(
     dir: &Path,
     io_dir: &Path,
+    root: Option<&Path>,
     has_marketing: bool,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Settings> {
@@ -281,7 +284,7 @@ fn read_settings(
         );
         return None;
     }
-    let text = read_text(&path, &mut sink)?;
+    let text = read_text(&path, root, &mut sink)?;
     match yaml::parse(&text) {
         Ok(root) => parse::settings(&mut sink, &root, has_marketing),
         Err(e) => {
@@ -301,11 +304,13 @@ fn check_templates(w: &Workflow, templates: &Templates, dir: &Path, diags: &mut 
             continue;
         };
         let Some(file) = templates.file(&email.template) else {
-            if io_dir_of(dir)
-                .join(TEMPLATES_DIR)
-                .join(&email.template)
-                .exists()
-            {
+            let path = io_dir_of(dir).join(TEMPLATES_DIR).join(&email.template);
+            if path.is_dir() {
+                let message = format!("template `{}` is a folder, not a file", email.template);
+                sink.error(email.template_pos, message);
+                continue;
+            }
+            if path.exists() {
                 // It exists but did not compile: its own errors are reported at the template.
                 continue;
             }

@@ -60,8 +60,8 @@ fn check_tokens(source: &str, start: usize, close: Option<&str>) -> Result<usize
     let mut quote: Option<char> = None;
     let mut escaped = false;
     let mut word = String::new();
-    let mut chars = source[start..].char_indices().map(|(i, c)| (start + i, c));
-    while let Some((i, c)) = chars.next() {
+    let chars = source[start..].char_indices().map(|(i, c)| (start + i, c));
+    for (i, c) in chars {
         if let Some(q) = quote {
             match c {
                 _ if escaped => escaped = false,

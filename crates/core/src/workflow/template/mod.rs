@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 use crate::diagnostic::{Sink, suggestion};
+use crate::workflow::files;
 use crate::workflow::yaml::Pos;
 
 pub mod limits;
 mod mjml;
+pub mod refs;
 
 pub use mjml::{CompiledMjml, MjmlError, compile_mjml};
 
@@ -202,35 +204,60 @@ impl Templates {
     }
 
     /// Loads every `.mjml` and `.html` file under `dir` (the `templates/` folder), checking each
-    /// and reporting problems under `display` joined with the file's relative path.
-    /// With `only`, just the templates of those names.
+    /// and reporting problems under `display` joined with the file's relative path. Files are
+    /// read as [`files::read_text`] allows (regular files inside `root`, the workflows folder).
+    /// With `only`, just the templates of those names and those they include. A template that
+    /// includes, imports or extends one that is not there is an error at the name.
     pub fn load_dir(
         dir: &Path,
         display: &Path,
+        root: Option<&Path>,
         only: Option<BTreeSet<String>>,
         diags: &mut Vec<crate::diagnostic::Diagnostic>,
     ) -> std::io::Result<Self> {
         let mut templates = Self::default();
         let mut files = Vec::new();
         collect_files(dir, Path::new(""), &mut files)?;
-        files.sort();
-        for rel in files {
-            let name = rel
-                .iter()
-                .map(|p| p.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            if only.as_ref().is_some_and(|o| !o.contains(&name)) {
+        let by_name: BTreeMap<String, PathBuf> = files
+            .into_iter()
+            .map(|rel| (template_name(&rel), rel))
+            .collect();
+        let mut todo: Vec<String> = match only {
+            Some(only) => only
+                .into_iter()
+                .filter(|n| by_name.contains_key(n))
+                .collect(),
+            None => by_name.keys().cloned().collect(),
+        };
+        let mut done = BTreeSet::new();
+        while let Some(name) = todo.pop() {
+            if !done.insert(name.clone()) {
                 continue;
             }
-            let shown = display.join(&rel);
+            let rel = &by_name[&name];
+            let shown = display.join(rel);
             let mut sink = Sink::new(&shown, diags);
-            match std::fs::read(dir.join(&rel)) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => templates.add(&name, &text, &mut sink),
-                    Err(_) => sink.error(Pos::new(1, 1), "template is not UTF-8 text"),
-                },
-                Err(e) => sink.error(Pos::new(1, 1), format!("cannot read template: {e}")),
+            let text = match files::read_text(&dir.join(rel), root) {
+                Ok(text) => text,
+                Err(e) => {
+                    sink.error(e.pos(), e.to_string());
+                    continue;
+                }
+            };
+            templates.add(&name, &text, &mut sink);
+            for r in refs::template_refs(&text) {
+                if by_name.contains_key(&r.name) {
+                    todo.push(r.name);
+                } else {
+                    sink.error(
+                        offset_to_pos(&text, r.offset),
+                        format!(
+                            "template `{}` not found in templates/ (names are relative to templates/){}",
+                            r.name,
+                            suggestion(&r.name, by_name.keys().map(String::as_str))
+                        ),
+                    );
+                }
             }
         }
         Ok(templates)
@@ -303,6 +330,14 @@ impl Templates {
             },
         );
     }
+}
+
+/// A template's name: its path under `templates/` with `/` between folders.
+fn template_name(rel: &Path) -> String {
+    rel.iter()
+        .map(|p| p.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn collect_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
