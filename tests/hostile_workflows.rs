@@ -399,3 +399,83 @@ fn a_folder_as_template_and_missing_includes_are_errors_at_their_spot() {
     let (code, out, err) = run(tmp.path(), &["validate", "workflows/w.yaml"]);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 }
+
+#[test]
+fn hostile_yaml_is_reported_in_plain_words_at_its_spot() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let deep = format!("id: deep\nx: {}{}\n", "[".repeat(5_000), "]".repeat(5_000));
+    let (tmp, _) = project(&[
+        ("bomb.yaml", bomb.as_bytes()),
+        ("deep.yaml", deep.as_bytes()),
+        ("nul.yaml", b"id: nul\ncategory: transactional\x00\n"),
+        (
+            "latin1.yaml",
+            b"id: latin1\nstore: { name: \"Kahve D\xfckkan\" }\n",
+        ),
+    ]);
+    let (code, out, err) = validate(&tmp);
+    assert_eq!(code, 1, "{out}{err}");
+    let expected = [
+        "workflows/bomb.yaml:6:15: error: invalid YAML: the file holds too many values once its aliases (`*name`) are expanded; write the values out instead",
+        "workflows/deep.yaml:2:259: error: invalid YAML: recursion limit exceeded",
+        "workflows/nul.yaml:2:24: error: invalid YAML: unexpected character",
+        "workflows/latin1.yaml:2:24: error: file is not UTF-8 text: invalid byte 0xfc",
+    ];
+    for e in expected {
+        assert!(out.contains(e), "{e}\n{out}");
+    }
+    assert!(!out.contains("budget breached"), "{out}");
+}
+
+#[test]
+fn customer_data_is_never_run_as_a_template_or_markup() {
+    let steps = "  - id: hello\n    send_email: { template: demo/x.html, subject: \"Hi {{ customer.first_name }}\" }\n";
+    let body = b"<p>{{ customer.first_name }}</p>";
+    let (tmp, _) = project(&[
+        ("w.yaml", workflow(steps).as_bytes()),
+        ("templates/demo/x.html", body),
+    ]);
+    std::fs::create_dir(tmp.path().join("outbox")).unwrap();
+    std::fs::write(
+        tmp.path().join("events.jsonl"),
+        created_event("{{ 7 * 7 }}<script>{% for i in range(9) %}", "B"),
+    )
+    .unwrap();
+    let (code, out, err) = run(
+        tmp.path(),
+        &[
+            "simulate",
+            "--workflows",
+            "workflows/",
+            "--events",
+            "events.jsonl",
+            "--format",
+            "json",
+            "--outbox",
+            "outbox",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let sent = actions(&out, "email.sent");
+    assert_eq!(
+        sent[0]["subject"], "Hi {{ 7 * 7 }}<script>{% for i in range(9) %}",
+        "{out}"
+    );
+    let eml = std::fs::read_dir(tmp.path().join("outbox"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    // The HTML part shows the name as text; the plain-text part and headers are not HTML.
+    assert!(
+        eml.contains("<p>{{ 7 * 7 }}&lt;script&gt;{% for i in range(9) %}</p>"),
+        "{eml}"
+    );
+    assert!(
+        !eml.contains("<p>49") && !eml.contains("<p><script>"),
+        "{eml}"
+    );
+}

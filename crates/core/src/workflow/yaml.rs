@@ -239,11 +239,35 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             .location()
             .map(|l| Pos::new(l.line() as u32, l.column() as u32))
             .unwrap_or(Pos::new(1, 1));
-        SyntaxError {
-            pos,
-            message: bare_message(&err.without_snippet().to_string()),
-        }
+        let message = budget_message(&err)
+            .unwrap_or_else(|| bare_message(&err.without_snippet().to_string()));
+        SyntaxError { pos, message }
     })
+}
+
+/// A plain sentence for a breached parsing budget (serde-saphyr prints its debug form): an
+/// alias bomb, a file of too many values, or nesting too deep.
+fn budget_message(err: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let mut err = err;
+    while let E::AliasError { error, .. } | E::WithSnippet { error, .. } = err {
+        err = error;
+    }
+    let E::Budget { breach, .. } = err else {
+        return None;
+    };
+    let what = match breach {
+        B::Depth { .. } => "values are nested too deeply",
+        B::Aliases { .. } | B::AliasAnchorRatio { .. } | B::MergeKeys { .. } => {
+            "too many aliases (`*name`) and merges (`<<`); write the values out instead"
+        }
+        B::Nodes { .. } | B::Events { .. } | B::Anchors { .. } | B::ScalarBytes { .. } => {
+            "the file holds too many values once its aliases (`*name`) are expanded; write the values out instead"
+        }
+        _ => "the file is too large or too complex to read",
+    };
+    Some(format!("invalid YAML: {what}"))
 }
 
 /// serde-saphyr's message without the `error: line L column C: ` prefix (we print our own
@@ -311,6 +335,20 @@ mod tests {
         let err = parse("a: [1, 2\n").unwrap_err();
         assert_eq!(err.pos, Pos::new(1, 4));
         assert_eq!(err.message, "invalid YAML: unclosed bracket '['");
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_in_a_plain_sentence() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid YAML: the file holds too many values once its aliases (`*name`) are expanded; write the values out instead"
+        );
     }
 
     #[test]
