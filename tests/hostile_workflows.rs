@@ -479,3 +479,32 @@ fn customer_data_is_never_run_as_a_template_or_markup() {
         "{eml}"
     );
 }
+
+/// A webhook body is JSON whatever the customer's name holds: each string of the body is
+/// rendered as plain text and put into the body as a JSON string, never spliced into JSON text.
+#[test]
+fn webhook_bodies_stay_valid_json_for_any_customer_value() {
+    use nudge_core::engine::state::CustomerState;
+    use nudge_core::engine::{ActionKind, Engine, Input};
+    let steps = "  - id: hook\n    webhook: { url: \"https://hooks.example.com/x\", body: { name: \"{{ customer.first_name }}\", quoted: \"\\\"{{ customer.last_name }}\\\"\" } }\n";
+    let (_tmp, dir) = project(&[("w.yaml", workflow(steps).as_bytes())]);
+    let project = nudge_core::workflow::load(&dir).unwrap().project.unwrap();
+    let signer = nudge_core::links::Signer::new(b"k");
+    let engine = Engine::new(&project, &signer);
+    let (first, last) = ("Seán \"O'Brien\" & Co\n}{", "<b>\\");
+    let event = nudge_core::event::parse_event(created_event(first, last).trim()).unwrap();
+    let now = event.time;
+    let out = engine.handle(CustomerState::new("c-1"), Input::Event(&event), now);
+    let body = out
+        .actions
+        .iter()
+        .find_map(|a| match &a.kind {
+            ActionKind::WebhookCalled(call) => Some(call.body.clone()),
+            _ => None,
+        })
+        .expect("the webhook is called");
+    let text = body.to_string();
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(parsed["name"], first);
+    assert_eq!(parsed["quoted"], format!("\"{last}\""));
+}
