@@ -30,14 +30,16 @@ const TEMPLATE: &str = r#"<mjml>
 /// The template compiled and rendered the way the engine does it.
 fn rendered_html() -> String {
     let compiled = nudge_core::workflow::template::compile_mjml(TEMPLATE).expect("MJML compiles");
-    nudge_core::workflow::template::environment()
-        .render_str(
-            &compiled.html,
-            minijinja::context! {
-                customer => minijinja::context! { first_name => "Ayşe <3" },
-                store => minijinja::context! { url => "https://shop.example.com" },
-            },
-        )
+    // Under its file name, as the engine holds it: template files are HTML-escaped.
+    let mut env = nudge_core::workflow::template::environment();
+    env.add_template_owned("win-back.mjml", compiled.html)
+        .expect("template compiles");
+    env.get_template("win-back.mjml")
+        .expect("template is there")
+        .render(minijinja::context! {
+            customer => minijinja::context! { first_name => "Ayşe <3" },
+            store => minijinja::context! { url => "https://shop.example.com" },
+        })
         .expect("template renders")
 }
 
