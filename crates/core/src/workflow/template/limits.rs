@@ -14,6 +14,16 @@ pub const MAX_MJML_DEPTH: usize = 50;
 /// that depth far from the stack's end on every thread Nudge renders on.
 pub const MAX_EXPRESSION_OPERATORS: usize = 300;
 
+/// How deeply brackets (`(`, `[`, `{`) may nest in one tag or condition. minijinja allows
+/// about 75 levels, each costing more than 14 KiB of stack unoptimised; real expressions nest
+/// a few.
+pub const MAX_BRACKET_DEPTH: usize = 30;
+
+/// How deeply `{% if %}`, `{% for %}` and the other blocks may nest in one template.
+/// minijinja allows about 150 levels and compiles them by recursion, which needs more than
+/// 1 MiB of stack unoptimised; real templates nest a handful.
+pub const MAX_BLOCK_DEPTH: usize = 50;
+
 /// Where and why text is over a bound: a byte offset into it and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverLimit {
@@ -24,8 +34,9 @@ pub struct OverLimit {
 }
 
 /// Checks every tag of a template (`{{ }}`, `{% %}`; comments are skipped) against
-/// [`MAX_EXPRESSION_OPERATORS`].
+/// [`MAX_EXPRESSION_OPERATORS`], and the nesting of its blocks against [`MAX_BLOCK_DEPTH`].
 pub fn check_template(source: &str) -> Result<(), OverLimit> {
+    let mut depth = 0usize;
     let mut at = 0;
     while let Some(found) = source[at..].find('{') {
         let open = at + found;
@@ -42,7 +53,18 @@ pub fn check_template(source: &str) -> Result<(), OverLimit> {
             continue;
         };
         let end = check_tokens(source, open + 2, Some(close))?;
-        at = end;
+        if close == "%}" {
+            depth = block_depth(&source[open + 2..end], depth);
+            if depth > MAX_BLOCK_DEPTH {
+                return Err(OverLimit {
+                    offset: open,
+                    message: format!(
+                        "blocks nest too deeply: more than {MAX_BLOCK_DEPTH} levels of {{% if %}}, {{% for %}} and the like"
+                    ),
+                });
+            }
+        }
+        at = (end + close.len()).min(source.len());
     }
     Ok(())
 }
@@ -54,9 +76,10 @@ pub fn check_expression(source: &str) -> Result<(), OverLimit> {
 }
 
 /// Counts the operators from `start` up to `close` (outside string literals) or the end;
-/// returns where the tag ends. Characters are walked, never bytes, so any script is safe.
+/// returns where the tag's inside ends (at `close`, or the end of the text). Characters are walked, never bytes, so any script is safe.
 fn check_tokens(source: &str, start: usize, close: Option<&str>) -> Result<usize, OverLimit> {
     let mut operators = 0usize;
+    let mut brackets = 0usize;
     let mut quote: Option<char> = None;
     let mut escaped = false;
     let mut word = String::new();
@@ -72,7 +95,7 @@ fn check_tokens(source: &str, start: usize, close: Option<&str>) -> Result<usize
             continue;
         }
         if close.is_some_and(|close| source[i..].starts_with(close)) {
-            return Ok(i + 2);
+            return Ok(i);
         }
         if c.is_alphanumeric() || c == '_' {
             word.push(c);
@@ -80,8 +103,19 @@ fn check_tokens(source: &str, start: usize, close: Option<&str>) -> Result<usize
         }
         operators += usize::from(is_word_operator(&std::mem::take(&mut word)));
         operators += usize::from(is_operator(c));
-        if c == '"' || c == '\'' {
-            quote = Some(c);
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => brackets += 1,
+            ')' | ']' | '}' => brackets = brackets.saturating_sub(1),
+            _ => {}
+        }
+        if brackets > MAX_BRACKET_DEPTH {
+            return Err(OverLimit {
+                offset: i,
+                message: format!(
+                    "brackets nest too deeply: more than {MAX_BRACKET_DEPTH} levels in one tag or condition"
+                ),
+            });
         }
         if operators > MAX_EXPRESSION_OPERATORS {
             return Err(OverLimit {
@@ -93,6 +127,23 @@ fn check_tokens(source: &str, start: usize, close: Option<&str>) -> Result<usize
         }
     }
     Ok(source.len())
+}
+
+/// The block depth after a `{% %}` tag whose inside is `tag`, from `depth` before it.
+fn block_depth(tag: &str, depth: usize) -> usize {
+    let body = tag.trim_start_matches(['-', '+', '~']).trim_start();
+    let word = &body[..body
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(body.len())];
+    match word {
+        "if" | "for" | "macro" | "call" | "filter" | "with" | "block" | "autoescape" | "raw" => {
+            depth + 1
+        }
+        // `{% set x %}...{% endset %}` is a block; `{% set x = 1 %}` is not.
+        "set" if !body.contains('=') => depth + 1,
+        w if w.starts_with("end") => depth.saturating_sub(1),
+        _ => depth,
+    }
 }
 
 /// `and`, `or`, `not`, `is`, `in`, and `if`/`else` of `a if b else c`.

@@ -236,3 +236,32 @@ fn renders_stop_at_the_fuel_and_size_limits() {
     .unwrap_err();
     assert_eq!(render_failure(&e), "invalid operation at <string>:2");
 }
+
+/// Nesting of blocks, brackets and unary operators: what is allowed compiles and renders on a
+/// test thread's stack (2 MiB, about twice what it needs); past the bounds it is refused by the
+/// scan before any recursion could overflow.
+#[test]
+fn nested_blocks_brackets_and_unary_operators_are_bounded() {
+    use limits::MAX_EXPRESSION_OPERATORS as OPS;
+    use limits::{MAX_BLOCK_DEPTH as BLOCKS, MAX_BRACKET_DEPTH as BRACKETS};
+    let env = environment();
+    let blocks = |n: usize| format!("{}x{}", "{% if true %}".repeat(n), "{% endif %}".repeat(n));
+    let nots = |n: usize| format!("{{{{ {}1 }}}}", "not ".repeat(n));
+    let parens = |n: usize| format!("{{{{ {}1{} }}}}", "(".repeat(n), ")".repeat(n));
+    for allowed in [blocks(BLOCKS), nots(OPS), parens(BRACKETS)] {
+        limits::check_template(&allowed).unwrap();
+        env.render_str(&allowed, ()).unwrap();
+    }
+    let e = limits::check_template(&blocks(BLOCKS + 1)).unwrap_err();
+    assert_eq!(e.offset, "{% if true %}".len() * BLOCKS);
+    assert!(e.message.contains("more than 50 levels"), "{e:?}");
+    assert!(limits::check_template(&nots(OPS + 1)).is_err());
+    let e = limits::check_template(&parens(BRACKETS + 1)).unwrap_err();
+    assert_eq!(e.offset, 3 + BRACKETS);
+    assert!(e.message.contains("more than 30 levels"), "{e:?}");
+    // Siblings and `{% set x = ... %}` open no level; `{% set x %}` does until `{% endset %}`.
+    let flat = "{% if a %}{% endif %}{% set x = 1 %}{% set y %}z{% endset %}".repeat(1_000);
+    limits::check_template(&flat).unwrap();
+    // Past our bounds, minijinja's parser would refuse blocks and brackets itself (it allows
+    // about 150 and 75 levels), but only after using more stack than a thread may have.
+}
