@@ -508,3 +508,23 @@ fn webhook_bodies_stay_valid_json_for_any_customer_value() {
     assert_eq!(parsed["name"], first);
     assert_eq!(parsed["quoted"], format!("\"{last}\""));
 }
+
+#[test]
+fn templates_included_by_subjects_profile_values_and_webhooks_must_exist() {
+    let steps = "  - id: hello\n    send_email: { template: demo/order.html, subject: \"Hi {% include 'demo/subject.html' %}\", preheader: \"{% include 'demo/x.html' %}\" }\n  - id: p\n    update_profile: { set: { x: \"{% include 'nope.html' %}\" } }\n  - id: hook\n    webhook: { url: \"https://hooks.example.com/x\", body: { a: [\"{% import 'm.html' as m %}\"] } }\n";
+    let (tmp, _) = project(&[
+        ("w.yaml", workflow(steps).as_bytes()),
+        ("templates/demo/x.html", b"{{ customer.first_name }}"),
+    ]);
+    for path in ["workflows/", "workflows/w.yaml"] {
+        let (code, out, err) = run(tmp.path(), &["validate", path]);
+        assert_eq!(code, 1, "{err}");
+        let w = format!("{}w.yaml", path.trim_end_matches("w.yaml"));
+        let expected = [
+            format!("{w}:6:55: error: template `demo/subject.html` not found in templates/"),
+            format!("{w}:8:33: error: template `nope.html` not found in templates/"),
+            format!("{w}:9:5: error: template `m.html` not found in templates/"),
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+    }
+}

@@ -248,16 +248,71 @@ fn read_templates(
     })
 }
 
-/// Template names the workflows use.
+/// Template names the workflows use: those they send, and those their template strings
+/// include or import.
 fn referenced(workflows: &[Workflow]) -> BTreeSet<String> {
-    workflows
-        .iter()
-        .flat_map(|w| w.all_steps())
-        .filter_map(|s| match &s.kind {
-            model::StepKind::SendEmail(e) => Some(e.template.clone()),
-            _ => None,
-        })
-        .collect()
+    let mut names = BTreeSet::new();
+    for step in workflows.iter().flat_map(|w| w.all_steps()) {
+        if let model::StepKind::SendEmail(e) = &step.kind {
+            names.insert(e.template.clone());
+        }
+        for (source, _) in template_strings(step) {
+            names.extend(
+                template::refs::template_refs(source)
+                    .into_iter()
+                    .map(|r| r.name),
+            );
+        }
+    }
+    names
+}
+
+/// The template strings of a step with where each was written (a webhook body's strings at
+/// the step, since JSON keeps no positions).
+fn template_strings(step: &model::Step) -> Vec<(&str, Pos)> {
+    let mut out = Vec::new();
+    match &step.kind {
+        model::StepKind::SendEmail(e) => {
+            out.push((e.subject.source.as_str(), e.subject.pos));
+            out.extend(e.preheader.iter().map(|p| (p.source.as_str(), p.pos)));
+        }
+        model::StepKind::UpdateProfile(u) => {
+            for (_, value) in &u.set {
+                if let model::ProfileValue::Template(t) = value {
+                    out.push((t.source.as_str(), t.pos));
+                }
+            }
+        }
+        model::StepKind::Webhook(h) => {
+            let mut stack: Vec<&serde_json::Value> = h.body.iter().collect();
+            while let Some(value) = stack.pop() {
+                match value {
+                    serde_json::Value::String(s) => out.push((s.as_str(), step.pos)),
+                    serde_json::Value::Array(items) => stack.extend(items),
+                    serde_json::Value::Object(map) => stack.extend(map.values()),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// A template that a workflow's template string includes or imports must be there.
+fn check_string_refs(step: &model::Step, templates: &Templates, dir: &Path, sink: &mut Sink) {
+    for (source, pos) in template_strings(step) {
+        for r in template::refs::template_refs(source) {
+            let path = io_dir_of(dir).join(TEMPLATES_DIR).join(&r.name);
+            // One that exists but did not compile has its errors reported at the template.
+            if templates.file(&r.name).is_none() && !path.is_file() {
+                sink.error(
+                    pos,
+                    format!("template `{}` not found in templates/", r.name),
+                );
+            }
+        }
+    }
 }
 
 /// A workflow or settings file's text; a problem reading it is reported at its spot.
@@ -300,6 +355,7 @@ fn check_templates(w: &Workflow, templates: &Templates, dir: &Path, diags: &mut 
     let mut sink = Sink::new(&w.path, diags);
     let date_triggered = matches!(w.trigger, Trigger::Date(_));
     for step in w.all_steps() {
+        check_string_refs(step, templates, dir, &mut sink);
         let model::StepKind::SendEmail(email) = &step.kind else {
             continue;
         };
