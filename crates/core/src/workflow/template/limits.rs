@@ -34,7 +34,8 @@ pub struct OverLimit {
 }
 
 /// Checks every tag of a template (`{{ }}`, `{% %}`; comments are skipped) against
-/// [`MAX_EXPRESSION_OPERATORS`], and the nesting of its blocks against [`MAX_BLOCK_DEPTH`].
+/// [`MAX_EXPRESSION_OPERATORS`] and [`MAX_BRACKET_DEPTH`], and the nesting of its blocks
+/// against [`MAX_BLOCK_DEPTH`].
 pub fn check_template(source: &str) -> Result<(), OverLimit> {
     let mut depth = 0usize;
     let mut at = 0;
@@ -70,13 +71,14 @@ pub fn check_template(source: &str) -> Result<(), OverLimit> {
 }
 
 /// Checks a condition (the whole text is one expression) against
-/// [`MAX_EXPRESSION_OPERATORS`].
+/// [`MAX_EXPRESSION_OPERATORS`] and [`MAX_BRACKET_DEPTH`].
 pub fn check_expression(source: &str) -> Result<(), OverLimit> {
     check_tokens(source, 0, None).map(|_| ())
 }
 
-/// Counts the operators from `start` up to `close` (outside string literals) or the end;
-/// returns where the tag's inside ends (at `close`, or the end of the text). Characters are walked, never bytes, so any script is safe.
+/// Counts the operators and bracket levels from `start` up to `close` (outside string
+/// literals) or the end; returns where the tag's inside ends (at `close`, or the end of the
+/// text). Characters are walked, never bytes, so any script is safe.
 fn check_tokens(source: &str, start: usize, close: Option<&str>) -> Result<usize, OverLimit> {
     let mut operators = 0usize;
     let mut brackets = 0usize;
