@@ -243,11 +243,79 @@ fn an_unreadable_stored_state_is_an_error_and_changes_nothing() {
             );
             let event = parse_event(&line.to_string()).unwrap();
             let err = rt.block_on(runner.event(&event, event.time)).unwrap_err();
-            assert!(matches!(err, RunnerError::State(_)), "{id}: {err}");
-            assert!(err.to_string().contains("unreadable"), "{err}");
+            assert!(matches!(err, RunnerError::State { .. }), "{id}: {err}");
+            assert_eq!(err.customer(), Some(id));
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("stored state of customer {id} is unreadable: ")),
+                "{text}"
+            );
             let stored = rt.block_on(runner.store().load(id)).unwrap().unwrap();
             assert_eq!((stored.version, stored.state.as_slice()), (1, bytes));
             assert!(!rt.block_on(runner.store().is_processed("e1")).unwrap());
         }
+    });
+}
+
+/// An input whose new state would be over `MAX_STATE_BYTES` is refused, naming the customer,
+/// and changes nothing; the customer's earlier state and later inputs are unaffected.
+#[test]
+fn a_state_over_the_size_limit_is_refused_and_changes_nothing() {
+    use nudge_core::runner::{Applied, MAX_STATE_BYTES, Runner, RunnerError};
+    use nudge_core::store::Store;
+    use nudge_local::SqliteStore;
+    use nudge_local::outbox::OutboxMailer;
+
+    with_engine(|engine| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let store = SqliteStore::in_memory().unwrap();
+        let runner: Runner<'_, _, OutboxMailer> = Runner::new(engine, store, None);
+        // Each under an event's size limit; the two together over the state's.
+        let big = "x".repeat(MAX_STATE_BYTES / 2 + 1);
+        let update = |id: &str, field: &str| {
+            let line = ev(
+                id,
+                "customer.updated",
+                "2026-03-02T07:00:00Z",
+                "c1",
+                json!({"customer": {field: big}}),
+            );
+            parse_event(&line.to_string()).unwrap()
+        };
+        let first = update("e1", "note_a");
+        let applied = rt.block_on(runner.event(&first, first.time)).unwrap();
+        assert!(matches!(applied, Applied::Done { .. }));
+        let before = rt.block_on(runner.store().load("c1")).unwrap().unwrap();
+        let second = update("e2", "note_b");
+        let err = rt.block_on(runner.event(&second, second.time)).unwrap_err();
+        assert!(matches!(err, RunnerError::StateTooLarge { .. }), "{err}");
+        assert_eq!(err.customer(), Some("c1"));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("the new state of customer c1 would take "),
+            "{text}"
+        );
+        let after = rt.block_on(runner.store().load("c1")).unwrap().unwrap();
+        assert_eq!(
+            (after.version, &after.state),
+            (before.version, &before.state)
+        );
+        assert!(!rt.block_on(runner.store().is_processed("e2")).unwrap());
+        // A small input still goes through.
+        let small = parse_event(
+            &ev(
+                "e3",
+                "customer.updated",
+                "2026-03-02T07:01:00Z",
+                "c1",
+                customer("A"),
+            )
+            .to_string(),
+        )
+        .unwrap();
+        let applied = rt.block_on(runner.event(&small, small.time)).unwrap();
+        assert!(matches!(applied, Applied::Done { .. }));
     });
 }
