@@ -291,6 +291,7 @@ pub(crate) fn row_json(a: &Action) -> String {
     };
     match &a.kind {
         ActionKind::RunStarted => {}
+        ActionKind::RunRefused { reason } => row.reason = Some(reason.as_str()),
         ActionKind::RunEnded { reason } => row.reason = Some(reason.as_str()),
         ActionKind::EmailSent(email) => {
             row.to = Some(&email.to.address);
@@ -311,6 +312,7 @@ pub(crate) fn row_json(a: &Action) -> String {
 pub(crate) fn row_text(a: &Action) -> String {
     let detail = match &a.kind {
         ActionKind::RunStarted => String::new(),
+        ActionKind::RunRefused { reason } => reason.as_str().to_owned(),
         ActionKind::RunEnded { reason } => reason.as_str().to_owned(),
         ActionKind::EmailSent(email) => format!("{}  \"{}\"", email.to.address, email.subject),
         ActionKind::EmailSkipped { reason } => reason.as_str().to_owned(),
@@ -394,6 +396,12 @@ pub(crate) fn summary_text(s: &Summary) -> String {
             .copied()
             .unwrap_or(0);
         out.push_str(&format!("  goals    {goals}\n"));
+        if w.runs_refused > 0 {
+            let n = w.runs_refused;
+            out.push_str(&format!(
+                "  refused  {n} runs (too_many_runs: at the active-run limit)\n"
+            ));
+        }
         if !w.emails_sent.is_empty() {
             let sent: Vec<String> = w
                 .emails_sent

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::program::Program;
 use super::state::{EntryRecord, Phase, Run};
-use super::{ActionKind, Cx, EndReason};
+use super::{Action, ActionKind, Cx, EndReason, MAX_ACTIVE_RUNS, RefuseReason};
 use crate::event::StoreEvent;
 use crate::workflow::model::{EntryPolicy, EventFilter, Trigger, Workflow};
 use crate::workflow::units::Duration;
@@ -85,10 +85,28 @@ impl<'p> Cx<'_, 'p> {
         if !self.admit(w, key.as_deref(), history) {
             return;
         }
+        if self.state.runs.len() >= MAX_ACTIVE_RUNS {
+            // Refused before the entry is recorded: a `once` workflow may start later.
+            let id = run_id(&w.id, &self.state.id, key.as_deref(), trigger_id);
+            return self.refuse(w, id, RefuseReason::TooManyRuns);
+        }
         self.record_entry(w, key.as_deref(), history);
         let run = self.new_run(w, key, trigger, trigger_id);
         self.push(&run, None, ActionKind::RunStarted);
         self.drive(run, program, program.first);
+    }
+
+    /// Records that a run of `w` (which would have had the id `run`) did not start.
+    fn refuse(&mut self, w: &Workflow, run: String, reason: RefuseReason) {
+        tracing::warn!(customer = %self.state.id, workflow = %w.id, reason = reason.as_str(), "run refused");
+        self.actions.push(Action {
+            at: self.now,
+            customer: self.state.id.clone(),
+            workflow: w.id.clone(),
+            run,
+            step: None,
+            kind: ActionKind::RunRefused { reason },
+        });
     }
 
     /// `w`'s entry policy for a new run under `key`, given the customer's entry `history`:
