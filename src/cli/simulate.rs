@@ -352,6 +352,14 @@ fn notice_text(events: &str, notice: &Notice) -> String {
             ts(*time),
             ts(*clock)
         ),
+        Notice::WakeFailed {
+            customer,
+            at,
+            reason,
+        } => format!(
+            "timer of customer {customer} due at {} failed: {reason}",
+            ts(*at)
+        ),
         Notice::Duplicate { line, event_id } => {
             format!("{events}:{line}: event {event_id} was seen before; ignored")
         }

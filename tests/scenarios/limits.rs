@@ -3,9 +3,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use nudge_core::engine::MAX_ACTIVE_RUNS;
+use nudge_core::store::{Commit, CommitOutcome, Store};
+use nudge_local::SqliteStore;
+use nudge_local::simulate::Notice;
 use serde_json::{Value, json};
 
-use super::{SHIPMENT, Scenario, count, ev, has, order};
+use super::{SHIPMENT, Scenario, WELCOME, count, customer, ev, has, order};
 
 /// Thanks the customer by name when an order arrives.
 const DELIVERED: &str = r#"
@@ -69,4 +72,94 @@ fn a_trigger_beyond_the_active_run_limit_is_refused_and_its_event_still_applies(
     assert!(!has(rows, &format!("Order o-{n} shipped")));
     assert_eq!(report.summary.workflows["ship"].runs_refused, 1);
     assert_eq!(report.summary.rejected, 0);
+}
+
+/// Stores `bytes` as customer `id`'s state, with a timer due at `wake`.
+fn store_state(s: &Scenario, id: &str, bytes: &[u8], wake: &str) {
+    let store = SqliteStore::open(&s.db()).unwrap();
+    let commit = Commit {
+        customer_id: id,
+        expected_version: 0,
+        state: bytes,
+        next_wake: Some(wake.parse().unwrap()),
+        event_id: None,
+        sends: &[],
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let outcome = store.commit(commit).await.unwrap();
+        assert!(matches!(outcome, CommitOutcome::Committed { .. }));
+        store.flush().await.unwrap();
+    });
+}
+
+#[test]
+fn an_unreadable_state_fails_only_its_customers_inputs() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    store_state(&s, "c1", b"{\"id\":3}", "2026-03-02T06:00:00Z");
+    let events = [
+        ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c1",
+            customer("A"),
+        ),
+        ev(
+            "e2",
+            "customer.created",
+            "2026-03-02T07:01:00Z",
+            "c2",
+            customer("B"),
+        ),
+    ];
+    let report = s.run_reporting(&events, "2026-03-02T08:00:00Z", None);
+    assert_eq!(
+        report.rows,
+        [
+            "2026-03-02T07:01:00Z c2 welcome/- run.started",
+            "2026-03-02T07:01:00Z c2 welcome/hello email.sent Welcome B",
+        ]
+    );
+    let unreadable = "stored state of customer c1 is unreadable: invalid type: integer `3`, \
+                      expected a string at line 1 column 7";
+    let [wake, line] = &report.notices[..] else {
+        panic!("{:#?}", report.notices);
+    };
+    let Notice::WakeFailed {
+        customer, reason, ..
+    } = wake
+    else {
+        panic!("{wake:?}");
+    };
+    assert_eq!((customer.as_str(), reason.as_str()), ("c1", unreadable));
+    let Notice::Rejected(r) = line else {
+        panic!("{line:?}");
+    };
+    assert_eq!((r.line, r.event_id.as_deref()), (1, Some("e1")));
+    assert_eq!(r.reason, unreadable);
+    assert_eq!((report.summary.rejected, report.summary.events), (1, 1));
+    let store = SqliteStore::open(&s.db()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let letters = rt.block_on(store.dead_letters(10)).unwrap();
+    let [letter] = &letters[..] else {
+        panic!("{letters:#?}");
+    };
+    assert_eq!(letter.event_id.as_deref(), Some("e1"));
+    assert_eq!(letter.reason, unreadable);
+    assert!(
+        letter.source.ends_with("events.jsonl:1"),
+        "{}",
+        letter.source
+    );
+    let body: Value = serde_json::from_str(&letter.body).unwrap();
+    assert_eq!(body["detail"]["customer"]["id"], "c1");
+    // The state is left as it was, and the event is not marked processed.
+    let stored = rt.block_on(store.load("c1")).unwrap().unwrap();
+    assert_eq!(stored.state, b"{\"id\":3}");
+    assert!(!rt.block_on(store.is_processed("e1")).unwrap());
 }
