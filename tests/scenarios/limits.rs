@@ -163,3 +163,102 @@ fn an_unreadable_state_fails_only_its_customers_inputs() {
     assert_eq!(stored.state, b"{\"id\":3}");
     assert!(!rt.block_on(store.is_processed("e1")).unwrap());
 }
+
+/// `nudge simulate` prints a refused run in text and JSON, and counts it in the summary.
+#[test]
+fn simulate_prints_and_counts_refused_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let lines: String = (0..=MAX_ACTIVE_RUNS)
+        .map(|i| format!("{}\n", shipped(i, order(&format!("o-{i}")))))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let workflows = crate::helpers::root().join("workflows");
+    let (w, e) = (workflows.to_str().unwrap(), file.to_str().unwrap());
+    let until = ["--until", "2026-03-03T00:00:00Z"];
+    let args = [&["simulate", "--workflows", w, "--events", e][..], &until].concat();
+    let (code, out, err) = crate::helpers::nudge(dir.path(), &args, &[]);
+    assert_eq!(code, 0, "{err}");
+    let at = at(MAX_ACTIVE_RUNS);
+    let refused = format!(
+        "{at}  c1         shipment-updates  -                        run.refused     too_many_runs"
+    );
+    assert!(out.lines().any(|l| l == refused), "{out}");
+    assert!(out.contains("\n  refused  1 runs (too_many_runs: at the active-run limit)\n"));
+    let json_args = [&args[..], &["--format", "json"]].concat();
+    let (code, out, err) = crate::helpers::nudge(dir.path(), &json_args, &[]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refused: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["action"] == "run.refused")
+        .collect();
+    let [row] = &refused[..] else {
+        panic!("{out}");
+    };
+    let run = nudge_core::engine::run_id(
+        "shipment-updates",
+        "c1",
+        Some(&format!("o-{MAX_ACTIVE_RUNS}")),
+        &format!("s{MAX_ACTIVE_RUNS}"),
+    );
+    assert_eq!(
+        **row,
+        json!({"action": "run.refused", "at": at, "customer": "c1", "reason": "too_many_runs",
+               "run": run, "workflow": "shipment-updates"})
+    );
+}
+
+/// `nudge simulate` on a store with an unreadable state: that customer's line is rejected
+/// (exit 1) with a notice naming the line, the customer and the problem; the others run.
+#[test]
+fn simulate_reports_an_unreadable_state_and_goes_on() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    store_state(&s, "c1", b"[]", "2026-03-09T06:00:00Z");
+    let events = [
+        ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c1",
+            customer("A"),
+        ),
+        ev(
+            "e2",
+            "customer.created",
+            "2026-03-02T07:01:00Z",
+            "c2",
+            customer("B"),
+        ),
+    ];
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(s.events_file(), text).unwrap();
+    let (w, e, db) = (s.workflows_dir(), s.events_file(), s.db());
+    let args = [
+        "simulate",
+        "--workflows",
+        w.to_str().unwrap(),
+        "--events",
+        e.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--until",
+        "2026-03-03T00:00:00Z",
+    ];
+    let (code, out, err) = crate::helpers::nudge(s.workflows_dir().as_path(), &args, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("c2         welcome           hello"), "{out}");
+    let notice = format!(
+        "{}:1: rejected: stored state of customer c1 is unreadable: invalid length 0, expected \
+         struct CustomerState with 8 elements at line 1 column 2 (kept as a dead letter)",
+        e.display()
+    );
+    assert!(err.lines().any(|l| l == notice), "{err}");
+    assert!(
+        out.contains("2 events applied") || out.contains("1 events applied"),
+        "{out}"
+    );
+}
