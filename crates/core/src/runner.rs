@@ -110,9 +110,16 @@ fn decode_state(bytes: &[u8]) -> Result<CustomerState, serde_json::Error> {
     }
 }
 
-/// The new state as stored, if it is within [`MAX_STATE_BYTES`].
-fn encode_state(customer_id: &str, state: &CustomerState) -> Result<Vec<u8>, RunnerError> {
-    let bytes = serde_json::to_vec(state).map_err(|source| RunnerError::Unencodable {
+/// The new state as stored, if it is within [`MAX_STATE_BYTES`]. The buffer starts at the
+/// size of the state it replaces (`hint`), plus room to grow: a large state is then written
+/// without copying itself over and over as the buffer doubles.
+fn encode_state(
+    customer_id: &str,
+    state: &CustomerState,
+    hint: usize,
+) -> Result<Vec<u8>, RunnerError> {
+    let mut bytes = Vec::with_capacity(hint + 1024);
+    serde_json::to_writer(&mut bytes, state).map_err(|source| RunnerError::Unencodable {
         customer_id: customer_id.to_owned(),
         source,
     })?;
@@ -184,8 +191,10 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         // conflict), and nothing happens before a commit, so a duplicate costs one engine run
         // instead of every event costing one more read.
         for _ in 0..MAX_ATTEMPTS {
+            let mut stored_len = 0;
             let (state, version) = match self.store.load(customer_id).await? {
                 Some(record) => {
+                    stored_len = record.state.len();
                     let state =
                         decode_state(&record.state).map_err(|source| RunnerError::State {
                             customer_id: customer_id.to_owned(),
@@ -196,7 +205,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
                 None => (CustomerState::new(customer_id), 0),
             };
             let outcome = self.engine.handle(state, input, now);
-            let bytes = encode_state(customer_id, &outcome.state)?;
+            let bytes = encode_state(customer_id, &outcome.state, stored_len)?;
             let next_wake = outcome.state.next_wake();
             let sends: Vec<SendRecord> = outcome
                 .actions

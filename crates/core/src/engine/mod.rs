@@ -62,7 +62,7 @@ use crate::event::StoreEvent;
 use crate::links::Signer;
 use crate::workflow::Project;
 use program::Program;
-use state::{CustomerState, Run};
+use state::{CustomerState, Run, TriggerDetail};
 
 pub use action::{Action, ActionKind, EndReason, RefuseReason, SkipReason, WebhookCall};
 pub use drive::split_branch;
@@ -233,7 +233,10 @@ impl<'p> Cx<'_, 'p> {
 
     /// What a run's steps see: `event` is its trigger's detail (none when not kept).
     fn run_scope(&self, run: &Run) -> minijinja::Value {
-        self.scope(Some(run), run.trigger.clone())
+        self.scope(
+            Some(run),
+            run.trigger.as_ref().and_then(TriggerDetail::detail),
+        )
     }
 
     /// Ends runs of workflows that were deleted or disabled since they started.

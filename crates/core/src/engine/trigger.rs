@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::program::Program;
-use super::state::{EntryRecord, Phase, Run};
+use super::state::{EntryRecord, Phase, Run, TriggerDetail};
 use super::{Action, ActionKind, Cx, EndReason, MAX_ACTIVE_RUNS, RefuseReason};
 use crate::event::StoreEvent;
 use crate::workflow::model::{EntryPolicy, EventFilter, Trigger, Workflow};
@@ -164,7 +164,7 @@ impl<'p> Cx<'_, 'p> {
             started_at: self.now,
             trigger: trigger
                 .filter(|_| self.engine.keeps_trigger.contains(w.id.as_str()))
-                .cloned(),
+                .map(|detail| TriggerDetail::Parsed(Arc::clone(detail))),
             step: String::new(),
             phase: Phase::Waiting { until: self.now },
             waited: None,
