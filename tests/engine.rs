@@ -319,3 +319,56 @@ fn a_state_over_the_size_limit_is_refused_and_changes_nothing() {
         assert!(matches!(applied, Applied::Done { .. }));
     });
 }
+
+/// A keyed `every` workflow keeps a start per key only while its period holds the key back:
+/// the entry history does not grow with every key a customer ever had.
+#[test]
+fn every_starts_are_forgotten_once_their_period_has_passed() {
+    const DAILY: &str = r#"
+category: transactional
+trigger: { event: order.placed }
+key: "event.order.id"
+entry: { every: 1d }
+steps:
+  - id: thanks
+    send_email: { template: t.mjml, subject: "Thanks" }
+"#;
+    let s = Scenario::new(&[("daily", DAILY)]);
+    let project = nudge_core::workflow::load(&s.workflows_dir())
+        .unwrap()
+        .project
+        .unwrap();
+    let signer = Signer::new(b"k");
+    let engine = Engine::new(&project, &signer);
+    let placed = |id: &str, order: &str, at: &str| {
+        let mut detail = customer("A");
+        detail["order"] = json!({"id": order});
+        parse_event(&ev(id, "order.placed", at, "c1", detail).to_string()).unwrap()
+    };
+    let mut state = CustomerState::new("c1");
+    for (id, order, at) in [
+        ("e1", "o-1", "2026-03-02T07:00:00Z"),
+        ("e2", "o-2", "2026-03-02T08:00:00Z"),
+        // The same order within the day is held back by its entry.
+        ("e3", "o-1", "2026-03-02T09:00:00Z"),
+    ] {
+        state = engine
+            .handle(state, Input::Event(&placed(id, order, at)), t(at))
+            .state;
+    }
+    let keys = |s: &CustomerState| -> Vec<String> {
+        s.entries.iter().filter_map(|e| e.key.clone()).collect()
+    };
+    assert_eq!(keys(&state), ["o-1", "o-2"]);
+    // 23 hours (a day less the daylight-saving hour) after the first start, o-1's entry
+    // no longer holds anything back: it is gone.
+    let at = "2026-03-03T06:30:00Z";
+    let out = engine.handle(state, Input::Event(&placed("e4", "o-3", at)), t(at));
+    assert_eq!(keys(&out.state), ["o-2", "o-3"]);
+    // And o-1 may start again, as it could before.
+    let at = "2026-03-03T06:40:00Z";
+    let out = engine.handle(out.state, Input::Event(&placed("e5", "o-1", at)), t(at));
+    let names: Vec<&str> = out.actions.iter().map(|a| a.kind.name()).collect();
+    assert_eq!(names, ["run.started", "email.sent", "run.ended"]);
+    assert_eq!(keys(&out.state), ["o-2", "o-3", "o-1"]);
+}

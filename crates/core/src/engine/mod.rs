@@ -160,6 +160,7 @@ impl<'p> Engine<'p> {
         }
         cx.sync_dates();
         cx.prune_sends();
+        cx.prune_entries();
         Outcome {
             state: cx.state,
             actions: cx.actions,

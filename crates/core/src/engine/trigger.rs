@@ -149,6 +149,20 @@ impl<'p> Cx<'_, 'p> {
         }
     }
 
+    /// Forgets starts of `every` workflows whose period has passed: they no longer hold
+    /// back a start, and a keyed workflow would otherwise keep one per key forever. (Judged by
+    /// the workflow as it is now; `once` starts are kept, since they always hold one back.)
+    pub(super) fn prune_entries(&mut self) {
+        let programs = &self.engine.programs;
+        let now = self.now;
+        self.state.entries.retain(|e| {
+            match programs.get(e.workflow.as_str()).map(|p| p.workflow.entry) {
+                Some(EntryPolicy::Every(period)) => now - e.last_started_at < min_gap(period),
+                _ => true,
+            }
+        });
+    }
+
     /// A run of `w` starting now, before its first step.
     fn new_run(
         &self,
