@@ -397,6 +397,9 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         if active > 0 {
             out.push_str(&format!("; {active} still active"));
         }
+        if w.runs_refused > 0 {
+            out.push_str(&format!("; {} refused (too_many_runs)", w.runs_refused));
+        }
         out.push('\n');
         let goals = w
             .runs_ended
@@ -404,12 +407,6 @@ pub(crate) fn summary_text(s: &Summary) -> String {
             .copied()
             .unwrap_or(0);
         out.push_str(&format!("  goals    {goals}\n"));
-        if w.runs_refused > 0 {
-            let n = w.runs_refused;
-            out.push_str(&format!(
-                "  refused  {n} runs (too_many_runs: at the active-run limit)\n"
-            ));
-        }
         if !w.emails_sent.is_empty() {
             let sent: Vec<String> = w
                 .emails_sent

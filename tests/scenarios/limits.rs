@@ -184,7 +184,11 @@ fn simulate_prints_and_counts_refused_runs() {
         "{at}  c1         shipment-updates  -                        run.refused     too_many_runs"
     );
     assert!(out.lines().any(|l| l == refused), "{out}");
-    assert!(out.contains("\n  refused  1 runs (too_many_runs: at the active-run limit)\n"));
+    let runs = format!(
+        "\n  runs     {n} started; ended: none; {n} still active; 1 refused (too_many_runs)\n",
+        n = MAX_ACTIVE_RUNS
+    );
+    assert!(out.contains(&runs), "{out}");
     let json_args = [&args[..], &["--format", "json"]].concat();
     let (code, out, err) = crate::helpers::nudge(dir.path(), &json_args, &[]);
     assert_eq!(code, 0, "{err}");
