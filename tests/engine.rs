@@ -243,11 +243,132 @@ fn an_unreadable_stored_state_is_an_error_and_changes_nothing() {
             );
             let event = parse_event(&line.to_string()).unwrap();
             let err = rt.block_on(runner.event(&event, event.time)).unwrap_err();
-            assert!(matches!(err, RunnerError::State(_)), "{id}: {err}");
-            assert!(err.to_string().contains("unreadable"), "{err}");
+            assert!(matches!(err, RunnerError::State { .. }), "{id}: {err}");
+            assert_eq!(err.customer(), Some(id));
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("stored state of customer {id} is unreadable: ")),
+                "{text}"
+            );
             let stored = rt.block_on(runner.store().load(id)).unwrap().unwrap();
             assert_eq!((stored.version, stored.state.as_slice()), (1, bytes));
             assert!(!rt.block_on(runner.store().is_processed("e1")).unwrap());
         }
     });
+}
+
+/// An input whose new state would be over `MAX_STATE_BYTES` is refused, naming the customer,
+/// and changes nothing; the customer's earlier state and later inputs are unaffected.
+#[test]
+fn a_state_over_the_size_limit_is_refused_and_changes_nothing() {
+    use nudge_core::runner::{Applied, MAX_STATE_BYTES, Runner, RunnerError};
+    use nudge_core::store::Store;
+    use nudge_local::SqliteStore;
+    use nudge_local::outbox::OutboxMailer;
+
+    with_engine(|engine| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let store = SqliteStore::in_memory().unwrap();
+        let runner: Runner<'_, _, OutboxMailer> = Runner::new(engine, store, None);
+        // Each under an event's size limit; the two together over the state's.
+        let big = "x".repeat(MAX_STATE_BYTES / 2 + 1);
+        let update = |id: &str, field: &str| {
+            let line = ev(
+                id,
+                "customer.updated",
+                "2026-03-02T07:00:00Z",
+                "c1",
+                json!({"customer": {field: big}}),
+            );
+            parse_event(&line.to_string()).unwrap()
+        };
+        let first = update("e1", "note_a");
+        let applied = rt.block_on(runner.event(&first, first.time)).unwrap();
+        assert!(matches!(applied, Applied::Done { .. }));
+        let before = rt.block_on(runner.store().load("c1")).unwrap().unwrap();
+        let second = update("e2", "note_b");
+        let err = rt.block_on(runner.event(&second, second.time)).unwrap_err();
+        assert!(matches!(err, RunnerError::StateTooLarge { .. }), "{err}");
+        assert_eq!(err.customer(), Some("c1"));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("the new state of customer c1 would take "),
+            "{text}"
+        );
+        let after = rt.block_on(runner.store().load("c1")).unwrap().unwrap();
+        assert_eq!(
+            (after.version, &after.state),
+            (before.version, &before.state)
+        );
+        assert!(!rt.block_on(runner.store().is_processed("e2")).unwrap());
+        // A small input still goes through.
+        let small = parse_event(
+            &ev(
+                "e3",
+                "customer.updated",
+                "2026-03-02T07:01:00Z",
+                "c1",
+                customer("A"),
+            )
+            .to_string(),
+        )
+        .unwrap();
+        let applied = rt.block_on(runner.event(&small, small.time)).unwrap();
+        assert!(matches!(applied, Applied::Done { .. }));
+    });
+}
+
+/// A keyed `every` workflow keeps a start per key only while its period holds the key back:
+/// the entry history does not grow with every key a customer ever had.
+#[test]
+fn every_starts_are_forgotten_once_their_period_has_passed() {
+    const DAILY: &str = r#"
+category: transactional
+trigger: { event: order.placed }
+key: "event.order.id"
+entry: { every: 1d }
+steps:
+  - id: thanks
+    send_email: { template: t.mjml, subject: "Thanks" }
+"#;
+    let s = Scenario::new(&[("daily", DAILY)]);
+    let project = nudge_core::workflow::load(&s.workflows_dir())
+        .unwrap()
+        .project
+        .unwrap();
+    let signer = Signer::new(b"k");
+    let engine = Engine::new(&project, &signer);
+    let placed = |id: &str, order: &str, at: &str| {
+        let mut detail = customer("A");
+        detail["order"] = json!({"id": order});
+        parse_event(&ev(id, "order.placed", at, "c1", detail).to_string()).unwrap()
+    };
+    let mut state = CustomerState::new("c1");
+    for (id, order, at) in [
+        ("e1", "o-1", "2026-03-02T07:00:00Z"),
+        ("e2", "o-2", "2026-03-02T08:00:00Z"),
+        // The same order within the day is held back by its entry.
+        ("e3", "o-1", "2026-03-02T09:00:00Z"),
+    ] {
+        state = engine
+            .handle(state, Input::Event(&placed(id, order, at)), t(at))
+            .state;
+    }
+    let keys = |s: &CustomerState| -> Vec<String> {
+        s.entries.iter().filter_map(|e| e.key.clone()).collect()
+    };
+    assert_eq!(keys(&state), ["o-1", "o-2"]);
+    // 23 hours (a day less the daylight-saving hour) after the first start, o-1's entry
+    // no longer holds anything back: it is gone.
+    let at = "2026-03-03T06:30:00Z";
+    let out = engine.handle(state, Input::Event(&placed("e4", "o-3", at)), t(at));
+    assert_eq!(keys(&out.state), ["o-2", "o-3"]);
+    // And o-1 may start again, as it could before.
+    let at = "2026-03-03T06:40:00Z";
+    let out = engine.handle(out.state, Input::Event(&placed("e5", "o-1", at)), t(at));
+    let names: Vec<&str> = out.actions.iter().map(|a| a.kind.name()).collect();
+    assert_eq!(names, ["run.started", "email.sent", "run.ended"]);
+    assert_eq!(keys(&out.state), ["o-2", "o-3", "o-1"]);
 }

@@ -291,6 +291,7 @@ pub(crate) fn row_json(a: &Action) -> String {
     };
     match &a.kind {
         ActionKind::RunStarted => {}
+        ActionKind::RunRefused { reason } => row.reason = Some(reason.as_str()),
         ActionKind::RunEnded { reason } => row.reason = Some(reason.as_str()),
         ActionKind::EmailSent(email) => {
             row.to = Some(&email.to.address);
@@ -311,6 +312,7 @@ pub(crate) fn row_json(a: &Action) -> String {
 pub(crate) fn row_text(a: &Action) -> String {
     let detail = match &a.kind {
         ActionKind::RunStarted => String::new(),
+        ActionKind::RunRefused { reason } => reason.as_str().to_owned(),
         ActionKind::RunEnded { reason } => reason.as_str().to_owned(),
         ActionKind::EmailSent(email) => format!("{}  \"{}\"", email.to.address, email.subject),
         ActionKind::EmailSkipped { reason } => reason.as_str().to_owned(),
@@ -350,6 +352,14 @@ fn notice_text(events: &str, notice: &Notice) -> String {
             ts(*time),
             ts(*clock)
         ),
+        Notice::WakeFailed {
+            customer,
+            at,
+            reason,
+        } => format!(
+            "timer of customer {customer} due at {} failed: {reason}",
+            ts(*at)
+        ),
         Notice::Duplicate { line, event_id } => {
             format!("{events}:{line}: event {event_id} was seen before; ignored")
         }
@@ -386,6 +396,9 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         ));
         if active > 0 {
             out.push_str(&format!("; {active} still active"));
+        }
+        if w.runs_refused > 0 {
+            out.push_str(&format!("; {} refused (too_many_runs)", w.runs_refused));
         }
         out.push('\n');
         let goals = w

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 mod edits;
 mod entry;
 mod events;
+mod limits;
 mod sending_rules;
 mod steps;
 mod time;
@@ -107,6 +108,11 @@ impl Scenario {
         until: &str,
         outbox: Option<&Path>,
     ) -> Vec<String> {
+        self.run_reporting(events, until, outbox).rows
+    }
+
+    /// [`Scenario::run_with_outbox`], with the notices and the summary.
+    pub fn run_reporting(&self, events: &[Value], until: &str, outbox: Option<&Path>) -> Report {
         let report = nudge_core::workflow::load(&self.workflows_dir()).unwrap();
         let errors: Vec<String> = report
             .diagnostics
@@ -125,34 +131,54 @@ impl Scenario {
         let store = SqliteStore::open(&self.db()).unwrap();
         let mailer = outbox.map(|d| OutboxMailer::new(d).unwrap());
         let runner = Runner::new(&engine, store, mailer);
-        let file = self.dir.path().join("events.jsonl");
+        let file = self.events_file();
         let text: String = events.iter().map(|e| format!("{e}\n")).collect();
         std::fs::write(&file, text).unwrap();
         let until = chrono::DateTime::parse_from_rfc3339(until)
             .unwrap()
             .with_timezone(&chrono::Utc);
-        let mut rows = Vec::new();
+        let (mut rows, mut notices) = (Vec::new(), Vec::new());
         let options = nudge_local::simulate::Options {
             until: Some(until),
             ..Default::default()
         };
-        nudge_local::simulate::simulate(
+        let summary = nudge_local::simulate::simulate(
             nudge_local::simulate::Runners::Shared(&runner),
             &file,
             &options,
             |a| rows.push(row(a)),
-            |_| {},
+            |n| notices.push(n),
             |_, _| {},
         )
         .unwrap();
-        rows
+        Report {
+            rows,
+            notices,
+            summary,
+        }
     }
+
+    /// The events file every run of this scenario writes.
+    pub fn events_file(&self) -> PathBuf {
+        self.dir.path().join("events.jsonl")
+    }
+}
+
+/// What a run of a scenario reported.
+pub struct Report {
+    /// The timeline (see [`row`]).
+    pub rows: Vec<String>,
+    /// The notices, in order.
+    pub notices: Vec<nudge_local::simulate::Notice>,
+    /// The summary.
+    pub summary: nudge_local::simulate::Summary,
 }
 
 /// A timeline row: `at customer workflow/step action detail`.
 pub fn row(a: &Action) -> String {
     let detail = match &a.kind {
         ActionKind::RunStarted => String::new(),
+        ActionKind::RunRefused { reason } => reason.as_str().to_owned(),
         ActionKind::RunEnded { reason } => reason.as_str().to_owned(),
         ActionKind::EmailSent(e) => e.subject.clone(),
         ActionKind::EmailSkipped { reason } => reason.as_str().to_owned(),

@@ -36,18 +36,69 @@ pub enum Applied {
     Duplicate,
 }
 
+/// The largest encoded state the runner commits: 300 KiB (307,200 bytes). A customer's state
+/// is one store item, and DynamoDB refuses an item over 400 KB (attribute names, the version
+/// and the timer included); the margin keeps room for those and for states that grow by a few
+/// kilobytes in one input. An input whose new state would be larger is refused
+/// ([`RunnerError::StateTooLarge`]) and changes nothing. [`MAX_ACTIVE_RUNS`] keeps a normal
+/// state far below it.
+///
+/// [`MAX_ACTIVE_RUNS`]: crate::engine::MAX_ACTIVE_RUNS
+pub const MAX_STATE_BYTES: usize = 300 * 1024;
+
 /// Why an input could not be applied.
+///
+/// [`RunnerError::State`], [`RunnerError::StateTooLarge`] and [`RunnerError::Unencodable`] are
+/// the input's own failure ([`RunnerError::customer`]): the same input fails again whenever it
+/// is retried, other customers are not concerned, and a caller keeps the input as a dead letter
+/// and goes on. The others are the store's or the contention's.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// A stored state could not be read back.
-    #[error("stored state of a customer is unreadable: {0}")]
-    State(#[from] serde_json::Error),
+    #[error("stored state of customer {customer_id} is unreadable: {source}")]
+    State {
+        /// The customer.
+        customer_id: String,
+        /// What is wrong with it.
+        source: serde_json::Error,
+    },
+    /// The customer's new state would be larger than [`MAX_STATE_BYTES`]: nothing was written.
+    #[error(
+        "the new state of customer {customer_id} would take {bytes} bytes, over the limit of \
+         {MAX_STATE_BYTES}; the input was not applied"
+    )]
+    StateTooLarge {
+        /// The customer.
+        customer_id: String,
+        /// The size of the state the input would have left.
+        bytes: usize,
+    },
+    /// The customer's new state could not be encoded (a bug): nothing was written.
+    #[error("the new state of customer {customer_id} cannot be encoded: {source}")]
+    Unencodable {
+        /// The customer.
+        customer_id: String,
+        /// Why.
+        source: serde_json::Error,
+    },
     /// Other writers kept changing the customer.
     #[error("gave up after {MAX_ATTEMPTS} conflicting writes for one customer")]
     Contended,
+}
+
+impl RunnerError {
+    /// The customer, when the failure is that customer's input's own (see [`RunnerError`]).
+    pub fn customer(&self) -> Option<&str> {
+        match self {
+            RunnerError::State { customer_id, .. }
+            | RunnerError::StateTooLarge { customer_id, .. }
+            | RunnerError::Unencodable { customer_id, .. } => Some(customer_id),
+            RunnerError::Store(_) | RunnerError::Contended => None,
+        }
+    }
 }
 
 /// A stored state: UTF-8 checked once for the whole document (faster than string by string),
@@ -57,6 +108,28 @@ fn decode_state(bytes: &[u8]) -> Result<CustomerState, serde_json::Error> {
         Ok(text) => serde_json::from_str(text),
         Err(_) => serde_json::from_slice(bytes),
     }
+}
+
+/// The new state as stored, if it is within [`MAX_STATE_BYTES`]. The buffer starts at the
+/// size of the state it replaces (`hint`), plus room to grow: a large state is then written
+/// without copying itself over and over as the buffer doubles.
+fn encode_state(
+    customer_id: &str,
+    state: &CustomerState,
+    hint: usize,
+) -> Result<Vec<u8>, RunnerError> {
+    let mut bytes = Vec::with_capacity(hint + 1024);
+    serde_json::to_writer(&mut bytes, state).map_err(|source| RunnerError::Unencodable {
+        customer_id: customer_id.to_owned(),
+        source,
+    })?;
+    if bytes.len() > MAX_STATE_BYTES {
+        return Err(RunnerError::StateTooLarge {
+            customer_id: customer_id.to_owned(),
+            bytes: bytes.len(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// The engine wired to a store and a mailer.
@@ -118,12 +191,21 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         // conflict), and nothing happens before a commit, so a duplicate costs one engine run
         // instead of every event costing one more read.
         for _ in 0..MAX_ATTEMPTS {
+            let mut stored_len = 0;
             let (state, version) = match self.store.load(customer_id).await? {
-                Some(record) => (decode_state(&record.state)?, record.version),
+                Some(record) => {
+                    stored_len = record.state.len();
+                    let state =
+                        decode_state(&record.state).map_err(|source| RunnerError::State {
+                            customer_id: customer_id.to_owned(),
+                            source,
+                        })?;
+                    (state, record.version)
+                }
                 None => (CustomerState::new(customer_id), 0),
             };
             let outcome = self.engine.handle(state, input, now);
-            let bytes = serde_json::to_vec(&outcome.state)?;
+            let bytes = encode_state(customer_id, &outcome.state, stored_len)?;
             let next_wake = outcome.state.next_wake();
             let sends: Vec<SendRecord> = outcome
                 .actions

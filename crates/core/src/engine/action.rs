@@ -33,6 +33,12 @@ pub struct Action {
 pub enum ActionKind {
     /// A run began.
     RunStarted,
+    /// A trigger matched but no run started: the customer is at a limit. The action's `run`
+    /// is the id the run would have had. The event itself was applied (profile, goals, waits).
+    RunRefused {
+        /// Which limit.
+        reason: RefuseReason,
+    },
     /// A run ended.
     RunEnded {
         /// Why.
@@ -64,6 +70,7 @@ impl ActionKind {
     pub fn name(&self) -> &'static str {
         match self {
             ActionKind::RunStarted => "run.started",
+            ActionKind::RunRefused { .. } => "run.refused",
             ActionKind::RunEnded { .. } => "run.ended",
             ActionKind::EmailSent(_) => "email.sent",
             ActionKind::EmailSkipped { .. } => "email.skipped",
@@ -92,6 +99,23 @@ pub enum EndReason {
     WorkflowDisabled,
     /// Its workflow was deleted.
     WorkflowRemoved,
+}
+
+/// Why a run was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefuseReason {
+    /// The customer already has [`MAX_ACTIVE_RUNS`](super::MAX_ACTIVE_RUNS) active runs.
+    TooManyRuns,
+}
+
+impl RefuseReason {
+    /// As printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefuseReason::TooManyRuns => "too_many_runs",
+        }
+    }
 }
 
 /// Why an email was skipped (the sending rules, in their order, and rendering).

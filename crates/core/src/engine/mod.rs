@@ -62,12 +62,25 @@ use crate::event::StoreEvent;
 use crate::links::Signer;
 use crate::workflow::Project;
 use program::Program;
-use state::{CustomerState, Run};
+use state::{CustomerState, Run, TriggerDetail};
 
-pub use action::{Action, ActionKind, EndReason, SkipReason, WebhookCall};
+pub use action::{Action, ActionKind, EndReason, RefuseReason, SkipReason, WebhookCall};
 pub use drive::split_branch;
 pub use email::Email;
 pub use trigger::run_id;
+
+/// The most active runs a customer may have. A trigger (event or date) that would start one
+/// more applies its event as usual (profile, goals, `wait_for`s) and refuses only the new run
+/// (`run.refused`, reason `too_many_runs`).
+///
+/// A real store never comes near it: the shipped workflows keep a run per order for two weeks
+/// at most, so 100 active runs means 100 orders shipped or delivered in a fortnight by one
+/// customer. What it stops is a runaway feed (a loop resending events under new ids, a bulk
+/// import replayed as orders), whose runs would make every input of that customer read and
+/// write an ever larger state. It also keeps the state, one store item, small: 100 runs each
+/// keeping a trigger event of a few kilobytes stay well under
+/// [`MAX_STATE_BYTES`](crate::runner::MAX_STATE_BYTES).
+pub const MAX_ACTIVE_RUNS: usize = 100;
 
 /// What the engine is asked to react to.
 #[derive(Debug, Clone, Copy)]
@@ -147,6 +160,7 @@ impl<'p> Engine<'p> {
         }
         cx.sync_dates();
         cx.prune_sends();
+        cx.prune_entries();
         Outcome {
             state: cx.state,
             actions: cx.actions,
@@ -220,7 +234,10 @@ impl<'p> Cx<'_, 'p> {
 
     /// What a run's steps see: `event` is its trigger's detail (none when not kept).
     fn run_scope(&self, run: &Run) -> minijinja::Value {
-        self.scope(Some(run), run.trigger.clone())
+        self.scope(
+            Some(run),
+            run.trigger.as_ref().and_then(TriggerDetail::detail),
+        )
     }
 
     /// Ends runs of workflows that were deleted or disabled since they started.

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Everything Nudge knows about one customer.
@@ -79,7 +80,7 @@ pub struct Run {
     /// The trigger event's `detail`, kept when a step of the workflow reads `event` (`None`
     /// for date triggers): `event` in templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<Arc<Map<String, Value>>>,
+    pub trigger: Option<TriggerDetail>,
     /// The step the run is at, by id (never by position: workflows are edited).
     pub step: String,
     /// What the run is doing at that step.
@@ -91,6 +92,67 @@ pub struct Run {
     /// an edit moves them after the run's position.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub done: Vec<String>,
+}
+
+/// A run's trigger event `detail` (`event` in its templates), in memory or as stored.
+///
+/// Read from the store, it stays JSON text, parsed only when a step of the run renders: an
+/// input moves few of a customer's runs, and parsing (then writing back) every run's event on
+/// every input made each input cost more the more runs the customer had. Written, either form
+/// gives the same JSON object.
+#[derive(Debug, Clone)]
+pub enum TriggerDetail {
+    /// In memory (the run started in this input: shared with the event).
+    Parsed(Arc<Map<String, Value>>),
+    /// As stored: a JSON object's text, checked to be an object when read.
+    Stored(Box<RawValue>),
+}
+
+impl TriggerDetail {
+    /// The detail as an object. A stored text that no longer parses (it was checked when
+    /// read, so only a depth beyond the parser's) gives none: `event` is then undefined.
+    pub fn detail(&self) -> Option<Arc<Map<String, Value>>> {
+        match self {
+            TriggerDetail::Parsed(map) => Some(Arc::clone(map)),
+            TriggerDetail::Stored(raw) => serde_json::from_str(raw.get()).ok().map(Arc::new),
+        }
+    }
+}
+
+impl From<Arc<Map<String, Value>>> for TriggerDetail {
+    fn from(map: Arc<Map<String, Value>>) -> Self {
+        TriggerDetail::Parsed(map)
+    }
+}
+
+impl PartialEq for TriggerDetail {
+    /// Equal when they hold the same object, whatever their forms.
+    fn eq(&self, other: &Self) -> bool {
+        self.detail() == other.detail()
+    }
+}
+
+impl Serialize for TriggerDetail {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TriggerDetail::Parsed(map) => map.serialize(serializer),
+            TriggerDetail::Stored(raw) => raw.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TriggerDetail {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        // A raw value is the value's exact text, so an object starts with its brace.
+        if !raw.get().starts_with('{') {
+            return Err(de::Error::custom(format_args!(
+                "a run's trigger must be a JSON object, not `{}`",
+                raw.get().chars().take(20).collect::<String>()
+            )));
+        }
+        Ok(TriggerDetail::Stored(raw))
+    }
 }
 
 /// Where a run stands at its step.
@@ -432,7 +494,7 @@ mod tests {
                     trigger: json!({"order": {"id": "o-1"}})
                         .as_object()
                         .cloned()
-                        .map(Arc::new),
+                        .map(|m| Arc::new(m).into()),
                     waited: Some(true),
                     done: vec!["hello".to_owned()],
                     ..run(
@@ -622,6 +684,35 @@ mod tests {
         );
         let bad = with_phase(r#"{"phase":"waiting","until":null}"#);
         assert!(err(&bad).starts_with("invalid type: null, expected a time"));
+    }
+
+    #[test]
+    fn a_stored_trigger_stays_text_until_read_and_is_written_back_as_it_was() {
+        let bytes = serde_json::to_vec(&sample()).unwrap();
+        let state: CustomerState = serde_json::from_slice(&bytes).unwrap();
+        let Some(TriggerDetail::Stored(raw)) = &state.runs[0].trigger else {
+            panic!("{:?}", state.runs[0].trigger);
+        };
+        assert_eq!(raw.get(), r#"{"order":{"id":"o-1"}}"#);
+        let detail = state.runs[0].trigger.as_ref().unwrap().detail().unwrap();
+        assert_eq!(
+            Value::Object((*detail).clone()),
+            json!({"order": {"id": "o-1"}})
+        );
+        assert_eq!(serde_json::to_vec(&state).unwrap(), bytes);
+        assert_eq!(state, sample());
+    }
+
+    #[test]
+    fn a_trigger_that_is_not_an_object_is_a_clear_error() {
+        let bad = with_phase(r#"{"phase":"waiting","until":0},"trigger":[1,2]"#);
+        let e = err(&bad);
+        assert!(
+            e.starts_with("a run's trigger must be a JSON object, not `[1,2]`"),
+            "{e}"
+        );
+        let bad = with_phase(r#"{"phase":"waiting","until":0},"trigger":{"a":"#);
+        assert!(err(&bad).starts_with("expected value"), "{}", err(&bad));
     }
 
     #[test]

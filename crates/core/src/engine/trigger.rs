@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::program::Program;
-use super::state::{EntryRecord, Phase, Run};
-use super::{ActionKind, Cx, EndReason};
+use super::state::{EntryRecord, Phase, Run, TriggerDetail};
+use super::{Action, ActionKind, Cx, EndReason, MAX_ACTIVE_RUNS, RefuseReason};
 use crate::event::StoreEvent;
 use crate::workflow::model::{EntryPolicy, EventFilter, Trigger, Workflow};
 use crate::workflow::units::Duration;
@@ -85,10 +85,28 @@ impl<'p> Cx<'_, 'p> {
         if !self.admit(w, key.as_deref(), history) {
             return;
         }
+        if self.state.runs.len() >= MAX_ACTIVE_RUNS {
+            // Refused before the entry is recorded: a `once` workflow may start later.
+            let id = run_id(&w.id, &self.state.id, key.as_deref(), trigger_id);
+            return self.refuse(w, id, RefuseReason::TooManyRuns);
+        }
         self.record_entry(w, key.as_deref(), history);
         let run = self.new_run(w, key, trigger, trigger_id);
         self.push(&run, None, ActionKind::RunStarted);
         self.drive(run, program, program.first);
+    }
+
+    /// Records that a run of `w` (which would have had the id `run`) did not start.
+    fn refuse(&mut self, w: &Workflow, run: String, reason: RefuseReason) {
+        tracing::warn!(customer = %self.state.id, workflow = %w.id, reason = reason.as_str(), "run refused");
+        self.actions.push(Action {
+            at: self.now,
+            customer: self.state.id.clone(),
+            workflow: w.id.clone(),
+            run,
+            step: None,
+            kind: ActionKind::RunRefused { reason },
+        });
     }
 
     /// `w`'s entry policy for a new run under `key`, given the customer's entry `history`:
@@ -131,6 +149,20 @@ impl<'p> Cx<'_, 'p> {
         }
     }
 
+    /// Forgets starts of `every` workflows whose period has passed: they no longer hold
+    /// back a start, and a keyed workflow would otherwise keep one per key forever. (Judged by
+    /// the workflow as it is now; `once` starts are kept, since they always hold one back.)
+    pub(super) fn prune_entries(&mut self) {
+        let programs = &self.engine.programs;
+        let now = self.now;
+        self.state.entries.retain(|e| {
+            match programs.get(e.workflow.as_str()).map(|p| p.workflow.entry) {
+                Some(EntryPolicy::Every(period)) => now - e.last_started_at < min_gap(period),
+                _ => true,
+            }
+        });
+    }
+
     /// A run of `w` starting now, before its first step.
     fn new_run(
         &self,
@@ -146,7 +178,7 @@ impl<'p> Cx<'_, 'p> {
             started_at: self.now,
             trigger: trigger
                 .filter(|_| self.engine.keeps_trigger.contains(w.id.as_str()))
-                .cloned(),
+                .map(|detail| TriggerDetail::Parsed(Arc::clone(detail))),
             step: String::new(),
             phase: Phase::Waiting { until: self.now },
             waited: None,

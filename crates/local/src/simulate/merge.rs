@@ -76,8 +76,10 @@ pub(super) enum Did {
         /// The event id.
         event_id: String,
     },
-    /// Something the calling thread found (a rejected or late line).
+    /// Something the calling thread found (a rejected or late line), or a timer that failed.
     Notice(Notice),
+    /// An event its customer's state refused (counted as rejected; kept as a dead letter).
+    Failed(Notice),
 }
 
 impl Group {
@@ -228,6 +230,11 @@ pub(super) fn emit(
                 continue;
             }
             Did::Notice(notice) => {
+                on_notice(notice);
+                continue;
+            }
+            Did::Failed(notice) => {
+                summary.rejected += 1;
                 on_notice(notice);
                 continue;
             }

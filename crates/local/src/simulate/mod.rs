@@ -103,6 +103,16 @@ pub enum Notice {
         /// When it was processed.
         clock: DateTime<Utc>,
     },
+    /// A customer's timer failed (their stored state is unreadable, or would grow too large):
+    /// the customer's timer is dropped and the other customers go on.
+    WakeFailed {
+        /// The customer.
+        customer: String,
+        /// When the timer was due.
+        at: DateTime<Utc>,
+        /// What went wrong.
+        reason: String,
+    },
     /// An event id seen before was ignored.
     Duplicate {
         /// 1-based line.
@@ -259,7 +269,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
     std::thread::scope(|scope| {
         let mut rounds = Rounds::new(shards, runners.flush_every(options));
         for (i, timers) in timers.into_iter().enumerate() {
-            rounds.add(shard::spawn(scope, runners.of_shard(i), timers));
+            rounds.add(shard::spawn(scope, runners.of_shard(i), timers, events));
         }
         let mut out = |groups| emit(groups, &mut summary, &mut on_action, &mut on_notice);
         let after_lines = feed.lines(&mut rounds, &mut out, &mut on_progress)?;
@@ -267,7 +277,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
         rounds.finish(&mut out)
     })?;
     save_and_flush(runners.all(), feed.clock, &rt)?;
-    summary.rejected = feed.rejected;
+    summary.rejected += feed.rejected;
     summary.until = feed.clock;
     Ok(summary)
 }

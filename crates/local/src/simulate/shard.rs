@@ -2,6 +2,7 @@
 //! [`Timers`], and apply those customers' inputs in order through a runner. What each input
 //! did goes back to the calling thread as [`Group`]s, keyed for the merge.
 
+use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::thread::Scope;
 
@@ -10,11 +11,11 @@ use chrono::{DateTime, Utc};
 use nudge_core::event::StoreEvent;
 use nudge_core::mail::Mailer;
 use nudge_core::runner::{Applied, Runner};
-use nudge_core::store::Store;
+use nudge_core::store::{DeadLetter, Store};
 
 use super::merge::{Did, Group, Key};
 use super::timers::Timers;
-use super::{SimulateError, fnv1a, runtime};
+use super::{Notice, Rejection, SimulateError, fnv1a, runtime};
 
 /// An event for a shard.
 pub(super) struct ShardEvent {
@@ -64,10 +65,11 @@ pub(super) fn spawn<'scope, S: Store + Sync, M: Mailer + Sync>(
     scope: &'scope Scope<'scope, '_>,
     runner: &'scope Runner<'scope, S, M>,
     timers: Timers,
+    events: &'scope Path,
 ) -> (mpsc::Sender<Work>, mpsc::Receiver<Done>) {
     let (work_tx, work_rx) = mpsc::channel::<Work>();
     let (done_tx, done_rx) = mpsc::channel();
-    scope.spawn(move || shard(runner, timers, work_rx, done_tx));
+    scope.spawn(move || shard(runner, timers, events, work_rx, done_tx));
     (work_tx, done_rx)
 }
 
@@ -76,6 +78,7 @@ pub(super) fn spawn<'scope, S: Store + Sync, M: Mailer + Sync>(
 fn shard<S: Store, M: Mailer>(
     runner: &Runner<'_, S, M>,
     mut timers: Timers,
+    events: &Path,
     work: mpsc::Receiver<Work>,
     done: mpsc::Sender<Done>,
 ) {
@@ -88,7 +91,7 @@ fn shard<S: Store, M: Mailer>(
                 fires,
                 inputs,
             } => rt.block_on(apply_chunk(
-                runner,
+                (runner, events),
                 first,
                 &fires,
                 inputs,
@@ -112,7 +115,7 @@ fn shard<S: Store, M: Mailer>(
 /// The shard's part of a chunk of lines: before each event line, the timers due by then;
 /// then the line's event, if it is one of the shard's.
 async fn apply_chunk<S: Store, M: Mailer>(
-    runner: &Runner<'_, S, M>,
+    (runner, events): (&Runner<'_, S, M>, &Path),
     first: usize,
     fires: &[Option<DateTime<Utc>>],
     inputs: Vec<ShardEvent>,
@@ -125,30 +128,65 @@ async fn apply_chunk<S: Store, M: Mailer>(
         let item = first + i;
         fire_timers(runner, item, now, timers, groups).await?;
         if let Some(input) = inputs.next_if(|input| input.item == item) {
-            groups.push(apply_event(runner, input, timers).await?);
+            groups.push(apply_event(runner, events, input, timers).await?);
         }
     }
     Ok(())
 }
 
-/// Applies one event of the shard.
+/// Applies one event of the shard. An event its customer's state refuses (unreadable, or
+/// grown too large) is that line's failure: a dead letter and a notice, and the run goes on.
 async fn apply_event<S: Store, M: Mailer>(
     runner: &Runner<'_, S, M>,
+    events: &Path,
     input: ShardEvent,
     timers: &mut Timers,
 ) -> Result<Group, SimulateError> {
     let key = Key::line(input.item);
-    let did = match runner.event(&input.event, input.now).await? {
-        Applied::Done { actions, next_wake } => {
+    let did = match runner.event(&input.event, input.now).await {
+        Ok(Applied::Done { actions, next_wake }) => {
             timers.set(Arc::from(input.event.customer_id.as_str()), next_wake);
             Did::Event(actions)
         }
-        Applied::Duplicate => Did::Duplicate {
+        Ok(Applied::Duplicate) => Did::Duplicate {
             line: input.line,
             event_id: input.event.id,
         },
+        Err(e) if e.customer().is_some() => {
+            Did::Failed(dead_letter(runner, events, &input, e.to_string()).await?)
+        }
+        Err(e) => return Err(e.into()),
     };
     Ok(Group { key, did })
+}
+
+/// Keeps an event that failed as a dead letter (the event as parsed, since the line is not at
+/// hand); the notice that reports it.
+async fn dead_letter<S: Store, M: Mailer>(
+    runner: &Runner<'_, S, M>,
+    events: &Path,
+    input: &ShardEvent,
+    reason: String,
+) -> Result<Notice, SimulateError> {
+    let e = &input.event;
+    let body = serde_json::json!({
+        "id": e.id, "detail-type": e.event_type, "source": e.source,
+        "time": e.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), "detail": e.detail,
+    });
+    let letter = DeadLetter {
+        id: 0,
+        event_id: Some(e.id.clone()),
+        source: format!("{}:{}", events.display(), input.line),
+        reason: reason.clone(),
+        body: body.to_string(),
+        received_at: input.now,
+    };
+    runner.store().record_dead_letter(&letter).await?;
+    Ok(Notice::Rejected(Rejection {
+        line: input.line,
+        event_id: letter.event_id,
+        reason,
+    }))
 }
 
 /// Fires every timer of the shard due at or before `until`, each at its own due time, in
@@ -161,7 +199,22 @@ async fn fire_timers<S: Store, M: Mailer>(
     groups: &mut Vec<Group>,
 ) -> Result<(), SimulateError> {
     while let Some((at, customer)) = timers.pop_due(until) {
-        let applied = runner.wake(&customer, at).await?;
+        let applied = match runner.wake(&customer, at).await {
+            // The customer's own failure: reported, and their timer dropped (it would fail
+            // again); the other customers go on.
+            Err(e) if e.customer().is_some() => {
+                groups.push(Group {
+                    key: Key::wake(item, at, Arc::clone(&customer)),
+                    did: Did::Notice(Notice::WakeFailed {
+                        customer: customer.to_string(),
+                        at,
+                        reason: e.to_string(),
+                    }),
+                });
+                continue;
+            }
+            applied => applied?,
+        };
         let actions = match applied {
             Applied::Done { actions, next_wake } => {
                 if next_wake.is_some_and(|next| next <= at) {

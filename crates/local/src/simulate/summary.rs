@@ -12,6 +12,8 @@ use nudge_core::engine::{Action, ActionKind, EndReason, SkipReason};
 pub struct WorkflowSummary {
     /// Runs started.
     pub runs_started: u64,
+    /// Runs refused at the customer's active-run limit (`run.refused`).
+    pub runs_refused: u64,
     /// Runs ended, by reason.
     pub runs_ended: BTreeMap<EndReason, u64>,
     /// Emails sent, by step.
@@ -61,6 +63,7 @@ impl Summary {
             .expect("inserted above");
         match &action.kind {
             ActionKind::RunStarted => w.runs_started += 1,
+            ActionKind::RunRefused { .. } => w.runs_refused += 1,
             ActionKind::RunEnded { reason } => *w.runs_ended.entry(*reason).or_default() += 1,
             ActionKind::EmailSent(_) => {
                 let step = action.step.as_deref().unwrap_or_default();
