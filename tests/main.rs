@@ -2,6 +2,7 @@
 
 mod engine;
 mod helpers;
+mod hostile_events;
 mod layering;
 mod mail;
 mod scenarios;

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{Format, exit};
 use nudge_core::engine::{Action, ActionKind, Engine};
+use nudge_core::event::check_time_range;
 use nudge_core::links::Signer;
 use nudge_core::runner::Runner;
 use nudge_core::workflow::{LoadError, Project};
@@ -38,12 +39,16 @@ pub(crate) struct Args {
     format: Format,
 }
 
+/// `--until`: an RFC 3339 time within the range an event's time may be in (the clock is kept
+/// in the store, and a later run reads it back).
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
+    let shown = text.escape_debug();
+    let t = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
-            format!("`{text}` is not an RFC 3339 time ({e}); write e.g. 2026-12-31T00:00:00Z")
-        })
+            format!("`{shown}` is not an RFC 3339 time ({e}); write e.g. 2026-12-31T00:00:00Z")
+        })?;
+    check_time_range(t).map_err(|e| format!("`{shown}` is {e}"))
 }
 
 /// Why `nudge simulate` could not run, or stopped: printed as `nudge: <why>`, exit code 2

@@ -1,0 +1,388 @@
+//! Hostile and broken events files against `nudge simulate`: times far apart or out of range,
+//! lines that the first pass and the parser could read differently, bytes that are not UTF-8,
+//! pipes, overlong lines, control characters, a full disk, a short signing key, and two
+//! processes on one store.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::helpers::nudge;
+use crate::scenarios::{Scenario, WELCOME, customer, ev};
+
+/// `lines` as an events file's bytes, each ended by `\n`.
+fn file_bytes(lines: &[Vec<u8>]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect()
+}
+
+/// An event of `customer.created` for `c` at `time`, as a line.
+fn created(id: &str, time: &str, c: &str) -> Vec<u8> {
+    ev(
+        id,
+        "customer.created",
+        time,
+        c,
+        json!({"customer": customer("Ayşe")}),
+    )
+    .to_string()
+    .into_bytes()
+}
+
+/// Runs `nudge simulate --format json` on `events` (written to a file in `dir`) with the
+/// welcome workflow; `extra` arguments follow.
+fn simulate(s: &Scenario, dir: &Path, events: &[u8], extra: &[&str]) -> (i32, String, String) {
+    let file = dir.join("events.jsonl");
+    std::fs::write(&file, events).unwrap();
+    let wf = s.workflows_dir();
+    let mut args = vec![
+        "simulate",
+        "--events",
+        file.to_str().unwrap(),
+        "--workflows",
+        wf.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    nudge(dir, &args, &[])
+}
+
+/// The dead letters of the store in `db`: (reason, body).
+fn dead_letters(db: &Path) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT reason, body FROM dead_letters ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every `at` and `until` of the JSON rows of `out` is an RFC 3339 UTC time with a 4-digit year.
+fn assert_rfc3339_rows(out: &str) {
+    for row in out.lines() {
+        let row: Value = serde_json::from_str(row).unwrap();
+        for field in ["at", "until"] {
+            if let Some(t) = row[field].as_str() {
+                assert!(
+                    t.len() == 20
+                        && t.ends_with('Z')
+                        && chrono::DateTime::parse_from_rfc3339(t).is_ok(),
+                    "{field}: {t}"
+                );
+            }
+        }
+    }
+}
+
+fn db_arg(db: &Path) -> [&str; 2] {
+    ["--db", db.to_str().unwrap()]
+}
+
+// ---- 1. Times ----
+
+#[test]
+fn a_gap_of_decades_fires_the_timers_in_it_in_bounded_rounds() {
+    // 300 customers an hour apart, each with timers (the welcome waits two days), then one
+    // event 36 years later: the timers in the gap fire an hour's worth at a time, not all in
+    // the round before that event.
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let mut lines: Vec<String> = (0..300)
+        .map(|i| {
+            let t = (start + chrono::TimeDelta::hours(i))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            String::from_utf8(created(&format!("e{i}"), &t, &format!("c{i}"))).unwrap()
+        })
+        .collect();
+    lines.push(String::from_utf8(created("late", "2062-03-01T00:00:00Z", "c-late")).unwrap());
+    let file = tmp.path().join("events.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let db = tmp.path().join("store.db");
+    let store = nudge_local::sqlite::SqliteStore::open(&db).unwrap();
+    let project = nudge_core::workflow::load(&s.workflows_dir())
+        .unwrap()
+        .project
+        .unwrap();
+    let signer = nudge_core::links::Signer::development();
+    let engine = nudge_core::engine::Engine::new(&project, &signer);
+    let runner =
+        nudge_core::runner::Runner::new(&engine, store, None::<nudge_local::outbox::OutboxMailer>);
+    let options = nudge_local::simulate::Options {
+        until: Some("2062-03-10T00:00:00Z".parse().unwrap()),
+        shards: 2,
+        ..Default::default()
+    };
+    let summary = nudge_local::simulate::simulate(
+        nudge_local::simulate::Runners::Shared(&runner),
+        &file,
+        &options,
+        |_| {},
+        |_| {},
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(summary.events, 301);
+    assert!(summary.wakes >= 300, "{summary:?}");
+    assert!(
+        summary.largest_round <= 20,
+        "one round held {} inputs",
+        summary.largest_round
+    );
+}
+
+#[test]
+fn a_gap_of_millennia_costs_no_more_than_its_timers() {
+    // Hours without a timer are skipped: 7,000 years an hour at a time would never end.
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let events = file_bytes(&[
+        created("e1", "2026-01-01T00:00:00Z", "c1"),
+        created("e2", "8999-01-01T00:00:00Z", "c2"),
+    ]);
+    let started = std::time::Instant::now();
+    let (code, out, err) = simulate(&s, tmp.path(), &events, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_rfc3339_rows(&out);
+    assert!(
+        err.contains("to 8999-12-31T23:59:59Z"),
+        "the default end stays in range: {err}"
+    );
+}
+
+#[test]
+fn a_time_outside_the_range_is_a_bad_line_and_never_reaches_the_stored_clock() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.db");
+    let events = file_bytes(&[
+        created("e1", "2026-03-01T10:00:00Z", "c1"),
+        created("e-far", "9999-12-31T23:59:59Z", "c2"),
+        created("e-old", "1969-07-20T20:17:00Z", "c3"),
+    ]);
+    let (code, out, err) = simulate(&s, tmp.path(), &events, &db_arg(&db));
+    assert_eq!(code, 1, "{err}");
+    for (line, id) in [(2, "e-far"), (3, "e-old")] {
+        assert!(
+            err.lines().any(|l| l.contains(&format!(
+                "events.jsonl:{line}: rejected: event `{id}`: time:"
+            )) && l.contains("outside the accepted range")),
+            "{err}"
+        );
+    }
+    assert_rfc3339_rows(&out);
+    assert_eq!(dead_letters(&db).len(), 2);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let clock: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'simulate.clock'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(clock, "2027-03-01T10:00:00Z");
+    drop(conn);
+    // A later run reads the clock back.
+    let (code, _, err) = simulate(
+        &s,
+        tmp.path(),
+        &file_bytes(&[created("e4", "2027-04-01T10:00:00Z", "c4")]),
+        &db_arg(&db),
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn an_until_outside_the_range_is_a_usage_error() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let events = file_bytes(&[created("e1", "2026-03-01T10:00:00Z", "c1")]);
+    for until in ["9999-12-31T23:59:59Z", "1960-01-01T00:00:00Z"] {
+        let (code, _, err) = simulate(&s, tmp.path(), &events, &["--until", until]);
+        assert_eq!(code, 2, "{until}: {err}");
+        assert!(err.contains("outside the accepted range"), "{err}");
+    }
+}
+
+#[test]
+fn a_stored_clock_outside_the_range_is_reported_clearly() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.db");
+    let events = file_bytes(&[created("e1", "2026-03-01T10:00:00Z", "c1")]);
+    let (code, _, err) = simulate(&s, tmp.path(), &events, &db_arg(&db));
+    assert_eq!(code, 0, "{err}");
+    for (clock, why) in [
+        ("+10000-12-30T23:59:59Z", "is not an RFC 3339 time"),
+        ("9500-01-01T00:00:00Z", "is outside the accepted range"),
+    ] {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'simulate.clock'",
+            [clock],
+        )
+        .unwrap();
+        drop(conn);
+        let (code, _, err) = simulate(&s, tmp.path(), &events, &db_arg(&db));
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains(&format!(
+                "simulation clock `{clock}` (metadata `simulate.clock`) {why}"
+            )),
+            "{err}"
+        );
+    }
+}
+
+// ---- 2. Event lines ----
+
+/// The notices of `err` that say an event was processed late.
+fn late(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.contains("before the store's clock"))
+        .collect()
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped_at_the_start_of_the_file_only() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut first = b"\xef\xbb\xbf".to_vec();
+    first.extend(created("e1", "2026-03-01T10:00:00Z", "c1"));
+    let mut marked = b"\xef\xbb\xbf".to_vec();
+    marked.extend(created("e3", "2026-03-05T10:00:00Z", "c3"));
+    let events = file_bytes(&[first, created("e2", "2026-03-02T10:00:00Z", "c2"), marked]);
+    let (code, _, err) = simulate(&s, tmp.path(), &events, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(late(&err).is_empty(), "{err}");
+    let rejected: Vec<&str> = err.lines().filter(|l| l.contains(": rejected: ")).collect();
+    assert_eq!(rejected.len(), 1, "{err}");
+    assert!(
+        rejected[0].contains("events.jsonl:3: rejected: event (id unreadable): not valid JSON"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_repeated_time_is_a_bad_line_not_an_early_one() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let twice = String::from_utf8(created("e2", "2026-03-01T09:00:00Z", "c2"))
+        .unwrap()
+        .replacen(
+            "\"time\":",
+            "\"time\":\"2026-03-09T00:00:00Z\",\"time\":",
+            1,
+        )
+        .into_bytes();
+    let events = file_bytes(&[
+        created("e1", "2026-03-01T10:00:00Z", "c1"),
+        twice,
+        created("e3", "2026-03-02T10:00:00Z", "c3"),
+    ]);
+    let (code, out, err) = simulate(&s, tmp.path(), &events, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(late(&err).is_empty(), "{err}");
+    assert!(
+        err.contains(
+            "events.jsonl:2: rejected: event `e2`: not valid JSON: the key \"time\" appears twice"
+        ),
+        "{err}"
+    );
+    assert!(!out.contains("\"c2\""), "{out}");
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_rejected_and_kept_with_its_bytes_escaped() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.db");
+    let bad = String::from_utf8(created("e2", "2026-03-01T11:00:00Z", "c2"))
+        .unwrap()
+        .replace("Ayşe", "Ay\u{1}e")
+        .into_bytes()
+        .into_iter()
+        .map(|b| if b == 1 { 0xfe } else { b })
+        .collect();
+    let events = file_bytes(&[created("e1", "2026-03-01T10:00:00Z", "c1"), bad]);
+    let (code, out, err) = simulate(&s, tmp.path(), &events, &db_arg(&db));
+    assert_eq!(code, 1, "{err}");
+    assert!(!out.contains('\u{fffd}'), "{out}");
+    assert!(
+        err.contains("events.jsonl:2: rejected: event `e2`: not valid UTF-8"),
+        "{err}"
+    );
+    let letters = dead_letters(&db);
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].1.contains("\"Ay\\xFEe\""), "{}", letters[0].1);
+    assert!(!letters[0].1.contains('\u{fffd}'));
+}
+
+#[test]
+fn events_from_a_pipe_run_as_from_a_file() {
+    use std::io::Write;
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    // Out of order, so that the second pass must seek.
+    let events = file_bytes(&[
+        created("e2", "2026-03-02T10:00:00Z", "c2"),
+        created("e1", "2026-03-01T10:00:00Z", "c1"),
+    ]);
+    let (code, from_file, err) = simulate(&s, tmp.path(), &events, &[]);
+    assert_eq!(code, 0, "{err}");
+    let wf = s.workflows_dir();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"))
+        .args([
+            "simulate",
+            "--events",
+            "/dev/stdin",
+            "--format",
+            "json",
+            "--workflows",
+        ])
+        .arg(&wf)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&events).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), from_file);
+}
+
+#[test]
+fn an_overlong_line_is_rejected_with_its_head_kept() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.db");
+    let mut huge = br#"{"id":"e-huge","pad":""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 3 << 20));
+    huge.extend(br#""}"#);
+    let events = file_bytes(&[
+        created("e1", "2026-03-01T10:00:00Z", "c1"),
+        huge,
+        created("e3", "2026-03-02T10:00:00Z", "c3"),
+    ]);
+    let (code, out, err) = simulate(&s, tmp.path(), &events, &db_arg(&db));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "events.jsonl:2: rejected: event `e-huge`: 3145752 bytes, over EventBridge's limit"
+        ),
+        "{err}"
+    );
+    assert!(out.contains("\"c3\""), "the lines after it go on: {out}");
+    let letters = dead_letters(&db);
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].1.starts_with(r#"{"id":"e-huge","pad":"xxx"#));
+    assert_eq!(letters[0].1.len(), nudge_core::event::MAX_EVENT_BYTES);
+}
