@@ -131,8 +131,12 @@ impl EventError {
 
     /// The error for a line that is not valid UTF-8 (`line`, without its line end).
     pub fn not_utf8(line: &[u8], error: std::str::Utf8Error) -> Self {
+        // The id may come after the bad byte (producers that sort keys put it after
+        // `detail`): it is read from a lossy copy, unless it is itself not UTF-8.
+        let event_id =
+            scan_id(&String::from_utf8_lossy(line)).filter(|id| !id.contains('\u{fffd}'));
         EventError::NotUtf8 {
-            event_id: scan_id(valid_prefix(line)),
+            event_id,
             at: error.valid_up_to(),
         }
     }
