@@ -31,8 +31,8 @@ fn created(id: &str, time: &str, c: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Runs `nudge simulate --format json` on `events` (written to a file in `dir`) with the
-/// welcome workflow; `extra` arguments follow.
+/// Runs `nudge simulate` on `events` (written to a file in `dir`) with the welcome workflow;
+/// `extra` arguments follow (`--format json` unless they give a format).
 fn simulate(s: &Scenario, dir: &Path, events: &[u8], extra: &[&str]) -> (i32, String, String) {
     let file = dir.join("events.jsonl");
     std::fs::write(&file, events).unwrap();
@@ -43,9 +43,10 @@ fn simulate(s: &Scenario, dir: &Path, events: &[u8], extra: &[&str]) -> (i32, St
         file.to_str().unwrap(),
         "--workflows",
         wf.to_str().unwrap(),
-        "--format",
-        "json",
     ];
+    if !extra.contains(&"--format") {
+        args.extend(["--format", "json"]);
+    }
     args.extend_from_slice(extra);
     nudge(dir, &args, &[])
 }
@@ -385,4 +386,186 @@ fn an_overlong_line_is_rejected_with_its_head_kept() {
     assert_eq!(letters.len(), 1);
     assert!(letters[0].1.starts_with(r#"{"id":"e-huge","pad":"xxx"#));
     assert_eq!(letters[0].1.len(), nudge_core::event::MAX_EVENT_BYTES);
+}
+
+// ---- 3. Messages ----
+
+#[test]
+fn a_full_disk_is_named_as_the_cause_of_the_lost_batch() {
+    // A file size limit makes SQLite's writes fail as on a full disk (SIGXFSZ ignored, so that
+    // the write fails instead of killing the process).
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, events, err) = nudge(tmp.path(), &["generate-events", "--customers", "300"], &[]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(tmp.path().join("events.jsonl"), events).unwrap();
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 200; exec '{}' simulate --events events.jsonl --workflows '{}' --db store.db --format json",
+        env!("CARGO_BIN_EXE_nudge"),
+        crate::helpers::root().join("workflows").display()
+    );
+    let (code, _, err) = sh(tmp.path(), &script);
+    assert_eq!(code, 2, "{err}");
+    let line = err.lines().find(|l| l.starts_with("nudge: ")).unwrap();
+    assert!(line.contains("the store rolled back a batch"), "{err}");
+    let (_, cause) = line.split_once("were lost: ").expect("the cause follows");
+    assert!(cause.contains("disk"), "{line}");
+}
+
+/// Runs `script` with `sh -c` in `cwd`; returns (exit code, stdout, stderr).
+fn sh(cwd: &Path, script: &str) -> (i32, String, String) {
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn control_characters_from_the_events_are_escaped_in_text() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let evil = "c\r\n2026-01-01T00:00:00Z  forged\u{1b}[2J";
+    let events = file_bytes(&[
+        created("e\n1", "2026-03-01T10:00:00Z", evil),
+        created("e\n1", "2026-03-01T11:00:00Z", "c2"),
+    ]);
+    let (code, out, err) = simulate(&s, tmp.path(), &events, &["--format", "text"]);
+    assert_eq!(code, 0, "{err}");
+    for text in [&out, &err] {
+        assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text:?}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains("forged") && !l.contains("c\\r\\n")),
+            "{text}"
+        );
+    }
+    assert!(
+        out.contains("c\\r\\n2026-01-01T00:00:00Z  forged\\u{1b}[2J"),
+        "{out}"
+    );
+    assert!(
+        err.contains("event e\\n1 was seen before; ignored"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_short_signing_key_is_refused_and_an_empty_one_is_said_to_be_empty() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("events.jsonl");
+    std::fs::write(
+        &file,
+        file_bytes(&[created("e1", "2026-03-01T10:00:00Z", "c1")]),
+    )
+    .unwrap();
+    let wf = s.workflows_dir();
+    let args = [
+        "simulate",
+        "--events",
+        file.to_str().unwrap(),
+        "--workflows",
+        wf.to_str().unwrap(),
+    ];
+    let (code, out, err) = nudge(tmp.path(), &args, &[("NUDGE_SIGNING_KEY", "Q")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("nudge: NUDGE_SIGNING_KEY is 1 bytes long"),
+        "{err}"
+    );
+    assert!(err.contains("at least 32 bytes"), "{err}");
+    let (code, _, err) = nudge(tmp.path(), &args, &[("NUDGE_SIGNING_KEY", "")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("NUDGE_SIGNING_KEY is empty"), "{err}");
+    let key = "0123456789abcdef0123456789abcdef";
+    let (code, _, err) = nudge(tmp.path(), &args, &[("NUDGE_SIGNING_KEY", key)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("NUDGE_SIGNING_KEY"), "{err}");
+}
+
+// ---- 4. One process per store ----
+
+#[test]
+fn a_second_process_on_a_store_in_use_is_refused_at_once() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, events, err) = nudge(tmp.path(), &["generate-events", "--customers", "3000"], &[]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(tmp.path().join("big.jsonl"), events).unwrap();
+    let small = tmp.path().join("small.jsonl");
+    std::fs::write(
+        &small,
+        file_bytes(&[created("e1", "2026-03-01T10:00:00Z", "c1")]),
+    )
+    .unwrap();
+    let wf = crate::helpers::root().join("workflows");
+    let run = |events: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"));
+        cmd.args([
+            "simulate", "--events", events, "--db", "store.db", "--format", "json",
+        ])
+        .arg("--workflows")
+        .arg(&wf)
+        .current_dir(tmp.path());
+        cmd
+    };
+    let spawn_big = || {
+        run("big.jsonl")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let second = || {
+        let out = run("small.jsonl").output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // The first process holds the store once it prints.
+    let mut first = spawn_big();
+    let mut stdout = std::io::BufReader::new(first.stdout.take().unwrap());
+    let mut row = String::new();
+    stdout.read_line(&mut row).unwrap();
+    assert!(row.starts_with('{'), "{row}");
+    let started = std::time::Instant::now();
+    let (code, err) = second();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "refused at once"
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("store.db is in use by another nudge process"),
+        "{err}"
+    );
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    assert!(
+        first.wait().unwrap().success(),
+        "the first run is undisturbed"
+    );
+
+    // Released when the first ends, and when it is killed.
+    let (code, err) = second();
+    assert_eq!(code, Some(0), "{err}");
+    let mut killed = spawn_big();
+    let mut stdout = std::io::BufReader::new(killed.stdout.take().unwrap());
+    stdout.read_line(&mut row).unwrap();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let (code, err) = second();
+    assert_eq!(
+        code,
+        Some(0),
+        "a killed run's lock does not outlive it: {err}"
+    );
 }
