@@ -569,3 +569,135 @@ fn a_second_process_on_a_store_in_use_is_refused_at_once() {
         "a killed run's lock does not outlive it: {err}"
     );
 }
+
+// ---- What held up, kept ----
+
+#[test]
+fn a_corrupt_store_is_a_clear_error_not_a_crash() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("store.db");
+    std::fs::write(&db, vec![0x5a; 64 * 1024]).unwrap();
+    let events = file_bytes(&[created("e1", "2026-03-01T10:00:00Z", "c1")]);
+    let (code, out, err) = simulate(&s, tmp.path(), &events, &db_arg(&db));
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    let line = err.lines().find(|l| l.starts_with("nudge: ")).unwrap();
+    assert!(line.contains("store.db"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_numbers_are_bad_lines_naming_the_field() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let with = |id: &str, field: &str, value: &str| {
+        String::from_utf8(created(id, "2026-03-01T10:00:00Z", "c1"))
+            .unwrap()
+            .replacen(
+                "\"id\":\"c1\"",
+                &format!("\"id\":\"c1\",\"{field}\":{value}"),
+                1,
+            )
+            .into_bytes()
+    };
+    let events = file_bytes(&[
+        with("n1", "orders_count", "-1"),
+        with("n2", "orders_count", "1e400"),
+        with("n3", "orders_count", "2.5"),
+        created("n4", "2026-03-01T10:00:00Z", "c2"),
+    ]);
+    let (code, out, err) = simulate(&s, tmp.path(), &events, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "event `n1`: detail.customer.orders_count: expected a non-negative whole number"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(":2: rejected: event `n2`: not valid JSON"),
+        "{err}"
+    );
+    assert!(
+        err.contains("event `n3`: detail.customer.orders_count"),
+        "{err}"
+    );
+    assert!(out.contains("\"c2\""), "{out}");
+}
+
+#[test]
+fn many_events_of_one_customer_all_apply() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let lines: Vec<Vec<u8>> = (0..5_000)
+        .map(|i| {
+            let t = (start + chrono::TimeDelta::minutes(7 * i))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            ev(
+                &format!("o{i}"),
+                "order.placed",
+                &t,
+                "c1",
+                json!({"customer": customer("Ayşe")}),
+            )
+            .to_string()
+            .into_bytes()
+        })
+        .collect();
+    let (code, out, err) = simulate(&s, tmp.path(), &file_bytes(&lines), &["--format", "text"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Summary: 5000 events applied (0 duplicate, 0 rejected)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn logs_never_carry_an_address_or_a_name() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = |id: &str, c: &str, time: &str| {
+        ev(
+            id,
+            "customer.created",
+            time,
+            c,
+            json!({"customer": {"email": "zeynep.secret@example.com", "first_name": "Zeynepsecret",
+                                "accepts_marketing": true}}),
+        )
+        .to_string()
+        .into_bytes()
+    };
+    let mut bad = secret("b1", "c2", "2026-03-01T11:00:00Z");
+    bad.truncate(bad.len() - 3);
+    let events = file_bytes(&[
+        secret("e1", "c1", "2026-03-01T10:00:00Z"),
+        bad,
+        secret("e1", "c1", "2026-03-01T12:00:00Z"),
+    ]);
+    let file = tmp.path().join("events.jsonl");
+    std::fs::write(&file, events).unwrap();
+    let wf = s.workflows_dir();
+    let (code, out, err) = nudge(
+        tmp.path(),
+        &[
+            "simulate",
+            "--events",
+            file.to_str().unwrap(),
+            "--workflows",
+            wf.to_str().unwrap(),
+        ],
+        &[("NUDGE_LOG", "trace")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("zeynep.secret@example.com"),
+        "stdout is the operator's report: {out}"
+    );
+    assert!(
+        !err.contains("zeynep.secret") && !err.contains("Zeynepsecret"),
+        "{err}"
+    );
+}
