@@ -63,6 +63,24 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// `text` with its control characters (CR, LF, ESC, ...) escaped as Rust writes them (`\r`,
+/// `\n`, `\u{1b}`), for text printed to a terminal: a customer id or an event id from an
+/// events file must not start a line of its own, or move the cursor, or colour the screen.
+pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Logs go to stderr, at `warn` unless `NUDGE_LOG` says otherwise (`NUDGE_LOG=debug`,
 /// `NUDGE_LOG=nudge_core::runner=info`). Log lines never carry an address or a name: events name
 /// customers by id and emails by idempotency key.

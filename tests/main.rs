@@ -2,6 +2,7 @@
 
 mod engine;
 mod helpers;
+mod hostile_events;
 mod hostile_workflows;
 mod layering;
 mod mail;

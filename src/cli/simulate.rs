@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use super::{Format, exit};
+use super::{Format, escape_controls, exit};
 use nudge_core::engine::{Action, ActionKind, Engine};
-use nudge_core::links::Signer;
+use nudge_core::event::check_time_range;
+use nudge_core::links::{KeySource, Signer, SigningKeyError};
 use nudge_core::runner::Runner;
 use nudge_core::workflow::{LoadError, Project};
 use nudge_local::simulate::{Notice, Options, Runners, SimulateError, Summary, simulate};
@@ -38,12 +39,16 @@ pub(crate) struct Args {
     format: Format,
 }
 
+/// `--until`: an RFC 3339 time within the range an event's time may be in (the clock is kept
+/// in the store, and a later run reads it back).
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
+    let shown = text.escape_debug();
+    let t = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
-            format!("`{text}` is not an RFC 3339 time ({e}); write e.g. 2026-12-31T00:00:00Z")
-        })
+            format!("`{shown}` is not an RFC 3339 time ({e}); write e.g. 2026-12-31T00:00:00Z")
+        })?;
+    check_time_range(t).map_err(|e| format!("`{shown}` is {e}"))
 }
 
 /// Why `nudge simulate` could not run, or stopped: printed as `nudge: <why>`, exit code 2
@@ -64,6 +69,22 @@ enum RunError {
         /// Why.
         source: OpenError,
     },
+    /// Another process uses the `--db` store.
+    #[error("the store {} is in use by another nudge process (it holds {}); wait for it to end, or use another --db", db.display(), lock.display())]
+    InUse {
+        /// The store.
+        db: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
+    /// The `--db` store's lock file cannot be created or locked.
+    #[error("cannot lock the store with {}: {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A throwaway store's file cannot be created.
     #[error("cannot create a scratch store: {0}")]
     Scratch(std::io::Error),
@@ -78,6 +99,9 @@ enum RunError {
     /// The simulation stopped.
     #[error(transparent)]
     Simulate(#[from] SimulateError),
+    /// `NUDGE_SIGNING_KEY` is too short.
+    #[error(transparent)]
+    SigningKey(#[from] SigningKeyError),
 }
 
 /// Runs `nudge simulate`; returns the exit code.
@@ -85,17 +109,34 @@ pub(crate) fn run(args: &Args) -> u8 {
     match simulate_command(args) {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(anstream::stderr(), "nudge: {e}");
+            let why = with_causes(&e);
+            let _ = writeln!(anstream::stderr(), "nudge: {}", escape_controls(&why));
             exit::USAGE
         }
     }
 }
 
+/// `error`'s message followed by each of its causes that it does not already say, so that
+/// "the store rolled back a batch" says why ("...: database or disk is full").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// The stores of a run.
 enum Stores {
     /// `--db`: one store in that file, which every shard shares (boxed: the enum would be
-    /// the size of a store).
-    Db(Box<SqliteStore>),
+    /// the size of a store), and the lock that keeps other processes off it.
+    Db(Box<SqliteStore>, StoreLock),
     /// One throwaway store per shard, with its file (deleted when dropped).
     Scratch(Vec<(SqliteStore, NamedTempFile)>),
 }
@@ -103,11 +144,16 @@ enum Stores {
 /// What the command does, up to the exit code; every failure is a [`RunError`].
 fn simulate_command(args: &Args) -> Result<u8, RunError> {
     let project = load_project(args)?;
-    let (signer, dev_key) = Signer::from_env();
-    if dev_key {
+    let (signer, source) = Signer::from_env()?;
+    let why = match source {
+        KeySource::Environment => None,
+        KeySource::Unset => Some("is not set"),
+        KeySource::Empty => Some("is empty"),
+    };
+    if let Some(why) = why {
         let _ = writeln!(
             anstream::stderr(),
-            "note: NUDGE_SIGNING_KEY is not set: unsubscribe links are signed with the development key"
+            "note: NUDGE_SIGNING_KEY {why}: unsubscribe links are signed with the development key"
         );
     }
     let engine = Engine::new(&project, &signer);
@@ -125,7 +171,7 @@ fn simulate_command(args: &Args) -> Result<u8, RunError> {
     };
     let runner = |store| Runner::new(&engine, store, mailer.as_ref());
     match stores {
-        Stores::Db(store) => report(Runners::Shared(&runner(*store)), args, &options),
+        Stores::Db(store, _lock) => report(Runners::Shared(&runner(*store)), args, &options),
         Stores::Scratch(stores) => {
             // The files outlive the runners (and their stores), which are dropped first.
             let (stores, _files): (Vec<_>, Vec<_>) = stores.into_iter().unzip();
@@ -153,8 +199,9 @@ fn load_project(args: &Args) -> Result<Project, RunError> {
 /// batch.
 fn open_stores(args: &Args, options: &Options) -> Result<Stores, RunError> {
     if let Some(path) = &args.db {
+        let lock = StoreLock::take(path)?;
         let options = SqliteOptions::default().batch(SqliteOptions::SIMULATE_BATCH);
-        return open_store(path, options).map(|store| Stores::Db(Box::new(store)));
+        return open_store(path, options).map(|store| Stores::Db(Box::new(store), lock));
     }
     let mut stores = Vec::new();
     for _ in 0..options.shards.max(1) {
@@ -167,6 +214,45 @@ fn open_stores(args: &Args, options: &Options) -> Result<Stores, RunError> {
         stores.push((store, file));
     }
     Ok(Stores::Scratch(stores))
+}
+
+/// A `--db` store's lock: an exclusive lock on the file `<db>.lock` beside it, taken before
+/// the store is opened and held until the command ends. Two runs on one store would each
+/// apply events and fire timers the other does not see, so a second is refused at once. The
+/// operating system releases the lock when the process ends, however it ends, so a crashed
+/// run never blocks the next; the (empty) lock file stays and may be deleted when no run is
+/// going.
+struct StoreLock {
+    /// Held open: closing it releases the lock.
+    _file: std::fs::File,
+}
+
+impl StoreLock {
+    /// Locks the store in `db`, or says that another process uses it.
+    fn take(db: &Path) -> Result<Self, RunError> {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let err = |source| RunError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(err)?;
+        match file.try_lock() {
+            Ok(()) => Ok(StoreLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(RunError::InUse {
+                db: db.to_path_buf(),
+                lock: path,
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(err(e)),
+        }
+    }
 }
 
 /// Opens one store.
@@ -323,7 +409,7 @@ pub(crate) fn row_text(a: &Action) -> String {
         }
     };
     let step = a.step.as_deref().unwrap_or("-");
-    format!(
+    let line = format!(
         "{}  {:<10} {:<17} {:<24} {:<15} {}",
         ts(a.at),
         a.customer,
@@ -331,12 +417,18 @@ pub(crate) fn row_text(a: &Action) -> String {
         step,
         a.kind.name(),
         detail
-    )
-    .trim_end()
-    .to_owned()
+    );
+    // Ids, addresses and subjects come from the events: one action stays one line.
+    escape_controls(line.trim_end()).into_owned()
 }
 
+/// A notice as one line for the operator (control characters escaped: ids come from the
+/// events file).
 fn notice_text(events: &str, notice: &Notice) -> String {
+    escape_controls(&notice_line(events, notice)).into_owned()
+}
+
+fn notice_line(events: &str, notice: &Notice) -> String {
     match notice {
         Notice::Rejected(r) => format!(
             "{events}:{}: rejected: {} (kept as a dead letter)",

@@ -23,6 +23,35 @@ pub const SIGNING_KEY_ENV: &str = "NUDGE_SIGNING_KEY";
 /// source file), so links signed with it protect nothing: for local runs and tests only.
 pub const DEVELOPMENT_KEY: &[u8] = b"nudge-development-signing-key (public, not for production)";
 
+/// The shortest key accepted in [`SIGNING_KEY_ENV`], in bytes: 32, the length of the HMAC's
+/// SHA-256 output, below which the key, not the hash, is what an attacker has to guess.
+pub const MIN_SIGNING_KEY_BYTES: usize = 32;
+
+/// Where [`Signer::from_env`] took its key from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// [`SIGNING_KEY_ENV`].
+    Environment,
+    /// [`DEVELOPMENT_KEY`]: the variable is not set.
+    Unset,
+    /// [`DEVELOPMENT_KEY`]: the variable is set but empty.
+    Empty,
+}
+
+/// Why the key in [`SIGNING_KEY_ENV`] is refused. The message names the variable, never its
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SigningKeyError {
+    /// Shorter than [`MIN_SIGNING_KEY_BYTES`].
+    #[error(
+        "{SIGNING_KEY_ENV} is {bytes} bytes long; a signing key needs at least {MIN_SIGNING_KEY_BYTES} bytes (e.g. the output of `openssl rand -base64 32`), or unset it to use the public development key"
+    )]
+    TooShort {
+        /// Its length.
+        bytes: usize,
+    },
+}
+
 /// Bytes of the HMAC tag kept in a link.
 const TAG_LEN: usize = 16;
 
@@ -61,19 +90,26 @@ impl Signer {
     }
 
     /// A signer with the key in `NUDGE_SIGNING_KEY` (its bytes as given, e.g. the output of
-    /// `openssl rand -base64 32`), or with the development key when it is unset or empty; the
-    /// flag is `true` then, so that the caller can say so. The key itself is never logged.
-    #[must_use]
-    pub fn from_env() -> (Self, bool) {
+    /// `openssl rand -base64 32`), or with the development key when it is unset or empty, as
+    /// the [`KeySource`] says, so that the caller can say so. A key shorter than
+    /// [`MIN_SIGNING_KEY_BYTES`] is refused: a short key can be guessed, and every link signed
+    /// with it forged. The key itself is never logged nor put in an error.
+    pub fn from_env() -> Result<(Self, KeySource), SigningKeyError> {
         Self::from_key_var(std::env::var_os(SIGNING_KEY_ENV))
     }
 
     /// [`Signer::from_env`] given the variable's value (tests cannot set the environment
     /// safely while other tests run).
-    fn from_key_var(value: Option<std::ffi::OsString>) -> (Self, bool) {
+    fn from_key_var(
+        value: Option<std::ffi::OsString>,
+    ) -> Result<(Self, KeySource), SigningKeyError> {
         match value {
-            Some(key) if !key.is_empty() => (Self::new(key.as_encoded_bytes()), false),
-            _ => (Self::development(), true),
+            None => Ok((Self::development(), KeySource::Unset)),
+            Some(key) if key.is_empty() => Ok((Self::development(), KeySource::Empty)),
+            Some(key) if key.len() < MIN_SIGNING_KEY_BYTES => {
+                Err(SigningKeyError::TooShort { bytes: key.len() })
+            }
+            Some(key) => Ok((Self::new(key.as_encoded_bytes()), KeySource::Environment)),
         }
     }
 
@@ -188,17 +224,32 @@ mod tests {
             Signer::development().unsubscribe_signature("c-1"),
             DEV_SIGNATURE_C1
         );
-        let (signer, is_dev) = Signer::from_key_var(Some("k3y".into()));
-        assert!(!is_dev);
+        let key = "k3y-of-thirty-two-bytes-at-least";
+        let (signer, source) = Signer::from_key_var(Some(key.into())).unwrap();
+        assert_eq!(source, KeySource::Environment);
         assert_eq!(
             signer.unsubscribe_signature("c-1"),
-            Signer::new(b"k3y").unsubscribe_signature("c-1")
+            Signer::new(key.as_bytes()).unsubscribe_signature("c-1")
         );
         assert_ne!(signer.unsubscribe_signature("c-1"), DEV_SIGNATURE_C1);
-        for unset in [None, Some("".into())] {
-            let (signer, is_dev) = Signer::from_key_var(unset);
-            assert!(is_dev);
+        for (unset, want) in [
+            (None, KeySource::Unset),
+            (Some("".into()), KeySource::Empty),
+        ] {
+            let (signer, source) = Signer::from_key_var(unset).unwrap();
+            assert_eq!(source, want);
             assert_eq!(signer.unsubscribe_signature("c-1"), DEV_SIGNATURE_C1);
+        }
+    }
+
+    #[test]
+    fn a_key_shorter_than_the_minimum_is_refused_without_showing_it() {
+        for key in ["Q", "Qz9Qz9Qz9Qz9Qz9Qz9Qz9Qz9Qz9Qz9Q"] {
+            let err = Signer::from_key_var(Some(key.into())).unwrap_err();
+            assert_eq!(err, SigningKeyError::TooShort { bytes: key.len() });
+            let text = err.to_string();
+            assert!(text.starts_with("NUDGE_SIGNING_KEY is "), "{text}");
+            assert!(!text.contains(key), "{text}");
         }
     }
 

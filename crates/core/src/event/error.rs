@@ -6,6 +6,16 @@ use std::fmt;
 use serde_json::Value;
 
 use super::MAX_EVENT_BYTES;
+use super::scan::scan_id;
+
+/// The longest start of `bytes` that is valid UTF-8.
+fn valid_prefix(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s,
+        // Safe to unwrap: the prefix up to `valid_up_to` is valid by definition.
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+    }
+}
 
 /// At most this many characters of an id or a time are shown in an error message.
 const SHOWN_CHARS: usize = 80;
@@ -66,6 +76,23 @@ pub enum EventError {
         /// The text found (not personal data, so it is shown, truncated).
         value: String,
     },
+    /// `time` is an RFC 3339 time outside the accepted range (see
+    /// [`EARLIEST_TIME`](super::EARLIEST_TIME) and [`LATEST_TIME`](super::LATEST_TIME)).
+    #[error("{}: time: {} is outside the accepted range, 1970-01-01T00:00:00Z up to (not including) 9000-01-01T00:00:00Z", Label(.event_id), Shown(.value))]
+    TimeOutOfRange {
+        /// The event id, when readable.
+        event_id: Option<String>,
+        /// The text found (not personal data, so it is shown, truncated).
+        value: String,
+    },
+    /// The line is not valid UTF-8; rejected before parsing, never read lossily.
+    #[error("{}: not valid UTF-8 (an invalid byte {at} bytes into the line)", Label(.event_id))]
+    NotUtf8 {
+        /// The id, when it could be read from the valid start of the line.
+        event_id: Option<String>,
+        /// Where the first invalid byte is, counted from the start of the line.
+        at: usize,
+    },
     /// A date field (`detail.customer.birthday`) is a string but not a `YYYY-MM-DD` date.
     #[error("{}: {field}: expected a date \"YYYY-MM-DD\" (or null), found a string that is not one", Label(.event_id))]
     BadDate {
@@ -86,7 +113,31 @@ impl EventError {
             | EventError::MissingField { event_id, .. }
             | EventError::WrongType { event_id, .. }
             | EventError::BadTime { event_id, .. }
+            | EventError::TimeOutOfRange { event_id, .. }
+            | EventError::NotUtf8 { event_id, .. }
             | EventError::BadDate { event_id, .. } => event_id.as_deref(),
+        }
+    }
+
+    /// The error for a line of `bytes` bytes (without its line end), over [`MAX_EVENT_BYTES`],
+    /// of which a reader kept only `head`, the first [`HEAD_BYTES`](super::HEAD_BYTES) or so
+    /// (enough to find the id in): a reader need not hold the whole of a huge line.
+    pub fn too_large(head: &[u8], bytes: usize) -> Self {
+        EventError::TooLarge {
+            event_id: scan_id(valid_prefix(head)),
+            bytes,
+        }
+    }
+
+    /// The error for a line that is not valid UTF-8 (`line`, without its line end).
+    pub fn not_utf8(line: &[u8], error: std::str::Utf8Error) -> Self {
+        // The id may come after the bad byte (producers that sort keys put it after
+        // `detail`): it is read from a lossy copy, unless it is itself not UTF-8.
+        let event_id =
+            scan_id(&String::from_utf8_lossy(line)).filter(|id| !id.contains('\u{fffd}'));
+        EventError::NotUtf8 {
+            event_id,
+            at: error.valid_up_to(),
         }
     }
 
@@ -95,13 +146,14 @@ impl EventError {
     pub fn field(&self) -> Option<&str> {
         match self {
             EventError::TooLarge { .. }
+            | EventError::NotUtf8 { .. }
             | EventError::NotJson { .. }
             | EventError::NotAnObject { .. } => None,
             EventError::MissingField { field, .. } | EventError::BadDate { field, .. } => {
                 Some(field)
             }
             EventError::WrongType { field, .. } => Some(field),
-            EventError::BadTime { .. } => Some("time"),
+            EventError::BadTime { .. } | EventError::TimeOutOfRange { .. } => Some("time"),
         }
     }
 }

@@ -40,18 +40,25 @@ mod birthday;
 mod customer;
 mod error;
 mod scan;
+mod strict;
+mod time;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 pub use birthday::Birthday;
 pub use error::EventError;
+pub use time::{EARLIEST_TIME, LATEST_TIME, TimeError, check_time_range, parse_time};
 
 use error::{Ctx, kind, kind_of_bad_string};
 use scan::scan_id;
 
 /// The largest event accepted, in bytes: EventBridge's limit for one event (256 KB).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// How much of an overlong line a reader keeps (see [`EventError::too_large`]): as much as is
+/// scanned for its id.
+pub const HEAD_BYTES: usize = scan::ID_SCAN_BYTES;
 
 /// One store event, checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,9 +80,11 @@ pub struct StoreEvent {
 
 /// Parses one event, one line of a JSON-lines file.
 ///
-/// A trailing line ending (`\n` or `\r\n`) and a leading byte-order mark are ignored; anything
-/// else, including an empty line, must be one JSON object. Callers reading a file skip blank
-/// lines themselves. See the [module documentation](self) for what is checked.
+/// A trailing line ending (`\n` or `\r\n`) is ignored; anything else, including an empty line
+/// or a byte-order mark, must be one JSON object (a byte-order mark is ignored at the start of
+/// a *file*, by its reader, not at the start of every line). An object with a key repeated in
+/// it is refused (which of the two would count is anybody's guess). Callers reading a file skip
+/// blank lines themselves. See the [module documentation](self) for what is checked.
 pub fn parse_event(text: &str) -> Result<StoreEvent, EventError> {
     let mut root = json_object(without_line_ending(text))?;
     // The id first: every later error names it.
@@ -100,9 +109,8 @@ pub fn parse_event(text: &str) -> Result<StoreEvent, EventError> {
     })
 }
 
-/// `text` without a leading byte-order mark and a trailing `\n` or `\r\n`.
-fn without_line_ending(text: &str) -> &str {
-    let line = text.strip_prefix('\u{feff}').unwrap_or(text);
+/// `text` without a trailing `\n` or `\r\n`.
+fn without_line_ending(line: &str) -> &str {
     line.strip_suffix('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .unwrap_or(line)
@@ -117,7 +125,7 @@ fn json_object(line: &str) -> Result<Map<String, Value>, EventError> {
             bytes: line.len(),
         });
     }
-    let value: Value = serde_json::from_str(line).map_err(|e| EventError::NotJson {
+    let value: Value = strict::from_str(line).map_err(|e| EventError::NotJson {
         event_id: scan_id(line),
         reason: e.to_string(),
     })?;
@@ -154,16 +162,20 @@ fn event_type(ctx: &Ctx<'_>, root: &Map<String, Value>) -> Result<String, EventE
     }
 }
 
-/// `time`, an RFC 3339 time with an offset, in UTC.
+/// `time`, an RFC 3339 time with an offset, in UTC, within [`EARLIEST_TIME`]..[`LATEST_TIME`].
 fn time(ctx: &Ctx<'_>, root: &Map<String, Value>) -> Result<DateTime<Utc>, EventError> {
     match root.get("time") {
         None | Some(Value::Null) => Err(ctx.missing("time")),
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| EventError::BadTime {
+        Some(Value::String(s)) => parse_time(s).map_err(|e| match e {
+            TimeError::NotRfc3339 => EventError::BadTime {
                 event_id: Some(ctx.id.to_owned()),
                 value: s.clone(),
-            }),
+            },
+            TimeError::OutOfRange => EventError::TimeOutOfRange {
+                event_id: Some(ctx.id.to_owned()),
+                value: s.clone(),
+            },
+        }),
         Some(v) => Err(ctx.wrong("time", "an RFC 3339 time string", kind(v))),
     }
 }

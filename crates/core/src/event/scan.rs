@@ -6,7 +6,7 @@ use super::MAX_EVENT_BYTES;
 /// EventBridge writes the id near the start, but producers that sort keys (serde_json's default
 /// map does) put it after `detail`, so the scan goes well past the limit; it only looks at
 /// bytes, which costs little next to reading the line.
-const ID_SCAN_BYTES: usize = 4 * MAX_EVENT_BYTES;
+pub(super) const ID_SCAN_BYTES: usize = 4 * MAX_EVENT_BYTES;
 
 /// Reads the top-level `"id"` string from text that may not be valid JSON (truncated, say), so
 /// that even a broken event can be named in the error and found in the dead letter. Looks only

@@ -79,8 +79,65 @@ fn accepts_null_profile_fields_and_a_line_ending() {
             customer(v).insert(f.into(), Value::Null);
         }
     });
-    let e = parse_event(&format!("\u{feff}{text}\r\n")).unwrap();
+    let e = parse_event(&format!("{text}\r\n")).unwrap();
     assert!(e.detail["customer"]["email"].is_null());
+}
+
+#[test]
+fn a_byte_order_mark_is_the_file_readers_to_skip_not_every_lines() {
+    // A mark in the middle of a file is not JSON; the file's reader skips one at its start.
+    let err = parse_event(&format!("\u{feff}{}", event_with(|_| {}))).unwrap_err();
+    assert!(matches!(err, EventError::NotJson { .. }), "{err}");
+}
+
+#[test]
+fn a_key_repeated_in_an_object_is_refused_wherever_it_is() {
+    let text = event_with(|_| {});
+    for (from, to) in [
+        ("\"time\":", "\"time\":\"2062-03-01T00:00:00Z\",\"time\":"),
+        ("\"email\":", "\"email\":\"x@example.com\",\"email\":"),
+    ] {
+        let twice = text.replacen(from, to, 1);
+        assert_ne!(twice, text);
+        let err = parse_event(&twice).unwrap_err();
+        assert!(matches!(err, EventError::NotJson { .. }), "{err}");
+        assert!(err.to_string().contains("appears twice"), "{err}");
+        assert_eq!(err.event_id(), Some("ev-1"), "{err}");
+    }
+}
+
+#[test]
+fn times_outside_the_accepted_range_are_refused_and_named() {
+    for bad in [
+        "9999-12-31T23:59:59Z",
+        "9000-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "0001-01-01T00:00:00Z",
+    ] {
+        let err = parse_event(&event_with(|v| v["time"] = json!(bad))).unwrap_err();
+        assert!(
+            matches!(err, EventError::TimeOutOfRange { .. }),
+            "{bad}: {err}"
+        );
+        assert_eq!(err.field(), Some("time"));
+        assert!(err.to_string().contains(bad), "{err}");
+    }
+    for good in ["1970-01-01T00:00:00Z", "8999-12-31T23:59:59Z"] {
+        let e = parse_event(&event_with(|v| v["time"] = json!(good))).unwrap();
+        assert_eq!(e.time, chrono::DateTime::parse_from_rfc3339(good).unwrap());
+    }
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_named_by_its_id_and_the_place_of_the_bad_byte() {
+    let mut bytes = br#"{"id":"ev-9","name":"Ay"#.to_vec();
+    bytes.push(0xfe);
+    bytes.extend_from_slice(b"e\"}");
+    let err = std::str::from_utf8(&bytes).unwrap_err();
+    let err = EventError::not_utf8(&bytes, err);
+    assert_eq!(err.event_id(), Some("ev-9"));
+    assert!(err.to_string().contains("not valid UTF-8"), "{err}");
+    assert!(err.to_string().contains("23 bytes"), "{err}");
 }
 
 #[test]

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use nudge_core::event::{MAX_EVENT_BYTES, StoreEvent, parse_event};
+use nudge_core::event::{StoreEvent, parse_event};
 use nudge_core::mail::Mailer;
 use nudge_core::runner::Runner;
 use nudge_core::store::{DeadLetter, Store};
 
-use super::index::{Indexed, Lines};
+use super::index::{Indexed, Lines, dead_letter_body};
 use super::merge::{Did, Group, Key, Rounds};
 use super::seen::{Seen, SeenIds, any_processed};
 use super::shard::{ShardEvent, Work, shard_of};
@@ -20,6 +20,13 @@ use super::{Notice, Rejection, SimulateError};
 
 /// Lines read and parsed per round trip to the shards.
 const CHUNK: usize = 128;
+
+/// The most virtual time one round fires timers over. A round's results (emails with their
+/// HTML) are held until it is merged, so a round covers at most an hour of timers, however far
+/// apart two events are: a mistyped year in one event once made the round before it fire a
+/// lifetime of timers at once (11 GB for 20,000 customers). An hour of 100,000 customers'
+/// timers is a few MB; a day was 50 MB.
+const SPAN: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// The calling thread's state while it feeds the shards.
 pub(super) struct Feed<'a, S, M> {
@@ -73,6 +80,8 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
         let mut next = 0;
         let mut stopped = false;
         while !stopped && next < total {
+            // Timers up to here are fired (or are in the rounds out).
+            let mut from = self.clock;
             let mut chunk = Chunk {
                 first: next,
                 fires: Vec::with_capacity(CHUNK),
@@ -88,6 +97,17 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
                 {
                     stopped = true; // events after --until are not processed
                     break;
+                }
+                // The first line of all starts the first chunk's span.
+                from = from.or(entry.time);
+                if let (Some(t), Some(f)) = (entry.time, from)
+                    && t > f + SPAN
+                {
+                    if !chunk.fires.is_empty() {
+                        break; // this chunk fires no more than SPAN; the line starts the next
+                    }
+                    self.fire_to(next, t, rounds, out)?;
+                    from = Some(t);
                 }
                 next += 1;
                 self.line(next - 1, &entry, &mut chunk, rounds, out)?;
@@ -120,17 +140,18 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
         rounds: &mut Rounds,
         out: &mut impl FnMut(Vec<Group>),
     ) -> Result<(), SimulateError> {
-        let parsed = {
-            let text = self.lines.read(entry)?;
-            parse_event(&text).map_err(|e| {
-                let rejection = Rejection {
-                    line: entry.line,
-                    event_id: e.event_id().map(str::to_owned),
-                    reason: e.to_string(),
-                };
-                (rejection, text.chars().take(MAX_EVENT_BYTES).collect())
-            })
-        };
+        let parsed = match self.lines.read(entry)? {
+            Ok(text) => parse_event(text).map_err(|e| (e, dead_letter_body(text.as_bytes()))),
+            Err(unreadable) => Err(unreadable),
+        }
+        .map_err(|(e, body)| {
+            let rejection = Rejection {
+                line: entry.line,
+                event_id: e.event_id().map(str::to_owned),
+                reason: e.to_string(),
+            };
+            (rejection, body)
+        });
         let event = match parsed {
             Ok(event) => event,
             Err((rejection, body)) => {
@@ -235,33 +256,55 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
         })
     }
 
-    /// After the last line: runs the clock on to `until`, if it is not there yet, an hour at
-    /// a time. `item` is the place of the first hour's firings in the order (past the lines).
+    /// After the last line: runs the clock on to `until`, if it is not there yet (see
+    /// [`Feed::fire_to`]). `item` is the place of the firings in the order (past the lines).
     pub(super) fn run_on(
         &mut self,
-        mut item: usize,
+        item: usize,
         rounds: &mut Rounds,
         out: &mut impl FnMut(Vec<Group>),
     ) -> Result<(), SimulateError> {
-        // Each hour's timers by due time and customer: what the shards hand back in a round
-        // (emails with their HTML) stays small; a day at a time made the last rounds of
-        // 100,000 customers cost 50 MB.
         let Some(u) = self.until else { return Ok(()) };
         if self.clock.is_some_and(|c| c >= u) {
             return Ok(());
         }
-        let mut hour = self.clock;
-        loop {
-            let to = hour.map_or(u, |h| (h + chrono::Duration::hours(1)).min(u));
-            let work = (0..self.shards).map(|_| Work::Fire { item, until: to });
-            rounds.round(work, Vec::new(), out)?;
-            item += 1;
-            if to >= u {
+        self.fire_to(item, u, rounds, out)?;
+        self.clock = Some(u);
+        Ok(())
+    }
+
+    /// Fires every timer due by `to`, as if before line `item`, in rounds of at most [`SPAN`]
+    /// of virtual time each, so that memory stays bounded however far `to` is; hours in which
+    /// no timer is due are skipped, so that a gap of centuries costs no more than its timers.
+    ///
+    /// The shards report their earliest timer with each round (see [`Rounds::next_due`]).
+    /// After the rounds out are drained (they may hold events, which set timers), only firing
+    /// rounds are out, and a firing round never sets a timer at or before the end of its
+    /// window: so if the earliest timer as of the last round merged is past the end of the
+    /// last window handed out, the rounds since fired nothing and it is still the earliest.
+    fn fire_to(
+        &mut self,
+        item: usize,
+        to: DateTime<Utc>,
+        rounds: &mut Rounds,
+        out: &mut impl FnMut(Vec<Group>),
+    ) -> Result<(), SimulateError> {
+        rounds.drain(out)?;
+        // Every timer at or before `fired` has fired or is in a round out.
+        let mut fired = self.clock;
+        while let Some(next) = rounds.next_due() {
+            if next > to || fired.is_some_and(|f| f >= to) {
                 break;
             }
-            hour = Some(to);
+            let start = match fired {
+                Some(f) if next <= f => f, // the rounds out may have set timers just after `f`
+                _ => next,
+            };
+            let until = (start + SPAN).min(to);
+            let work = (0..self.shards).map(|_| Work::Fire { item, until });
+            rounds.round(work, Vec::new(), out)?;
+            fired = Some(until);
         }
-        self.clock = Some(u);
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use nudge_core::engine::Action;
 
-use super::shard::{Done, Work};
+use super::shard::{Answer, Done, Work};
 use super::{Notice, SimulateError, Summary};
 
 /// Where a group of actions falls in the order of a run on one thread: before line `item`,
@@ -109,11 +109,19 @@ pub(super) struct Rounds {
     /// Inputs merged so far, and at the last flush round.
     merged: usize,
     flushed: usize,
+    /// The earliest timer of any shard after the last round merged (see
+    /// [`Rounds::next_due`]).
+    next_due: Option<DateTime<Utc>>,
 }
 
 impl Rounds {
-    /// No shard yet (see [`Rounds::add`]); flush rounds every `flush_every` inputs, if any.
-    pub(super) fn new(shards: usize, flush_every: Option<usize>) -> Self {
+    /// No shard yet (see [`Rounds::add`]); flush rounds every `flush_every` inputs, if any;
+    /// `next_due`, the earliest timer of the shards to be added.
+    pub(super) fn new(
+        shards: usize,
+        flush_every: Option<usize>,
+        next_due: Option<DateTime<Utc>>,
+    ) -> Self {
         Rounds {
             to_shards: Vec::with_capacity(shards),
             from_shards: Vec::with_capacity(shards),
@@ -121,6 +129,7 @@ impl Rounds {
             flush_every,
             merged: 0,
             flushed: 0,
+            next_due,
         }
     }
 
@@ -180,9 +189,16 @@ impl Rounds {
         self.drain(out)
     }
 
+    /// The earliest timer of any shard once the last round merged was done: exact when no
+    /// round is out (after [`Rounds::drain`]); otherwise as of some rounds ago.
+    pub(super) fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.next_due
+    }
+
     fn merge_oldest(&mut self, out: &mut impl FnMut(Vec<Group>)) -> Result<(), SimulateError> {
         if let Some(mine) = self.previous.pop_front() {
-            let groups = collect(&self.from_shards, mine)?;
+            let (groups, next_due) = collect(&self.from_shards, mine)?;
+            self.next_due = next_due;
             self.merged += groups.len();
             out(groups);
         }
@@ -193,18 +209,26 @@ impl Rounds {
 /// Waits for every shard's groups of one chunk and merges them with the calling thread's into
 /// the order of a run on one thread. Each list is in order already and two lists never tie
 /// (a tie is one customer, who belongs to one shard), so a stable sort of them merges them.
+/// Also returns the earliest timer of any shard afterwards.
 fn collect(
     from_shards: &[mpsc::Receiver<Done>],
     mine: Vec<Group>,
-) -> Result<Vec<Group>, SimulateError> {
+) -> Result<(Vec<Group>, Option<DateTime<Utc>>), SimulateError> {
     let mut all = mine;
+    let mut next_due: Option<DateTime<Utc>> = None;
     for rx in from_shards {
         // A shard that is gone without an answer panicked; the scope re-raises the panic.
-        let groups = rx.recv().unwrap_or_else(|_| Ok(Vec::new()))?;
-        all.extend(groups);
+        let answer = rx.recv().unwrap_or_else(|_| {
+            Ok(Answer {
+                groups: Vec::new(),
+                next_due: None,
+            })
+        })?;
+        all.extend(answer.groups);
+        next_due = next_due.into_iter().chain(answer.next_due).min();
     }
     all.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(all)
+    Ok((all, next_due))
 }
 
 /// Counts and reports merged groups, in order.
@@ -214,6 +238,7 @@ pub(super) fn emit(
     on_action: &mut impl FnMut(&Action),
     on_notice: &mut impl FnMut(Notice),
 ) {
+    summary.largest_round = summary.largest_round.max(groups.len());
     for group in groups {
         let actions = match group.did {
             Did::Event(actions) => {

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use nudge_core::engine::Action;
+use nudge_core::event::{LATEST_TIME, TimeError, parse_time};
 use nudge_core::mail::Mailer;
 use nudge_core::runner::{Runner, RunnerError};
 use nudge_core::store::Store;
@@ -57,15 +58,31 @@ pub enum SimulateError {
         /// Why.
         source: std::io::Error,
     },
+    /// The events come from a pipe (they cannot be read twice) and the temporary copy the
+    /// simulation reads them back from cannot be written.
+    #[error("cannot copy {} (a pipe, read twice through a temporary file) to a temporary file: {source}", path.display())]
+    Spool {
+        /// The events.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The runner failed (the store, most likely).
     #[error(transparent)]
     Runner(#[from] RunnerError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] nudge_core::store::StoreError),
-    /// The stored clock is not a time.
-    #[error("the store's simulation clock `{0}` is not a time")]
-    Clock(String),
+    /// The stored clock is not a time, or is outside the accepted range (see
+    /// [`nudge_core::event::EARLIEST_TIME`]); the store was not written by this version, or
+    /// was edited.
+    #[error("the store's simulation clock `{}` (metadata `{CLOCK_KEY}`) is {reason}; the store was written by another program or version: continue with another --db", .text.escape_debug())]
+    Clock {
+        /// The stored text.
+        text: String,
+        /// What is wrong with it.
+        reason: TimeError,
+    },
     /// A customer's timer did not move when it fired (a bug): stop rather than spin.
     #[error("the timer of customer {customer} did not advance past {at}")]
     Stuck {
@@ -243,12 +260,18 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
     );
     let rt = runtime();
     let clock = stored_clock(runners.all()[0].store(), &rt)?;
-    let index = EventsIndex::read(events)?;
-    let until = options
-        .until
-        .or_else(|| index.last_time().map(|t| t + chrono::Duration::days(365)));
+    let (index, events_file) = EventsIndex::read(events)?;
+    // A year past the last event, but never past the accepted times: the clock is kept in the
+    // store, and a later run refuses a clock it would refuse in an event.
+    let until = options.until.or_else(|| {
+        let last_second = LATEST_TIME - chrono::TimeDelta::seconds(1);
+        index
+            .last_time()
+            .map(|t| (t + chrono::TimeDelta::days(365)).min(last_second))
+    });
     let shards = runners.shards(options);
-    let timers = load_timers(runners.all(), shards, &rt)?;
+    let mut timers = load_timers(runners.all(), shards, &rt)?;
+    let next_due = timers.iter_mut().filter_map(Timers::next_due).min();
     let mut summary = Summary {
         lines: index.len(),
         from: clock.or(index.first_time()),
@@ -258,7 +281,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
         runners: runners.all(),
         rt: &rt,
         events,
-        lines: Lines::open(index, events)?,
+        lines: Lines::open(index, events_file, events),
         until,
         clock,
         shards,
@@ -267,7 +290,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
         rejected: 0,
     };
     std::thread::scope(|scope| {
-        let mut rounds = Rounds::new(shards, runners.flush_every(options));
+        let mut rounds = Rounds::new(shards, runners.flush_every(options), next_due);
         for (i, timers) in timers.into_iter().enumerate() {
             rounds.add(shard::spawn(scope, runners.of_shard(i), timers, events));
         }
@@ -290,9 +313,9 @@ fn stored_clock<S: Store>(
     let Some(text) = rt.block_on(store.get_meta(CLOCK_KEY))? else {
         return Ok(None);
     };
-    let clock =
-        DateTime::parse_from_rfc3339(&text).map_err(|_| SimulateError::Clock(text.clone()))?;
-    Ok(Some(clock.with_timezone(&Utc)))
+    parse_time(&text)
+        .map(Some)
+        .map_err(|reason| SimulateError::Clock { text, reason })
 }
 
 /// Every shard's timers, from the stores (a `--db` store may hold timers): each customer's

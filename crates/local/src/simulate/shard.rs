@@ -52,8 +52,17 @@ pub(super) enum Work {
     Flush,
 }
 
-/// What a shard answers for one [`Work`]: its groups in order, or the error that stopped it.
-pub(super) type Done = Result<Vec<Group>, SimulateError>;
+/// What a shard answers for one [`Work`], or the error that stopped it.
+pub(super) type Done = Result<Answer, SimulateError>;
+
+/// What a shard did in one [`Work`].
+pub(super) struct Answer {
+    /// Its groups, in order.
+    pub(super) groups: Vec<Group>,
+    /// Its earliest timer afterwards, so that the calling thread can skip the hours in which
+    /// no timer is due.
+    pub(super) next_due: Option<DateTime<Utc>>,
+}
 
 /// The shard that owns a customer (FNV-1a of the id: any fixed spread would do).
 pub(super) fn shard_of(customer: &str, shards: usize) -> usize {
@@ -106,7 +115,11 @@ fn shard<S: Store, M: Mailer>(
                 .map_err(SimulateError::from),
         };
         let failed = result.is_err();
-        if done.send(result.map(|()| groups)).is_err() || failed {
+        let answer = result.map(|()| Answer {
+            groups,
+            next_due: timers.next_due(),
+        });
+        if done.send(answer).is_err() || failed {
             return;
         }
     }

@@ -47,6 +47,11 @@ pub struct Summary {
     pub until: Option<DateTime<Utc>>,
     /// Per workflow.
     pub workflows: BTreeMap<String, WorkflowSummary>,
+    /// The most inputs (events, timer firings, notices) one round reported at once: the
+    /// simulation holds a round's results in memory, so this bounds what it holds whatever
+    /// the gap between two events. Not a count a marketer reads.
+    #[serde(skip)]
+    pub largest_round: usize,
 }
 
 impl Summary {

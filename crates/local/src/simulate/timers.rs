@@ -58,4 +58,15 @@ impl Timers {
         }
         None
     }
+
+    /// The earliest timer, left in place (superseded entries on top are dropped).
+    pub(super) fn next_due(&mut self) -> Option<DateTime<Utc>> {
+        while let Some(Reverse((at, customer))) = self.heap.peek() {
+            if self.current.get(customer) == Some(at) {
+                return Some(*at);
+            }
+            self.heap.pop();
+        }
+        None
+    }
 }
