@@ -96,7 +96,8 @@ pub fn compile_mjml(source: &str) -> Result<CompiledMjml, MjmlError> {
         pos: offset_to_pos(source, e.offset),
         message: e.message,
     })?;
-    let parsed = mrml::parse(source).map_err(|e| {
+    check_conditional_comments(source)?;
+    let parsed = parse_without_panic(source)?.map_err(|e| {
         let pos = match &e {
             E::UnexpectedElement { position, .. }
             | E::UnexpectedToken { position, .. }
@@ -137,6 +138,46 @@ pub fn compile_mjml(source: &str) -> Result<CompiledMjml, MjmlError> {
             message: format!("MJML could not be rendered: {e}"),
         })?;
     Ok(CompiledMjml { html, warnings })
+}
+
+/// Outlook's conditional comments (`<!--[if mso]>...<![endif]-->`) must close their condition
+/// with `]>` inside the comment: the HTML tokenizer under mrml (htmlparser 0.2) panics on one
+/// that does not (`<!--[if-->`, found by fuzzing), so such a comment is an error here first.
+fn check_conditional_comments(source: &str) -> Result<(), MjmlError> {
+    for (start, _) in source.match_indices("<!--[") {
+        let rest = &source[start + "<!--[".len()..];
+        let closed = match (rest.find("]>"), rest.find("-->")) {
+            (Some(close), Some(end)) => close < end,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !closed {
+            return Err(MjmlError {
+                pos: offset_to_pos(source, start),
+                message: "invalid MJML: a conditional comment must close its condition with `]>`, \
+                          as in `<!--[if mso]>...<![endif]-->`"
+                    .to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `mrml::parse`, with a panic inside it (a bug of the parser, on some malformed document)
+/// turned into an error at the document's start: validation reports it and goes on, where
+/// the panic would have ended the command.
+pub(super) fn parse_without_panic(
+    source: &str,
+) -> Result<
+    Result<mrml::prelude::parser::ParseOutput<mrml::mjml::Mjml>, mrml::prelude::parser::Error>,
+    MjmlError,
+> {
+    std::panic::catch_unwind(|| mrml::parse(source)).map_err(|_| MjmlError {
+        pos: Pos::new(1, 1),
+        message: "invalid MJML: the MJML parser failed on this document; check that its tags and \
+                  comments are closed"
+            .to_owned(),
+    })
 }
 
 /// Opening element names with their byte offsets (`<mj-text ...>` gives `mj-text`).

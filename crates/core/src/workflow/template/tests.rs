@@ -265,3 +265,35 @@ fn nested_blocks_brackets_and_unary_operators_are_bounded() {
     // Past our bounds, minijinja's parser would refuse blocks and brackets itself (it allows
     // about 150 and 75 levels), but only after using more stack than a thread may have.
 }
+
+/// Found by fuzzing (`check_template`, `load_project`): htmlparser, under mrml, panicked on a
+/// conditional comment without `]>`; it is an error at the comment, and a well-formed one
+/// still compiles.
+#[test]
+fn a_broken_conditional_comment_is_an_error_at_it_not_a_panic() {
+    for (src, line) in [
+        ("<!--[if--><mjml", 1),
+        (
+            "<mjml><mj-body>\n<mj-raw><!--[if--></mj-raw></mj-body></mjml>",
+            2,
+        ),
+        ("<mjml><mj-body><mj-raw><!--[if mso", 1),
+    ] {
+        let err = compile_mjml(src).unwrap_err();
+        assert_eq!(err.pos.line, line, "{src:?}: {err:?}");
+        assert!(err.message.contains("conditional comment"), "{err:?}");
+    }
+    let fine = "<mjml><mj-body><mj-raw><!--[if mso]><p>x</p><![endif]--></mj-raw></mj-body></mjml>";
+    assert!(compile_mjml(fine).is_ok());
+}
+
+/// The backstop for parser bugs not yet known: a panic inside mrml is an error, not the end
+/// of the command.
+#[test]
+fn a_panic_inside_the_mjml_parser_is_an_error() {
+    let Err(err) = mjml::parse_without_panic("<!--[if--><mjml") else {
+        panic!("the parser's panic was not caught");
+    };
+    assert_eq!(err.pos, Pos::new(1, 1));
+    assert!(err.message.contains("MJML parser failed"), "{err:?}");
+}
