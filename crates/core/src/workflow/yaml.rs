@@ -226,13 +226,22 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// How deeply YAML values (mappings and lists) may nest. The deepest shipped workflow nests 11
+/// levels, and a branch inside a branch adds 3; serde-saphyr's default (64) lets a debug
+/// build overflow the 2 MiB stack of a spawned thread or a Tokio worker (found by the property
+/// tests at 50 levels), where 32 levels use well under half of it.
+pub const MAX_YAML_DEPTH: usize = 32;
+
 /// Parses YAML text into a positioned tree. Duplicate keys are syntax errors: a marketer who
 /// writes `subject:` twice means one of them, and silently taking either would hide the mistake.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     // `Options::default()` already rejects duplicate keys and bounds alias expansion (the
     // "billion laughs" budget); say so explicitly in case a default ever changes.
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_depth = MAX_YAML_DEPTH;
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        budget: Some(budget),
     };
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
         let pos = err
@@ -291,6 +300,24 @@ fn bare_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the property tests: 50 levels overflowed a 2 MiB stack in a debug build. Up to
+    /// the limit parses on such a stack (a spawned thread's, a Tokio worker's); one more is a
+    /// plain error.
+    #[test]
+    fn nesting_up_to_the_limit_fits_a_small_stack_and_deeper_is_an_error() {
+        let nested = |levels: usize| "{a: ".repeat(levels) + "1" + &"}".repeat(levels);
+        let at_limit = nested(MAX_YAML_DEPTH);
+        let parsed = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse(&at_limit).map(drop))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(parsed.is_ok(), "{parsed:?}");
+        let err = parse(&nested(MAX_YAML_DEPTH + 1)).unwrap_err();
+        assert_eq!(err.message, "invalid YAML: values are nested too deeply");
+    }
 
     #[test]
     fn keys_and_values_keep_their_positions() {
