@@ -4,6 +4,7 @@ mod engine;
 mod helpers;
 mod layering;
 mod mail;
+mod properties;
 mod scenarios;
 mod schema;
 mod shipped;
