@@ -6,6 +6,7 @@ mod hostile_events;
 mod hostile_workflows;
 mod layering;
 mod mail;
+mod properties;
 mod scenarios;
 mod schema;
 mod shipped;
