@@ -143,7 +143,6 @@ fn multi_byte_characters_anywhere_in_mjml() {
 /// A misspelled name after a multi-byte character, in each place a name is looked for: a
 /// diagnostic naming it, never a panic.
 #[test]
-#[ignore = "fixed on i10-tmpl: find_identifier slices inside a multi-byte character (panic)"]
 fn misspelled_names_after_multi_byte_characters_are_diagnosed() {
     let p = Project::new();
     p.write(
@@ -236,7 +235,6 @@ fn deep_nesting_in_yaml_conditions_and_templates_is_diagnosed() {
 /// 2 MiB stack (a test's, a spawned thread's, a Tokio worker's): a diagnostic, never a stack
 /// overflow. A debug build overflows at 50 levels of flow mappings.
 #[test]
-#[ignore = "not fixed yet (fuzz finding F5): 50 nested YAML flow mappings overflow a 2 MiB stack in a debug build"]
 fn deep_yaml_on_a_small_stack_is_diagnosed() {
     let p = Project::new();
     p.write("templates/t/hi.html", HTML);
@@ -259,7 +257,6 @@ fn deep_yaml_on_a_small_stack_is_diagnosed() {
 /// Long chains of operators in a condition and in a template tag (10,000 `+`, `not` or
 /// filters): a diagnostic, never a stack overflow.
 #[test]
-#[ignore = "fixed on i10-tmpl: a chain of 10,000 operators overflows minijinja's stack (validate aborts)"]
 fn long_operator_chains_are_diagnosed() {
     let p = Project::new();
     p.write("templates/t/hi.html", HTML);
@@ -282,7 +279,6 @@ fn long_operator_chains_are_diagnosed() {
 /// Deep MJML: nested wrappers and sections, and HTML nested inside `<mj-raw>` and
 /// `<mj-text>`: compiled or a diagnostic, never a stack overflow.
 #[test]
-#[ignore = "fixed on i10-tmpl: MJML nested 300 levels deep overflows mrml's stack (validate aborts)"]
 fn deep_mjml_is_compiled_or_diagnosed() {
     let p = Project::new();
     p.write("props.yaml", &workflow(WHEN, SUBJECT, "t/hi.mjml"));
@@ -309,7 +305,6 @@ fn deep_mjml_is_compiled_or_diagnosed() {
 /// A broken Outlook conditional comment in MJML (found by the `load_project` fuzz target):
 /// a diagnostic, not a panic inside the HTML tokenizer mrml uses.
 #[test]
-#[ignore = "not fixed yet (fuzz finding F2): `<!--[if-->` panics in htmlparser under mrml::parse"]
 fn broken_conditional_comments_in_mjml_are_diagnosed() {
     let p = Project::new();
     p.write("props.yaml", &workflow(WHEN, SUBJECT, "t/hi.mjml"));
@@ -325,7 +320,6 @@ fn broken_conditional_comments_in_mjml_are_diagnosed() {
 
 /// Times far outside any store's life are refused by the parser, never stored.
 #[test]
-#[ignore = "fixed on i10-events: times outside 1970..9000 are refused (TimeOutOfRange)"]
 fn times_outside_the_accepted_range_are_refused() {
     for time in [
         "0000-01-01T00:00:00Z",
