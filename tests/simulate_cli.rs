@@ -674,3 +674,38 @@ fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
     let second = run(&again);
     assert_eq!((second.events, second.duplicates), (1, 5));
 }
+
+/// A store or outbox that cannot be used is named once, with the cause, and the command
+/// exits 2 (the message used to say "cannot open the store X: cannot open the store X: ...").
+#[test]
+fn a_store_or_outbox_that_cannot_be_used_is_named_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let events = write_events(tmp.path(), &[good_and_bad_lines()[0].clone()]);
+    let folder = tmp.path().join("a-folder");
+    std::fs::create_dir(&folder).unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let workflows = root().join("workflows");
+    for (flag, path, says) in [
+        ("--db", &folder, "cannot open the store"),
+        ("--outbox", &file, "cannot write the outbox"),
+    ] {
+        let (code, _, err) = nudge(
+            tmp.path(),
+            &[
+                "simulate",
+                "--workflows",
+                workflows.to_str().unwrap(),
+                "--events",
+                events.to_str().unwrap(),
+                flag,
+                path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(code, 2, "{err}");
+        let line = err.lines().last().unwrap();
+        assert!(line.starts_with(&format!("nudge: {says}")), "{line}");
+        assert_eq!(line.matches(says).count(), 1, "{line}");
+    }
+}

@@ -61,14 +61,9 @@ enum RunError {
     /// The workflows have errors (already printed as diagnostics).
     #[error("the workflows have errors; fix them (nudge validate) and run again")]
     Invalid,
-    /// A store cannot be opened.
-    #[error("cannot open the store {}: {source}", path.display())]
-    Store {
-        /// The store's file.
-        path: PathBuf,
-        /// Why.
-        source: OpenError,
-    },
+    /// A store cannot be opened (the error names its file).
+    #[error(transparent)]
+    Store(#[from] OpenError),
     /// Another process uses the `--db` store.
     #[error("the store {} is in use by another nudge process (it holds {}); wait for it to end, or use another --db", db.display(), lock.display())]
     InUse {
@@ -88,14 +83,9 @@ enum RunError {
     /// A throwaway store's file cannot be created.
     #[error("cannot create a scratch store: {0}")]
     Scratch(std::io::Error),
-    /// The outbox folder cannot be used.
-    #[error("cannot use the outbox {}: {source}", dir.display())]
-    Outbox {
-        /// The folder.
-        dir: PathBuf,
-        /// Why.
-        source: OutboxError,
-    },
+    /// The outbox folder cannot be used (the error names it).
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     /// The simulation stopped.
     #[error(transparent)]
     Simulate(#[from] SimulateError),
@@ -163,10 +153,7 @@ fn simulate_command(args: &Args) -> Result<u8, RunError> {
     };
     let stores = open_stores(args, &options)?;
     let mailer = match &args.outbox {
-        Some(dir) => Some(OutboxMailer::new(dir).map_err(|source| RunError::Outbox {
-            dir: dir.clone(),
-            source,
-        })?),
+        Some(dir) => Some(OutboxMailer::new(dir)?),
         None => None,
     };
     let runner = |store| Runner::new(&engine, store, mailer.as_ref());
@@ -257,10 +244,7 @@ impl StoreLock {
 
 /// Opens one store.
 fn open_store(path: &Path, options: SqliteOptions) -> Result<SqliteStore, RunError> {
-    SqliteStore::open_with(path, options).map_err(|source| RunError::Store {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(SqliteStore::open_with(path, options)?)
 }
 
 /// Runs the simulation, printing the timeline as it goes, then the summary; returns the exit
