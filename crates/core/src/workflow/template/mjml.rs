@@ -140,22 +140,38 @@ pub fn compile_mjml(source: &str) -> Result<CompiledMjml, MjmlError> {
     Ok(CompiledMjml { html, warnings })
 }
 
-/// Outlook's conditional comments (`<!--[if mso]>...<![endif]-->`) must close their condition
-/// with `]>` inside the comment: the HTML tokenizer under mrml (htmlparser 0.2) panics on one
-/// that does not (`<!--[if-->`, found by fuzzing), so such a comment is an error here first.
+/// Outlook's conditional comments (`<!--[if mso]>...<![endif]-->`, `<![if !mso]>...<![endif]>`)
+/// as the HTML tokenizer under mrml (htmlparser 0.2) reads them: after one of these openings
+/// it takes everything up to the next `]`, which must be followed by `>` or `-->`. It panics on
+/// anything else (`<!--[if-->`, `<![endif]x`; found by fuzzing), so such a comment is an error
+/// here first, wherever it stands.
 fn check_conditional_comments(source: &str) -> Result<(), MjmlError> {
-    for (start, _) in source.match_indices("<!--[") {
-        let rest = &source[start + "<!--[".len()..];
-        let closed = match (rest.find("]>"), rest.find("-->")) {
-            (Some(close), Some(end)) => close < end,
-            (Some(_), None) => true,
-            (None, _) => false,
+    // Each opening the tokenizer treats as a conditional comment, and how many bytes of it it
+    // skips before reading up to `]`.
+    const OPENINGS: [(&str, usize); 4] = [
+        ("<!--[if", 5),
+        ("<![if", 3),
+        ("<![endif", 3),
+        ("<!--<![endif", 7),
+    ];
+    for (start, _) in source.match_indices('<') {
+        let here = &source[start..];
+        let Some(skip) = OPENINGS
+            .iter()
+            .find_map(|(opening, skip)| here.starts_with(opening).then_some(*skip))
+        else {
+            continue;
         };
-        if !closed {
+        let rest = &here[skip..];
+        let well_formed = rest.find(']').is_some_and(|end| {
+            let after = &rest[end + 1..];
+            after.starts_with('>') || after.starts_with("-->")
+        });
+        if !well_formed {
             return Err(MjmlError {
                 pos: offset_to_pos(source, start),
-                message: "invalid MJML: a conditional comment must close its condition with `]>`, \
-                          as in `<!--[if mso]>...<![endif]-->`"
+                message: "invalid MJML: a conditional comment must close its condition with \
+                          `]>` or `]-->`, as in `<!--[if mso]>...<![endif]-->`"
                     .to_owned(),
             });
         }
@@ -163,9 +179,10 @@ fn check_conditional_comments(source: &str) -> Result<(), MjmlError> {
     Ok(())
 }
 
-/// `mrml::parse`, with a panic inside it (a bug of the parser, on some malformed document)
-/// turned into an error at the document's start: validation reports it and goes on, where
-/// the panic would have ended the command.
+/// `mrml::parse`, with a panic inside it (a bug of the parser, on some malformed document not
+/// known yet) turned into an error at the document's start: validation reports it and goes
+/// on, where the panic would have ended the command. (Under the fuzzer a panic aborts even
+/// here, so the fuzzer still finds such documents.)
 pub(super) fn parse_without_panic(
     source: &str,
 ) -> Result<

@@ -278,13 +278,23 @@ fn a_broken_conditional_comment_is_an_error_at_it_not_a_panic() {
             2,
         ),
         ("<mjml><mj-body><mj-raw><!--[if mso", 1),
+        (
+            "<mjml><mj-body><mj-raw><![endif]x</mj-raw></mj-body></mjml>",
+            1,
+        ),
+        ("<mjml><mj-body><mj-raw><!--<![endif", 1),
+        ("<mjml><mj-body><mj-raw><![if !mso]-", 1),
     ] {
         let err = compile_mjml(src).unwrap_err();
         assert_eq!(err.pos.line, line, "{src:?}: {err:?}");
         assert!(err.message.contains("conditional comment"), "{err:?}");
     }
-    let fine = "<mjml><mj-body><mj-raw><!--[if mso]><p>x</p><![endif]--></mj-raw></mj-body></mjml>";
-    assert!(compile_mjml(fine).is_ok());
+    for fine in [
+        "<mjml><mj-body><mj-raw><!--[if mso]><p>x</p><![endif]--></mj-raw></mj-body></mjml>",
+        "<mjml><mj-body><mj-raw><![if !mso]><p>x</p><![endif]></mj-raw></mj-body></mjml>",
+    ] {
+        assert!(compile_mjml(fine).is_ok(), "{fine}");
+    }
 }
 
 /// The backstop for parser bugs not yet known: a panic inside mrml is an error, not the end
