@@ -97,6 +97,7 @@ pub fn compile_mjml(source: &str) -> Result<CompiledMjml, MjmlError> {
         message: e.message,
     })?;
     check_conditional_comments(source)?;
+    check_text_angle_brackets(source)?;
     let parsed = parse_without_panic(source)?.map_err(|e| {
         let pos = match &e {
             E::UnexpectedElement { position, .. }
@@ -172,6 +173,46 @@ fn check_conditional_comments(source: &str) -> Result<(), MjmlError> {
                 pos: offset_to_pos(source, start),
                 message: "invalid MJML: a conditional comment must close its condition with \
                           `]>` or `]-->`, as in `<!--[if mso]>...<![endif]-->`"
+                    .to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The HTML tokenizer under mrml (htmlparser 0.2) looks two bytes back from the first `>` of a
+/// text (for `]]>`) and panics when that cuts a character: `5€>` or `şa>` in a text (found
+/// by fuzzing). Such a `>` is an error at it, with the way out (`&gt;`). Tags (`<...>`, quotes
+/// respected) are skipped, so only text is checked, and only its first `>` as the tokenizer
+/// does.
+fn check_text_angle_brackets(source: &str) -> Result<(), MjmlError> {
+    let mut in_tag = false;
+    let mut quote = None;
+    // Where the current text began, until its first `>` has been seen.
+    let mut text_start = Some(0);
+    for (i, b) in source.bytes().enumerate() {
+        if in_tag {
+            match (quote, b) {
+                (Some(q), _) if b == q => quote = None,
+                (Some(_), _) => {}
+                (None, b'"' | b'\'') => quote = Some(b),
+                (None, b'>') => {
+                    in_tag = false;
+                    text_start = Some(i + 1);
+                }
+                _ => {}
+            }
+        } else if b == b'<' {
+            in_tag = true;
+        } else if b == b'>'
+            && let Some(start) = text_start.take()
+            && i >= start + 2
+            && !source.is_char_boundary(i - 2)
+        {
+            return Err(MjmlError {
+                pos: offset_to_pos(source, i),
+                message: "invalid MJML: the MJML parser cannot read a `>` right after a \
+                          character such as `€` or `ş` in text; write `&gt;` instead"
                     .to_owned(),
             });
         }

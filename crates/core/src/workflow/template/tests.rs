@@ -307,3 +307,24 @@ fn a_panic_inside_the_mjml_parser_is_an_error() {
     assert_eq!(err.pos, Pos::new(1, 1));
     assert!(err.message.contains("MJML parser failed"), "{err:?}");
 }
+
+/// Found by fuzzing (`check_template`): htmlparser looks two bytes back from a text's first
+/// `>` and panicked when that cut a character.
+#[test]
+fn a_text_angle_bracket_after_a_multibyte_character_is_an_error_not_a_panic() {
+    for text in ["5€>", "şa>", "x →>"] {
+        let src = format!(
+            "<mjml><mj-body><mj-section><mj-column><mj-text>{text}</mj-text></mj-column></mj-section></mj-body></mjml>"
+        );
+        let err = compile_mjml(&src).unwrap_err();
+        assert!(err.message.contains("&gt;"), "{text}: {err:?}");
+        assert_eq!(err.pos.line, 1);
+    }
+    // In tags and quoted attributes, and after ASCII or a two-byte character, `>` is fine.
+    for fine in [
+        r#"<mjml><mj-body><mj-section><mj-column><mj-text css-class="€">a ş> b</mj-text></mj-column></mj-section></mj-body></mjml>"#,
+        "<mjml><mj-body><mj-section><mj-column><mj-text>{% if 2 > 1 %}€{% endif %}</mj-text></mj-column></mj-section></mj-body></mjml>",
+    ] {
+        assert!(compile_mjml(fine).is_ok(), "{fine}");
+    }
+}
