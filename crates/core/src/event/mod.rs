@@ -1,6 +1,6 @@
 //! One store event: an EventBridge event (one JSON object per line) read into a [`StoreEvent`].
 //!
-//! The shape is fixed by the contract (`shared/spec/events-and-cli.md`):
+//! The shape is an EventBridge event whose `detail` carries the customer:
 //!
 //! ```json
 //! {"version": "0", "id": "5f1c...", "detail-type": "order.placed", "source": "store",

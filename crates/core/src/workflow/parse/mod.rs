@@ -26,7 +26,7 @@ pub use settings::settings;
 pub use values::mailbox;
 pub use workflow::workflow;
 
-/// Event types the store sends (`shared/spec/events-and-cli.md`).
+/// Event types the store sends (the canonical events; README and docs/WORKFLOWS.md list them).
 pub const CANONICAL_EVENTS: &[&str] = &[
     "customer.created",
     "customer.updated",
