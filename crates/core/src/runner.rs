@@ -216,12 +216,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
                         customer_id: customer_id.to_owned(),
                         workflow: email.workflow.clone(),
                         step: email.step.clone(),
-                        category: match email.category {
-                            crate::workflow::model::Category::Marketing => "marketing".to_owned(),
-                            crate::workflow::model::Category::Transactional => {
-                                "transactional".to_owned()
-                            }
-                        },
+                        category: email.category.as_str().to_owned(),
                         at: a.at,
                     }),
                     _ => None,

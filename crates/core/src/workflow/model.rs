@@ -118,6 +118,17 @@ pub enum Category {
     Transactional,
 }
 
+impl Category {
+    /// Its name as written in workflows and kept in the send log: `marketing` or
+    /// `transactional` (the same as its serde form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Marketing => "marketing",
+            Category::Transactional => "transactional",
+        }
+    }
+}
+
 /// A minijinja expression (`when`, `if`, `key`) and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expr {
@@ -390,6 +401,13 @@ impl Workflow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn category_names_are_their_serde_names() {
+        for c in [Category::Marketing, Category::Transactional] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
 
     #[test]
     fn mailboxes_with_and_without_names() {
