@@ -37,6 +37,7 @@
 //! `time`, which is not personal data.
 
 mod birthday;
+pub mod catalog;
 mod customer;
 mod error;
 mod scan;

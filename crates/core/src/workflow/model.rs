@@ -76,6 +76,49 @@ pub struct Settings {
     pub frequency_cap: FrequencyCap,
     /// Page that receives one-click unsubscribes; needed when any workflow is marketing.
     pub unsubscribe_url: Option<url::Url>,
+    /// The store's currency (ISO 4217, upper case): `total_spent` adds only order totals in
+    /// it. `None` adds every total.
+    pub currency: Option<String>,
+    /// The store's own customer attributes (`profile:`), which templates may read beside the
+    /// canonical and counted ones.
+    pub profile: Vec<DeclaredAttribute>,
+}
+
+/// A customer attribute the store declares in `settings.yaml` (`profile:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredAttribute {
+    /// Its name under `customer` (`loyalty_tier`).
+    pub name: String,
+    /// What its values are.
+    pub kind: AttributeKind,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// The type of a declared customer attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeKind {
+    /// Text.
+    Text,
+    /// A number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+    /// A `YYYY-MM-DD` date (a date trigger may use it).
+    Date,
+    /// A list.
+    List,
+}
+
+impl AttributeKind {
+    /// Every kind, by the name `settings.yaml` writes.
+    pub const ALL: [(&'static str, AttributeKind); 5] = [
+        ("text", AttributeKind::Text),
+        ("number", AttributeKind::Number),
+        ("boolean", AttributeKind::Boolean),
+        ("date", AttributeKind::Date),
+        ("list", AttributeKind::List),
+    ];
 }
 
 /// The store as templates see it (`store.name`, `store.url`, `store.postal_address`). Not

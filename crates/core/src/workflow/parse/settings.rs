@@ -2,13 +2,18 @@
 //! frequency cap, and the unsubscribe page.
 
 use crate::diagnostic::Sink;
-use crate::workflow::model::{FrequencyCap, SendWindow, Settings, StoreDetails};
+use crate::diagnostic::suggestion;
+use crate::event::catalog::{COUNTED_ATTRIBUTES, CUSTOMER_ATTRIBUTES};
+use crate::workflow::model::{
+    AttributeKind, DeclaredAttribute, FrequencyCap, SendWindow, Settings, StoreDetails,
+};
 use crate::workflow::units::{Duration, LocalTime};
 use crate::workflow::yaml::{Node, NodeValue, Pos};
 
 use super::map::Map;
+use super::names::is_attribute_name;
 use super::values::{
-    https_url, mailbox, non_empty_string, positive_duration, send_window, timezone,
+    https_url, list, mailbox, non_empty_string, positive_duration, send_window, timezone,
 };
 
 const SETTINGS_KEYS: &[&str] = &[
@@ -19,6 +24,8 @@ const SETTINGS_KEYS: &[&str] = &[
     "send_window",
     "frequency_cap",
     "unsubscribe_url",
+    "currency",
+    "profile",
 ];
 
 /// Parses `settings.yaml`. `has_marketing` says whether any workflow is marketing, which makes
@@ -46,6 +53,14 @@ pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Set
         Some(n) => frequency_cap(sink, n),
         None => Some(default_frequency_cap()),
     };
+    let currency = match map.get("currency") {
+        Some(n) => Some(currency(sink, n)?),
+        None => None,
+    };
+    let profile = match map.get("profile") {
+        Some(n) => declared_attributes(sink, n)?,
+        None => Vec::new(),
+    };
     let unsubscribe = unsubscribe_url(sink, &map, top, has_marketing)?;
     Some(Settings {
         store: store?,
@@ -58,6 +73,95 @@ pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Set
         send_window: window?,
         frequency_cap: cap?,
         unsubscribe_url: unsubscribe,
+        currency,
+        profile,
+    })
+}
+
+/// `currency`: an ISO 4217 code, three letters (`TRY`, `eur` is read as `EUR`).
+fn currency(sink: &mut Sink, node: &Node) -> Option<String> {
+    let text = non_empty_string(sink, node, "`currency`")?;
+    if text.len() == 3 && text.chars().all(|c| c.is_ascii_alphabetic()) {
+        Some(text.to_ascii_uppercase())
+    } else {
+        sink.error(
+            node.pos,
+            "`currency` must be a three-letter ISO 4217 code, such as `EUR` or `TRY`",
+        );
+        None
+    }
+}
+
+/// `profile`: the store's own customer attributes, `[{name: loyalty_tier, type: text}]`.
+/// A name must be an attribute name, declared once, and not a canonical or counted one.
+fn declared_attributes(sink: &mut Sink, node: &Node) -> Option<Vec<DeclaredAttribute>> {
+    let items = list(sink, node, "`profile`")?;
+    let mut out: Vec<DeclaredAttribute> = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match declared_attribute(sink, item, &out) {
+            Some(a) => out.push(a),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn declared_attribute(
+    sink: &mut Sink,
+    node: &Node,
+    before: &[DeclaredAttribute],
+) -> Option<DeclaredAttribute> {
+    let m = Map::of(sink, node, "an entry of `profile`")?;
+    m.deny_unknown(sink, &["name", "type"], "an entry of `profile`");
+    let name_node = m.required(sink, "name", node.pos, "an entry of `profile`");
+    let name = name_node.and_then(|n| non_empty_string(sink, n, "`name`"));
+    let kind = m
+        .required(sink, "type", node.pos, "an entry of `profile`")
+        .and_then(|n| {
+            let text = non_empty_string(sink, n, "`type`")?;
+            let found = AttributeKind::ALL.iter().find(|(k, _)| *k == text);
+            if found.is_none() {
+                let names = AttributeKind::ALL.iter().map(|(k, _)| *k);
+                sink.error(
+                    n.pos,
+                    format!(
+                        "unknown attribute type `{text}`{} (types: text, number, boolean, date, list)",
+                        suggestion(&text, names)
+                    ),
+                );
+            }
+            found.map(|(_, k)| *k)
+        });
+    let (name, name_node) = (name?, name_node?);
+    if !is_attribute_name(&name) {
+        sink.error(
+            name_node.pos,
+            format!("`{name}` is not an attribute name: lowercase letters, digits and `_`, not starting with a digit"),
+        );
+        return None;
+    }
+    if CUSTOMER_ATTRIBUTES.contains(&name.as_str()) || COUNTED_ATTRIBUTES.contains(&name.as_str()) {
+        sink.error(
+            name_node.pos,
+            format!("`{name}` is a built-in customer attribute: it needs no declaration"),
+        );
+        return None;
+    }
+    if let Some(first) = before.iter().find(|a| a.name == name) {
+        sink.error(
+            name_node.pos,
+            format!(
+                "`{name}` is declared twice (first at line {})",
+                first.pos.line
+            ),
+        );
+        return None;
+    }
+    Some(DeclaredAttribute {
+        name,
+        kind: kind?,
+        pos: name_node.pos,
     })
 }
 
