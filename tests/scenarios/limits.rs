@@ -255,12 +255,17 @@ fn simulate_reports_an_unreadable_state_and_goes_on() {
     let (code, out, err) = crate::helpers::nudge(s.workflows_dir().as_path(), &args, &[]);
     assert_eq!(code, 1, "{err}");
     assert!(out.contains("c2         welcome           hello"), "{out}");
+    // The detail is serde's (it counts the state's fields, which grow): the line's shape is ours.
     let notice = format!(
         "{}:1: rejected: stored state of customer c1 is unreadable: invalid length 0, expected \
-         struct CustomerState with 8 elements at line 1 column 2 (kept as a dead letter)",
+         struct CustomerState with ",
         e.display()
     );
-    assert!(err.lines().any(|l| l == notice), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&notice) && l.ends_with("(kept as a dead letter)")),
+        "{err}"
+    );
     assert!(
         out.contains("2 events applied") || out.contains("1 events applied"),
         "{out}"

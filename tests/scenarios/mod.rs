@@ -14,6 +14,7 @@ use nudge_local::outbox::OutboxMailer;
 use nudge_local::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
+mod counted;
 mod edits;
 mod entry;
 mod events;

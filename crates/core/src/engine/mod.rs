@@ -28,7 +28,8 @@
 //! - `compile`: what [`Engine::new`] compiles once (conditions, templates), and evaluating it.
 //! - `drive`: waking what is due, and running a run's steps until it blocks or ends.
 //! - `send`: `send_email` and the sending rules (consent, suppression, caps, send windows).
-//! - `profile`: merging events into the profile, `update_profile`.
+//! - `profile`: merging events into the profile, `update_profile`; `orders`: the counted
+//!   order facts (`orders_count`, `total_spent`, `first_order_at`, `last_order_at`).
 //! - `goal`: `exit_when` goals and `wait_for`s of active runs.
 //! - `trigger`: event triggers, entry policies, run ids.
 //! - `date`: date triggers.
@@ -42,6 +43,7 @@ mod date;
 mod drive;
 mod email;
 mod goal;
+pub mod orders;
 mod profile;
 pub mod program;
 mod scope;
@@ -252,9 +254,11 @@ impl<'p> Cx<'_, 'p> {
         }
     }
 
-    /// A new event: the profile and mail feedback first, then goals and `wait_for`s of active
+    /// A new event: the profile (counted order facts, then the event's own customer fields)
+    /// and mail feedback first, then goals and `wait_for`s of active
     /// runs, then triggers (so an event never ends the run it starts).
     fn on_event(&mut self, event: &StoreEvent) {
+        self.count_order(event);
         self.merge_profile(event);
         self.apply_feedback(event);
         let detail = Some(Arc::clone(&event.detail));

@@ -52,6 +52,9 @@ pub struct CustomerState {
     /// Armed date triggers, one per date-triggered workflow whose attribute the profile has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dates: Vec<DateArm>,
+    /// The last orders counted into the profile's order facts (see `engine::orders`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<super::orders::OrderRecord>,
 }
 
 /// Why a customer receives no mail at all.
@@ -320,7 +323,7 @@ impl CustomerState {
 
 /// `#[serde(with = "millis")]`: a time as unix milliseconds, or as an RFC 3339 string when
 /// milliseconds would lose part of it; either is read back (see the module doc of `state`).
-mod millis {
+pub(super) mod millis {
     use std::fmt;
 
     use chrono::{DateTime, FixedOffset, Utc};
@@ -535,6 +538,7 @@ mod tests {
                 signature: "birthday|09:00|0w|Europe/Istanbul".to_owned(),
                 next_fire: t("2026-06-14T06:00:00Z"),
             }],
+            orders: Vec::new(),
         }
     }
 
