@@ -1,5 +1,6 @@
 //! The one integration-test binary (see `Cargo.toml`: `autotests = false`), a module per area.
 
+mod docs;
 mod engine;
 mod helpers;
 mod hostile_events;

@@ -38,7 +38,13 @@ fn cancel(id: &str, time: &str, order_id: &str) -> Value {
 }
 
 fn probe(id: &str, time: &str) -> Value {
-    ev(id, "probe", time, "c1", json!({"customer": {"email": "a@example.com"}}))
+    ev(
+        id,
+        "probe",
+        time,
+        "c1",
+        json!({"customer": {"email": "a@example.com"}}),
+    )
 }
 
 /// The subjects of the probe's emails, in order.
