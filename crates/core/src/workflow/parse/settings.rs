@@ -53,13 +53,11 @@ pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Set
         Some(n) => frequency_cap(sink, n),
         None => Some(default_frequency_cap()),
     };
-    let currency = match map.get("currency") {
-        Some(n) => Some(currency(sink, n)?),
-        None => None,
-    };
+    // Each read reports its own problems; `?` comes after all of them, so every one is shown.
+    let currency = map.get("currency").map(|n| currency(sink, n));
     let profile = match map.get("profile") {
-        Some(n) => declared_attributes(sink, n)?,
-        None => Vec::new(),
+        Some(n) => declared_attributes(sink, n),
+        None => Some(Vec::new()),
     };
     let unsubscribe = unsubscribe_url(sink, &map, top, has_marketing)?;
     Some(Settings {
@@ -73,8 +71,11 @@ pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Set
         send_window: window?,
         frequency_cap: cap?,
         unsubscribe_url: unsubscribe,
-        currency,
-        profile,
+        currency: match currency {
+            Some(c) => Some(c?),
+            None => None,
+        },
+        profile: profile?,
     })
 }
 
