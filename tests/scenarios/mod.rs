@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 mod edits;
 mod entry;
 mod events;
+mod keys;
 mod limits;
 mod sending_rules;
 mod steps;
