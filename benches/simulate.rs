@@ -1,4 +1,4 @@
-//! Throughput of `nudge simulate` on a synthetic store: the five shipped workflows, a year of
+//! Throughput of `nudge simulate` on a synthetic store: the shipped workflows, a year of
 //! events for N customers (`NUDGE_BENCH_CUSTOMERS`, default 10,000), a throwaway SQLite store
 //! per shard and no outbox, exactly as `nudge simulate --events FILE` runs.
 //!

@@ -1,5 +1,5 @@
-//! How long `nudge validate` takes on a large project: 200 workflows with their MJML
-//! templates (40 copies of each of the five shipped workflows, each copy with its own
+//! How long `nudge validate` takes on a large project: 240 workflows with their MJML
+//! templates (40 copies of each of the six shipped workflows, each copy with its own
 //! templates), read, parsed, checked and compiled from disk.
 //!
 //! Run: `cargo bench --bench validate`. Results: `docs/PERFORMANCE.md`.
@@ -44,7 +44,7 @@ fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("workflows");
     let n = make_project(&dir, 40);
-    assert_eq!(n, 200);
+    assert_eq!(n, 240);
     // The project must be clean, or the benchmark would measure error paths.
     let report = nudge_core::workflow::load(&dir).unwrap();
     assert!(
@@ -52,11 +52,11 @@ fn bench(c: &mut Criterion) {
         "{:?}",
         &report.diagnostics[..report.diagnostics.len().min(3)]
     );
-    assert_eq!(report.project.unwrap().workflows.len(), 200);
+    assert_eq!(report.project.unwrap().workflows.len(), 240);
 
     let mut group = c.benchmark_group("validate");
     group.sample_size(10);
-    group.bench_function("200 workflows with templates", |b| {
+    group.bench_function("240 workflows with templates", |b| {
         b.iter(|| nudge_core::workflow::load(&dir).unwrap())
     });
     group.finish();

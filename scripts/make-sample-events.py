@@ -7,7 +7,7 @@ Usage: scripts/make-sample-events.py [OUTPUT]    (default: events/sample.jsonl)
 Deterministic (fixed seeds, Python 3 standard library only): running it again gives the same
 bytes. The file drives `nudge simulate --events events/sample.jsonl` and tests.
 
-Customers c-1001 to c-1024 are a cast written by hand so that every branch of the five shipped
+Customers c-1001 to c-1024 are a cast written by hand so that every branch of the shipped
 workflows happens (see CAST below and the comment on each); c-1025 to c-1050 are ordinary
 customers drawn at random. Times are written in the store's local time (Istanbul, UTC+3 all
 year) and stored in UTC. Every address is under example.com, example.org or example.net.
@@ -131,20 +131,34 @@ def created(c, t):
     emit(t, "customer.created", c.profile())
 
 
-def order(c, t, *lines, full_profile=False):
-    """Places an order of (sku, quantity) lines; returns its key. Items are free to sample."""
-    key = f"tmp-{len(_orders)}"
-    c.orders_count += 1
+def cart(lines):
+    """The items, subtotal and shipping (in kuruş) of (sku, quantity) lines."""
     items = [{"sku": sku, "title": CATALOGUE[sku][0], "quantity": q,
               "price": money(CATALOGUE[sku][1])} for sku, q in lines]
     subtotal = sum(CATALOGUE[sku][1] * q for sku, q in lines)
     shipping = 0 if subtotal >= FREE_SHIPPING_FROM or subtotal == 0 else SHIPPING
+    return items, subtotal, shipping
+
+
+def checkout(c, t, checkout_id, *lines):
+    """A checkout of (sku, quantity) lines that is not paid (yet): see `link_paid_checkouts`."""
+    items, subtotal, shipping = cart(lines)
+    emit(t, "checkout.started", c.ref(), checkout={
+        "id": checkout_id, "url": f"https://shop.example.com/checkouts/{checkout_id}",
+        "items": items, "total": money(subtotal + shipping), "currency": "TRY"})
+
+
+def order(c, t, *lines, full_profile=False):
+    """Places an order of (sku, quantity) lines; returns its key. Items are free to sample."""
+    key = f"tmp-{len(_orders)}"
+    c.orders_count += 1
+    items, subtotal, shipping = cart(lines)
     customer = c.profile() if full_profile else c.ref(
         first_name=c.first, accepts_marketing=c.accepts, orders_count=c.orders_count)
     emit(t, "order.placed", customer, order={
         "id": key, "subtotal": money(subtotal), "shipping": money(shipping),
         "total": money(subtotal + shipping), "currency": "TRY", "items": items})
-    _orders[key] = {"first_sku": lines[0][0], "shipment": None}
+    _orders[key] = {"first_sku": lines[0][0], "shipment": None, "items": items}
     return key
 
 
@@ -160,7 +174,9 @@ def shipped(c, key, t, carrier=None):
 
 def delivered(c, key, t):
     s = _orders[key]["shipment"]
-    return emit(t, "order.delivered", c.ref(first_name=c.first), order={"id": key},
+    # The store sends what was delivered, as the review request's template reads it.
+    return emit(t, "order.delivered", c.ref(first_name=c.first),
+                order={"id": key, "items": _orders[key]["items"]},
                 shipment={"carrier": s["carrier"], "tracking_number": s["tracking_number"]})
 
 
@@ -372,11 +388,12 @@ def cast():
                       tz="Europe/Berlin", birthday="1987-01-15")
     created(daniel, local("2026-02-01 20:30:00"))
 
-    # Abandoned checkout (checkout.started: no shipped workflow uses it), ordered the next day.
+    # Abandoned checkout late in the evening: the first reminder waits for the send window,
+    # then she pays that checkout (order.checkout_id), which ends the run before the 10% email.
     sule = Customer(1021, "Şule", "Koç", "sule.koc@example.com", birthday="1995-12-03")
     created(sule, local("2026-03-13 22:10:13"))
-    emit(local("2026-03-14 21:47:38"), "checkout.started", sule.ref(),
-         checkout={"id": "chk-5521", "total": 1118.0, "currency": "TRY"})
+    checkout(sule, local("2026-03-14 21:47:38"), "chk-5521",
+             ("BEAN-HOUSE-500", 1), ("MUG-CER-300", 1))
     o = order(sule, local("2026-03-15 10:05:26"), ("BEAN-HOUSE-500", 1), ("MUG-CER-300", 1))
     fulfil(sule, o, local("2026-03-15 10:05"), 1, 2)
 
@@ -457,12 +474,11 @@ def ordinary():
             else:  # lost in transit: shipped, never reported delivered
                 shipped(c, o, jitter(t.replace(hour=15) + timedelta(days=1)), carrier)
             t = random_time((t - START).days + 10, (t - START).days + 45)
-        if rng.random() < 0.15:  # an abandoned checkout (no shipped workflow uses it yet)
-            emit(random_time((signup - START).days, (signup - START).days + 20),
-                 "checkout.started", c.ref(), checkout={
-                     "id": f"chk-{rng.randrange(5000, 6000)}",
-                     "total": money(CATALOGUE[rng.choice(POPULAR)][1] + SHIPPING),
-                     "currency": "TRY"})
+        if rng.random() < 0.15:  # an abandoned checkout (paid if an order follows in a day)
+            # The draws in the order the sample was first written with, so nothing else moves.
+            when = random_time((signup - START).days, (signup - START).days + 20)
+            checkout_id = f"chk-{rng.randrange(5000, 6000)}"
+            checkout(c, when, checkout_id, (rng.choice(POPULAR), 1))
         if rng.random() < 0.2:  # a profile edit: a birthday given later, or a new interest
             when = random_time((signup - START).days + 1, (signup - START).days + 30)
             if c.birthday is None:
@@ -470,6 +486,25 @@ def ordinary():
                                           f"{rng.randrange(1, 13):02}-{rng.randrange(1, 29):02}")
             else:
                 updated(c, when, tags=c.tags + ["decaf-lover"])
+
+
+def link_paid_checkouts(kept):
+    """A checkout followed within a day by an order of the same customer was paid by it: the
+    order names it (`checkout_id`, as Shopify's orders do) and the cart is what was ordered."""
+    for i, e in enumerate(kept):
+        if e["detail-type"] != "checkout.started":
+            continue
+        who = e["detail"]["customer"]["id"]
+        paid = next((o for o in kept[i + 1:]
+                     if o["time"] - e["time"] <= timedelta(days=1)
+                     and o["detail-type"] == "order.placed"
+                     and o["detail"]["customer"]["id"] == who), None)
+        if paid is None:
+            continue
+        o = paid["detail"]["order"]
+        o["checkout_id"] = e["detail"]["checkout"]["id"]
+        e["detail"]["checkout"]["items"] = o["items"]
+        e["detail"]["checkout"]["total"] = o["total"]
 
 
 def main():
@@ -489,6 +524,7 @@ def main():
     for e in kept:
         if "order" in e["detail"]:
             e["detail"]["order"]["id"] = numbers[e["detail"]["order"]["id"]]
+    link_paid_checkouts(kept)
 
     # At-least-once delivery: one order.placed arrives twice, the copy right after the original.
     (dup_key,) = _duplicate_of

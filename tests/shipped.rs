@@ -17,6 +17,7 @@ fn shipped_workflows_validate_clean() {
     assert_eq!(
         ids,
         [
+            "abandoned-checkout",
             "birthday-reward",
             "review-request",
             "shipment-updates",

@@ -18,6 +18,7 @@ mod counted;
 mod edits;
 mod entry;
 mod events;
+mod keys;
 mod limits;
 mod sending_rules;
 mod steps;

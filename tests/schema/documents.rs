@@ -106,7 +106,7 @@ steps:
   - id: shipped
     send_email: { template: shipment-updates/shipped.mjml, subject: "Your order is on its way" }
   - id: delivered
-    wait_for: { event: order.delivered, when: "event.order.id != ''", timeout: 2w }
+    wait_for: { event: order.delivered, when: "event.order.id != ''", key: event.order.id, timeout: 2w }
   - id: check
     if: waited.matched
     then:
@@ -238,6 +238,12 @@ const BAD_WORKFLOWS: &[(&str, &str, &str, &str)] = &[
         "then on a step that is not an if",
         "id: x\ncategory: marketing\ntrigger: { event: customer.created }\nsteps:\n  - id: hi\n    send_email: { template: x/hi.mjml, subject: Hi }\n    then: [exit]\n",
         "/steps/0",
+        "additionalProperties",
+    ),
+    (
+        "a key on the trigger (the workflow's key is the trigger's)",
+        "id: x\ncategory: marketing\ntrigger: { event: checkout.started, key: event.checkout.id }\nsteps:\n  - exit\n",
+        "/trigger",
         "additionalProperties",
     ),
     (

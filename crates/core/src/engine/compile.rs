@@ -17,7 +17,8 @@ use super::Engine;
 use crate::workflow::model::{ProfileValue, StepKind, Trigger, Workflow};
 use crate::workflow::{Project, template};
 
-/// Compiled conditions, keys and filters (`when`, `if`, `key`, `exit_when`, `wait_for`).
+/// Compiled conditions, keys and filters (`when`, `if`, `key`, `exit_when`, `wait_for`, and
+/// the goals' and waits' own `key`).
 pub(super) fn expressions<'p>(project: &'p Project) -> HashMap<&'p str, Expression<'p, 'p>> {
     let env = project.templates.env();
     let mut expressions = HashMap::new();
@@ -33,12 +34,18 @@ pub(super) fn expressions<'p>(project: &'p Project) -> HashMap<&'p str, Expressi
         }
         w.key.iter().for_each(|e| expr(&e.source));
         for goal in &w.exit_when {
-            goal.when.iter().for_each(|e| expr(&e.source));
+            goal.when
+                .iter()
+                .chain(&goal.key)
+                .for_each(|e| expr(&e.source));
         }
         for step in w.all_steps() {
             match &step.kind {
                 StepKind::If(b) => expr(&b.condition.source),
-                StepKind::WaitFor(wf) => wf.filter.when.iter().for_each(|e| expr(&e.source)),
+                StepKind::WaitFor(wf) => {
+                    let f = &wf.filter;
+                    f.when.iter().chain(&f.key).for_each(|e| expr(&e.source));
+                }
                 _ => {}
             }
         }

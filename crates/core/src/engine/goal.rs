@@ -2,14 +2,14 @@
 //! the event a `wait_for` awaits moves its run on.
 //!
 //! Both read the *new* event (not the run's trigger), and a keyed run only hears events that
-//! give its key. This happens before triggers, so an event never ends the run it starts.
+//! give its key (by the goal's or wait's own `key`, else the workflow's). This happens before
+//! triggers, so an event never ends the run it starts.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::state::{Phase, Run};
-use super::trigger::key_text;
 use super::{Cx, EndReason};
 use crate::event::StoreEvent;
 use crate::workflow::model::{EventFilter, StepKind, Workflow};
@@ -60,19 +60,18 @@ impl Cx<'_, '_> {
             return Some(run);
         }
         let scope = self.scope(Some(&run), detail.clone());
-        if !self.key_matches(w, &run, &scope) {
-            return Some(run);
-        }
         if w.exit_when
             .iter()
-            .any(|g| self.filter_matches(g, event, &scope))
+            .any(|g| self.filter_matches(w, g, &run, event, &scope))
         {
             self.end(&run, EndReason::Goal);
             return None;
         }
         let waiting = matches!(run.phase, Phase::WaitingFor { .. });
         match wait_for {
-            Some((filter, next)) if waiting && self.filter_matches(filter, event, &scope) => {
+            Some((filter, next))
+                if waiting && self.filter_matches(w, filter, &run, event, &scope) =>
+            {
                 run.waited = Some(true);
                 self.drive(run, program, next);
                 None
@@ -81,25 +80,36 @@ impl Cx<'_, '_> {
         }
     }
 
-    /// Whether `event` is of the filter's type and its `when` holds.
+    /// Whether `event` is of the filter's type, gives the run's key and its `when` holds.
     fn filter_matches(
         &self,
+        w: &Workflow,
         filter: &EventFilter,
+        run: &Run,
         event: &StoreEvent,
         scope: &minijinja::Value,
     ) -> bool {
         filter.event == event.event_type
+            && self.key_matches(w, filter, run, scope)
             && filter
                 .when
                 .as_ref()
                 .is_none_or(|c| self.engine.truthy(&c.source, scope))
     }
 
-    /// For keyed workflows, an event concerns a run only if it gives the run's key.
-    fn key_matches(&self, w: &Workflow, run: &Run, scope: &minijinja::Value) -> bool {
-        match &w.key {
+    /// For keyed workflows, an event concerns a run only if it gives the run's key: by the
+    /// entry's own key expression (its event may carry the key elsewhere than the trigger),
+    /// else the workflow's; compared as text (see `key_text`).
+    fn key_matches(
+        &self,
+        w: &Workflow,
+        filter: &EventFilter,
+        run: &Run,
+        scope: &minijinja::Value,
+    ) -> bool {
+        match filter.key.as_ref().or(w.key.as_ref()) {
             None => true,
-            Some(k) => self.engine.eval(&k.source, scope).map(|v| key_text(&v)) == run.key,
+            Some(k) => self.event_key(&k.source, scope) == run.key,
         }
     }
 }

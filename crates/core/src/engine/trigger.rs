@@ -37,20 +37,23 @@ impl<'p> Cx<'_, 'p> {
             let scope = scope
                 .get_or_insert_with(|| self.scope(None, detail.clone()))
                 .clone();
-            if let Some(key) = self.trigger_key(program.workflow, filter, &scope) {
+            if let Some(key) = self.trigger_key(program.workflow, filter, &scope, &event.id) {
                 self.try_start(program, key, Some(&event.detail), &event.id);
             }
         }
     }
 
     /// Whether the event starts a run of `w` (its `when` holds), and under which key. `None`
-    /// also when `w` is keyed and the key gives nothing: a keyed run that cannot be told
-    /// apart would swallow later events.
+    /// also when `w` is keyed and the key gives nothing (undefined, none or empty): a keyed run
+    /// that cannot be told apart would swallow later events. That is a warning naming the
+    /// workflow and the event (`event_id`), since the store sent an event the workflow's key
+    /// cannot be read from.
     fn trigger_key(
         &self,
         w: &Workflow,
         filter: &EventFilter,
         scope: &minijinja::Value,
+        event_id: &str,
     ) -> Option<Option<String>> {
         let when = filter
             .when
@@ -59,13 +62,21 @@ impl<'p> Cx<'_, 'p> {
         if !when {
             return None;
         }
-        match &w.key {
-            Some(k) => self
-                .engine
-                .eval(&k.source, scope)
-                .map(|v| Some(key_text(&v))),
-            None => Some(None),
+        let Some(k) = &w.key else {
+            return Some(None);
+        };
+        let key = self.event_key(&k.source, scope);
+        if key.is_none() {
+            tracing::warn!(workflow = %w.id, event = %event_id, key = %k.source, "the trigger event gives no key: no run started");
         }
+        key.map(Some)
+    }
+
+    /// The key the expression `source` gives in `scope`, as text; `None` when it fails or
+    /// gives undefined, none or empty text.
+    pub(super) fn event_key(&self, source: &str, scope: &minijinja::Value) -> Option<String> {
+        let v = self.engine.eval(source, scope)?;
+        Some(key_text(&v)).filter(|k| !k.is_empty())
     }
 
     /// Starts a run if the entry policy allows it.
@@ -204,9 +215,23 @@ fn min_gap(period: Duration) -> ChronoDuration {
     }
 }
 
-/// A key value as text (`o-77`, `1001`).
+/// A key value as text (`o-77`, `1001`). Keys compare as text, so a number is written as a
+/// store writes it in text: an integer without decimals, and so is a float without a fraction
+/// (`1001.0`, as JSON numbers may come), so that a numeric `checkout_id` matches its text form.
 pub(super) fn key_text(v: &minijinja::Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+    if let Some(s) = v.as_str() {
+        return s.to_owned();
+    }
+    if v.is_number()
+        && !v.is_integer()
+        && let Ok(f) = f64::try_from(v.clone())
+        && f.fract() == 0.0
+        && f.abs() < 9_007_199_254_740_992.0
+    {
+        // Below 2^53 every whole float is exact, and as an i64 prints without decimals.
+        return format!("{}", f as i64);
+    }
+    v.to_string()
 }
 
 /// A run's id: a hash of what started it, so that the same start always gets the same id.
@@ -227,6 +252,21 @@ pub fn run_id(workflow: &str, customer: &str, key: Option<&str>, trigger: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_text_and_whole_numbers_have_no_decimals() {
+        let text = |v: minijinja::Value| key_text(&v);
+        assert_eq!(text("o-77".into()), "o-77");
+        assert_eq!(text("1001".into()), "1001");
+        assert_eq!(text(1001.into()), "1001");
+        assert_eq!(text(1001.0.into()), "1001");
+        assert_eq!(text(10.5.into()), "10.5");
+        // Too large to be exact as a float: kept as minijinja writes it.
+        assert_eq!(
+            text(1e300.into()),
+            minijinja::Value::from(1e300).to_string()
+        );
+    }
 
     #[test]
     fn run_ids_are_stable_and_distinct() {

@@ -195,8 +195,14 @@ pub struct TemplateText {
 pub struct EventFilter {
     /// The event's `detail-type`.
     pub event: String,
+    /// Where the event type is written (what a problem with the whole entry points at).
+    pub pos: Pos,
     /// An extra condition on the event.
     pub when: Option<Expr>,
+    /// A goal's or a `wait_for`'s own key: how *its* event gives the run's key, when that
+    /// event carries it elsewhere than the trigger (`event.order.checkout_id`). `None`: the
+    /// workflow's `key` is used. Always `None` on a trigger.
+    pub key: Option<Expr>,
 }
 
 /// What starts a run.

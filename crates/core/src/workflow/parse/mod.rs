@@ -6,12 +6,14 @@
 //!
 //! - `settings`: `settings.yaml`.
 //! - `workflow`: one workflow file (id, category, key, entry policy, goals, send window);
-//!   `trigger`: its trigger and the event filters triggers, goals and `wait_for` share.
+//!   `trigger`: its trigger and the event filters triggers, goals and `wait_for` share;
+//!   `key`: the run key against the events it is read from.
 //! - `step`: lists of steps and one step (kind, id, body), with one module per step kind.
 //! - Shared readers: `map` (a mapping's keys), `values` (text, durations, times, addresses,
 //!   URLs, send windows, tags), `scalars` (expressions and templates in scalars), `names`
 //!   (what ids and attribute names may look like).
 
+mod key;
 mod map;
 mod names;
 mod scalars;

@@ -92,7 +92,7 @@ fn date_offset(sink: &mut Sink, node: &Node) -> Option<Duration> {
     Some(d)
 }
 
-/// `{event, when?}`: a trigger, a goal or the event a `wait_for` awaits.
+/// `{event, when?}`: a trigger.
 pub(super) fn event_filter(
     sink: &mut Sink,
     sc: &Scalars,
@@ -101,13 +101,40 @@ pub(super) fn event_filter(
 ) -> Option<EventFilter> {
     let map = Map::of(sink, node, what)?;
     map.deny_unknown(sink, &["event", "when"], what);
-    let event = map
-        .required(sink, "event", node.pos, what)
-        .and_then(|n| event_type(sink, n));
+    filter_fields(sink, sc, &map, node, what, false)
+}
+
+/// `{event, when?, key?}`: a goal in `exit_when`.
+pub(super) fn goal_filter(sink: &mut Sink, sc: &Scalars, node: &Node) -> Option<EventFilter> {
+    const WHAT: &str = "a goal in `exit_when`";
+    let map = Map::of(sink, node, WHAT)?;
+    map.deny_unknown(sink, &["event", "when", "key"], WHAT);
+    filter_fields(sink, sc, &map, node, WHAT, true)
+}
+
+/// The `event`, `when` and (`with_key`) `key` of the mapping `node`; the caller has reported
+/// unknown keys. Whether an entry may have a `key` at all (the workflow must have one) is
+/// checked with the whole workflow, in `key`.
+pub(super) fn filter_fields(
+    sink: &mut Sink,
+    sc: &Scalars,
+    map: &Map,
+    node: &Node,
+    what: &str,
+    with_key: bool,
+) -> Option<EventFilter> {
+    let event_node = map.required(sink, "event", node.pos, what);
+    let event = event_node.and_then(|n| event_type(sink, n));
     let when = map.get("when").and_then(|n| expr(sink, sc, n, "`when`"));
+    let key = map
+        .get("key")
+        .filter(|_| with_key)
+        .and_then(|n| expr(sink, sc, n, "`key`"));
     Some(EventFilter {
         event: event?,
+        pos: event_node.map_or(node.pos, |n| n.pos),
         when,
+        key,
     })
 }
 

@@ -1,16 +1,17 @@
 //! One workflow file: its id, name, category, trigger, run key, entry policy, goals
-//! (`exit_when`), send window and steps.
+//! (`exit_when`), send window and steps; then its keys across them (`key`).
 
 use crate::diagnostic::{Sink, suggestion};
 use crate::workflow::model::{Category, EntryPolicy, EventFilter, Expr, SendWindow, Workflow};
 use crate::workflow::template::ScalarChecker;
 use crate::workflow::yaml::{Node, NodeValue};
 
+use super::key::check_keys;
 use super::map::Map;
 use super::names::is_slug;
 use super::scalars::{Scalars, expr};
 use super::step::workflow_steps;
-use super::trigger::{event_filter, trigger};
+use super::trigger::{goal_filter, trigger};
 use super::values::{boolean, list, non_empty_string, positive_duration, send_window, string};
 
 const WORKFLOW_KEYS: &[&str] = &[
@@ -77,6 +78,13 @@ pub fn workflow(
     let steps = map
         .required(sink, "steps", top, "workflow")
         .and_then(|n| workflow_steps(sink, sc, n));
+    check_keys(
+        sink,
+        trigger.as_ref(),
+        key.as_ref(),
+        exit_when.as_deref().unwrap_or_default(),
+        steps.as_deref().unwrap_or_default(),
+    );
 
     Some(Workflow {
         name: name.unwrap_or_else(|| id.clone().unwrap_or_default()),
@@ -188,7 +196,7 @@ fn goals(sink: &mut Sink, sc: &Scalars, node: &Node) -> Option<Vec<EventFilter>>
     Some(
         items
             .iter()
-            .filter_map(|i| event_filter(sink, sc, i, "a goal in `exit_when`"))
+            .filter_map(|i| goal_filter(sink, sc, i))
             .collect(),
     )
 }

@@ -1,23 +1,20 @@
-//! The `wait_for` step: wait for an event (`event`, `when`) up to a `timeout`.
+//! The `wait_for` step: wait for an event (`event`, `when`, its own `key`) up to a `timeout`.
 
 use crate::diagnostic::Sink;
-use crate::workflow::model::{EventFilter, WaitFor};
+use crate::workflow::model::WaitFor;
 use crate::workflow::yaml::Node;
 
 use super::super::map::Map;
-use super::super::scalars::{Scalars, expr};
-use super::super::trigger::event_type;
+use super::super::scalars::Scalars;
+use super::super::trigger::filter_fields;
 use super::super::values::positive_duration;
 use super::wait::warn_over_a_year;
 
 /// Reads the body of a `wait_for` step.
 pub(super) fn wait_for(sink: &mut Sink, sc: &Scalars, node: &Node) -> Option<WaitFor> {
     let map = Map::of(sink, node, "`wait_for`")?;
-    map.deny_unknown(sink, &["event", "when", "timeout"], "`wait_for`");
-    let event = map
-        .required(sink, "event", node.pos, "`wait_for`")
-        .and_then(|n| event_type(sink, n));
-    let when = map.get("when").and_then(|n| expr(sink, sc, n, "`when`"));
+    map.deny_unknown(sink, &["event", "when", "key", "timeout"], "`wait_for`");
+    let filter = filter_fields(sink, sc, &map, node, "`wait_for`", true);
     let timeout = map
         .required_hint(
             sink,
@@ -32,10 +29,7 @@ pub(super) fn wait_for(sink: &mut Sink, sc: &Scalars, node: &Node) -> Option<Wai
             Some(d)
         });
     Some(WaitFor {
-        filter: EventFilter {
-            event: event?,
-            when,
-        },
+        filter: filter?,
         timeout: timeout?,
     })
 }
