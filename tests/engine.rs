@@ -58,7 +58,8 @@ fn the_engine_is_a_pure_function_of_state_input_and_now() {
         assert_eq!(
             a.state.runs[0].phase,
             Phase::Waiting {
-                until: t("2026-03-05T07:00:00Z")
+                until: t("2026-03-05T07:00:00Z"),
+                since: Some(now),
             }
         );
         assert_eq!(a.state.next_wake(), Some(t("2026-03-05T07:00:00Z")));

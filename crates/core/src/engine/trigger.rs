@@ -181,7 +181,10 @@ impl<'p> Cx<'_, 'p> {
                 .filter(|_| self.engine.keeps_trigger.contains(w.id.as_str()))
                 .map(|detail| TriggerDetail::Parsed(Arc::clone(detail))),
             step: String::new(),
-            phase: Phase::Waiting { until: self.now },
+            phase: Phase::Waiting {
+                until: self.now,
+                since: None,
+            },
             waited: None,
             done: Vec::new(),
         }
