@@ -58,7 +58,8 @@ fn the_engine_is_a_pure_function_of_state_input_and_now() {
         assert_eq!(
             a.state.runs[0].phase,
             Phase::Waiting {
-                until: t("2026-03-05T07:00:00Z")
+                until: t("2026-03-05T07:00:00Z"),
+                since: Some(now),
             }
         );
         assert_eq!(a.state.next_wake(), Some(t("2026-03-05T07:00:00Z")));
@@ -360,13 +361,13 @@ steps:
         s.entries.iter().filter_map(|e| e.key.clone()).collect()
     };
     assert_eq!(keys(&state), ["o-1", "o-2"]);
-    // 23 hours (a day less the daylight-saving hour) after the first start, o-1's entry
-    // no longer holds anything back: it is gone.
-    let at = "2026-03-03T06:30:00Z";
+    // A day after the first start (an event trigger's `every` is a length of time), o-1's
+    // entry no longer holds anything back: it is gone.
+    let at = "2026-03-03T07:30:00Z";
     let out = engine.handle(state, Input::Event(&placed("e4", "o-3", at)), t(at));
     assert_eq!(keys(&out.state), ["o-2", "o-3"]);
     // And o-1 may start again, as it could before.
-    let at = "2026-03-03T06:40:00Z";
+    let at = "2026-03-03T07:40:00Z";
     let out = engine.handle(out.state, Input::Event(&placed("e5", "o-1", at)), t(at));
     let names: Vec<&str> = out.actions.iter().map(|a| a.kind.name()).collect();
     assert_eq!(names, ["run.started", "email.sent", "run.ended"]);

@@ -171,6 +171,19 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         .await
     }
 
+    /// The customer's timer as the engine now sees it ([`Engine::next_wake`]): after the
+    /// workflows were edited, a stored timer may be late (a shortened wait).
+    pub async fn next_wake(&self, customer_id: &str) -> Result<Option<DateTime<Utc>>, RunnerError> {
+        let Some(record) = self.store.load(customer_id).await? else {
+            return Ok(None);
+        };
+        let state = decode_state(&record.state).map_err(|source| RunnerError::State {
+            customer_id: customer_id.to_owned(),
+            source,
+        })?;
+        Ok(self.engine.next_wake(&state))
+    }
+
     /// Wakes a customer whose timer is due at `now`.
     pub async fn wake(
         &self,

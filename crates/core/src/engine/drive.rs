@@ -3,15 +3,20 @@
 //!
 //! A run is at a step id in the workflow as it is now (see `program`), so an edit that moved
 //! or removed steps is followed; a step whose effect already happened for the run is not done
-//! again (`Run::done`).
+//! again (`Run::done`). A run waiting at a `wait` step whose length or time of day was edited
+//! waits as the step now says, from when it began to wait (`Phase::Waiting::since`).
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::program::{Next, Program, StepNode};
-use super::state::{Phase, Run};
+use super::state::{CustomerState, Phase, Run};
 use super::time;
-use super::{ActionKind, Cx, EndReason, WebhookCall};
+use super::{ActionKind, Cx, EndReason, Engine, WebhookCall};
 use crate::workflow::model::{Expr, HttpMethod, StepKind, Wait, Webhook};
 
 /// What a step did to its run.
@@ -30,8 +35,10 @@ pub(super) fn done(run: &Run, step: &str) -> bool {
 }
 
 impl<'p> Cx<'_, 'p> {
-    /// Wakes everything due at or before `now`, earliest first.
+    /// Wakes everything due at or before `now`, earliest first (waits re-timed to their edits
+    /// first: a shortened wait that has passed is due now).
     pub(super) fn fire_due(&mut self) {
+        self.retime_waits();
         loop {
             let run_due = self
                 .state
@@ -55,6 +62,19 @@ impl<'p> Cx<'_, 'p> {
                 (Some((i, _)), None) => self.wake_run(i),
                 (_, Some((j, _))) => self.fire_date(j),
                 (None, None) => break,
+            }
+        }
+    }
+
+    /// Gives each run waiting at an edited `wait` step the end the step now says.
+    fn retime_waits(&mut self) {
+        let zone = self.zone();
+        let programs = &self.engine.programs;
+        for run in &mut self.state.runs {
+            if let (Phase::Waiting { since, .. }, Some(until)) =
+                (run.phase, wait_end(programs, run, zone))
+            {
+                run.phase = Phase::Waiting { until, since };
             }
         }
     }
@@ -139,18 +159,14 @@ impl<'p> Cx<'_, 'p> {
 
     /// A `wait` step: blocks until its end, unless a `wait: {until}` time is now.
     fn wait(&self, wait: &Wait) -> Flow<'p> {
-        match wait {
-            Wait::For(d) => Flow::Block(Phase::Waiting {
-                until: self.now + d.to_delta(),
-            }),
-            Wait::Until(t) => {
-                let until = time::next_local_time(self.now, self.zone(), *t);
-                if until <= self.now {
-                    Flow::Continue
-                } else {
-                    Flow::Block(Phase::Waiting { until })
-                }
-            }
+        let until = wait_end_from(wait, self.now, self.zone());
+        if until <= self.now {
+            Flow::Continue
+        } else {
+            Flow::Block(Phase::Waiting {
+                until,
+                since: Some(self.now),
+            })
         }
     }
 
@@ -199,6 +215,48 @@ impl<'p> Cx<'_, 'p> {
             ),
             other => other.clone(),
         }
+    }
+}
+
+impl Engine<'_> {
+    /// When the customer must next be woken under the workflows as they are now: like
+    /// [`CustomerState::next_wake`], with the waits of edited `wait` steps re-timed. A timer
+    /// stored before an edit that shortened a wait is later than this; whoever keeps timers
+    /// across an edit (`simulate --db`) reads them again through here.
+    pub fn next_wake(&self, state: &CustomerState) -> Option<DateTime<Utc>> {
+        let zone = time::customer_zone(state.attr_str("timezone"), self.project.settings.timezone);
+        let runs = state
+            .runs
+            .iter()
+            .map(|r| wait_end(&self.programs, r, zone).unwrap_or(r.phase.until()));
+        runs.chain(state.dates.iter().map(|d| d.next_fire)).min()
+    }
+}
+
+/// When `run`'s wait ends under its `wait` step as the workflow now has it: the step's length
+/// (or next time of day) from when the run began to wait, at once if that has passed. `None`
+/// when the run is not waiting at a `wait` step, or its state predates `since` (then it keeps
+/// its stored end).
+fn wait_end(programs: &BTreeMap<&str, Program<'_>>, run: &Run, zone: Tz) -> Option<DateTime<Utc>> {
+    let Phase::Waiting {
+        since: Some(since), ..
+    } = run.phase
+    else {
+        return None;
+    };
+    let node = programs.get(run.workflow.as_str())?.get(&run.step)?;
+    match &node.step.kind {
+        StepKind::Wait(wait) => Some(wait_end_from(wait, since, zone)),
+        _ => None,
+    }
+}
+
+/// The end of a `wait` begun at `since`: its length after it, or the next time of day at or
+/// after it (`since` itself when the clock shows that time).
+fn wait_end_from(wait: &Wait, since: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    match wait {
+        Wait::For(d) => since + d.to_delta(),
+        Wait::Until(t) => time::next_local_time(since, zone, *t),
     }
 }
 

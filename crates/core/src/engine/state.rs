@@ -161,13 +161,17 @@ impl<'de> Deserialize<'de> for TriggerDetail {
 /// Where a run stands at its step.
 ///
 /// In the JSON, an object with the variant's name and the time:
-/// `{"phase": "waiting", "until": 1772359200000}` (times as the [module](self) says).
+/// `{"phase": "waiting", "until": 1772359200000}` (times as the [module](self) says), and for a
+/// wait, when it began: `"since": 1772100000000`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// In a `wait`; on waking, go on to the next step.
     Waiting {
         /// When the wait ends.
         until: DateTime<Utc>,
+        /// When the run began to wait: an edited wait ends its new length after it. `None` in
+        /// states written before it was kept (such a wait keeps its `until`).
+        since: Option<DateTime<Utc>>,
     },
     /// In a `wait_for`; a matching event or the timeout moves on.
     WaitingFor {
@@ -185,9 +189,9 @@ impl Phase {
     /// When the run must be woken.
     pub fn until(self) -> DateTime<Utc> {
         match self {
-            Phase::Waiting { until } | Phase::WaitingFor { until } | Phase::Deferred { until } => {
-                until
-            }
+            Phase::Waiting { until, .. }
+            | Phase::WaitingFor { until }
+            | Phase::Deferred { until } => until,
         }
     }
 }
@@ -207,13 +211,15 @@ enum PhaseTag {
 enum PhaseField {
     Phase,
     Until,
+    Since,
     #[serde(other)]
     Other,
 }
 
 // By hand rather than `#[serde(tag = "phase")]`: serde reads an internally tagged enum by
-// buffering the whole object first (the tag may come last), while every variant here has the
-// same one field, so the fields can be read in any order straight from the input.
+// buffering the whole object first (the tag may come last), while the variants here have the
+// same fields (`since` is a wait's alone), so they can be read in any order straight from the
+// input.
 impl Serialize for Phase {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let tag = match self {
@@ -221,9 +227,16 @@ impl Serialize for Phase {
             Phase::WaitingFor { .. } => PhaseTag::WaitingFor,
             Phase::Deferred { .. } => PhaseTag::Deferred,
         };
-        let mut s = serializer.serialize_struct("Phase", 2)?;
+        let since = match self {
+            Phase::Waiting { since, .. } => *since,
+            _ => None,
+        };
+        let mut s = serializer.serialize_struct("Phase", 2 + usize::from(since.is_some()))?;
         s.serialize_field("phase", &tag)?;
         s.serialize_field("until", &millis::Ref(&self.until()))?;
+        if let Some(since) = &since {
+            s.serialize_field("since", &millis::Ref(since))?;
+        }
         s.end()
     }
 }
@@ -242,6 +255,7 @@ impl<'de> Deserialize<'de> for Phase {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Phase, A::Error> {
                 let mut tag = None;
                 let mut until = None;
+                let mut since = None;
                 while let Some(field) = map.next_key()? {
                     match field {
                         PhaseField::Phase if tag.is_some() => {
@@ -252,6 +266,10 @@ impl<'de> Deserialize<'de> for Phase {
                             return Err(de::Error::duplicate_field("until"));
                         }
                         PhaseField::Until => until = Some(map.next_value::<millis::Owned>()?.0),
+                        PhaseField::Since if since.is_some() => {
+                            return Err(de::Error::duplicate_field("since"));
+                        }
+                        PhaseField::Since => since = Some(map.next_value::<millis::Owned>()?.0),
                         PhaseField::Other => {
                             map.next_value::<de::IgnoredAny>()?;
                         }
@@ -260,7 +278,7 @@ impl<'de> Deserialize<'de> for Phase {
                 let tag = tag.ok_or_else(|| de::Error::missing_field("phase"))?;
                 let until = until.ok_or_else(|| de::Error::missing_field("until"))?;
                 Ok(match tag {
-                    PhaseTag::Waiting => Phase::Waiting { until },
+                    PhaseTag::Waiting => Phase::Waiting { until, since },
                     PhaseTag::WaitingFor => Phase::WaitingFor { until },
                     PhaseTag::Deferred => Phase::Deferred { until },
                 })
@@ -506,6 +524,7 @@ mod tests {
                         "pause",
                         Phase::Waiting {
                             until: t("2026-03-02T10:00:00.123Z"),
+                            since: None,
                         },
                     )
                 },
@@ -646,6 +665,35 @@ mod tests {
         let v = serde_json::to_value(&state).unwrap();
         assert_eq!(v["unsubscribed_at"], json!(-1));
         assert_eq!(serde_json::from_value::<CustomerState>(v).unwrap(), state);
+    }
+
+    #[test]
+    fn a_wait_keeps_when_it_began_and_a_state_without_it_still_loads() {
+        let phase = Phase::Waiting {
+            until: t("2026-03-07T07:00:00Z"),
+            since: Some(t("2026-03-02T07:00:00.5Z")),
+        };
+        let v = serde_json::to_value(phase).unwrap();
+        assert_eq!(
+            v,
+            json!({"phase": "waiting", "until": 1_772_866_800_000_i64, "since": 1_772_434_800_500_i64})
+        );
+        assert_eq!(serde_json::from_value::<Phase>(v).unwrap(), phase);
+        // Written before `since` was kept: the wait keeps its end and knows no start.
+        let old: CustomerState =
+            serde_json::from_str(&with_phase(r#"{"phase":"waiting","until":1772866800000}"#))
+                .unwrap();
+        assert_eq!(
+            old.runs[0].phase,
+            Phase::Waiting {
+                until: t("2026-03-07T07:00:00Z"),
+                since: None
+            }
+        );
+        let e = err(&with_phase(
+            r#"{"phase":"waiting","until":0,"since":0,"since":1}"#,
+        ));
+        assert!(e.starts_with("duplicate field `since`"), "{e}");
     }
 
     #[test]

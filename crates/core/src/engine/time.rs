@@ -73,6 +73,14 @@ pub fn next_opening(now: DateTime<Utc>, tz: Tz, window: SendWindow) -> DateTime<
     next_local_time(now, tz, window.start)
 }
 
+/// How many calendar days the local clock in `tz` turns from `from` to `to` (0 on the same
+/// local date): daylight-saving changes, which make a local day 23 or 25 hours long, do not
+/// count.
+pub fn local_days_between(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> i64 {
+    let day = |t: DateTime<Utc>| t.with_timezone(&tz).date_naive();
+    (day(to) - day(from)).num_days()
+}
+
 /// Reads a profile date (`YYYY-MM-DD`, or the date part of an RFC 3339 time) for a yearly
 /// trigger. Only month and day matter, so the date comes back in 2000 (a leap year): a
 /// 29 February with a placeholder year such as 1900 still fires every year.
@@ -253,5 +261,18 @@ mod tests {
         );
         assert_eq!(parse_profile_date("14/06/1991"), None);
         assert_eq!(parse_profile_date("1991-02-30"), None);
+    }
+
+    #[test]
+    fn local_days_count_calendar_dates_in_the_zone() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        // 09:00 EST to 09:00 EDT: a year less an hour, 365 local days.
+        let (a, b) = (utc("2029-03-10T14:00:00Z"), utc("2030-03-10T13:00:00Z"));
+        assert_eq!(local_days_between(a, b, ny), 365);
+        // 23:30 to 00:30 local is the next day; 00:30 to 23:30 is the same one.
+        let (c, d) = (utc("2026-06-15T03:30:00Z"), utc("2026-06-15T04:30:00Z"));
+        assert_eq!(local_days_between(c, d, ny), 1);
+        assert_eq!(local_days_between(d, utc("2026-06-16T03:30:00Z"), ny), 0);
+        assert_eq!(local_days_between(d, c, ny), -1);
     }
 }

@@ -5,20 +5,17 @@
 
 use std::sync::Arc;
 
-use chrono::Duration as ChronoDuration;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::program::Program;
 use super::state::{EntryRecord, Phase, Run, TriggerDetail};
-use super::{Action, ActionKind, Cx, EndReason, MAX_ACTIVE_RUNS, RefuseReason};
+use super::{Action, ActionKind, Cx, EndReason, MAX_ACTIVE_RUNS, RefuseReason, time};
 use crate::event::StoreEvent;
 use crate::workflow::model::{EntryPolicy, EventFilter, Trigger, Workflow};
 use crate::workflow::units::Duration;
-
-/// A day, less the hour a daylight-saving change takes away: `every: 365d` between two
-/// birthdays at 09:00 local must allow a year that is an hour short.
-const DST_TOLERANCE: ChronoDuration = ChronoDuration::hours(1);
 
 impl<'p> Cx<'_, 'p> {
     /// Starts the runs `event` triggers, in workflow id order.
@@ -139,8 +136,9 @@ impl<'p> Cx<'_, 'p> {
                 true
             }
             EntryPolicy::Every(period) => {
-                let since = history.map(|i| self.now - self.state.entries[i].last_started_at);
-                active.is_none() && since.is_none_or(|s| s >= min_gap(period))
+                let tz = self.zone();
+                let last = history.map(|i| self.state.entries[i].last_started_at);
+                active.is_none() && last.is_none_or(|l| period_passed(w, period, l, self.now, tz))
             }
         }
     }
@@ -165,10 +163,13 @@ impl<'p> Cx<'_, 'p> {
     /// the workflow as it is now; `once` starts are kept, since they always hold one back.)
     pub(super) fn prune_entries(&mut self) {
         let programs = &self.engine.programs;
-        let now = self.now;
+        let (now, tz) = (self.now, self.zone());
         self.state.entries.retain(|e| {
-            match programs.get(e.workflow.as_str()).map(|p| p.workflow.entry) {
-                Some(EntryPolicy::Every(period)) => now - e.last_started_at < min_gap(period),
+            let Some(w) = programs.get(e.workflow.as_str()).map(|p| p.workflow) else {
+                return true;
+            };
+            match w.entry {
+                EntryPolicy::Every(period) => !period_passed(w, period, e.last_started_at, now, tz),
                 _ => true,
             }
         });
@@ -191,7 +192,10 @@ impl<'p> Cx<'_, 'p> {
                 .filter(|_| self.engine.keeps_trigger.contains(w.id.as_str()))
                 .map(|detail| TriggerDetail::Parsed(Arc::clone(detail))),
             step: String::new(),
-            phase: Phase::Waiting { until: self.now },
+            phase: Phase::Waiting {
+                until: self.now,
+                since: None,
+            },
             waited: None,
             done: Vec::new(),
         }
@@ -206,12 +210,23 @@ fn listens_to<'w>(w: &'w Workflow, event: &StoreEvent) -> Option<&'w EventFilter
     }
 }
 
-/// The least time between two starts under `every: period` (see [`DST_TOLERANCE`]).
-fn min_gap(period: Duration) -> ChronoDuration {
-    if period.minutes() % (24 * 60) == 0 {
-        period.to_delta() - DST_TOLERANCE
-    } else {
-        period.to_delta()
+/// Whether `every: period` of `w` allows a start at `now` after one at `last`. For a date
+/// trigger and whole days, the customer's local calendar dates (in `tz`) are compared, so a
+/// birthday at 09:00 local comes every year whatever daylight saving (or a move to another
+/// zone, or an edited `at`) did to the hours between; otherwise `period` is a duration.
+fn period_passed(
+    w: &Workflow,
+    period: Duration,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> bool {
+    const DAY: i64 = 24 * 60;
+    match w.trigger {
+        Trigger::Date(_) if period.minutes() % DAY == 0 => {
+            time::local_days_between(last, now, tz) >= period.minutes() / DAY
+        }
+        _ => now - last >= period.to_delta(),
     }
 }
 

@@ -40,6 +40,12 @@ pub struct Node {
     pub pos: Pos,
     /// What it holds.
     pub value: NodeValue,
+    /// The source characters of a plain scalar that YAML reads as a boolean or a number
+    /// (`1.10`, `True`): where the language expects text, that is the text (see
+    /// [`Node::plain_text`]).
+    plain: Option<Box<str>>,
+    /// Where such a scalar is in the source (bytes), until [`parse`] copies `plain` from it.
+    span: Option<(usize, usize)>,
 }
 
 /// The value of a YAML node. Not `Value`: this crate also uses `serde_json::Value` and
@@ -78,10 +84,22 @@ impl NodeValue {
 }
 
 impl Node {
+    /// The text a plain scalar that YAML reads as a boolean or a number was written as
+    /// (`1.10`, not `1.1`; `True`, not `true`). `None` for anything else, a string included.
+    pub fn plain_text(&self) -> Option<&str> {
+        match self.value {
+            NodeValue::Bool(_) | NodeValue::Int(_) | NodeValue::Float(_) => self.plain.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The string held by a scalar, if it is one. Numbers and booleans are given back as the
-    /// text a marketer would have typed, so that `wait: 3` can be reported as a bad duration
-    /// rather than as a type error.
+    /// text a marketer typed, so that `wait: 3` can be reported as a bad duration rather than as
+    /// a type error.
     pub fn as_scalar_text(&self) -> Option<String> {
+        if let Some(text) = self.plain_text() {
+            return Some(text.to_owned());
+        }
         match &self.value {
             NodeValue::Str(s) => Some(s.clone()),
             NodeValue::Int(i) => Some(i.to_string()),
@@ -139,10 +157,42 @@ impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = serde_saphyr::Spanned::<NodeValue>::deserialize(deserializer)?;
         let loc = spanned.referenced;
+        // Where the scalar itself is written: for an alias (`*name`), at its anchor.
+        let defined = spanned.defined.span();
+        let span = match spanned.value {
+            NodeValue::Bool(_) | NodeValue::Int(_) | NodeValue::Float(_) => defined
+                .byte_offset()
+                .zip(defined.byte_len())
+                .map(|(at, len)| (at as usize, len as usize)),
+            _ => None,
+        };
         Ok(Node {
             pos: Pos::new(loc.line() as u32, loc.column() as u32),
             value: spanned.value,
+            plain: None,
+            span,
         })
+    }
+}
+
+impl Node {
+    /// Copies each boolean's and number's source characters out of `text`, which it was read
+    /// from. A scalar whose characters are not plain (a tag applied to quoted text) keeps none.
+    fn keep_plain_text(&mut self, text: &str) {
+        if let Some((at, len)) = self.span.take() {
+            self.plain = text
+                .get(at..at + len)
+                .filter(|t| !t.is_empty() && !t.starts_with(['"', '\'', '!']))
+                .map(Into::into);
+        }
+        match &mut self.value {
+            NodeValue::Seq(items) => items.iter_mut().for_each(|i| i.keep_plain_text(text)),
+            NodeValue::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.keep_plain_text(text);
+                v.keep_plain_text(text);
+            }),
+            _ => {}
+        }
     }
 }
 
@@ -234,6 +284,11 @@ pub const MAX_YAML_DEPTH: usize = 32;
 
 /// Parses YAML text into a positioned tree. Duplicate keys are syntax errors: a marketer who
 /// writes `subject:` twice means one of them, and silently taking either would hide the mistake.
+///
+/// Booleans are YAML 1.2's (`true`, `false`): `yes`, `no`, `on`, `off`, `y` and `n` are text, as
+/// a marketer writing `name: yes` or `id: n` means. A plain scalar read as a boolean or a number
+/// keeps its source characters ([`Node::plain_text`]), so that where text is expected,
+/// `subject: 1.10` is `1.10`.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     // `Options::default()` already rejects duplicate keys and bounds alias expansion (the
     // "billion laughs" budget); say so explicitly in case a default ever changes.
@@ -242,16 +297,93 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         budget: Some(budget),
+        strict_booleans: true,
     };
-    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
+    let mut node = serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
         let pos = err
             .location()
             .map(|l| Pos::new(l.line() as u32, l.column() as u32))
             .unwrap_or(Pos::new(1, 1));
         let message = budget_message(&err)
             .unwrap_or_else(|| bare_message(&err.without_snippet().to_string()));
-        SyntaxError { pos, message }
-    })
+        explained(text, SyntaxError { pos, message })
+    })?;
+    node.keep_plain_text(text);
+    Ok(node)
+}
+
+/// The parser's error, pointed and worded for the two mistakes marketers make most: a tab in
+/// the indentation (which the parser reports wherever its scan stopped, often the line above)
+/// and a colon and space inside a plain value (`subject: Sale: 10% off`).
+fn explained(text: &str, err: SyntaxError) -> SyntaxError {
+    if let Some(pos) = indenting_tab(text, &err) {
+        let message = "invalid YAML: a tab in the indentation; indent with spaces, not tabs";
+        return SyntaxError {
+            pos,
+            message: message.to_owned(),
+        };
+    }
+    if err
+        .message
+        .ends_with("mapping values are not allowed in this context")
+    {
+        let line = text.lines().nth(err.pos.line.saturating_sub(1) as usize);
+        if let Some((pos, key, value)) = line.and_then(|l| colon_in_value(l, err.pos.line)) {
+            let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
+            return SyntaxError {
+                pos,
+                message: format!(
+                    "invalid YAML: `: ` inside a value starts another key; put the text in quotes: {key}: \"{quoted}\""
+                ),
+            };
+        }
+    }
+    err
+}
+
+/// The tab in the indentation that caused `err`: on the line of the error or the next (a tab
+/// ends or continues the scalar before it), or, when the parser names the tab, the first one.
+fn indenting_tab(text: &str, err: &SyntaxError) -> Option<Pos> {
+    if err.message.contains("duplicate") {
+        return None;
+    }
+    let tabs: Vec<Pos> = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+            let col = line[..indent].find('\t')?;
+            Some(Pos::new(i as u32 + 1, col as u32 + 1))
+        })
+        .collect();
+    let near = tabs
+        .iter()
+        .find(|p| (err.pos.line..=err.pos.line + 1).contains(&p.line));
+    match near {
+        Some(p) => Some(*p),
+        None if err.message.contains("tab") => tabs.first().copied(),
+        None => None,
+    }
+}
+
+/// `key: value` on a block line (`- ` items too) whose plain value holds `: `: where the value
+/// starts, the key and the value as written.
+fn colon_in_value(line: &str, number: u32) -> Option<(Pos, &str, &str)> {
+    let body = line.trim_start();
+    let body = body.strip_prefix("- ").map_or(body, str::trim_start);
+    let (key, rest) = body.split_once(": ")?;
+    // A comment after the value is not part of it.
+    let value = rest.split(" #").next().unwrap_or(rest).trim();
+    let plain = !key.is_empty()
+        && !key.starts_with(['"', '\'', '{', '[', '#'])
+        && !value.starts_with(['"', '\'', '{', '[', '|', '>', '&', '*', '!']);
+    if !plain || !value.contains(": ") {
+        return None;
+    }
+    // Columns count characters: the value starts after everything before it on the line.
+    let start = line.len() - rest.trim_start().len();
+    let col = line[..start].chars().count() as u32 + 1;
+    Some((Pos::new(number, col), key, value))
 }
 
 /// A plain sentence for a breached parsing budget (serde-saphyr prints its debug form): an
@@ -387,5 +519,58 @@ mod tests {
         assert_eq!(node.get("d").unwrap().value, NodeValue::Str("09:00".into()));
         assert_eq!(node.get("e").unwrap().value, NodeValue::Str("09:00".into()));
         assert_eq!(node.get("f").unwrap().value, NodeValue::Null);
+    }
+
+    #[test]
+    fn booleans_are_yaml_1_2_and_plain_scalars_keep_their_characters() {
+        let node = parse("a: 1.10\nb: True\nc: yes\nd: n\ne: \"1.10\"\nf: &x 0x1F\ng: *x\nh: No\n")
+            .unwrap();
+        let get = |k| node.get(k).unwrap();
+        assert_eq!(get("a").value, NodeValue::Float(1.1));
+        assert_eq!(get("a").plain_text(), Some("1.10"));
+        assert_eq!(get("a").as_scalar_text().as_deref(), Some("1.10"));
+        assert_eq!(get("b").value, NodeValue::Bool(true));
+        assert_eq!(get("b").plain_text(), Some("True"));
+        assert_eq!(get("c").value, NodeValue::Str("yes".into()));
+        assert_eq!(get("d").value, NodeValue::Str("n".into()));
+        assert_eq!(get("h").value, NodeValue::Str("No".into()));
+        // Quoted text is a string already, with no plain characters to keep.
+        assert_eq!(get("e").value, NodeValue::Str("1.10".into()));
+        assert_eq!(get("e").plain_text(), None);
+        // An alias gives the characters written at its anchor.
+        assert_eq!(get("f").plain_text(), Some("0x1F"));
+        assert_eq!(get("g").plain_text(), Some("0x1F"));
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_reported_at_the_tab() {
+        let tab = "indent with spaces, not tabs";
+        let err = parse("id: x\nsteps:\n  - id: a\n\t  wait: 3d\n").unwrap_err();
+        assert_eq!(err.pos, Pos::new(4, 1), "{err:?}");
+        assert!(err.message.ends_with(tab), "{err:?}");
+        let err = parse("a: 1\n  \tb: 2\n").unwrap_err();
+        assert_eq!(err.pos, Pos::new(2, 3), "{err:?}");
+        assert!(err.message.ends_with(tab), "{err:?}");
+        let err = parse("a:\n\tb: 1\n").unwrap_err();
+        assert_eq!(err.pos, Pos::new(2, 1), "{err:?}");
+        assert!(err.message.ends_with(tab), "{err:?}");
+    }
+
+    #[test]
+    fn a_colon_in_a_plain_value_says_to_quote_it() {
+        let err = parse("id: x\nsubject: Sale: 10% off # spring\n").unwrap_err();
+        assert_eq!(err.pos, Pos::new(2, 10), "{err:?}");
+        assert!(
+            err.message
+                .ends_with(r#"put the text in quotes: subject: "Sale: 10% off""#),
+            "{err:?}"
+        );
+        let err = parse("steps:\n  - subject: Ünal: \"50%\" off\n").unwrap_err();
+        assert_eq!(err.pos, Pos::new(2, 14), "{err:?}");
+        assert!(
+            err.message
+                .ends_with(r#"put the text in quotes: subject: "Ünal: \"50%\" off""#),
+            "{err:?}"
+        );
     }
 }

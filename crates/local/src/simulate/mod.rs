@@ -270,7 +270,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
             .map(|t| (t + chrono::TimeDelta::days(365)).min(last_second))
     });
     let shards = runners.shards(options);
-    let mut timers = load_timers(runners.all(), shards, &rt)?;
+    let mut timers = load_timers(runners.all(), shards, clock, &rt)?;
     let next_due = timers.iter_mut().filter_map(Timers::next_due).min();
     let mut summary = Summary {
         lines: index.len(),
@@ -320,9 +320,14 @@ fn stored_clock<S: Store>(
 
 /// Every shard's timers, from the stores (a `--db` store may hold timers): each customer's
 /// goes to its shard.
+///
+/// A stored timer was set under the workflows of the run that stored it; it is read again
+/// under today's ([`Runner::next_wake`]): a wait edited shorter is due sooner, and at the
+/// `clock` (at once) if its new end has passed.
 fn load_timers<S: Store, M: Mailer>(
     runners: &[Runner<'_, S, M>],
     shards: usize,
+    clock: Option<DateTime<Utc>>,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Vec<Timers>, SimulateError> {
     let mut timers: Vec<Timers> = (0..shards).map(|_| Timers::default()).collect();
@@ -330,6 +335,13 @@ fn load_timers<S: Store, M: Mailer>(
         for (at, customer) in
             rt.block_on(runner.store().due(DateTime::<Utc>::MAX_UTC, usize::MAX))?
         {
+            let at = match rt.block_on(runner.next_wake(&customer)) {
+                Ok(Some(next)) if next != at => clock.map_or(next, |c| next.max(c)),
+                // An unreadable state fails, as before, when its timer fires.
+                Ok(_) => at,
+                Err(e) if e.customer().is_some() => at,
+                Err(e) => return Err(e.into()),
+            };
             timers[shard_of(&customer, shards)].set(Arc::from(customer.as_str()), Some(at));
         }
     }

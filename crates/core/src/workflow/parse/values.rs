@@ -12,11 +12,13 @@ use crate::workflow::model::{Mailbox, SendWindow};
 use crate::workflow::units::{Duration, LocalTime};
 use crate::workflow::yaml::{Node, NodeValue};
 
-/// A string node's text.
+/// A string node's text. A plain scalar that YAML reads as a boolean or a number is text here,
+/// exactly as written (`subject: 1.10` is `1.10`, `subject: True` is `True`).
 pub(super) fn string(sink: &mut Sink, node: &Node, what: &str) -> Option<String> {
-    match &node.value {
-        NodeValue::Str(s) => Some(s.clone()),
-        other => {
+    match (&node.value, node.plain_text()) {
+        (NodeValue::Str(s), _) => Some(s.clone()),
+        (_, Some(text)) => Some(text.to_owned()),
+        (other, None) => {
             sink.error(
                 node.pos,
                 format!("{what} must be text, found {}", other.kind()),
@@ -36,10 +38,28 @@ pub(super) fn non_empty_string(sink: &mut Sink, node: &Node, what: &str) -> Opti
     Some(s)
 }
 
-/// `true` or `false`.
+/// `true` or `false` (YAML 1.2's booleans): `yes`, `no`, `on` and `off` are text, refused
+/// with the word to write instead.
 pub(super) fn boolean(sink: &mut Sink, node: &Node, what: &str) -> Option<bool> {
     match &node.value {
         NodeValue::Bool(b) => Some(*b),
+        NodeValue::Str(s) => {
+            let hint = match s.trim().to_ascii_lowercase().as_str() {
+                "yes" | "y" | "on" => "; write `true`",
+                "no" | "n" | "off" => "; write `false`",
+                _ => "",
+            };
+            let found = if s.contains('\n') || s.chars().count() > 40 {
+                "text".to_owned()
+            } else {
+                format!("`{s}`")
+            };
+            sink.error(
+                node.pos,
+                format!("{what} must be true or false, found {found}{hint}"),
+            );
+            None
+        }
         other => {
             sink.error(
                 node.pos,
@@ -195,16 +215,147 @@ pub(super) fn send_window(sink: &mut Sink, node: &Node, what: &str) -> Option<Se
     Some(SendWindow { start, end })
 }
 
-/// A list of non-empty tags; `None` when any is bad (each is reported).
+/// A list of non-empty tags (a customer's, for `add_tags` and `remove_tags`); `None` when any
+/// is bad (each is reported).
 pub(super) fn tag_list(sink: &mut Sink, node: &Node, what: &str) -> Option<Vec<String>> {
+    checked_tags(sink, node, what, |_| true)
+}
+
+/// The most characters a message tag may have.
+const MAX_MESSAGE_TAG_CHARS: usize = 64;
+
+/// `send_email.tags`: each must match `[A-Za-z0-9_-]{1,64}`, the tag alphabet of Amazon SES,
+/// which refuses the whole message for a tag outside it. `None` when any is bad (each is
+/// reported at the tag).
+pub(super) fn message_tags(sink: &mut Sink, node: &Node, what: &str) -> Option<Vec<String>> {
+    checked_tags(sink, node, what, |t| {
+        t.chars().count() <= MAX_MESSAGE_TAG_CHARS
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    })
+}
+
+/// A list of non-empty tags that each pass `valid` (reported with the message-tag rule
+/// otherwise).
+fn checked_tags(
+    sink: &mut Sink,
+    node: &Node,
+    what: &str,
+    valid: impl Fn(&str) -> bool,
+) -> Option<Vec<String>> {
     let items = list(sink, node, what)?;
     let mut ok = true;
     let mut tags = Vec::new();
     for item in items {
         match non_empty_string(sink, item, "a tag") {
-            Some(t) => tags.push(t),
+            Some(t) if valid(&t) => tags.push(t),
+            Some(t) => {
+                sink.error(
+                    item.pos,
+                    format!(
+                        "tag `{t}` may hold only letters A-Z and a-z, digits, `_` and `-`, at most {MAX_MESSAGE_TAG_CHARS} of them ([A-Za-z0-9_-]{{1,{MAX_MESSAGE_TAG_CHARS}}}, the tag alphabet of Amazon SES)"
+                    ),
+                );
+                ok = false;
+            }
             None => ok = false,
         }
     }
     ok.then_some(tags)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::diagnostic::Diagnostic;
+    use crate::workflow::yaml;
+
+    /// What `read` makes of the value of `key: <value>`, and the messages it filed.
+    fn read<T>(
+        value: &str,
+        read: impl Fn(&mut Sink, &Node) -> Option<T>,
+    ) -> (Option<T>, Vec<String>) {
+        let root = yaml::parse(&format!("key: {value}\n")).unwrap();
+        let mut out: Vec<Diagnostic> = Vec::new();
+        let got = read(
+            &mut Sink::new(Path::new("w.yaml"), &mut out),
+            root.get("key").unwrap(),
+        );
+        (got, out.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn plain_scalars_are_text_exactly_as_written() {
+        for (value, text) in [
+            ("1.10", "1.10"),
+            ("No", "No"),
+            ("yes", "yes"),
+            ("n", "n"),
+            ("True", "True"),
+            ("false", "false"),
+            ("007", "007"),
+            ("1e3", "1e3"),
+            ("\"1.10\"", "1.10"),
+        ] {
+            let (got, errors) = read(value, |s, n| string(s, n, "`subject`"));
+            assert_eq!(got.as_deref(), Some(text), "{value}: {errors:?}");
+        }
+        let (got, errors) = read("[a]", |s, n| string(s, n, "`subject`"));
+        assert_eq!(got, None);
+        assert_eq!(
+            errors,
+            ["w.yaml:1:6: error: `subject` must be text, found a list"]
+        );
+    }
+
+    #[test]
+    fn message_tags_match_the_ses_alphabet() {
+        let tags = |s: &mut Sink, n: &Node| message_tags(s, n, "`tags`");
+        let long = "a".repeat(64);
+        let (got, errors) = read(&format!("[spring-sale, Promo_2026, {long}]"), tags);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(got.unwrap().len(), 3);
+        let (got, errors) = read(&format!("[ok, summer sale, kış, {long}b]"), tags);
+        assert_eq!(got, None);
+        let rule = "may hold only letters A-Z and a-z, digits, `_` and `-`, at most 64 of them \
+                    ([A-Za-z0-9_-]{1,64}, the tag alphabet of Amazon SES)";
+        assert_eq!(
+            errors,
+            [
+                format!("w.yaml:1:11: error: tag `summer sale` {rule}"),
+                format!("w.yaml:1:24: error: tag `kış` {rule}"),
+                format!("w.yaml:1:29: error: tag `{long}b` {rule}"),
+            ]
+        );
+        // A customer's own tags (`add_tags`) may hold any text.
+        let (got, _) = read("[summer sale]", |s, n| tag_list(s, n, "`add_tags`"));
+        assert_eq!(got, Some(vec!["summer sale".to_owned()]));
+    }
+
+    #[test]
+    fn only_true_and_false_are_booleans() {
+        assert_eq!(
+            read("true", |s, n| boolean(s, n, "`enabled`")).0,
+            Some(true)
+        );
+        assert_eq!(
+            read("false", |s, n| boolean(s, n, "`enabled`")).0,
+            Some(false)
+        );
+        for (value, hint) in [
+            ("yes", "`yes`; write `true`"),
+            ("Off", "`Off`; write `false`"),
+        ] {
+            let (got, errors) = read(value, |s, n| boolean(s, n, "`enabled`"));
+            assert_eq!(got, None);
+            assert_eq!(
+                errors,
+                [format!(
+                    "w.yaml:1:6: error: `enabled` must be true or false, found {hint}"
+                )]
+            );
+        }
+    }
 }

@@ -7,7 +7,7 @@ use crate::workflow::yaml::{Node, Pos};
 
 use super::super::map::Map;
 use super::super::scalars::{Scalars, template_text};
-use super::super::values::{mailbox, non_empty_string, tag_list};
+use super::super::values::{mailbox, message_tags, non_empty_string};
 
 const KEYS: &[&str] = &[
     "template",
@@ -34,7 +34,7 @@ pub(super) fn send_email(sink: &mut Sink, sc: &Scalars, node: &Node) -> Option<S
     let from = map.get("from").map(|n| mailbox(sink, n, "`from`"));
     let reply_to = map.get("reply_to").map(|n| mailbox(sink, n, "`reply_to`"));
     let tags = match map.get("tags") {
-        Some(n) => tag_list(sink, n, "`tags`"),
+        Some(n) => message_tags(sink, n, "`tags`"),
         None => Some(Vec::new()),
     };
     let (template, template_pos) = template?;
