@@ -709,3 +709,76 @@ fn a_store_or_outbox_that_cannot_be_used_is_named_once() {
         assert_eq!(line.matches(says).count(), 1, "{line}");
     }
 }
+
+/// A template that fails at run time: the warning names the workflow, the step, the template
+/// and its line, the customer (a guest's address hidden behind a hash) and the virtual time,
+/// never the wall clock or an address.
+#[test]
+fn a_render_error_warns_with_its_place_customer_and_virtual_time() {
+    const BROKEN: &str = r#"
+category: transactional
+trigger: { event: customer.created }
+steps:
+  - id: thanks
+    send_email: { template: broken.html, subject: "Thanks" }
+"#;
+    let s = Scenario::new(&[("receipt", BROKEN)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let events = write_events(
+        tmp.path(),
+        &[
+            ev(
+                "e1",
+                "customer.created",
+                "2026-03-02T07:00:00Z",
+                "guest:ayse@example.com",
+                customer("Ayse"),
+            )
+            .to_string(),
+            ev(
+                "e2",
+                "customer.created",
+                "2026-03-02T08:30:00Z",
+                "c-2",
+                customer("Emre"),
+            )
+            .to_string(),
+        ],
+    );
+    let wf = s.workflows_dir();
+    let args = [
+        "simulate",
+        "--events",
+        events.to_str().unwrap(),
+        "--workflows",
+        wf.to_str().unwrap(),
+        "--until",
+        "2026-03-03T00:00:00Z",
+    ];
+    let (code, _, err) = nudge(tmp.path(), &args, &[]);
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    let guest = nudge_core::engine::customer_ref("guest:ayse@example.com");
+    for (at, who) in [
+        ("2026-03-02T07:00:00Z", guest.as_ref()),
+        ("2026-03-02T08:30:00Z", "c-2"),
+    ] {
+        let line = warnings
+            .iter()
+            .find(|l| l.contains(&format!("customer={who} ")))
+            .unwrap_or_else(|| panic!("no warning for {who}: {err}"));
+        // The virtual time leads the line: no wall clock before it.
+        let (before, after) = line.split_once(&format!("at={at}")).expect(line);
+        assert!(!before.chars().any(|c| c.is_ascii_digit()), "{line}");
+        for part in [
+            "workflow=receipt",
+            "step=thanks",
+            "template=broken.html:1",
+            "email failed to render",
+        ] {
+            assert!(after.contains(part), "{part} missing in {line}");
+        }
+    }
+    assert!(!err.contains("ayse@") && !err.contains("Ayse"), "{err}");
+}

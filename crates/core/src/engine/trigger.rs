@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::program::Program;
 use super::state::{EntryRecord, Phase, Run, TriggerDetail};
-use super::{Action, ActionKind, Cx, EndReason, MAX_ACTIVE_RUNS, RefuseReason};
+use super::{ActionKind, Cx, EndReason, MAX_ACTIVE_RUNS, RefuseReason};
 use crate::event::StoreEvent;
 use crate::workflow::model::{EntryPolicy, EventFilter, Trigger, Workflow};
 use crate::workflow::units::Duration;
@@ -98,15 +98,8 @@ impl<'p> Cx<'_, 'p> {
 
     /// Records that a run of `w` (which would have had the id `run`) did not start.
     fn refuse(&mut self, w: &Workflow, run: String, reason: RefuseReason) {
-        tracing::warn!(customer = %self.state.id, workflow = %w.id, reason = reason.as_str(), "run refused");
-        self.actions.push(Action {
-            at: self.now,
-            customer: self.state.id.clone(),
-            workflow: w.id.clone(),
-            run,
-            step: None,
-            kind: ActionKind::RunRefused { reason },
-        });
+        self.warn(&w.id, None, format!("run refused: {}", reason.as_str()));
+        self.record(&w.id, &run, None, ActionKind::RunRefused { reason });
     }
 
     /// `w`'s entry policy for a new run under `key`, given the customer's entry `history`:
