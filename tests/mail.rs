@@ -155,6 +155,42 @@ fn message_id_date_and_ids_come_from_the_email() {
 }
 
 #[test]
+fn tags_go_into_an_x_nudge_tags_header() {
+    let email = Email {
+        tags: vec!["win-back".into(), "vip_2026".into()],
+        ..marketing_email()
+    };
+    let bytes = build_mime(&email).unwrap();
+    let message = parse(&bytes);
+    assert_eq!(
+        raw(&message, "X-Nudge-Tags").as_deref(),
+        Some("win-back, vip_2026")
+    );
+    // Without tags, no header at all.
+    let untagged = Email {
+        tags: vec![],
+        ..marketing_email()
+    };
+    let bytes = build_mime(&untagged).unwrap();
+    assert_eq!(raw(&parse(&bytes), "X-Nudge-Tags"), None);
+}
+
+#[test]
+fn a_tag_that_could_break_the_header_is_refused() {
+    for bad in ["two words", "a\r\nBcc: evil@example.com", "", "çay"] {
+        let email = Email {
+            tags: vec!["ok".into(), bad.into()],
+            ..marketing_email()
+        };
+        let err = build_mime(&email).unwrap_err();
+        assert!(
+            matches!(err, MailError::InvalidTag { .. }),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn message_id_escapes_keys_that_are_not_atoms() {
     let email = Email {
         idempotency_key: "r 1/<x>.miss-you".into(),
@@ -678,7 +714,7 @@ proptest! {
             names,
             [
                 "From", "To", "Reply-To", "Subject", "Date", "Message-ID", "X-Nudge-Workflow",
-                "X-Nudge-Step", "MIME-Version", "Content-Type",
+                "X-Nudge-Step", "X-Nudge-Tags", "MIME-Version", "Content-Type",
             ]
         );
         prop_assert_eq!(message.header_values("To").count(), 1);
