@@ -782,3 +782,208 @@ steps:
     }
     assert!(!err.contains("ayse@") && !err.contains("Ayse"), "{err}");
 }
+
+/// Runs `nudge simulate` (text, or `extra` arguments) on `events` with `s`'s workflows until
+/// 2026-03-10; returns stdout.
+fn simulate_text(s: &Scenario, events: &[Value], extra: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    let events = write_events(tmp.path(), &lines);
+    let wf = s.workflows_dir();
+    let mut args = vec![
+        "simulate",
+        "--events",
+        events.to_str().unwrap(),
+        "--workflows",
+        wf.to_str().unwrap(),
+        "--until",
+        "2026-03-10T00:00:00Z",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = nudge(tmp.path(), &args, &[]);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+/// A customer of the store's zone (Istanbul) and one in New York.
+fn two_zones() -> Vec<Value> {
+    let mut ny = customer("Ann");
+    ny["customer"]["timezone"] = json!("America/New_York");
+    vec![
+        ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c-ist",
+            customer("Ayse"),
+        ),
+        ev("e2", "customer.created", "2026-03-02T14:00:00Z", "c-ny", ny),
+    ]
+}
+
+#[test]
+fn the_timeline_shows_each_customers_local_time_beside_utc() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let out = simulate_text(&s, &two_zones(), &[]);
+    let row = |customer: &str, step: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!(" {customer} ")) && l.contains(&format!(" {step} ")))
+            .unwrap_or_else(|| panic!("no {customer} {step} row in {out}"))
+            .to_owned()
+    };
+    // Istanbul is UTC+3; New York is UTC-5 in early March (EST).
+    assert!(
+        row("c-ist", "hello").starts_with("2026-03-02T07:00:00Z  2026-03-02 10:00 +03  "),
+        "{out}"
+    );
+    assert!(
+        row("c-ny", "hello").starts_with("2026-03-02T14:00:00Z  2026-03-02 09:00 EST  "),
+        "{out}"
+    );
+
+    // `--timezone` shows every local time in that zone instead.
+    let out = simulate_text(&s, &two_zones(), &["--timezone", "Asia/Tokyo"]);
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("2026-03-02T07:00:00Z  2026-03-02 16:00 JST  "),
+        "{out}"
+    );
+    assert!(
+        out.contains("2026-03-02T14:00:00Z  2026-03-02 23:00 JST  "),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_rows_keep_utc_and_add_the_local_time_with_its_offset() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let rows = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["--format", "json"];
+        args.extend_from_slice(extra);
+        simulate_text(&s, &two_zones(), &args)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = rows(&[]);
+    let ny = all.iter().find(|r| r["customer"] == "c-ny").unwrap();
+    assert_eq!(ny["at"], "2026-03-02T14:00:00Z");
+    assert_eq!(ny["local"], "2026-03-02T09:00:00-05:00");
+    let ist = all.iter().find(|r| r["customer"] == "c-ist").unwrap();
+    assert_eq!(ist["local"], "2026-03-02T10:00:00+03:00");
+    let tokyo = rows(&["--timezone", "Asia/Tokyo"]);
+    assert!(
+        tokyo
+            .iter()
+            .all(|r| r["local"].as_str().unwrap().ends_with("+09:00"))
+    );
+}
+
+#[test]
+fn an_unknown_timezone_is_refused_with_an_example() {
+    let (code, _, err) = nudge(
+        &root(),
+        &[
+            "simulate",
+            "--events",
+            "events/sample.jsonl",
+            "--timezone",
+            "Mars/Base",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`Mars/Base` is not an IANA time zone"),
+        "{err}"
+    );
+    assert!(err.contains("America/New_York"), "{err}");
+}
+
+#[test]
+fn text_columns_fit_long_workflow_step_and_customer_ids() {
+    let long_steps = WELCOME
+        .replace("id: hello", "id: hello-and-welcome-to-the-shop")
+        .replace("id: story", "id: story");
+    let s = Scenario::new(&[("welcome-series-2026", &long_steps), ("welcome", WELCOME)]);
+    let long_customer = "customer-000000123456789";
+    let out = simulate_text(
+        &s,
+        &[
+            ev(
+                "e1",
+                "customer.created",
+                "2026-03-02T07:00:00Z",
+                long_customer,
+                customer("A"),
+            ),
+            ev(
+                "e2",
+                "customer.created",
+                "2026-03-02T08:00:00Z",
+                "c1",
+                customer("B"),
+            ),
+        ],
+        &[],
+    );
+    let rows: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).collect();
+    assert!(rows.len() >= 8, "{out}");
+    let mut action_columns = std::collections::BTreeSet::new();
+    for row in &rows {
+        // Every column is apart from the next by at least two spaces, however long its id.
+        let fields: Vec<&str> = row
+            .split("  ")
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .collect();
+        assert!(
+            [long_customer, "c1"].contains(&fields[2]),
+            "customer column run together: {row}"
+        );
+        assert!(
+            ["welcome-series-2026", "welcome"].contains(&fields[3]),
+            "workflow column run together: {row}"
+        );
+        assert!(
+            [
+                "-",
+                "hello",
+                "hello-and-welcome-to-the-shop",
+                "pause",
+                "story"
+            ]
+            .contains(&fields[4]),
+            "step column run together: {row}"
+        );
+        action_columns.insert(row.find(fields[5]).unwrap());
+    }
+    // The widest ids are known before the first row: every action starts in one column.
+    assert_eq!(action_columns.len(), 1, "{out}");
+}
+
+#[test]
+fn json_email_rows_carry_the_steps_tags() {
+    let tagged = WELCOME.replace(
+        r#"subject: "Our story" }"#,
+        r#"subject: "Our story", tags: [story, welcome_2] }"#,
+    );
+    let s = Scenario::new(&[("welcome", &tagged)]);
+    let rows: Vec<Value> = simulate_text(&s, &two_zones()[..1], &["--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sent: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["action"] == "email.sent")
+        .collect();
+    assert_eq!(sent.len(), 2, "{rows:?}");
+    assert_eq!(sent[0]["tags"], json!([]));
+    assert_eq!(sent[1]["tags"], json!(["story", "welcome_2"]));
+    // Only email rows have tags.
+    assert!(
+        rows.iter()
+            .filter(|r| r["action"] != "email.sent")
+            .all(|r| r.get("tags").is_none())
+    );
+}

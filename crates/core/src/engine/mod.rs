@@ -55,7 +55,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+
 use minijinja::{Expression, Template};
 use serde_json::{Map, Value};
 
@@ -68,6 +68,8 @@ use state::{CustomerState, Run, TriggerDetail};
 pub use action::{
     Action, ActionKind, EndReason, RefuseReason, SkipReason, Warning, WebhookCall, customer_ref,
 };
+/// The time zone type of [`Action::zone`], for callers that show local times.
+pub use chrono_tz::Tz;
 pub use drive::split_branch;
 pub use email::Email;
 pub use trigger::run_id;
