@@ -215,9 +215,9 @@ fn bad_lines_are_reported_kept_and_do_not_stop_the_rest() {
     let wf = s.workflows_dir();
     let (code, out, err) = simulate_json(tmp.path(), &events, &wf, &db, "2026-03-03T00:00:00Z");
     assert_eq!(code, 1, "rejected lines make the exit code 1");
-    let mut rejected: Vec<&str> = err.lines().filter(|l| l.contains(": rejected: ")).collect();
-    // Lines whose time cannot be read are reported first; the rest in time order.
-    rejected.sort_by_key(|l| l.split(':').nth(1).and_then(|n| n.parse::<u32>().ok()));
+    // In file line order, as an operator fixing the file reads it (the run meets them in
+    // time order, and a line whose time cannot be read first).
+    let rejected: Vec<&str> = err.lines().filter(|l| l.contains(": rejected: ")).collect();
     assert_eq!(rejected.len(), 5, "{err}");
     for (line, want) in rejected.iter().zip(REJECTIONS) {
         assert!(line.contains(want), "{line}\n  should contain {want}");
@@ -985,5 +985,71 @@ fn json_email_rows_carry_the_steps_tags() {
         rows.iter()
             .filter(|r| r["action"] != "email.sent")
             .all(|r| r.get("tags").is_none())
+    );
+}
+
+/// Bad lines whose times are out of file order are still reported in line order, with the
+/// duplicates, after the run.
+#[test]
+fn line_notices_come_in_file_line_order_whatever_the_times() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let created = |id: &str, time: &str, who: &str| {
+        ev(id, "customer.created", time, who, customer("A")).to_string()
+    };
+    let mut late_bad = ev(
+        "bad-1",
+        "customer.created",
+        "2026-03-05T07:00:00Z",
+        "c3",
+        customer("A"),
+    );
+    late_bad["detail"]["customer"]["accepts_marketing"] = json!("yes");
+    let mut early_bad = ev(
+        "bad-2",
+        "customer.created",
+        "2026-03-01T07:00:00Z",
+        "c4",
+        customer("A"),
+    );
+    early_bad["detail"]["customer"]["accepts_marketing"] = json!("no");
+    let lines = [
+        created("e1", "2026-03-04T07:00:00Z", "c1"),
+        late_bad.to_string(),
+        created("e1", "2026-03-03T07:00:00Z", "c2"),
+        early_bad.to_string(),
+    ];
+    let events = write_events(tmp.path(), &lines);
+    let db = tmp.path().join("store.db");
+    let (code, _, err) = simulate_json(
+        tmp.path(),
+        &events,
+        &s.workflows_dir(),
+        &db,
+        "2026-03-06T00:00:00Z",
+    );
+    assert_eq!(code, 1, "{err}");
+    let numbers: Vec<u32> = err
+        .lines()
+        .filter(|l| l.contains("events.jsonl:"))
+        .map(|l| l.split(':').nth(1).unwrap().parse().unwrap())
+        .collect();
+    // Line 1 repeats e1 of line 3, which happens earlier: line 1 is the duplicate. In time
+    // order the notices would be about lines 4, 1, 2.
+    assert_eq!(numbers, [1, 2, 4], "{err}");
+}
+
+#[test]
+fn the_summary_counts_in_the_right_number() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let one = simulate_text(&s, &two_zones()[..1], &[]);
+    assert!(
+        one.contains("Summary: 1 event applied (0 duplicates, 0 rejected), 1 timer fired, "),
+        "{one}"
+    );
+    let two = simulate_text(&s, &two_zones(), &[]);
+    assert!(
+        two.contains("Summary: 2 events applied (0 duplicates, 0 rejected), 2 timers fired, "),
+        "{two}"
     );
 }

@@ -281,6 +281,8 @@ fn report(
     let format = args.format;
     let progress = progress_bar();
     let events_name = args.events.display().to_string();
+    // Notices about lines, kept to be printed in line order (see `LineNotices`).
+    let mut line_notices = LineNotices::default();
     let result = simulate(
         runners,
         &args.events,
@@ -291,10 +293,11 @@ fn report(
                 Format::Text => writeln!(out, "{}", timeline.text(action)),
             };
         },
-        |notice| {
-            progress.suspend(|| {
+        |notice| match line_notices.keep(notice) {
+            None => {}
+            Some(notice) => progress.suspend(|| {
                 let _ = writeln!(anstream::stderr(), "{}", notice_text(&events_name, &notice));
-            });
+            }),
         },
         |done, total| {
             if total >= 10_000 {
@@ -304,6 +307,7 @@ fn report(
         },
     );
     progress.finish_and_clear();
+    line_notices.print(&events_name);
     // The timeline up to an error goes out before the error.
     let summary = result.inspect_err(|_| {
         let _ = out.flush();
@@ -534,6 +538,36 @@ fn local_text(t: DateTime<Tz>) -> String {
     t.format("%Y-%m-%d %H:%M %Z").to_string()
 }
 
+/// Notices about lines of the events file (rejected, late, duplicate), printed on stderr in
+/// file line order once the run is over. The simulation meets lines in time order, and an
+/// operator fixing a file goes down it from the top; a failure without a line (a customer's
+/// timer) is printed at once.
+#[derive(Default)]
+struct LineNotices(Vec<(usize, Notice)>);
+
+impl LineNotices {
+    /// Keeps a notice about a line; gives back any other, to print now.
+    fn keep(&mut self, notice: Notice) -> Option<Notice> {
+        let line = match &notice {
+            Notice::Rejected(r) => r.line,
+            Notice::Late { line, .. } | Notice::Duplicate { line, .. } => *line,
+            Notice::WakeFailed { .. } => return Some(notice),
+        };
+        self.0.push((line, notice));
+        None
+    }
+
+    /// Prints the notices kept, in line order (a stable sort: one line's notices keep
+    /// their order).
+    fn print(mut self, events: &str) {
+        self.0.sort_by_key(|(line, _)| *line);
+        let mut err = anstream::stderr().lock();
+        for (_, notice) in &self.0 {
+            let _ = writeln!(err, "{}", notice_text(events, notice));
+        }
+    }
+}
+
 /// A notice as one line for the operator (control characters escaped: ids come from the
 /// events file).
 fn notice_text(events: &str, notice: &Notice) -> String {
@@ -578,8 +612,11 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         _ => String::new(),
     };
     out.push_str(&format!(
-        "Summary: {} events applied ({} duplicate, {} rejected), {} timers fired{span}\n",
-        s.events, s.duplicates, s.rejected, s.wakes
+        "Summary: {} applied ({}, {} rejected), {} fired{span}\n",
+        counted(s.events, "event", "events"),
+        counted(s.duplicates, "duplicate", "duplicates"),
+        s.rejected,
+        counted(s.wakes, "timer", "timers"),
     ));
     for (id, w) in &s.workflows {
         out.push_str(&format!("\n{id}\n"));
@@ -638,7 +675,10 @@ pub(crate) fn summary_text(s: &Summary) -> String {
             ));
         }
         if w.profile_updates > 0 {
-            out.push_str(&format!("  profile  {} updates\n", w.profile_updates));
+            out.push_str(&format!(
+                "  profile  {}\n",
+                counted(w.profile_updates, "update", "updates")
+            ));
         }
         if w.webhooks > 0 {
             out.push_str(&format!(
@@ -648,4 +688,10 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         }
     }
     out
+}
+
+/// `n` and the noun in its number: `1 event`, `0 events`, `2 events`.
+fn counted(n: impl TryInto<u64> + Copy + std::fmt::Display, one: &str, many: &str) -> String {
+    let is_one = n.try_into().is_ok_and(|n| n == 1);
+    format!("{n} {}", if is_one { one } else { many })
 }
