@@ -1053,3 +1053,29 @@ fn the_summary_counts_in_the_right_number() {
         "{two}"
     );
 }
+
+/// The frequency cap skips an email with its reason, on the timeline and in the workflow's
+/// summary, and the run goes on to its end (`completed`).
+#[test]
+fn a_frequency_cap_skip_is_reported_with_its_reason_and_the_run_goes_on() {
+    const NEWS: &str = r#"
+category: marketing
+trigger: { event: customer.created }
+steps:
+  - id: news
+    send_email: { template: b.mjml, subject: "News" }
+  - id: after
+    wait: 1h
+"#;
+    let s = Scenario::new(&[("a-welcome", WELCOME), ("b-news", NEWS)]);
+    let out = simulate_text(&s, &two_zones()[..1], &[]);
+    let skipped = out
+        .lines()
+        .find(|l| l.contains(" email.skipped "))
+        .unwrap_or_else(|| panic!("no skip: {out}"));
+    assert!(skipped.contains(" b-news ") && skipped.contains(" news "), "{skipped}");
+    assert!(skipped.ends_with(" frequency_cap"), "{skipped}");
+    let news = out.split("\nb-news\n").nth(1).unwrap();
+    assert!(news.contains("  skipped  frequency_cap 1\n"), "{out}");
+    assert!(news.contains("ended: 1 completed"), "{out}");
+}
