@@ -1073,7 +1073,10 @@ steps:
         .lines()
         .find(|l| l.contains(" email.skipped "))
         .unwrap_or_else(|| panic!("no skip: {out}"));
-    assert!(skipped.contains(" b-news ") && skipped.contains(" news "), "{skipped}");
+    assert!(
+        skipped.contains(" b-news ") && skipped.contains(" news "),
+        "{skipped}"
+    );
     assert!(skipped.ends_with(" frequency_cap"), "{skipped}");
     let news = out.split("\nb-news\n").nth(1).unwrap();
     assert!(news.contains("  skipped  frequency_cap 1\n"), "{out}");

@@ -369,9 +369,9 @@ impl Timeline {
     const CUSTOMER_WIDTH: usize = 10;
     /// The action column: the longest action name (`profile.updated`).
     const ACTION_WIDTH: usize = 15;
-    /// The local-time column's width until a longer one appears: `2026-01-05 10:12 EST`
-    /// (zones with a four-letter abbreviation or a `+0530` offset take one or two more).
-    const LOCAL_WIDTH: usize = 20;
+    /// The local-time column's width until a longer one appears: `2026-01-05 10:12 CEST`, a
+    /// four-letter abbreviation (the few zones shown as a `+0545` offset take one more).
+    const LOCAL_WIDTH: usize = 21;
 
     /// Widths from `project`'s workflow and step ids; local times in `zone`, or else in each
     /// customer's.
