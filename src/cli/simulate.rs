@@ -13,7 +13,9 @@ use nudge_core::links::{KeySource, Signer, SigningKeyError};
 use nudge_core::runner::Runner;
 use nudge_core::workflow::model::{StepItem, StepKind};
 use nudge_core::workflow::{LoadError, Project};
-use nudge_local::simulate::{Notice, Options, Runners, SimulateError, Summary, simulate};
+use nudge_local::simulate::{
+    Notice, Options, Runners, SimulateError, Summary, WorkflowSummary, simulate,
+};
 use nudge_local::sqlite::{SqliteOptions, SqliteStore};
 use nudge_local::{OpenError, OutboxError, OutboxMailer};
 use tempfile::NamedTempFile;
@@ -620,74 +622,79 @@ pub(crate) fn summary_text(s: &Summary) -> String {
     ));
     for (id, w) in &s.workflows {
         out.push_str(&format!("\n{id}\n"));
-        let ended: Vec<String> = w
-            .runs_ended
-            .iter()
-            .map(|(r, n)| format!("{n} {}", r.as_str()))
-            .collect();
-        let active = w.runs_started as i64 - w.runs_ended.values().sum::<u64>() as i64;
-        out.push_str(&format!(
-            "  runs     {} started; ended: {}",
-            w.runs_started,
-            if ended.is_empty() {
-                "none".into()
-            } else {
-                ended.join(", ")
-            }
-        ));
-        if active > 0 {
-            out.push_str(&format!("; {active} still active"));
-        }
-        if w.runs_refused > 0 {
-            out.push_str(&format!("; {} refused (too_many_runs)", w.runs_refused));
-        }
-        out.push('\n');
-        let goals = w
-            .runs_ended
-            .get(&nudge_core::engine::EndReason::Goal)
-            .copied()
-            .unwrap_or(0);
-        out.push_str(&format!("  goals    {goals}\n"));
-        if !w.emails_sent.is_empty() {
-            let sent: Vec<String> = w
-                .emails_sent
-                .iter()
-                .map(|(step, n)| format!("{step} {n}"))
-                .collect();
-            out.push_str(&format!(
-                "  sent     {} ({})\n",
-                w.emails_sent.values().sum::<u64>(),
-                sent.join(", ")
-            ));
-        }
-        if !w.emails_skipped.is_empty() {
-            let skipped: Vec<String> = w
-                .emails_skipped
-                .iter()
-                .map(|(r, n)| format!("{} {n}", r.as_str()))
-                .collect();
-            out.push_str(&format!("  skipped  {}\n", skipped.join(", ")));
-        }
-        if w.emails_deferred > 0 {
-            out.push_str(&format!(
-                "  deferred {} (held for the send window)\n",
-                w.emails_deferred
-            ));
-        }
-        if w.profile_updates > 0 {
-            out.push_str(&format!(
-                "  profile  {}\n",
-                counted(w.profile_updates, "update", "updates")
-            ));
-        }
-        if w.webhooks > 0 {
-            out.push_str(&format!(
-                "  webhooks {} recorded (simulate never calls them)\n",
-                w.webhooks
-            ));
-        }
+        workflow_summary(&mut out, w);
     }
     out
+}
+
+/// A workflow's lines of the summary.
+fn workflow_summary(out: &mut String, w: &WorkflowSummary) {
+    let ended: Vec<String> = w
+        .runs_ended
+        .iter()
+        .map(|(r, n)| format!("{n} {}", r.as_str()))
+        .collect();
+    let active = w.runs_started as i64 - w.runs_ended.values().sum::<u64>() as i64;
+    out.push_str(&format!(
+        "  runs     {} started; ended: {}",
+        w.runs_started,
+        if ended.is_empty() {
+            "none".into()
+        } else {
+            ended.join(", ")
+        }
+    ));
+    if active > 0 {
+        out.push_str(&format!("; {active} still active"));
+    }
+    if w.runs_refused > 0 {
+        out.push_str(&format!("; {} refused (too_many_runs)", w.runs_refused));
+    }
+    out.push('\n');
+    let goals = w
+        .runs_ended
+        .get(&nudge_core::engine::EndReason::Goal)
+        .copied()
+        .unwrap_or(0);
+    out.push_str(&format!("  goals    {goals}\n"));
+    if !w.emails_sent.is_empty() {
+        let sent: Vec<String> = w
+            .emails_sent
+            .iter()
+            .map(|(step, n)| format!("{step} {n}"))
+            .collect();
+        out.push_str(&format!(
+            "  sent     {} ({})\n",
+            w.emails_sent.values().sum::<u64>(),
+            sent.join(", ")
+        ));
+    }
+    if !w.emails_skipped.is_empty() {
+        let skipped: Vec<String> = w
+            .emails_skipped
+            .iter()
+            .map(|(r, n)| format!("{} {n}", r.as_str()))
+            .collect();
+        out.push_str(&format!("  skipped  {}\n", skipped.join(", ")));
+    }
+    if w.emails_deferred > 0 {
+        out.push_str(&format!(
+            "  deferred {} (held for the send window)\n",
+            w.emails_deferred
+        ));
+    }
+    if w.profile_updates > 0 {
+        out.push_str(&format!(
+            "  profile  {}\n",
+            counted(w.profile_updates, "update", "updates")
+        ));
+    }
+    if w.webhooks > 0 {
+        out.push_str(&format!(
+            "  webhooks {} recorded (simulate never calls them)\n",
+            w.webhooks
+        ));
+    }
 }
 
 /// `n` and the noun in its number: `1 event`, `0 events`, `2 events`.
