@@ -26,8 +26,9 @@ pub struct OutboxError {
 /// `20260105T071231Z_c-1001_welcome-series_r-0e1ac569837839ccdff0.welcome.eml`. The time is
 /// [`Email::date`], so a listing sorts in sending order; the customer and workflow let a
 /// marketer find one customer's or one workflow's emails (`ls *_c-1001_*`); the key, unique per
-/// send, keeps names unique. See [`file_name`] for how the parts are made safe (a guest's
-/// address never reaches a name).
+/// send, keeps names unique. The customer is shown by `customer_ref` (a guest's address
+/// never reaches a name: a short hash does), and characters other than ASCII letters,
+/// digits, `-` and `.` in the customer and workflow become `-`.
 ///
 /// Idempotent: an email whose idempotency key already has a file (from this mailer or an earlier
 /// run on the same folder) is not written again, and gets the same [`Receipt`]. Each file is
