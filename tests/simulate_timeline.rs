@@ -378,3 +378,47 @@ steps:
     assert!(news.contains("  skipped  frequency_cap 1\n"), "{out}");
     assert!(news.contains("ended: 1 completed"), "{out}");
 }
+
+/// A subject that fails to render is named as the step's `subject`, with its line.
+#[test]
+fn a_subject_render_error_names_the_subject() {
+    const BROKEN_SUBJECT: &str = r#"
+category: transactional
+trigger: { event: customer.created }
+steps:
+  - id: thanks
+    send_email: { template: b.mjml, subject: "Thanks {{ 1 / 0 }}" }
+"#;
+    let s = Scenario::new(&[("receipt", BROKEN_SUBJECT)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let events = write_events(
+        tmp.path(),
+        &[ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c-1",
+            customer("A"),
+        )
+        .to_string()],
+    );
+    let wf = s.workflows_dir();
+    let args = [
+        "simulate",
+        "--events",
+        events.to_str().unwrap(),
+        "--workflows",
+        wf.to_str().unwrap(),
+        "--until",
+        "2026-03-03T00:00:00Z",
+    ];
+    let (code, _, err) = nudge(tmp.path(), &args, &[]);
+    assert_eq!(code, 0, "{err}");
+    let line = err.lines().find(|l| l.contains("WARN")).expect(&err);
+    assert!(
+        line.contains(
+            "at=2026-03-02T07:00:00Z workflow=receipt step=thanks template=subject:1 customer=c-1 "
+        ),
+        "{line}"
+    );
+}

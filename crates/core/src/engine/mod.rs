@@ -55,7 +55,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-
 use minijinja::{Expression, Template};
 use serde_json::{Map, Value};
 
