@@ -174,18 +174,15 @@ fn simulate_command(args: &Args) -> Result<u8, RunError> {
         None => None,
     };
     let runner = |store| Runner::new(&engine, store, mailer.as_ref());
+    let timeline = Timeline::new(&project, args.timezone);
     match stores {
-        Stores::Db(store, _lock) => report(
-            Runners::Shared(&runner(*store)),
-            args,
-            &options,
-            Timeline::new(&project, args.timezone),
-        ),
+        Stores::Db(store, _lock) => {
+            report(Runners::Shared(&runner(*store)), args, &options, timeline)
+        }
         Stores::Scratch(stores) => {
             // The files outlive the runners (and their stores), which are dropped first.
             let (stores, _files): (Vec<_>, Vec<_>) = stores.into_iter().unzip();
             let runners: Vec<_> = stores.into_iter().map(runner).collect();
-            let timeline = Timeline::new(&project, args.timezone);
             report(Runners::PerShard(&runners), args, &options, timeline)
         }
     }
@@ -295,11 +292,12 @@ fn report(
                 Format::Text => writeln!(out, "{}", timeline.text(action)),
             };
         },
-        |notice| match line_notices.keep(notice) {
-            None => {}
-            Some(notice) => progress.suspend(|| {
-                let _ = writeln!(anstream::stderr(), "{}", notice_text(&events_name, &notice));
-            }),
+        |notice| {
+            if let Some(notice) = line_notices.keep(notice) {
+                progress.suspend(|| {
+                    let _ = writeln!(anstream::stderr(), "{}", notice_text(&events_name, &notice));
+                });
+            }
         },
         |done, total| {
             if total >= 10_000 {
