@@ -54,7 +54,9 @@ pub mod exit {
 /// Runs the command line with the process's arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Under `simulate` the engine runs on a virtual clock: its warnings carry that time
+    // (`at=`), and the wall clock beside it would only mislead.
+    init_logging(!matches!(cli.command, Command::Simulate(_)));
     let code = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Simulate(args) => simulate::run(&args),
@@ -83,16 +85,20 @@ pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Logs go to stderr, at `warn` unless `NUDGE_LOG` says otherwise (`NUDGE_LOG=debug`,
 /// `NUDGE_LOG=nudge_core::runner=info`). Log lines never carry an address or a name: events name
-/// customers by id and emails by idempotency key.
-fn init_logging() {
+/// customers by id (a `guest:` id by a hash) and emails by idempotency key. `wall_clock`:
+/// whether lines start with the time they were written.
+fn init_logging(wall_clock: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NUDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .try_init();
+        .with_ansi(ansi);
+    let _ = if wall_clock {
+        builder.try_init()
+    } else {
+        builder.without_time().try_init()
+    };
 }

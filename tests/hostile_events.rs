@@ -649,7 +649,7 @@ fn many_events_of_one_customer_all_apply() {
     let (code, out, err) = simulate(&s, tmp.path(), &file_bytes(&lines), &["--format", "text"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("Summary: 5000 events applied (0 duplicate, 0 rejected)"),
+        out.contains("Summary: 5000 events applied (0 duplicates, 0 rejected)"),
         "{out}"
     );
 }

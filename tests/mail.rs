@@ -155,6 +155,42 @@ fn message_id_date_and_ids_come_from_the_email() {
 }
 
 #[test]
+fn tags_go_into_an_x_nudge_tags_header() {
+    let email = Email {
+        tags: vec!["win-back".into(), "vip_2026".into()],
+        ..marketing_email()
+    };
+    let bytes = build_mime(&email).unwrap();
+    let message = parse(&bytes);
+    assert_eq!(
+        raw(&message, "X-Nudge-Tags").as_deref(),
+        Some("win-back, vip_2026")
+    );
+    // Without tags, no header at all.
+    let untagged = Email {
+        tags: vec![],
+        ..marketing_email()
+    };
+    let bytes = build_mime(&untagged).unwrap();
+    assert_eq!(raw(&parse(&bytes), "X-Nudge-Tags"), None);
+}
+
+#[test]
+fn a_tag_that_could_break_the_header_is_refused() {
+    for bad in ["two words", "a\r\nBcc: evil@example.com", "", "çay"] {
+        let email = Email {
+            tags: vec!["ok".into(), bad.into()],
+            ..marketing_email()
+        };
+        let err = build_mime(&email).unwrap_err();
+        assert!(
+            matches!(err, MailError::InvalidTag { .. }),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn message_id_escapes_keys_that_are_not_atoms() {
     let email = Email {
         idempotency_key: "r 1/<x>.miss-you".into(),
@@ -455,7 +491,7 @@ fn eml_files(dir: &Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn outbox_writes_each_email_once_under_its_time_and_key() {
+async fn outbox_writes_each_email_once_under_its_time_customer_workflow_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nested/outbox");
     let outbox = OutboxMailer::new(&dir).unwrap();
@@ -465,8 +501,12 @@ async fn outbox_writes_each_email_once_under_its_time_and_key() {
     let mime = build_mime(&email).unwrap();
     let receipt = outbox.send(&email, &mime).await.unwrap();
     assert_eq!(receipt.message_id, "r-1.miss-you@shop.example.com");
-    assert_eq!(eml_files(&dir), ["20260301T100000Z-r-1.miss-you.eml"]);
-    let written = std::fs::read(dir.join("20260301T100000Z-r-1.miss-you.eml")).unwrap();
+    assert_eq!(
+        eml_files(&dir),
+        ["20260301T100000Z_c-1001_win-back_r-1.miss-you.eml"]
+    );
+    let written =
+        std::fs::read(dir.join("20260301T100000Z_c-1001_win-back_r-1.miss-you.eml")).unwrap();
     assert_eq!(written, mime);
     assert_eq!(
         parse(&written).message_id(),
@@ -482,7 +522,10 @@ async fn outbox_writes_each_email_once_under_its_time_and_key() {
     };
     let later_mime = build_mime(&later).unwrap();
     assert_eq!(outbox.send(&later, &later_mime).await.unwrap(), receipt);
-    assert_eq!(eml_files(&dir), ["20260301T100000Z-r-1.miss-you.eml"]);
+    assert_eq!(
+        eml_files(&dir),
+        ["20260301T100000Z_c-1001_win-back_r-1.miss-you.eml"]
+    );
 
     // Another key is another file.
     let other = transactional_email();
@@ -493,8 +536,8 @@ async fn outbox_writes_each_email_once_under_its_time_and_key() {
     assert_eq!(
         eml_files(&dir),
         [
-            "20260301T100000Z-r-1.miss-you.eml",
-            "20260301T100000Z-r-2.on-its-way.eml"
+            "20260301T100000Z_c-1001_shipment-updates_r-2.on-its-way.eml",
+            "20260301T100000Z_c-1001_win-back_r-1.miss-you.eml",
         ]
     );
 }
@@ -515,7 +558,44 @@ async fn outbox_remembers_what_an_earlier_run_wrote() {
     assert_eq!(reopened.send(&email, &mime).await.unwrap(), first);
     assert_eq!(
         eml_files(tmp.path()),
-        ["20260301T100000Z-r-1.miss-you.eml", "notes.txt"]
+        [
+            "20260301T100000Z_c-1001_win-back_r-1.miss-you.eml",
+            "notes.txt"
+        ]
+    );
+}
+
+/// A folder written by an earlier version (`<time>-<key>.eml`) still counts: its emails are
+/// not written again under the new names.
+#[tokio::test]
+async fn outbox_recognises_the_names_earlier_versions_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let email = marketing_email();
+    let mime = build_mime(&email).unwrap();
+    std::fs::write(tmp.path().join("20260301T100000Z-r-1.miss-you.eml"), &mime).unwrap();
+    let outbox = OutboxMailer::new(tmp.path()).unwrap();
+    outbox.send(&email, &mime).await.unwrap();
+    assert_eq!(eml_files(tmp.path()), ["20260301T100000Z-r-1.miss-you.eml"]);
+}
+
+/// A guest checkout's id holds the address: the file name shows a hash instead.
+#[tokio::test]
+async fn outbox_names_hide_a_guests_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outbox = OutboxMailer::new(tmp.path()).unwrap();
+    let email = Email {
+        customer_id: "guest:ayse@example.com".into(),
+        ..marketing_email()
+    };
+    outbox
+        .send(&email, &build_mime(&email).unwrap())
+        .await
+        .unwrap();
+    let hash =
+        nudge_core::engine::customer_ref("guest:ayse@example.com").replace("guest:", "guest-");
+    assert_eq!(
+        eml_files(tmp.path()),
+        [format!("20260301T100000Z_{hash}_win-back_r-1.miss-you.eml")]
     );
 }
 
@@ -537,9 +617,9 @@ async fn outbox_escapes_keys_into_safe_file_names() {
     assert_eq!(
         eml_files(tmp.path()),
         [
-            "20260301T100000Z-=2E.=2Fr=2F1.step.eml",
-            "20260301T100000Z-r=3D2F1.step.eml",
-            "20260301T100000Z-r_1.step.eml",
+            "20260301T100000Z_c-1001_shipment-updates_=2E.=2Fr=2F1.step.eml",
+            "20260301T100000Z_c-1001_shipment-updates_r=3D2F1.step.eml",
+            "20260301T100000Z_c-1001_shipment-updates_r_1.step.eml",
         ]
     );
 }
@@ -678,7 +758,7 @@ proptest! {
             names,
             [
                 "From", "To", "Reply-To", "Subject", "Date", "Message-ID", "X-Nudge-Workflow",
-                "X-Nudge-Step", "MIME-Version", "Content-Type",
+                "X-Nudge-Step", "X-Nudge-Tags", "MIME-Version", "Content-Type",
             ]
         );
         prop_assert_eq!(message.header_values("To").count(), 1);

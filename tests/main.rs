@@ -12,6 +12,7 @@ mod scenarios;
 mod schema;
 mod shipped;
 mod simulate_cli;
+mod simulate_timeline;
 mod store;
 mod validate_cases;
 mod validate_cli;

@@ -7,12 +7,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use super::{Format, escape_controls, exit};
-use nudge_core::engine::{Action, ActionKind, Engine};
+use nudge_core::engine::{Action, ActionKind, Engine, Tz};
 use nudge_core::event::check_time_range;
 use nudge_core::links::{KeySource, Signer, SigningKeyError};
 use nudge_core::runner::Runner;
+use nudge_core::workflow::model::{StepItem, StepKind};
 use nudge_core::workflow::{LoadError, Project};
-use nudge_local::simulate::{Notice, Options, Runners, SimulateError, Summary, simulate};
+use nudge_local::simulate::{
+    Notice, Options, Runners, SimulateError, Summary, WorkflowSummary, simulate,
+};
 use nudge_local::sqlite::{SqliteOptions, SqliteStore};
 use nudge_local::{OpenError, OutboxError, OutboxMailer};
 use tempfile::NamedTempFile;
@@ -37,6 +40,20 @@ pub(crate) struct Args {
     /// Output format: a timeline for people, or JSON lines for tools.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
+    /// Show local times in this IANA time zone (e.g. America/New_York) instead of each
+    /// customer's own (the profile's `timezone`, else settings.yaml's).
+    #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
+    timezone: Option<Tz>,
+}
+
+/// `--timezone`: an IANA zone name.
+fn parse_zone(text: &str) -> Result<Tz, String> {
+    text.parse::<Tz>().map_err(|_| {
+        format!(
+            "`{}` is not an IANA time zone; write e.g. America/New_York or Europe/Istanbul",
+            text.escape_debug()
+        )
+    })
 }
 
 /// `--until`: an RFC 3339 time within the range an event's time may be in (the clock is kept
@@ -157,13 +174,16 @@ fn simulate_command(args: &Args) -> Result<u8, RunError> {
         None => None,
     };
     let runner = |store| Runner::new(&engine, store, mailer.as_ref());
+    let timeline = Timeline::new(&project, args.timezone);
     match stores {
-        Stores::Db(store, _lock) => report(Runners::Shared(&runner(*store)), args, &options),
+        Stores::Db(store, _lock) => {
+            report(Runners::Shared(&runner(*store)), args, &options, timeline)
+        }
         Stores::Scratch(stores) => {
             // The files outlive the runners (and their stores), which are dropped first.
             let (stores, _files): (Vec<_>, Vec<_>) = stores.into_iter().unzip();
             let runners: Vec<_> = stores.into_iter().map(runner).collect();
-            report(Runners::PerShard(&runners), args, &options)
+            report(Runners::PerShard(&runners), args, &options, timeline)
         }
     }
 }
@@ -253,26 +273,31 @@ fn report(
     runners: Runners<'_, Runner<'_, SqliteStore, &OutboxMailer>>,
     args: &Args,
     options: &Options,
+    mut timeline: Timeline,
 ) -> Result<u8, RunError> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let format = args.format;
     let progress = progress_bar();
     let events_name = args.events.display().to_string();
+    // Notices about lines, kept to be printed in line order (see `LineNotices`).
+    let mut line_notices = LineNotices::default();
     let result = simulate(
         runners,
         &args.events,
         options,
         |action| {
             let _ = match format {
-                Format::Json => writeln!(out, "{}", row_json(action)),
-                Format::Text => writeln!(out, "{}", row_text(action)),
+                Format::Json => writeln!(out, "{}", timeline.json(action)),
+                Format::Text => writeln!(out, "{}", timeline.text(action)),
             };
         },
         |notice| {
-            progress.suspend(|| {
-                let _ = writeln!(anstream::stderr(), "{}", notice_text(&events_name, &notice));
-            });
+            if let Some(notice) = line_notices.keep(notice) {
+                progress.suspend(|| {
+                    let _ = writeln!(anstream::stderr(), "{}", notice_text(&events_name, &notice));
+                });
+            }
         },
         |done, total| {
             if total >= 10_000 {
@@ -282,6 +307,7 @@ fn report(
         },
     );
     progress.finish_and_clear();
+    line_notices.print(&events_name);
     // The timeline up to an error goes out before the error.
     let summary = result.inspect_err(|_| {
         let _ = out.flush();
@@ -323,87 +349,223 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// One action as a JSON line (the contract's shape; whole seconds, UTC).
-pub(crate) fn row_json(a: &Action) -> String {
-    /// A timeline row; fields in name order, as in every JSON object Nudge writes.
-    #[derive(serde::Serialize, Default)]
-    struct Row<'a> {
-        action: &'a str,
-        at: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        changes: Option<&'a Map<String, Value>>,
-        customer: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        method: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<&'a str>,
-        run: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        step: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        subject: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        to: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        until: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        url: Option<&'a str>,
-        workflow: &'a str,
-    }
-    let mut row = Row {
-        action: a.kind.name(),
-        at: ts(a.at),
-        customer: &a.customer,
-        run: &a.run,
-        step: a.step.as_deref(),
-        workflow: &a.workflow,
-        ..Row::default()
-    };
-    match &a.kind {
-        ActionKind::RunStarted => {}
-        ActionKind::RunRefused { reason } => row.reason = Some(reason.as_str()),
-        ActionKind::RunEnded { reason } => row.reason = Some(reason.as_str()),
-        ActionKind::EmailSent(email) => {
-            row.to = Some(&email.to.address);
-            row.subject = Some(&email.subject);
-        }
-        ActionKind::EmailSkipped { reason } => row.reason = Some(reason.as_str()),
-        ActionKind::EmailDeferred { until } => row.until = Some(ts(*until)),
-        ActionKind::ProfileUpdated { changes } => row.changes = Some(changes),
-        ActionKind::WebhookCalled(call) => {
-            row.url = Some(&call.url);
-            row.method = Some(call.method);
-        }
-    }
-    serde_json::to_string(&row).expect("a row serializes")
+/// How timeline rows are printed: the local-time zone (`--timezone`, else each customer's
+/// own) and, in text, the widths of the id columns.
+///
+/// The timeline streams, so the widths are chosen before the first row: the workflow and
+/// step columns fit every id of the loaded workflows, the customer column fits
+/// [`Timeline::CUSTOMER_WIDTH`] characters. A longer id (a customer's, or a workflow's that a
+/// `--db` store still has runs of) widens its column from its row on.
+pub(crate) struct Timeline {
+    zone: Option<Tz>,
+    local: usize,
+    customer: usize,
+    workflow: usize,
+    step: usize,
 }
 
-/// One action as a timeline line for people.
-pub(crate) fn row_text(a: &Action) -> String {
-    let detail = match &a.kind {
-        ActionKind::RunStarted => String::new(),
-        ActionKind::RunRefused { reason } => reason.as_str().to_owned(),
-        ActionKind::RunEnded { reason } => reason.as_str().to_owned(),
-        ActionKind::EmailSent(email) => format!("{}  \"{}\"", email.to.address, email.subject),
-        ActionKind::EmailSkipped { reason } => reason.as_str().to_owned(),
-        ActionKind::EmailDeferred { until } => format!("until {}", ts(*until)),
-        ActionKind::ProfileUpdated { changes } => Value::Object(changes.clone()).to_string(),
-        ActionKind::WebhookCalled(call) => {
-            format!("{} {} (recorded, not sent)", call.method, call.url)
+impl Timeline {
+    /// The customer column's width until a longer id appears (`c-100234`, `gid-8841`).
+    const CUSTOMER_WIDTH: usize = 10;
+    /// The action column: the longest action name (`profile.updated`).
+    const ACTION_WIDTH: usize = 15;
+    /// The local-time column's width until a longer one appears: `2026-01-05 10:12 CEST`, a
+    /// four-letter abbreviation (the few zones shown as a `+0545` offset take one more).
+    const LOCAL_WIDTH: usize = 21;
+
+    /// Widths from `project`'s workflow and step ids; local times in `zone`, or else in each
+    /// customer's.
+    pub(crate) fn new(project: &Project, zone: Option<Tz>) -> Self {
+        let mut workflow = 1;
+        let mut step = 1;
+        for w in &project.workflows {
+            workflow = workflow.max(w.id.chars().count());
+            step = step.max(longest_step_id(&w.steps));
         }
-    };
-    let step = a.step.as_deref().unwrap_or("-");
-    let line = format!(
-        "{}  {:<10} {:<17} {:<24} {:<15} {}",
-        ts(a.at),
-        a.customer,
-        a.workflow,
-        step,
-        a.kind.name(),
-        detail
-    );
-    // Ids, addresses and subjects come from the events: one action stays one line.
-    escape_controls(line.trim_end()).into_owned()
+        Timeline {
+            zone,
+            local: Self::LOCAL_WIDTH,
+            customer: Self::CUSTOMER_WIDTH,
+            workflow,
+            step,
+        }
+    }
+
+    /// The local time of `at` in the action's zone (or `--timezone`).
+    fn local(&self, a: &Action, at: DateTime<Utc>) -> DateTime<Tz> {
+        at.with_timezone(&self.zone.unwrap_or(a.zone))
+    }
+
+    /// One action as a JSON line (the contract's shape; whole seconds; `at` in UTC, `local`
+    /// with the local offset).
+    pub(crate) fn json(&self, a: &Action) -> String {
+        /// A timeline row; fields in name order, as in every JSON object Nudge writes.
+        #[derive(serde::Serialize, Default)]
+        struct Row<'a> {
+            action: &'a str,
+            at: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            changes: Option<&'a Map<String, Value>>,
+            customer: &'a str,
+            local: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            method: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reason: Option<&'a str>,
+            run: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            step: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            subject: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tags: Option<&'a [String]>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            to: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            until: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            url: Option<&'a str>,
+            workflow: &'a str,
+        }
+        let mut row = Row {
+            action: a.kind.name(),
+            at: ts(a.at),
+            customer: &a.customer,
+            local: self
+                .local(a, a.at)
+                .to_rfc3339_opts(SecondsFormat::Secs, false),
+            run: &a.run,
+            step: a.step.as_deref(),
+            workflow: &a.workflow,
+            ..Row::default()
+        };
+        match &a.kind {
+            ActionKind::RunStarted => {}
+            ActionKind::RunRefused { reason } => row.reason = Some(reason.as_str()),
+            ActionKind::RunEnded { reason } => row.reason = Some(reason.as_str()),
+            ActionKind::EmailSent(email) => {
+                row.to = Some(&email.to.address);
+                row.subject = Some(&email.subject);
+                row.tags = Some(&email.tags);
+            }
+            ActionKind::EmailSkipped { reason } => row.reason = Some(reason.as_str()),
+            ActionKind::EmailDeferred { until } => row.until = Some(ts(*until)),
+            ActionKind::ProfileUpdated { changes } => row.changes = Some(changes),
+            ActionKind::WebhookCalled(call) => {
+                row.url = Some(&call.url);
+                row.method = Some(call.method);
+            }
+        }
+        serde_json::to_string(&row).expect("a row serializes")
+    }
+
+    /// One action as a timeline line for people: UTC, local time, customer, workflow, step,
+    /// action, detail. Widens a column whose id does not fit.
+    pub(crate) fn text(&mut self, a: &Action) -> String {
+        let detail = match &a.kind {
+            ActionKind::RunStarted => String::new(),
+            ActionKind::RunRefused { reason } => reason.as_str().to_owned(),
+            ActionKind::RunEnded { reason } => reason.as_str().to_owned(),
+            ActionKind::EmailSent(email) => {
+                format!("{}  \"{}\"", email.to.address, email.subject)
+            }
+            ActionKind::EmailSkipped { reason } => reason.as_str().to_owned(),
+            ActionKind::EmailDeferred { until } => {
+                format!(
+                    "until {} ({})",
+                    ts(*until),
+                    local_text(self.local(a, *until))
+                )
+            }
+            ActionKind::ProfileUpdated { changes } => Value::Object(changes.clone()).to_string(),
+            ActionKind::WebhookCalled(call) => {
+                format!("{} {} (recorded, not sent)", call.method, call.url)
+            }
+        };
+        let step = a.step.as_deref().unwrap_or("-");
+        let local = local_text(self.local(a, a.at));
+        // Widths in characters, as `{:<w}` pads (ids from the events may be any text).
+        self.local = self.local.max(local.chars().count());
+        self.customer = self.customer.max(a.customer.chars().count());
+        self.workflow = self.workflow.max(a.workflow.chars().count());
+        self.step = self.step.max(step.chars().count());
+        let line = format!(
+            "{}  {:<lw$}  {:<cw$}  {:<ww$}  {:<sw$}  {:<aw$} {}",
+            ts(a.at),
+            local,
+            a.customer,
+            a.workflow,
+            step,
+            a.kind.name(),
+            detail,
+            lw = self.local,
+            cw = self.customer,
+            ww = self.workflow,
+            sw = self.step,
+            aw = Self::ACTION_WIDTH,
+        );
+        // Ids, addresses and subjects come from the events: one action stays one line.
+        escape_controls(line.trim_end()).into_owned()
+    }
+}
+
+/// The longest step id in `steps`, branches included (0 without steps).
+fn longest_step_id(steps: &[StepItem]) -> usize {
+    steps
+        .iter()
+        .map(|item| match item {
+            StepItem::Step(step) => {
+                let inner = match &step.kind {
+                    StepKind::If(b) => longest_step_id(&b.then).max(longest_step_id(&b.otherwise)),
+                    StepKind::AbSplit(branches) => branches
+                        .iter()
+                        .map(|b| longest_step_id(&b.steps))
+                        .max()
+                        .unwrap_or(0),
+                    _ => 0,
+                };
+                inner.max(step.id.chars().count())
+            }
+            StepItem::Exit { .. } => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A local time for people: date, hours and minutes, and the zone's abbreviation (`EST`,
+/// `CET`) or offset (`+03`), which shows daylight saving.
+fn local_text(t: DateTime<Tz>) -> String {
+    t.format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// Notices about lines of the events file (rejected, late, duplicate), printed on stderr in
+/// file line order once the run is over. The simulation meets lines in time order, and an
+/// operator fixing a file goes down it from the top; a failure without a line (a customer's
+/// timer) is printed at once.
+#[derive(Default)]
+struct LineNotices(Vec<(usize, Notice)>);
+
+impl LineNotices {
+    /// Keeps a notice about a line; gives back any other, to print now.
+    fn keep(&mut self, notice: Notice) -> Option<Notice> {
+        let line = match &notice {
+            Notice::Rejected(r) => r.line,
+            Notice::Late { line, .. } | Notice::Duplicate { line, .. } => *line,
+            Notice::WakeFailed { .. } => return Some(notice),
+        };
+        self.0.push((line, notice));
+        None
+    }
+
+    /// Prints the notices kept, in line order (a stable sort: one line's notices keep
+    /// their order).
+    fn print(mut self, events: &str) {
+        self.0.sort_by_key(|(line, _)| *line);
+        let mut err = anstream::stderr().lock();
+        for (_, notice) in &self.0 {
+            let _ = writeln!(err, "{}", notice_text(events, notice));
+        }
+    }
 }
 
 /// A notice as one line for the operator (control characters escaped: ids come from the
@@ -450,74 +612,91 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         _ => String::new(),
     };
     out.push_str(&format!(
-        "Summary: {} events applied ({} duplicate, {} rejected), {} timers fired{span}\n",
-        s.events, s.duplicates, s.rejected, s.wakes
+        "Summary: {} applied ({}, {} rejected), {} fired{span}\n",
+        counted(s.events, "event", "events"),
+        counted(s.duplicates, "duplicate", "duplicates"),
+        s.rejected,
+        counted(s.wakes, "timer", "timers"),
     ));
     for (id, w) in &s.workflows {
         out.push_str(&format!("\n{id}\n"));
-        let ended: Vec<String> = w
-            .runs_ended
-            .iter()
-            .map(|(r, n)| format!("{n} {}", r.as_str()))
-            .collect();
-        let active = w.runs_started as i64 - w.runs_ended.values().sum::<u64>() as i64;
-        out.push_str(&format!(
-            "  runs     {} started; ended: {}",
-            w.runs_started,
-            if ended.is_empty() {
-                "none".into()
-            } else {
-                ended.join(", ")
-            }
-        ));
-        if active > 0 {
-            out.push_str(&format!("; {active} still active"));
-        }
-        if w.runs_refused > 0 {
-            out.push_str(&format!("; {} refused (too_many_runs)", w.runs_refused));
-        }
-        out.push('\n');
-        let goals = w
-            .runs_ended
-            .get(&nudge_core::engine::EndReason::Goal)
-            .copied()
-            .unwrap_or(0);
-        out.push_str(&format!("  goals    {goals}\n"));
-        if !w.emails_sent.is_empty() {
-            let sent: Vec<String> = w
-                .emails_sent
-                .iter()
-                .map(|(step, n)| format!("{step} {n}"))
-                .collect();
-            out.push_str(&format!(
-                "  sent     {} ({})\n",
-                w.emails_sent.values().sum::<u64>(),
-                sent.join(", ")
-            ));
-        }
-        if !w.emails_skipped.is_empty() {
-            let skipped: Vec<String> = w
-                .emails_skipped
-                .iter()
-                .map(|(r, n)| format!("{} {n}", r.as_str()))
-                .collect();
-            out.push_str(&format!("  skipped  {}\n", skipped.join(", ")));
-        }
-        if w.emails_deferred > 0 {
-            out.push_str(&format!(
-                "  deferred {} (held for the send window)\n",
-                w.emails_deferred
-            ));
-        }
-        if w.profile_updates > 0 {
-            out.push_str(&format!("  profile  {} updates\n", w.profile_updates));
-        }
-        if w.webhooks > 0 {
-            out.push_str(&format!(
-                "  webhooks {} recorded (simulate never calls them)\n",
-                w.webhooks
-            ));
-        }
+        workflow_summary(&mut out, w);
     }
     out
+}
+
+/// A workflow's lines of the summary.
+fn workflow_summary(out: &mut String, w: &WorkflowSummary) {
+    let ended: Vec<String> = w
+        .runs_ended
+        .iter()
+        .map(|(r, n)| format!("{n} {}", r.as_str()))
+        .collect();
+    let active = w.runs_started as i64 - w.runs_ended.values().sum::<u64>() as i64;
+    out.push_str(&format!(
+        "  runs     {} started; ended: {}",
+        w.runs_started,
+        if ended.is_empty() {
+            "none".into()
+        } else {
+            ended.join(", ")
+        }
+    ));
+    if active > 0 {
+        out.push_str(&format!("; {active} still active"));
+    }
+    if w.runs_refused > 0 {
+        out.push_str(&format!("; {} refused (too_many_runs)", w.runs_refused));
+    }
+    out.push('\n');
+    let goals = w
+        .runs_ended
+        .get(&nudge_core::engine::EndReason::Goal)
+        .copied()
+        .unwrap_or(0);
+    out.push_str(&format!("  goals    {goals}\n"));
+    if !w.emails_sent.is_empty() {
+        let sent: Vec<String> = w
+            .emails_sent
+            .iter()
+            .map(|(step, n)| format!("{step} {n}"))
+            .collect();
+        out.push_str(&format!(
+            "  sent     {} ({})\n",
+            w.emails_sent.values().sum::<u64>(),
+            sent.join(", ")
+        ));
+    }
+    if !w.emails_skipped.is_empty() {
+        let skipped: Vec<String> = w
+            .emails_skipped
+            .iter()
+            .map(|(r, n)| format!("{} {n}", r.as_str()))
+            .collect();
+        out.push_str(&format!("  skipped  {}\n", skipped.join(", ")));
+    }
+    if w.emails_deferred > 0 {
+        out.push_str(&format!(
+            "  deferred {} (held for the send window)\n",
+            w.emails_deferred
+        ));
+    }
+    if w.profile_updates > 0 {
+        out.push_str(&format!(
+            "  profile  {}\n",
+            counted(w.profile_updates, "update", "updates")
+        ));
+    }
+    if w.webhooks > 0 {
+        out.push_str(&format!(
+            "  webhooks {} recorded (simulate never calls them)\n",
+            w.webhooks
+        ));
+    }
+}
+
+/// `n` and the noun in its number: `1 event`, `0 events`, `2 events`.
+fn counted(n: impl TryInto<u64> + Copy + std::fmt::Display, one: &str, many: &str) -> String {
+    let is_one = n.try_into().is_ok_and(|n| n == 1);
+    format!("{n} {}", if is_one { one } else { many })
 }

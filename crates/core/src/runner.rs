@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::engine::state::CustomerState;
-use crate::engine::{Action, ActionKind, Engine, Input};
+use crate::engine::{Action, ActionKind, Engine, Input, Warning, customer_ref};
 use crate::event::StoreEvent;
 use crate::mail::{Mailer, build_mime};
 use crate::store::{Commit, CommitOutcome, SendRecord, SendStatus, Store};
@@ -132,6 +132,26 @@ fn encode_state(
     Ok(bytes)
 }
 
+/// `now` as logs show it: RFC 3339, whole seconds, UTC (the virtual time under `simulate`).
+fn log_time(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Logs an engine warning at its own time (`at`: the virtual time under `simulate`, which
+/// prints no wall clock), naming the workflow, step, template and line, and the customer by
+/// [`customer_ref`](crate::engine::customer_ref) only.
+fn log_warning(w: &Warning) {
+    // `message` last: the virtual time leads the line.
+    tracing::warn!(
+        at = %log_time(w.at),
+        workflow = %w.workflow,
+        step = %w.step.as_deref().unwrap_or("-"),
+        template = %w.place(),
+        customer = %w.customer_ref,
+        message = %w.message,
+    );
+}
+
 /// The engine wired to a store and a mailer.
 #[derive(Debug)]
 pub struct Runner<'p, S, M> {
@@ -245,7 +265,8 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
             };
             match self.store.commit(commit).await? {
                 CommitOutcome::Committed { .. } => {
-                    self.deliver(&outcome.actions).await?;
+                    outcome.warnings.iter().for_each(log_warning);
+                    self.deliver(&outcome.actions, now).await?;
                     return Ok(Applied::Done {
                         actions: outcome.actions,
                         next_wake,
@@ -260,7 +281,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
 
     /// Delivers the emails of committed actions and records each result in the send log. A
     /// failed delivery is logged and marked `failed`; it never undoes the decision.
-    async fn deliver(&self, actions: &[Action]) -> Result<(), RunnerError> {
+    async fn deliver(&self, actions: &[Action], now: DateTime<Utc>) -> Result<(), RunnerError> {
         let Some(mailer) = &self.mailer else {
             return Ok(());
         };
@@ -284,7 +305,15 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
                 }
                 Err(e) => {
                     // Never log the address: the idempotency key names the run and step.
-                    tracing::error!(key = %email.idempotency_key, error = %e, "email delivery failed");
+                    tracing::error!(
+                        at = %log_time(now),
+                        workflow = %email.workflow,
+                        step = %email.step,
+                        customer = %customer_ref(&email.customer_id),
+                        key = %email.idempotency_key,
+                        error = %e,
+                        "email delivery failed"
+                    );
                     self.store
                         .mark_send(&email.idempotency_key, SendStatus::Failed, None)
                         .await?;

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use nudge_core::engine::customer_ref;
 use nudge_core::mail::{Email, MailError, Mailer, Receipt, escape_key, message_id};
 
 /// The outbox folder could not be created or read, so no mailer was made.
@@ -19,8 +20,15 @@ pub struct OutboxError {
     pub source: std::io::Error,
 }
 
-/// Writes each email as `<dir>/<YYYYMMDDTHHMMSSZ>-<escaped idempotency key>.eml`, a file any
-/// mail client opens. The time is [`Email::date`], so a listing sorts in sending order.
+/// Writes each email as
+/// `<dir>/<YYYYMMDDTHHMMSSZ>_<customer>_<workflow>_<escaped idempotency key>.eml` (the key is
+/// `<run>.<step>`), a file any mail client opens:
+/// `20260105T071231Z_c-1001_welcome-series_r-0e1ac569837839ccdff0.welcome.eml`. The time is
+/// [`Email::date`], so a listing sorts in sending order; the customer and workflow let a
+/// marketer find one customer's or one workflow's emails (`ls *_c-1001_*`); the key, unique per
+/// send, keeps names unique. The customer is shown by `customer_ref` (a guest's address
+/// never reaches a name: a short hash does), and characters other than ASCII letters,
+/// digits, `-` and `.` in the customer and workflow become `-`.
 ///
 /// Idempotent: an email whose idempotency key already has a file (from this mailer or an earlier
 /// run on the same folder) is not written again, and gets the same [`Receipt`]. Each file is
@@ -81,7 +89,7 @@ impl OutboxMailer {
             return Ok(receipt);
         }
 
-        let name = format!("{}-{key}.eml", email.date.format("%Y%m%dT%H%M%SZ"));
+        let name = file_name(email, &key);
         let path = self.dir.join(&name);
         // A dot file in the same folder: the rename is then atomic, and the name is not an
         // `.eml` that a reader (or `new`) would take for a sent email.
@@ -132,12 +140,51 @@ fn write_error(path: &Path, source: std::io::Error) -> MailError {
     }
 }
 
-/// The escaped key in an outbox file name (`20260301T100000Z-<key>.eml`), or `None` for any
-/// other file.
+/// The most characters of the customer and of the workflow in a file name: with the time and
+/// the longest escaped key (153), a name stays under the 255 bytes file systems allow.
+const PART_MAX: usize = 32;
+
+/// The file name of `email`, whose escaped idempotency key is `key`:
+/// `<time>_<customer>_<workflow>_<key>.eml`. The customer is [`customer_ref`] (a `guest:` id,
+/// or any id with an `@`, becomes a short hash: never an address in a file name); in it and in
+/// the workflow id, every character but ASCII letters, digits, `-` and `.` becomes `-`, and
+/// each is cut to [`PART_MAX`] characters. Neither part can then hold `_`, so the key is
+/// whatever follows the third `_` (see [`key_of_file_name`]).
+fn file_name(email: &Email, key: &str) -> String {
+    format!(
+        "{}_{}_{}_{key}.eml",
+        email.date.format("%Y%m%dT%H%M%SZ"),
+        name_part(&customer_ref(&email.customer_id)),
+        name_part(&email.workflow),
+    )
+}
+
+/// `text` for a file name: see [`file_name`]. Never empty (`-` for empty text).
+fn name_part(text: &str) -> String {
+    let part: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(PART_MAX)
+        .collect();
+    if part.is_empty() { "-".into() } else { part }
+}
+
+/// The escaped key in an outbox file name (`20260301T100000Z_<customer>_<workflow>_<key>.eml`,
+/// or `20260301T100000Z-<key>.eml` as earlier versions wrote), or `None` for any other file.
 fn key_of_file_name(name: &str) -> Option<&str> {
     let stem = name.strip_suffix(".eml")?;
-    let (time, key) = stem.split_at_checked(16)?;
-    let key = key.strip_prefix('-')?;
+    let (time, rest) = stem.split_at_checked(16)?;
+    let key = match rest.strip_prefix('_') {
+        // Customer and workflow parts never hold `_`: the key follows the third.
+        Some(parts) => parts.splitn(3, '_').nth(2)?,
+        None => rest.strip_prefix('-')?,
+    };
     let is_time = time.bytes().enumerate().all(|(i, b)| match i {
         8 => b == b'T',
         15 => b == b'Z',
@@ -153,6 +200,17 @@ mod tests {
     #[test]
     fn file_names_give_back_their_key() {
         assert_eq!(
+            key_of_file_name("20260301T100000Z_c-1_win-back_r-1.miss-you.eml"),
+            Some("r-1.miss-you")
+        );
+        assert_eq!(
+            key_of_file_name("20260301T100000Z_c-1_win-back_r_1.a_b.eml"),
+            Some("r_1.a_b")
+        );
+        assert_eq!(key_of_file_name("20260301T100000Z_c-1_win-back.eml"), None);
+        assert_eq!(key_of_file_name("20260301T100000Z_c-1_win-back_.eml"), None);
+        // As earlier versions named them: still recognised, so no email is written twice.
+        assert_eq!(
             key_of_file_name("20260301T100000Z-r-1.miss-you.eml"),
             Some("r-1.miss-you")
         );
@@ -163,5 +221,74 @@ mod tests {
         assert_eq!(key_of_file_name("2026030XT100000Z-r-1.eml"), None);
         assert_eq!(key_of_file_name("20260301T100000Zxr-1.eml"), None);
         assert_eq!(key_of_file_name("ş0260301T100000Z-r-1.eml"), None);
+    }
+
+    fn email(customer: &str, workflow: &str, key: &str) -> Email {
+        Email {
+            idempotency_key: key.into(),
+            customer_id: customer.into(),
+            workflow: workflow.into(),
+            step: "s".into(),
+            category: nudge_core::mail::Category::Transactional,
+            to: nudge_core::mail::Mailbox {
+                name: None,
+                address: "a@example.com".into(),
+            },
+            from: nudge_core::mail::Mailbox {
+                name: None,
+                address: "shop@example.com".into(),
+            },
+            reply_to: None,
+            subject: String::new(),
+            preheader: None,
+            html: String::new(),
+            date: chrono::DateTime::UNIX_EPOCH,
+            tags: vec![],
+            unsubscribe_url: None,
+            postal_address: None,
+            store_name: String::new(),
+            append_footer: false,
+        }
+    }
+
+    #[test]
+    fn file_names_name_customer_workflow_and_key_and_give_the_key_back() {
+        let e = email("c-1001", "welcome-series", "r-0e1a.welcome");
+        let name = file_name(&e, &escape_key(&e.idempotency_key));
+        assert_eq!(
+            name,
+            "19700101T000000Z_c-1001_welcome-series_r-0e1a.welcome.eml"
+        );
+        assert_eq!(key_of_file_name(&name), Some("r-0e1a.welcome"));
+    }
+
+    #[test]
+    fn a_guest_address_never_reaches_a_file_name() {
+        for id in ["guest:ayse@example.com", "ayse@example.com"] {
+            let e = email(id, "w", "r-1.s");
+            let name = file_name(&e, "r-1.s");
+            assert!(!name.contains("ayse") && !name.contains('@'), "{name}");
+            assert_eq!(key_of_file_name(&name), Some("r-1.s"), "{name}");
+        }
+        let guest = file_name(&email("guest:ayse@example.com", "w", "k"), "k");
+        assert!(guest.starts_with("19700101T000000Z_guest-"), "{guest}");
+    }
+
+    #[test]
+    fn unsafe_or_long_ids_are_cut_and_replaced_and_the_key_still_comes_back() {
+        let long = "x".repeat(100);
+        for (customer, workflow) in [
+            ("a_b/../c d", "w_x"),
+            ("", ""),
+            ("müşteri:1\n", "w"),
+            (long.as_str(), long.as_str()),
+        ] {
+            let e = email(customer, workflow, "r_1.step_2");
+            let name = file_name(&e, "r_1.step_2");
+            assert!(!name.contains('/') && !name.contains(' '), "{name}");
+            assert!(!name.contains(char::is_control), "{name}");
+            assert!(name.len() <= 16 + 3 + 2 * PART_MAX + 10 + 4, "{name}");
+            assert_eq!(key_of_file_name(&name), Some("r_1.step_2"), "{name}");
+        }
     }
 }

@@ -2,11 +2,14 @@
 //! emails are skipped ([`SkipReason`]), and the webhook calls it asks for ([`WebhookCall`]).
 //!
 //! These are the engine's output vocabulary, shared by the runner (which carries out the
-//! effects), timelines and summaries; nothing here decides anything.
+//! effects), timelines and summaries; nothing here decides anything. [`Warning`]s are the
+//! operator's: the runner logs them, timelines never print them as rows.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sha2::Digest;
 
 use super::Email;
 
@@ -23,6 +26,9 @@ pub struct Action {
     pub run: String,
     /// The step, for step-level actions.
     pub step: Option<String>,
+    /// The customer's time zone when it happened (the profile's `timezone` when it is a valid
+    /// IANA name, else the store's): timelines show the customer's local time with it.
+    pub zone: Tz,
     /// What happened.
     pub kind: ActionKind,
 }
@@ -178,4 +184,84 @@ pub struct WebhookCall {
     pub body: Value,
     /// Name of the stored secret that signs the body.
     pub secret: Option<String>,
+}
+
+/// Something the engine noticed while deciding that the operator should hear of (a template
+/// that failed to render, a run refused at a limit): data in the [`Outcome`](super::Outcome),
+/// which the runner logs once the decision is committed, with the engine's `now` (the virtual
+/// time under `simulate`). Never a timeline row.
+///
+/// Never carries customer data: the customer is named by [`customer_ref`], and `message` says
+/// what went wrong without quoting values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// When (the engine's `now`).
+    pub at: DateTime<Utc>,
+    /// The workflow.
+    pub workflow: String,
+    /// The step, when the warning is about one.
+    pub step: Option<String>,
+    /// The template (a file under `templates/`, or `subject` or `preheader` of the step) whose
+    /// rendering failed.
+    pub template: Option<String>,
+    /// The template's line, when known.
+    pub line: Option<usize>,
+    /// The customer, as [`customer_ref`] shows them.
+    pub customer_ref: String,
+    /// What happened (no customer data).
+    pub message: String,
+}
+
+impl Warning {
+    /// `template` and `line` set (a render failure's place).
+    pub fn in_template(mut self, template: impl Into<String>, line: Option<usize>) -> Self {
+        self.template = Some(template.into());
+        self.line = line;
+        self
+    }
+
+    /// `template:line`, `template`, or `-` without a template: how logs show the place.
+    pub fn place(&self) -> String {
+        match (&self.template, self.line) {
+            (Some(t), Some(line)) => format!("{t}:{line}"),
+            (Some(t), None) => t.clone(),
+            (None, _) => "-".to_owned(),
+        }
+    }
+}
+
+/// A customer id as logs and file names may show it: the id itself, unless it could hold an
+/// address. A `guest:` id (a checkout without an account, named by its address) becomes
+/// `guest:` and a short hash of the id; any other id with an `@` becomes `id:` and the hash.
+/// The hash is stable, so one customer's lines can still be found together.
+pub fn customer_ref(id: &str) -> std::borrow::Cow<'_, str> {
+    let prefix = if id.starts_with("guest:") {
+        "guest:"
+    } else if id.contains('@') {
+        "id:"
+    } else {
+        return std::borrow::Cow::Borrowed(id);
+    };
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    std::borrow::Cow::Owned(format!("{prefix}{}", hex::encode(&digest[..5])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_refs_never_show_an_address() {
+        assert_eq!(customer_ref("c-1001"), "c-1001");
+        let guest = customer_ref("guest:ayse@example.com");
+        assert!(guest.starts_with("guest:"), "{guest}");
+        assert_eq!(guest.len(), "guest:".len() + 10, "{guest}");
+        assert!(!guest.contains('@') && !guest.contains("ayse"), "{guest}");
+        assert_eq!(guest, customer_ref("guest:ayse@example.com"));
+        assert_ne!(guest, customer_ref("guest:emre@example.com"));
+        let other = customer_ref("ayse@example.com");
+        assert!(other.starts_with("id:") && !other.contains('@'), "{other}");
+        // A guest id without an address is hashed too: it is one by name.
+        assert!(customer_ref("guest:12345").starts_with("guest:"));
+    }
 }

@@ -38,7 +38,7 @@ pub struct Email {
     pub html: String,
     /// When the email was decided (virtual time in `simulate`): the `Date` header.
     pub date: chrono::DateTime<chrono::Utc>,
-    /// Tags recorded with the send (SES message tags later); not written into the message.
+    /// The step's tags: the `X-Nudge-Tags` header (SES message tags later).
     pub tags: Vec<String>,
     /// Marketing only: the per-customer signed one-click URL (`List-Unsubscribe`).
     pub unsubscribe_url: Option<String>,

@@ -1,7 +1,7 @@
 //! The engine: one customer's state, one input and `now` in; new state and actions out.
 //!
 //! ```text
-//! Engine::handle(CustomerState, Input, now) -> Outcome { state, actions }
+//! Engine::handle(CustomerState, Input, now) -> Outcome { state, actions, warnings }
 //! ```
 //!
 //! The engine does no I/O, reads no clock and spawns nothing: it is a pure function of the
@@ -23,8 +23,8 @@
 //!
 //! Where things are (the deciding modules add methods to `Cx`, the state of one `handle` call):
 //! - `mod.rs`: [`Engine`], and [`Engine::handle`] with the order of its work; `Cx` and what
-//!   every step uses (scopes, actions, the customer's zone); ending runs of deleted or disabled
-//!   workflows; the order in which an event is taken in.
+//!   every step uses (scopes, actions, warnings, the customer's zone); ending runs of deleted
+//!   or disabled workflows; the order in which an event is taken in.
 //! - `compile`: what [`Engine::new`] compiles once (conditions, templates), and evaluating it.
 //! - `drive`: waking what is due, and running a run's steps until it blocks or ends.
 //! - `send`: `send_email` and the sending rules (consent, suppression, caps, send windows).
@@ -33,7 +33,8 @@
 //! - `goal`: `exit_when` goals and `wait_for`s of active runs.
 //! - `trigger`: event triggers, entry policies, run ids.
 //! - `date`: date triggers.
-//! - `action`: what the engine decides ([`Action`]); `email`: the [`Email`] it sends.
+//! - `action`: what the engine decides ([`Action`]) and what it warns of ([`Warning`]);
+//!   `email`: the [`Email`] it sends.
 //! - `program`: a workflow's steps by id; `state`: the customer's state; `scope`: what
 //!   templates see; `time`: local-time rules.
 
@@ -56,7 +57,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use minijinja::{Expression, Template};
 use serde_json::{Map, Value};
 
@@ -66,7 +66,11 @@ use crate::workflow::Project;
 use program::Program;
 use state::{CustomerState, Run, TriggerDetail};
 
-pub use action::{Action, ActionKind, EndReason, RefuseReason, SkipReason, WebhookCall};
+pub use action::{
+    Action, ActionKind, EndReason, RefuseReason, SkipReason, Warning, WebhookCall, customer_ref,
+};
+/// The time zone type of [`Action::zone`], for callers that show local times.
+pub use chrono_tz::Tz;
 pub use drive::split_branch;
 pub use email::Email;
 pub use trigger::run_id;
@@ -93,13 +97,17 @@ pub enum Input<'a> {
     Wake,
 }
 
-/// The engine's answer: the customer's new state and what happened, in order.
+/// The engine's answer: the customer's new state, what happened, in order, and what the
+/// operator should hear of.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The new state (to be stored with the next timer, `state.next_wake()`).
     pub state: CustomerState,
     /// What happened, in order.
     pub actions: Vec<Action>,
+    /// Warnings, in order: the runner logs them once the outcome is committed (a retried
+    /// input decides again, and would otherwise warn twice).
+    pub warnings: Vec<Warning>,
 }
 
 /// The engine for one project. Build it once (it compiles every expression); it is `Sync`.
@@ -153,6 +161,7 @@ impl<'p> Engine<'p> {
             state,
             now,
             actions: Vec::new(),
+            warnings: Vec::new(),
             unsubscribe: std::cell::OnceCell::new(),
         };
         cx.reconcile_workflows();
@@ -166,6 +175,7 @@ impl<'p> Engine<'p> {
         Outcome {
             state: cx.state,
             actions: cx.actions,
+            warnings: cx.warnings,
         }
     }
 }
@@ -176,6 +186,7 @@ struct Cx<'e, 'p> {
     state: CustomerState,
     now: DateTime<Utc>,
     actions: Vec<Action>,
+    warnings: Vec<Warning>,
     /// The customer's signed unsubscribe link, computed on first use.
     unsubscribe: std::cell::OnceCell<Option<Arc<str>>>,
 }
@@ -192,14 +203,47 @@ impl<'p> Cx<'_, 'p> {
 
     /// Records an action of `run`, now.
     fn push(&mut self, run: &Run, step: Option<&str>, kind: ActionKind) {
+        self.record(&run.workflow, &run.id, step, kind);
+    }
+
+    /// Records an action of the run `run` of `workflow` (which may not exist: a refused run),
+    /// now.
+    fn record(&mut self, workflow: &str, run: &str, step: Option<&str>, kind: ActionKind) {
         self.actions.push(Action {
             at: self.now,
             customer: self.state.id.clone(),
-            workflow: run.workflow.clone(),
-            run: run.id.clone(),
+            workflow: workflow.to_owned(),
+            run: run.to_owned(),
             step: step.map(str::to_owned),
+            zone: self.zone(),
             kind,
         });
+    }
+
+    /// Warns the operator, now, about `workflow` (and `step`) for this customer; the runner
+    /// logs it (see [`Warning`]). `message` must not quote customer data. For a warning with
+    /// a template and line: `self.warn_with(self.warning(..).in_template(name, line))`.
+    fn warn(&mut self, workflow: &str, step: Option<&str>, message: impl Into<String>) {
+        let warning = self.warning(workflow, step, message);
+        self.warnings.push(warning);
+    }
+
+    /// A warning as [`Cx::warn`] makes it, not kept yet (see [`Cx::warn_with`]).
+    fn warning(&self, workflow: &str, step: Option<&str>, message: impl Into<String>) -> Warning {
+        Warning {
+            at: self.now,
+            workflow: workflow.to_owned(),
+            step: step.map(str::to_owned),
+            template: None,
+            line: None,
+            customer_ref: customer_ref(&self.state.id).into_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Keeps a warning made with [`Cx::warning`].
+    fn warn_with(&mut self, warning: Warning) {
+        self.warnings.push(warning);
     }
 
     /// Records the end of `run` (which the caller has already taken out of `state.runs`).

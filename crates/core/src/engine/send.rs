@@ -23,6 +23,17 @@ enum Held {
     Deferred(DateTime<Utc>),
 }
 
+/// The part of an email being rendered: a warning names it.
+#[derive(Clone, Copy)]
+enum Part {
+    /// The step's `subject`.
+    Subject,
+    /// The step's `preheader`.
+    Preheader,
+    /// The template file.
+    Body,
+}
+
 /// An email's rendered parts.
 struct Rendered {
     subject: String,
@@ -52,9 +63,19 @@ impl<'p> Cx<'_, 'p> {
         };
         let rendered = match self.render_email(run, email) {
             Ok(rendered) => rendered,
-            Err(e) => {
-                let error = crate::workflow::template::render_failure(&e);
-                tracing::warn!(workflow = %w.id, step, template = %email.template, %error, "email failed to render");
+            Err((part, e)) => {
+                let template = match part {
+                    Part::Subject => "subject",
+                    Part::Preheader => "preheader",
+                    // The file the error is in: the step's template, or one it includes.
+                    Part::Body => e.name().unwrap_or(&email.template),
+                };
+                let message = format!(
+                    "email failed to render: {}",
+                    crate::workflow::template::render_failure(&e)
+                );
+                let warning = self.warning(&w.id, Some(step), message);
+                self.warn_with(warning.in_template(template, e.line()));
                 return self.skip(run, step, SkipReason::RenderError);
             }
         };
@@ -125,20 +146,29 @@ impl<'p> Cx<'_, 'p> {
         recent >= cap.max as usize
     }
 
-    /// Subject, preheader and body, rendered in the run's scope.
-    fn render_email(&self, run: &Run, email: &SendEmail) -> Result<Rendered, minijinja::Error> {
+    /// Subject, preheader and body, rendered in the run's scope; or the part that failed.
+    fn render_email(
+        &self,
+        run: &Run,
+        email: &SendEmail,
+    ) -> Result<Rendered, (Part, minijinja::Error)> {
         let scope = self.run_scope(run);
-        let subject = self.engine.render(&email.subject.source, &scope)?;
+        let subject = self
+            .engine
+            .render(&email.subject.source, &scope)
+            .map_err(|e| (Part::Subject, e))?;
         let preheader = email
             .preheader
             .as_ref()
             .map(|p| self.engine.render(&p.source, &scope))
-            .transpose()?;
+            .transpose()
+            .map_err(|e| (Part::Preheader, e))?;
         let html = self
             .engine
             .project
             .templates
-            .render(&email.template, &scope)?;
+            .render(&email.template, &scope)
+            .map_err(|e| (Part::Body, e))?;
         Ok(Rendered {
             subject,
             preheader,

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::program::Program;
 use super::state::{EntryRecord, Phase, Run, TriggerDetail};
-use super::{Action, ActionKind, Cx, EndReason, MAX_ACTIVE_RUNS, RefuseReason, time};
+use super::{ActionKind, Cx, EndReason, MAX_ACTIVE_RUNS, RefuseReason, time};
 use crate::event::StoreEvent;
 use crate::workflow::model::{EntryPolicy, EventFilter, Trigger, Workflow};
 use crate::workflow::units::Duration;
@@ -46,7 +46,7 @@ impl<'p> Cx<'_, 'p> {
     /// workflow and the event (`event_id`), since the store sent an event the workflow's key
     /// cannot be read from.
     fn trigger_key(
-        &self,
+        &mut self,
         w: &Workflow,
         filter: &EventFilter,
         scope: &minijinja::Value,
@@ -64,7 +64,14 @@ impl<'p> Cx<'_, 'p> {
         };
         let key = self.event_key(&k.source, scope);
         if key.is_none() {
-            tracing::warn!(workflow = %w.id, event = %event_id, key = %k.source, "the trigger event gives no key: no run started");
+            self.warn(
+                &w.id,
+                None,
+                format!(
+                    "the trigger event {event_id} gives no key (`{}` is undefined or empty): no run started",
+                    k.source
+                ),
+            );
         }
         key.map(Some)
     }
@@ -106,15 +113,8 @@ impl<'p> Cx<'_, 'p> {
 
     /// Records that a run of `w` (which would have had the id `run`) did not start.
     fn refuse(&mut self, w: &Workflow, run: String, reason: RefuseReason) {
-        tracing::warn!(customer = %self.state.id, workflow = %w.id, reason = reason.as_str(), "run refused");
-        self.actions.push(Action {
-            at: self.now,
-            customer: self.state.id.clone(),
-            workflow: w.id.clone(),
-            run,
-            step: None,
-            kind: ActionKind::RunRefused { reason },
-        });
+        self.warn(&w.id, None, format!("run refused: {}", reason.as_str()));
+        self.record(&w.id, &run, None, ActionKind::RunRefused { reason });
     }
 
     /// `w`'s entry policy for a new run under `key`, given the customer's entry `history`:

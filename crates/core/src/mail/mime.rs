@@ -41,7 +41,8 @@ const TEXT_WIDTH: usize = 78;
 ///
 /// Headers: `From`, `To`, `Reply-To` (display names RFC 2047-encoded when not ASCII),
 /// `Subject`, `Date` (from [`Email::date`]), `Message-ID` (`<escaped-key@from-domain>`),
-/// `X-Nudge-Workflow` and `X-Nudge-Step`, and for marketing mail `List-Unsubscribe` with
+/// `X-Nudge-Workflow` and `X-Nudge-Step`, `X-Nudge-Tags` (`a, b`) when the step has tags, and
+/// for marketing mail `List-Unsubscribe` with
 /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058). Transactional mail never
 /// gets unsubscribe headers or a footer.
 ///
@@ -52,8 +53,9 @@ const TEXT_WIDTH: usize = 78;
 /// An address that is not a plain `local@domain` ([`MailError::InvalidAddress`]), an empty
 /// idempotency key, marketing mail without an unsubscribe URL or postal address (which would
 /// break the sending rules rather than be sent without them), or an unsubscribe URL that is
-/// not an absolute URL.
+/// not an absolute URL, or a tag outside `[A-Za-z0-9_-]{1,64}` ([`MailError::InvalidTag`]).
 pub fn build_mime(email: &Email) -> Result<Vec<u8>, MailError> {
+    let tags = tags_header(&email.tags)?;
     let from = address_header(&email.from, "From")?;
     let to = address_header(&email.to, "To")?;
     let reply_to = email
@@ -107,6 +109,9 @@ pub fn build_mime(email: &Email) -> Result<Vec<u8>, MailError> {
     message = message
         .header("X-Nudge-Workflow", Text::new(header_text(&email.workflow)))
         .header("X-Nudge-Step", Text::new(header_text(&email.step)));
+    if let Some(tags) = tags {
+        message = message.header("X-Nudge-Tags", Raw::new(tags));
+    }
 
     let boundary = boundary(&text, &html);
     let body = MimePart::new(
@@ -150,6 +155,22 @@ pub fn message_id(email: &Email) -> Result<String, MailError> {
         }
     };
     Ok(format!("{}@{domain}", escape_key(&email.idempotency_key)))
+}
+
+/// The `X-Nudge-Tags` value, `a, b`, or none without tags. Tags are SES's alphabet
+/// (`[A-Za-z0-9_-]{1,64}`, which `validate` enforces): nothing in them can fold or end the
+/// header, so a tag outside it is refused rather than escaped.
+fn tags_header(tags: &[String]) -> Result<Option<String>, MailError> {
+    for tag in tags {
+        let valid = (1..=64).contains(&tag.len())
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(MailError::InvalidTag { tag: tag.clone() });
+        }
+    }
+    Ok((!tags.is_empty()).then(|| tags.join(", ")))
 }
 
 /// Rejects what would not be a plain address inside `<...>`: besides the syntax check, no
@@ -422,6 +443,23 @@ fn boundary(text: &str, html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_join_and_only_the_header_safe_alphabet_passes() {
+        assert_eq!(tags_header(&[]).unwrap(), None);
+        let tags = ["welcome".to_owned(), "vip_2-a".to_owned()];
+        assert_eq!(tags_header(&tags).unwrap().unwrap(), "welcome, vip_2-a");
+        for bad in ["", "a b", "a,b", "a\r\nBcc: x", "ş", &"x".repeat(65)] {
+            assert!(
+                matches!(
+                    tags_header(&[bad.to_owned()]),
+                    Err(MailError::InvalidTag { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(tags_header(&["x".repeat(64)]).is_ok());
+    }
 
     #[test]
     fn header_text_replaces_breaks_with_one_space() {

@@ -78,6 +78,14 @@ pub enum MailError {
     /// The unsubscribe URL is not an absolute URL that fits in `List-Unsubscribe`.
     #[error("the unsubscribe URL is not a valid absolute URL")]
     InvalidUnsubscribeUrl,
+    /// A tag outside `[A-Za-z0-9_-]{1,64}` (SES's tag alphabet, which `validate` checks): it
+    /// could not go into `X-Nudge-Tags` safely. A tag is the workflow's text, not customer
+    /// data, so the message quotes it.
+    #[error("the tag `{}` is not 1 to 64 of A-Z, a-z, 0-9, `_` and `-`", .tag.escape_debug())]
+    InvalidTag {
+        /// The tag.
+        tag: String,
+    },
     /// html2text could not make the text part of the HTML.
     #[error("cannot derive the text part from the HTML: {source}")]
     HtmlToText {
