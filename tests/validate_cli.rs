@@ -24,7 +24,10 @@ fn project_with(cases: &[&str]) -> tempfile::TempDir {
 #[test]
 fn shipped_workflows_print_nothing_and_exit_0() {
     let (code, out, err) = nudge(&root(), &["validate", "workflows/"], &[]);
-    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "", "checked 5 workflows, 12 templates: no problems\n")
+    );
     // `workflows/` is the default path.
     let (code, out, _) = nudge(&root(), &["validate"], &[]);
     assert_eq!((code, out.as_str()), (0, ""));
@@ -40,7 +43,11 @@ fn problems_print_one_line_each_and_exit_1() {
     let (code, out, err) = nudge(tmp.path(), &["validate", "workflows/"], &[]);
     assert_eq!(code, 1, "{err}");
     insta::assert_snapshot!("validate_text", out);
-    assert_eq!(err, "6 errors, 5 warnings\n");
+    // The base's three templates and the case's one; three workflow files.
+    assert_eq!(
+        err,
+        "checked 3 workflows, 4 templates: 6 errors, 5 warnings\n"
+    );
 }
 
 #[test]
@@ -89,7 +96,10 @@ fn warnings_alone_leave_the_exit_code_at_0() {
         ),
         "{out}"
     );
-    assert_eq!(err, "0 errors, 1 warning\n");
+    assert_eq!(
+        err,
+        "checked 1 workflow, 3 templates: 0 errors, 1 warning\n"
+    );
 }
 
 #[test]

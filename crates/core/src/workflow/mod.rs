@@ -37,6 +37,10 @@ pub struct Report {
     pub project: Option<Project>,
     /// Every problem, sorted by path and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// How many workflow files were read (those with problems included).
+    pub workflows_checked: usize,
+    /// How many template files were checked.
+    pub templates_checked: usize,
 }
 
 impl Report {
@@ -128,6 +132,7 @@ fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
     template::reads::check_template_files(&templates, &workflows, attributes.as_ref(), &mut diags);
 
     sort_and_dedup(&mut diags);
+    let templates_checked = templates.checked();
     let ok = complete && !diags.iter().any(|d| d.severity == Severity::Error);
     let project = match settings {
         Some(settings) if ok => Some(Project {
@@ -138,6 +143,8 @@ fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
         _ => None,
     };
     Ok(Report {
+        workflows_checked: names.len(),
+        templates_checked,
         project,
         diagnostics: diags,
     })

@@ -59,20 +59,40 @@ pub fn unknown_filters_and_tests(
             }
             unknown.insert(key);
         }
-        out.push((call.offset, unknown_message(env, call.kind, &call.name)));
+        // Looking for near names costs a few hundred probes: enough for a marketer's typos,
+        // bounded for a file full of made-up names.
+        let message = if unknown.len() <= MAX_SUGGESTED && call.name.len() <= MAX_SUGGESTED_LEN {
+            unknown_message(env, call.kind, &call.name)
+        } else {
+            unknown_message_without_suggestion(call.kind, &call.name)
+        };
+        out.push((call.offset, message));
     }
     out
+}
+
+/// How many distinct unknown names of one template get a did-you-mean, and up to what length.
+const MAX_SUGGESTED: usize = 16;
+const MAX_SUGGESTED_LEN: usize = 40;
+
+fn unknown_message_without_suggestion(kind: CallKind, name: &str) -> String {
+    match kind {
+        CallKind::Filter => format!(
+            "unknown filter `{name}`: every render using it would fail (templates have minijinja's built-in filters only)"
+        ),
+        CallKind::Function => format!("unknown function `{name}`"),
+        CallKind::Test => format!(
+            "unknown test `{name}`: every render using it would fail (templates have minijinja's built-in tests only: `is defined`, `is none`, ...)"
+        ),
+    }
 }
 
 /// The message for an unknown filter, test or function, with the nearest known name.
 pub fn unknown_message(env: &Environment<'static>, kind: CallKind, name: &str) -> String {
     match kind {
-        CallKind::Filter => format!(
-            "unknown filter `{name}`{}: templates have minijinja's built-in filters only, and every render using this one would fail",
-            suggestion(name, near_names(env, kind, name).iter().map(String::as_str))
-        ),
-        CallKind::Test => format!(
-            "unknown test `{name}`{}: templates have minijinja's built-in tests only (`is defined`, `is none`, ...), and every render using this one would fail",
+        CallKind::Filter | CallKind::Test => format!(
+            "{}{}",
+            unknown_message_without_suggestion(kind, name),
             suggestion(name, near_names(env, kind, name).iter().map(String::as_str))
         ),
         CallKind::Function => {
@@ -163,25 +183,27 @@ mod tests {
                 src.rfind("uper").unwrap()
             ]
         );
-        assert!(
-            found[0]
-                .1
-                .starts_with("unknown filter `uper`; did you mean `upper`?"),
-            "{}",
-            found[0].1
-        );
-        assert!(
-            found[1].1.starts_with("unknown filter `money`:"),
-            "{}",
-            found[1].1
-        );
-        assert!(
-            found[2]
-                .1
-                .starts_with("unknown test `evn`; did you mean `even`?"),
-            "{}",
-            found[2].1
-        );
+        let (filter, money, test) = (&found[0].1, &found[1].1, &found[2].1);
+        assert!(filter.starts_with("unknown filter `uper`: "), "{filter}");
+        assert!(filter.ends_with("; did you mean `upper`?"), "{filter}");
+        assert!(money.starts_with("unknown filter `money`: "), "{money}");
+        assert!(!money.contains("did you mean"), "{money}");
+        assert!(test.starts_with("unknown test `evn`: "), "{test}");
+        assert!(test.ends_with("; did you mean `even`?"), "{test}");
+    }
+
+    #[test]
+    fn near_names_are_looked_for_only_up_to_a_bound() {
+        let env = environment();
+        let mut src: String = (0..MAX_SUGGESTED)
+            .map(|i| format!("{{{{ x | made_up_{i} }}}}"))
+            .collect();
+        src.push_str("{{ x | uper }}");
+        let found = unknown_filters_and_tests(&env, &scan::template_calls(&src));
+        assert_eq!(found.len(), MAX_SUGGESTED + 1);
+        let last = &found[MAX_SUGGESTED].1;
+        assert!(last.starts_with("unknown filter `uper`: "), "{last}");
+        assert!(!last.contains("did you mean"), "{last}");
     }
 
     #[test]

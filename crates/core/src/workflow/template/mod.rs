@@ -162,6 +162,8 @@ pub struct TemplateFile {
 pub struct Templates {
     env: Environment<'static>,
     files: BTreeMap<String, TemplateFile>,
+    /// Template files checked, those with errors included.
+    checked: usize,
 }
 
 impl Default for Templates {
@@ -169,6 +171,7 @@ impl Default for Templates {
         Self {
             env: environment(),
             files: BTreeMap::new(),
+            checked: 0,
         }
     }
 }
@@ -187,6 +190,11 @@ impl Templates {
     /// What is known about a template, by name.
     pub fn file(&self, name: &str) -> Option<&TemplateFile> {
         self.files.get(name)
+    }
+
+    /// How many template files were checked (those with errors included).
+    pub fn checked(&self) -> usize {
+        self.checked
     }
 
     /// Template names, sorted.
@@ -225,6 +233,7 @@ impl Templates {
             if !done.insert(name.clone()) {
                 continue;
             }
+            templates.checked += 1;
             let rel = &by_name[&name];
             let shown = display.join(rel);
             let mut sink = Sink::new(&shown, diags);

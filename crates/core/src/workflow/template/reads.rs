@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use minijinja::Environment;
 
-use super::{ScalarChecker, ScalarKind, Templates, find_identifier};
+use super::{ScalarChecker, ScalarKind, Templates, find_identifier, limits};
 use crate::diagnostic::{Diagnostic, Sink, did_you_mean};
 use crate::event::catalog::{self, COUNTED_ATTRIBUTES, CUSTOMER_ATTRIBUTES, FieldCheck};
 use crate::workflow::model::{DeclaredAttribute, StepKind, Trigger, Workflow};
@@ -233,6 +233,15 @@ pub fn check_workflow(
 ) {
     let checker = ScalarChecker::new(env, text);
     for s in scalars(w) {
+        // Past the bounds minijinja's recursive parser would overflow the stack; such text is
+        // reported by the parse already.
+        let bounded = match s.kind {
+            ScalarKind::Expression => limits::check_expression(s.source),
+            ScalarKind::Template => limits::check_template(s.source),
+        };
+        if bounded.is_err() {
+            continue;
+        }
         let nested = match s.kind {
             ScalarKind::Expression => env
                 .compile_expression(s.source)
