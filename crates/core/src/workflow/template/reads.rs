@@ -259,18 +259,22 @@ pub fn check_workflow(
         let mut seen = BTreeSet::new();
         for read in path_reads(&nested, find, s.pos) {
             if let Some((pos, message)) = attributes.and_then(|a| a.problem(&read)) {
-                if seen.insert(message.clone()) {
-                    sink.warn(pos, message);
-                }
+                warn_once(sink, &mut seen, pos, message);
             }
             let Some(ty) = s.event else { continue };
             if let Some(p) = field_problem(ty, &read) {
                 let message = format!("`{ty}` events carry no `{}`{}", p.shown, p.hint);
-                if seen.insert(message.clone()) {
-                    sink.warn(p.pos, message);
-                }
+                warn_once(sink, &mut seen, p.pos, message);
             }
         }
+    }
+}
+
+/// Warns of `message` unless it was already given for the same template or scalar (two
+/// paths such as `event.order.itemz` and `event.order.itemz.sku` are one mistake).
+fn warn_once(sink: &mut Sink, seen: &mut BTreeSet<String>, pos: Pos, message: String) {
+    if seen.insert(message.clone()) {
+        sink.warn(pos, message);
     }
 }
 
@@ -308,9 +312,7 @@ pub fn check_template_files(
         let mut seen = BTreeSet::new();
         for read in &file.reads {
             if let Some((pos, message)) = attributes.and_then(|a| a.problem(read)) {
-                if seen.insert(message.clone()) {
-                    sink.warn(pos, message);
-                }
+                warn_once(&mut sink, &mut seen, pos, message);
             }
             for (ty, ids) in senders.get(name).into_iter().flatten() {
                 let Some(p) = field_problem(ty, read) else {
@@ -330,10 +332,91 @@ pub fn check_template_files(
                     "{workflows} {who} {send} this template on `{ty}` events, which carry no `{}`{}",
                     p.shown, p.hint
                 );
-                if seen.insert(message.clone()) {
-                    sink.warn(p.pos, message);
-                }
+                warn_once(&mut sink, &mut seen, p.pos, message);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::model::AttributeKind;
+
+    fn read(path: &str, exact: bool) -> PathRead {
+        PathRead {
+            path: path.to_owned(),
+            pos: Pos::new(3, 5),
+            exact,
+        }
+    }
+
+    #[test]
+    fn parts_of_a_path_are_pointed_at_in_characters() {
+        assert_eq!(
+            read("customer.frist_name", true).part_pos(1),
+            Pos::new(3, 14)
+        );
+        assert_eq!(read("event.sipariş.öğe", true).part_pos(2), Pos::new(3, 19));
+        // Not found as written: the best place known, as it is.
+        assert_eq!(read("event.order.itemz", false).part_pos(2), Pos::new(3, 5));
+    }
+
+    #[test]
+    fn canonical_counted_and_declared_attributes_are_known() {
+        let declared = [DeclaredAttribute {
+            name: "loyalty_tier".to_owned(),
+            kind: AttributeKind::Text,
+            pos: Pos::new(1, 1),
+        }];
+        let attrs = Attributes::new(&declared, &[]);
+        for known in [
+            "customer.first_name",
+            "customer.total_spent",
+            "customer.loyalty_tier",
+            "customer.tags.0",
+        ] {
+            assert_eq!(attrs.problem(&read(known, true)), None, "{known}");
+        }
+        let (pos, message) = attrs.problem(&read("customer.frist_name", true)).unwrap();
+        assert_eq!(pos, Pos::new(3, 14));
+        assert!(
+            message.starts_with(
+                "unknown customer attribute `customer.frist_name`; did you mean `customer.first_name`?"
+            ),
+            "{message}"
+        );
+        let (_, message) = attrs.problem(&read("customer.loyalty_tire", true)).unwrap();
+        assert!(
+            message.contains("did you mean `customer.loyalty_tier`?"),
+            "{message}"
+        );
+        // Without the declaration it is unknown.
+        assert!(
+            Attributes::new(&[], &[])
+                .problem(&read("customer.loyalty_tier", true))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn event_fields_are_checked_for_canonical_types_only() {
+        let p = field_problem("order.placed", &read("event.order.itemz.sku", true)).unwrap();
+        assert_eq!(p.shown, "event.order.itemz");
+        assert_eq!(p.pos, Pos::new(3, 17));
+        assert!(
+            p.hint
+                .starts_with("; did you mean `event.order.items`? (`event.order` has `id`, "),
+            "{}",
+            p.hint
+        );
+        let p = field_problem("order.placed", &read("event.checkout.id", true)).unwrap();
+        assert_eq!(
+            (p.shown.as_str(), p.pos),
+            ("event.checkout", Pos::new(3, 11))
+        );
+        assert!(field_problem("order.placed", &read("event.order.items.0.sku", true)).is_none());
+        assert!(field_problem("order.placed", &read("event.customer.nick", true)).is_none());
+        assert!(field_problem("my.custom", &read("event.anything.at.all", true)).is_none());
     }
 }
