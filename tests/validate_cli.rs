@@ -22,7 +22,7 @@ fn project_with(cases: &[&str]) -> tempfile::TempDir {
 }
 
 #[test]
-fn shipped_workflows_print_nothing_and_exit_0() {
+fn shipped_workflows_have_no_problems_and_exit_0() {
     let (code, out, err) = nudge(&root(), &["validate", "workflows/"], &[]);
     assert_eq!(
         (code, out.as_str(), err.as_str()),
@@ -99,6 +99,30 @@ fn warnings_alone_leave_the_exit_code_at_0() {
     assert_eq!(
         err,
         "checked 1 workflow, 3 templates: 0 errors, 1 warning\n"
+    );
+}
+
+#[test]
+fn an_attribute_another_workflow_writes_is_known_when_validating_one_file() {
+    let tmp = project_with(&["attr-customer-paths"]);
+    // `attr-second-sender` reads `customer.favourite_bean`, which `attr-customer-paths` writes.
+    for path in ["workflows/", "workflows/attr-second-sender.yaml"] {
+        let (code, out, err) = nudge(tmp.path(), &["validate", path], &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("`customer.frist_name`"), "{out}");
+        assert!(
+            !out.contains("attribute `customer.favourite_bean`"),
+            "{out}"
+        );
+    }
+    let (_, _, err) = nudge(
+        tmp.path(),
+        &["validate", "workflows/attr-second-sender.yaml"],
+        &[],
+    );
+    assert_eq!(
+        err,
+        "checked 1 workflow, 1 template: 0 errors, 2 warnings\n"
     );
 }
 

@@ -120,11 +120,7 @@ fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
     for w in &workflows {
         check_templates(w, &templates, dir, &mut diags);
     }
-    // What templates read of `customer` is checked against the settings' declared attributes,
-    // so only once the settings are read (not at all when they cannot be: fix those first).
-    let attributes = settings
-        .as_ref()
-        .map(|s| template::reads::Attributes::new(&s.profile, &workflows));
+    let attributes = attributes(dir, only, settings.as_ref(), &workflows, &env);
     for (w, text) in workflows.iter().zip(&texts) {
         let mut sink = Sink::new(&w.path, &mut diags);
         template::reads::check_workflow(w, text, &env, attributes.as_ref(), &mut sink);
@@ -148,6 +144,31 @@ fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
         project,
         diagnostics: diags,
     })
+}
+
+/// The customer attributes templates may read (see [`template::reads::Attributes`]), once
+/// the settings are read (`None` when they cannot be: their declarations are unknown, and
+/// their errors come first). What workflows write counts project-wide, so validating one file
+/// also reads the folder's other workflows for it (their problems are not this file's).
+fn attributes(
+    dir: &Path,
+    only: Option<&str>,
+    settings: Option<&Settings>,
+    workflows: &[Workflow],
+    env: &minijinja::Environment<'static>,
+) -> Option<template::reads::Attributes> {
+    let settings = settings?;
+    let mut writers: Vec<Workflow> = Vec::new();
+    if only.is_some() {
+        let io_dir = io_dir_of(dir);
+        let root = files::canonical_root(io_dir);
+        let names = workflow_file_names(dir, io_dir, None).unwrap_or_default();
+        let mut ignored = Vec::new();
+        let (others, _) = read_workflows(dir, io_dir, root.as_deref(), &names, env, &mut ignored);
+        writers.extend(others.into_iter().map(|(w, _)| w));
+    }
+    let all = workflows.iter().chain(&writers);
+    Some(template::reads::Attributes::new(&settings.profile, all))
 }
 
 /// Where to read `dir` from: an empty path (a bare file name's parent) is the current folder.

@@ -286,22 +286,7 @@ impl Templates {
         };
         let names = top_level_names(&self.env, &tmpl.undeclared_variables(false));
         let nested = tmpl.undeclared_variables(true);
-        let calls = scan::template_calls(source);
-        for name in names.iter().filter(|n| !SCOPE.contains(&n.as_str())) {
-            match called(&calls, name) {
-                Some(offset) => sink.error(
-                    offset_to_pos(source, offset),
-                    calls::unknown_message(&self.env, scan::CallKind::Function, name),
-                ),
-                None => sink.error(
-                    find_name_in_tags(source, name).unwrap_or(Pos::new(1, 1)),
-                    undefined_name_message(name),
-                ),
-            }
-        }
-        for (offset, message) in calls::unknown_filters_and_tests(&self.env, &calls) {
-            sink.error(offset_to_pos(source, offset), message);
-        }
+        self.check_calls(source, &names, sink);
         let reads = reads::path_reads(
             &nested,
             |path| find_name_in_tags(source, path),
@@ -345,6 +330,29 @@ impl Templates {
                 reads,
             },
         );
+    }
+}
+
+impl Templates {
+    /// Reports the names of a template file that are neither in scope nor the environment's
+    /// (an unknown function where the name is called), and its unknown filters and tests.
+    fn check_calls(&self, source: &str, names: &BTreeSet<String>, sink: &mut Sink) {
+        let calls = scan::template_calls(source);
+        for name in names.iter().filter(|n| !SCOPE.contains(&n.as_str())) {
+            match called(&calls, name) {
+                Some(offset) => sink.error(
+                    offset_to_pos(source, offset),
+                    calls::unknown_message(&self.env, scan::CallKind::Function, name),
+                ),
+                None => sink.error(
+                    find_name_in_tags(source, name).unwrap_or(Pos::new(1, 1)),
+                    undefined_name_message(name),
+                ),
+            }
+        }
+        for (offset, message) in calls::unknown_filters_and_tests(&self.env, &calls) {
+            sink.error(offset_to_pos(source, offset), message);
+        }
     }
 }
 

@@ -91,14 +91,17 @@ pub struct Attributes {
 impl Attributes {
     /// The canonical and counted attributes, those `declared` in settings, and those any of
     /// `workflows` writes with `update_profile`.
-    pub fn new(declared: &[DeclaredAttribute], workflows: &[Workflow]) -> Self {
+    pub fn new<'w>(
+        declared: &[DeclaredAttribute],
+        workflows: impl IntoIterator<Item = &'w Workflow>,
+    ) -> Self {
         let mut names: BTreeSet<String> = CUSTOMER_ATTRIBUTES
             .iter()
             .chain(COUNTED_ATTRIBUTES)
             .map(|s| (*s).to_owned())
             .collect();
         names.extend(declared.iter().map(|d| d.name.clone()));
-        for step in workflows.iter().flat_map(|w| w.all_steps()) {
+        for step in workflows.into_iter().flat_map(|w| w.all_steps()) {
             if let StepKind::UpdateProfile(u) = &step.kind {
                 names.extend(u.set.iter().map(|(name, _)| name.clone()));
             }
