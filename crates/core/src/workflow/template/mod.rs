@@ -287,9 +287,10 @@ impl Templates {
         let names = top_level_names(&self.env, &tmpl.undeclared_variables(false));
         let nested = tmpl.undeclared_variables(true);
         self.check_calls(source, &names, sink);
+        let paths = scan::template_paths(source);
         let reads = reads::path_reads(
             &nested,
-            |path| find_name_in_tags(source, path),
+            |path| paths.get(path).map(|&o| offset_to_pos(source, o)),
             Pos::new(1, 1),
         );
         let html = match kind {
@@ -452,7 +453,7 @@ pub fn undefined_name_message(name: &str) -> String {
 }
 
 /// The position of the first use of `name` as a variable inside a `{{ }}` or `{% %}` tag.
-pub(crate) fn find_name_in_tags(source: &str, name: &str) -> Option<Pos> {
+fn find_name_in_tags(source: &str, name: &str) -> Option<Pos> {
     let mut rest_start = 0;
     while let Some(open) = source[rest_start..].find(['{']).map(|i| i + rest_start) {
         let tail = &source[open..];

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use minijinja::Environment;
 
-use super::{ScalarChecker, ScalarKind, Templates, find_identifier, limits};
+use super::{ScalarChecker, ScalarKind, Templates, limits, scan};
 use crate::diagnostic::{Diagnostic, Sink, did_you_mean};
 use crate::event::catalog::{self, COUNTED_ATTRIBUTES, CUSTOMER_ATTRIBUTES, FieldCheck};
 use crate::workflow::model::{DeclaredAttribute, StepKind, Trigger, Workflow};
@@ -255,9 +255,13 @@ pub fn check_workflow(
         };
         // A scalar that does not compile has its syntax error reported already.
         let Ok(nested) = nested else { continue };
+        let paths = match s.kind {
+            ScalarKind::Expression => scan::expression_paths(s.source),
+            ScalarKind::Template => scan::template_paths(s.source),
+        };
         let find = |path: &str| {
-            find_identifier(s.source, path)
-                .and_then(|offset| checker.exact_pos_in_scalar(s.pos, s.source, offset))
+            let offset = *paths.get(path)?;
+            checker.exact_pos_in_scalar(s.pos, s.source, offset)
         };
         let mut seen = BTreeSet::new();
         for read in path_reads(&nested, find, s.pos) {

@@ -6,7 +6,10 @@
 //! `{% %}` (not in `{# #}` comments, `{% raw %}` blocks or string literals) it finds `| name`,
 //! `is [not] name`, `{% filter name %}` and `name(`. The scan may find more than minijinja
 //! would (it does not parse), which is safe: a name found is only reported after the real
-//! environment confirms it unknown (see `calls`).
+//! environment confirms it unknown (see `calls`). The same scan places the dotted paths a
+//! template reads (see `reads`).
+
+use std::collections::HashMap;
 
 /// What a name is used as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,30 @@ pub struct Call {
 /// The names a template (a template file, a subject) uses as filters, tests and functions.
 pub fn template_calls(source: &str) -> Vec<Call> {
     let mut out = Vec::new();
+    for_each_tag(source, |body, base, filter_block| {
+        scan_body(body, base, filter_block, &mut out);
+    });
+    out
+}
+
+/// Every dotted path read in the tags of a template (`customer.first_name`, and each of its
+/// prefixes), with the byte offset of its first use: one pass, however many paths.
+pub fn template_paths(source: &str) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for_each_tag(source, |body, base, _| collect_paths(body, base, &mut out));
+    out
+}
+
+/// Every dotted path an expression reads, with the byte offset of its first use.
+pub fn expression_paths(source: &str) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    collect_paths(source, 0, &mut out);
+    out
+}
+
+/// Calls `f` with the body of every `{{ }}` and `{% %}` tag of `source` (not comments, not
+/// what `{% raw %}` holds), its byte offset, and whether it is a `{% filter %}` tag.
+fn for_each_tag(source: &str, mut f: impl FnMut(&str, usize, bool)) {
     let mut at = 0;
     while let Some(found) = source[at..].find('{') {
         let open = at + found;
@@ -51,13 +78,37 @@ pub fn template_calls(source: &str) -> Vec<Call> {
                 at = after_endraw(source, end);
                 continue;
             }
-            scan_body(body, start, statement && word == "filter", &mut out);
+            f(body, start, statement && word == "filter");
             at = (end + 2).min(source.len());
         } else {
             at = open + 1;
         }
     }
-    out
+}
+
+/// Records the dotted paths of one tag body (at offset `base`): a name not after a `.`, and
+/// each longer path it starts (`a`, `a.b`, `a.b.c`), at the offset of the name.
+fn collect_paths(body: &str, base: usize, out: &mut HashMap<String, usize>) {
+    let tokens = tokens(body);
+    let mut i = 0;
+    while i < tokens.len() {
+        let after_dot = i > 0 && tokens[i - 1] == Token::Punct('.');
+        let Some((_, offset, used)) = dotted_name(&tokens, i).filter(|_| !after_dot) else {
+            i += 1;
+            continue;
+        };
+        let mut path = String::new();
+        for part in tokens[i..i + used].iter() {
+            match part {
+                Token::Ident(name, _) => {
+                    path.push_str(name);
+                    out.entry(path.clone()).or_insert(base + offset);
+                }
+                _ => path.push('.'),
+            }
+        }
+        i += used;
+    }
 }
 
 /// The names an expression (`when`, `if`, `key`) uses as filters, tests and functions.
@@ -332,6 +383,21 @@ mod tests {
         assert_eq!(&src[calls[0].offset..][..calls[0].name.len()], "büyük");
         assert_eq!(calls[1].kind, CallKind::Test);
         assert_eq!(&src[calls[1].offset..][..calls[1].name.len()], "çift");
+    }
+
+    #[test]
+    fn paths_are_placed_at_their_first_use_outside_strings_and_comments() {
+        let src = "{# event.order.id #}<p>Sipariş {{ 'event.order.id' ~ event.order.id }}</p>{{ event.order.id | e }}{{ x.event.order }}";
+        let paths = template_paths(src);
+        let first = src.find("event.order.id }}").unwrap();
+        assert_eq!(paths.get("event"), Some(&first));
+        assert_eq!(paths.get("event.order"), Some(&first));
+        assert_eq!(paths.get("event.order.id"), Some(&first));
+        assert_eq!(paths.get("x.event"), Some(&src.find("x.event").unwrap()));
+        assert_eq!(paths.get("order"), None);
+        let paths = expression_paths("customer.tags and customer.first_name == 'customer.x'");
+        assert_eq!(paths.get("customer.first_name"), Some(&18));
+        assert_eq!(paths.get("customer.x"), None);
     }
 
     #[test]
