@@ -155,6 +155,8 @@ pub struct TemplateFile {
     pub has_postal_address: bool,
     /// The `customer.*` and `event.*` paths it reads, each with where it is first read.
     pub reads: Vec<reads::PathRead>,
+    /// The templates it includes or extends (by literal name): they render with its `event`.
+    pub renders: Vec<String>,
 }
 
 /// Every template of a project, compiled and ready to render.
@@ -247,6 +249,9 @@ impl Templates {
             templates.add(&name, &text, &mut sink);
             for r in refs::template_refs(&text) {
                 if by_name.contains_key(&r.name) {
+                    if let Some(file) = templates.files.get_mut(&name).filter(|_| r.same_context) {
+                        file.renders.push(r.name.clone());
+                    }
                     todo.push(r.name);
                 } else {
                     sink.error(
@@ -329,6 +334,7 @@ impl Templates {
                 has_unsubscribe_link: nested.contains("links.unsubscribe"),
                 has_postal_address: nested.contains("store.postal_address"),
                 reads,
+                renders: Vec::new(),
             },
         );
     }

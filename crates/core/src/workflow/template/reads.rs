@@ -285,32 +285,52 @@ fn warn_once(sink: &mut Sink, seen: &mut BTreeSet<String>, pos: Pos, message: St
     }
 }
 
+/// Template name -> trigger event type -> the workflows rendering it for events of that type:
+/// those that send it, and through them those it includes or extends.
+fn senders<'a>(
+    templates: &'a Templates,
+    workflows: &'a [Workflow],
+) -> BTreeMap<&'a str, BTreeMap<&'a str, BTreeSet<&'a str>>> {
+    let mut senders: BTreeMap<&str, BTreeMap<&str, BTreeSet<&str>>> = BTreeMap::new();
+    for w in workflows {
+        let Trigger::Event(trigger) = &w.trigger else {
+            continue;
+        };
+        let mut todo: Vec<&str> = w
+            .all_steps()
+            .into_iter()
+            .filter_map(|step| match &step.kind {
+                StepKind::SendEmail(e) => Some(e.template.as_str()),
+                _ => None,
+            })
+            .collect();
+        while let Some(name) = todo.pop() {
+            let ids = senders
+                .entry(name)
+                .or_default()
+                .entry(trigger.event.as_str())
+                .or_default();
+            // Seen already (or an include cycle, which minijinja reports at render).
+            if !ids.insert(w.id.as_str()) {
+                continue;
+            }
+            let renders = templates.file(name).map(|f| f.renders.as_slice());
+            todo.extend(renders.unwrap_or_default().iter().map(String::as_str));
+        }
+    }
+    senders
+}
+
 /// Checks the paths of every template file, at the file: `customer` paths once (when the
 /// settings could be read), `event` paths against the trigger type of each workflow that
-/// sends the template.
+/// renders the template (sends it, or sends one that includes or extends it).
 pub fn check_template_files(
     templates: &Templates,
     workflows: &[Workflow],
     attributes: Option<&Attributes>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    // Template name -> trigger event type -> the workflows sending it on that type.
-    let mut senders: BTreeMap<&str, BTreeMap<&str, BTreeSet<&str>>> = BTreeMap::new();
-    for w in workflows {
-        let Trigger::Event(trigger) = &w.trigger else {
-            continue;
-        };
-        for step in w.all_steps() {
-            if let StepKind::SendEmail(e) = &step.kind {
-                senders
-                    .entry(e.template.as_str())
-                    .or_default()
-                    .entry(trigger.event.as_str())
-                    .or_default()
-                    .insert(w.id.as_str());
-            }
-        }
-    }
+    let senders = senders(templates, workflows);
     for name in templates.names() {
         let Some(file) = templates.file(name) else {
             continue;
@@ -331,12 +351,12 @@ pub fn check_template_files(
                     .collect::<Vec<_>>()
                     .join(", ");
                 let (workflows, send) = if ids.len() == 1 {
-                    ("workflow", "sends")
+                    ("workflow", "renders")
                 } else {
-                    ("workflows", "send")
+                    ("workflows", "render")
                 };
                 let message = format!(
-                    "{workflows} {who} {send} this template on `{ty}` events, which carry no `{}`{}",
+                    "{workflows} {who} {send} this template for `{ty}` events, which carry no `{}`{}",
                     p.shown, p.hint
                 );
                 warn_once(&mut sink, &mut seen, p.pos, message);
