@@ -100,8 +100,12 @@ fn collect_paths(body: &str, base: usize, out: &mut HashMap<String, usize>) {
         let mut path = String::new();
         for part in tokens[i..i + used].iter() {
             match part {
+                // Only a path written as it reads (`a.b`, not `a . b`) can be pointed into.
                 Token::Ident(name, _) => {
                     path.push_str(name);
+                    if !body[offset..].starts_with(&path) {
+                        break;
+                    }
                     out.entry(path.clone()).or_insert(base + offset);
                 }
                 _ => path.push('.'),
@@ -398,6 +402,38 @@ mod tests {
         let paths = expression_paths("customer.tags and customer.first_name == 'customer.x'");
         assert_eq!(paths.get("customer.first_name"), Some(&18));
         assert_eq!(paths.get("customer.x"), None);
+    }
+
+    #[test]
+    fn unterminated_tags_comments_and_raw_blocks_end_the_scan() {
+        for src in [
+            "{{ a | b",
+            "{% if x is",
+            "{# {{ a | b }}",
+            "{% raw %}{{ a | b }}",
+            "{{ 'a | b }}",
+        ] {
+            let calls = template_calls(src);
+            assert!(calls.len() <= 2, "{src}: {calls:?}");
+        }
+        assert_eq!(template_calls("{{ a | b")[0].name, "b");
+        assert!(template_calls("{% raw %}{{ a | b }}").is_empty());
+    }
+
+    proptest::proptest! {
+        /// Any text: the scan ends, and every name it finds is in the source at its offset.
+        #[test]
+        fn every_found_name_is_where_it_is_said_to_be(
+            src in "[a-zç|.()'\"\\{}%# ]{0,80}"
+        ) {
+            for call in template_calls(&src).into_iter().chain(expression_calls(&src)) {
+                let first = call.name.split('.').next().unwrap_or_default();
+                proptest::prop_assert!(src[call.offset..].starts_with(first), "{call:?}");
+            }
+            for (path, offset) in template_paths(&src).into_iter().chain(expression_paths(&src)) {
+                proptest::prop_assert!(src[offset..].starts_with(&path), "{path} at {offset}");
+            }
+        }
     }
 
     #[test]
