@@ -343,7 +343,9 @@ fn only_regular_files_inside_the_workflows_folder_are_read() {
     let (tmp, dir) = project(&[("w.yaml", w.as_bytes())]);
     symlink("order.html", dir.join("templates/demo/x.html")).unwrap();
     let (code, out, err) = validate(&tmp);
-    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    // (The shipment template sent on `customer.created` draws warnings about its event fields.)
+    assert!(!out.contains(": error: "), "{out}");
+    assert_eq!(code, 0, "{out}{err}");
 }
 
 #[test]
@@ -397,7 +399,11 @@ fn a_folder_as_template_and_missing_includes_are_errors_at_their_spot() {
         ("templates/demo/x.html", body.as_bytes()),
     ]);
     let (code, out, err) = run(tmp.path(), &["validate", "workflows/w.yaml"]);
-    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    // (The included shipment template draws warnings about its event fields on
+    // `customer.created`: it was loaded and checked.)
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains(": error: "), "{out}");
+    assert!(out.contains("templates/demo/order.html:"), "{out}");
 }
 
 #[test]
@@ -525,6 +531,9 @@ fn templates_included_by_subjects_profile_values_and_webhooks_must_exist() {
             format!("{w}:8:33: error: template `nope.html` not found in templates/"),
             format!("{w}:9:5: error: template `m.html` not found in templates/"),
         ];
-        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+        // (The shipment template sent on `customer.created` draws warnings about its event
+        // fields; this test is about the errors.)
+        let errors: Vec<_> = out.lines().filter(|l| l.contains(": error: ")).collect();
+        assert_eq!(errors, expected, "{out}");
     }
 }

@@ -22,9 +22,12 @@ fn project_with(cases: &[&str]) -> tempfile::TempDir {
 }
 
 #[test]
-fn shipped_workflows_print_nothing_and_exit_0() {
+fn shipped_workflows_have_no_problems_and_exit_0() {
     let (code, out, err) = nudge(&root(), &["validate", "workflows/"], &[]);
-    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "", "checked 5 workflows, 12 templates: no problems\n")
+    );
     // `workflows/` is the default path.
     let (code, out, _) = nudge(&root(), &["validate"], &[]);
     assert_eq!((code, out.as_str()), (0, ""));
@@ -40,7 +43,11 @@ fn problems_print_one_line_each_and_exit_1() {
     let (code, out, err) = nudge(tmp.path(), &["validate", "workflows/"], &[]);
     assert_eq!(code, 1, "{err}");
     insta::assert_snapshot!("validate_text", out);
-    assert_eq!(err, "6 errors, 5 warnings\n");
+    // The base's three templates and the case's one; three workflow files.
+    assert_eq!(
+        err,
+        "checked 3 workflows, 4 templates: 6 errors, 5 warnings\n"
+    );
 }
 
 #[test]
@@ -89,7 +96,34 @@ fn warnings_alone_leave_the_exit_code_at_0() {
         ),
         "{out}"
     );
-    assert_eq!(err, "0 errors, 1 warning\n");
+    assert_eq!(
+        err,
+        "checked 1 workflow, 3 templates: 0 errors, 1 warning\n"
+    );
+}
+
+#[test]
+fn an_attribute_another_workflow_writes_is_known_when_validating_one_file() {
+    let tmp = project_with(&["attr-customer-paths"]);
+    // `attr-second-sender` reads `customer.favourite_bean`, which `attr-customer-paths` writes.
+    for path in ["workflows/", "workflows/attr-second-sender.yaml"] {
+        let (code, out, err) = nudge(tmp.path(), &["validate", path], &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("`customer.frist_name`"), "{out}");
+        assert!(
+            !out.contains("attribute `customer.favourite_bean`"),
+            "{out}"
+        );
+    }
+    let (_, _, err) = nudge(
+        tmp.path(),
+        &["validate", "workflows/attr-second-sender.yaml"],
+        &[],
+    );
+    assert_eq!(
+        err,
+        "checked 1 workflow, 1 template: 0 errors, 2 warnings\n"
+    );
 }
 
 #[test]

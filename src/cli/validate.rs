@@ -26,9 +26,14 @@ pub(crate) fn run(args: &Args) -> u8 {
     };
     let mut diags = Vec::new();
     let mut unreadable = false;
+    let mut checked = Checked::default();
     for path in &paths {
         match nudge_core::workflow::load(path) {
-            Ok(report) => diags.extend(report.diagnostics),
+            Ok(report) => {
+                checked.workflows += report.workflows_checked;
+                checked.templates += report.templates_checked;
+                diags.extend(report.diagnostics);
+            }
             Err(e) => {
                 let _ = writeln!(anstream::stderr(), "nudge: {e}");
                 unreadable = true;
@@ -37,6 +42,9 @@ pub(crate) fn run(args: &Args) -> u8 {
     }
     sort_and_dedup(&mut diags);
     print(&diags, args.format);
+    if args.format == Format::Text {
+        let _ = writeln!(anstream::stderr(), "{}", summary(checked, &diags));
+    }
     let errors = diags
         .iter()
         .filter(|d| d.severity == Severity::Error)
@@ -82,19 +90,89 @@ fn print(diags: &[Diagnostic], format: Format) {
                     d.message
                 );
             }
-            let errors = diags
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .count();
-            let warnings = diags.len() - errors;
-            if !diags.is_empty() {
-                let _ = writeln!(
-                    anstream::stderr(),
-                    "{errors} error{}, {warnings} warning{}",
-                    if errors == 1 { "" } else { "s" },
-                    if warnings == 1 { "" } else { "s" }
-                );
-            }
         }
+    }
+}
+
+/// What one `validate` run looked at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Checked {
+    workflows: usize,
+    templates: usize,
+}
+
+/// The one-line summary text format prints on stderr: `checked 6 workflows, 14 templates:
+/// no problems` or `...: 2 errors, 1 warning`.
+fn summary(checked: Checked, diags: &[Diagnostic]) -> String {
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = diags.len() - errors;
+    let problems = if diags.is_empty() {
+        "no problems".to_owned()
+    } else {
+        format!(
+            "{}, {}",
+            counted(errors, "error"),
+            counted(warnings, "warning")
+        )
+    };
+    format!(
+        "checked {}, {}: {problems}",
+        counted(checked.workflows, "workflow"),
+        counted(checked.templates, "template")
+    )
+}
+
+/// `1 error`, `2 errors`, `0 errors`.
+fn counted(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(severity: Severity) -> Diagnostic {
+        Diagnostic {
+            path: PathBuf::from("w.yaml"),
+            pos: nudge_core::workflow::yaml::Pos::new(1, 1),
+            severity,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_in_words_with_plurals_right() {
+        let one = Checked {
+            workflows: 1,
+            templates: 1,
+        };
+        assert_eq!(
+            summary(one, &[]),
+            "checked 1 workflow, 1 template: no problems"
+        );
+        let many = Checked {
+            workflows: 6,
+            templates: 14,
+        };
+        let diags = [
+            diag(Severity::Error),
+            diag(Severity::Error),
+            diag(Severity::Warning),
+        ];
+        assert_eq!(
+            summary(many, &diags),
+            "checked 6 workflows, 14 templates: 2 errors, 1 warning"
+        );
+        assert_eq!(
+            summary(Checked::default(), &diags[2..]),
+            "checked 0 workflows, 0 templates: 0 errors, 1 warning"
+        );
+        assert_eq!(
+            summary(one, &diags[1..2]),
+            "checked 1 workflow, 1 template: 1 error, 0 warnings"
+        );
     }
 }

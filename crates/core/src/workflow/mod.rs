@@ -37,6 +37,10 @@ pub struct Report {
     pub project: Option<Project>,
     /// Every problem, sorted by path and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// How many workflow files were read (those with problems included).
+    pub workflows_checked: usize,
+    /// How many template files were checked.
+    pub templates_checked: usize,
 }
 
 impl Report {
@@ -105,7 +109,9 @@ fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
     let root = files::canonical_root(io_dir);
     let root = root.as_deref();
     let mut diags = Vec::new();
-    let (workflows, complete) = read_workflows(dir, io_dir, root, &names, &mut diags);
+    let env = template::environment();
+    let (read, complete) = read_workflows(dir, io_dir, root, &names, &env, &mut diags);
+    let (workflows, texts): (Vec<Workflow>, Vec<String>) = read.into_iter().unzip();
     let has_marketing = workflows.iter().any(|w| w.category == Category::Marketing);
     let settings = read_settings(dir, io_dir, root, has_marketing, &mut diags);
     // A single file compiles only the templates it uses: the others are not its problems.
@@ -114,8 +120,15 @@ fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
     for w in &workflows {
         check_templates(w, &templates, dir, &mut diags);
     }
+    let attributes = attributes(dir, only, settings.as_ref(), &workflows, &env);
+    for (w, text) in workflows.iter().zip(&texts) {
+        let mut sink = Sink::new(&w.path, &mut diags);
+        template::reads::check_workflow(w, text, &env, attributes.as_ref(), &mut sink);
+    }
+    template::reads::check_template_files(&templates, &workflows, attributes.as_ref(), &mut diags);
 
     sort_and_dedup(&mut diags);
+    let templates_checked = templates.checked();
     let ok = complete && !diags.iter().any(|d| d.severity == Severity::Error);
     let project = match settings {
         Some(settings) if ok => Some(Project {
@@ -126,9 +139,36 @@ fn load_dir(dir: &Path, only: Option<&str>) -> Result<Report, LoadError> {
         _ => None,
     };
     Ok(Report {
+        workflows_checked: names.len(),
+        templates_checked,
         project,
         diagnostics: diags,
     })
+}
+
+/// The customer attributes templates may read (see [`template::reads::Attributes`]), once
+/// the settings are read (`None` when they cannot be: their declarations are unknown, and
+/// their errors come first). What workflows write counts project-wide, so validating one file
+/// also reads the folder's other workflows for it (their problems are not this file's).
+fn attributes(
+    dir: &Path,
+    only: Option<&str>,
+    settings: Option<&Settings>,
+    workflows: &[Workflow],
+    env: &minijinja::Environment<'static>,
+) -> Option<template::reads::Attributes> {
+    let settings = settings?;
+    let mut writers: Vec<Workflow> = Vec::new();
+    if only.is_some() {
+        let io_dir = io_dir_of(dir);
+        let root = files::canonical_root(io_dir);
+        let names = workflow_file_names(dir, io_dir, None).unwrap_or_default();
+        let mut ignored = Vec::new();
+        let (others, _) = read_workflows(dir, io_dir, root.as_deref(), &names, env, &mut ignored);
+        writers.extend(others.into_iter().map(|(w, _)| w));
+    }
+    let all = workflows.iter().chain(&writers);
+    Some(template::reads::Attributes::new(&settings.profile, all))
 }
 
 /// Where to read `dir` from: an empty path (a bare file name's parent) is the current folder.
@@ -168,16 +208,17 @@ fn workflow_file_names(
     Ok(names)
 }
 
-/// Reads and parses the workflow files `names` in `dir`, with whether every one of them could
-/// be made into a workflow. Two files with the same stem (`a.yaml`, `a.yml`) are reported.
+/// Reads and parses the workflow files `names` in `dir`, each with its text, and whether every
+/// one of them could be made into a workflow. Two files with the same stem (`a.yaml`, `a.yml`)
+/// are reported.
 fn read_workflows(
     dir: &Path,
     io_dir: &Path,
     root: Option<&Path>,
     names: &[String],
+    env: &minijinja::Environment<'static>,
     diags: &mut Vec<Diagnostic>,
-) -> (Vec<Workflow>, bool) {
-    let env = template::environment();
+) -> (Vec<(Workflow, String)>, bool) {
     let mut workflows = Vec::new();
     let mut complete = true;
     let mut stems: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -194,7 +235,7 @@ fn read_workflows(
                 format!("workflow `{stem}` is also defined by {}", first.display()),
             );
         }
-        match read_workflow(&io_dir.join(name), root, &stem, &env, &mut sink) {
+        match read_workflow(&io_dir.join(name), root, &stem, env, &mut sink) {
             Some(w) => workflows.push(w),
             None => complete = false,
         }
@@ -202,14 +243,14 @@ fn read_workflows(
     (workflows, complete)
 }
 
-/// Reads, parses and checks one workflow file.
+/// Reads, parses and checks one workflow file; the workflow with the file's text.
 fn read_workflow(
     path: &Path,
     root: Option<&Path>,
     stem: &str,
     env: &minijinja::Environment<'static>,
     sink: &mut Sink,
-) -> Option<Workflow> {
+) -> Option<(Workflow, String)> {
     let text = read_text(path, root, sink)?;
     let root = match yaml::parse(&text) {
         Ok(root) => root,
@@ -219,7 +260,8 @@ fn read_workflow(
         }
     };
     let checker = ScalarChecker::new(env, &text);
-    parse::workflow(sink, &checker, &root, stem)
+    let workflow = parse::workflow(sink, &checker, &root, stem)?;
+    Some((workflow, text))
 }
 
 /// Compiles the templates under `templates/`, when there is such a folder; with `wanted`, only
@@ -269,7 +311,7 @@ fn referenced(workflows: &[Workflow]) -> BTreeSet<String> {
 
 /// The template strings of a step with where each was written (a webhook body's strings at
 /// the step, since JSON keeps no positions).
-fn template_strings(step: &model::Step) -> Vec<(&str, Pos)> {
+pub(crate) fn template_strings(step: &model::Step) -> Vec<(&str, Pos)> {
     let mut out = Vec::new();
     match &step.kind {
         model::StepKind::SendEmail(e) => {

@@ -10,28 +10,17 @@ use crate::diagnostic::{Sink, suggestion};
 use crate::workflow::files;
 use crate::workflow::yaml::Pos;
 
+mod calls;
 pub mod limits;
 mod mjml;
+pub mod reads;
 pub mod refs;
+pub mod scan;
 
 pub use mjml::{CompiledMjml, MjmlError, compile_mjml};
 
 /// Top-level names templates and expressions may use.
 pub const SCOPE: &[&str] = &["customer", "event", "waited", "store", "run", "links"];
-
-/// Global functions minijinja itself provides; they are not variables.
-const BUILTIN_GLOBALS: &[&str] = &[
-    "range",
-    "dict",
-    "namespace",
-    "debug",
-    "loop",
-    "self",
-    "super",
-    "caller",
-    "varargs",
-    "kwargs",
-];
 
 /// The environment all templates, subjects and conditions are compiled in.
 ///
@@ -164,6 +153,10 @@ pub struct TemplateFile {
     pub has_unsubscribe_link: bool,
     /// Whether it renders `store.postal_address`.
     pub has_postal_address: bool,
+    /// The `customer.*` and `event.*` paths it reads, each with where it is first read.
+    pub reads: Vec<reads::PathRead>,
+    /// The templates it includes or extends (by literal name): they render with its `event`.
+    pub renders: Vec<String>,
 }
 
 /// Every template of a project, compiled and ready to render.
@@ -171,6 +164,8 @@ pub struct TemplateFile {
 pub struct Templates {
     env: Environment<'static>,
     files: BTreeMap<String, TemplateFile>,
+    /// Template files checked, those with errors included.
+    checked: usize,
 }
 
 impl Default for Templates {
@@ -178,6 +173,7 @@ impl Default for Templates {
         Self {
             env: environment(),
             files: BTreeMap::new(),
+            checked: 0,
         }
     }
 }
@@ -196,6 +192,11 @@ impl Templates {
     /// What is known about a template, by name.
     pub fn file(&self, name: &str) -> Option<&TemplateFile> {
         self.files.get(name)
+    }
+
+    /// How many template files were checked (those with errors included).
+    pub fn checked(&self) -> usize {
+        self.checked
     }
 
     /// Template names, sorted.
@@ -234,6 +235,7 @@ impl Templates {
             if !done.insert(name.clone()) {
                 continue;
             }
+            templates.checked += 1;
             let rel = &by_name[&name];
             let shown = display.join(rel);
             let mut sink = Sink::new(&shown, diags);
@@ -247,6 +249,9 @@ impl Templates {
             templates.add(&name, &text, &mut sink);
             for r in refs::template_refs(&text) {
                 if by_name.contains_key(&r.name) {
+                    if let Some(file) = templates.files.get_mut(&name).filter(|_| r.same_context) {
+                        file.renders.push(r.name.clone());
+                    }
                     todo.push(r.name);
                 } else {
                     sink.error(
@@ -284,14 +289,15 @@ impl Templates {
                 return;
             }
         };
-        let names = top_level_names(&tmpl.undeclared_variables(false));
+        let names = top_level_names(&self.env, &tmpl.undeclared_variables(false));
         let nested = tmpl.undeclared_variables(true);
-        for name in &names {
-            if !SCOPE.contains(&name.as_str()) {
-                let pos = find_name_in_tags(source, name).unwrap_or(Pos::new(1, 1));
-                sink.error(pos, undefined_name_message(name));
-            }
-        }
+        self.check_calls(source, &names, sink);
+        let paths = scan::template_paths(source);
+        let reads = reads::path_reads(
+            &nested,
+            |path| paths.get(path).map(|&o| offset_to_pos(source, o)),
+            Pos::new(1, 1),
+        );
         let html = match kind {
             TemplateKind::Html => source.to_owned(),
             TemplateKind::Mjml => match compile_mjml(source) {
@@ -327,8 +333,33 @@ impl Templates {
                 names,
                 has_unsubscribe_link: nested.contains("links.unsubscribe"),
                 has_postal_address: nested.contains("store.postal_address"),
+                reads,
+                renders: Vec::new(),
             },
         );
+    }
+}
+
+impl Templates {
+    /// Reports the names of a template file that are neither in scope nor the environment's
+    /// (an unknown function where the name is called), and its unknown filters and tests.
+    fn check_calls(&self, source: &str, names: &BTreeSet<String>, sink: &mut Sink) {
+        let calls = scan::template_calls(source);
+        for name in names.iter().filter(|n| !SCOPE.contains(&n.as_str())) {
+            match called(&calls, name) {
+                Some(offset) => sink.error(
+                    offset_to_pos(source, offset),
+                    calls::unknown_message(&self.env, scan::CallKind::Function, name),
+                ),
+                None => sink.error(
+                    find_name_in_tags(source, name).unwrap_or(Pos::new(1, 1)),
+                    undefined_name_message(name),
+                ),
+            }
+        }
+        for (offset, message) in calls::unknown_filters_and_tests(&self.env, &calls) {
+            sink.error(offset_to_pos(source, offset), message);
+        }
     }
 }
 
@@ -393,13 +424,25 @@ pub fn template_error_message(err: &minijinja::Error) -> String {
     format!("template syntax error: {detail}")
 }
 
-/// Names a template or expression reads at the top level, from minijinja's undeclared set.
-fn top_level_names(undeclared: &std::collections::HashSet<String>) -> BTreeSet<String> {
+/// Names a template or expression reads at the top level, from minijinja's undeclared set,
+/// without the environment's own (`range`, `loop`, ...).
+fn top_level_names(
+    env: &Environment<'static>,
+    undeclared: &std::collections::HashSet<String>,
+) -> BTreeSet<String> {
     undeclared
         .iter()
         .map(|n| n.split('.').next().unwrap_or(n).to_owned())
-        .filter(|n| !BUILTIN_GLOBALS.contains(&n.as_str()))
+        .filter(|n| !calls::is_builtin_name(env, n))
         .collect()
+}
+
+/// The offset of the first call of `name` as a function (`name(...)`), if it is called.
+fn called(calls: &[scan::Call], name: &str) -> Option<usize> {
+    calls
+        .iter()
+        .find(|c| c.kind == scan::CallKind::Function && c.name == name)
+        .map(|c| c.offset)
 }
 
 /// The message for a name that is not in scope.
@@ -546,13 +589,25 @@ impl<'a> ScalarChecker<'a> {
                 return BTreeSet::new();
             }
         };
-        let names = top_level_names(&undeclared);
+        let names = top_level_names(self.env, &undeclared);
+        let calls = match kind {
+            ScalarKind::Expression => scan::expression_calls(source),
+            ScalarKind::Template => scan::template_calls(source),
+        };
+        let at_offset = |offset| self.pos_in_scalar(pos, source, offset);
+        for (offset, message) in calls::unknown_filters_and_tests(self.env, &calls) {
+            sink.error(at_offset(offset), message);
+        }
         for name in &names {
             if scope.contains(&name.as_str()) {
                 continue;
             }
-            let at =
-                find_identifier(source, name).map_or(pos, |o| self.pos_in_scalar(pos, source, o));
+            if let Some(offset) = called(&calls, name) {
+                let message = calls::unknown_message(self.env, scan::CallKind::Function, name);
+                sink.error(at_offset(offset), message);
+                continue;
+            }
+            let at = find_identifier(source, name).map_or(pos, at_offset);
             if name == "event" {
                 sink.error(
                     at,
@@ -569,9 +624,13 @@ impl<'a> ScalarChecker<'a> {
     /// scalar is on one line and written as it reads (plain or quoted without escapes);
     /// otherwise the scalar's own position.
     fn pos_in_scalar(&self, pos: Pos, value: &str, offset: usize) -> Pos {
-        let Some(line) = self.lines.get(pos.line.saturating_sub(1) as usize) else {
-            return pos;
-        };
+        self.exact_pos_in_scalar(pos, value, offset).unwrap_or(pos)
+    }
+
+    /// The file position of byte `offset` inside a scalar that starts at `pos`, when the
+    /// scalar is written as it reads (see `pos_in_scalar`).
+    pub fn exact_pos_in_scalar(&self, pos: Pos, value: &str, offset: usize) -> Option<Pos> {
+        let line = self.lines.get(pos.line.saturating_sub(1) as usize)?;
         let rest: String = line
             .chars()
             .skip(pos.col.saturating_sub(1) as usize)
@@ -579,10 +638,10 @@ impl<'a> ScalarChecker<'a> {
         let quote = usize::from(rest.starts_with(['"', '\'']));
         let body: String = rest.chars().skip(quote).collect();
         if value.contains('\n') || !body.starts_with(value) {
-            return pos;
+            return None;
         }
         let offset = floor_char_boundary(value, offset.min(value.len()));
-        pos.shifted(quote + value[..offset].chars().count())
+        Some(pos.shifted(quote + value[..offset].chars().count()))
     }
 }
 

@@ -9,6 +9,9 @@ pub struct TemplateRef {
     pub offset: usize,
     /// The name as written (`partials/footer.html`).
     pub name: String,
+    /// Whether the named template renders in the naming one's context (`include`, `extends`:
+    /// it sees the same `event`), rather than being imported for its macros.
+    pub same_context: bool,
 }
 
 /// Names given as string literals (one, or a list for `include`) in the tags of `source`.
@@ -39,7 +42,12 @@ pub fn template_refs(source: &str) -> Vec<TemplateRef> {
             None => (rest, true),
         };
         // `literals` is a suffix of the tag, which ends at `end`.
+        let same_context = matches!(&body[..word_len], "include" | "extends");
+        let first = refs.len();
         collect_literals(literals, end - literals.len(), single, &mut refs);
+        for r in &mut refs[first..] {
+            r.same_context = same_context;
+        }
     }
     refs
 }
@@ -68,6 +76,7 @@ fn collect_literals(text: &str, base: usize, single: bool, out: &mut Vec<Templat
                 out.push(TemplateRef {
                     offset: base + pos,
                     name,
+                    same_context: false,
                 });
             }
             return;
@@ -75,6 +84,7 @@ fn collect_literals(text: &str, base: usize, single: bool, out: &mut Vec<Templat
         out.push(TemplateRef {
             offset: base + pos,
             name,
+            same_context: false,
         });
         pos += len;
         let rest = &text[pos..];
@@ -132,6 +142,24 @@ mod tests {
                 (at("'f.html"), "f.html".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn included_and_extended_templates_share_the_context_imported_ones_do_not() {
+        let src =
+            "{% extends 'a' %}{% include ['b', 'c'] %}{% import 'd' as m %}{% from 'e' import x %}";
+        let shared: Vec<(String, bool)> = template_refs(src)
+            .into_iter()
+            .map(|r| (r.name, r.same_context))
+            .collect();
+        let expected = [
+            ("a", true),
+            ("b", true),
+            ("c", true),
+            ("d", false),
+            ("e", false),
+        ];
+        assert_eq!(shared, expected.map(|(n, s)| (n.to_owned(), s)).to_vec());
     }
 
     #[test]

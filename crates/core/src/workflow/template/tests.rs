@@ -123,6 +123,77 @@ fn check_everywhere(source: &str) {
     templates.add("t.html", source, &mut sink);
 }
 
+/// The messages `validate` gives for `source` as a template file and as a YAML subject.
+fn problems(source: &str) -> (Vec<String>, Vec<String>) {
+    let env = environment();
+    let yaml = format!("subject: \"{source}\"\n");
+    let checker = ScalarChecker::new(&env, &yaml);
+    let mut in_file = Vec::new();
+    Templates::default().add(
+        "t.html",
+        source,
+        &mut Sink::new(Path::new("t.html"), &mut in_file),
+    );
+    let mut in_yaml = Vec::new();
+    let mut sink = Sink::new(Path::new("w.yaml"), &mut in_yaml);
+    checker.check(
+        &mut sink,
+        source,
+        Pos::new(1, 10),
+        ScalarKind::Template,
+        SCOPE,
+    );
+    let shown = |d: Vec<crate::diagnostic::Diagnostic>| {
+        d.into_iter()
+            .map(|d| format!("{}:{}: {}", d.pos.line, d.pos.col, d.message))
+            .collect()
+    };
+    (shown(in_file), shown(in_yaml))
+}
+
+#[test]
+fn a_call_of_an_unknown_name_is_an_unknown_function_not_a_variable() {
+    let (file, yaml) = problems("Çok {{ fiyat(customer.x) }} {{ range(2) | list }}");
+    assert_eq!(file.len(), 1, "{file:?}");
+    assert!(
+        file[0].starts_with("1:8: unknown function `fiyat` (functions: "),
+        "{file:?}"
+    );
+    assert_eq!(yaml.len(), 1, "{yaml:?}");
+    assert!(
+        yaml[0].starts_with("1:18: unknown function `fiyat`"),
+        "{yaml:?}"
+    );
+    // Read, not called: still an undefined variable; macros and `set` names are fine.
+    let (file, _) = problems("{% macro m() %}{% endmacro %}{% set s = 1 %}{{ m() ~ s ~ fiyat }}");
+    assert_eq!(file.len(), 1, "{file:?}");
+    assert!(
+        file[0].starts_with("1:58: undefined variable `fiyat`"),
+        "{file:?}"
+    );
+}
+
+#[test]
+fn unknown_filters_and_tests_are_errors_at_their_names_in_files_and_scalars() {
+    let (file, yaml) =
+        problems("Fiyat: {{ event.order.total | money }} {% if 'a | b' is evn %}{% endif %}");
+    assert_eq!(file.len(), 2, "{file:?}");
+    assert!(
+        file[0].starts_with("1:31: unknown filter `money`: "),
+        "{file:?}"
+    );
+    assert!(
+        file[1].starts_with("1:57: unknown test `evn`: "),
+        "{file:?}"
+    );
+    assert!(file[1].ends_with("; did you mean `even`?"), "{file:?}");
+    assert_eq!(yaml.len(), 2, "{yaml:?}");
+    assert!(
+        yaml[0].starts_with("1:41: unknown filter `money`"),
+        "{yaml:?}"
+    );
+}
+
 #[test]
 fn names_next_to_multibyte_text_are_found_without_panicking() {
     assert_eq!(find_identifier("\"a\\\"ğ\" ~ custmer", "custmer"), Some(10));
@@ -143,6 +214,7 @@ proptest::proptest! {
             "custmer.first_name == 'x\\'y' and customer.tags",
             "{% if custmer %}{{ custmer.a | upper }}{% endif %}",
             "{{ 'it''s' ~ custmer }} {{ customer.x }}",
+            "{{ x | mony }}{% if a is evn %}{{ fmt(a) }}{% endif %}{# {{ y | nope }} #}",
         ]),
         ch in proptest::sample::select(vec!['ğ', 'ş', '€', '😀', 'ı', '\u{301}']),
         at in 0usize..64,

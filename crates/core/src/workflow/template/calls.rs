@@ -1,0 +1,222 @@
+//! Filters, tests and functions a template names that the environment does not have.
+//!
+//! An unknown filter or test is not a compile error in minijinja: the template compiles and
+//! every render fails (`UnknownFilter`), so each email using it would be skipped as a
+//! `render_error`. Whether a name is known is asked of the real [`Environment`] (a tiny
+//! expression using it is evaluated), never of a list kept here, so the answer follows
+//! minijinja's version and whatever Nudge registers.
+
+use std::collections::BTreeSet;
+
+use minijinja::{Environment, ErrorKind};
+
+use super::scan::{Call, CallKind};
+use crate::diagnostic::suggestion;
+
+/// Names that are not globals but that minijinja gives templates in places (`loop` in a
+/// `for`, `caller` in a `call` block, ...): never reported as undefined.
+const SPECIAL_NAMES: &[&str] = &["loop", "self", "super", "caller", "varargs", "kwargs"];
+
+/// Whether `name` is a global of `env` (a function such as `range`) or one of the names
+/// minijinja provides in some blocks.
+pub fn is_builtin_name(env: &Environment<'static>, name: &str) -> bool {
+    SPECIAL_NAMES.contains(&name) || env.globals().any(|(g, _)| g == name)
+}
+
+/// Whether `env` has the filter (`kind` Filter) or test (`kind` Test) `name`. A name that
+/// cannot even be probed (not an identifier) counts as known: nothing is reported on a guess.
+pub fn is_known(env: &Environment<'static>, kind: CallKind, name: &str) -> bool {
+    let (probe, unknown) = match kind {
+        CallKind::Filter => (format!("none | {name}"), ErrorKind::UnknownFilter),
+        CallKind::Test => (format!("none is {name}"), ErrorKind::UnknownTest),
+        CallKind::Function => return is_builtin_name(env, name),
+    };
+    match env.compile_expression(&probe) {
+        Ok(expr) => !matches!(expr.eval(()), Err(e) if e.kind() == unknown),
+        Err(_) => true,
+    }
+}
+
+/// Every use of an unknown filter or test in `calls`, as the byte offset of its name and the
+/// message for it.
+pub fn unknown_filters_and_tests(
+    env: &Environment<'static>,
+    calls: &[Call],
+) -> Vec<(usize, String)> {
+    let mut unknown: BTreeSet<(bool, &str)> = BTreeSet::new();
+    let mut known: BTreeSet<(bool, &str)> = BTreeSet::new();
+    let mut out = Vec::new();
+    for call in calls {
+        let is_filter = call.kind == CallKind::Filter;
+        if call.kind == CallKind::Function || known.contains(&(is_filter, call.name.as_str())) {
+            continue;
+        }
+        let key = (is_filter, call.name.as_str());
+        if !unknown.contains(&key) {
+            if is_known(env, call.kind, &call.name) {
+                known.insert(key);
+                continue;
+            }
+            unknown.insert(key);
+        }
+        // Looking for near names costs a few hundred probes: enough for a marketer's typos,
+        // bounded for a file full of made-up names.
+        let message = if unknown.len() <= MAX_SUGGESTED && call.name.len() <= MAX_SUGGESTED_LEN {
+            unknown_message(env, call.kind, &call.name)
+        } else {
+            unknown_message_without_suggestion(call.kind, &call.name)
+        };
+        out.push((call.offset, message));
+    }
+    out
+}
+
+/// How many distinct unknown names of one template get a did-you-mean, and up to what length.
+const MAX_SUGGESTED: usize = 16;
+const MAX_SUGGESTED_LEN: usize = 40;
+
+fn unknown_message_without_suggestion(kind: CallKind, name: &str) -> String {
+    match kind {
+        CallKind::Filter => format!(
+            "unknown filter `{name}`: every render using it would fail (templates have minijinja's built-in filters only)"
+        ),
+        CallKind::Function => format!("unknown function `{name}`"),
+        CallKind::Test => format!(
+            "unknown test `{name}`: every render using it would fail (templates have minijinja's built-in tests only: `is defined`, `is none`, ...)"
+        ),
+    }
+}
+
+/// The message for an unknown filter, test or function, with the nearest known name.
+pub fn unknown_message(env: &Environment<'static>, kind: CallKind, name: &str) -> String {
+    match kind {
+        CallKind::Filter | CallKind::Test => format!(
+            "{}{}",
+            unknown_message_without_suggestion(kind, name),
+            suggestion(name, near_names(env, kind, name).iter().map(String::as_str))
+        ),
+        CallKind::Function => {
+            let mut globals: Vec<&str> = env.globals().map(|(g, _)| g).collect();
+            globals.sort_unstable();
+            format!(
+                "unknown function `{name}`{} (functions: {}, and macros the template defines or imports)",
+                suggestion(name, globals.iter().copied()),
+                globals
+                    .iter()
+                    .map(|g| format!("`{g}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+}
+
+/// The filters or tests `env` has among the names one edit away from `name` (a letter
+/// missing, extra, swapped or wrong): the likely typos, found by asking the environment.
+fn near_names(env: &Environment<'static>, kind: CallKind, name: &str) -> Vec<String> {
+    const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz_0123456789";
+    let chars: Vec<char> = name.chars().collect();
+    let mut candidates = BTreeSet::new();
+    let word = |v: &[char]| v.iter().collect::<String>();
+    for i in 0..=chars.len() {
+        for a in ALPHABET.chars() {
+            let mut v = chars.clone();
+            v.insert(i, a);
+            candidates.insert(word(&v));
+            if i < chars.len() {
+                v.remove(i + 1);
+                v[i] = a;
+                candidates.insert(word(&v));
+            }
+        }
+        if i < chars.len() {
+            let mut v = chars.clone();
+            v.remove(i);
+            candidates.insert(word(&v));
+        }
+        if i + 1 < chars.len() {
+            let mut v = chars.clone();
+            v.swap(i, i + 1);
+            candidates.insert(word(&v));
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|c| c != name && c.starts_with(|f: char| f.is_alphabetic() || f == '_'))
+        .filter(|c| is_known(env, kind, c))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::template::{environment, scan};
+
+    #[test]
+    fn the_environment_decides_what_is_known() {
+        let env = environment();
+        assert!(is_known(&env, CallKind::Filter, "upper"));
+        assert!(is_known(&env, CallKind::Filter, "default"));
+        // A filter that needs arguments is still known.
+        assert!(is_known(&env, CallKind::Filter, "replace"));
+        assert!(!is_known(&env, CallKind::Filter, "money"));
+        assert!(is_known(&env, CallKind::Test, "defined"));
+        assert!(is_known(&env, CallKind::Test, "even"));
+        assert!(!is_known(&env, CallKind::Test, "evn"));
+        assert!(is_known(&env, CallKind::Function, "range"));
+        assert!(is_known(&env, CallKind::Function, "loop"));
+        assert!(!is_known(&env, CallKind::Function, "now"));
+    }
+
+    #[test]
+    fn unknown_names_are_reported_at_each_use_with_the_nearest_known_one() {
+        let env = environment();
+        let src = "{{ a | uper }}{{ b | upper | money }}{% if c is evn %}{% endif %}{{ d | uper }}";
+        let found = unknown_filters_and_tests(&env, &scan::template_calls(src));
+        let at: Vec<usize> = found.iter().map(|(o, _)| *o).collect();
+        assert_eq!(
+            at,
+            vec![
+                src.find("uper").unwrap(),
+                src.find("money").unwrap(),
+                src.find("evn").unwrap(),
+                src.rfind("uper").unwrap()
+            ]
+        );
+        let (filter, money, test) = (&found[0].1, &found[1].1, &found[2].1);
+        assert!(filter.starts_with("unknown filter `uper`: "), "{filter}");
+        assert!(filter.ends_with("; did you mean `upper`?"), "{filter}");
+        assert!(money.starts_with("unknown filter `money`: "), "{money}");
+        assert!(!money.contains("did you mean"), "{money}");
+        assert!(test.starts_with("unknown test `evn`: "), "{test}");
+        assert!(test.ends_with("; did you mean `even`?"), "{test}");
+    }
+
+    #[test]
+    fn near_names_are_looked_for_only_up_to_a_bound() {
+        let env = environment();
+        let mut src: String = (0..MAX_SUGGESTED)
+            .map(|i| format!("{{{{ x | made_up_{i} }}}}"))
+            .collect();
+        src.push_str("{{ x | uper }}");
+        let found = unknown_filters_and_tests(&env, &scan::template_calls(&src));
+        assert_eq!(found.len(), MAX_SUGGESTED + 1);
+        let last = &found[MAX_SUGGESTED].1;
+        assert!(last.starts_with("unknown filter `uper`: "), "{last}");
+        assert!(!last.contains("did you mean"), "{last}");
+    }
+
+    #[test]
+    fn unknown_functions_name_the_globals() {
+        let env = environment();
+        let message = unknown_message(&env, CallKind::Function, "rnage");
+        assert!(
+            message.starts_with("unknown function `rnage`; did you mean `range`? (functions: "),
+            "{message}"
+        );
+        assert!(
+            message.contains("`range`") && message.contains("`dict`"),
+            "{message}"
+        );
+    }
+}
