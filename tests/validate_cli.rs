@@ -26,7 +26,7 @@ fn shipped_workflows_have_no_problems_and_exit_0() {
     let (code, out, err) = nudge(&root(), &["validate", "workflows/"], &[]);
     assert_eq!(
         (code, out.as_str(), err.as_str()),
-        (0, "", "checked 5 workflows, 12 templates: no problems\n")
+        (0, "", "checked 6 workflows, 14 templates: no problems\n")
     );
     // `workflows/` is the default path.
     let (code, out, _) = nudge(&root(), &["validate"], &[]);

@@ -195,19 +195,21 @@ fn scalars(w: &Workflow) -> Vec<Scalar<'_>> {
         Trigger::Event(f) => out.extend(f.when.iter().map(|e| expr(e, trigger))),
         Trigger::Date(d) => out.extend(d.when.iter().map(|e| expr(e, None))),
     }
-    out.extend(w.key.iter().map(|e| expr(e, trigger)));
+    // Keys read `event` too, but whether an event carries its key is an error of its own
+    // (`parse::key`), with the fix: here a key is checked for its `customer` reads only.
+    out.extend(w.key.iter().map(|e| expr(e, None)));
     for goal in &w.exit_when {
         out.extend(goal.when.iter().map(|e| expr(e, Some(goal.event.as_str()))));
+        out.extend(goal.key.iter().map(|e| expr(e, None)));
     }
     for step in w.all_steps() {
         match &step.kind {
             StepKind::If(b) => out.push(expr(&b.condition, trigger)),
-            StepKind::WaitFor(wf) => out.extend(
-                wf.filter
-                    .when
-                    .iter()
-                    .map(|e| expr(e, Some(wf.filter.event.as_str()))),
-            ),
+            StepKind::WaitFor(wf) => {
+                let f = &wf.filter;
+                out.extend(f.when.iter().map(|e| expr(e, Some(f.event.as_str()))));
+                out.extend(f.key.iter().map(|e| expr(e, None)));
+            }
             _ => {}
         }
         out.extend(
