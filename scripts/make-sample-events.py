@@ -169,7 +169,9 @@ def shipped(c, key, t, carrier=None):
     shipment = {"carrier": CARRIERS[carrier], "tracking_number": number,
                 "tracking_url": f"https://tracking.example.com/{carrier}/{number}"}
     _orders[key]["shipment"] = shipment
-    emit(t, "order.shipped", c.ref(first_name=c.first), order={"id": key}, shipment=shipment)
+    # The store sends what is in the parcel, as the shipment templates read it ("In the box").
+    emit(t, "order.shipped", c.ref(first_name=c.first),
+         order={"id": key, "items": _orders[key]["items"]}, shipment=shipment)
 
 
 def delivered(c, key, t):
