@@ -102,6 +102,46 @@ fn an_updated_checkout_keeps_its_one_run_and_its_schedule() {
 }
 
 #[test]
+fn a_keyed_runs_later_emails_show_the_latest_event_of_its_key() {
+    let wf = r#"
+category: transactional
+trigger: { event: checkout.started }
+key: "event.checkout.id"
+steps:
+  - id: wait
+    wait: 1h
+  - id: cart
+    send_email: { template: b.mjml, subject: "{{ event.checkout.total }} {{ event.checkout.items | length }}" }
+"#;
+    let s = Scenario::new(&[("cart", wf)]);
+    let cart = |id: &str, time: &str, checkout: &str, total: f64, items: usize| {
+        let mut d = customer("Ayşe");
+        d["checkout"] =
+            json!({"id": checkout, "total": total, "items": vec![json!({"sku": "B"}); items]});
+        ev(id, "checkout.started", time, "c1", d)
+    };
+    let rows = s.run(
+        &[
+            cart("k1", "2026-03-02T07:00:00Z", "chk-1", 10.0, 1),
+            // The customer adds a bag: the same checkout, sent again.
+            cart("k2", "2026-03-02T07:20:00Z", "chk-1", 25.5, 2),
+            // Another checkout's news does not touch this run.
+            cart("k3", "2026-03-02T07:30:00Z", "chk-2", 99.0, 5),
+        ],
+        "2026-03-03T00:00:00Z",
+    );
+    assert!(
+        has(&rows, "2026-03-02T08:00:00Z c1 cart/cart email.sent 25.5 2"),
+        "{rows:#?}"
+    );
+    assert!(
+        has(&rows, "2026-03-02T08:30:00Z c1 cart/cart email.sent 99.0 5"),
+        "{rows:#?}"
+    );
+    assert_eq!(count(&rows, "run.started"), 2, "{rows:#?}");
+}
+
+#[test]
 fn a_numeric_checkout_id_pays_the_checkout_of_the_same_text() {
     let s = abandoned_checkout();
     let rows = s.run(

@@ -98,6 +98,7 @@ impl<'p> Cx<'_, 'p> {
             .iter()
             .position(|e| e.workflow == w.id && e.key == key);
         if !self.admit(w, key.as_deref(), history) {
+            self.refresh_trigger(w, key.as_deref(), trigger);
             return;
         }
         if self.state.runs.len() >= MAX_ACTIVE_RUNS {
@@ -109,6 +110,32 @@ impl<'p> Cx<'_, 'p> {
         let run = self.new_run(w, key, trigger, trigger_id);
         self.push(&run, None, ActionKind::RunStarted);
         self.drive(run, program, program.first);
+    }
+
+    /// A trigger under the key of an active run that did not start a new one is newer news of
+    /// the same thing (an updated checkout, a second parcel of one order): the active run's
+    /// `event` becomes this event, so its later emails show the cart or parcel as it is now.
+    /// Only keyed workflows: without a key, another trigger event is about something else.
+    fn refresh_trigger(
+        &mut self,
+        w: &Workflow,
+        key: Option<&str>,
+        trigger: Option<&Arc<Map<String, Value>>>,
+    ) {
+        let (Some(key), Some(detail)) = (key, trigger) else {
+            return;
+        };
+        if !self.engine.keeps_trigger.contains(w.id.as_str()) {
+            return;
+        }
+        let active = self
+            .state
+            .runs
+            .iter_mut()
+            .find(|r| r.workflow == w.id && r.key.as_deref() == Some(key));
+        if let Some(run) = active {
+            run.trigger = Some(TriggerDetail::Parsed(Arc::clone(detail)));
+        }
     }
 
     /// Records that a run of `w` (which would have had the id `run`) did not start.
