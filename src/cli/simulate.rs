@@ -595,7 +595,8 @@ fn notice_line(events: &str, notice: &Notice) -> String {
             at,
             reason,
         } => format!(
-            "timer of customer {customer} due at {} failed: {reason}",
+            "timer of customer {} due at {} failed: {reason}",
+            nudge_core::engine::customer_ref(customer),
             ts(*at)
         ),
         Notice::Duplicate { line, event_id } => {
