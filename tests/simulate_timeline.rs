@@ -402,3 +402,36 @@ steps:
         "{line}"
     );
 }
+
+/// A profile value or a webhook body string that fails to render is not silent either: the
+/// warning names the workflow, the step and the value (`set.<attribute>`, `body`) with its
+/// line.
+#[test]
+fn profile_values_and_webhook_bodies_that_fail_to_render_warn() {
+    const BROKEN_VALUES: &str = r#"
+category: transactional
+trigger: { event: customer.created }
+steps:
+  - id: mark
+    update_profile: { set: { vip_since: "{{ 1 / 0 }}" } }
+  - id: notify
+    webhook: { url: "https://hooks.example.com/x", body: { note: "{{ 1 / 0 }}" } }
+"#;
+    let s = Scenario::new(&[("marker", BROKEN_VALUES)]);
+    let event = ev(
+        "e1",
+        "customer.created",
+        "2026-03-02T07:00:00Z",
+        "c-1",
+        customer("A"),
+    );
+    let (code, _, err) = simulate_run(&s, &[event], "2026-03-03T00:00:00Z", &[]);
+    assert_eq!(code, 0, "{err}");
+    for place in [
+        "workflow=marker step=mark template=set.vip_since:1 customer=c-1 ",
+        "workflow=marker step=notify template=body:1 customer=c-1 ",
+    ] {
+        let found = err.lines().any(|l| l.contains("WARN") && l.contains(place));
+        assert!(found, "no warning with {place}:\n{err}");
+    }
+}
