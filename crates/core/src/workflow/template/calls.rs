@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use minijinja::{Environment, ErrorKind};
 
 use super::scan::{Call, CallKind};
-use crate::diagnostic::suggestion;
+use crate::diagnostic::{code_list, suggestion};
 
 /// Names that are not globals but that minijinja gives templates in places (`loop` in a
 /// `for`, `caller` in a `call` block, ...): never reported as undefined.
@@ -101,11 +101,7 @@ pub fn unknown_message(env: &Environment<'static>, kind: CallKind, name: &str) -
             format!(
                 "unknown function `{name}`{} (functions: {}, and macros the template defines or imports)",
                 suggestion(name, globals.iter().copied()),
-                globals
-                    .iter()
-                    .map(|g| format!("`{g}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                code_list(&globals)
             )
         }
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
-use crate::diagnostic::{Sink, suggestion};
+use crate::diagnostic::{Sink, code_list, suggestion};
 use crate::workflow::files;
 use crate::workflow::yaml::Pos;
 
@@ -450,11 +450,7 @@ pub fn undefined_name_message(name: &str) -> String {
     format!(
         "undefined variable `{name}`{} (in scope: {})",
         suggestion(name, SCOPE.iter().copied()),
-        SCOPE
-            .iter()
-            .map(|s| format!("`{s}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        code_list(SCOPE)
     )
 }
 

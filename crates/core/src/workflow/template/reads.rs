@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use minijinja::Environment;
 
 use super::{ScalarChecker, ScalarKind, Templates, limits, scan};
-use crate::diagnostic::{Diagnostic, Sink, did_you_mean};
+use crate::diagnostic::{Diagnostic, Sink, code_list, did_you_mean};
 use crate::event::catalog::{self, COUNTED_ATTRIBUTES, CUSTOMER_ATTRIBUTES, FieldCheck};
 use crate::workflow::model::{
     AttributeKind, DateTrigger, DeclaredAttribute, StepKind, Trigger, Workflow,
@@ -189,11 +189,7 @@ fn field_problem(event_type: &str, read: &PathRead) -> Option<FieldProblem> {
     let mean = did_you_mean(rest[depth], known.iter().copied())
         .map(|m| format!("; did you mean `{level}.{m}`?"))
         .unwrap_or_default();
-    let has = known
-        .iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let has = code_list(&known);
     Some(FieldProblem {
         pos: read.part_pos(depth + 1),
         shown,
@@ -383,11 +379,7 @@ pub fn check_template_files(
                 let Some(p) = field_problem(ty, read) else {
                     continue;
                 };
-                let who = ids
-                    .iter()
-                    .map(|id| format!("`{id}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let who = code_list(ids);
                 let (workflows, send) = if ids.len() == 1 {
                     ("workflow", "renders")
                 } else {
