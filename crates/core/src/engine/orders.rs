@@ -134,7 +134,8 @@ impl Cx<'_, '_> {
     /// One more order, placed `at`, adding `spent`.
     fn add_order(&mut self, at: DateTime<Utc>, spent: Option<i64>) {
         let profile = Arc::make_mut(&mut self.state.profile);
-        let count = count_of(profile.get("orders_count")) + 1;
+        // Saturating: a store may send any number, however large.
+        let count = count_of(profile.get("orders_count")).saturating_add(1);
         profile.insert("orders_count".to_owned(), Value::from(count));
         if let Some(base) = total_of(profile.get("total_spent")) {
             let total = (base + spent.unwrap_or(0)).min(units(MAX_TOTAL));
