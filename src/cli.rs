@@ -83,6 +83,17 @@ pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// `n` and the noun in its number, for the summaries of `simulate` and `validate`: `1 event`,
+/// `0 events`, `2 events`.
+pub(crate) fn counted(
+    n: impl TryInto<u64> + Copy + std::fmt::Display,
+    one: &str,
+    many: &str,
+) -> String {
+    let is_one = n.try_into().is_ok_and(|n| n == 1);
+    format!("{n} {}", if is_one { one } else { many })
+}
+
 /// Logs go to stderr, at `warn` unless `NUDGE_LOG` says otherwise (`NUDGE_LOG=debug`,
 /// `NUDGE_LOG=nudge_core::runner=info`). Log lines never carry an address or a name: events name
 /// customers by id (a `guest:` id by a hash) and emails by idempotency key. `wall_clock`:

@@ -170,3 +170,37 @@ fn events_md_lists_every_customer_attribute() {
         );
     }
 }
+
+/// README's sample of `nudge simulate` on the shipped sample is what the command prints: each
+/// row is a line of the recorded run (`tests/shipped.rs` keeps that record equal to the real
+/// output), a line cut with `, ...` begins one, and the per-workflow block after the blank line
+/// stands whole in it.
+#[test]
+fn readme_sample_output_is_the_real_output() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let snap = std::fs::read_to_string(
+        root().join("tests/snapshots/tests__shipped__sample_timeline.snap"),
+    )
+    .unwrap();
+    let recorded: Vec<&str> = snap.lines().collect();
+    let start = readme
+        .find("```\n2026-01-05T")
+        .expect("README shows the sample run");
+    let block = &readme[start + 4..];
+    let block = &block[..block.find("```").unwrap()];
+    for line in block.lines().filter(|l| !l.is_empty() && *l != "...") {
+        let found = match line.strip_suffix(", ...") {
+            Some(head) => recorded.iter().any(|r| r.starts_with(head)),
+            None => recorded.contains(&line),
+        };
+        assert!(
+            found,
+            "README shows a line the sample run does not print:\n{line}"
+        );
+    }
+    let (_, summary) = block.split_once("\n\n").expect("a per-workflow block");
+    assert!(
+        snap.contains(summary),
+        "README's per-workflow block is not as the run prints it:\n{summary}"
+    );
+}

@@ -222,6 +222,10 @@ fn an_unreadable_stored_state_is_an_error_and_changes_nothing() {
         for (id, bytes) in [
             ("c1", &b"{\"id\":\"c1\xff\"}"[..]),
             ("c2", &b"{\"id\":3}"[..]),
+            // A guest's id holds an address: the message shows the hash logs show.
+            ("guest:ayse@example.com", &b"{\"id\":3}"[..]),
+            // A value of the state in the wrong place: the message never quotes it.
+            ("c3", &b"{\"id\":\"c3\",\"runs\":\"ayse@example.com\"}"[..]),
         ] {
             let store = SqliteStore::in_memory().unwrap();
             let commit = Commit {
@@ -247,10 +251,12 @@ fn an_unreadable_stored_state_is_an_error_and_changes_nothing() {
             assert!(matches!(err, RunnerError::State { .. }), "{id}: {err}");
             assert_eq!(err.customer(), Some(id));
             let text = err.to_string();
+            let shown = nudge_core::engine::customer_ref(id);
             assert!(
-                text.starts_with(&format!("stored state of customer {id} is unreadable: ")),
+                text.starts_with(&format!("stored state of customer {shown} is unreadable: ")),
                 "{text}"
             );
+            assert!(!text.contains('@'), "{text}");
             let stored = rt.block_on(runner.store().load(id)).unwrap().unwrap();
             assert_eq!((stored.version, stored.state.as_slice()), (1, bytes));
             assert!(!rt.block_on(runner.store().is_processed("e1")).unwrap());

@@ -21,39 +21,23 @@ steps:
     send_email: { template: broken.html, subject: "Thanks" }
 "#;
     let s = Scenario::new(&[("receipt", BROKEN)]);
-    let tmp = tempfile::tempdir().unwrap();
-    let events = write_events(
-        tmp.path(),
-        &[
-            ev(
-                "e1",
-                "customer.created",
-                "2026-03-02T07:00:00Z",
-                "guest:ayse@example.com",
-                customer("Ayse"),
-            )
-            .to_string(),
-            ev(
-                "e2",
-                "customer.created",
-                "2026-03-02T08:30:00Z",
-                "c-2",
-                customer("Emre"),
-            )
-            .to_string(),
-        ],
-    );
-    let wf = s.workflows_dir();
-    let args = [
-        "simulate",
-        "--events",
-        events.to_str().unwrap(),
-        "--workflows",
-        wf.to_str().unwrap(),
-        "--until",
-        "2026-03-03T00:00:00Z",
+    let events = [
+        ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "guest:ayse@example.com",
+            customer("Ayse"),
+        ),
+        ev(
+            "e2",
+            "customer.created",
+            "2026-03-02T08:30:00Z",
+            "c-2",
+            customer("Emre"),
+        ),
     ];
-    let (code, _, err) = nudge(tmp.path(), &args, &[]);
+    let (code, _, err) = simulate_run(&s, &events, "2026-03-03T00:00:00Z", &[]);
     assert_eq!(code, 0, "{err}");
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), 2, "{err}");
@@ -81,9 +65,14 @@ steps:
     assert!(!err.contains("ayse@") && !err.contains("Ayse"), "{err}");
 }
 
-/// Runs `nudge simulate` (text, or `extra` arguments) on `events` with `s`'s workflows until
-/// 2026-03-10; returns stdout.
-fn simulate_text(s: &Scenario, events: &[Value], extra: &[&str]) -> String {
+/// Runs `nudge simulate` on `events` with `s`'s workflows until `until`, with `extra`
+/// arguments; returns the exit code, stdout and stderr.
+fn simulate_run(
+    s: &Scenario,
+    events: &[Value],
+    until: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
     let tmp = tempfile::tempdir().unwrap();
     let lines: Vec<String> = events.iter().map(Value::to_string).collect();
     let events = write_events(tmp.path(), &lines);
@@ -95,10 +84,16 @@ fn simulate_text(s: &Scenario, events: &[Value], extra: &[&str]) -> String {
         "--workflows",
         wf.to_str().unwrap(),
         "--until",
-        "2026-03-10T00:00:00Z",
+        until,
     ];
     args.extend_from_slice(extra);
-    let (code, out, err) = nudge(tmp.path(), &args, &[]);
+    nudge(tmp.path(), &args, &[])
+}
+
+/// Runs `nudge simulate` (text, or `extra` arguments) on `events` with `s`'s workflows until
+/// 2026-03-10; returns stdout.
+fn simulate_text(s: &Scenario, events: &[Value], extra: &[&str]) -> String {
+    let (code, out, err) = simulate_run(s, events, "2026-03-10T00:00:00Z", extra);
     assert_eq!(code, 0, "{err}");
     out
 }
@@ -390,29 +385,14 @@ steps:
     send_email: { template: b.mjml, subject: "Thanks {{ 1 / 0 }}" }
 "#;
     let s = Scenario::new(&[("receipt", BROKEN_SUBJECT)]);
-    let tmp = tempfile::tempdir().unwrap();
-    let events = write_events(
-        tmp.path(),
-        &[ev(
-            "e1",
-            "customer.created",
-            "2026-03-02T07:00:00Z",
-            "c-1",
-            customer("A"),
-        )
-        .to_string()],
+    let event = ev(
+        "e1",
+        "customer.created",
+        "2026-03-02T07:00:00Z",
+        "c-1",
+        customer("A"),
     );
-    let wf = s.workflows_dir();
-    let args = [
-        "simulate",
-        "--events",
-        events.to_str().unwrap(),
-        "--workflows",
-        wf.to_str().unwrap(),
-        "--until",
-        "2026-03-03T00:00:00Z",
-    ];
-    let (code, _, err) = nudge(tmp.path(), &args, &[]);
+    let (code, _, err) = simulate_run(&s, &[event], "2026-03-03T00:00:00Z", &[]);
     assert_eq!(code, 0, "{err}");
     let line = err.lines().find(|l| l.contains("WARN")).expect(&err);
     assert!(
@@ -421,4 +401,37 @@ steps:
         ),
         "{line}"
     );
+}
+
+/// A profile value or a webhook body string that fails to render is not silent either: the
+/// warning names the workflow, the step and the value (`set.<attribute>`, `body`) with its
+/// line.
+#[test]
+fn profile_values_and_webhook_bodies_that_fail_to_render_warn() {
+    const BROKEN_VALUES: &str = r#"
+category: transactional
+trigger: { event: customer.created }
+steps:
+  - id: mark
+    update_profile: { set: { vip_since: "{{ 1 / 0 }}" } }
+  - id: notify
+    webhook: { url: "https://hooks.example.com/x", body: { note: "{{ 1 / 0 }}" } }
+"#;
+    let s = Scenario::new(&[("marker", BROKEN_VALUES)]);
+    let event = ev(
+        "e1",
+        "customer.created",
+        "2026-03-02T07:00:00Z",
+        "c-1",
+        customer("A"),
+    );
+    let (code, _, err) = simulate_run(&s, &[event], "2026-03-03T00:00:00Z", &[]);
+    assert_eq!(code, 0, "{err}");
+    for place in [
+        "workflow=marker step=mark template=set.vip_since:1 customer=c-1 ",
+        "workflow=marker step=notify template=body:1 customer=c-1 ",
+    ] {
+        let found = err.lines().any(|l| l.contains("WARN") && l.contains(place));
+        assert!(found, "no warning with {place}:\n{err}");
+    }
 }

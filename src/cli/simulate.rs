@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use super::{Format, escape_controls, exit};
+use super::{Format, counted, escape_controls, exit};
 use nudge_core::engine::{Action, ActionKind, Engine, Tz};
 use nudge_core::event::check_time_range;
 use nudge_core::links::{KeySource, Signer, SigningKeyError};
@@ -595,7 +595,8 @@ fn notice_line(events: &str, notice: &Notice) -> String {
             at,
             reason,
         } => format!(
-            "timer of customer {customer} due at {} failed: {reason}",
+            "timer of customer {} due at {} failed: {reason}",
+            nudge_core::engine::customer_ref(customer),
             ts(*at)
         ),
         Notice::Duplicate { line, event_id } => {
@@ -693,10 +694,4 @@ fn workflow_summary(out: &mut String, w: &WorkflowSummary) {
             w.webhooks
         ));
     }
-}
-
-/// `n` and the noun in its number: `1 event`, `0 events`, `2 events`.
-fn counted(n: impl TryInto<u64> + Copy + std::fmt::Display, one: &str, many: &str) -> String {
-    let is_one = n.try_into().is_ok_and(|n| n == 1);
-    format!("{n} {}", if is_one { one } else { many })
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anstyle::{AnsiColor, Style};
 
-use super::{Format, exit};
+use super::{Format, counted, exit};
 use nudge_core::diagnostic::{Diagnostic, Severity, sort_and_dedup};
 
 #[derive(Debug, clap::Args)]
@@ -114,20 +114,15 @@ fn summary(checked: Checked, diags: &[Diagnostic]) -> String {
     } else {
         format!(
             "{}, {}",
-            counted(errors, "error"),
-            counted(warnings, "warning")
+            counted(errors, "error", "errors"),
+            counted(warnings, "warning", "warnings")
         )
     };
     format!(
         "checked {}, {}: {problems}",
-        counted(checked.workflows, "workflow"),
-        counted(checked.templates, "template")
+        counted(checked.workflows, "workflow", "workflows"),
+        counted(checked.templates, "template", "templates")
     )
-}
-
-/// `1 error`, `2 errors`, `0 errors`.
-fn counted(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]

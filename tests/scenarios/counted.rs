@@ -257,3 +257,59 @@ steps:
         ["2026-03-03T08:00:00Z c1 repeat/thanks-again email.sent Order 2"]
     );
 }
+
+#[test]
+fn a_large_total_the_store_sent_is_added_to_not_reset() {
+    // 150 billion: a lifetime in a currency of small units (VND, IDR), above any one order.
+    let got = facts(
+        None,
+        &[
+            ev(
+                "c",
+                "customer.updated",
+                "2026-03-01T08:00:00Z",
+                "c1",
+                json!({"customer": {"email": "a@example.com", "total_spent": 150_000_000_000_i64}}),
+            ),
+            order(
+                "o1",
+                "2026-03-02T08:00:00Z",
+                json!({"id": "o-1", "total": 10}),
+            ),
+            order(
+                "o2",
+                "2026-03-03T08:00:00Z",
+                json!({"id": "o-2", "total": 5}),
+            ),
+            probe("p1", "2026-03-03T09:00:00Z"),
+        ],
+    );
+    assert_eq!(
+        got,
+        ["2|150000000015.0|2026-03-02T08:00:00Z|2026-03-03T08:00:00Z"]
+    );
+}
+
+#[test]
+fn a_huge_counter_the_store_sent_does_not_overflow() {
+    let got = facts(
+        None,
+        &[
+            ev(
+                "c",
+                "customer.updated",
+                "2026-03-01T08:00:00Z",
+                "c1",
+                json!({"customer": {"email": "a@example.com", "orders_count": u64::MAX}}),
+            ),
+            order(
+                "o1",
+                "2026-03-02T08:00:00Z",
+                json!({"id": "o-1", "total": 10}),
+            ),
+            probe("p1", "2026-03-02T09:00:00Z"),
+        ],
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with(&format!("{}|", u64::MAX)), "{got:?}");
+}

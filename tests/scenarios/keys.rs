@@ -159,6 +159,26 @@ fn a_numeric_checkout_id_pays_the_checkout_of_the_same_text() {
 }
 
 #[test]
+fn a_paid_checkout_updated_afterwards_gets_no_new_series() {
+    let s = abandoned_checkout();
+    // Stores send a checkout's changes after it was paid too (Shopify's checkouts/update when
+    // it completes), as checkout.started with the same id.
+    let rows = s.run(
+        &[
+            checkout("k1", "2026-03-02T07:00:00Z", json!("chk-1")),
+            paid("p1", "2026-03-02T07:30:00Z", json!("chk-1")),
+            checkout("k2", "2026-03-02T07:31:00Z", json!("chk-1")),
+        ],
+        "2026-03-05T00:00:00Z",
+    );
+    assert_eq!(count(&rows, "run.started"), 1, "{rows:#?}");
+    assert!(!has(&rows, "email.sent"), "{rows:#?}");
+    // Forgotten after 30 days: the customer's state keeps no entry for it.
+    let later = s.run(&[], "2026-04-05T00:00:00Z");
+    assert!(later.is_empty(), "{later:#?}");
+}
+
+#[test]
 fn another_checkouts_order_does_not_end_the_run() {
     let s = abandoned_checkout();
     let rows = s.run(

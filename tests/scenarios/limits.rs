@@ -123,7 +123,7 @@ fn an_unreadable_state_fails_only_its_customers_inputs() {
             "2026-03-02T07:01:00Z c2 welcome/hello email.sent Welcome B",
         ]
     );
-    let unreadable = "stored state of customer c1 is unreadable: invalid type: integer `3`, \
+    let unreadable = "stored state of customer c1 is unreadable: invalid type: integer, \
                       expected a string at line 1 column 7";
     let [wake, line] = &report.notices[..] else {
         panic!("{:#?}", report.notices);

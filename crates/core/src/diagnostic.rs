@@ -136,9 +136,24 @@ pub fn suggestion<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>)
         .unwrap_or_default()
 }
 
+/// Names as a message lists them: `` `a`, `b`, `c` ``.
+pub fn code_list<T: std::fmt::Display>(names: impl IntoIterator<Item = T>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_lists_quote_each_name() {
+        assert_eq!(code_list(["a", "b.c"]), "`a`, `b.c`");
+        assert_eq!(code_list(Vec::<String>::new()), "");
+    }
 
     #[test]
     fn suggests_the_nearest_valid_name() {

@@ -51,14 +51,19 @@ pub const MAX_STATE_BYTES: usize = 300 * 1024;
 /// [`RunnerError::State`], [`RunnerError::StateTooLarge`] and [`RunnerError::Unencodable`] are
 /// the input's own failure ([`RunnerError::customer`]): the same input fails again whenever it
 /// is retried, other customers are not concerned, and a caller keeps the input as a dead letter
-/// and goes on. The others are the store's or the contention's.
+/// and goes on. The others are the store's or the contention's. Messages name the customer by
+/// [`customer_ref`] (a guest's address never shows), since they end up in logs and notices.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// A stored state could not be read back.
-    #[error("stored state of customer {customer_id} is unreadable: {source}")]
+    #[error(
+        "stored state of customer {} is unreadable: {}",
+        customer_ref(customer_id),
+        without_values(source)
+    )]
     State {
         /// The customer.
         customer_id: String,
@@ -67,8 +72,9 @@ pub enum RunnerError {
     },
     /// The customer's new state would be larger than [`MAX_STATE_BYTES`]: nothing was written.
     #[error(
-        "the new state of customer {customer_id} would take {bytes} bytes, over the limit of \
-         {MAX_STATE_BYTES}; the input was not applied"
+        "the new state of customer {} would take {bytes} bytes, over the limit of \
+         {MAX_STATE_BYTES}; the input was not applied",
+        customer_ref(customer_id)
     )]
     StateTooLarge {
         /// The customer.
@@ -77,7 +83,10 @@ pub enum RunnerError {
         bytes: usize,
     },
     /// The customer's new state could not be encoded (a bug): nothing was written.
-    #[error("the new state of customer {customer_id} cannot be encoded: {source}")]
+    #[error(
+        "the new state of customer {} cannot be encoded: {source}",
+        customer_ref(customer_id)
+    )]
     Unencodable {
         /// The customer.
         customer_id: String,
@@ -103,6 +112,30 @@ impl RunnerError {
 
 /// A stored state: UTF-8 checked once for the whole document (faster than string by string),
 /// then parsed; a document that is not UTF-8 is parsed as bytes, for an error that says where.
+/// serde_json's message for a state it could not read, without the value it found: `invalid
+/// type: string "ayse@example.com", expected a sequence at line 1 column 36` becomes `invalid
+/// type: string, expected a sequence at line 1 column 36`. A state holds the customer's profile,
+/// and this message goes to logs and notices.
+fn without_values(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let Some((head, tail)) = text.split_once(", expected") else {
+        return text;
+    };
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(found) = head.strip_prefix(prefix) {
+            // `string "…"`, `integer `3``, `map`: the kind is the first word.
+            let kind = found.split(' ').next().unwrap_or("");
+            return format!("{prefix}{kind}, expected{tail}");
+        }
+    }
+    for prefix in ["unknown variant", "unknown field"] {
+        if head.starts_with(prefix) {
+            return format!("{prefix}, expected{tail}");
+        }
+    }
+    text
+}
+
 fn decode_state(bytes: &[u8]) -> Result<CustomerState, serde_json::Error> {
     match std::str::from_utf8(bytes) {
         Ok(text) => serde_json::from_str(text),
@@ -321,5 +354,35 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_errors_never_quote_a_value() {
+        let err = |text: &str| without_values(&decode_state(text.as_bytes()).unwrap_err());
+        assert_eq!(
+            err(r#"{"id":"c1","runs":"ayse@example.com"}"#),
+            "invalid type: string, expected a sequence at line 1 column 36"
+        );
+        assert_eq!(
+            err(r#"{"id":3}"#),
+            "invalid type: integer, expected a string at line 1 column 7"
+        );
+        #[derive(Debug, serde::Deserialize)]
+        enum Kind {
+            #[allow(dead_code)]
+            Known,
+        }
+        let e = serde_json::from_str::<Kind>(r#""Ayşe""#).unwrap_err();
+        let variant = without_values(&e);
+        assert!(
+            variant.starts_with("unknown variant, expected"),
+            "{variant}"
+        );
+        assert!(err("{").starts_with("EOF while parsing"), "{}", err("{"));
     }
 }

@@ -109,9 +109,11 @@ pub(crate) struct ReviewJson {
     pub(crate) rating: u8,
 }
 
-/// An abandoned checkout's basket total.
+/// An abandoned checkout: its id, its link and its basket's total.
 #[derive(Serialize)]
 pub(crate) struct CheckoutJson {
+    pub(crate) id: String,
+    pub(crate) url: String,
     pub(crate) total: f64,
     pub(crate) currency: &'static str,
 }

@@ -16,7 +16,8 @@
 //!   days after that (`order.delivered`; the others time out in shipment updates), and 25% of
 //!   delivered orders get a review (`review.submitted`) two to ten days later;
 //! - now and then: a profile change (`customer.updated`, 20%: a birthday added, a move to another
-//!   zone, or consent changed), an abandoned checkout (`checkout.started`, 15%), an unsubscribe
+//!   zone, or consent changed), an abandoned checkout (`checkout.started` with its `id`
+//!   and `url`, 15%), an unsubscribe
 //!   (`customer.unsubscribed`, 2%) and a hard bounce (`email.bounced`, 0.5%).
 //!
 //! Events after the end of the period are not written, so the totals depend on `days`.

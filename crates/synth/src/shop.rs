@@ -25,6 +25,8 @@ pub(crate) struct Shop<'a> {
     end: u64,
     /// Order numbers are given out in time order, as a shop does.
     next_order: u32,
+    /// Checkout numbers, likewise.
+    next_checkout: u32,
     stats: SynthStats,
     item_buf: Vec<Item>,
 }
@@ -36,6 +38,7 @@ impl<'a> Shop<'a> {
             opts,
             end,
             next_order: FIRST_ORDER_NUMBER,
+            next_checkout: 1,
             stats: SynthStats::default(),
             item_buf: Vec::new(),
         }
@@ -145,12 +148,17 @@ impl<'a> Shop<'a> {
         }
     }
 
-    /// An abandoned checkout: a basket's total.
+    /// An abandoned checkout: its id (so that a workflow keyed by `event.checkout.id` runs on
+    /// it), where to pick it up, and a basket's total.
     fn checkout(&mut self, c: &mut Customer) -> CheckoutJson {
         let mut items = std::mem::take(&mut self.item_buf);
         let (_, total) = basket(&mut c.rng, &mut items);
         self.item_buf = items;
+        let id = format!("ch-{}", self.next_checkout);
+        self.next_checkout += 1;
         CheckoutJson {
+            url: format!("https://shop.example.com/checkouts/{id}"),
+            id,
             total: money(total),
             currency: "TRY",
         }

@@ -162,3 +162,23 @@ fn event_ids_are_unique_and_uuid_shaped() {
     }
     assert_ne!(event_id(5, 0, 0), event_id(6, 0, 0));
 }
+
+#[test]
+fn every_checkout_has_its_own_id_so_keyed_workflows_run_on_it() {
+    let (out, _) = run(&opts(2_000, 365, 5));
+    let ids: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["detail-type"] == "checkout.started")
+        .map(|e| {
+            e["detail"]["checkout"]["id"]
+                .as_str()
+                .expect("a checkout id")
+                .to_owned()
+        })
+        .collect();
+    assert!(!ids.is_empty());
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "checkout ids repeat");
+}

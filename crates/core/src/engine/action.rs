@@ -201,8 +201,9 @@ pub struct Warning {
     pub workflow: String,
     /// The step, when the warning is about one.
     pub step: Option<String>,
-    /// The template (a file under `templates/`, or `subject` or `preheader` of the step) whose
-    /// rendering failed.
+    /// The template or value whose rendering failed: a file under `templates/`, or the step's
+    /// `subject`, `preheader`, `set.<attribute>` (an `update_profile` value) or `body` (a
+    /// webhook body string).
     pub template: Option<String>,
     /// The template's line, when known.
     pub line: Option<usize>,

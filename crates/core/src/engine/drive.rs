@@ -180,10 +180,17 @@ impl<'p> Cx<'_, 'p> {
     }
 
     /// The call a `webhook` step asks for: its body rendered, or a default naming the run.
-    fn webhook_call(&self, run: &Run, id: &str, hook: &Webhook) -> WebhookCall {
+    fn webhook_call(&mut self, run: &Run, id: &str, hook: &Webhook) -> WebhookCall {
         let scope = self.run_scope(run);
         let body = match &hook.body {
-            Some(b) => self.render_value(b, &scope),
+            Some(b) => {
+                let mut failures = Vec::new();
+                let body = self.render_value(b, &scope, &mut failures);
+                for e in &failures {
+                    self.warn_render(run, id, "body", "webhook body string", e);
+                }
+                body
+            }
             None => {
                 serde_json::json!({"workflow": run.workflow, "step": id, "run": run.id, "customer": {"id": self.state.id}})
             }
@@ -201,16 +208,31 @@ impl<'p> Cx<'_, 'p> {
         }
     }
 
-    /// A JSON value with every string rendered as a template (one that fails is empty).
-    fn render_value(&self, value: &Value, scope: &minijinja::Value) -> Value {
+    /// A JSON value with every string rendered as a template (one that fails is empty, and
+    /// its error goes to `failures`).
+    fn render_value(
+        &self,
+        value: &Value,
+        scope: &minijinja::Value,
+        failures: &mut Vec<minijinja::Error>,
+    ) -> Value {
         match value {
-            Value::String(s) => Value::String(self.engine.render(s, scope).unwrap_or_default()),
-            Value::Array(items) => {
-                Value::Array(items.iter().map(|i| self.render_value(i, scope)).collect())
-            }
+            Value::String(s) => match self.engine.render(s, scope) {
+                Ok(text) => Value::String(text),
+                Err(e) => {
+                    failures.push(e);
+                    Value::String(String::new())
+                }
+            },
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.render_value(i, scope, failures))
+                    .collect(),
+            ),
             Value::Object(map) => Value::Object(
                 map.iter()
-                    .map(|(k, v)| (k.clone(), self.render_value(v, scope)))
+                    .map(|(k, v)| (k.clone(), self.render_value(v, scope, failures)))
                     .collect(),
             ),
             other => other.clone(),

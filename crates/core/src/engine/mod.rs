@@ -221,8 +221,8 @@ impl<'p> Cx<'_, 'p> {
     }
 
     /// Warns the operator, now, about `workflow` (and `step`) for this customer; the runner
-    /// logs it (see [`Warning`]). `message` must not quote customer data. For a warning with
-    /// a template and line: `self.warn_with(self.warning(..).in_template(name, line))`.
+    /// logs it (see [`Warning`]). `message` must not quote customer data. For a render
+    /// failure, with its template and line: [`Cx::warn_render`].
     fn warn(&mut self, workflow: &str, step: Option<&str>, message: impl Into<String>) {
         let warning = self.warning(workflow, step, message);
         self.warnings.push(warning);
@@ -244,6 +244,25 @@ impl<'p> Cx<'_, 'p> {
     /// Keeps a warning made with [`Cx::warning`].
     fn warn_with(&mut self, warning: Warning) {
         self.warnings.push(warning);
+    }
+
+    /// Warns that `what` (`email`, `profile value`, ...) of `run`'s `step` failed to render:
+    /// `place` is the template or value (`welcome.mjml`, `subject`, `set.vip_since`, `body`),
+    /// with the error's line. The message names the error's kind, never a value.
+    fn warn_render(
+        &mut self,
+        run: &Run,
+        step: &str,
+        place: &str,
+        what: &str,
+        e: &minijinja::Error,
+    ) {
+        let message = format!(
+            "{what} failed to render: {}",
+            crate::workflow::template::render_failure(e)
+        );
+        let warning = self.warning(&run.workflow, Some(step), message);
+        self.warn_with(warning.in_template(place, e.line()));
     }
 
     /// Records the end of `run` (which the caller has already taken out of `state.runs`).

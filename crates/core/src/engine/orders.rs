@@ -16,7 +16,9 @@
 //! - `total_spent` adds `detail.order.total` (a number, or a numeric string as Shopify writes
 //!   money) when the order's `currency` is the store's (`settings.yaml` `currency:`, compared
 //!   without case) or either is not given. Money is added in ten-thousandths, so that sums of
-//!   decimal prices do not drift (59.90 + 29.95 is 89.85, not 89.85000000000001).
+//!   decimal prices do not drift (59.90 + 29.95 is 89.85, not 89.85000000000001). A
+//!   `total_spent` the store sent that cannot be added to exactly (not an amount, negative,
+//!   beyond [`MAX_TOTAL`]) is left as it is rather than reset to this order's total.
 //! - `first_order_at` and `last_order_at` are the event times (RFC 3339 UTC) of the earliest
 //!   and latest orders counted. A cancellation that takes out the order they name moves them to
 //!   the earliest/latest order still remembered, or removes them when none is left.
@@ -41,9 +43,13 @@ pub const MAX_ORDER_RECORDS: usize = 100;
 /// minor unit).
 const MONEY_SCALE: f64 = 10_000.0;
 
-/// The largest amount counted, in the currency: far above any order, and small enough that a
-/// sum in ten-thousandths stays exact in an `i64` and in the `f64` the profile holds.
+/// The largest amount of one order counted, in the currency: far above any order.
 const MAX_AMOUNT: f64 = 1e11;
+
+/// The largest `total_spent` Nudge adds to, in the currency: below 2^53 ten-thousandths, so
+/// that the sum stays exact in the `f64` the profile holds. A sum stops there; a larger value
+/// the store sent is left as it is.
+pub const MAX_TOTAL: f64 = 9e11;
 
 /// An order the customer's state remembers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,10 +134,13 @@ impl Cx<'_, '_> {
     /// One more order, placed `at`, adding `spent`.
     fn add_order(&mut self, at: DateTime<Utc>, spent: Option<i64>) {
         let profile = Arc::make_mut(&mut self.state.profile);
-        let count = count_of(profile.get("orders_count")) + 1;
+        // Saturating: a store may send any number, however large.
+        let count = count_of(profile.get("orders_count")).saturating_add(1);
         profile.insert("orders_count".to_owned(), Value::from(count));
-        let total = money_of(profile.get("total_spent")) + spent.unwrap_or(0);
-        profile.insert("total_spent".to_owned(), money_value(total));
+        if let Some(base) = total_of(profile.get("total_spent")) {
+            let total = (base + spent.unwrap_or(0)).min(units(MAX_TOTAL));
+            profile.insert("total_spent".to_owned(), money_value(total));
+        }
         let first = time_of(profile.get("first_order_at")).map_or(at, |t| t.min(at));
         let last = time_of(profile.get("last_order_at")).map_or(at, |t| t.max(at));
         profile.insert("first_order_at".to_owned(), time_value(first));
@@ -150,9 +159,8 @@ impl Cx<'_, '_> {
         let profile = Arc::make_mut(&mut self.state.profile);
         let count = count_of(profile.get("orders_count")).saturating_sub(1);
         profile.insert("orders_count".to_owned(), Value::from(count));
-        if let Some(spent) = record.spent {
-            let total = (money_of(profile.get("total_spent")) - spent).max(0);
-            profile.insert("total_spent".to_owned(), money_value(total));
+        if let (Some(spent), Some(base)) = (record.spent, total_of(profile.get("total_spent"))) {
+            profile.insert("total_spent".to_owned(), money_value((base - spent).max(0)));
         }
         for (name, pick) in [
             ("first_order_at", Iterator::min as fn(_) -> _),
@@ -178,23 +186,38 @@ fn order_id(order: &Map<String, Value>) -> Option<String> {
     }
 }
 
-/// An amount (a number or a numeric string) in ten-thousandths; none when it is not one, or
-/// negative, or beyond [`MAX_AMOUNT`].
+/// An order's amount (a number or a numeric string) in ten-thousandths; none when it is not
+/// one, or negative, or beyond [`MAX_AMOUNT`].
 fn money(v: &Value) -> Option<i64> {
+    amount_up_to(v, MAX_AMOUNT)
+}
+
+/// An amount in ten-thousandths when it is one in `0..=max`.
+fn amount_up_to(v: &Value, max: f64) -> Option<i64> {
     let amount = match v {
         Value::Number(n) => n.as_f64()?,
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    (amount.is_finite() && (0.0..=MAX_AMOUNT).contains(&amount))
-        .then(|| (amount * MONEY_SCALE).round() as i64)
+    (amount.is_finite() && (0.0..=max).contains(&amount)).then(|| units(amount))
 }
 
-/// The profile's current `total_spent` in ten-thousandths (0 when absent or not an amount).
-fn money_of(v: Option<&Value>) -> i64 {
-    v.and_then(money).unwrap_or(0)
+/// `amount` in ten-thousandths.
+fn units(amount: f64) -> i64 {
+    (amount * MONEY_SCALE).round() as i64
 }
 
+/// The profile's current `total_spent` in ten-thousandths, to add to: 0 when absent; `None`
+/// when it is something Nudge cannot add to exactly (not an amount, negative, or beyond
+/// [`MAX_TOTAL`]), which is then left as the store sent it rather than reset.
+fn total_of(v: Option<&Value>) -> Option<i64> {
+    match v {
+        None | Some(Value::Null) => Some(0),
+        Some(v) => amount_up_to(v, MAX_TOTAL),
+    }
+}
+
+/// Ten-thousandths as the amount the profile holds.
 fn money_value(units: i64) -> Value {
     let amount = units as f64 / MONEY_SCALE;
     Number::from_f64(amount).map_or(Value::from(0), Value::Number)
@@ -240,6 +263,16 @@ mod tests {
         assert_eq!(money(&json!("abc")), None);
         assert_eq!(money(&json!(1e300)), None);
         assert_eq!(money(&json!(null)), None);
+    }
+
+    #[test]
+    fn a_total_nudge_cannot_add_to_is_left_alone() {
+        assert_eq!(total_of(None), Some(0));
+        assert_eq!(total_of(Some(&json!(null))), Some(0));
+        assert_eq!(total_of(Some(&json!(2e11))), Some(2_000_000_000_000_000));
+        assert_eq!(total_of(Some(&json!(1e12))), None);
+        assert_eq!(total_of(Some(&json!(-5))), None);
+        assert_eq!(total_of(Some(&json!("1,234.50"))), None);
     }
 
     #[test]

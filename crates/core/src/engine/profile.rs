@@ -35,7 +35,7 @@ impl Cx<'_, '_> {
 
     /// An `update_profile` step: applies its changes and records them.
     pub(super) fn update_profile(&mut self, run: &Run, step: &str, update: &UpdateProfile) {
-        let changes = self.profile_changes(run, update);
+        let changes = self.profile_changes(run, step, update);
         let profile = Arc::make_mut(&mut self.state.profile);
         for (k, v) in &changes {
             profile.insert(k.clone(), v.clone());
@@ -45,16 +45,24 @@ impl Cx<'_, '_> {
 
     /// The attributes an `update_profile` step sets, values rendered in the run's scope, and
     /// `tags` after its additions and removals.
-    fn profile_changes(&self, run: &Run, update: &UpdateProfile) -> Map<String, Value> {
+    fn profile_changes(
+        &mut self,
+        run: &Run,
+        step: &str,
+        update: &UpdateProfile,
+    ) -> Map<String, Value> {
         let scope = self.run_scope(run);
         let mut changes = Map::new();
         for (name, value) in &update.set {
             let v = match value {
                 ProfileValue::Literal(v) => v.clone(),
-                // A value that fails to render leaves the attribute as it was.
+                // A value that fails to render leaves the attribute as it was, with a warning.
                 ProfileValue::Template(t) => match self.engine.render(&t.source, &scope) {
                     Ok(s) => Value::String(s),
-                    Err(_) => continue,
+                    Err(e) => {
+                        self.warn_render(run, step, &format!("set.{name}"), "profile value", &e);
+                        continue;
+                    }
                 },
             };
             changes.insert(name.clone(), v);

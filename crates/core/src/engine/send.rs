@@ -70,12 +70,8 @@ impl<'p> Cx<'_, 'p> {
                     // The file the error is in: the step's template, or one it includes.
                     Part::Body => e.name().unwrap_or(&email.template),
                 };
-                let message = format!(
-                    "email failed to render: {}",
-                    crate::workflow::template::render_failure(&e)
-                );
-                let warning = self.warning(&w.id, Some(step), message);
-                self.warn_with(warning.in_template(template, e.line()));
+                let template = template.to_owned();
+                self.warn_render(run, step, &template, "email", &e);
                 return self.skip(run, step, SkipReason::RenderError);
             }
         };

@@ -68,7 +68,7 @@ impl<'p> Cx<'_, 'p> {
                 &w.id,
                 None,
                 format!(
-                    "the trigger event {event_id} gives no key (`{}` is undefined or empty): no run started",
+                    "the trigger event {event_id} gives no key (`{}` is undefined, empty, a list or a mapping): no run started",
                     k.source
                 ),
             );
@@ -77,10 +77,9 @@ impl<'p> Cx<'_, 'p> {
     }
 
     /// The key the expression `source` gives in `scope`, as text; `None` when it fails or
-    /// gives undefined, none or empty text.
+    /// gives undefined, none, empty text, a list or a mapping (see [`key_value`]).
     pub(super) fn event_key(&self, source: &str, scope: &minijinja::Value) -> Option<String> {
-        let v = self.engine.eval(source, scope)?;
-        Some(key_text(&v)).filter(|k| !k.is_empty())
+        key_value(&self.engine.eval(source, scope)?)
     }
 
     /// Starts a run if the entry policy allows it.
@@ -257,9 +256,23 @@ fn period_passed(
     }
 }
 
+/// A key value as text (`o-77`, `1001`), or `None` when it gives none: empty text, or a list
+/// or a mapping (`event.checkout` rather than `event.checkout.id`), whose text would change
+/// with every update of the thing and split one run's events across many.
+fn key_value(v: &minijinja::Value) -> Option<String> {
+    use minijinja::value::ValueKind;
+    match v.kind() {
+        ValueKind::String | ValueKind::Number | ValueKind::Bool => {
+            Some(key_text(v)).filter(|k| !k.is_empty())
+        }
+        _ => None,
+    }
+}
+
 /// A key value as text (`o-77`, `1001`). Keys compare as text, so a number is written as a
 /// store writes it in text: an integer without decimals, and so is a float without a fraction
-/// (`1001.0`, as JSON numbers may come), so that a numeric `checkout_id` matches its text form.
+/// (`1001.0`, as JSON numbers may come; `1e20`, as a JSON number beyond 64 bits comes, is
+/// `100000000000000000000`), so that a numeric `checkout_id` matches its text form.
 pub(super) fn key_text(v: &minijinja::Value) -> String {
     if let Some(s) = v.as_str() {
         return s.to_owned();
@@ -267,11 +280,11 @@ pub(super) fn key_text(v: &minijinja::Value) -> String {
     if v.is_number()
         && !v.is_integer()
         && let Ok(f) = f64::try_from(v.clone())
+        && f.is_finite()
         && f.fract() == 0.0
-        && f.abs() < 9_007_199_254_740_992.0
     {
-        // Below 2^53 every whole float is exact, and as an i64 prints without decimals.
-        return format!("{}", f as i64);
+        // Rust writes a whole float without decimals or exponent; `+ 0.0` turns -0 into 0.
+        return format!("{}", f + 0.0);
     }
     v.to_string()
 }
@@ -303,11 +316,20 @@ mod tests {
         assert_eq!(text(1001.into()), "1001");
         assert_eq!(text(1001.0.into()), "1001");
         assert_eq!(text(10.5.into()), "10.5");
-        // Too large to be exact as a float: kept as minijinja writes it.
-        assert_eq!(
-            text(1e300.into()),
-            minijinja::Value::from(1e300).to_string()
-        );
+        // Whole however large (a JSON number beyond u64 comes as a float): still no decimals.
+        assert_eq!(text(1e20.into()), "100000000000000000000");
+        assert_eq!(text((-0.0).into()), "0");
+    }
+
+    #[test]
+    fn a_list_or_a_mapping_is_no_key() {
+        assert_eq!(key_value(&1001.into()), Some("1001".to_owned()));
+        assert_eq!(key_value(&true.into()), Some(key_text(&true.into())));
+        assert_eq!(key_value(&"".into()), None);
+        let list = minijinja::Value::from(vec![minijinja::Value::from(1), "a".into()]);
+        assert_eq!(key_value(&list), None);
+        let map = minijinja::Value::from_iter([("id", 1)]);
+        assert_eq!(key_value(&map), None);
     }
 
     #[test]

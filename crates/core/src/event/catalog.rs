@@ -26,7 +26,11 @@ const ORDER_FULL: [&str; 6] = [
     "order.checkout_id",
 ];
 
-const SHIPMENT: [&str; 4] = [
+/// The fields of `order.shipped` and `order.delivered`: the order and its shipment.
+const SHIPPED_ORDER: [&str; 7] = [
+    "order",
+    "order.id",
+    "order.items",
     "shipment",
     "shipment.carrier",
     "shipment.tracking_number",
@@ -58,28 +62,12 @@ pub const EVENT_TYPES: &[EventType] = &[
     EventType {
         name: "order.shipped",
         about: "an order (or part of it) left the warehouse",
-        fields: &[
-            "order",
-            "order.id",
-            "order.items",
-            SHIPMENT[0],
-            SHIPMENT[1],
-            SHIPMENT[2],
-            SHIPMENT[3],
-        ],
+        fields: &SHIPPED_ORDER,
     },
     EventType {
         name: "order.delivered",
         about: "the carrier reported an order delivered",
-        fields: &[
-            "order",
-            "order.id",
-            "order.items",
-            SHIPMENT[0],
-            SHIPMENT[1],
-            SHIPMENT[2],
-            SHIPMENT[3],
-        ],
+        fields: &SHIPPED_ORDER,
     },
     EventType {
         name: "checkout.started",

@@ -161,14 +161,8 @@ pub fn message_id(email: &Email) -> Result<String, MailError> {
 /// (`[A-Za-z0-9_-]{1,64}`, which `validate` enforces): nothing in them can fold or end the
 /// header, so a tag outside it is refused rather than escaped.
 fn tags_header(tags: &[String]) -> Result<Option<String>, MailError> {
-    for tag in tags {
-        let valid = (1..=64).contains(&tag.len())
-            && tag
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
-            return Err(MailError::InvalidTag { tag: tag.clone() });
-        }
+    if let Some(tag) = tags.iter().find(|t| !super::is_message_tag(t)) {
+        return Err(MailError::InvalidTag { tag: tag.clone() });
     }
     Ok((!tags.is_empty()).then(|| tags.join(", ")))
 }

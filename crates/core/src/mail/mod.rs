@@ -178,6 +178,19 @@ pub fn escape_key(key: &str) -> String {
     out
 }
 
+/// The most characters a message tag (`send_email.tags`) may have.
+pub const MAX_MESSAGE_TAG_CHARS: usize = 64;
+
+/// Whether `tag` matches `[A-Za-z0-9_-]{1,64}`, the tag alphabet of Amazon SES (which refuses
+/// the whole message for a tag outside it). `validate` holds `send_email.tags` to it, and
+/// [`build_mime`] refuses any other: nothing in such a tag can fold or end a header.
+pub fn is_message_tag(tag: &str) -> bool {
+    (1..=MAX_MESSAGE_TAG_CHARS).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

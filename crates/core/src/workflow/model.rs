@@ -119,6 +119,14 @@ impl AttributeKind {
         ("date", AttributeKind::Date),
         ("list", AttributeKind::List),
     ];
+
+    /// The name `settings.yaml` writes for it (`text`).
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("text", |(name, _)| name)
+    }
 }
 
 /// The store as templates see it (`store.name`, `store.url`, `store.postal_address`). Not
@@ -220,6 +228,8 @@ pub enum Trigger {
 pub struct DateTrigger {
     /// The profile attribute, without the `customer.` prefix (`birthday`).
     pub attribute: String,
+    /// Where the attribute is written (the value of `date`).
+    pub attribute_pos: Pos,
     /// Local time of day at which it fires.
     pub at: LocalTime,
     /// Shift from that moment (negative: before the date).

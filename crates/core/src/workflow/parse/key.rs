@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use crate::diagnostic::Sink;
+use crate::diagnostic::{Sink, code_list};
 use crate::event::catalog;
 use crate::workflow::model::{EventFilter, Expr, StepItem, StepKind, Trigger};
 
@@ -171,8 +171,7 @@ fn carried_fields(event_type: &str) -> String {
     if fields.is_empty() {
         return "it carries only `customer` fields".to_owned();
     }
-    let list: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
-    format!("it carries {}", list.join(", "))
+    format!("it carries {}", code_list(fields))
 }
 
 /// The fields of a canonical event type that hold a value rather than other fields.

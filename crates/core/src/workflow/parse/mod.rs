@@ -63,6 +63,7 @@ pub const NON_DATE_ATTRIBUTES: &[&str] = &[
     "timezone",
     "accepts_marketing",
     "orders_count",
+    "total_spent",
     "tags",
     "unsubscribed",
     "suppressed",

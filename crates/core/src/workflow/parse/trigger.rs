@@ -52,6 +52,7 @@ fn date_trigger(sink: &mut Sink, sc: &Scalars, map: &Map, date: &Node) -> Option
     let when = map.get("when").and_then(|n| expr(sink, sc, n, "`when`"));
     Some(DateTrigger {
         attribute: attribute?,
+        attribute_pos: date.pos,
         at: at?,
         offset: offset?,
         when,

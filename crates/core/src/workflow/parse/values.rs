@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 
 use super::map::Map;
 use crate::diagnostic::{Sink, suggestion};
+use crate::mail::{MAX_MESSAGE_TAG_CHARS, is_message_tag};
 use crate::workflow::model::{Mailbox, SendWindow};
 use crate::workflow::units::{Duration, LocalTime};
 use crate::workflow::yaml::{Node, NodeValue};
@@ -221,18 +222,11 @@ pub(super) fn tag_list(sink: &mut Sink, node: &Node, what: &str) -> Option<Vec<S
     checked_tags(sink, node, what, |_| true)
 }
 
-/// The most characters a message tag may have.
-const MAX_MESSAGE_TAG_CHARS: usize = 64;
-
 /// `send_email.tags`: each must match `[A-Za-z0-9_-]{1,64}`, the tag alphabet of Amazon SES,
 /// which refuses the whole message for a tag outside it. `None` when any is bad (each is
 /// reported at the tag).
 pub(super) fn message_tags(sink: &mut Sink, node: &Node, what: &str) -> Option<Vec<String>> {
-    checked_tags(sink, node, what, |t| {
-        t.chars().count() <= MAX_MESSAGE_TAG_CHARS
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    })
+    checked_tags(sink, node, what, is_message_tag)
 }
 
 /// A list of non-empty tags that each pass `valid` (reported with the message-tag rule

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use minijinja::{Environment, ErrorKind};
 
 use super::scan::{Call, CallKind};
-use crate::diagnostic::suggestion;
+use crate::diagnostic::{code_list, suggestion};
 
 /// Names that are not globals but that minijinja gives templates in places (`loop` in a
 /// `for`, `caller` in a `call` block, ...): never reported as undefined.
@@ -76,13 +76,27 @@ const MAX_SUGGESTED: usize = 16;
 const MAX_SUGGESTED_LEN: usize = 40;
 
 fn unknown_message_without_suggestion(kind: CallKind, name: &str) -> String {
+    let (head, why) = unknown_parts(kind, name);
+    if why.is_empty() {
+        head
+    } else {
+        format!("{head} {why}")
+    }
+}
+
+/// What an unknown name's message says before a did-you-mean (`unknown filter `x``) and
+/// after it (why it matters), so that the did-you-mean follows the name as in every other
+/// message.
+fn unknown_parts(kind: CallKind, name: &str) -> (String, &'static str) {
     match kind {
-        CallKind::Filter => format!(
-            "unknown filter `{name}`: every render using it would fail (templates have minijinja's built-in filters only)"
+        CallKind::Filter => (
+            format!("unknown filter `{name}`"),
+            "(every render using it would fail: templates have minijinja's built-in filters only)",
         ),
-        CallKind::Function => format!("unknown function `{name}`"),
-        CallKind::Test => format!(
-            "unknown test `{name}`: every render using it would fail (templates have minijinja's built-in tests only: `is defined`, `is none`, ...)"
+        CallKind::Function => (format!("unknown function `{name}`"), ""),
+        CallKind::Test => (
+            format!("unknown test `{name}`"),
+            "(every render using it would fail: templates have minijinja's built-in tests only: `is defined`, `is none`, ...)",
         ),
     }
 }
@@ -90,22 +104,21 @@ fn unknown_message_without_suggestion(kind: CallKind, name: &str) -> String {
 /// The message for an unknown filter, test or function, with the nearest known name.
 pub fn unknown_message(env: &Environment<'static>, kind: CallKind, name: &str) -> String {
     match kind {
-        CallKind::Filter | CallKind::Test => format!(
-            "{}{}",
-            unknown_message_without_suggestion(kind, name),
-            suggestion(name, near_names(env, kind, name).iter().map(String::as_str))
-        ),
+        CallKind::Filter | CallKind::Test => {
+            let (head, why) = unknown_parts(kind, name);
+            let near = near_names(env, kind, name);
+            format!(
+                "{head}{} {why}",
+                suggestion(name, near.iter().map(String::as_str))
+            )
+        }
         CallKind::Function => {
             let mut globals: Vec<&str> = env.globals().map(|(g, _)| g).collect();
             globals.sort_unstable();
             format!(
                 "unknown function `{name}`{} (functions: {}, and macros the template defines or imports)",
                 suggestion(name, globals.iter().copied()),
-                globals
-                    .iter()
-                    .map(|g| format!("`{g}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                code_list(&globals)
             )
         }
     }
@@ -184,12 +197,19 @@ mod tests {
             ]
         );
         let (filter, money, test) = (&found[0].1, &found[1].1, &found[2].1);
-        assert!(filter.starts_with("unknown filter `uper`: "), "{filter}");
-        assert!(filter.ends_with("; did you mean `upper`?"), "{filter}");
-        assert!(money.starts_with("unknown filter `money`: "), "{money}");
+        assert!(
+            filter.starts_with("unknown filter `uper`; did you mean `upper`? (every render"),
+            "{filter}"
+        );
+        assert!(
+            money.starts_with("unknown filter `money` (every render"),
+            "{money}"
+        );
         assert!(!money.contains("did you mean"), "{money}");
-        assert!(test.starts_with("unknown test `evn`: "), "{test}");
-        assert!(test.ends_with("; did you mean `even`?"), "{test}");
+        assert!(
+            test.starts_with("unknown test `evn`; did you mean `even`? (every render"),
+            "{test}"
+        );
     }
 
     #[test]
@@ -202,7 +222,10 @@ mod tests {
         let found = unknown_filters_and_tests(&env, &scan::template_calls(&src));
         assert_eq!(found.len(), MAX_SUGGESTED + 1);
         let last = &found[MAX_SUGGESTED].1;
-        assert!(last.starts_with("unknown filter `uper`: "), "{last}");
+        assert!(
+            last.starts_with("unknown filter `uper` (every render"),
+            "{last}"
+        );
         assert!(!last.contains("did you mean"), "{last}");
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
-use crate::diagnostic::{Sink, suggestion};
+use crate::diagnostic::{Sink, code_list, suggestion};
 use crate::workflow::files;
 use crate::workflow::yaml::Pos;
 
@@ -450,11 +450,7 @@ pub fn undefined_name_message(name: &str) -> String {
     format!(
         "undefined variable `{name}`{} (in scope: {})",
         suggestion(name, SCOPE.iter().copied()),
-        SCOPE
-            .iter()
-            .map(|s| format!("`{s}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        code_list(SCOPE)
     )
 }
 
@@ -489,10 +485,28 @@ pub fn find_identifier(text: &str, name: &str) -> Option<usize> {
         return None;
     }
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    code_chars(text).find_map(|(i, _, prev)| {
+        if !text[i..].starts_with(name) {
+            return None;
+        }
+        let before_ok = prev.is_none_or(|p| !(is_word(p) || p == '.'));
+        let after_ok = text[i + name.len()..]
+            .chars()
+            .next()
+            .is_none_or(|a| !is_word(a));
+        (before_ok && after_ok).then_some(i)
+    })
+}
+
+/// The characters of `text` outside string literals (`'…'` and `"…"`, in which a backslash
+/// escapes the next character, as minijinja's lexer reads them; the quotes themselves are
+/// left out too), each with its byte offset and the character before it in `text`.
+pub(crate) fn code_chars(text: &str) -> impl Iterator<Item = (usize, char, Option<char>)> + '_ {
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    let mut prev: Option<char> = None;
-    for (i, c) in text.char_indices() {
+    let mut prev = None;
+    text.char_indices().filter_map(move |(i, c)| {
+        let before = prev.replace(c);
         if let Some(q) = quote {
             if escaped {
                 escaped = false;
@@ -501,21 +515,14 @@ pub fn find_identifier(text: &str, name: &str) -> Option<usize> {
             } else if c == q {
                 quote = None;
             }
+            None
         } else if c == '"' || c == '\'' {
             quote = Some(c);
-        } else if text[i..].starts_with(name) {
-            let before_ok = prev.is_none_or(|p| !(is_word(p) || p == '.'));
-            let after_ok = text[i + name.len()..]
-                .chars()
-                .next()
-                .is_none_or(|a| !is_word(a));
-            if before_ok && after_ok {
-                return Some(i);
-            }
+            None
+        } else {
+            Some((i, c, before))
         }
-        prev = Some(c);
-    }
-    None
+    })
 }
 
 /// Static checks of one expression or template string written inside a YAML scalar.

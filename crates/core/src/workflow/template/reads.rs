@@ -20,9 +20,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use minijinja::Environment;
 
 use super::{ScalarChecker, ScalarKind, Templates, limits, scan};
-use crate::diagnostic::{Diagnostic, Sink, did_you_mean};
+use crate::diagnostic::{Diagnostic, Sink, code_list, did_you_mean};
 use crate::event::catalog::{self, COUNTED_ATTRIBUTES, CUSTOMER_ATTRIBUTES, FieldCheck};
-use crate::workflow::model::{DeclaredAttribute, StepKind, Trigger, Workflow};
+use crate::workflow::model::{
+    AttributeKind, DateTrigger, DeclaredAttribute, StepKind, Trigger, Workflow,
+};
 use crate::workflow::yaml::Pos;
 
 /// A `customer.*` or `event.*` path read by a template or expression, and where.
@@ -86,6 +88,8 @@ pub fn path_reads(
 #[derive(Debug, Clone, Default)]
 pub struct Attributes {
     names: BTreeSet<String>,
+    /// The attributes `settings.yaml` declares, with their types.
+    declared: Vec<DeclaredAttribute>,
 }
 
 impl Attributes {
@@ -106,7 +110,10 @@ impl Attributes {
                 names.extend(u.set.iter().map(|(name, _)| name.clone()));
             }
         }
-        Self { names }
+        Self {
+            names,
+            declared: declared.to_vec(),
+        }
     }
 
     /// The warning for `read` when it names an attribute the profile does not hold.
@@ -124,6 +131,32 @@ impl Attributes {
                 "unknown customer attribute `customer.{attr}`{hint} (it would be empty for every customer; declare the store's own attributes in settings.yaml under `profile:`)"
             ),
         ))
+    }
+
+    /// Checks the attribute of a date trigger: one the profile holds (the same warning as a
+    /// misspelt read), and not one `settings.yaml` declares with a type other than `date`
+    /// (an error: its values never give a date, so the trigger would never fire).
+    fn check_date_trigger(&self, d: &DateTrigger, sink: &mut Sink) {
+        let read = PathRead {
+            path: format!("customer.{}", d.attribute),
+            pos: d.attribute_pos,
+            exact: false,
+        };
+        if let Some((pos, message)) = self.problem(&read) {
+            sink.warn(pos, message);
+            return;
+        }
+        let declared = self.declared.iter().find(|a| a.name == d.attribute);
+        if let Some(a) = declared.filter(|a| a.kind != AttributeKind::Date) {
+            sink.error(
+                d.attribute_pos,
+                format!(
+                    "`customer.{}` is declared in settings.yaml as `{}`, not a date, so this trigger would never fire; declare it `type: date` or use a date attribute such as `customer.birthday`",
+                    a.name,
+                    a.kind.name()
+                ),
+            );
+        }
     }
 }
 
@@ -156,11 +189,7 @@ fn field_problem(event_type: &str, read: &PathRead) -> Option<FieldProblem> {
     let mean = did_you_mean(rest[depth], known.iter().copied())
         .map(|m| format!("; did you mean `{level}.{m}`?"))
         .unwrap_or_default();
-    let has = known
-        .iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let has = code_list(&known);
     Some(FieldProblem {
         pos: read.part_pos(depth + 1),
         shown,
@@ -236,6 +265,9 @@ pub fn check_workflow(
     attributes: Option<&Attributes>,
     sink: &mut Sink,
 ) {
+    if let (Trigger::Date(d), Some(a)) = (&w.trigger, attributes) {
+        a.check_date_trigger(d, sink);
+    }
     let checker = ScalarChecker::new(env, text);
     for s in scalars(w) {
         // Past the bounds minijinja's recursive parser would overflow the stack; such text is
@@ -347,11 +379,7 @@ pub fn check_template_files(
                 let Some(p) = field_problem(ty, read) else {
                     continue;
                 };
-                let who = ids
-                    .iter()
-                    .map(|id| format!("`{id}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let who = code_list(ids);
                 let (workflows, send) = if ids.len() == 1 {
                     ("workflow", "renders")
                 } else {

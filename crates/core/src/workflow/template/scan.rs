@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use super::code_chars;
+
 /// What a name is used as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallKind {
@@ -125,24 +127,9 @@ pub fn expression_calls(source: &str) -> Vec<Call> {
 /// Where the tag whose body starts at `start` ends: the offset of `close` outside string
 /// literals, or the end of the source.
 fn tag_end(source: &str, start: usize, close: &str) -> usize {
-    let mut quote = None;
-    let mut escaped = false;
-    for (i, c) in source[start..].char_indices() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-        } else if c == '"' || c == '\'' {
-            quote = Some(c);
-        } else if source[start + i..].starts_with(close) {
-            return start + i;
-        }
-    }
-    source.len()
+    code_chars(&source[start..])
+        .find(|(i, _, _)| source[start + i..].starts_with(close))
+        .map_or(source.len(), |(i, _, _)| start + i)
 }
 
 /// The first word of a tag body, after whitespace control (`{%- raw %}`).
