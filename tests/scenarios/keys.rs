@@ -173,9 +173,13 @@ fn a_paid_checkout_updated_afterwards_gets_no_new_series() {
     );
     assert_eq!(count(&rows, "run.started"), 1, "{rows:#?}");
     assert!(!has(&rows, "email.sent"), "{rows:#?}");
-    // Forgotten after 30 days: the customer's state keeps no entry for it.
-    let later = s.run(&[], "2026-04-05T00:00:00Z");
-    assert!(later.is_empty(), "{later:#?}");
+    // After 30 days the checkout is forgotten (the state keeps no entry for it forever): the
+    // same id, started again, is a new series.
+    let later = s.run(
+        &[checkout("k3", "2026-04-02T07:00:00Z", json!("chk-1"))],
+        "2026-04-03T00:00:00Z",
+    );
+    assert_eq!(count(&later, "run.started"), 1, "{later:#?}");
 }
 
 #[test]
