@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 use crate::diagnostic::Sink;
 use crate::event::catalog;
 use crate::workflow::model::{EventFilter, Expr, StepItem, StepKind, Trigger};
+use crate::workflow::template::limits;
 
 /// Compiles key expressions only to see what they read; rendering never goes through it.
 static ENV: LazyLock<minijinja::Environment<'static>> = LazyLock::new(minijinja::Environment::new);
@@ -118,6 +119,11 @@ fn waits<'a>(items: &'a [StepItem], out: &mut Vec<Entry<'a>>) {
 /// The paths under `event` that the expression `source` reads (`checkout.id` for
 /// `event.checkout.id | string`); none when it does not compile (reported elsewhere).
 pub(super) fn event_paths(source: &str) -> BTreeSet<String> {
+    // minijinja parses by recursion: a key past the bounds (reported by the parse already)
+    // would overflow the stack here.
+    if limits::check_expression(source).is_err() {
+        return BTreeSet::new();
+    }
     let Ok(e) = ENV.compile_expression(source) else {
         return BTreeSet::new();
     };
@@ -205,6 +211,21 @@ mod tests {
         );
         assert!(paths("customer.id").is_empty());
         assert!(paths("event.(").is_empty());
+    }
+
+    /// Found by reading (issue 11 fuzzing): a key past the operator bound was reported by the
+    /// parse, then compiled here anyway, and minijinja's recursive parser overflowed the
+    /// stack (the command's 8 MiB main thread aborted).
+    #[test]
+    fn a_key_past_the_bounds_is_not_compiled() {
+        let long = format!("event.order.id{}", " ~ event.order.id".repeat(50_000));
+        let paths = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || event_paths(&long))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(paths.is_empty(), "{paths:?}");
     }
 
     #[test]
