@@ -368,7 +368,7 @@ fn indenting_tab(text: &str, err: &SyntaxError) -> Option<Pos> {
 /// The lines of `text` as YAML numbers them (and so the parser's positions): `\r\n`, a lone
 /// `\r` and `\n` each end one. `str::lines` does not end a line at a lone `\r`, which would
 /// point a hint at the wrong line.
-fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let text = rest?;

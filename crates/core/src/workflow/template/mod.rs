@@ -539,7 +539,8 @@ impl<'a> ScalarChecker<'a> {
     pub fn new(env: &'a Environment<'static>, text: &'a str) -> Self {
         Self {
             env,
-            lines: text.lines().collect(),
+            // Lines as YAML numbers them, as the positions given to `check` are.
+            lines: crate::workflow::yaml::yaml_lines(text).collect(),
         }
     }
 

@@ -400,3 +400,27 @@ fn a_text_angle_bracket_after_a_multibyte_character_is_an_error_not_a_panic() {
         assert!(compile_mjml(fine).is_ok(), "{fine}");
     }
 }
+
+/// Found while fuzzing issue 11: the checker split its YAML file with `str::lines`, which
+/// does not end a line at a lone `\r` as YAML does, so a problem inside a scalar on such a
+/// line was placed at the scalar's start instead of at the name.
+#[test]
+fn positions_inside_scalars_count_lines_as_yaml_does() {
+    let env = environment();
+    for end in ["\n", "\r\n", "\r"] {
+        let yaml = format!("id: x{end}subject: \"Çay {{{{ custmer.first_name }}}}\"{end}");
+        let checker = ScalarChecker::new(&env, &yaml);
+        let mut diags = Vec::new();
+        let mut sink = Sink::new(Path::new("w.yaml"), &mut diags);
+        let source = "Çay {{ custmer.first_name }}";
+        checker.check(
+            &mut sink,
+            source,
+            Pos::new(2, 10),
+            ScalarKind::Template,
+            SCOPE,
+        );
+        assert_eq!(diags.len(), 1, "{end:?}: {diags:?}");
+        assert_eq!(diags[0].pos, Pos::new(2, 18), "{end:?}: {}", diags[0]);
+    }
+}
