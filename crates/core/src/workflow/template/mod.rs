@@ -1,6 +1,7 @@
 //! Email templates and expressions: the one minijinja environment every part of Nudge uses,
 //! MJML compiled once at load, and the static checks `nudge validate` runs on them.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -357,7 +358,8 @@ impl Templates {
                 ),
             }
         }
-        for (offset, message) in calls::unknown_filters_and_tests(&self.env, &calls) {
+        let suggestions = Cell::new(calls::MAX_SUGGESTED);
+        for (offset, message) in calls::unknown_filters_and_tests(&self.env, &calls, &suggestions) {
             sink.error(offset_to_pos(source, offset), message);
         }
     }
@@ -523,6 +525,9 @@ pub struct ScalarChecker<'a> {
     env: &'a Environment<'static>,
     /// The YAML file's lines, to turn an offset inside a scalar into a file position.
     lines: Vec<&'a str>,
+    /// How many more unknown filter or test names of this file get a did-you-mean: a bound
+    /// for the file, not for each scalar (a file can hold thousands of scalars).
+    suggestions: Cell<usize>,
 }
 
 /// Whether a scalar is a condition or a template.
@@ -541,6 +546,7 @@ impl<'a> ScalarChecker<'a> {
             env,
             // Lines as YAML numbers them, as the positions given to `check` are.
             lines: crate::workflow::yaml::yaml_lines(text).collect(),
+            suggestions: Cell::new(calls::MAX_SUGGESTED),
         }
     }
 
@@ -596,7 +602,9 @@ impl<'a> ScalarChecker<'a> {
             ScalarKind::Template => scan::template_calls(source),
         };
         let at_offset = |offset| self.pos_in_scalar(pos, source, offset);
-        for (offset, message) in calls::unknown_filters_and_tests(self.env, &calls) {
+        for (offset, message) in
+            calls::unknown_filters_and_tests(self.env, &calls, &self.suggestions)
+        {
             sink.error(at_offset(offset), message);
         }
         for name in &names {
