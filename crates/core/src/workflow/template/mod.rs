@@ -2,7 +2,7 @@
 //! MJML compiled once at load, and the static checks `nudge validate` runs on them.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -346,14 +346,24 @@ impl Templates {
     /// (an unknown function where the name is called), and its unknown filters and tests.
     fn check_calls(&self, source: &str, names: &BTreeSet<String>, sink: &mut Sink) {
         let calls = scan::template_calls(source);
+        // Where each name is first called and first read, each found in one pass: searching
+        // the whole text again for every undefined name made a file of thousands of them
+        // (`{{ a1 }}{{ a2 }}...`) quadratic, seconds for 60 KB.
+        let mut first_call: HashMap<&str, usize> = HashMap::new();
+        for call in calls.iter().filter(|c| c.kind == scan::CallKind::Function) {
+            first_call.entry(call.name.as_str()).or_insert(call.offset);
+        }
+        let first_read = scan::template_paths(source);
         for name in names.iter().filter(|n| !SCOPE.contains(&n.as_str())) {
-            match called(&calls, name) {
-                Some(offset) => sink.error(
+            match first_call.get(name.as_str()) {
+                Some(&offset) => sink.error(
                     offset_to_pos(source, offset),
                     calls::unknown_message(&self.env, scan::CallKind::Function, name),
                 ),
                 None => sink.error(
-                    find_name_in_tags(source, name).unwrap_or(Pos::new(1, 1)),
+                    first_read
+                        .get(name.as_str())
+                        .map_or(Pos::new(1, 1), |&offset| offset_to_pos(source, offset)),
                     undefined_name_message(name),
                 ),
             }
@@ -439,14 +449,6 @@ fn top_level_names(
         .collect()
 }
 
-/// The offset of the first call of `name` as a function (`name(...)`), if it is called.
-fn called(calls: &[scan::Call], name: &str) -> Option<usize> {
-    calls
-        .iter()
-        .find(|c| c.kind == scan::CallKind::Function && c.name == name)
-        .map(|c| c.offset)
-}
-
 /// The message for a name that is not in scope.
 pub fn undefined_name_message(name: &str) -> String {
     format!(
@@ -458,28 +460,6 @@ pub fn undefined_name_message(name: &str) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     )
-}
-
-/// The position of the first use of `name` as a variable inside a `{{ }}` or `{% %}` tag.
-fn find_name_in_tags(source: &str, name: &str) -> Option<Pos> {
-    let mut rest_start = 0;
-    while let Some(open) = source[rest_start..].find(['{']).map(|i| i + rest_start) {
-        let tail = &source[open..];
-        let close = if tail.starts_with("{{") {
-            "}}"
-        } else if tail.starts_with("{%") {
-            "%}"
-        } else {
-            rest_start = open + 1;
-            continue;
-        };
-        let end = tail.find(close).map_or(source.len(), |i| open + i);
-        if let Some(offset) = find_identifier(&source[open..end], name) {
-            return Some(offset_to_pos(source, open + offset));
-        }
-        rest_start = end.max(open + 1);
-    }
-    None
 }
 
 /// Byte offset of `name` used as an identifier (not an attribute, not part of a longer word,
@@ -601,22 +581,32 @@ impl<'a> ScalarChecker<'a> {
             ScalarKind::Expression => scan::expression_calls(source),
             ScalarKind::Template => scan::template_calls(source),
         };
-        let at_offset = |offset| self.pos_in_scalar(pos, source, offset);
+        let positions = self.positions(pos, source);
+        let at_offset = |offset| positions.at(offset);
         for (offset, message) in
             calls::unknown_filters_and_tests(self.env, &calls, &self.suggestions)
         {
             sink.error(at_offset(offset), message);
         }
+        // Each name's first call and first read, from one scan each (not a search per name).
+        let mut first_call: HashMap<&str, usize> = HashMap::new();
+        for call in calls.iter().filter(|c| c.kind == scan::CallKind::Function) {
+            first_call.entry(call.name.as_str()).or_insert(call.offset);
+        }
+        let first_read = match kind {
+            ScalarKind::Expression => scan::expression_paths(source),
+            ScalarKind::Template => scan::template_paths(source),
+        };
         for name in &names {
             if scope.contains(&name.as_str()) {
                 continue;
             }
-            if let Some(offset) = called(&calls, name) {
+            if let Some(&offset) = first_call.get(name.as_str()) {
                 let message = calls::unknown_message(self.env, scan::CallKind::Function, name);
                 sink.error(at_offset(offset), message);
                 continue;
             }
-            let at = find_identifier(source, name).map_or(pos, at_offset);
+            let at = first_read.get(name.as_str()).map_or(pos, |&o| at_offset(o));
             if name == "event" {
                 sink.error(
                     at,
@@ -639,18 +629,67 @@ impl<'a> ScalarChecker<'a> {
     /// The file position of byte `offset` inside a scalar that starts at `pos`, when the
     /// scalar is written as it reads (see `pos_in_scalar`).
     pub fn exact_pos_in_scalar(&self, pos: Pos, value: &str, offset: usize) -> Option<Pos> {
-        let line = self.lines.get(pos.line.saturating_sub(1) as usize)?;
-        let rest: String = line
-            .chars()
-            .skip(pos.col.saturating_sub(1) as usize)
-            .collect();
-        let quote = usize::from(rest.starts_with(['"', '\'']));
-        let body: String = rest.chars().skip(quote).collect();
-        if value.contains('\n') || !body.starts_with(value) {
-            return None;
+        self.positions(pos, value).exact(offset)
+    }
+
+    /// The positions inside a scalar that starts at `pos` and reads `value`: worked out once,
+    /// so that placing thousands of problems in one long scalar stays linear.
+    pub fn positions<'v>(&self, pos: Pos, value: &'v str) -> ScalarPositions<'v> {
+        let start = self
+            .lines
+            .get(pos.line.saturating_sub(1) as usize)
+            .and_then(|line| {
+                let skip = pos.col.saturating_sub(1) as usize;
+                let rest = line
+                    .char_indices()
+                    .nth(skip)
+                    .map_or("", |(i, _)| &line[i..]);
+                let quote = usize::from(rest.starts_with(['"', '\'']));
+                let body = &rest[quote..];
+                (!value.contains('\n') && body.starts_with(value)).then(|| pos.shifted(quote))
+            });
+        ScalarPositions {
+            pos,
+            value,
+            start,
+            columns: std::cell::OnceCell::new(),
         }
-        let offset = floor_char_boundary(value, offset.min(value.len()));
-        Some(pos.shifted(quote + value[..offset].chars().count()))
+    }
+}
+
+/// Positions inside one scalar (see [`ScalarChecker::positions`]).
+pub struct ScalarPositions<'v> {
+    /// The scalar's own position.
+    pos: Pos,
+    value: &'v str,
+    /// Where the value's first character is, when the scalar is written as it reads.
+    start: Option<Pos>,
+    /// The character count before each byte offset of `value`, built at the first use.
+    columns: std::cell::OnceCell<Vec<u32>>,
+}
+
+impl ScalarPositions<'_> {
+    /// The file position of byte `offset` of the value, when the scalar is written as it reads.
+    /// An offset inside a character counts as that character.
+    pub fn exact(&self, offset: usize) -> Option<Pos> {
+        let start = self.start?;
+        let columns = self.columns.get_or_init(|| {
+            let mut columns = vec![0u32; self.value.len() + 1];
+            let mut count = 0u32;
+            for (i, c) in self.value.char_indices() {
+                columns[i..i + c.len_utf8()].fill(count);
+                count += 1;
+            }
+            columns[self.value.len()] = count;
+            columns
+        });
+        let offset = offset.min(self.value.len());
+        Some(start.shifted(columns[offset] as usize))
+    }
+
+    /// [`Self::exact`], else the scalar's own position.
+    pub fn at(&self, offset: usize) -> Pos {
+        self.exact(offset).unwrap_or(self.pos)
     }
 }
 

@@ -261,10 +261,8 @@ pub fn check_workflow(
             ScalarKind::Expression => scan::expression_paths(s.source),
             ScalarKind::Template => scan::template_paths(s.source),
         };
-        let find = |path: &str| {
-            let offset = *paths.get(path)?;
-            checker.exact_pos_in_scalar(s.pos, s.source, offset)
-        };
+        let positions = checker.positions(s.pos, s.source);
+        let find = |path: &str| positions.exact(*paths.get(path)?);
         let mut seen = BTreeSet::new();
         for read in path_reads(&nested, find, s.pos) {
             if let Some((pos, message)) = attributes.and_then(|a| a.problem(&read)) {
