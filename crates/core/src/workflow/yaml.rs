@@ -610,6 +610,21 @@ mod tests {
         );
     }
 
+    /// Every node with source characters kept, with its position.
+    fn plain_scalars(node: &Node, out: &mut Vec<(Pos, String)>) {
+        if let Some(text) = node.plain_text() {
+            out.push((node.pos, text.to_owned()));
+        }
+        match &node.value {
+            NodeValue::Seq(items) => items.iter().for_each(|i| plain_scalars(i, out)),
+            NodeValue::Map(entries) => entries.iter().for_each(|(k, v)| {
+                plain_scalars(k, out);
+                plain_scalars(v, out);
+            }),
+            _ => {}
+        }
+    }
+
     /// A block line of a workflow-like file: indentation (spaces and tabs), maybe a list
     /// dash, a key and a value, from pieces that make the hints fire (tabs, `: ` in values,
     /// non-ASCII text, numbers and YAML 1.1 booleans).
@@ -629,6 +644,11 @@ mod tests {
             "a\tb",
             "\"q: x\"",
             "x # c: d",
+            "True",
+            "0x1F",
+            "-3",
+            "{a: ş, b: 1.10}",
+            "[ü, 012, no]",
         ]);
         (indent, dash, key, value).prop_map(|(i, d, k, v)| format!("{i}{d}{k}: {v}"))
     }
@@ -636,15 +656,30 @@ mod tests {
     proptest::proptest! {
         /// Any such file: a syntax error is inside the text (1-based line and column, in
         /// characters, lines ended as YAML ends them), the tab hint points at a tab, and the
-        /// colon hint at the first character of the value it quotes.
+        /// colon hint at the first character of the value it quotes; a file that parses has
+        /// each number's and boolean's source characters at its position.
         #[test]
         fn hints_point_at_what_they_name(
             lines in proptest::collection::vec(line(), 1..6),
             ends in proptest::collection::vec(proptest::sample::select(vec!["\n", "\r\n", "\r"]), 6),
         ) {
             let text: String = lines.iter().zip(&ends).map(|(l, e)| format!("{l}{e}")).collect();
-            let Err(err) = parse(&text) else { return Ok(()) };
             let all: Vec<&str> = yaml_lines(&text).collect();
+            let err = match parse(&text) {
+                Ok(node) => {
+                    // Every number's or boolean's source characters are where its position
+                    // says (line and column in characters, after tabs and non-ASCII text).
+                    let mut plain = Vec::new();
+                    plain_scalars(&node, &mut plain);
+                    for (pos, chars) in plain {
+                        let line = all.get(pos.line as usize - 1).copied().unwrap_or("");
+                        let at: String = line.chars().skip(pos.col as usize - 1).collect();
+                        proptest::prop_assert!(at.starts_with(&chars), "{chars:?} at {pos:?} in {text:?}");
+                    }
+                    return Ok(());
+                }
+                Err(err) => err,
+            };
             proptest::prop_assert!(err.pos.line >= 1 && err.pos.col >= 1, "{err:?}");
             let line = all.get(err.pos.line as usize - 1).copied().unwrap_or("");
             let at: String = line.chars().skip(err.pos.col as usize - 1).collect();

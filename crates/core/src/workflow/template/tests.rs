@@ -469,7 +469,13 @@ fn thousands_of_names_in_one_scalar_are_each_placed_at_their_use() {
     let mut diags = Vec::new();
     let mut sink = Sink::new(Path::new("w.yaml"), &mut diags);
     let started = std::time::Instant::now();
-    checker.check(&mut sink, &source, Pos::new(1, 10), ScalarKind::Template, SCOPE);
+    checker.check(
+        &mut sink,
+        &source,
+        Pos::new(1, 10),
+        ScalarKind::Template,
+        SCOPE,
+    );
     let took = started.elapsed();
     assert_eq!(diags.len(), 5_000);
     for d in &diags {
