@@ -349,10 +349,7 @@ impl Templates {
         // Where each name is first called and first read, each found in one pass: searching
         // the whole text again for every undefined name made a file of thousands of them
         // (`{{ a1 }}{{ a2 }}...`) quadratic, seconds for 60 KB.
-        let mut first_call: HashMap<&str, usize> = HashMap::new();
-        for call in calls.iter().filter(|c| c.kind == scan::CallKind::Function) {
-            first_call.entry(call.name.as_str()).or_insert(call.offset);
-        }
+        let first_call = first_calls(&calls);
         let first_read = scan::template_paths(source);
         for name in names.iter().filter(|n| !SCOPE.contains(&n.as_str())) {
             match first_call.get(name.as_str()) {
@@ -447,6 +444,15 @@ fn top_level_names(
         .map(|n| n.split('.').next().unwrap_or(n).to_owned())
         .filter(|n| !calls::is_builtin_name(env, n))
         .collect()
+}
+
+/// The offset of each name's first call as a function (`name(...)`).
+fn first_calls(calls: &[scan::Call]) -> HashMap<&str, usize> {
+    let mut first = HashMap::new();
+    for call in calls.iter().filter(|c| c.kind == scan::CallKind::Function) {
+        first.entry(call.name.as_str()).or_insert(call.offset);
+    }
+    first
 }
 
 /// The message for a name that is not in scope.
@@ -582,31 +588,45 @@ impl<'a> ScalarChecker<'a> {
             ScalarKind::Template => scan::template_calls(source),
         };
         let positions = self.positions(pos, source);
-        let at_offset = |offset| positions.at(offset);
         for (offset, message) in
             calls::unknown_filters_and_tests(self.env, &calls, &self.suggestions)
         {
-            sink.error(at_offset(offset), message);
-        }
-        // Each name's first call and first read, from one scan each (not a search per name).
-        let mut first_call: HashMap<&str, usize> = HashMap::new();
-        for call in calls.iter().filter(|c| c.kind == scan::CallKind::Function) {
-            first_call.entry(call.name.as_str()).or_insert(call.offset);
+            sink.error(positions.at(offset), message);
         }
         let first_read = match kind {
             ScalarKind::Expression => scan::expression_paths(source),
             ScalarKind::Template => scan::template_paths(source),
         };
-        for name in &names {
-            if scope.contains(&name.as_str()) {
-                continue;
-            }
+        let undefined = names.iter().filter(|n| !scope.contains(&n.as_str()));
+        self.report_undefined(
+            sink,
+            undefined,
+            &first_calls(&calls),
+            &first_read,
+            &positions,
+        );
+        names
+    }
+
+    /// Reports names read but not in scope: an unknown function where the name is called
+    /// (`first_call`), else an undefined variable where it is first read (`first_read`).
+    fn report_undefined<'n>(
+        &self,
+        sink: &mut Sink,
+        names: impl Iterator<Item = &'n String>,
+        first_call: &HashMap<&str, usize>,
+        first_read: &HashMap<String, usize>,
+        positions: &ScalarPositions,
+    ) {
+        for name in names {
             if let Some(&offset) = first_call.get(name.as_str()) {
                 let message = calls::unknown_message(self.env, scan::CallKind::Function, name);
-                sink.error(at_offset(offset), message);
+                sink.error(positions.at(offset), message);
                 continue;
             }
-            let at = first_read.get(name.as_str()).map_or(pos, |&o| at_offset(o));
+            let at = first_read
+                .get(name.as_str())
+                .map_or(positions.pos, |&o| positions.at(o));
             if name == "event" {
                 sink.error(
                     at,
@@ -616,7 +636,6 @@ impl<'a> ScalarChecker<'a> {
                 sink.error(at, undefined_name_message(name));
             }
         }
-        names
     }
 
     /// The file position of byte `offset` inside a scalar that starts at `pos`, when the
