@@ -3,7 +3,8 @@
 fixtures: the shipped workflows/, the broken workflows of tests/cases/validate/ (laid over
 its _base/, as the validation tests do) and the lines of events/sample.jsonl.
 
-Run from anywhere: fuzz/seeds.py. It replaces the seed folders; review the diff."""
+Run from anywhere: fuzz/seeds.py. It replaces the seed folders, except the files named
+`regression-*` (inputs that once crashed a target, kept by hand); review the diff."""
 
 import hashlib
 import json
@@ -36,8 +37,10 @@ def project(files):
 
 def write(target, seeds):
     folder = CORPUS / target
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        if not old.name.startswith("regression-"):
+            old.unlink()
     for seed in seeds:
         name = hashlib.sha1(seed).hexdigest()[:16]
         (folder / name).write_bytes(seed)
@@ -64,7 +67,66 @@ def load_project_seeds():
         else:
             files[case.name] = case.read_bytes()
         seeds.append(project(files))
+    seeds += [project(files) for files in issue11_projects(settings)]
     return seeds
+
+
+# Projects that reach the checks of language v1.1: `profile:` and `currency:` in the settings,
+# templates reading customer and event paths (sent by a workflow, so that their event paths are
+# checked against its trigger), filters, tests and calls, goal and wait keys, YAML 1.2 plain
+# scalars, tabs and `: ` inside values, non-ASCII text.
+ISSUE11_SETTINGS = b"""profile:
+  - { name: loyalty_tier, type: text }
+  - { name: pet_birthday, type: date }
+  - name: uye_no  # \xc3\xbcye numaras\xc4\xb1
+    type: number
+"""
+
+ISSUE11_WORKFLOW = """id: cart
+name: yes
+description: 1.10
+category: marketing
+trigger: { event: checkout.started, when: "event.checkout.total | default(0) is not none" }
+key: "event.checkout.id"
+exit_when:
+  - { event: order.placed, key: "event.order.checkout_id" }
+  - event: customer.updated
+    when: customer.loyalty_tier == 'gold' and customer.loyalty_tire is defined
+steps:
+  - id: w
+    wait_for: { event: order.placed, key: "event.order.checkout_id | string", timeout: 2d }
+  - id: s
+    send_email:
+      template: cart/hi.mjml
+      subject: "Sepetin {{ customer.first_name | uper }} \u015fimdi {{ event.checkout.totl }}"
+      tags: [cart, spring-2026]
+  - id: u
+    update_profile: { set: { last_cart: "{{ event.checkout.id }}" } }
+""".encode()
+
+ISSUE11_TEMPLATE = """<mjml><mj-body><mj-section><mj-column><mj-text>
+Merhaba {{ customer.frist_name | default('dostum') }}, {{ customer.pet_birthday }}
+{% filter upper %}{{ event.checkout.itemz | length }}{% endfilter %}
+{% raw %}{{ customer.nope | money }}{% endraw %}{# {{ event.x }} #}
+{% if customer.tags is not empty and event.checkout.total is evn %}{{ rnage(3) }}{% endif %}
+{% for i in event.checkout.items %}{{ i.sku }} {{ loop.index }}{% endfor %}
+{{ customer.last_cart }} {{ links.unsubscribe }} {{ store.postal_address }}
+</mj-text></mj-column></mj-section></mj-body></mjml>
+""".encode()
+
+
+def issue11_projects(settings):
+    """The v1.1 projects: one that loads, and its settings and workflow broken in ways the
+    hints explain (a tab in the indentation, `: ` in a value, a lone CR ending lines)."""
+    good = {
+        "settings.yaml": settings + ISSUE11_SETTINGS,
+        "cart.yaml": ISSUE11_WORKFLOW,
+        "templates/cart/hi.mjml": ISSUE11_TEMPLATE,
+    }
+    tab = dict(good, **{"cart.yaml": ISSUE11_WORKFLOW.replace(b"  - id: u", b"\t- id: u")})
+    colon = dict(good, **{"cart.yaml": ISSUE11_WORKFLOW.replace(b"name: yes", b"name: Sepet: 10% \xc3\xbcye")})
+    cr = dict(good, **{"settings.yaml": (settings + ISSUE11_SETTINGS).replace(b"\n", b"\r")})
+    return [good, tab, colon, cr]
 
 
 def template_texts():
@@ -72,6 +134,8 @@ def template_texts():
     texts = []
     for folder in [ROOT / "workflows", CASES]:
         for p in sorted(folder.rglob("*")):
+            if not p.is_file():
+                continue
             if p.suffix in (".mjml", ".html"):
                 texts.append(p.read_bytes())
             elif p.suffix == ".yaml":

@@ -2,8 +2,10 @@
 //! the text as a condition and as a subject-like template ([`ScalarChecker`], with the text
 //! also as its YAML file, so that positions inside it are computed), compiled as MJML
 //! ([`compile_mjml`]) and added as an `.mjml` and an `.html` template file
-//! ([`Templates::add`]). None may panic, hang or overflow the stack; every position is
-//! 1-based.
+//! ([`Templates::add`], which runs the name checks: undefined names, unknown filters, tests
+//! and functions, `customer`/`event` paths). None may panic, hang or overflow the stack; every
+//! position is 1-based. The scan of filters, tests, calls and paths (`template::scan`) must
+//! place every name it finds at its byte offset in the text.
 #![no_main]
 
 use std::path::Path;
@@ -12,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use nudge_core::diagnostic::Sink;
 use nudge_core::workflow::template::{
     SCOPE, ScalarChecker, ScalarKind, Templates, compile_mjml, environment, find_identifier,
-    offset_to_pos,
+    offset_to_pos, scan,
 };
 use nudge_core::workflow::yaml::Pos;
 
@@ -42,6 +44,19 @@ fuzz_target!(|data: &[u8]| {
     }
     for d in &diags {
         assert!(d.pos.line >= 1 && d.pos.col >= 1, "position of {d}");
+    }
+    for call in scan::template_calls(text)
+        .into_iter()
+        .chain(scan::expression_calls(text))
+    {
+        let first = call.name.split('.').next().unwrap_or_default();
+        assert!(text[call.offset..].starts_with(first), "{call:?}");
+    }
+    for (path, offset) in scan::template_paths(text)
+        .into_iter()
+        .chain(scan::expression_paths(text))
+    {
+        assert!(text[offset..].starts_with(&path), "{path} at {offset}");
     }
     let _ = offset_to_pos(text, text.len() / 2);
     let _ = find_identifier(text, "customer");

@@ -327,7 +327,7 @@ fn explained(text: &str, err: SyntaxError) -> SyntaxError {
         .message
         .ends_with("mapping values are not allowed in this context")
     {
-        let line = text.lines().nth(err.pos.line.saturating_sub(1) as usize);
+        let line = yaml_lines(text).nth(err.pos.line.saturating_sub(1) as usize);
         if let Some((pos, key, value)) = line.and_then(|l| colon_in_value(l, err.pos.line)) {
             let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
             return SyntaxError {
@@ -347,8 +347,7 @@ fn indenting_tab(text: &str, err: &SyntaxError) -> Option<Pos> {
     if err.message.contains("duplicate") {
         return None;
     }
-    let tabs: Vec<Pos> = text
-        .lines()
+    let tabs: Vec<Pos> = yaml_lines(text)
         .enumerate()
         .filter_map(|(i, line)| {
             let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
@@ -364,6 +363,27 @@ fn indenting_tab(text: &str, err: &SyntaxError) -> Option<Pos> {
         None if err.message.contains("tab") => tabs.first().copied(),
         None => None,
     }
+}
+
+/// The lines of `text` as YAML numbers them (and so the parser's positions): `\r\n`, a lone
+/// `\r` and `\n` each end one. `str::lines` does not end a line at a lone `\r`, which would
+/// point a hint at the wrong line.
+pub(crate) fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match text.find(['\r', '\n']) {
+            Some(i) => {
+                let skip = if text[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&text[i + skip..]);
+                Some(&text[..i])
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
 }
 
 /// `key: value` on a block line (`- ` items too) whose plain value holds `: `: where the value
@@ -572,5 +592,105 @@ mod tests {
                 .ends_with(r#"put the text in quotes: subject: "Ünal: \"50%\" off""#),
             "{err:?}"
         );
+    }
+
+    /// Found by the property test below: a lone `\r` ends a line for YAML but not for
+    /// `str::lines`, so the hints looked at the wrong line.
+    #[test]
+    fn hints_count_lines_as_yaml_does() {
+        let err = parse("id: \rsubject: \n\t  id: \n").unwrap_err();
+        assert_eq!(err.pos, Pos::new(3, 1), "{err:?}");
+        assert!(err.message.ends_with("not tabs"), "{err:?}");
+        let err = parse("id: x\rsubject: Sale: 10% off\r").unwrap_err();
+        assert_eq!(err.pos, Pos::new(2, 10), "{err:?}");
+        assert!(
+            err.message
+                .ends_with(r#"put the text in quotes: subject: "Sale: 10% off""#),
+            "{err:?}"
+        );
+    }
+
+    /// Every node with source characters kept, with its position.
+    fn plain_scalars(node: &Node, out: &mut Vec<(Pos, String)>) {
+        if let Some(text) = node.plain_text() {
+            out.push((node.pos, text.to_owned()));
+        }
+        match &node.value {
+            NodeValue::Seq(items) => items.iter().for_each(|i| plain_scalars(i, out)),
+            NodeValue::Map(entries) => entries.iter().for_each(|(k, v)| {
+                plain_scalars(k, out);
+                plain_scalars(v, out);
+            }),
+            _ => {}
+        }
+    }
+
+    /// A block line of a workflow-like file: indentation (spaces and tabs), maybe a list
+    /// dash, a key and a value, from pieces that make the hints fire (tabs, `: ` in values,
+    /// non-ASCII text, numbers and YAML 1.1 booleans).
+    fn line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let indent = prop::sample::select(vec!["", "  ", "    ", "\t", "  \t", "\t  "]);
+        let dash = prop::sample::select(vec!["", "- "]);
+        let key = prop::sample::select(vec!["id", "subject", "şehir", "name", "ü"]);
+        let value = prop::sample::select(vec![
+            "",
+            "x",
+            "1.10",
+            "yes",
+            "Sale: 10% off",
+            "Ünal: \"50%\" off",
+            "çay ☕: sıcak",
+            "a\tb",
+            "\"q: x\"",
+            "x # c: d",
+            "True",
+            "0x1F",
+            "-3",
+            "{a: ş, b: 1.10}",
+            "[ü, 012, no]",
+        ]);
+        (indent, dash, key, value).prop_map(|(i, d, k, v)| format!("{i}{d}{k}: {v}"))
+    }
+
+    proptest::proptest! {
+        /// Any such file: a syntax error is inside the text (1-based line and column, in
+        /// characters, lines ended as YAML ends them), the tab hint points at a tab, and the
+        /// colon hint at the first character of the value it quotes; a file that parses has
+        /// each number's and boolean's source characters at its position.
+        #[test]
+        fn hints_point_at_what_they_name(
+            lines in proptest::collection::vec(line(), 1..6),
+            ends in proptest::collection::vec(proptest::sample::select(vec!["\n", "\r\n", "\r"]), 6),
+        ) {
+            let text: String = lines.iter().zip(&ends).map(|(l, e)| format!("{l}{e}")).collect();
+            let all: Vec<&str> = yaml_lines(&text).collect();
+            let err = match parse(&text) {
+                Ok(node) => {
+                    // Every number's or boolean's source characters are where its position
+                    // says (line and column in characters, after tabs and non-ASCII text).
+                    let mut plain = Vec::new();
+                    plain_scalars(&node, &mut plain);
+                    for (pos, chars) in plain {
+                        let line = all.get(pos.line as usize - 1).copied().unwrap_or("");
+                        let at: String = line.chars().skip(pos.col as usize - 1).collect();
+                        proptest::prop_assert!(at.starts_with(&chars), "{chars:?} at {pos:?} in {text:?}");
+                    }
+                    return Ok(());
+                }
+                Err(err) => err,
+            };
+            proptest::prop_assert!(err.pos.line >= 1 && err.pos.col >= 1, "{err:?}");
+            let line = all.get(err.pos.line as usize - 1).copied().unwrap_or("");
+            let at: String = line.chars().skip(err.pos.col as usize - 1).collect();
+            proptest::prop_assert!(line.chars().count() + 1 >= err.pos.col as usize, "{err:?} in {text:?}");
+            if err.message.ends_with("not tabs") {
+                proptest::prop_assert!(at.starts_with('\t'), "{err:?} at {at:?} in {text:?}");
+            }
+            if let Some((_, quoted)) = err.message.split_once(": \"") {
+                let first = quoted.chars().next().unwrap_or('"');
+                proptest::prop_assert!(at.starts_with(first), "{err:?} at {at:?} in {text:?}");
+            }
+        }
     }
 }

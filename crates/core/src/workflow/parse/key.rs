@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 use crate::diagnostic::{Sink, code_list};
 use crate::event::catalog;
 use crate::workflow::model::{EventFilter, Expr, StepItem, StepKind, Trigger};
+use crate::workflow::template::limits;
 
 /// Compiles key expressions only to see what they read; rendering never goes through it.
 static ENV: LazyLock<minijinja::Environment<'static>> = LazyLock::new(minijinja::Environment::new);
@@ -43,14 +44,17 @@ pub(super) fn check_keys(
         })
         .collect();
     waits(steps, &mut entries);
+    // What the workflow's key reads, found once: a file of thousands of goals would otherwise
+    // compile the same key thousands of times.
+    let workflow_key = key.map(|k| (k, event_paths(&k.source)));
     for entry in entries {
-        check_entry(sink, key, &entry);
+        check_entry(sink, workflow_key.as_ref(), &entry);
     }
 }
 
 /// The trigger's own event type must be able to carry the workflow's key, or no run starts.
 fn check_trigger_key(sink: &mut Sink, event_type: &str, key: &Expr) {
-    let Some(path) = uncarried(event_type, &key.source) else {
+    let Some(path) = uncarried(event_type, &event_paths(&key.source)) else {
         return;
     };
     let hint = hint(event_type, &path);
@@ -64,7 +68,8 @@ fn check_trigger_key(sink: &mut Sink, event_type: &str, key: &Expr) {
 
 /// One goal or wait: its own key needs the workflow's; the key it uses (its own, else the
 /// workflow's) must be one its event type can carry.
-fn check_entry(sink: &mut Sink, workflow_key: Option<&Expr>, entry: &Entry) {
+/// `workflow_key` comes with the paths it reads.
+fn check_entry(sink: &mut Sink, workflow_key: Option<&(&Expr, BTreeSet<String>)>, entry: &Entry) {
     let f = entry.filter;
     let noun = entry.noun;
     if let (Some(own), None) = (&f.key, workflow_key) {
@@ -76,10 +81,11 @@ fn check_entry(sink: &mut Sink, workflow_key: Option<&Expr>, entry: &Entry) {
         );
         return;
     }
-    let Some(key) = f.key.as_ref().or(workflow_key) else {
+    let own_paths = f.key.as_ref().map(|own| event_paths(&own.source));
+    let Some(paths) = own_paths.as_ref().or(workflow_key.map(|(_, p)| p)) else {
         return;
     };
-    let Some(path) = uncarried(&f.event, &key.source) else {
+    let Some(path) = uncarried(&f.event, paths) else {
         return;
     };
     let ty = &f.event;
@@ -118,6 +124,11 @@ fn waits<'a>(items: &'a [StepItem], out: &mut Vec<Entry<'a>>) {
 /// The paths under `event` that the expression `source` reads (`checkout.id` for
 /// `event.checkout.id | string`); none when it does not compile (reported elsewhere).
 pub(super) fn event_paths(source: &str) -> BTreeSet<String> {
+    // minijinja parses by recursion: a key past the bounds (reported by the parse already)
+    // would overflow the stack here.
+    if limits::check_expression(source).is_err() {
+        return BTreeSet::new();
+    }
     let Ok(e) = ENV.compile_expression(source) else {
         return BTreeSet::new();
     };
@@ -127,15 +138,14 @@ pub(super) fn event_paths(source: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// A path the key `source` reads that events of `event_type` cannot carry, when they can
-/// carry none of the paths it reads (a key reading `event.a or event.b` needs one of them).
-fn uncarried(event_type: &str, source: &str) -> Option<String> {
-    let paths = event_paths(source);
+/// A path of `paths` (what a key reads, [`event_paths`]) that events of `event_type` cannot
+/// carry, when they can carry none of them (a key reading `event.a or event.b` needs one).
+fn uncarried(event_type: &str, paths: &BTreeSet<String>) -> Option<String> {
     let carries = |p: &String| catalog::may_carry(event_type, &p.split('.').collect::<Vec<_>>());
     if paths.iter().any(carries) {
         return None;
     }
-    paths.into_iter().next()
+    paths.iter().next().cloned()
 }
 
 /// The field of `event_type` that most likely holds what `path` names elsewhere: the same
@@ -193,6 +203,7 @@ fn leaf_fields(event_type: &str) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workflow::yaml::Pos;
 
     #[test]
     fn paths_read_under_event() {
@@ -206,23 +217,80 @@ mod tests {
         assert!(paths("event.(").is_empty());
     }
 
+    /// Found by reading (issue 11 fuzzing): a key past the operator bound was reported by the
+    /// parse, then compiled here anyway, and minijinja's recursive parser overflowed the
+    /// stack (the command's 8 MiB main thread aborted).
+    #[test]
+    fn a_key_past_the_bounds_is_not_compiled() {
+        let long = format!("event.order.id{}", " ~ event.order.id".repeat(50_000));
+        let paths = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || event_paths(&long))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(paths.is_empty(), "{paths:?}");
+    }
+
+    /// Found while fuzzing issue 11: every goal compiled the workflow's key again to see what
+    /// it reads (2,300 goals and a 95-term key: 1.4 s to validate). It is compiled once; the
+    /// answers stay the same.
+    #[test]
+    fn the_workflow_key_is_read_once_for_all_goals() {
+        let key = Expr {
+            source: format!("event.checkout.id{}", " ~ event.checkout.id".repeat(95)),
+            pos: Pos::new(4, 6),
+        };
+        let goal = |i: u32, event: &str| EventFilter {
+            event: event.to_owned(),
+            pos: Pos::new(i, 5),
+            when: None,
+            key: None,
+        };
+        let mut goals: Vec<EventFilter> =
+            (10..5_010).map(|i| goal(i, "checkout.started")).collect();
+        goals.push(goal(6_000, "order.placed"));
+        let mut diags = Vec::new();
+        let mut sink = Sink::new(std::path::Path::new("w.yaml"), &mut diags);
+        let started = std::time::Instant::now();
+        check_keys(&mut sink, None, Some(&key), &goals, &[]);
+        let took = started.elapsed();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].pos, Pos::new(6_000, 5));
+        assert!(
+            diags[0]
+                .message
+                .contains("`order.placed` carries no `checkout.id`"),
+            "{}",
+            diags[0]
+        );
+        // Compiled 5,001 times this took seconds unoptimised.
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    }
+
     #[test]
     fn a_key_is_uncarried_only_when_no_path_it_reads_is_carried() {
         assert_eq!(
-            uncarried("order.placed", "event.checkout.id").as_deref(),
+            uncarried("order.placed", &event_paths("event.checkout.id")).as_deref(),
             Some("checkout.id")
         );
-        assert_eq!(uncarried("order.placed", "event.order.checkout_id"), None);
+        assert_eq!(
+            uncarried("order.placed", &event_paths("event.order.checkout_id")),
+            None
+        );
         assert_eq!(
             uncarried(
                 "order.placed",
-                "event.checkout.id or event.order.checkout_id"
+                &event_paths("event.checkout.id or event.order.checkout_id")
             ),
             None
         );
         // Custom types are not checked; keys not read from the event are not either.
-        assert_eq!(uncarried("my.checkout_paid", "event.checkout.id"), None);
-        assert_eq!(uncarried("order.placed", "customer.id"), None);
+        assert_eq!(
+            uncarried("my.checkout_paid", &event_paths("event.checkout.id")),
+            None
+        );
+        assert_eq!(uncarried("order.placed", &event_paths("customer.id")), None);
     }
 
     #[test]

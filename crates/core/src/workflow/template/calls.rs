@@ -6,7 +6,8 @@
 //! expression using it is evaluated), never of a list kept here, so the answer follows
 //! minijinja's version and whatever Nudge registers.
 
-use std::collections::BTreeSet;
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
 
 use minijinja::{Environment, ErrorKind};
 
@@ -26,10 +27,40 @@ pub fn is_builtin_name(env: &Environment<'static>, name: &str) -> bool {
 /// Whether `env` has the filter (`kind` Filter) or test (`kind` Test) `name`. A name that
 /// cannot even be probed (not an identifier) counts as known: nothing is reported on a guess.
 pub fn is_known(env: &Environment<'static>, kind: CallKind, name: &str) -> bool {
+    if kind == CallKind::Function {
+        return is_builtin_name(env, name);
+    }
+    if !is_identifier(name) {
+        return is_known_by_expression(env, kind, name);
+    }
+    // A plain name is looked up directly (the environment's own table, through its public
+    // API): a probe compiled as an expression costs a parse, and the did-you-mean below asks
+    // about thousands of names.
+    let mut state = env.empty_state();
+    let none = [minijinja::Value::from(())];
+    let unknown = match kind {
+        CallKind::Filter => state.apply_filter(name, &none).err(),
+        _ => state.perform_test(name, &none).err(),
+    };
+    !unknown.is_some_and(|e| matches!(e.kind(), ErrorKind::UnknownFilter | ErrorKind::UnknownTest))
+}
+
+/// Whether `name` is an identifier as minijinja reads one (ASCII: it is built without its
+/// `unicode` feature): a letter or `_`, then letters, digits and `_`.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// [`is_known`] for a name that is not a plain identifier (`a.b`): a tiny expression using it
+/// is evaluated, and one that does not compile counts as known.
+fn is_known_by_expression(env: &Environment<'static>, kind: CallKind, name: &str) -> bool {
     let (probe, unknown) = match kind {
         CallKind::Filter => (format!("none | {name}"), ErrorKind::UnknownFilter),
-        CallKind::Test => (format!("none is {name}"), ErrorKind::UnknownTest),
-        CallKind::Function => return is_builtin_name(env, name),
+        _ => (format!("none is {name}"), ErrorKind::UnknownTest),
     };
     match env.compile_expression(&probe) {
         Ok(expr) => !matches!(expr.eval(()), Err(e) if e.kind() == unknown),
@@ -38,42 +69,48 @@ pub fn is_known(env: &Environment<'static>, kind: CallKind, name: &str) -> bool 
 }
 
 /// Every use of an unknown filter or test in `calls`, as the byte offset of its name and the
-/// message for it.
+/// message for it. Each distinct name is looked at once, however often it is used; a
+/// did-you-mean is searched for while `suggestions` (a budget shared by the caller across a
+/// whole file) lasts, and each search takes one from it.
 pub fn unknown_filters_and_tests(
     env: &Environment<'static>,
     calls: &[Call],
+    suggestions: &Cell<usize>,
 ) -> Vec<(usize, String)> {
-    let mut unknown: BTreeSet<(bool, &str)> = BTreeSet::new();
-    let mut known: BTreeSet<(bool, &str)> = BTreeSet::new();
+    // `None`: known. One verdict per name: a name used thousands of times (a 64 KB file of
+    // `{{ x | uper }}`) must not search for its near names thousands of times.
+    let mut verdicts: BTreeMap<(bool, &str), Option<String>> = BTreeMap::new();
     let mut out = Vec::new();
     for call in calls {
-        let is_filter = call.kind == CallKind::Filter;
-        if call.kind == CallKind::Function || known.contains(&(is_filter, call.name.as_str())) {
+        if call.kind == CallKind::Function {
             continue;
         }
-        let key = (is_filter, call.name.as_str());
-        if !unknown.contains(&key) {
+        let key = (call.kind == CallKind::Filter, call.name.as_str());
+        let verdict = verdicts.entry(key).or_insert_with(|| {
             if is_known(env, call.kind, &call.name) {
-                known.insert(key);
-                continue;
+                return None;
             }
-            unknown.insert(key);
+            // Looking for near names costs a few hundred probes: enough for a marketer's
+            // typos, bounded for a file full of made-up names.
+            let left = suggestions.get();
+            Some(if left > 0 && call.name.len() <= MAX_SUGGESTED_LEN {
+                suggestions.set(left - 1);
+                unknown_message(env, call.kind, &call.name)
+            } else {
+                unknown_message_without_suggestion(call.kind, &call.name)
+            })
+        });
+        if let Some(message) = verdict {
+            out.push((call.offset, message.clone()));
         }
-        // Looking for near names costs a few hundred probes: enough for a marketer's typos,
-        // bounded for a file full of made-up names.
-        let message = if unknown.len() <= MAX_SUGGESTED && call.name.len() <= MAX_SUGGESTED_LEN {
-            unknown_message(env, call.kind, &call.name)
-        } else {
-            unknown_message_without_suggestion(call.kind, &call.name)
-        };
-        out.push((call.offset, message));
     }
     out
 }
 
-/// How many distinct unknown names of one template get a did-you-mean, and up to what length.
-const MAX_SUGGESTED: usize = 16;
-const MAX_SUGGESTED_LEN: usize = 40;
+/// How many distinct unknown names of one file get a did-you-mean, and up to what length
+/// (longer than any filter or test name plus one letter, it cannot be one edit away).
+pub const MAX_SUGGESTED: usize = 16;
+const MAX_SUGGESTED_LEN: usize = 24;
 
 fn unknown_message_without_suggestion(kind: CallKind, name: &str) -> String {
     let (head, why) = unknown_parts(kind, name);
@@ -155,7 +192,8 @@ fn near_names(env: &Environment<'static>, kind: CallKind, name: &str) -> Vec<Str
     }
     candidates
         .into_iter()
-        .filter(|c| c != name && c.starts_with(|f: char| f.is_alphabetic() || f == '_'))
+        // Only a plain identifier can be a filter or test name worth suggesting.
+        .filter(|c| c != name && is_identifier(c))
         .filter(|c| is_known(env, kind, c))
         .collect()
 }
@@ -185,7 +223,7 @@ mod tests {
     fn unknown_names_are_reported_at_each_use_with_the_nearest_known_one() {
         let env = environment();
         let src = "{{ a | uper }}{{ b | upper | money }}{% if c is evn %}{% endif %}{{ d | uper }}";
-        let found = unknown_filters_and_tests(&env, &scan::template_calls(src));
+        let found = unknown_filters_and_tests(&env, &scan::template_calls(src), &budget());
         let at: Vec<usize> = found.iter().map(|(o, _)| *o).collect();
         assert_eq!(
             at,
@@ -219,7 +257,7 @@ mod tests {
             .map(|i| format!("{{{{ x | made_up_{i} }}}}"))
             .collect();
         src.push_str("{{ x | uper }}");
-        let found = unknown_filters_and_tests(&env, &scan::template_calls(&src));
+        let found = unknown_filters_and_tests(&env, &scan::template_calls(&src), &budget());
         assert_eq!(found.len(), MAX_SUGGESTED + 1);
         let last = &found[MAX_SUGGESTED].1;
         assert!(
@@ -227,6 +265,74 @@ mod tests {
             "{last}"
         );
         assert!(!last.contains("did you mean"), "{last}");
+    }
+
+    fn budget() -> Cell<usize> {
+        Cell::new(MAX_SUGGESTED)
+    }
+
+    /// Found while fuzzing issue 11: the did-you-mean of an unknown name was searched for at
+    /// every use (a 64 KB template of `{{ x | uper }}` took seconds), and the bound of 16
+    /// searches held per template or scalar, so a file of many subjects each with 16 made-up
+    /// filters searched thousands of times. Now each name is judged once and the budget is
+    /// shared by the file.
+    #[test]
+    fn near_names_are_searched_once_per_name_and_within_a_shared_budget() {
+        let env = environment();
+        let src = "{{ x | uper }}".repeat(2_000);
+        let suggestions = budget();
+        let found = unknown_filters_and_tests(&env, &scan::template_calls(&src), &suggestions);
+        assert_eq!(found.len(), 2_000);
+        assert!(
+            found
+                .iter()
+                .all(|(_, m)| m.contains("`uper`; did you mean `upper`?"))
+        );
+        assert_eq!(
+            suggestions.get(),
+            MAX_SUGGESTED - 1,
+            "one search for one name"
+        );
+        // A second scalar of the same file draws on what is left.
+        let other: String = (0..MAX_SUGGESTED)
+            .map(|i| format!("{{{{ x | made_up_{i} }}}}"))
+            .collect();
+        let found = unknown_filters_and_tests(&env, &scan::template_calls(&other), &suggestions);
+        assert_eq!(suggestions.get(), 0);
+        assert!(
+            found
+                .last()
+                .is_some_and(|(_, m)| !m.contains("did you mean"))
+        );
+    }
+
+    /// A name too long to be one edit from any filter or test is not searched for.
+    #[test]
+    fn long_names_are_not_searched_for() {
+        let env = environment();
+        let suggestions = budget();
+        let long = format!("{{{{ x | {} }}}}", "a".repeat(MAX_SUGGESTED_LEN + 1));
+        let found = unknown_filters_and_tests(&env, &scan::template_calls(&long), &suggestions);
+        assert_eq!(found.len(), 1);
+        assert_eq!(suggestions.get(), MAX_SUGGESTED);
+    }
+
+    /// The direct lookup of plain names agrees with evaluating a probe expression.
+    #[test]
+    fn plain_names_are_looked_up_as_an_expression_would_find_them() {
+        let env = environment();
+        for kind in [CallKind::Filter, CallKind::Test] {
+            for name in [
+                "upper", "default", "replace", "money", "defined", "even", "evn", "none", "true",
+                "_x", "is", "e",
+            ] {
+                assert_eq!(
+                    is_known(&env, kind, name),
+                    is_known_by_expression(&env, kind, name),
+                    "{kind:?} {name}"
+                );
+            }
+        }
     }
 
     #[test]

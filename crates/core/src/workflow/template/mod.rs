@@ -1,7 +1,8 @@
 //! Email templates and expressions: the one minijinja environment every part of Nudge uses,
 //! MJML compiled once at load, and the static checks `nudge validate` runs on them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -345,19 +346,27 @@ impl Templates {
     /// (an unknown function where the name is called), and its unknown filters and tests.
     fn check_calls(&self, source: &str, names: &BTreeSet<String>, sink: &mut Sink) {
         let calls = scan::template_calls(source);
+        // Where each name is first called and first read, each found in one pass: searching
+        // the whole text again for every undefined name made a file of thousands of them
+        // (`{{ a1 }}{{ a2 }}...`) quadratic, seconds for 60 KB.
+        let first_call = first_calls(&calls);
+        let first_read = scan::template_paths(source);
         for name in names.iter().filter(|n| !SCOPE.contains(&n.as_str())) {
-            match called(&calls, name) {
-                Some(offset) => sink.error(
+            match first_call.get(name.as_str()) {
+                Some(&offset) => sink.error(
                     offset_to_pos(source, offset),
                     calls::unknown_message(&self.env, scan::CallKind::Function, name),
                 ),
                 None => sink.error(
-                    find_name_in_tags(source, name).unwrap_or(Pos::new(1, 1)),
+                    first_read
+                        .get(name.as_str())
+                        .map_or(Pos::new(1, 1), |&offset| offset_to_pos(source, offset)),
                     undefined_name_message(name),
                 ),
             }
         }
-        for (offset, message) in calls::unknown_filters_and_tests(&self.env, &calls) {
+        let suggestions = Cell::new(calls::MAX_SUGGESTED);
+        for (offset, message) in calls::unknown_filters_and_tests(&self.env, &calls, &suggestions) {
             sink.error(offset_to_pos(source, offset), message);
         }
     }
@@ -437,12 +446,13 @@ fn top_level_names(
         .collect()
 }
 
-/// The offset of the first call of `name` as a function (`name(...)`), if it is called.
-fn called(calls: &[scan::Call], name: &str) -> Option<usize> {
-    calls
-        .iter()
-        .find(|c| c.kind == scan::CallKind::Function && c.name == name)
-        .map(|c| c.offset)
+/// The offset of each name's first call as a function (`name(...)`).
+fn first_calls(calls: &[scan::Call]) -> HashMap<&str, usize> {
+    let mut first = HashMap::new();
+    for call in calls.iter().filter(|c| c.kind == scan::CallKind::Function) {
+        first.entry(call.name.as_str()).or_insert(call.offset);
+    }
+    first
 }
 
 /// The message for a name that is not in scope.
@@ -452,28 +462,6 @@ pub fn undefined_name_message(name: &str) -> String {
         suggestion(name, SCOPE.iter().copied()),
         code_list(SCOPE)
     )
-}
-
-/// The position of the first use of `name` as a variable inside a `{{ }}` or `{% %}` tag.
-fn find_name_in_tags(source: &str, name: &str) -> Option<Pos> {
-    let mut rest_start = 0;
-    while let Some(open) = source[rest_start..].find(['{']).map(|i| i + rest_start) {
-        let tail = &source[open..];
-        let close = if tail.starts_with("{{") {
-            "}}"
-        } else if tail.starts_with("{%") {
-            "%}"
-        } else {
-            rest_start = open + 1;
-            continue;
-        };
-        let end = tail.find(close).map_or(source.len(), |i| open + i);
-        if let Some(offset) = find_identifier(&source[open..end], name) {
-            return Some(offset_to_pos(source, open + offset));
-        }
-        rest_start = end.max(open + 1);
-    }
-    None
 }
 
 /// Byte offset of `name` used as an identifier (not an attribute, not part of a longer word,
@@ -530,6 +518,9 @@ pub struct ScalarChecker<'a> {
     env: &'a Environment<'static>,
     /// The YAML file's lines, to turn an offset inside a scalar into a file position.
     lines: Vec<&'a str>,
+    /// How many more unknown filter or test names of this file get a did-you-mean: a bound
+    /// for the file, not for each scalar (a file can hold thousands of scalars).
+    suggestions: Cell<usize>,
 }
 
 /// Whether a scalar is a condition or a template.
@@ -546,7 +537,9 @@ impl<'a> ScalarChecker<'a> {
     pub fn new(env: &'a Environment<'static>, text: &'a str) -> Self {
         Self {
             env,
-            lines: text.lines().collect(),
+            // Lines as YAML numbers them, as the positions given to `check` are.
+            lines: crate::workflow::yaml::yaml_lines(text).collect(),
+            suggestions: Cell::new(calls::MAX_SUGGESTED),
         }
     }
 
@@ -601,20 +594,46 @@ impl<'a> ScalarChecker<'a> {
             ScalarKind::Expression => scan::expression_calls(source),
             ScalarKind::Template => scan::template_calls(source),
         };
-        let at_offset = |offset| self.pos_in_scalar(pos, source, offset);
-        for (offset, message) in calls::unknown_filters_and_tests(self.env, &calls) {
-            sink.error(at_offset(offset), message);
+        let positions = self.positions(pos, source);
+        for (offset, message) in
+            calls::unknown_filters_and_tests(self.env, &calls, &self.suggestions)
+        {
+            sink.error(positions.at(offset), message);
         }
-        for name in &names {
-            if scope.contains(&name.as_str()) {
-                continue;
-            }
-            if let Some(offset) = called(&calls, name) {
+        let first_read = match kind {
+            ScalarKind::Expression => scan::expression_paths(source),
+            ScalarKind::Template => scan::template_paths(source),
+        };
+        let undefined = names.iter().filter(|n| !scope.contains(&n.as_str()));
+        self.report_undefined(
+            sink,
+            undefined,
+            &first_calls(&calls),
+            &first_read,
+            &positions,
+        );
+        names
+    }
+
+    /// Reports names read but not in scope: an unknown function where the name is called
+    /// (`first_call`), else an undefined variable where it is first read (`first_read`).
+    fn report_undefined<'n>(
+        &self,
+        sink: &mut Sink,
+        names: impl Iterator<Item = &'n String>,
+        first_call: &HashMap<&str, usize>,
+        first_read: &HashMap<String, usize>,
+        positions: &ScalarPositions,
+    ) {
+        for name in names {
+            if let Some(&offset) = first_call.get(name.as_str()) {
                 let message = calls::unknown_message(self.env, scan::CallKind::Function, name);
-                sink.error(at_offset(offset), message);
+                sink.error(positions.at(offset), message);
                 continue;
             }
-            let at = find_identifier(source, name).map_or(pos, at_offset);
+            let at = first_read
+                .get(name.as_str())
+                .map_or(positions.pos, |&o| positions.at(o));
             if name == "event" {
                 sink.error(
                     at,
@@ -624,7 +643,6 @@ impl<'a> ScalarChecker<'a> {
                 sink.error(at, undefined_name_message(name));
             }
         }
-        names
     }
 
     /// The file position of byte `offset` inside a scalar that starts at `pos`, when the
@@ -637,18 +655,67 @@ impl<'a> ScalarChecker<'a> {
     /// The file position of byte `offset` inside a scalar that starts at `pos`, when the
     /// scalar is written as it reads (see `pos_in_scalar`).
     pub fn exact_pos_in_scalar(&self, pos: Pos, value: &str, offset: usize) -> Option<Pos> {
-        let line = self.lines.get(pos.line.saturating_sub(1) as usize)?;
-        let rest: String = line
-            .chars()
-            .skip(pos.col.saturating_sub(1) as usize)
-            .collect();
-        let quote = usize::from(rest.starts_with(['"', '\'']));
-        let body: String = rest.chars().skip(quote).collect();
-        if value.contains('\n') || !body.starts_with(value) {
-            return None;
+        self.positions(pos, value).exact(offset)
+    }
+
+    /// The positions inside a scalar that starts at `pos` and reads `value`: worked out once,
+    /// so that placing thousands of problems in one long scalar stays linear.
+    pub fn positions<'v>(&self, pos: Pos, value: &'v str) -> ScalarPositions<'v> {
+        let start = self
+            .lines
+            .get(pos.line.saturating_sub(1) as usize)
+            .and_then(|line| {
+                let skip = pos.col.saturating_sub(1) as usize;
+                let rest = line
+                    .char_indices()
+                    .nth(skip)
+                    .map_or("", |(i, _)| &line[i..]);
+                let quote = usize::from(rest.starts_with(['"', '\'']));
+                let body = &rest[quote..];
+                (!value.contains('\n') && body.starts_with(value)).then(|| pos.shifted(quote))
+            });
+        ScalarPositions {
+            pos,
+            value,
+            start,
+            columns: std::cell::OnceCell::new(),
         }
-        let offset = floor_char_boundary(value, offset.min(value.len()));
-        Some(pos.shifted(quote + value[..offset].chars().count()))
+    }
+}
+
+/// Positions inside one scalar (see [`ScalarChecker::positions`]).
+pub struct ScalarPositions<'v> {
+    /// The scalar's own position.
+    pos: Pos,
+    value: &'v str,
+    /// Where the value's first character is, when the scalar is written as it reads.
+    start: Option<Pos>,
+    /// The character count before each byte offset of `value`, built at the first use.
+    columns: std::cell::OnceCell<Vec<u32>>,
+}
+
+impl ScalarPositions<'_> {
+    /// The file position of byte `offset` of the value, when the scalar is written as it reads.
+    /// An offset inside a character counts as that character.
+    pub fn exact(&self, offset: usize) -> Option<Pos> {
+        let start = self.start?;
+        let columns = self.columns.get_or_init(|| {
+            let mut columns = vec![0u32; self.value.len() + 1];
+            let mut count = 0u32;
+            for (i, c) in self.value.char_indices() {
+                columns[i..i + c.len_utf8()].fill(count);
+                count += 1;
+            }
+            columns[self.value.len()] = count;
+            columns
+        });
+        let offset = offset.min(self.value.len());
+        Some(start.shifted(columns[offset] as usize))
+    }
+
+    /// [`Self::exact`], else the scalar's own position.
+    pub fn at(&self, offset: usize) -> Pos {
+        self.exact(offset).unwrap_or(self.pos)
     }
 }
 

@@ -15,6 +15,7 @@
 //! Template files are shared: their `customer` paths are reported once at the file, their
 //! `event` paths once per event type of the workflows that send them, naming those workflows.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use minijinja::Environment;
@@ -55,8 +56,9 @@ impl PathRead {
     }
 }
 
-/// The `customer.*` and `event.*` paths of minijinja's nested undeclared set, sorted, each
-/// placed by `find` (the start of the path as written), else at `fallback`.
+/// The `customer.*` and `event.*` paths of minijinja's nested undeclared set, each placed by
+/// `find` (the start of the path as written), else at `fallback`; in the order they are
+/// written (by position, then path).
 pub fn path_reads(
     nested: &HashSet<String>,
     find: impl Fn(&str) -> Option<Pos>,
@@ -67,7 +69,7 @@ pub fn path_reads(
         .filter(|p| p.starts_with("customer.") || p.starts_with("event."))
         .collect();
     paths.sort();
-    paths
+    let mut reads: Vec<PathRead> = paths
         .into_iter()
         .map(|path| match find(path) {
             Some(pos) => PathRead {
@@ -81,7 +83,11 @@ pub fn path_reads(
                 exact: false,
             },
         })
-        .collect()
+        .collect();
+    // In the order they are written, so that the did-you-means the project can afford go to
+    // the first mistakes of a file.
+    reads.sort_by(|a, b| (a.pos, &a.path).cmp(&(b.pos, &b.path)));
+    reads
 }
 
 /// The customer attributes a project's templates may read.
@@ -90,7 +96,14 @@ pub struct Attributes {
     names: BTreeSet<String>,
     /// The attributes `settings.yaml` declares, with their types.
     declared: Vec<DeclaredAttribute>,
+    /// How many more unknown attributes get a did-you-mean. Each search compares with every
+    /// name (a store may declare hundreds): bounded for the project, so that a file of
+    /// thousands of made-up attributes stays linear.
+    hints_left: Cell<usize>,
 }
+
+/// How many unknown attributes of a project get a did-you-mean.
+pub const MAX_ATTRIBUTE_HINTS: usize = 32;
 
 impl Attributes {
     /// The canonical and counted attributes, those `declared` in settings, and those any of
@@ -113,6 +126,7 @@ impl Attributes {
         Self {
             names,
             declared: declared.to_vec(),
+            hints_left: Cell::new(MAX_ATTRIBUTE_HINTS),
         }
     }
 
@@ -122,9 +136,15 @@ impl Attributes {
         if self.names.contains(attr) {
             return None;
         }
-        let hint = did_you_mean(attr, self.names.iter().map(String::as_str))
-            .map(|m| format!("; did you mean `customer.{m}`?"))
-            .unwrap_or_default();
+        let left = self.hints_left.get();
+        let hint = if left > 0 {
+            self.hints_left.set(left - 1);
+            did_you_mean(attr, self.names.iter().map(String::as_str))
+                .map(|m| format!("; did you mean `customer.{m}`?"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         Some((
             read.part_pos(1),
             format!(
@@ -293,10 +313,8 @@ pub fn check_workflow(
             ScalarKind::Expression => scan::expression_paths(s.source),
             ScalarKind::Template => scan::template_paths(s.source),
         };
-        let find = |path: &str| {
-            let offset = *paths.get(path)?;
-            checker.exact_pos_in_scalar(s.pos, s.source, offset)
-        };
+        let positions = checker.positions(s.pos, s.source);
+        let find = |path: &str| positions.exact(*paths.get(path)?);
         let mut seen = BTreeSet::new();
         for read in path_reads(&nested, find, s.pos) {
             if let Some((pos, message)) = attributes.and_then(|a| a.problem(&read)) {
@@ -454,6 +472,26 @@ mod tests {
                 .problem(&read("customer.loyalty_tier", true))
                 .is_some()
         );
+    }
+
+    /// Found while fuzzing issue 11: every unknown attribute searched all the declared ones
+    /// for a did-you-mean (1,500 reads against 1,000 declared attributes: 5.7 s to validate).
+    /// Only the first few unknown attributes of a project get one.
+    #[test]
+    fn did_you_means_of_attributes_are_bounded() {
+        let declared: Vec<DeclaredAttribute> = (0..1_000)
+            .map(|i| DeclaredAttribute {
+                name: format!("attr_{i}"),
+                kind: AttributeKind::Text,
+                pos: Pos::new(1, 1),
+            })
+            .collect();
+        let attrs = Attributes::new(&declared, &[]);
+        let hinted = (0..1_500)
+            .filter_map(|i| attrs.problem(&read(&format!("customer.attr_{i}x"), true)))
+            .filter(|(_, message)| message.contains("did you mean"))
+            .count();
+        assert_eq!(hinted, MAX_ATTRIBUTE_HINTS);
     }
 
     #[test]
