@@ -252,9 +252,7 @@ mod tests {
         goals.push(goal(6_000, "order.placed"));
         let mut diags = Vec::new();
         let mut sink = Sink::new(std::path::Path::new("w.yaml"), &mut diags);
-        let started = std::time::Instant::now();
         check_keys(&mut sink, None, Some(&key), &goals, &[]);
-        let took = started.elapsed();
         assert_eq!(diags.len(), 1, "{diags:?}");
         assert_eq!(diags[0].pos, Pos::new(6_000, 5));
         assert!(
@@ -264,8 +262,6 @@ mod tests {
             "{}",
             diags[0]
         );
-        // Compiled 5,001 times this took seconds unoptimised.
-        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
     }
 
     #[test]

@@ -39,21 +39,17 @@ fn undefined_names_are_placed_at_their_first_use_inside_tags() {
 fn thousands_of_undefined_names_are_each_placed_at_their_use() {
     let src: String = (0..6_000).map(|i| format!("{{{{ a{i} }}}}")).collect();
     let mut diags = Vec::new();
-    let started = std::time::Instant::now();
     Templates::default().add(
         "t.html",
         &src,
         &mut Sink::new(Path::new("t.html"), &mut diags),
     );
-    let took = started.elapsed();
     assert_eq!(diags.len(), 6_000);
     for d in &diags {
         let name = d.message.split('`').nth(1).unwrap();
         let col = src.find(&format!("{{{{ {name} }}}}")).unwrap() + 4;
         assert_eq!(d.pos, Pos::new(1, col as u32), "{d}");
     }
-    // Linear: well under a second even unoptimised (the search took 7 s).
-    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
 }
 
 #[test]
@@ -467,7 +463,6 @@ fn thousands_of_names_in_one_scalar_are_each_placed_at_their_use() {
     let checker = ScalarChecker::new(&env, &yaml);
     let mut diags = Vec::new();
     let mut sink = Sink::new(Path::new("w.yaml"), &mut diags);
-    let started = std::time::Instant::now();
     checker.check(
         &mut sink,
         &source,
@@ -475,7 +470,6 @@ fn thousands_of_names_in_one_scalar_are_each_placed_at_their_use() {
         ScalarKind::Template,
         SCOPE,
     );
-    let took = started.elapsed();
     assert_eq!(diags.len(), 5_000);
     for d in &diags {
         let name = d.message.split('`').nth(1).unwrap();
@@ -483,5 +477,4 @@ fn thousands_of_names_in_one_scalar_are_each_placed_at_their_use() {
         let col = 11 + source[..byte].chars().count();
         assert_eq!(d.pos, Pos::new(1, col as u32), "{d}");
     }
-    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
 }
