@@ -258,7 +258,8 @@ fn a_db_store_continues_from_its_state_and_clock() {
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 2, "{out}");
     // The second run prints only what happens in it: the pending wait fires; an event older
-    // than the clock is processed at the clock's time, and says so.
+    // than the clock says so, and is applied at the later of its own time and its customer's
+    // last applied time (c2 is new: at its own time).
     let late = ev(
         "e2",
         "customer.created",
@@ -273,9 +274,9 @@ fn a_db_store_continues_from_its_state_and_clock() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows[0]["at"], "2026-03-03T00:00:00Z");
+    assert_eq!(rows[0]["at"], "2026-03-01T00:00:00Z");
     assert_eq!(rows[0]["customer"], "c2");
-    assert!(err.contains("event e2 happened at 2026-03-01T00:00:00Z before the store's clock; processed at 2026-03-03T00:00:00Z"), "{err}");
+    assert!(err.contains("event e2 happened at 2026-03-01T00:00:00Z before the store's clock (2026-03-03T00:00:00Z); applied at the later of its time and the customer's last applied time"), "{err}");
     assert!(
         rows.iter().any(|r| r["customer"] == "c1"
             && r["step"] == "story"

@@ -586,7 +586,7 @@ fn notice_line(events: &str, notice: &Notice) -> String {
             time,
             clock,
         } => format!(
-            "{events}:{line}: event {event_id} happened at {} before the store's clock; processed at {}",
+            "{events}:{line}: event {event_id} happened at {} before the store's clock ({}); applied at the later of its time and the customer's last applied time",
             ts(*time),
             ts(*clock)
         ),

@@ -6,6 +6,7 @@ mod batches;
 mod faults;
 mod files;
 mod model;
+mod now;
 mod sqlite_contract;
 mod two_connections;
 

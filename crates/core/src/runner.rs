@@ -9,6 +9,17 @@
 //! - an email is delivered only after the commit that decided it (and its send-log row) is
 //!   applied: durable at once, or, with a batching store (only `simulate` uses one), when its
 //!   batch ends; its idempotency key (`<run>.<step>`) is unique in the send log.
+//!
+//! The runner also decides `now`, the time the engine applies an input at, from the input and
+//! the customer's last applied time (kept in the state: `CustomerState::last_applied`), so
+//! every store and every caller decide alike (see [`applied_at`]):
+//! - an event is applied at the later of its own time and the customer's last applied time,
+//!   capped at the runner's clock (the virtual clock under `simulate`, the wall clock on AWS):
+//!   a late event never moves a customer's clock back, and an event from the future waits for
+//!   no one but is applied at the clock;
+//! - a timer fires at its due time; should the customer's last applied time be later (only
+//!   when edited workflows make a stored timer due before the customer's last input), at that
+//!   time, for the same reason.
 
 use chrono::{DateTime, Utc};
 
@@ -31,6 +42,8 @@ pub enum Applied {
         actions: Vec<Action>,
         /// The customer's next timer after this input.
         next_wake: Option<DateTime<Utc>>,
+        /// The time the input was applied at (see [`applied_at`]).
+        at: DateTime<Utc>,
     },
     /// The event id was processed before: nothing happened.
     Duplicate,
@@ -185,6 +198,35 @@ fn log_warning(w: &Warning) {
     );
 }
 
+/// An input, with what its application time is decided from (see [`applied_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// An event that happened at `time`, arriving when the runner's clock says `clock`.
+    Event {
+        /// The event's own time.
+        time: DateTime<Utc>,
+        /// The runner's clock: virtual under `simulate`, the wall clock on AWS.
+        clock: DateTime<Utc>,
+    },
+    /// A timer due at `due` (never after the runner's clock: only a due timer is fired).
+    Timer {
+        /// When the timer was due.
+        due: DateTime<Utc>,
+    },
+}
+
+/// The `now` an input is applied at, given the customer's last applied time (`None` for a new
+/// customer): an event at the later of its own time and `last_applied`, capped at the runner's
+/// clock; a timer at its due time, or at `last_applied` if that is later. The cap wins over
+/// `last_applied` (an event is never applied after the clock, even if a clock behind another
+/// one's applied an input later); `CustomerState::last_applied` keeps the latest of both.
+pub fn applied_at(when: When, last_applied: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    match when {
+        When::Event { time, clock } => last_applied.map_or(time, |l| time.max(l)).min(clock),
+        When::Timer { due } => last_applied.map_or(due, |l| due.max(l)),
+    }
+}
+
 /// The engine wired to a store and a mailer.
 #[derive(Debug)]
 pub struct Runner<'p, S, M> {
@@ -209,17 +251,22 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         &self.store
     }
 
-    /// Applies one store event at `now`.
+    /// Applies one store event arriving when the runner's clock says `clock`, at the time
+    /// [`applied_at`] gives.
     pub async fn event(
         &self,
         event: &StoreEvent,
-        now: DateTime<Utc>,
+        clock: DateTime<Utc>,
     ) -> Result<Applied, RunnerError> {
+        let when = When::Event {
+            time: event.time,
+            clock,
+        };
         self.apply(
             &event.customer_id,
             Input::Event(event),
             Some(&event.id),
-            now,
+            when,
         )
         .await
     }
@@ -237,13 +284,15 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         Ok(self.engine.next_wake(&state))
     }
 
-    /// Wakes a customer whose timer is due at `now`.
+    /// Wakes a customer whose timer is due at `due` (at or before the runner's clock), at the
+    /// time [`applied_at`] gives.
     pub async fn wake(
         &self,
         customer_id: &str,
-        now: DateTime<Utc>,
+        due: DateTime<Utc>,
     ) -> Result<Applied, RunnerError> {
-        self.apply(customer_id, Input::Wake, None, now).await
+        self.apply(customer_id, Input::Wake, None, When::Timer { due })
+            .await
     }
 
     async fn apply(
@@ -251,7 +300,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         customer_id: &str,
         input: Input<'_>,
         event_id: Option<&str>,
-        now: DateTime<Utc>,
+        when: When,
     ) -> Result<Applied, RunnerError> {
         // No separate "processed?" read first: the commit finds a duplicate (and wins over a
         // conflict), and nothing happens before a commit, so a duplicate costs one engine run
@@ -270,7 +319,10 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
                 }
                 None => (CustomerState::new(customer_id), 0),
             };
-            let outcome = self.engine.handle(state, input, now);
+            let last_applied = state.last_applied;
+            let now = applied_at(when, last_applied);
+            let mut outcome = self.engine.handle(state, input, now);
+            outcome.state.last_applied = Some(last_applied.map_or(now, |l| l.max(now)));
             let bytes = encode_state(customer_id, &outcome.state, stored_len)?;
             let next_wake = outcome.state.next_wake();
             let sends: Vec<SendRecord> = outcome
@@ -303,6 +355,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
                     return Ok(Applied::Done {
                         actions: outcome.actions,
                         next_wake,
+                        at: now,
                     });
                 }
                 CommitOutcome::AlreadyProcessed => return Ok(Applied::Duplicate),
@@ -360,6 +413,51 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn an_event_is_applied_at_the_later_of_its_time_and_the_last_capped_at_the_clock() {
+        let ev = |time, clock| When::Event {
+            time: t(time),
+            clock: t(clock),
+        };
+        let last = Some(t("2026-03-05T00:00:00Z"));
+        // On time, for a new and a known customer.
+        let on_time = ev("2026-03-06T00:00:00Z", "2026-03-07T00:00:00Z");
+        assert_eq!(applied_at(on_time, None), t("2026-03-06T00:00:00Z"));
+        assert_eq!(applied_at(on_time, last), t("2026-03-06T00:00:00Z"));
+        // Late: at the customer's last time (a new customer has none).
+        let late = ev("2026-03-01T00:00:00Z", "2026-03-07T00:00:00Z");
+        assert_eq!(applied_at(late, last), t("2026-03-05T00:00:00Z"));
+        assert_eq!(applied_at(late, None), t("2026-03-01T00:00:00Z"));
+        // From the future: at the clock.
+        let future = ev("2026-03-09T00:00:00Z", "2026-03-07T00:00:00Z");
+        assert_eq!(applied_at(future, last), t("2026-03-07T00:00:00Z"));
+        // A clock behind the customer's last time caps even that.
+        let behind = ev("2026-03-01T00:00:00Z", "2026-03-04T00:00:00Z");
+        assert_eq!(applied_at(behind, last), t("2026-03-04T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_timer_fires_at_its_due_time_unless_the_customer_is_past_it() {
+        let last = Some(t("2026-03-05T00:00:00Z"));
+        let due = |s| When::Timer { due: t(s) };
+        assert_eq!(
+            applied_at(due("2026-03-06T00:00:00Z"), last),
+            t("2026-03-06T00:00:00Z")
+        );
+        assert_eq!(
+            applied_at(due("2026-03-06T00:00:00Z"), None),
+            t("2026-03-06T00:00:00Z")
+        );
+        assert_eq!(
+            applied_at(due("2026-03-04T00:00:00Z"), last),
+            t("2026-03-05T00:00:00Z")
+        );
+    }
 
     #[test]
     fn state_errors_never_quote_a_value() {

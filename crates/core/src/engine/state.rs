@@ -55,6 +55,15 @@ pub struct CustomerState {
     /// The last orders counted into the profile's order facts (see `engine::orders`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orders: Vec<super::orders::OrderRecord>,
+    /// The latest `now` the runner applied an input of this customer at; a later event is
+    /// applied no earlier (see `crate::runner`), so the customer's clock never runs back.
+    /// `None` before the first input, and in states written before it was kept.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "millis::option"
+    )]
+    pub last_applied: Option<DateTime<Utc>>,
 }
 
 /// Why a customer receives no mail at all.
@@ -558,6 +567,7 @@ mod tests {
                 next_fire: t("2026-06-14T06:00:00Z"),
             }],
             orders: Vec::new(),
+            last_applied: None,
         }
     }
 
@@ -621,6 +631,26 @@ mod tests {
             json!(1_772_359_200_000_i64)
         );
         assert_eq!(v["dates"][0]["next_fire"], json!(1_781_416_800_000_i64));
+    }
+
+    #[test]
+    fn the_last_applied_time_is_kept_in_milliseconds_and_absent_until_set() {
+        let state = CustomerState {
+            last_applied: Some(t("2026-03-04T08:00:00.250Z")),
+            ..CustomerState::new("c-1")
+        };
+        let v = serde_json::to_value(&state).unwrap();
+        assert_eq!(v["last_applied"], json!(1_772_611_200_250_i64));
+        assert_eq!(serde_json::from_value::<CustomerState>(v).unwrap(), state);
+        // A state written before the field was kept loads without it (and writes none).
+        let old: CustomerState = serde_json::from_str(r#"{"id":"c-1"}"#).unwrap();
+        assert_eq!(old.last_applied, None);
+        assert!(
+            serde_json::to_value(&old)
+                .unwrap()
+                .get("last_applied")
+                .is_none()
+        );
     }
 
     #[test]

@@ -163,8 +163,8 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
                 return Ok(());
             }
         };
-        let now = self.advance_clock(item, entry, &event, chunk);
-        chunk.fires.push(Some(now));
+        let clock = self.advance_clock(item, entry, &event, chunk);
+        chunk.fires.push(Some(clock));
         // An id seen before is a duplicate whatever its customer. The first one must win as on
         // one thread, whichever shard gets to its store first.
         if self.repeated(&event.id, rounds, out)? {
@@ -180,7 +180,7 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
         chunk.inputs[shard_of(&event.customer_id, self.shards)].push(ShardEvent {
             item,
             line: entry.line,
-            now,
+            clock,
             event,
         });
         Ok(())
@@ -207,8 +207,9 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
         Ok(())
     }
 
-    /// Moves the clock to `event`'s time and says when it is applied: at its time, or at the
-    /// clock if it is older (continuing a `--db` store), with a notice.
+    /// Moves the clock to `event`'s time, if that is later, and returns the clock. An older
+    /// event (continuing a `--db` store) gets a notice; the runner applies it at the later of
+    /// its time and its customer's last applied time (`nudge_core::runner::applied_at`).
     fn advance_clock(
         &mut self,
         item: usize,

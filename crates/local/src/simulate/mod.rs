@@ -109,7 +109,8 @@ pub struct Rejection {
 pub enum Notice {
     /// A line was rejected (and kept as a dead letter).
     Rejected(Rejection),
-    /// An event older than the clock (continuing a `--db` store) was processed at the clock.
+    /// An event older than the clock (continuing a `--db` store): the runner applies it at the
+    /// later of its own time and its customer's last applied time (never after the clock).
     Late {
         /// 1-based line.
         line: usize,
@@ -117,7 +118,7 @@ pub enum Notice {
         event_id: String,
         /// The event's own time.
         time: DateTime<Utc>,
-        /// When it was processed.
+        /// The clock it is older than.
         clock: DateTime<Utc>,
     },
     /// A customer's timer failed (their stored state is unreadable, or would grow too large):

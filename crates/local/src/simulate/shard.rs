@@ -23,8 +23,9 @@ pub(super) struct ShardEvent {
     pub(super) item: usize,
     /// Its line in the file.
     pub(super) line: usize,
-    /// When it is applied (its time, or the clock if it is late).
-    pub(super) now: DateTime<Utc>,
+    /// The virtual clock when it arrives (its time, or the clock if it is late); the runner
+    /// applies it at the later of its time and its customer's last applied time, capped at this.
+    pub(super) clock: DateTime<Utc>,
     /// The event.
     pub(super) event: StoreEvent,
 }
@@ -156,8 +157,10 @@ async fn apply_event<S: Store, M: Mailer>(
     timers: &mut Timers,
 ) -> Result<Group, SimulateError> {
     let key = Key::line(input.item);
-    let did = match runner.event(&input.event, input.now).await {
-        Ok(Applied::Done { actions, next_wake }) => {
+    let did = match runner.event(&input.event, input.clock).await {
+        Ok(Applied::Done {
+            actions, next_wake, ..
+        }) => {
             timers.set(Arc::from(input.event.customer_id.as_str()), next_wake);
             Did::Event(actions)
         }
@@ -192,7 +195,7 @@ async fn dead_letter<S: Store, M: Mailer>(
         source: format!("{}:{}", events.display(), input.line),
         reason: reason.clone(),
         body: body.to_string(),
-        received_at: input.now,
+        received_at: input.clock,
     };
     runner.store().record_dead_letter(&letter).await?;
     Ok(Notice::Rejected(Rejection {
@@ -229,7 +232,9 @@ async fn fire_timers<S: Store, M: Mailer>(
             applied => applied?,
         };
         let actions = match applied {
-            Applied::Done { actions, next_wake } => {
+            Applied::Done {
+                actions, next_wake, ..
+            } => {
                 if next_wake.is_some_and(|next| next <= at) {
                     // The engine always moves a fired timer forward; stop rather than spin.
                     return Err(SimulateError::Stuck {
