@@ -582,8 +582,12 @@ fn store_contents<'a>(
     for store in stores {
         sends.extend((1..=300).flat_map(|i| rt.block_on(store.sends(&format!("c-{i}"))).unwrap()));
         timers.extend(
-            rt.block_on(store.due(chrono::DateTime::<chrono::Utc>::MAX_UTC, usize::MAX))
-                .unwrap(),
+            rt.block_on(nudge_core::store::all_due(
+                store,
+                chrono::DateTime::<chrono::Utc>::MAX_UTC,
+                1000,
+            ))
+            .unwrap(),
         );
     }
     sends.sort_by(|a, b| a.0.idempotency_key.cmp(&b.0.idempotency_key));

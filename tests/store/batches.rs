@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use nudge_core::store::{Commit, CommitOutcome, SendStatus, Store, StoreError};
+use nudge_core::store::{Commit, CommitOutcome, SendStatus, Store, StoreError, all_due};
 use nudge_local::{SqliteOptions, SqliteStore};
 use nudge_testkit::contract::new;
 
@@ -116,7 +116,7 @@ async fn a_failing_write_loses_its_batch_and_says_so() {
     assert_eq!(store.load("c-2").await.unwrap(), None);
     assert!(store.is_processed("e-1").await.unwrap());
     assert!(!store.is_processed("e-2").await.unwrap());
-    assert_eq!(store.due(at(100), 10).await.unwrap(), vec![]);
+    assert_eq!(all_due(&store, at(100), 10).await.unwrap(), vec![]);
     let keys: Vec<String> = store
         .sends("c-1")
         .await
@@ -197,15 +197,15 @@ async fn marks_of_sends_in_an_open_batch_are_kept() {
     )
     .await;
     store
-        .mark_send("k-old", SendStatus::Sent, Some("m-old"))
+        .mark_send("c-1", "k-old", SendStatus::Sent, Some("m-old"))
         .await
         .unwrap();
     store
-        .mark_send("k-new", SendStatus::Sent, Some("m-new"))
+        .mark_send("c-1", "k-new", SendStatus::Sent, Some("m-new"))
         .await
         .unwrap();
     store
-        .mark_send("k-new", SendStatus::Failed, None)
+        .mark_send("c-1", "k-new", SendStatus::Failed, None)
         .await
         .unwrap();
     store.flush().await.unwrap();

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendRecord, SendStatus, Store, StoreError,
+    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendRecord, SendStatus,
+    Store, StoreError, all_due,
 };
 use nudge_local::SqliteStore;
 use nudge_testkit::contract;
@@ -29,6 +30,12 @@ enum Fault {
     DueExclusive,
     /// Ignores the limit of `due`.
     DueUnlimited,
+    /// Answers for the next shard.
+    DueWrongShard,
+    /// Ignores the cursor (each page starts over).
+    DueCursorIgnored,
+    /// Hands out no cursor (a page looks like the last).
+    DueNoCursor,
     /// Keeps the old timer when a commit clears it.
     KeepTimer,
     /// Lists every send twice.
@@ -39,8 +46,10 @@ enum Fault {
     MarkIgnored,
     /// Accepts marks of unknown keys.
     MarkUnknownOk,
-    /// Returns every dead letter id as 0.
-    DeadLetterIdZero,
+    /// Marks a key of another customer (as a store keyed by key alone would).
+    MarkAnyCustomer,
+    /// Returns every dead letter id as the same string.
+    DeadLetterIdSame,
     /// Lists dead letters newest first.
     DeadLettersReversed,
     /// Keeps less of a dead letter's body than allowed.
@@ -88,9 +97,7 @@ impl Store for Faulty {
             }
             Fault::KeepTimer if commit.next_wake.is_none() => {
                 let far = at(100_000_000);
-                commit.next_wake = self
-                    .inner
-                    .due(far, 10_000)
+                commit.next_wake = all_due(&self.inner, far, 10_000)
                     .await?
                     .into_iter()
                     .find(|(_, id)| id == commit.customer_id)
@@ -116,38 +123,63 @@ impl Store for Faulty {
 
     async fn due(
         &self,
+        shard: u16,
         until: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        cursor: Option<&str>,
+    ) -> Result<DuePage, StoreError> {
+        let inner = &self.inner;
         match self.fault {
             Fault::DueReversed => {
-                let mut due = self.inner.due(until, limit).await?;
-                due.reverse();
-                Ok(due)
+                let mut page = inner.due(shard, until, limit, cursor).await?;
+                page.due.reverse();
+                Ok(page)
             }
             Fault::DueExclusive => {
-                self.inner
-                    .due(until - Duration::milliseconds(1), limit)
-                    .await
+                let until = until - Duration::milliseconds(1);
+                inner.due(shard, until, limit, cursor).await
             }
-            Fault::DueUnlimited => self.inner.due(until, usize::MAX).await,
-            _ => self.inner.due(until, limit).await,
+            Fault::DueUnlimited => inner.due(shard, until, usize::MAX, cursor).await,
+            Fault::DueWrongShard if shard < DUE_SHARDS => {
+                let next = (shard + 1) % DUE_SHARDS;
+                inner.due(next, until, limit, cursor).await
+            }
+            Fault::DueCursorIgnored => inner.due(shard, until, limit, None).await,
+            Fault::DueNoCursor => {
+                let page = inner.due(shard, until, limit, cursor).await?;
+                Ok(DuePage {
+                    cursor: None,
+                    ..page
+                })
+            }
+            _ => inner.due(shard, until, limit, cursor).await,
         }
     }
 
     async fn mark_send(
         &self,
+        customer_id: &str,
         key: &str,
         status: SendStatus,
         message_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        match self.fault {
-            Fault::MarkIgnored => Ok(()),
-            Fault::MarkUnknownOk => match self.inner.mark_send(key, status, message_id).await {
-                Err(StoreError::UnknownSend(_)) => Ok(()),
-                other => other,
-            },
-            _ => self.inner.mark_send(key, status, message_id).await,
+        let marked = self
+            .inner
+            .mark_send(customer_id, key, status, message_id)
+            .await;
+        match (self.fault, marked) {
+            (Fault::MarkIgnored, _) => Ok(()),
+            (Fault::MarkUnknownOk, Err(StoreError::UnknownSend(_))) => Ok(()),
+            (Fault::MarkAnyCustomer, Err(StoreError::UnknownSend(_))) => {
+                // The first customer of the check that holds the key.
+                for owner in ["c-1", "c-2"] {
+                    if let Ok(()) = self.inner.mark_send(owner, key, status, message_id).await {
+                        return Ok(());
+                    }
+                }
+                Err(StoreError::UnknownSend(key.to_owned()))
+            }
+            (_, marked) => marked,
         }
     }
 
@@ -159,9 +191,13 @@ impl Store for Faulty {
         })
     }
 
-    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<u64, StoreError> {
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<String, StoreError> {
         match self.fault {
-            Fault::DeadLetterIdZero => self.inner.record_dead_letter(letter).await.map(|_| 0),
+            Fault::DeadLetterIdSame => self
+                .inner
+                .record_dead_letter(letter)
+                .await
+                .map(|_| "1".to_owned()),
             Fault::BodyCutShort => {
                 let body: String = letter.body.chars().take(1000).collect();
                 self.inner
@@ -234,12 +270,14 @@ fn failure_of(check: &str, fault: Fault) -> Option<String> {
                     contract::concurrent_writers_one_wins(&store).await
                 }
                 "due_orders_and_limits" => contract::due_orders_and_limits(&store).await,
+                "due_pages_with_a_cursor" => contract::due_pages_with_a_cursor(&store).await,
                 "timer_moves_and_clears" => contract::timer_moves_and_clears(&store).await,
                 "send_log_unique_by_key" => contract::send_log_unique_by_key(&store).await,
                 "send_for_another_customer_is_refused" => {
                     contract::send_for_another_customer_is_refused(&store).await
                 }
                 "mark_send_transitions" => contract::mark_send_transitions(&store).await,
+                "mark_send_is_per_customer" => contract::mark_send_is_per_customer(&store).await,
                 "dead_letters_round_trip" => contract::dead_letters_round_trip(&store).await,
                 "dead_letter_body_truncated" => contract::dead_letter_body_truncated(&store).await,
                 "meta_get_set_overwrite" => contract::meta_get_set_overwrite(&store).await,
@@ -292,7 +330,10 @@ fn contract_checks_catch_broken_stores() {
         ("state_bytes_round_trip", Fault::TruncateState),
         ("due_orders_and_limits", Fault::DueReversed),
         ("due_orders_and_limits", Fault::DueExclusive),
-        ("due_orders_and_limits", Fault::DueUnlimited),
+        ("due_pages_with_a_cursor", Fault::DueUnlimited),
+        ("due_orders_and_limits", Fault::DueWrongShard),
+        ("due_pages_with_a_cursor", Fault::DueCursorIgnored),
+        ("due_pages_with_a_cursor", Fault::DueNoCursor),
         ("timer_moves_and_clears", Fault::KeepTimer),
         ("send_log_unique_by_key", Fault::SendsTwice),
         (
@@ -301,7 +342,8 @@ fn contract_checks_catch_broken_stores() {
         ),
         ("mark_send_transitions", Fault::MarkIgnored),
         ("mark_send_transitions", Fault::MarkUnknownOk),
-        ("dead_letters_round_trip", Fault::DeadLetterIdZero),
+        ("mark_send_is_per_customer", Fault::MarkAnyCustomer),
+        ("dead_letters_round_trip", Fault::DeadLetterIdSame),
         ("dead_letters_round_trip", Fault::DeadLettersReversed),
         ("dead_letter_body_truncated", Fault::BodyCutShort),
         ("meta_get_set_overwrite", Fault::MetaNotOverwritten),

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use nudge_core::store::{Commit, CommitOutcome, CustomerRecord, DeadLetter, SendStatus, Store};
+use nudge_core::store::{
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendStatus, Store, all_due,
+};
 use nudge_local::{OpenError, SqliteStore};
 use nudge_testkit::contract::new;
 
@@ -131,7 +133,7 @@ async fn reopening_keeps_everything() {
     let path = dir.path().join("store.db");
     let sends = [send("k-1", "c-1", "welcome")];
     let letter = DeadLetter {
-        id: 0,
+        id: String::new(),
         event_id: Some("e-9".into()),
         source: "events.jsonl:9".into(),
         reason: "bad".into(),
@@ -152,7 +154,7 @@ async fn reopening_keeps_everything() {
             CommitOutcome::Committed { version: 1 }
         );
         store
-            .mark_send("k-1", SendStatus::Sent, Some("m-1"))
+            .mark_send("c-1", "k-1", SendStatus::Sent, Some("m-1"))
             .await
             .unwrap();
         store.record_dead_letter(&letter).await.unwrap();
@@ -171,7 +173,7 @@ async fn reopening_keeps_everything() {
     );
     assert!(store.is_processed("e-1").await.unwrap());
     assert_eq!(
-        store.due(at(60), 10).await.unwrap(),
+        all_due(&store, at(60), 10).await.unwrap(),
         vec![(at(60), "c-1".to_owned())]
     );
     assert_eq!(
@@ -180,7 +182,10 @@ async fn reopening_keeps_everything() {
     );
     assert_eq!(
         store.dead_letters(10).await.unwrap(),
-        vec![DeadLetter { id: 1, ..letter }]
+        vec![DeadLetter {
+            id: "00000000000000000001".to_owned(),
+            ..letter
+        }]
     );
     assert_eq!(
         store.get_meta("clock").await.unwrap().as_deref(),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, SendRecord, SendStatus, Store, StoreError,
+    Commit, CommitOutcome, CustomerRecord, SendRecord, SendStatus, Store, StoreError, all_due,
 };
 use nudge_local::{SqliteOptions, SqliteStore};
 use proptest::prelude::*;
@@ -222,7 +222,13 @@ impl Model {
     async fn mark(&mut self, store: &SqliteStore, step: usize, key: u8, status: SendStatus) {
         let what = format!("step {step}: mark k-{key} {status:?}");
         let key = format!("k-{key}");
-        let result = store.mark_send(&key, status, None).await;
+        // Marked under the customer that logged it (any customer for an unknown key).
+        let owner = self
+            .current
+            .sends
+            .get(&key)
+            .map_or("c-0".to_owned(), |e| e.2.customer_id.clone());
+        let result = store.mark_send(&owner, &key, status, None).await;
         match self.current.sends.get_mut(&key) {
             None => assert!(
                 matches!(result, Err(StoreError::UnknownSend(_))),
@@ -291,7 +297,7 @@ impl Model {
             .collect();
         due.sort();
         assert_eq!(
-            store.due(at(1000), 100).await.unwrap(),
+            all_due(store, at(1000), 100).await.unwrap(),
             due,
             "{when}: timers"
         );

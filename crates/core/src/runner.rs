@@ -383,6 +383,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
                 Ok(receipt) => {
                     self.store
                         .mark_send(
+                            &email.customer_id,
                             &email.idempotency_key,
                             SendStatus::Sent,
                             Some(&receipt.message_id),
@@ -401,7 +402,12 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
                         "email delivery failed"
                     );
                     self.store
-                        .mark_send(&email.idempotency_key, SendStatus::Failed, None)
+                        .mark_send(
+                            &email.customer_id,
+                            &email.idempotency_key,
+                            SendStatus::Failed,
+                            None,
+                        )
                         .await?;
                 }
             }

@@ -24,10 +24,16 @@
 //!   event's is [`CommitOutcome::AlreadyProcessed`], which wins over the customer's,
 //!   [`CommitOutcome::Conflict`]. A lost race is an outcome, not an error: the caller reloads
 //!   and decides again;
-//! - [`Store::mark_send`] updates on `attribute_exists` and status not `sent`; when that
+//! - the send log lives in the customer's partition, so [`Store::mark_send`] names the customer
+//!   as well as the key: it updates on `attribute_exists` and status not `sent`; when that
 //!   fails, a read tells an unknown key (an error) from one already sent (nothing to do);
-//! - dead-letter ids come from an atomic counter, and `due` is a query of a sparse index on
-//!   the timer.
+//! - `due` is a query of one shard of a sparse index on the timer: customers are spread over
+//!   [`DUE_SHARDS`] shards by [`due_shard`] (a stable hash of the customer id), and the index
+//!   is keyed by shard, then time and customer; a page ends with an opaque cursor (DynamoDB's
+//!   `LastEvaluatedKey`), so that firing due customers reads only the due ones, never a scan,
+//!   and the shards can be read in parallel;
+//! - dead letters get opaque string ids made by the store (no counter to contend on: DynamoDB
+//!   can use the wall clock's milliseconds, a writer's random nonce and its own sequence).
 //!
 //! DynamoDB's limits bound what a commit may hold: an item is at most 400 KB (the state) and a
 //! transaction at most 100 items (the sends).
@@ -38,7 +44,35 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+/// The number of shards of the due-timer index (see [`due_shard`]). Fixed: a customer's shard
+/// is stored with its timer, so changing it means re-indexing every customer. 16 spreads a
+/// DynamoDB index's writes over 16 partition keys (each takes 1,000 writes a second) and lets
+/// up to 16 workers fire timers in parallel, while a sweep of every shard costs 16 queries.
+pub const DUE_SHARDS: u16 = 16;
+
+/// The due-timer shard of a customer, `0..DUE_SHARDS`: the first 8 bytes of SHA-256 over the
+/// customer id, read big-endian, modulo [`DUE_SHARDS`]. SHA-256 is fixed by standard (as for
+/// `ab_split`), so no compiler, platform or release moves a customer to another shard; std's
+/// `DefaultHasher` promises no such thing.
+pub fn due_shard(customer_id: &str) -> u16 {
+    let digest = Sha256::digest(customer_id.as_bytes());
+    let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    (n % u64::from(DUE_SHARDS)) as u16
+}
+
+/// One page of a shard's due timers ([`Store::due`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DuePage {
+    /// `(next_wake, customer_id)`, ordered by time and then customer id (byte order).
+    pub due: Vec<(DateTime<Utc>, String)>,
+    /// Where the next page starts, to pass back to [`Store::due`]; `None` when this page is
+    /// the last. Opaque: only the store that made it reads it. A page may be full and still
+    /// the last one's predecessor of an empty page.
+    pub cursor: Option<String>,
+}
 
 /// A customer as stored: the engine's state and the version it was written at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +86,9 @@ pub struct CustomerRecord {
 /// An email the engine decided to send, as kept in the send log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendRecord {
-    /// Unique across the store: a second record with the same key is ignored.
+    /// Unique within the customer's send log: a second record with the same key is ignored.
+    /// (The runner's keys, `<run id>.<step>`, have run ids that hash the customer, so they are
+    /// unique across the store too; a store may enforce either.)
     pub idempotency_key: String,
     /// The customer the email is for; must be the customer of the [`Commit`] that logs it.
     pub customer_id: String,
@@ -108,8 +144,9 @@ pub enum CommitOutcome {
 /// An input that could not be processed, kept rather than dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// Assigned by the store (from 1, increasing, never reused); ignored when recording.
-    pub id: u64,
+    /// Assigned by the store: an opaque, non-empty string, never reused; the letters one writer
+    /// records one after the other get increasing ids (byte order). Ignored when recording.
+    pub id: String,
     /// The event id, when the input had a readable one.
     pub event_id: Option<String>,
     /// Where the input came from, e.g. `events.jsonl:12` or `eventbridge`.
@@ -209,6 +246,10 @@ pub enum StoreError {
         #[source]
         source: Option<BackendError>,
     },
+    /// A call the store cannot answer as asked: a due shard out of range, a cursor it did not
+    /// hand out. Retrying cannot help.
+    #[error("invalid store request: {0}")]
+    InvalidRequest(String),
     /// Stored data this code cannot read (a bad status, time or version, a damaged file).
     /// Retrying cannot help.
     #[error("corrupt store data: {0}")]
@@ -238,8 +279,8 @@ pub enum StoreError {
         #[source]
         source: Option<BackendError>,
     },
-    /// [`Store::mark_send`] named an idempotency key that is not in the send log.
-    #[error("no email with idempotency key `{0}` in the send log")]
+    /// [`Store::mark_send`] named an idempotency key that is not in the customer's send log.
+    #[error("no email with idempotency key `{0}` in the customer's send log")]
     UnknownSend(String),
     /// A commit that can never be applied: it logs a send for another customer.
     #[error("invalid commit for customer `{customer_id}`: {reason}")]
@@ -286,19 +327,28 @@ pub trait Store: Send + Sync {
     fn is_processed(&self, event_id: &str)
     -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Up to `limit` timers due at or before `until`, as `(next_wake, customer_id)`, ordered by
-    /// time and then customer id (byte order).
+    /// One page of the timers of shard `shard` (`0..DUE_SHARDS`; the customers `c` with
+    /// `due_shard(c) == shard`) due at or before `until`: at most `limit` of them (0 is read
+    /// as 1), ordered by time and then customer id (byte order), starting after `cursor` (a
+    /// previous page's, for the same shard and `until`; `None` for the first page). Reading
+    /// every page gives every customer of the shard due by `until` that was not written
+    /// meanwhile, once. A shard out of range or a cursor this store did not make is
+    /// [`StoreError::InvalidRequest`].
     fn due(
         &self,
+        shard: u16,
         until: DateTime<Utc>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<(DateTime<Utc>, String)>, StoreError>> + Send;
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<DuePage, StoreError>> + Send;
 
-    /// Records what became of a logged email. `Sent` is final: once sent, later marks are
-    /// ignored (the first `message_id` is kept). A `message_id` of `None` keeps the one stored.
-    /// An unknown key is [`StoreError::UnknownSend`].
+    /// Records what became of an email in the send log of `customer_id`. `Sent` is final: once
+    /// sent, later marks are ignored (the first `message_id` is kept). A `message_id` of `None`
+    /// keeps the one stored. A key not in that customer's log (an unknown key, or another
+    /// customer's) is [`StoreError::UnknownSend`] and changes nothing.
     fn mark_send(
         &self,
+        customer_id: &str,
         idempotency_key: &str,
         status: SendStatus,
         message_id: Option<&str>,
@@ -316,9 +366,9 @@ pub trait Store: Send + Sync {
     fn record_dead_letter(
         &self,
         letter: &DeadLetter,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 
-    /// The first `limit` dead letters, oldest (lowest id) first.
+    /// The first `limit` dead letters by id (byte order): oldest first, for one writer.
     fn dead_letters(
         &self,
         limit: usize,
@@ -340,6 +390,30 @@ pub trait Store: Send + Sync {
     /// Makes everything written so far durable (SQLite: commits the open batch). Safe to call
     /// at any time and repeatedly.
     fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Every timer due at or before `until`, from every shard, a page of `page` at a time, ordered
+/// by time and then customer id: for a caller that wants them all at once (`simulate` loading a
+/// `--db` store's timers, tests); a deployment reads shard by shard instead.
+pub async fn all_due<S: Store>(
+    store: &S,
+    until: DateTime<Utc>,
+    page: usize,
+) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+    let mut due = Vec::new();
+    for shard in 0..DUE_SHARDS {
+        let mut cursor = None;
+        loop {
+            let next = store.due(shard, until, page, cursor.as_deref()).await?;
+            due.extend(next.due);
+            match next.cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+    }
+    due.sort_unstable();
+    Ok(due)
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.
@@ -425,6 +499,7 @@ mod tests {
                 source: None,
             },
             StoreError::UnknownSend(message()),
+            StoreError::InvalidRequest(message()),
             StoreError::InvalidCommit {
                 customer_id: message(),
                 reason: message(),
@@ -432,6 +507,24 @@ mod tests {
         ];
         assert!(retryable.iter().all(StoreError::is_retryable));
         assert!(!final_.iter().any(StoreError::is_retryable));
+    }
+
+    #[test]
+    fn due_shards_are_stable_and_spread() {
+        // Pinned: a changed hash would move stored customers to other shards.
+        let pinned: Vec<u16> = ["c1", "c2", "customer-42", ""]
+            .iter()
+            .map(|id| due_shard(id))
+            .collect();
+        assert_eq!(pinned, [11, 13, 5, 4]);
+        let mut counts = [0usize; DUE_SHARDS as usize];
+        for i in 0..1600 {
+            counts[usize::from(due_shard(&format!("c{i}")))] += 1;
+        }
+        assert!(
+            counts.iter().all(|&n| (60..=140).contains(&n)),
+            "{counts:?}"
+        );
     }
 
     #[test]

@@ -194,7 +194,7 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
         body: String,
     ) -> Result<(), SimulateError> {
         let letter = DeadLetter {
-            id: 0,
+            id: String::new(),
             event_id: rejection.event_id.clone(),
             source: format!("{}:{}", self.events.display(), entry.line),
             reason: rejection.reason.clone(),

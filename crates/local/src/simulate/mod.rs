@@ -33,7 +33,7 @@ use nudge_core::engine::Action;
 use nudge_core::event::{LATEST_TIME, TimeError, parse_time};
 use nudge_core::mail::Mailer;
 use nudge_core::runner::{Runner, RunnerError};
-use nudge_core::store::Store;
+use nudge_core::store::{Store, all_due};
 
 pub use summary::{Summary, WorkflowSummary};
 
@@ -43,6 +43,9 @@ use merge::{Rounds, emit};
 use seen::SeenIds;
 use shard::shard_of;
 use timers::Timers;
+
+/// Timers read per page when a `--db` store's timers are loaded.
+const DUE_PAGE: usize = 10_000;
 
 /// Where the virtual clock is kept in the store, so that a run with `--db` continues from it.
 pub const CLOCK_KEY: &str = "simulate.clock";
@@ -333,9 +336,8 @@ fn load_timers<S: Store, M: Mailer>(
 ) -> Result<Vec<Timers>, SimulateError> {
     let mut timers: Vec<Timers> = (0..shards).map(|_| Timers::default()).collect();
     for runner in runners {
-        for (at, customer) in
-            rt.block_on(runner.store().due(DateTime::<Utc>::MAX_UTC, usize::MAX))?
-        {
+        let due = rt.block_on(all_due(runner.store(), DateTime::<Utc>::MAX_UTC, DUE_PAGE))?;
+        for (at, customer) in due {
             let at = match rt.block_on(runner.next_wake(&customer)) {
                 Ok(Some(next)) if next != at => clock.map_or(next, |c| next.max(c)),
                 // An unreadable state fails, as before, when its timer fires.

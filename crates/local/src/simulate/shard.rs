@@ -190,7 +190,7 @@ async fn dead_letter<S: Store, M: Mailer>(
         "time": e.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), "detail": e.detail,
     });
     let letter = DeadLetter {
-        id: 0,
+        id: String::new(),
         event_id: Some(e.id.clone()),
         source: format!("{}:{}", events.display(), input.line),
         reason: reason.clone(),

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use rusqlite::{Connection, params};
 
-use nudge_core::store::{SendRecord, SendStatus, StoreError, to_millis};
+use nudge_core::store::{SendRecord, SendStatus, StoreError, due_shard, to_millis};
 
 use super::Inner;
 use super::error::store_error;
@@ -148,14 +148,22 @@ fn write_staged(conn: &Connection, staged: &Staged) -> rusqlite::Result<()> {
     let mut customers: Vec<_> = staged.customers.iter().collect();
     customers.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut upsert = conn.prepare_cached(
-        "INSERT INTO customers (customer_id, version, state, next_wake, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO customers (customer_id, version, state, next_wake, updated_at, shard)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version,
              state = excluded.state, next_wake = excluded.next_wake,
              updated_at = excluded.updated_at",
     )?;
     for (id, c) in customers {
-        upsert.execute(params![id, c.version, c.state, c.next_wake, c.updated_at])?;
+        // The shard never changes: an update leaves it as inserted.
+        upsert.execute(params![
+            id,
+            c.version,
+            c.state,
+            c.next_wake,
+            c.updated_at,
+            due_shard(id)
+        ])?;
     }
     let mut processed: Vec<_> = staged.processed.iter().collect();
     processed.sort_unstable_by(|a, b| a.0.cmp(b.0));

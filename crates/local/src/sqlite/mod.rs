@@ -26,8 +26,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendRecord, SendStatus, Store, StoreError,
-    from_millis, to_millis, validate_commit,
+    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendRecord, SendStatus,
+    Store, StoreError, from_millis, to_millis, validate_commit,
 };
 
 use batch::{Staged, StagedCustomer, StagedSend};
@@ -427,43 +427,75 @@ impl Inner {
             .map_err(store_error)
     }
 
+    /// A page of shard `shard`'s due timers (see [`Store::due`]). The cursor is the last row
+    /// of the page, `<next_wake millis>/<customer id>`; the next page starts after it, through
+    /// the index on `(shard, next_wake, customer_id)`.
     fn due(
         &mut self,
+        shard: u16,
         until: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        cursor: Option<&str>,
+    ) -> Result<DuePage, StoreError> {
+        if shard >= DUE_SHARDS {
+            return Err(StoreError::InvalidRequest(format!(
+                "due shard {shard} is out of range (0..{DUE_SHARDS})"
+            )));
+        }
+        let after = cursor.map(parse_due_cursor).transpose()?;
         self.spill()?;
+        let limit = limit.max(1);
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT next_wake, customer_id FROM customers
-             WHERE next_wake IS NOT NULL AND next_wake <= ?1
-             ORDER BY next_wake, customer_id LIMIT ?2",
+                 WHERE shard = ?1 AND next_wake IS NOT NULL AND next_wake <= ?2
+                   AND (?3 IS NULL OR (next_wake, customer_id) > (?3, ?4))
+                 ORDER BY next_wake, customer_id LIMIT ?5",
             )
             .map_err(store_error)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (after_at, after_id) = after.unzip();
+        let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut rows = stmt
-            .query(params![to_millis(until), limit])
+            .query(params![
+                shard,
+                to_millis(until),
+                after_at,
+                after_id,
+                sql_limit
+            ])
             .map_err(store_error)?;
-        let mut due = Vec::new();
+        let mut page = DuePage::default();
         while let Some(row) = rows.next().map_err(store_error)? {
-            due.push((
+            page.due.push((
                 from_millis(row.get(0).map_err(store_error)?)?,
                 row.get(1).map_err(store_error)?,
             ));
         }
-        Ok(due)
+        if page.due.len() == limit {
+            page.cursor = page
+                .due
+                .last()
+                .map(|(at, id)| format!("{}/{id}", to_millis(*at)));
+        }
+        Ok(page)
     }
 
     fn mark_send(
         &mut self,
+        customer_id: &str,
         key: &str,
         status: SendStatus,
         message_id: Option<&str>,
     ) -> Result<(), StoreError> {
         // Logged in this batch and not before (else the spill drops the staged entry, and the
         // stored one is the one to mark): marked in memory. A send is final.
-        if self.staged.sends.contains_key(key) && !self.send_is_stored(key).map_err(store_error)? {
+        let staged_here = self
+            .staged
+            .sends
+            .get(key)
+            .is_some_and(|s| s.record.customer_id == customer_id);
+        if staged_here && !self.send_is_stored(key).map_err(store_error)? {
             self.begin_write()?;
             let staged = self.staged.sends.get_mut(key).expect("checked above");
             let wrote = staged.status != SendStatus::Sent;
@@ -480,11 +512,11 @@ impl Inner {
             .conn
             .prepare_cached(
                 "UPDATE sends SET status = ?2, message_id = coalesce(?3, message_id)
-                 WHERE idempotency_key = ?1 AND status <> 'sent'",
+                 WHERE idempotency_key = ?1 AND customer_id = ?4 AND status <> 'sent'",
             )
-            .and_then(|mut s| s.execute(params![key, status.as_str(), message_id]));
+            .and_then(|mut s| s.execute(params![key, status.as_str(), message_id, customer_id]));
         let known = match &changed {
-            Ok(0) => self.send_is_stored(key),
+            Ok(0) => self.customer_send_is_stored(customer_id, key),
             Ok(_) => Ok(true),
             Err(_) => Ok(false),
         };
@@ -498,7 +530,16 @@ impl Inner {
         }
     }
 
-    /// Whether the send log in the database has `key`.
+    /// Whether the send log of `customer_id` in the database has `key`.
+    fn customer_send_is_stored(&self, customer_id: &str, key: &str) -> rusqlite::Result<bool> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM sends WHERE idempotency_key = ?1 AND customer_id = ?2)",
+            )?
+            .query_row([key, customer_id], |row| row.get::<_, bool>(0))
+    }
+
+    /// Whether the send log in the database has `key` (for any customer).
     fn send_is_stored(&self, key: &str) -> rusqlite::Result<bool> {
         self.conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM sends WHERE idempotency_key = ?1)")?
@@ -533,7 +574,7 @@ impl Inner {
         Ok(sends)
     }
 
-    fn record_dead_letter(&mut self, letter: &DeadLetter) -> Result<u64, StoreError> {
+    fn record_dead_letter(&mut self, letter: &DeadLetter) -> Result<String, StoreError> {
         self.begin_write()?;
         let inserted = self
             .conn
@@ -552,8 +593,7 @@ impl Inner {
             })
             .map(|_| self.conn.last_insert_rowid());
         self.end_write(inserted.is_ok())?;
-        let id = inserted.map_err(store_error)?;
-        u64::try_from(id).map_err(|_| StoreError::Corrupt(format!("dead letter id {id}")))
+        dead_letter_id(inserted.map_err(store_error)?)
     }
 
     fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
@@ -568,10 +608,8 @@ impl Inner {
         let mut rows = stmt.query([limit]).map_err(store_error)?;
         let mut letters = Vec::new();
         while let Some(row) = rows.next().map_err(store_error)? {
-            let id: i64 = row.get(0).map_err(store_error)?;
             letters.push(DeadLetter {
-                id: u64::try_from(id)
-                    .map_err(|_| StoreError::Corrupt(format!("dead letter id {id}")))?,
+                id: dead_letter_id(row.get(0).map_err(store_error)?)?,
                 event_id: row.get(1).map_err(store_error)?,
                 source: row.get(2).map_err(store_error)?,
                 reason: row.get(3).map_err(store_error)?,
@@ -604,6 +642,23 @@ impl Inner {
     }
 }
 
+/// A dead letter's id as the store hands it out: its row id, zero-padded to 20 digits so that
+/// the ids' byte order is the order recorded.
+fn dead_letter_id(rowid: i64) -> Result<String, StoreError> {
+    if rowid <= 0 {
+        return Err(StoreError::Corrupt(format!("dead letter id {rowid}")));
+    }
+    Ok(format!("{rowid:020}"))
+}
+
+/// The `(next_wake millis, customer id)` a cursor of [`Inner::due`] names.
+fn parse_due_cursor(cursor: &str) -> Result<(i64, &str), StoreError> {
+    cursor
+        .split_once('/')
+        .and_then(|(at, id)| Some((at.parse().ok()?, id)))
+        .ok_or_else(|| StoreError::InvalidRequest(format!("`{cursor}` is not a due cursor")))
+}
+
 /// A stored version as the store hands it out.
 fn stored_version(customer_id: &str, version: i64) -> Result<u64, StoreError> {
     u64::try_from(version)
@@ -625,26 +680,29 @@ impl Store for SqliteStore {
 
     async fn due(
         &self,
+        shard: u16,
         until: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
-        self.with(|inner| inner.due(until, limit))
+        cursor: Option<&str>,
+    ) -> Result<DuePage, StoreError> {
+        self.with(|inner| inner.due(shard, until, limit, cursor))
     }
 
     async fn mark_send(
         &self,
+        customer_id: &str,
         idempotency_key: &str,
         status: SendStatus,
         message_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.with(|inner| inner.mark_send(idempotency_key, status, message_id))
+        self.with(|inner| inner.mark_send(customer_id, idempotency_key, status, message_id))
     }
 
     async fn sends(&self, customer_id: &str) -> Result<Vec<(SendRecord, SendStatus)>, StoreError> {
         self.with(|inner| inner.sends(customer_id))
     }
 
-    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<u64, StoreError> {
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<String, StoreError> {
         self.with(|inner| inner.record_dead_letter(letter))
     }
 

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nudge_core::store::due_shard;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Durability, SqliteStore};
@@ -110,7 +111,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY NOT NULL,
         value TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 2: due timers by shard (`nudge_core::store::due_shard`), paged by (time, customer).
+    // The shards of customers already stored are filled in by `fill_due_shards`.
+    "ALTER TABLE customers ADD COLUMN shard INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX customers_next_wake;
+    CREATE INDEX customers_due ON customers (shard, next_wake, customer_id)
+        WHERE next_wake IS NOT NULL;",
 ];
+
+/// The version whose migration added `customers.shard`: a database migrated past it from an
+/// older version gets its customers' shards computed (SQLite cannot compute SHA-256).
+const SHARD_VERSION: usize = 2;
 
 /// The page cache of a store, in KiB, unless [`SqliteOptions::cache_kib`](super::SqliteOptions::cache_kib) says otherwise.
 ///
@@ -188,6 +199,9 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenErro
     }
     for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql).map_err(open_err)?;
+        if from + 1 == SHARD_VERSION {
+            fill_due_shards(&tx).map_err(open_err)?;
+        }
         tracing::debug!(to = from + 1, "store schema migrated");
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID)
@@ -195,6 +209,19 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenErro
     tx.pragma_update(None, "user_version", SqliteStore::SCHEMA_VERSION)
         .map_err(open_err)?;
     tx.commit().map_err(open_err)
+}
+
+/// Sets every stored customer's due shard, in the migration's transaction.
+fn fill_due_shards(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let ids: Vec<String> = tx
+        .prepare("SELECT customer_id FROM customers")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE customers SET shard = ?2 WHERE customer_id = ?1")?;
+    for id in &ids {
+        update.execute(rusqlite::params![id, due_shard(id)])?;
+    }
+    Ok(())
 }
 
 /// Applies `durability` to a migrated database (outside any transaction).

@@ -2,6 +2,7 @@
 //! batches, durability modes.
 
 use super::*;
+use nudge_core::store::due_shard;
 
 fn commit<'a>(customer_id: &'a str, expected_version: u64) -> Commit<'a> {
     Commit {
@@ -313,4 +314,86 @@ fn no_transaction_stays_open_without_a_write() {
         );
         assert!(is_autocommit(&store));
     });
+}
+
+/// A store file of schema version 1 (before due shards), with three customers, two of them
+/// with a timer.
+fn version_1_file(path: &Path) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(MIGRATIONS[0]).unwrap();
+    conn.pragma_update(None, "application_id", 0x4e55_4447)
+        .unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    conn.execute_batch(
+        "INSERT INTO customers VALUES ('c1', 1, x'7b7d', 1000, 0);
+         INSERT INTO customers VALUES ('c2', 1, x'7b7d', 2000, 0);
+         INSERT INTO customers VALUES ('customer-42', 3, x'7b7d', NULL, 0);",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_1_file_is_migrated_and_its_timers_are_found_in_their_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    version_1_file(&path);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma::<i64>(&store, "user_version"), 2);
+    let t = |ms| from_millis(ms).unwrap();
+    for shard in 0..DUE_SHARDS {
+        let page = block_on(store.due(shard, t(5000), 10, None)).unwrap();
+        let mut expected = Vec::new();
+        for (id, at) in [("c1", 1000), ("c2", 2000)] {
+            if due_shard(id) == shard {
+                expected.push((t(at), id.to_owned()));
+            }
+        }
+        assert_eq!(page.due, expected, "shard {shard}");
+    }
+    // Stored customers keep their state and version; a new commit of one keeps its shard.
+    assert_eq!(
+        block_on(store.load("customer-42"))
+            .unwrap()
+            .unwrap()
+            .version,
+        3
+    );
+    let shard_of = |id: &str| -> i64 {
+        let inner = store.inner.lock().unwrap();
+        inner
+            .conn
+            .query_row(
+                "SELECT shard FROM customers WHERE customer_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(shard_of("customer-42"), i64::from(due_shard("customer-42")));
+    let outcome = block_on(store.commit(commit("c1", 1))).unwrap();
+    assert_eq!(outcome, CommitOutcome::Committed { version: 2 });
+    assert_eq!(shard_of("c1"), i64::from(due_shard("c1")));
+    drop(store);
+    // Opened again: nothing more to migrate.
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma::<i64>(&store, "user_version"), 2);
+}
+
+#[test]
+fn dead_letter_ids_are_the_row_id_padded_so_that_byte_order_is_recording_order() {
+    let store = SqliteStore::in_memory().unwrap();
+    let letter = DeadLetter {
+        id: String::new(),
+        event_id: None,
+        source: "s".into(),
+        reason: "r".into(),
+        body: String::new(),
+        received_at: from_millis(0).unwrap(),
+    };
+    let ids: Vec<String> = (0..11)
+        .map(|_| block_on(store.record_dead_letter(&letter)).unwrap())
+        .collect();
+    assert_eq!(ids[0], "00000000000000000001");
+    assert_eq!(ids[10], "00000000000000000011");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 }

@@ -2,7 +2,7 @@
 
 use nudge_core::store::{Commit, CommitOutcome, CustomerRecord, SendRecord, Store};
 
-use super::helpers::{at, due, is_processed, load, new, send, sends_of};
+use super::helpers::{at, due_all, is_processed, load, new, send, sends_of};
 
 const CHECK: &str = "concurrent_writers_one_wins";
 
@@ -143,7 +143,7 @@ async fn ensure_only_the_winner_written<S: Store>(store: &S, round: &Round, winn
             "event of writer {w} processed (winner {winner})"
         );
     }
-    let due = due(store, CHECK, at(1000), 100).await;
+    let due = due_all(store, CHECK, at(1000)).await;
     ensure_eq!(
         CHECK,
         due,

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendRecord, SendStatus, Store,
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, SendRecord, SendStatus, Store,
+    all_due,
 };
 
 /// What a store holds about one customer, to compare before and after a write that must not
@@ -42,7 +43,7 @@ pub(super) async fn snapshot<S: Store>(
     }
     Snapshot {
         record: load(store, check, customer_id).await,
-        timers: due(store, check, far_future(), 10_000)
+        timers: due_all(store, check, far_future())
             .await
             .into_iter()
             .filter(|(_, id)| id == customer_id)
@@ -129,17 +130,31 @@ pub(super) async fn is_processed<S: Store>(store: &S, check: &str, event_id: &st
     })
 }
 
-/// The timers due until `until`, failing the check on a store error.
-pub(super) async fn due<S: Store>(
+/// Every timer due until `until`, from every shard, read 3 at a time and ordered by time and
+/// customer, failing the check on a store error.
+pub(super) async fn due_all<S: Store>(
     store: &S,
     check: &str,
     until: DateTime<Utc>,
-    limit: usize,
 ) -> Vec<(DateTime<Utc>, String)> {
-    store
-        .due(until, limit)
+    all_due(store, until, 3)
         .await
         .unwrap_or_else(|e| panic!("store contract `{check}`: due failed: {e}"))
+}
+
+/// One page of shard `shard`'s timers due until `until`, failing the check on a store error.
+pub(super) async fn due_page<S: Store>(
+    store: &S,
+    check: &str,
+    shard: u16,
+    until: DateTime<Utc>,
+    limit: usize,
+    cursor: Option<&str>,
+) -> DuePage {
+    store
+        .due(shard, until, limit, cursor)
+        .await
+        .unwrap_or_else(|e| panic!("store contract `{check}`: due of shard {shard} failed: {e}"))
 }
 
 /// The send log of `customer_id`, failing the check on a store error.
@@ -154,19 +169,21 @@ pub(super) async fn sends_of<S: Store>(
         .unwrap_or_else(|e| panic!("store contract `{check}`: sends of {customer_id} failed: {e}"))
 }
 
-/// Marks the send `key`, failing the check on a store error.
+/// Marks the send `key` of `customer_id`, failing the check on a store error.
 pub(super) async fn mark<S: Store>(
     store: &S,
     check: &str,
-    key: &str,
+    (customer_id, key): (&str, &str),
     status: SendStatus,
     message_id: Option<&str>,
 ) {
     store
-        .mark_send(key, status, message_id)
+        .mark_send(customer_id, key, status, message_id)
         .await
         .unwrap_or_else(|e| {
-            panic!("store contract `{check}`: mark_send({key}, {status:?}) failed: {e}")
+            panic!(
+                "store contract `{check}`: mark_send({customer_id}, {key}, {status:?}) failed: {e}"
+            )
         })
 }
 

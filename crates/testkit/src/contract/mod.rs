@@ -66,13 +66,14 @@ pub use commits::{
 pub use concurrency::concurrent_writers_one_wins;
 pub use helpers::new;
 pub use send_log::{
-    mark_send_transitions, send_for_another_customer_is_refused, send_log_unique_by_key,
+    mark_send_is_per_customer, mark_send_transitions, send_for_another_customer_is_refused,
+    send_log_unique_by_key,
 };
 pub use store_wide::{
     dead_letter_body_truncated, dead_letters_round_trip, flush_is_repeatable,
     meta_get_set_overwrite,
 };
-pub use timers::{due_orders_and_limits, timer_moves_and_clears};
+pub use timers::{due_orders_and_limits, due_pages_with_a_cursor, timer_moves_and_clears};
 
 /// Runs every check of the contract, each on a new store made by `make`, which must return an
 /// empty store each time.
@@ -86,10 +87,12 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
     event_ids_are_global(&make().await).await;
     concurrent_writers_one_wins(&make().await).await;
     due_orders_and_limits(&make().await).await;
+    due_pages_with_a_cursor(&make().await).await;
     timer_moves_and_clears(&make().await).await;
     send_log_unique_by_key(&make().await).await;
     send_for_another_customer_is_refused(&make().await).await;
     mark_send_transitions(&make().await).await;
+    mark_send_is_per_customer(&make().await).await;
     dead_letters_round_trip(&make().await).await;
     dead_letter_body_truncated(&make().await).await;
     meta_get_set_overwrite(&make().await).await;

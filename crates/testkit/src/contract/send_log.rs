@@ -50,7 +50,7 @@ async fn log_with_a_key_twice<S: Store>(store: &S) -> [SendRecord; 4] {
 /// added, and k-1 stays sent.
 async fn log_keys_again<S: Store>(store: &S, first: &[SendRecord; 4]) {
     const CHECK: &str = UNIQUE_BY_KEY;
-    mark(store, CHECK, "k-1", SendStatus::Sent, Some("m-1")).await;
+    mark(store, CHECK, ("c-1", "k-1"), SendStatus::Sent, Some("m-1")).await;
     let mut again = send("k-2", "c-1", at(0));
     again.step = "changed".into();
     let second = [again, send("k-1", "c-1", at(5)), send("k-4", "c-1", at(7))];
@@ -183,7 +183,7 @@ pub async fn mark_send_transitions<S: Store>(store: &S) {
         (SendStatus::Sent, SendStatus::Sent),
     ];
     for (i, (mark_as, expected)) in steps.into_iter().enumerate() {
-        mark(store, CHECK, "k-1", mark_as, Some("m-1")).await;
+        mark(store, CHECK, ("c-1", "k-1"), mark_as, Some("m-1")).await;
         ensure_eq!(
             CHECK,
             status_of("k-1").await,
@@ -198,7 +198,7 @@ pub async fn mark_send_transitions<S: Store>(store: &S) {
         Some(SendStatus::Pending),
         "k-2 after marking k-1"
     );
-    mark(store, CHECK, "k-2", SendStatus::Sent, None).await;
+    mark(store, CHECK, ("c-1", "k-2"), SendStatus::Sent, None).await;
     ensure_eq!(
         CHECK,
         status_of("k-2").await,
@@ -206,11 +206,59 @@ pub async fn mark_send_transitions<S: Store>(store: &S) {
         "k-2 marked sent without a message id"
     );
     let result = store
-        .mark_send("k-404", SendStatus::Sent, Some("m-2"))
+        .mark_send("c-1", "k-404", SendStatus::Sent, Some("m-2"))
         .await;
     ensure!(
         CHECK,
         matches!(result, Err(StoreError::UnknownSend(ref key)) if key == "k-404"),
         "marking an unknown key gave {result:?}, not UnknownSend(\"k-404\")"
+    );
+}
+
+/// `mark_send` reaches only the named customer's log: another customer's key is
+/// [`StoreError::UnknownSend`] and changes nothing, and marking one customer's email leaves
+/// every other customer's log as it was.
+pub async fn mark_send_is_per_customer<S: Store>(store: &S) {
+    const CHECK: &str = "mark_send_is_per_customer";
+    let first = [send("k-1", "c-1", at(1))];
+    let second = [send("k-2", "c-2", at(1))];
+    for (customer, sends) in [("c-1", &first), ("c-2", &second)] {
+        commit_ok(
+            store,
+            CHECK,
+            Commit {
+                sends,
+                ..new(customer)
+            },
+        )
+        .await;
+    }
+    let result = store
+        .mark_send("c-2", "k-1", SendStatus::Sent, Some("m-1"))
+        .await;
+    ensure!(
+        CHECK,
+        matches!(result, Err(StoreError::UnknownSend(ref key)) if key == "k-1"),
+        "marking c-1's key as c-2's gave {result:?}, not UnknownSend(\"k-1\")"
+    );
+    ensure_eq!(
+        CHECK,
+        sends_of(store, CHECK, "c-1").await,
+        pending(&first),
+        "c-1's log after a mark of its key under c-2"
+    );
+    mark(store, CHECK, ("c-1", "k-1"), SendStatus::Sent, Some("m-1")).await;
+    mark(store, CHECK, ("c-2", "k-2"), SendStatus::Failed, None).await;
+    ensure_eq!(
+        CHECK,
+        sends_of(store, CHECK, "c-1").await,
+        vec![(first[0].clone(), SendStatus::Sent)],
+        "c-1's log after marking c-1's k-1 sent and c-2's k-2 failed"
+    );
+    ensure_eq!(
+        CHECK,
+        sends_of(store, CHECK, "c-2").await,
+        vec![(second[0].clone(), SendStatus::Failed)],
+        "c-2's log after marking c-1's k-1 sent and c-2's k-2 failed"
     );
 }

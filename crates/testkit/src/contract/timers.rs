@@ -2,12 +2,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use nudge_core::store::{Commit, Store};
+use nudge_core::store::{Commit, DUE_SHARDS, DuePage, Store, StoreError, due_shard};
 
-use super::helpers::{at, commit_ok, due, new};
+use super::helpers::{at, commit_ok, due_all, due_page, new};
 
-/// `due` returns the timers at or before `until` (inclusive, to the millisecond), ordered by
-/// time and then customer id, at most `limit` of them; customers without a timer never.
+/// `due` returns, per shard, the timers of that shard's customers ([`due_shard`]) at or before
+/// `until` (inclusive, to the millisecond), ordered by time and then customer id; customers
+/// without a timer never, and every customer in exactly one shard.
 pub async fn due_orders_and_limits<S: Store>(store: &S) {
     const CHECK: &str = "due_orders_and_limits";
     let t20 = at(20) + Duration::milliseconds(250);
@@ -31,53 +32,132 @@ pub async fn due_orders_and_limits<S: Store>(store: &S) {
         .await;
     }
     let row = |t: DateTime<Utc>, id: &str| (t, id.to_owned());
-    ensure_eq!(
-        CHECK,
-        due(store, CHECK, t20, 10).await,
+    let by_shard = async |until: DateTime<Utc>, expected: Vec<(DateTime<Utc>, String)>| {
+        for shard in 0..DUE_SHARDS {
+            let mine: Vec<_> = expected
+                .iter()
+                .filter(|(_, id)| due_shard(id) == shard)
+                .cloned()
+                .collect();
+            let page = due_page(store, CHECK, shard, until, 10, None).await;
+            ensure_eq!(
+                CHECK,
+                page,
+                DuePage {
+                    due: mine,
+                    cursor: None
+                },
+                "shard {shard}, due until {until}"
+            );
+        }
+    };
+    by_shard(
+        t20,
         vec![
             row(at(10), "c"),
             row(t20, "B"),
             row(t20, "a"),
-            row(t20, "b")
+            row(t20, "b"),
         ],
-        "due until 20.250s"
-    );
+    )
+    .await;
+    by_shard(t20 - Duration::milliseconds(1), vec![row(at(10), "c")]).await;
+    by_shard(at(9), vec![]).await;
+    let all = vec![
+        row(at(10), "c"),
+        row(t20, "B"),
+        row(t20, "a"),
+        row(t20, "b"),
+        row(t30, "d"),
+    ];
+    by_shard(t30, all.clone()).await;
     ensure_eq!(
         CHECK,
-        due(store, CHECK, t20 - Duration::milliseconds(1), 10).await,
-        vec![row(at(10), "c")],
-        "due until 20.249s"
+        due_all(store, CHECK, at(1000)).await,
+        all,
+        "every shard due until after every timer (e has none)"
     );
-    ensure_eq!(
+}
+
+/// `due` pages through a shard: at most `limit` timers a page (0 read as 1), a cursor after
+/// each full page, and every due customer of the shard once, in order, across the pages; a
+/// shard out of range or a cursor the store did not make is [`StoreError::InvalidRequest`].
+pub async fn due_pages_with_a_cursor<S: Store>(store: &S) {
+    const CHECK: &str = "due_pages_with_a_cursor";
+    let ids: Vec<String> = (0..48).map(|i| format!("p-{i:02}")).collect();
+    // Four customers a second (ties by customer), and every fourth one due after `until`.
+    let wake = |i: usize| at(10 + (i as i64 % 12));
+    for (i, id) in ids.iter().enumerate() {
+        commit_ok(
+            store,
+            CHECK,
+            Commit {
+                next_wake: Some(wake(i)),
+                ..new(id)
+            },
+        )
+        .await;
+    }
+    let until = at(18);
+    let mut seen = 0;
+    let mut busy_shards = 0;
+    for shard in 0..DUE_SHARDS {
+        let mut expected: Vec<(DateTime<Utc>, String)> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, id)| due_shard(id) == shard && wake(*i) <= until)
+            .map(|(i, id)| (wake(i), id.clone()))
+            .collect();
+        expected.sort();
+        let mut got = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = due_page(store, CHECK, shard, until, 2, cursor.as_deref()).await;
+            pages += 1;
+            ensure!(
+                CHECK,
+                page.due.len() <= 2,
+                "page {pages} of shard {shard} has {} timers, over the limit of 2",
+                page.due.len()
+            );
+            ensure!(
+                CHECK,
+                page.cursor.is_some() || page.due.len() < 2 || got.len() + 2 == expected.len(),
+                "page {pages} of shard {shard} is full but has no cursor, with more due"
+            );
+            got.extend(page.due);
+            match page.cursor {
+                Some(c) if pages <= ids.len() => cursor = Some(c),
+                Some(_) => panic!("store contract `{CHECK}`: shard {shard} pages forever"),
+                None => break,
+            }
+        }
+        ensure_eq!(CHECK, got, expected, "shard {shard} read 2 at a time");
+        seen += got.len();
+        busy_shards += usize::from(!got.is_empty());
+        let first = due_page(store, CHECK, shard, until, 0, None).await;
+        ensure!(
+            CHECK,
+            first.due.len() == usize::from(!expected.is_empty()),
+            "shard {shard} with limit 0 gave {:?}, not one timer",
+            first.due
+        );
+    }
+    ensure_eq!(CHECK, seen, 36, "due timers across the shards");
+    ensure!(
         CHECK,
-        due(store, CHECK, t20, 2).await,
-        vec![row(at(10), "c"), row(t20, "B")],
-        "due until 20.250s, limit 2"
+        busy_shards > 1,
+        "every due customer in one shard: the shards do not follow due_shard"
     );
-    ensure_eq!(
-        CHECK,
-        due(store, CHECK, t20, 0).await,
-        vec![],
-        "due with limit 0"
-    );
-    ensure_eq!(
-        CHECK,
-        due(store, CHECK, at(9), 10).await,
-        vec![],
-        "due before every timer"
-    );
-    ensure_eq!(
-        CHECK,
-        due(store, CHECK, t30, 10).await.last(),
-        Some(&row(t30, "d")),
-        "due until exactly d's timer (30.005s)"
-    );
-    ensure_eq!(
-        CHECK,
-        due(store, CHECK, at(1000), 10).await.len(),
-        5,
-        "due until after every timer (e has none)"
-    );
+    for (shard, cursor) in [(DUE_SHARDS, None), (0, Some("not a cursor"))] {
+        let result = store.due(shard, until, 2, cursor).await;
+        ensure!(
+            CHECK,
+            matches!(result, Err(StoreError::InvalidRequest(_))),
+            "due of shard {shard} with cursor {cursor:?} gave {result:?}, not InvalidRequest"
+        );
+    }
 }
 
 /// A commit replaces the customer's timer: a later time moves it, `None` clears it.
@@ -113,7 +193,7 @@ pub async fn timer_moves_and_clears<S: Store>(store: &S) {
     .await;
     ensure_eq!(
         CHECK,
-        due(store, CHECK, at(100), 10).await,
+        due_all(store, CHECK, at(100)).await,
         vec![(at(20), "b".to_owned()), (at(30), "a".to_owned())],
         "due after moving a's timer from 10s to 30s"
     );
@@ -128,7 +208,7 @@ pub async fn timer_moves_and_clears<S: Store>(store: &S) {
     .await;
     ensure_eq!(
         CHECK,
-        due(store, CHECK, at(100), 10).await,
+        due_all(store, CHECK, at(100)).await,
         vec![(at(30), "a".to_owned())],
         "due after clearing b's timer"
     );
@@ -143,7 +223,7 @@ pub async fn timer_moves_and_clears<S: Store>(store: &S) {
     .await;
     ensure_eq!(
         CHECK,
-        due(store, CHECK, at(100), 10).await,
+        due_all(store, CHECK, at(100)).await,
         vec![],
         "due after clearing both"
     );
