@@ -445,15 +445,12 @@ impl Inner {
         let after = cursor.map(parse_due_cursor).transpose()?;
         self.spill()?;
         let limit = limit.max(1);
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT next_wake, customer_id FROM customers
-                 WHERE shard = ?1 AND next_wake IS NOT NULL AND next_wake <= ?2
-                   AND (?3 IS NULL OR (next_wake, customer_id) > (?3, ?4))
-                 ORDER BY next_wake, customer_id LIMIT ?5",
-            )
-            .map_err(store_error)?;
+        let sql = if after.is_some() {
+            DUE_AFTER
+        } else {
+            DUE_FIRST
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(store_error)?;
         let (after_at, after_id) = after.unzip();
         let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut rows = stmt
@@ -641,6 +638,19 @@ impl Inner {
         Ok(())
     }
 }
+
+/// The first page of a shard's due timers (`?3`, `?4`: no cursor). Two statements rather than
+/// one with `?3 IS NULL OR ...`: a row value bound alone is a range of the index, so a page
+/// starts where the last ended instead of filtering from the shard's first timer.
+const DUE_FIRST: &str = "SELECT next_wake, customer_id FROM customers
+     WHERE shard = ?1 AND next_wake IS NOT NULL AND next_wake <= ?2 AND ?3 IS NULL AND ?4 IS NULL
+     ORDER BY next_wake, customer_id LIMIT ?5";
+
+/// A later page of a shard's due timers: after the cursor's `(next_wake, customer_id)`.
+const DUE_AFTER: &str = "SELECT next_wake, customer_id FROM customers
+     WHERE shard = ?1 AND next_wake IS NOT NULL AND next_wake <= ?2
+       AND (next_wake, customer_id) > (?3, ?4)
+     ORDER BY next_wake, customer_id LIMIT ?5";
 
 /// A dead letter's id as the store hands it out: its row id, zero-padded to 20 digits so that
 /// the ids' byte order is the order recorded.

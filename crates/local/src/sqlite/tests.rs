@@ -397,3 +397,32 @@ fn dead_letter_ids_are_the_row_id_padded_so_that_byte_order_is_recording_order()
     assert_eq!(ids[10], "00000000000000000011");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 }
+
+#[test]
+fn a_due_page_is_a_range_of_the_shard_index_never_a_scan() {
+    let store = SqliteStore::in_memory().unwrap();
+    let plan = |sql: &str| -> String {
+        let inner = store.inner.lock().unwrap();
+        let mut stmt = inner
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params![1, 2, 3, "c", 5], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    };
+    for sql in [DUE_FIRST, DUE_AFTER] {
+        let plan = plan(sql);
+        assert!(
+            plan.contains("SEARCH customers USING COVERING INDEX customers_due (shard=?"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+    // A later page starts at the cursor in the index.
+    let after = plan(DUE_AFTER);
+    assert!(after.contains("(next_wake,customer_id)>(?,?)"), "{after}");
+}
