@@ -69,8 +69,8 @@ pub struct DuePage {
     /// `(next_wake, customer_id)`, ordered by time and then customer id (byte order).
     pub due: Vec<(DateTime<Utc>, String)>,
     /// Where the next page starts, to pass back to [`Store::due`]; `None` when this page is
-    /// the last. Opaque: only the store that made it reads it. A page may be full and still
-    /// the last one's predecessor of an empty page.
+    /// the last. Opaque: only the store that made it reads it. A full page always has one,
+    /// even when the page after it turns out empty.
     pub cursor: Option<String>,
 }
 
