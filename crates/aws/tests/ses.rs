@@ -49,6 +49,58 @@ async fn mailer(endpoint: &str) -> SesMailer {
     SesMailer::new(ses_client(&config), Some("nudge-test".to_owned()))
 }
 
+/// A log sink for [`logged`].
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends `email` through a mailer on `endpoint` and returns the result with everything logged
+/// meanwhile: this crate's logs at every level, the SDK's at `info` and above (a deployment's
+/// level).
+fn send_logged(endpoint: &str, email: &Email, mime: &[u8]) -> (Result<String, MailError>, String) {
+    let sink = Sink::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,nudge_aws=trace"))
+        .with_ansi(false)
+        .with_writer({
+            let sink = sink.clone();
+            move || sink.clone()
+        })
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, || {
+        runtime().block_on(async { mailer(endpoint).await.send(email, mime).await })
+    });
+    let logs =
+        String::from_utf8_lossy(&sink.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    (result.map(|r| r.message_id), logs)
+}
+
+/// Panics if `logs` show the recipient's or the sender's address or name, or the subject.
+fn assert_no_customer_data(logs: &str, email: &Email) {
+    let mut secrets = vec![
+        email.to.address.as_str(),
+        email.from.address.as_str(),
+        email.subject.as_str(),
+        "Zo",
+    ];
+    secrets.extend(email.to.name.as_deref());
+    for secret in secrets {
+        assert!(!logs.contains(secret), "the logs show {secret}:\n{logs}");
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -177,17 +229,18 @@ fn ses_mailer_sends_the_mime_byte_for_byte_and_returns_the_ses_message_id() {
     let email = email(SENDER);
     let mime = build_mime(&email).expect("the email builds");
 
-    let receipt = runtime()
-        .block_on(async { mailer(&endpoint).await.send(&email, &mime).await })
-        .expect("moto takes the email");
+    let (result, logs) = send_logged(&endpoint, &email, &mime);
+    let message_id = result.expect("moto takes the email");
+    assert_no_customer_data(&logs, &email);
+    assert!(
+        logs.contains(&message_id),
+        "the send is logged with its id: {logs}"
+    );
 
     let messages = raw_messages(&endpoint);
     assert_eq!(messages.len(), 1, "one message sent");
     let (id, raw) = &messages[0];
-    assert_eq!(
-        &receipt.message_id, id,
-        "the receipt holds SES's message id"
-    );
+    assert_eq!(&message_id, id, "the receipt holds SES's message id");
     assert!(
         raw.as_bytes() == mime.as_slice(),
         "SES got other bytes than the MIME:\n--- sent\n{raw}\n--- built\n{}",
@@ -206,9 +259,13 @@ fn a_send_from_an_unverified_sender_is_a_final_rejection() {
     let email = email("stranger@example.org");
     let mime = build_mime(&email).expect("the email builds");
 
-    let err = runtime()
-        .block_on(async { mailer(&endpoint).await.send(&email, &mime).await })
-        .expect_err("moto refuses an unverified sender");
+    let (result, logs) = send_logged(&endpoint, &email, &mime);
+    let err = result.expect_err("moto refuses an unverified sender");
+    assert_no_customer_data(&logs, &email);
+    assert!(
+        logs.contains("MessageRejected"),
+        "the refusal is logged: {logs}"
+    );
 
     assert!(matches!(err, MailError::Rejected { .. }), "{err}");
     assert!(!err.is_retryable());
@@ -245,9 +302,13 @@ fn a_dropped_connection_is_retried_a_bounded_number_of_times_then_retryable() {
     let email = email(SENDER);
     let mime = build_mime(&email).expect("the email builds");
 
-    let err = runtime()
-        .block_on(async { mailer(&endpoint).await.send(&email, &mime).await })
-        .expect_err("nobody answers");
+    let (result, logs) = send_logged(&endpoint, &email, &mime);
+    let err = result.expect_err("nobody answers");
+    assert_no_customer_data(&logs, &email);
+    assert!(
+        logs.contains(&email.idempotency_key),
+        "the failure is logged: {logs}"
+    );
     done.store(true, Ordering::SeqCst);
     let connections = server.join().expect("the server thread");
 
