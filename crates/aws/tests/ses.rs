@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_sesv2::config::{Credentials, Region};
+use base64::Engine as _;
 use nudge_aws::{SesMailer, config_loader, ses_client};
 use nudge_core::mail::{Category, Email, MailError, Mailbox, Mailer, build_mime};
 
@@ -318,4 +319,98 @@ fn a_dropped_connection_is_retried_a_bounded_number_of_times_then_retryable() {
         connections, 4,
         "the first attempt and three retries, then it gives up"
     );
+}
+
+/// A one-request HTTP server on a free loopback port that answers `SendEmail` with a message id
+/// and hands back the request's body.
+fn one_request_server() -> (String, std::thread::JoinHandle<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("the SDK connects");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        let body_start = loop {
+            let n = stream.read(&mut buf).expect("the request");
+            assert!(n > 0, "the request ended early");
+            request.extend_from_slice(&buf[..n]);
+            if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&request[..body_start]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a content length");
+        while request.len() < body_start + length {
+            let n = stream.read(&mut buf).expect("the body");
+            assert!(n > 0, "the body ended early");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let answer = r#"{"MessageId":"0100-test-id"}"#;
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        stream.write_all(response.as_bytes()).expect("the answer");
+        String::from_utf8(request[body_start..].to_vec()).expect("a JSON body")
+    });
+    (endpoint, server)
+}
+
+#[test]
+fn the_request_carries_the_raw_mime_the_recipient_the_configuration_set_and_the_tags() {
+    let (endpoint, server) = one_request_server();
+    let email = email(SENDER);
+    let mime = build_mime(&email).expect("the email builds");
+
+    let (result, _) = send_logged(&endpoint, &email, &mime);
+    let body: serde_json::Value =
+        serde_json::from_str(&server.join().expect("the server thread")).expect("JSON");
+
+    assert_eq!(result.expect("sent"), "0100-test-id", "SES's message id");
+    let raw = body["Content"]["Raw"]["Data"]
+        .as_str()
+        .expect("raw content");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .expect("base64");
+    assert!(raw == mime, "the raw content is the MIME byte for byte");
+    assert_eq!(
+        body["Destination"]["ToAddresses"],
+        serde_json::json!(["zoe@example.com"])
+    );
+    assert_eq!(body["ConfigurationSetName"], "nudge-test");
+    let tags: Vec<String> = body["EmailTags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                t["Name"].as_str().unwrap(),
+                t["Value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(tags.len(), 6, "{tags:?}");
+    assert!(
+        tags.contains(&"nudge-workflow=post-purchase".to_owned()),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&"nudge-step=thank_you".to_owned()),
+        "{tags:?}"
+    );
+    assert!(tags.contains(&"tag-post-purchase=1".to_owned()), "{tags:?}");
+    assert!(tags.contains(&"tag-order_1=1".to_owned()), "{tags:?}");
+    assert!(
+        tags.iter().any(|t| t.starts_with("nudge-customer=")),
+        "{tags:?}"
+    );
+    assert!(tags.iter().any(|t| t.starts_with("nudge-key=")), "{tags:?}");
+    assert!(!format!("{tags:?}").contains("zoe"), "{tags:?}");
 }
