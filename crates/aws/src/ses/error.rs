@@ -1,18 +1,4 @@
-//! SES v2 `SendEmail` errors mapped onto the backend-neutral [`MailError`].
-//!
-//! By the time an error reaches here, the SDK's standard retries (bounded, with backoff) have
-//! already been spent on it if it was throttling, a 5xx or a transport failure. The mapping:
-//!
-//! | SES / SDK | `MailError` | why |
-//! | --- | --- | --- |
-//! | `TooManyRequestsException`, `LimitExceededException`, an unmodelled `Throttling*` code or HTTP 429 | `Throttled` (retryable) | the sending rate or quota frees up with time |
-//! | `SendingPausedException` | `Unavailable` (retryable) | a pause (of the account or the configuration set) is lifted by resuming it; the email itself is fine |
-//! | HTTP 5xx, timeouts, connection or dispatch failures, an unreadable answer, a request the SDK could not sign or build (credentials), `ExpiredToken`/`RequestExpired` | `Unavailable` (retryable) | the service or the path to it, not the email |
-//! | `MessageRejected`, `MailFromDomainNotVerifiedException`, `AccountSuspendedException`, `BadRequestException`, `NotFoundException` (no such configuration set), any other 4xx | `Rejected` (final) | SES refuses this email as sent (its content, an unverified sender or MAIL FROM domain, a suspended account, a wrong configuration set): the same request fails the same way until someone changes the setup, and mail sent days later is worse than mail reported failed |
-//!
-//! The service's own message is never copied: SES's messages quote addresses ("Email address is
-//! not verified ... a@b.com"), and these errors are logged. The error names SES's code, the HTTP
-//! status and the request id (what AWS support asks for) instead.
+//! SES v2 `SendEmail` errors mapped onto the backend-neutral `MailError` ([`map_send_error`]).
 
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::RequestId;
@@ -27,8 +13,21 @@ enum Class {
     Rejected,
 }
 
-/// Maps what `SendEmail` returned (after the SDK's own retries) onto a [`MailError`] whose
-/// message names no recipient (see the module's documentation for the table).
+/// Maps what `SendEmail` returned onto a [`MailError`] whose message names no recipient.
+///
+/// By the time an error reaches here, the SDK's standard retries (bounded, with backoff) have
+/// already been spent on it if it was throttling, a 5xx or a transport failure. The mapping:
+///
+/// | SES / SDK | `MailError` | why |
+/// | --- | --- | --- |
+/// | `TooManyRequestsException`, `LimitExceededException`, an unmodelled `Throttling*` code or HTTP 429 | `Throttled` (retryable) | the sending rate or quota frees up with time |
+/// | `SendingPausedException` | `Unavailable` (retryable) | a pause (of the account or the configuration set) is lifted by resuming it; the email itself is fine |
+/// | HTTP 5xx, timeouts, connection or dispatch failures, an unreadable answer, a request the SDK could not sign or build (credentials), `ExpiredToken`/`RequestExpired` | `Unavailable` (retryable) | the service or the path to it, not the email |
+/// | `MessageRejected`, `MailFromDomainNotVerifiedException`, `AccountSuspendedException`, `BadRequestException`, `NotFoundException` (no such configuration set), any other 4xx | `Rejected` (final) | SES refuses this email as sent (its content, an unverified sender or MAIL FROM domain, a suspended account, a wrong configuration set): the same request fails the same way until someone changes the setup, and mail sent days later is worse than mail reported failed |
+///
+/// The service's own message is never copied: SES's messages quote addresses ("Email address is
+/// not verified ... a@b.com"), and these errors are logged. The error names SES's code, the HTTP
+/// status and the request id (what AWS support asks for) instead.
 pub fn map_send_error(err: SdkError<SendEmailError>) -> MailError {
     let (class, message) = match &err {
         SdkError::ServiceError(context) => {

@@ -33,9 +33,9 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// The loader of the SDK configuration for Nudge's AWS clients: standard retries bounded to
-/// [`MAX_ATTEMPTS`] with backoff, and timeouts so that a hung connection is a retryable failure
-/// rather than a stuck runner. Loading it (`.load().await`) takes credentials, region and
+/// The loader of the SDK configuration for Nudge's AWS clients: standard retries, 4 attempts
+/// at most with backoff (200 ms doubling, jittered, to 5 s), and timeouts so that a hung
+/// connection is a retryable failure rather than a stuck runner. Loading it (`.load().await`) takes credentials, region and
 /// endpoint from the default chain (environment, profile, container or instance role); tests
 /// set them explicitly (`.endpoint_url`, `.region`, `.credentials_provider`) so that nothing
 /// asks an instance-metadata service.

@@ -1,25 +1,6 @@
 //! The SES message tags of a send: enough to trace an SES event (delivery, bounce, complaint,
-//! open) back to the send and its workflow, and nothing that is customer data.
-//!
-//! SES tag names and values allow only `[A-Za-z0-9_-]`, at most 256 characters, and SES passes
-//! them on to every event destination (CloudWatch, SNS, Firehose), so they are treated as
-//! logged:
-//! - [`TAG_WORKFLOW`], [`TAG_STEP`]: the workflow's and the step's ids, as they are (the
-//!   language already limits them to that alphabet; one longer than 256 characters goes as
-//!   `sha256-` and the base64url of its SHA-256).
-//! - [`TAG_CUSTOMER`]: base64url (no padding) of the SHA-256 of the customer id, never the id
-//!   itself: a guest's id is `guest:<address>`, and base64url of it would be the address in a
-//!   thin disguise. The hash is a pseudonym, not a secret: whoever holds the customer id (the
-//!   store, an operator answering a complaint) finds the customer's events by hashing it, and
-//!   its 43 characters fit however long the id is.
-//! - [`TAG_KEY`]: base64url (no padding) of the idempotency key (`<run id>.<step id>`, ids and
-//!   a hash, no customer data), so an event decodes straight to the send-log entry it belongs
-//!   to. A key too long for 256 characters goes as [`TAG_KEY_SHA256`] instead, the base64url of
-//!   its SHA-256.
-//! - each of the step's own `tags` (`[A-Za-z0-9_-]{1,64}`, checked by `validate`) as its own
-//!   tag named `tag-<tag>` with the value `1`: one name per tag is what an event destination can
-//!   filter and count on (a CloudWatch dimension is one tag name), which one joined value would
-//!   not allow, and the `tag-` prefix keeps a step tag from ever clashing with the names above.
+//! open) back to the send and its workflow, and nothing that is customer data (see
+//! [`message_tags`]).
 
 use aws_sdk_sesv2::types::MessageTag;
 use base64::Engine as _;
@@ -42,8 +23,29 @@ const STEP_TAG_PREFIX: &str = "tag-";
 /// SES's longest tag name or value.
 const MAX_LEN: usize = 256;
 
-/// The message tags for `email` (see the module's documentation). A step tag outside SES's
-/// alphabet is [`MailError::InvalidTag`], as `build_mime` reports it.
+/// The message tags for `email`: enough to trace an SES event (delivery, bounce, complaint,
+/// open) back to the send and its workflow, and nothing that is customer data. A step tag
+/// outside SES's alphabet is [`MailError::InvalidTag`], as `build_mime` reports it.
+///
+/// SES tag names and values allow only `[A-Za-z0-9_-]`, at most 256 characters, and SES passes
+/// them on to every event destination (CloudWatch, SNS, Firehose), so they are treated as
+/// logged:
+/// - [`TAG_WORKFLOW`], [`TAG_STEP`]: the workflow's and the step's ids, as they are (the
+///   language already limits them to that alphabet; one longer than 256 characters goes as
+///   `sha256-` and the base64url of its SHA-256).
+/// - [`TAG_CUSTOMER`]: base64url (no padding) of the SHA-256 of the customer id, never the id
+///   itself: a guest's id is `guest:<address>`, and base64url of it would be the address in a
+///   thin disguise. The hash is a pseudonym, not a secret: whoever holds the customer id (the
+///   store, an operator answering a complaint) finds the customer's events by hashing it, and
+///   its 43 characters fit however long the id is.
+/// - [`TAG_KEY`]: base64url (no padding) of the idempotency key (`<run id>.<step id>`, ids and
+///   a hash, no customer data), so an event decodes straight to the send-log entry it belongs
+///   to. A key too long for 256 characters goes as [`TAG_KEY_SHA256`] instead, the base64url of
+///   its SHA-256.
+/// - each of the step's own `tags` (`[A-Za-z0-9_-]{1,64}`, checked by `validate`) as its own
+///   tag named `tag-<tag>` with the value `1`: one name per tag is what an event destination can
+///   filter and count on (a CloudWatch dimension is one tag name), which one joined value would
+///   not allow, and the `tag-` prefix keeps a step tag from ever clashing with the names above.
 pub fn message_tags(email: &Email) -> Result<Vec<MessageTag>, MailError> {
     let mut tags = vec![
         tag(TAG_WORKFLOW, id_value(&email.workflow)),
