@@ -1,8 +1,10 @@
 //! The layering of the workspace, checked on the real dependency trees so that it cannot rot:
 //! the pure core links no database, command-line, async-runtime or AWS crate; the embedded
 //! adapters link no command-line or AWS crate; the contract suite and the generator link no
-//! database, command-line or AWS crate. A crate added to the wrong layer, directly or
-//! through another crate, fails here with the path that brought it in.
+//! database, command-line or AWS crate; the AWS adapters link no database or command-line crate,
+//! and they are the only crate that depends on an `aws-sdk-*` service crate. A crate added to
+//! the wrong layer, directly or through another crate, fails here with the path that brought
+//! it in.
 
 use std::process::Command;
 
@@ -51,7 +53,21 @@ const RULES: &[Rule] = &[
         ],
         why: "the generator only writes JSON lines",
     },
+    Rule {
+        package: "nudge-aws",
+        forbidden: &[
+            "rusqlite",
+            "libsqlite3-sys",
+            "clap",
+            "indicatif",
+            "nudge-local",
+        ],
+        why: "the AWS adapters are linked by every Lambda function, which has no disk or terminal",
+    },
 ];
+
+/// The one workspace package allowed to depend on `aws-sdk-*` service crates.
+const AWS_PACKAGE: &str = "nudge-aws";
 
 /// The forbidden crates found in `tree` (the output of `cargo tree --prefix depth`), each with
 /// the chain of packages that brings it in, outermost first.
@@ -120,6 +136,67 @@ fn every_crate_links_only_what_its_layer_allows() {
         broken.is_empty(),
         "forbidden dependencies:\n{}",
         broken.join("\n")
+    );
+}
+
+/// The workspace's packages other than [`AWS_PACKAGE`] that depend directly on an `aws-sdk-*`
+/// crate (normal, build or dev dependencies), as `package -> dependency`; from `cargo metadata`.
+fn direct_aws_sdk_users(metadata: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or_default();
+        for dependency in package["dependencies"].as_array().into_iter().flatten() {
+            let dependency = dependency["name"].as_str().unwrap_or_default();
+            if dependency.starts_with("aws-sdk-") && name != AWS_PACKAGE {
+                found.push(format!("{name} -> {dependency}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn only_the_aws_crate_depends_on_aws_sdk_service_crates() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["metadata", "--locked", "--offline", "--no-deps"])
+        .args(["--format-version", "1"])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    let packages = metadata["packages"].as_array().map_or(0, Vec::len);
+    assert!(
+        metadata["packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["name"] == AWS_PACKAGE),
+        "{AWS_PACKAGE} is not in the workspace ({packages} packages)"
+    );
+    assert_eq!(
+        direct_aws_sdk_users(&metadata),
+        Vec::<String>::new(),
+        "only {AWS_PACKAGE} may depend on aws-sdk-* service crates"
+    );
+}
+
+#[test]
+fn a_direct_aws_sdk_dependency_outside_the_aws_crate_is_found() {
+    let metadata = serde_json::json!({"packages": [
+        {"name": "nudge-aws", "dependencies": [{"name": "aws-sdk-sesv2"}]},
+        {"name": "nudge-core", "dependencies": [{"name": "aws-config"}, {"name": "chrono"}]},
+        {"name": "nudge", "dependencies": [{"name": "aws-sdk-dynamodb"}]},
+    ]});
+    assert_eq!(
+        direct_aws_sdk_users(&metadata),
+        ["nudge -> aws-sdk-dynamodb"]
     );
 }
 

@@ -1,0 +1,18 @@
+//! Nudge's AWS adapters: the implementations of the core's ports on AWS services.
+//!
+//! This is the only crate of the workspace that depends on `aws-sdk-*` service crates
+//! (`tests/layering.rs` checks it): the core and the embedded adapters stay free of the SDK, and
+//! a Lambda function links this crate for the services it uses.
+//!
+//! - [`SesMailer`]: the `Mailer` port on SES v2 (`SendEmail` with raw content, message tags,
+//!   errors mapped onto the backend-neutral `MailError`).
+//!
+//! Customer data (addresses, names, customer ids) never goes into a log line, an error message
+//! or an SES message tag here.
+
+#![warn(missing_docs)]
+
+mod ses;
+
+pub use ses::{SesMailer, TAG_CUSTOMER, TAG_KEY, TAG_KEY_SHA256, TAG_STEP, TAG_WORKFLOW};
+pub use ses::{config_loader, map_send_error, message_tags, ses_client};

@@ -1,0 +1,133 @@
+//! [`SesMailer`]: the `Mailer` port on SES v2.
+//!
+//! An email goes out as one `SendEmail` call with `Content.Raw` holding exactly the bytes
+//! `nudge_core::mail::build_mime` made (the bytes `simulate --outbox` writes), the configuration
+//! set if one is named, and message tags that let SES's events (delivery, bounce, complaint) be
+//! traced back to the send without carrying customer data ([`message_tags`]). The SDK retries
+//! throttling and 5xx answers itself, a bounded number of times with backoff ([`config_loader`]);
+//! what is left when it gives up is mapped onto `MailError` ([`map_send_error`]).
+
+mod error;
+mod tags;
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_sdk_sesv2::Client;
+use aws_sdk_sesv2::config::retry::RetryConfig;
+use aws_sdk_sesv2::config::timeout::TimeoutConfig;
+use aws_sdk_sesv2::primitives::Blob;
+use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+use nudge_core::mail::{Email, MailError, Mailer, Receipt};
+
+pub use error::map_send_error;
+pub use tags::{TAG_CUSTOMER, TAG_KEY, TAG_KEY_SHA256, TAG_STEP, TAG_WORKFLOW, message_tags};
+
+/// Attempts per `SendEmail` call, the first included: the SDK's standard retry mode retries
+/// throttling, 5xx answers, timeouts and connection failures with exponential backoff and
+/// jitter. A bounded few, because the send guarantee retries what is still pending later; a
+/// runner must not stall on a struggling service.
+const MAX_ATTEMPTS: u32 = 4;
+/// The first retry's backoff; it doubles per attempt (with jitter) up to [`MAX_BACKOFF`].
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The loader of the SDK configuration for Nudge's AWS clients: standard retries, 4 attempts
+/// at most with backoff (200 ms doubling, jittered, to 5 s), and timeouts so that a hung
+/// connection is a retryable failure rather than a stuck runner. Loading it (`.load().await`) takes credentials, region and
+/// endpoint from the default chain (environment, profile, container or instance role); tests
+/// set them explicitly (`.endpoint_url`, `.region`, `.credentials_provider`) so that nothing
+/// asks an instance-metadata service.
+pub fn config_loader() -> ConfigLoader {
+    let retry = RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF);
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(45))
+        .build();
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeouts)
+}
+
+/// An SES v2 client on `config` (see [`config_loader`]).
+pub fn ses_client(config: &SdkConfig) -> Client {
+    Client::new(config)
+}
+
+/// Sends built emails through SES v2 as raw messages.
+#[derive(Debug, Clone)]
+pub struct SesMailer {
+    client: Client,
+    configuration_set: Option<String>,
+}
+
+impl SesMailer {
+    /// A mailer on `client`; `configuration_set` names the SES configuration set whose event
+    /// destinations receive the sends' events (and their [`message_tags`]), if any.
+    pub fn new(client: Client, configuration_set: Option<String>) -> Self {
+        SesMailer {
+            client,
+            configuration_set,
+        }
+    }
+
+    async fn send_raw(&self, email: &Email, mime: &[u8]) -> Result<Receipt, MailError> {
+        let tags = message_tags(email)?;
+        let raw = RawMessage::builder()
+            .data(Blob::new(mime))
+            .build()
+            .map_err(|e| MailError::Rejected {
+                message: "the raw SES message could not be built".to_owned(),
+                source: Some(Box::new(e)),
+            })?;
+        // The envelope recipient is the one the engine decided, whatever the headers say.
+        let destination = Destination::builder()
+            .to_addresses(email.to.address.clone())
+            .build();
+        let output = self
+            .client
+            .send_email()
+            .destination(destination)
+            .content(EmailContent::builder().raw(raw).build())
+            .set_configuration_set_name(self.configuration_set.clone())
+            .set_email_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|err| {
+                let mapped = map_send_error(err);
+                // Ids only: the service's own message may quote an address.
+                tracing::warn!(
+                    workflow = %email.workflow,
+                    step = %email.step,
+                    idempotency_key = %email.idempotency_key,
+                    retryable = mapped.is_retryable(),
+                    "SES did not take the email: {mapped}"
+                );
+                mapped
+            })?;
+        // SES always names the message it took; were it not to, the email is still sent, so it
+        // is reported as sent (with an empty id), not failed.
+        let message_id = output.message_id.unwrap_or_default();
+        tracing::debug!(
+            workflow = %email.workflow,
+            step = %email.step,
+            idempotency_key = %email.idempotency_key,
+            ses_message_id = %message_id,
+            "sent through SES"
+        );
+        Ok(Receipt { message_id })
+    }
+}
+
+impl Mailer for SesMailer {
+    /// Sends `mime` as it is. SES has no idempotency token: the send guarantee (the send log's
+    /// claim before the call) is what keeps a retried email from going out twice.
+    async fn send(&self, email: &Email, mime: &[u8]) -> Result<Receipt, MailError> {
+        self.send_raw(email, mime).await
+    }
+}

@@ -1,0 +1,416 @@
+//! `SesMailer` on the real SDK: against moto's SES emulation when `NUDGE_MOTO_ENDPOINT` names
+//! a running moto server (scripts/test starts one and sets it), and against a closed port.
+//!
+//! Without `NUDGE_MOTO_ENDPOINT` the moto tests say they are skipped and pass (plain
+//! `cargo test` needs no server); with it they run, and fail if moto cannot be reached.
+//! moto keeps one state for the whole server, so the moto tests take a lock and reset it
+//! (`POST /moto-api/reset`) before each. moto drops `ConfigurationSetName` and `EmailTags`:
+//! the tags are checked by the unit tests of `message_tags`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_sesv2::config::{Credentials, Region};
+use base64::Engine as _;
+use nudge_aws::{SesMailer, config_loader, ses_client};
+use nudge_core::mail::{Category, Email, MailError, Mailbox, Mailer, build_mime};
+
+/// moto's state is one per server: one moto test at a time.
+static MOTO: Mutex<()> = Mutex::new(());
+
+const SENDER: &str = "shop@example.com";
+
+/// The moto endpoint, or `None` (saying that the test is skipped) when none is set.
+fn moto_endpoint(test: &str) -> Option<String> {
+    match std::env::var("NUDGE_MOTO_ENDPOINT") {
+        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
+        _ => {
+            // Straight to stderr, past the test harness's capture, so that a plain `cargo test`
+            // shows what it did not run.
+            let line = format!(
+                "{test}: skipped, NUDGE_MOTO_ENDPOINT is not set (scripts/test starts moto)\n"
+            );
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            None
+        }
+    }
+}
+
+/// A mailer on `endpoint` with fake credentials and a fixed region: nothing is read from the
+/// environment or asked of an instance-metadata service.
+async fn mailer(endpoint: &str) -> SesMailer {
+    let config = config_loader()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    SesMailer::new(ses_client(&config), Some("nudge-test".to_owned()))
+}
+
+/// A log sink for [`logged`].
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends `email` through a mailer on `endpoint` and returns the result with everything logged
+/// meanwhile: this crate's logs at every level, the SDK's at `info` and above (a deployment's
+/// level).
+fn send_logged(endpoint: &str, email: &Email, mime: &[u8]) -> (Result<String, MailError>, String) {
+    let sink = Sink::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,nudge_aws=trace"))
+        .with_ansi(false)
+        .with_writer({
+            let sink = sink.clone();
+            move || sink.clone()
+        })
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, || {
+        runtime().block_on(async { mailer(endpoint).await.send(email, mime).await })
+    });
+    let logs =
+        String::from_utf8_lossy(&sink.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    (result.map(|r| r.message_id), logs)
+}
+
+/// Panics if `logs` show the recipient's or the sender's address or name, or the subject.
+fn assert_no_customer_data(logs: &str, email: &Email) {
+    let mut secrets = vec![
+        email.to.address.as_str(),
+        email.from.address.as_str(),
+        email.subject.as_str(),
+        "Zo",
+    ];
+    secrets.extend(email.to.name.as_deref());
+    for secret in secrets {
+        assert!(!logs.contains(secret), "the logs show {secret}:\n{logs}");
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// One HTTP/1.1 request to moto (`http://host:port`), answered with its status and body.
+fn http(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let authority = endpoint
+        .strip_prefix("http://")
+        .expect("NUDGE_MOTO_ENDPOINT is http://host:port");
+    let mut stream = TcpStream::connect(authority)
+        .unwrap_or_else(|e| panic!("moto at {endpoint} cannot be reached: {e}"));
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("response read");
+    let response = String::from_utf8(response).expect("moto answers UTF-8");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "a chunked answer is not expected from moto: {head}"
+    );
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, body.to_owned())
+}
+
+fn reset(endpoint: &str) {
+    let (status, body) = http(endpoint, "POST", "/moto-api/reset", &[], "");
+    assert_eq!(status, 200, "reset: {body}");
+}
+
+/// Verifies `address` with the SES v1 query API, as moto needs before it sends from it. moto
+/// routes an unsigned request by the service named in the `Authorization` header.
+fn verify_sender(endpoint: &str, address: &str) {
+    let body = format!(
+        "Action=VerifyEmailIdentity&Version=2010-12-01&EmailAddress={}",
+        address.replace('@', "%40")
+    );
+    let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ses/aws4_request, \
+                SignedHeaders=host, Signature=0";
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Authorization", auth),
+    ];
+    let (status, answer) = http(endpoint, "POST", "/", &headers, &body);
+    assert_eq!(status, 200, "VerifyEmailIdentity: {answer}");
+}
+
+/// The raw messages moto's SES holds, as (message id, raw data).
+fn raw_messages(endpoint: &str) -> Vec<(String, String)> {
+    let (status, body) = http(endpoint, "GET", "/moto-api/data.json", &[], "");
+    assert_eq!(status, 200, "data.json: {body}");
+    let data: serde_json::Value = serde_json::from_str(&body).expect("data.json is JSON");
+    let messages = data["ses"]["RawMessage"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ses.RawMessage in data.json: {body}"));
+    messages
+        .iter()
+        .map(|m| {
+            let text = |field: &str| m[field].as_str().expect(field).to_owned();
+            (text("id"), text("raw_data"))
+        })
+        .collect()
+}
+
+/// An email as the engine decides it, with a name and subject beyond ASCII so that the MIME
+/// carries encoded headers.
+fn email(from: &str) -> Email {
+    Email {
+        idempotency_key: "r-0123456789abcdef0123.thank_you".to_owned(),
+        customer_id: "guest:zoe@example.com".to_owned(),
+        workflow: "post-purchase".to_owned(),
+        step: "thank_you".to_owned(),
+        category: Category::Transactional,
+        to: Mailbox {
+            name: Some("Zoë Ünal".to_owned()),
+            address: "zoe@example.com".to_owned(),
+        },
+        from: Mailbox {
+            name: Some("The Shop".to_owned()),
+            address: from.to_owned(),
+        },
+        reply_to: None,
+        subject: "Merci, Zoë — your order is on its way".to_owned(),
+        preheader: Some("Tracking inside".to_owned()),
+        html: "<h1>Thank you</h1><p>Your order ships today.</p>".to_owned(),
+        date: chrono::DateTime::from_timestamp(1_767_225_600, 0).expect("a date"),
+        tags: vec!["post-purchase".to_owned(), "order_1".to_owned()],
+        unsubscribe_url: None,
+        postal_address: None,
+        store_name: "The Shop".to_owned(),
+        append_footer: false,
+    }
+}
+
+#[test]
+fn ses_mailer_sends_the_mime_byte_for_byte_and_returns_the_ses_message_id() {
+    let Some(endpoint) = moto_endpoint("ses_mailer_sends_the_mime_byte_for_byte") else {
+        return;
+    };
+    let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
+    reset(&endpoint);
+    verify_sender(&endpoint, SENDER);
+    let email = email(SENDER);
+    let mime = build_mime(&email).expect("the email builds");
+
+    let (result, logs) = send_logged(&endpoint, &email, &mime);
+    let message_id = result.expect("moto takes the email");
+    assert_no_customer_data(&logs, &email);
+    assert!(
+        logs.contains(&message_id),
+        "the send is logged with its id: {logs}"
+    );
+
+    let messages = raw_messages(&endpoint);
+    assert_eq!(messages.len(), 1, "one message sent");
+    let (id, raw) = &messages[0];
+    assert_eq!(&message_id, id, "the receipt holds SES's message id");
+    assert!(
+        raw.as_bytes() == mime.as_slice(),
+        "SES got other bytes than the MIME:\n--- sent\n{raw}\n--- built\n{}",
+        String::from_utf8_lossy(&mime)
+    );
+}
+
+#[test]
+fn a_send_from_an_unverified_sender_is_a_final_rejection() {
+    let Some(endpoint) = moto_endpoint("a_send_from_an_unverified_sender_is_rejected") else {
+        return;
+    };
+    let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
+    reset(&endpoint);
+    verify_sender(&endpoint, SENDER);
+    let email = email("stranger@example.org");
+    let mime = build_mime(&email).expect("the email builds");
+
+    let (result, logs) = send_logged(&endpoint, &email, &mime);
+    let err = result.expect_err("moto refuses an unverified sender");
+    assert_no_customer_data(&logs, &email);
+    assert!(
+        logs.contains("MessageRejected"),
+        "the refusal is logged: {logs}"
+    );
+
+    assert!(matches!(err, MailError::Rejected { .. }), "{err}");
+    assert!(!err.is_retryable());
+    assert!(
+        !err.to_string().contains("stranger"),
+        "{err} shows the address"
+    );
+    assert!(raw_messages(&endpoint).is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_dropped_connection_is_retried_a_bounded_number_of_times_then_retryable() {
+    // A server that takes each connection and closes it without answering.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+    listener.set_nonblocking(true).expect("non-blocking");
+    let done = Arc::new(AtomicBool::new(false));
+    let server = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut connections = 0;
+            while !done.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        connections += 1;
+                        drop(stream);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+            connections
+        })
+    };
+    let email = email(SENDER);
+    let mime = build_mime(&email).expect("the email builds");
+
+    let (result, logs) = send_logged(&endpoint, &email, &mime);
+    let err = result.expect_err("nobody answers");
+    assert_no_customer_data(&logs, &email);
+    assert!(
+        logs.contains(&email.idempotency_key),
+        "the failure is logged: {logs}"
+    );
+    done.store(true, Ordering::SeqCst);
+    let connections = server.join().expect("the server thread");
+
+    assert!(matches!(err, MailError::Unavailable { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert_eq!(
+        connections, 4,
+        "the first attempt and three retries, then it gives up"
+    );
+}
+
+/// A one-request HTTP server on a free loopback port that answers `SendEmail` with a message id
+/// and hands back the request's body.
+fn one_request_server() -> (String, std::thread::JoinHandle<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("the SDK connects");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        let body_start = loop {
+            let n = stream.read(&mut buf).expect("the request");
+            assert!(n > 0, "the request ended early");
+            request.extend_from_slice(&buf[..n]);
+            if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&request[..body_start]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a content length");
+        while request.len() < body_start + length {
+            let n = stream.read(&mut buf).expect("the body");
+            assert!(n > 0, "the body ended early");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let answer = r#"{"MessageId":"0100-test-id"}"#;
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        stream.write_all(response.as_bytes()).expect("the answer");
+        String::from_utf8(request[body_start..].to_vec()).expect("a JSON body")
+    });
+    (endpoint, server)
+}
+
+#[test]
+fn the_request_carries_the_raw_mime_the_recipient_the_configuration_set_and_the_tags() {
+    let (endpoint, server) = one_request_server();
+    let email = email(SENDER);
+    let mime = build_mime(&email).expect("the email builds");
+
+    let (result, _) = send_logged(&endpoint, &email, &mime);
+    let body: serde_json::Value =
+        serde_json::from_str(&server.join().expect("the server thread")).expect("JSON");
+
+    assert_eq!(result.expect("sent"), "0100-test-id", "SES's message id");
+    let raw = body["Content"]["Raw"]["Data"]
+        .as_str()
+        .expect("raw content");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .expect("base64");
+    assert!(raw == mime, "the raw content is the MIME byte for byte");
+    assert_eq!(
+        body["Destination"]["ToAddresses"],
+        serde_json::json!(["zoe@example.com"])
+    );
+    assert_eq!(body["ConfigurationSetName"], "nudge-test");
+    let tags: Vec<String> = body["EmailTags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                t["Name"].as_str().unwrap(),
+                t["Value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(tags.len(), 6, "{tags:?}");
+    assert!(
+        tags.contains(&"nudge-workflow=post-purchase".to_owned()),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&"nudge-step=thank_you".to_owned()),
+        "{tags:?}"
+    );
+    assert!(tags.contains(&"tag-post-purchase=1".to_owned()), "{tags:?}");
+    assert!(tags.contains(&"tag-order_1=1".to_owned()), "{tags:?}");
+    assert!(
+        tags.iter().any(|t| t.starts_with("nudge-customer=")),
+        "{tags:?}"
+    );
+    assert!(tags.iter().any(|t| t.starts_with("nudge-key=")), "{tags:?}");
+    assert!(!format!("{tags:?}").contains("zoe"), "{tags:?}");
+}
