@@ -135,6 +135,29 @@ pub const COUNTED_ATTRIBUTES: &[&str] = &[
     "last_order_at",
 ];
 
+/// The built-in customer attributes that hold dates (`YYYY-MM-DD` or RFC 3339): the only
+/// built-in ones a date trigger may read.
+pub const DATE_ATTRIBUTES: &[&str] = &["birthday", "first_order_at", "last_order_at"];
+
+/// State Nudge keeps beside the profile under names a workflow might think are attributes.
+const STATE_NAMES: &[&str] = &["unsubscribed", "suppressed"];
+
+/// Whether `name` is a built-in attribute (canonical or counted, or one of Nudge's own state
+/// names) that never holds a date.
+pub fn is_non_date_attribute(name: &str) -> bool {
+    !DATE_ATTRIBUTES.contains(&name)
+        && CUSTOMER_ATTRIBUTES
+            .iter()
+            .chain(COUNTED_ATTRIBUTES)
+            .chain(STATE_NAMES)
+            .any(|a| *a == name)
+}
+
+/// The names of the canonical event types.
+pub fn event_type_names() -> impl Iterator<Item = &'static str> {
+    EVENT_TYPES.iter().map(|t| t.name)
+}
+
 /// The canonical event type named `name`, if it is one.
 pub fn event_type(name: &str) -> Option<&'static EventType> {
     EVENT_TYPES.iter().find(|t| t.name == name)
@@ -251,6 +274,29 @@ mod tests {
         assert!(!may_carry("order.placed", &["checkout", "id"]));
         assert!(may_carry("order.placed", &["order", "checkout_id"]));
         assert!(may_carry("checkout.started", &["checkout", "id"]));
+    }
+
+    #[test]
+    fn dates_are_told_from_the_other_built_in_attributes() {
+        for a in [
+            "birthday",
+            "first_order_at",
+            "last_order_at",
+            "pet_birthday",
+        ] {
+            assert!(!is_non_date_attribute(a), "{a}");
+        }
+        for a in [
+            "id",
+            "email",
+            "first_name",
+            "orders_count",
+            "total_spent",
+            "tags",
+            "suppressed",
+        ] {
+            assert!(is_non_date_attribute(a), "{a}");
+        }
     }
 
     #[test]

@@ -28,21 +28,6 @@ pub use settings::settings;
 pub use values::mailbox;
 pub use workflow::workflow;
 
-/// Event types the store sends (the canonical events; README and docs/WORKFLOWS.md list them).
-pub const CANONICAL_EVENTS: &[&str] = &[
-    "customer.created",
-    "customer.updated",
-    "order.placed",
-    "order.shipped",
-    "order.delivered",
-    "order.cancelled",
-    "checkout.started",
-    "review.submitted",
-    "customer.unsubscribed",
-    "email.bounced",
-    "email.complained",
-];
-
 /// Step kinds, as written.
 pub const STEP_KINDS: &[&str] = &[
     "send_email",
@@ -52,21 +37,6 @@ pub const STEP_KINDS: &[&str] = &[
     "ab_split",
     "update_profile",
     "webhook",
-];
-
-/// Profile attributes whose type Nudge knows and that are not dates.
-pub const NON_DATE_ATTRIBUTES: &[&str] = &[
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "timezone",
-    "accepts_marketing",
-    "orders_count",
-    "total_spent",
-    "tags",
-    "unsubscribed",
-    "suppressed",
 ];
 
 /// Attributes a workflow may not write: identity and consent come from the customer.

@@ -10,7 +10,7 @@ use super::map::Map;
 use super::names::is_attribute_name;
 use super::scalars::{Scalars, expr};
 use super::values::{duration, non_empty_string, string, time};
-use super::{CANONICAL_EVENTS, NON_DATE_ATTRIBUTES};
+use crate::event::catalog;
 
 /// `trigger`: exactly one of `event` and `date`.
 pub(super) fn trigger(sink: &mut Sink, sc: &Scalars, node: &Node) -> Option<Trigger> {
@@ -64,7 +64,7 @@ fn date_attribute(sink: &mut Sink, date: &Node) -> Option<String> {
     let text = string(sink, date, "`date`")?;
     match text.strip_prefix("customer.") {
         Some(a) if is_attribute_name(a) => {
-            if NON_DATE_ATTRIBUTES.contains(&a) {
+            if catalog::is_non_date_attribute(a) {
                 sink.error(
                     date.pos,
                     format!("`customer.{a}` is not a date; a date trigger needs a date attribute such as `customer.birthday`"),
@@ -143,8 +143,8 @@ pub(super) fn filter_fields(
 /// warning.
 pub(super) fn event_type(sink: &mut Sink, node: &Node) -> Option<String> {
     let ty = non_empty_string(sink, node, "`event`")?;
-    if !CANONICAL_EVENTS.contains(&ty.as_str())
-        && let Some(near) = did_you_mean(&ty, CANONICAL_EVENTS.iter().copied())
+    if catalog::event_type(&ty).is_none()
+        && let Some(near) = did_you_mean(&ty, catalog::event_type_names())
     {
         sink.warn(
             node.pos,
