@@ -6,13 +6,20 @@
 //!
 //! - [`SesMailer`]: the `Mailer` port on SES v2 (`SendEmail` with raw content, message tags,
 //!   errors mapped onto the backend-neutral `MailError`).
+//! - [`DynamoDbStore`]: the `Store` port on one DynamoDB table ([`create_table`]), errors mapped
+//!   onto the backend-neutral `StoreError`; [`RequestMeter`] counts its requests and capacity.
 //!
 //! Customer data (addresses, names, customer ids) never goes into a log line, an error message
 //! or an SES message tag here.
 
 #![warn(missing_docs)]
 
+mod dynamo;
 mod ses;
 
+pub use dynamo::{
+    DynamoDbStore, MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS, OperationCount, PROCESSED_EVENT_TTL,
+    RequestMeter, SEND_LOG_TTL, create_table, dynamodb_client,
+};
 pub use ses::{SesMailer, TAG_CUSTOMER, TAG_KEY, TAG_KEY_SHA256, TAG_STEP, TAG_WORKFLOW};
 pub use ses::{config_loader, map_send_error, message_tags, ses_client};

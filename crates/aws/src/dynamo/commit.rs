@@ -1,0 +1,214 @@
+//! A commit as one `TransactWriteItems`: the customer's state item on its version, the
+//! processed event on its absence, each new send-log entry on its absence; with a
+//! `ClientRequestToken` derived from the commit.
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use nudge_core::store::{Commit, CommitOutcome, SendRecord, StoreError, validate_commit};
+use sha2::{Digest, Sha256};
+
+use super::error::{Cancelled, Layout, classify_cancellation, map_sdk_error};
+use super::item::{Item, b, check_item_size, check_transaction, n, s};
+use super::keys::{GPK, GSK, PK, SK, STATE_SK, TTL, customer_pk, event_pk, timer_keys};
+use super::sends::send_item;
+use super::{DynamoDbStore, PROCESSED_EVENT_TTL, codec};
+
+/// The sort key of a processed event's item.
+pub(super) const EVENT_SK: &str = "EVENT";
+/// How many times a commit is sent again without send keys found already logged, before it
+/// is reported as a conflict (a concurrent writer keeps logging them).
+const SEND_AGAIN: usize = 3;
+
+impl DynamoDbStore {
+    /// See `Store::commit`.
+    pub(super) async fn commit_inner(
+        &self,
+        commit: Commit<'_>,
+    ) -> Result<CommitOutcome, StoreError> {
+        validate_commit(&commit)?;
+        if commit.expected_version == u64::MAX {
+            // No customer reaches that version (it has no successor): a conflict, unless the
+            // event is a duplicate, which wins.
+            return Ok(match commit.event_id {
+                Some(id) if self.is_processed_inner(id).await? => CommitOutcome::AlreadyProcessed,
+                _ => CommitOutcome::Conflict,
+            });
+        }
+        let mut sends = unique_by_key(commit.sends);
+        // Rounded to the hour, so that a caller's own retry of the same commit within the
+        // token's 10 minutes sends the same items (most of the time: see the docs).
+        let now = hour_of(Utc::now());
+        for _ in 0..SEND_AGAIN {
+            let (items, layout) = transaction(&self.table, &commit, &sends, now)?;
+            let token = request_token(&commit, &sends);
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .client_request_token(token)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => {
+                    return Ok(CommitOutcome::Committed {
+                        version: commit.expected_version + 1,
+                    });
+                }
+                Err(err) => err,
+            };
+            match cancellation(&err, layout) {
+                Some(Cancelled::AlreadyProcessed) => return Ok(CommitOutcome::AlreadyProcessed),
+                Some(Cancelled::Conflict) => return Ok(CommitOutcome::Conflict),
+                Some(Cancelled::Error(e)) => return Err(e),
+                Some(Cancelled::SendsLogged(logged)) => {
+                    let mut i = 0;
+                    sends.retain(|_| {
+                        i += 1;
+                        !logged.contains(&(i - 1))
+                    });
+                }
+                None => return Err(map_sdk_error("TransactWriteItems", err)),
+            }
+        }
+        Ok(CommitOutcome::Conflict)
+    }
+}
+
+/// The reasons of a cancelled transaction, classified; `None` for another error.
+fn cancellation(
+    err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    layout: Layout,
+) -> Option<Cancelled> {
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(e) => {
+            let reasons: Vec<(Option<&str>, Option<&str>)> = e
+                .cancellation_reasons()
+                .iter()
+                .map(|r| (r.code(), r.message()))
+                .collect();
+            Some(classify_cancellation(&reasons, layout))
+        }
+        _ => None,
+    }
+}
+
+/// The sends of `sends` whose key was not seen before among them (the first wins: a
+/// transaction cannot touch one item twice).
+fn unique_by_key(sends: &[SendRecord]) -> Vec<&SendRecord> {
+    let mut seen = std::collections::HashSet::new();
+    sends
+        .iter()
+        .filter(|s| seen.insert(s.idempotency_key.as_str()))
+        .collect()
+}
+
+/// `at` cut to the hour.
+fn hour_of(at: DateTime<Utc>) -> i64 {
+    at.timestamp() - at.timestamp().rem_euclid(3600)
+}
+
+/// The transaction's items and where each kind stands, refused (`TooLarge`) before any request
+/// if an item or the whole is over DynamoDB's limits.
+fn transaction(
+    table: &str,
+    commit: &Commit<'_>,
+    sends: &[&SendRecord],
+    now: i64,
+) -> Result<(Vec<TransactWriteItem>, Layout), StoreError> {
+    let count = 1 + usize::from(commit.event_id.is_some()) + sends.len();
+    check_transaction(count, 0)?;
+    let mut items = Vec::with_capacity(count);
+    let mut bytes = 0;
+    let customer = customer_item(commit)?;
+    bytes += check_item_size(&customer, "the customer's state item")?;
+    let condition = if commit.expected_version == 0 {
+        put(table, customer, "attribute_not_exists(pk)", None)
+    } else {
+        put(table, customer, "#v = :v", Some(commit.expected_version))
+    };
+    items.push(condition);
+    let event = commit.event_id.map(|_| items.len());
+    if let Some(id) = commit.event_id {
+        let item: Item = [
+            (PK.to_owned(), s(event_pk(id))),
+            (SK.to_owned(), s(EVENT_SK)),
+            (
+                TTL.to_owned(),
+                n(now + PROCESSED_EVENT_TTL.as_secs() as i64),
+            ),
+        ]
+        .into();
+        bytes += check_item_size(&item, "the processed event item")?;
+        items.push(put(table, item, "attribute_not_exists(pk)", None));
+    }
+    let first_send = items.len();
+    for send in sends {
+        let item = send_item(send, now)?;
+        bytes += check_item_size(&item, "a send-log entry")?;
+        items.push(put(table, item, "attribute_not_exists(pk)", None));
+    }
+    check_transaction(items.len(), bytes)?;
+    Ok((items, Layout { event, first_send }))
+}
+
+/// The customer's state item: version, state and the timer's index keys when it has one.
+fn customer_item(commit: &Commit<'_>) -> Result<Item, StoreError> {
+    let mut item: Item = [
+        (PK.to_owned(), s(customer_pk(commit.customer_id))),
+        (SK.to_owned(), s(STATE_SK)),
+        ("v".to_owned(), n(commit.expected_version + 1)),
+        ("st".to_owned(), b(codec::encode(commit.state))),
+    ]
+    .into();
+    if let Some(wake) = commit.next_wake {
+        let (gpk, gsk) = timer_keys(commit.customer_id, wake)?;
+        item.insert(GPK.to_owned(), s(gpk));
+        item.insert(GSK.to_owned(), s(gsk));
+    }
+    Ok(item)
+}
+
+/// A conditional put of `item`; `version` is the value of `:v` when the condition names it.
+fn put(table: &str, item: Item, condition: &str, version: Option<u64>) -> TransactWriteItem {
+    let mut put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition);
+    if let Some(v) = version {
+        put = put
+            .expression_attribute_names("#v", "v")
+            .expression_attribute_values(":v", n(v));
+    }
+    TransactWriteItem::builder()
+        .put(put.build().expect("table, item and condition are set"))
+        .build()
+}
+
+/// The idempotency token of a commit: the first 32 hex digits of SHA-256 over the customer,
+/// the expected version, the state, the timer, the event and the send keys written (each
+/// length-prefixed), so that the SDK's retry of a commit that went through is recognised by
+/// DynamoDB as the same request, while two different commits never share one.
+pub(super) fn request_token(commit: &Commit<'_>, sends: &[&SendRecord]) -> String {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    field(commit.customer_id.as_bytes());
+    field(&commit.expected_version.to_be_bytes());
+    field(commit.state);
+    field(
+        &commit
+            .next_wake
+            .map_or(i64::MIN, |t| t.timestamp_millis())
+            .to_be_bytes(),
+    );
+    field(commit.event_id.unwrap_or("\u{0}none").as_bytes());
+    for send in sends {
+        field(send.idempotency_key.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
+}

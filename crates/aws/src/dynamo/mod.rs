@@ -1,0 +1,371 @@
+//! [`DynamoDbStore`]: the `Store` port on one DynamoDB table (the design: docs/ARCHITECTURE.md,
+//! "DynamoDB table design").
+//!
+//! One table, keyed by `pk` and `sk`, with one sparse global secondary index (`sweep`) on
+//! `gpk`/`gsk` that holds only the customers with a timer and the sends still to deliver, so
+//! that firing timers and sweeping sends read only what is due, never a scan. A commit is one
+//! `TransactWriteItems` ([`commit`]); claims and settlements of sends are single conditional
+//! `UpdateItem`s. Errors map onto `StoreError` as [`error`]'s table says.
+
+mod codec;
+mod commit;
+mod error;
+mod item;
+mod keys;
+mod meter;
+mod sends;
+mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use chrono::{DateTime, Utc};
+use nudge_core::store::{
+    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendRecord, SendStatus,
+    Store, StoreError, due_shard, from_millis, to_millis,
+};
+
+use error::map_sdk_error;
+use item::{Item, b, check_item_size, get_b, get_n, get_s, n, opt_s, s};
+use keys::{
+    Cursor, DEAD_PK, DeadLetterIds, GPK, GSK, PK, SK, STATE_SK, SWEEP_INDEX, customer_of,
+    customer_pk, due_gpk, event_pk, meta_pk, parse_sort_time, until_bound,
+};
+
+pub use item::{MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS};
+pub use meter::{OperationCount, RequestMeter};
+pub use table::create_table;
+
+/// How long a processed event id is kept: 35 days. Its item guards against a second delivery
+/// of the same event, so it must outlive every redelivery: SQS keeps a message at most 14
+/// days, and a dead-letter queue redriven near the end of its own 14 days (a FIFO queue's
+/// clock restarts there) makes 28; EventBridge retries for at most 24 hours and Shopify
+/// retries a webhook 8 times over 4 hours. A week more covers an operator replaying a
+/// dead-letter queue late. DynamoDB deletes expired items within days, without cost.
+pub const PROCESSED_EVENT_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
+
+/// How long a send-log entry is kept after it is logged: 180 days, long enough for an audit of
+/// a season's mail and for `explain`, short enough that a customer's partition stays bounded.
+pub const SEND_LOG_TTL: Duration = Duration::from_secs(180 * 24 * 3600);
+
+/// The sort key of a metadata item.
+const META_SK: &str = "META";
+
+/// The `Store` port on a DynamoDB table made by [`create_table`].
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+    /// Shared by clones, so that one writer's dead-letter ids keep increasing.
+    ids: Arc<DeadLetterIds>,
+}
+
+/// A DynamoDB client on `config` (see `config_loader`), counting its requests and their
+/// consumed capacity in `meter` when one is given.
+pub fn dynamodb_client(config: &SdkConfig, meter: Option<&RequestMeter>) -> Client {
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
+    if let Some(meter) = meter {
+        builder = builder.interceptor(meter.clone());
+    }
+    Client::from_conf(builder.build())
+}
+
+impl DynamoDbStore {
+    /// A store on table `table` (see [`create_table`]) through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDbStore {
+            client,
+            table: table.into(),
+            ids: Arc::new(DeadLetterIds::new()),
+        }
+    }
+
+    /// The item under (`pk`, `sk`), read strongly consistent, with only `attributes`.
+    async fn get(
+        &self,
+        pk: String,
+        sk: &str,
+        attributes: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .projection_expression(attributes)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("GetItem", e))?;
+        Ok(output.item)
+    }
+
+    /// Puts `item` unconditionally.
+    async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("PutItem", e))?;
+        Ok(())
+    }
+
+    /// One page of the sweep index's partition `gpk` (of due shard `shard`) up to `until`: at
+    /// most `limit` items (0 read as 1) after `cursor`, and the cursor after the last one when
+    /// the page is full. Index reads are eventually consistent (see the docs): what they return
+    /// is a hint the caller checks against the item itself.
+    async fn sweep(
+        &self,
+        gpk: String,
+        shard: u16,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        if shard >= DUE_SHARDS {
+            return Err(StoreError::InvalidRequest(format!(
+                "due shard {shard} is out of range (0..{DUE_SHARDS})"
+            )));
+        }
+        let mut start = match cursor {
+            None => None,
+            Some(text) => Some(start_key(&gpk, shard, Cursor::decode(text)?)?),
+        };
+        let limit = limit.max(1);
+        let bound = until_bound(until)?;
+        let mut items = Vec::new();
+        loop {
+            let want = i32::try_from(limit - items.len()).unwrap_or(i32::MAX);
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SWEEP_INDEX)
+                .key_condition_expression("gpk = :p AND gsk < :u")
+                .expression_attribute_values(":p", s(gpk.clone()))
+                .expression_attribute_values(":u", s(bound.clone()))
+                .set_exclusive_start_key(start)
+                .limit(want)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("Query", e))?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if items.len() >= limit || start.is_none() {
+                break;
+            }
+        }
+        items.truncate(limit);
+        let next = match items.last() {
+            Some(last) if items.len() == limit => Some(
+                Cursor {
+                    gsk: get_s(last, GSK)?.to_owned(),
+                    pk: get_s(last, PK)?.to_owned(),
+                    sk: get_s(last, SK)?.to_owned(),
+                }
+                .encode(),
+            ),
+            _ => None,
+        };
+        Ok((items, next))
+    }
+
+    async fn is_processed_inner(&self, event_id: &str) -> Result<bool, StoreError> {
+        let item = self.get(event_pk(event_id), commit::EVENT_SK, "pk").await?;
+        Ok(item.is_some())
+    }
+
+    async fn load_inner(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        let Some(item) = self
+            .get(customer_pk(customer_id), STATE_SK, "v, st")
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(CustomerRecord {
+            version: get_n(&item, "v")?,
+            state: codec::decode(get_b(&item, "st")?)?,
+        }))
+    }
+
+    async fn due_inner(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<DuePage, StoreError> {
+        let (items, cursor) = self
+            .sweep(due_gpk(shard), shard, until, limit, cursor)
+            .await?;
+        let due = items
+            .iter()
+            .map(|item| {
+                let customer = customer_of(get_s(item, PK)?)?.to_owned();
+                Ok((parse_sort_time(get_s(item, GSK)?)?, customer))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(DuePage { due, cursor })
+    }
+
+    async fn record_dead_letter_inner(&self, letter: &DeadLetter) -> Result<String, StoreError> {
+        let id = self.ids.next(Utc::now());
+        let mut item: Item = [
+            (PK.to_owned(), s(DEAD_PK)),
+            (SK.to_owned(), s(id.clone())),
+            ("src".to_owned(), s(letter.source.clone())),
+            ("why".to_owned(), s(letter.reason.clone())),
+            (
+                "body".to_owned(),
+                b(codec::encode(letter.stored_body().as_bytes())),
+            ),
+            ("at".to_owned(), n(to_millis(letter.received_at))),
+        ]
+        .into();
+        if let Some(event) = &letter.event_id {
+            item.insert("eid".to_owned(), s(event.clone()));
+        }
+        check_item_size(&item, "the dead letter")?;
+        self.put(item).await?;
+        Ok(id)
+    }
+
+    async fn dead_letters_inner(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut letters = Vec::new();
+        let mut start = None;
+        while letters.len() < limit {
+            let want = i32::try_from(limit - letters.len()).unwrap_or(i32::MAX);
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p")
+                .expression_attribute_values(":p", s(DEAD_PK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .limit(want)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("Query", e))?;
+            for item in output.items.unwrap_or_default() {
+                letters.push(dead_letter(&item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        letters.truncate(limit);
+        Ok(letters)
+    }
+}
+
+/// The `ExclusiveStartKey` of a page after `cursor` in sweep partition `gpk`; a cursor of
+/// another shard is refused.
+fn start_key(gpk: &str, shard: u16, cursor: Cursor) -> Result<Item, StoreError> {
+    if due_shard(customer_of(&cursor.pk)?) != shard {
+        return Err(StoreError::InvalidRequest(format!(
+            "the cursor is not one of due shard {shard}"
+        )));
+    }
+    Ok([
+        (GPK.to_owned(), s(gpk)),
+        (GSK.to_owned(), s(cursor.gsk)),
+        (PK.to_owned(), s(cursor.pk)),
+        (SK.to_owned(), s(cursor.sk)),
+    ]
+    .into())
+}
+
+/// A dead letter as stored.
+fn dead_letter(item: &Item) -> Result<DeadLetter, StoreError> {
+    let body = String::from_utf8(codec::decode(get_b(item, "body")?)?)
+        .map_err(|_| StoreError::Corrupt("a dead letter's body is not UTF-8".to_owned()))?;
+    Ok(DeadLetter {
+        id: get_s(item, SK)?.to_owned(),
+        event_id: opt_s(item, "eid"),
+        source: get_s(item, "src")?.to_owned(),
+        reason: get_s(item, "why")?.to_owned(),
+        body,
+        received_at: from_millis(get_n(item, "at")?)?,
+    })
+}
+
+impl Store for DynamoDbStore {
+    async fn load(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        self.load_inner(customer_id).await
+    }
+
+    async fn commit(&self, commit: Commit<'_>) -> Result<CommitOutcome, StoreError> {
+        self.commit_inner(commit).await
+    }
+
+    async fn is_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        self.is_processed_inner(event_id).await
+    }
+
+    async fn due(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<DuePage, StoreError> {
+        self.due_inner(shard, until, limit, cursor).await
+    }
+
+    async fn mark_send(
+        &self,
+        customer_id: &str,
+        idempotency_key: &str,
+        status: SendStatus,
+        message_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.mark_send_inner(customer_id, idempotency_key, status, message_id)
+            .await
+    }
+
+    async fn sends(&self, customer_id: &str) -> Result<Vec<(SendRecord, SendStatus)>, StoreError> {
+        self.sends_inner(customer_id).await
+    }
+
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<String, StoreError> {
+        self.record_dead_letter_inner(letter).await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_inner(limit).await
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let item = self.get(meta_pk(key), META_SK, "val").await?;
+        item.map(|i| get_s(&i, "val").map(str::to_owned))
+            .transpose()
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let item: Item = [
+            (PK.to_owned(), s(meta_pk(key))),
+            (SK.to_owned(), s(META_SK)),
+            ("val".to_owned(), s(value)),
+        ]
+        .into();
+        check_item_size(&item, "the metadata item")?;
+        self.put(item).await
+    }
+
+    /// Every write is durable when DynamoDB acknowledges it: nothing to do.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
