@@ -18,7 +18,9 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{TimeZone, Utc};
 use nudge_aws::{DynamoDbStore, RequestMeter, config_loader, create_table, dynamodb_client};
-use nudge_core::store::{Commit, CommitOutcome, DeadLetter, SendRecord, Store, StoreError};
+use nudge_core::store::{
+    Commit, CommitOutcome, DeadLetter, SendKind, SendRecord, Store, StoreError,
+};
 use nudge_testkit::contract;
 
 /// moto's state is one per server: one moto test at a time.
@@ -241,7 +243,10 @@ fn send(key: &str, at: chrono::DateTime<Utc>) -> SendRecord {
         customer_id: "c-1".to_owned(),
         workflow: "welcome-series".to_owned(),
         step: "hello".to_owned(),
+        kind: SendKind::Email,
         category: "marketing".to_owned(),
+        tags: vec!["welcome".to_owned()],
         at,
+        payload: b"From: shop\r\n\r\nhello".to_vec(),
     }
 }

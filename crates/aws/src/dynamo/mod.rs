@@ -12,6 +12,7 @@ mod commit;
 mod error;
 mod item;
 mod keys;
+mod lookups;
 mod meter;
 mod sends;
 mod table;
@@ -24,8 +25,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendRecord, SendStatus,
-    Store, StoreError, due_shard, from_millis, to_millis,
+    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendEntry, SendPage,
+    Settle, Store, StoreError, due_shard, from_millis, to_millis,
 };
 
 use error::map_sdk_error;
@@ -90,6 +91,17 @@ impl DynamoDbStore {
         sk: &str,
         attributes: &str,
     ) -> Result<Option<Item>, StoreError> {
+        self.get_named(pk, sk, attributes, ("#pk", PK)).await
+    }
+
+    /// As [`DynamoDbStore::get`], with `name` bound in `attributes` (for a reserved word).
+    async fn get_named(
+        &self,
+        pk: String,
+        sk: &str,
+        attributes: &str,
+        name: (&str, &str),
+    ) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -98,6 +110,16 @@ impl DynamoDbStore {
             .key(SK, s(sk))
             .consistent_read(true)
             .projection_expression(attributes)
+            .set_expression_attribute_names(
+                attributes
+                    .contains(name.0)
+                    .then(|| [(name.0.to_owned(), name.1.to_owned())].into()),
+            )
+            .set_expression_attribute_names(
+                attributes
+                    .contains(name.0)
+                    .then(|| [(name.0.to_owned(), name.1.to_owned())].into()),
+            )
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -324,19 +346,63 @@ impl Store for DynamoDbStore {
         self.due_inner(shard, until, limit, cursor).await
     }
 
-    async fn mark_send(
+    async fn sends(&self, customer_id: &str) -> Result<Vec<SendEntry>, StoreError> {
+        self.sends_inner(customer_id).await
+    }
+
+    async fn claim_send(
         &self,
         customer_id: &str,
         idempotency_key: &str,
-        status: SendStatus,
-        message_id: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.mark_send_inner(customer_id, idempotency_key, status, message_id)
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<SendEntry>, StoreError> {
+        self.claim_send_inner(customer_id, idempotency_key, now, lease_until)
             .await
     }
 
-    async fn sends(&self, customer_id: &str) -> Result<Vec<(SendRecord, SendStatus)>, StoreError> {
-        self.sends_inner(customer_id).await
+    async fn settle_send(
+        &self,
+        customer_id: &str,
+        idempotency_key: &str,
+        settle: Settle<'_>,
+    ) -> Result<bool, StoreError> {
+        self.settle_send_inner(customer_id, idempotency_key, settle)
+            .await
+    }
+
+    async fn pending_sends(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<SendPage, StoreError> {
+        self.pending_sends_inner(shard, until, limit, cursor).await
+    }
+
+    async fn link_order(&self, order_id: &str, customer_id: &str) -> Result<(), StoreError> {
+        self.link_order_inner(order_id, customer_id).await
+    }
+
+    async fn order_customer(&self, order_id: &str) -> Result<Option<String>, StoreError> {
+        self.order_customer_inner(order_id).await
+    }
+
+    async fn suppress(
+        &self,
+        address_key: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.suppress_inner(address_key, reason, at).await
+    }
+
+    async fn suppression(
+        &self,
+        address_key: &str,
+    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        self.suppression_inner(address_key).await
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<String, StoreError> {
