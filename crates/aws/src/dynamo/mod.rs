@@ -17,6 +17,9 @@ mod meter;
 mod sends;
 mod table;
 
+#[cfg(test)]
+mod replay_tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,252 @@
+//! `DynamoDbStore` on the real SDK against canned HTTP answers: what moto never produces
+//! (cancelled transactions for conflicts and throttling, throttled and failed requests, size
+//! refusals, a retried commit) goes through the SDK's own deserialisation and retries here.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::http::{Response, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use chrono::{TimeZone, Utc};
+use nudge_core::store::{Commit, CommitOutcome, SendKind, SendRecord, Store, StoreError};
+
+use super::{DynamoDbStore, RequestMeter};
+
+/// Answers each request with the next canned `(status, body)` and keeps the request bodies.
+#[derive(Debug, Clone, Default)]
+struct Replay {
+    answers: Arc<Mutex<Vec<(u16, String)>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl HttpConnector for Replay {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let body = request.body().bytes().unwrap_or_default();
+        self.requests
+            .lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(body).into_owned());
+        let mut answers = self.answers.lock().unwrap();
+        assert!(!answers.is_empty(), "more requests than canned answers");
+        let (status, body) = answers.remove(0);
+        let response = Response::new(
+            StatusCode::try_from(status).expect("a status"),
+            SdkBody::from(body),
+        );
+        HttpConnectorFuture::ready(Ok(response))
+    }
+}
+
+/// A store whose client gets `answers` in turn, with up to `attempts` attempts per call, the
+/// replay (for the requests sent) and the meter.
+fn replayed(answers: &[(u16, &str)], attempts: u32) -> (DynamoDbStore, Replay, RequestMeter) {
+    let replay = Replay::default();
+    *replay.answers.lock().unwrap() = answers
+        .iter()
+        .map(|(status, body)| (*status, (*body).to_owned()))
+        .collect();
+    let connector = SharedHttpConnector::new(replay.clone());
+    let meter = RequestMeter::new();
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url("http://dynamodb.invalid")
+        .http_client(http_client_fn(move |_, _| connector.clone()))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(attempts)
+                .with_initial_backoff(Duration::from_millis(1))
+                .with_max_backoff(Duration::from_millis(2)),
+        )
+        .interceptor(meter.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    (DynamoDbStore::new(client, "t"), replay, meter)
+}
+
+/// An error answer of DynamoDB (awsJson 1.0) of type `kind`, with `extra` JSON members.
+fn error(kind: &str, extra: &str) -> String {
+    format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"m"{extra}}}"#)
+}
+
+/// A cancelled transaction with these reason codes.
+fn cancelled(codes: &[&str]) -> String {
+    let reasons: Vec<String> = codes
+        .iter()
+        .map(|c| format!(r#"{{"Code":"{c}","Message":"x"}}"#))
+        .collect();
+    error(
+        "TransactionCanceledException",
+        &format!(r#","CancellationReasons":[{}]"#, reasons.join(",")),
+    )
+}
+
+fn send(key: &str) -> SendRecord {
+    SendRecord {
+        idempotency_key: key.to_owned(),
+        customer_id: "c-1".to_owned(),
+        workflow: "w".to_owned(),
+        step: "s".to_owned(),
+        kind: SendKind::Email,
+        category: "transactional".to_owned(),
+        tags: vec![],
+        at: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+        payload: b"mime".to_vec(),
+    }
+}
+
+fn commit<'a>(event: Option<&'a str>, sends: &'a [SendRecord]) -> Commit<'a> {
+    Commit {
+        customer_id: "c-1",
+        expected_version: 4,
+        state: b"{}",
+        next_wake: None,
+        event_id: event,
+        sends,
+    }
+}
+
+/// The `ClientRequestToken` of a TransactWriteItems request body.
+fn token(body: &str) -> &str {
+    let start = body.find(r#""ClientRequestToken":""#).expect("a token") + 22;
+    &body[start..start + 32]
+}
+
+#[tokio::test]
+async fn cancellation_reasons_map_to_outcomes() {
+    let cases: [(&[&str], Option<&str>, CommitOutcome); 4] = [
+        (
+            &["None", "ConditionalCheckFailed"],
+            Some("e-1"),
+            CommitOutcome::AlreadyProcessed,
+        ),
+        (
+            &["ConditionalCheckFailed", "ConditionalCheckFailed"],
+            Some("e-1"),
+            CommitOutcome::AlreadyProcessed,
+        ),
+        (
+            &["ConditionalCheckFailed", "None"],
+            Some("e-1"),
+            CommitOutcome::Conflict,
+        ),
+        (
+            &["None", "TransactionConflict"],
+            Some("e-1"),
+            CommitOutcome::Conflict,
+        ),
+    ];
+    for (codes, event, expected) in cases {
+        let (store, _, meter) = replayed(&[(400, &cancelled(codes))], 3);
+        assert_eq!(
+            store.commit(commit(event, &[])).await.unwrap(),
+            expected,
+            "{codes:?}"
+        );
+        assert_eq!(
+            meter.requests(),
+            1,
+            "a cancelled transaction is not retried"
+        );
+    }
+}
+
+#[tokio::test]
+async fn throttling_and_size_are_errors_of_their_kind() {
+    let (store, _, meter) = replayed(&[(400, &cancelled(&["None", "ThrottlingError"]))], 3);
+    let result = store.commit(commit(Some("e-1"), &[])).await;
+    assert!(
+        matches!(result, Err(StoreError::Throttled { .. })),
+        "{result:?}"
+    );
+    assert_eq!(meter.requests(), 1);
+    let throttled = error("ProvisionedThroughputExceededException", "");
+    let (store, _, meter) = replayed(&[(400, &throttled), (400, &throttled)], 2);
+    let result = store.load("c-1").await;
+    assert!(
+        matches!(result, Err(StoreError::Throttled { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        meter.counts()["GetItem"].requests,
+        2,
+        "the SDK retried the throttled read"
+    );
+    let size = r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"Item size has exceeded the maximum allowed size"}"#;
+    let (store, _, _) = replayed(&[(400, size)], 3);
+    let result = store.set_meta("k", "v").await;
+    assert!(
+        matches!(result, Err(StoreError::TooLarge { .. })),
+        "{result:?}"
+    );
+    let missing = error("ResourceNotFoundException", "");
+    let (store, _, _) = replayed(&[(400, &missing)], 3);
+    let result = store.get_meta("k").await;
+    assert!(
+        matches!(result, Err(StoreError::Failed { .. })),
+        "{result:?}"
+    );
+    let down = error("InternalServerError", "");
+    let (store, _, _) = replayed(&[(500, &down), (500, &down)], 2);
+    let result = store.is_processed("e").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable { .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_sdk_retry_of_a_commit_sends_the_same_token() {
+    let (store, replay, meter) =
+        replayed(&[(500, &error("InternalServerError", "")), (200, "{}")], 3);
+    let sends = [send("k-1")];
+    let outcome = store.commit(commit(Some("e-1"), &sends)).await.unwrap();
+    assert_eq!(outcome, CommitOutcome::Committed { version: 5 });
+    let requests = replay.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(token(&requests[0]), token(&requests[1]));
+    assert_eq!(requests[0], requests[1], "the retry is the same request");
+    assert_eq!(meter.counts()["TransactWriteItems"].requests, 2);
+    // The same commit from another process has the same token (DynamoDB answers it as done);
+    // another commit (another state) has another one.
+    let (again, replay3, _) = replayed(&[(200, "{}")], 1);
+    let _ = again.commit(commit(Some("e-1"), &sends)).await.unwrap();
+    assert_eq!(
+        token(&replay3.requests.lock().unwrap()[0]),
+        token(&requests[0])
+    );
+    let (other, replay2, _) = replayed(&[(200, "{}")], 1);
+    let changed = Commit {
+        state: b"{\"a\":1}",
+        ..commit(Some("e-1"), &sends)
+    };
+    let _ = other.commit(changed).await.unwrap();
+    let second = replay2.requests.lock().unwrap()[0].clone();
+    assert_ne!(token(&second), token(&requests[0]));
+}
+
+#[tokio::test]
+async fn a_send_already_logged_is_left_out_and_the_commit_goes_through() {
+    // Items: customer, event, k-1, k-2; k-2's condition fails (already logged).
+    let first = cancelled(&["None", "None", "None", "ConditionalCheckFailed"]);
+    let (store, replay, meter) = replayed(&[(400, &first), (200, "{}")], 3);
+    let sends = [send("k-1"), send("k-2")];
+    let outcome = store.commit(commit(Some("e-1"), &sends)).await.unwrap();
+    assert_eq!(outcome, CommitOutcome::Committed { version: 5 });
+    let requests = replay.requests.lock().unwrap().clone();
+    assert_eq!(meter.requests(), 2);
+    assert!(requests[0].contains("S#k-2") && !requests[1].contains("S#k-2"));
+    assert!(requests[1].contains("S#k-1"));
+    assert_ne!(
+        token(&requests[0]),
+        token(&requests[1]),
+        "another request, another token"
+    );
+}
