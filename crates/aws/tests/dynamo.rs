@@ -18,6 +18,11 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{TimeZone, Utc};
 use nudge_aws::{DynamoDbStore, RequestMeter, config_loader, create_table, dynamodb_client};
+use nudge_core::engine::Engine;
+use nudge_core::event::{StoreEvent, parse_event};
+use nudge_core::links::Signer;
+use nudge_core::mail::{MailError, Mailer, Receipt};
+use nudge_core::runner::{Applied, Runner};
 use nudge_core::store::{
     Commit, CommitOutcome, DeadLetter, SendKind, SendRecord, Store, StoreError,
 };
@@ -249,4 +254,140 @@ fn send(key: &str, at: chrono::DateTime<Utc>) -> SendRecord {
         at,
         payload: b"From: shop\r\n\r\nhello".to_vec(),
     }
+}
+
+/// A mailer that takes every email (the cost test counts DynamoDB, not SES).
+struct TakeAll;
+
+impl Mailer for TakeAll {
+    async fn send(&self, send: &SendRecord) -> Result<Receipt, MailError> {
+        Ok(Receipt {
+            message_id: format!("m-{}", send.idempotency_key),
+        })
+    }
+}
+
+/// The first event of type `kind` in the sample events, parsed.
+fn sample_event(kind: &str, customer: &str) -> StoreEvent {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/sample.jsonl");
+    let text = std::fs::read_to_string(path).expect("events/sample.jsonl");
+    let line = text
+        .lines()
+        .find(|l| {
+            l.contains(&format!(r#""detail-type": "{kind}""#))
+                && l.contains(&format!(r#""id": "{customer}""#))
+        })
+        .unwrap_or_else(|| panic!("no {kind} of {customer} in the sample"));
+    parse_event(line).expect("a sample event parses")
+}
+
+/// Prints the sizes DynamoDB bills the customer's items by: the state item and the send-log
+/// entry `key` (MIME compressed as stored).
+async fn print_sizes(raw: &Client, store: &DynamoDbStore, key: &str) {
+    let state = store.load("c-1001").await.unwrap().unwrap();
+    let state_item = raw_item(raw, "C#c-1001", "STATE")
+        .await
+        .expect("state item");
+    let send_item = raw_item(raw, "C#c-1001", &format!("S#{key}"))
+        .await
+        .expect("send item");
+    let sends = store.sends("c-1001").await.unwrap();
+    eprintln!(
+        "  state: {} bytes of JSON, item {} bytes; send: {} bytes of MIME, stored {} bytes, item {} bytes",
+        state.state.len(),
+        item_bytes(&state_item),
+        sends[0].record.payload.len(),
+        send_item["body"].as_b().unwrap().as_ref().len(),
+        item_bytes(&send_item),
+    );
+}
+
+/// An item's size as DynamoDB counts it, near enough (names plus values; a number as its digits).
+fn item_bytes(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    AttributeValue::L(l) => 3 + l.len() * 16,
+                    _ => 1,
+                }
+        })
+        .sum()
+}
+
+/// Prints what one input cost (requests and reported capacity per operation) and returns the
+/// number of requests.
+fn report(input: &str, meter: &RequestMeter) -> u64 {
+    let counts = meter.take();
+    let total: u64 = counts.values().map(|c| c.requests).sum();
+    let detail: Vec<String> = counts
+        .iter()
+        .map(|(op, c)| format!("{op} x{} ({:.1} CU reported)", c.requests, c.capacity))
+        .collect();
+    eprintln!("{input}: {total} requests: {}", detail.join(", "));
+    total
+}
+
+/// DynamoDB requests per input through the runner, with the shipped workflows (docs/COST.md
+/// takes its counts from here: run with `--nocapture` to see them). moto's consumed capacity
+/// is not DynamoDB's (it reports fixed units): the bill is computed from the item sizes.
+#[test]
+fn requests_per_input_through_the_runner() {
+    let Some(endpoint) = moto_endpoint("requests_per_input_through_the_runner") else {
+        return;
+    };
+    let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows");
+    let project = nudge_core::workflow::load(std::path::Path::new(dir))
+        .expect("the shipped workflows load")
+        .project
+        .expect("the shipped workflows are valid");
+    let signer = Signer::new(b"cost");
+    let engine = Engine::new(&project, &signer);
+    runtime().block_on(async {
+        let (store, meter) = fresh_store(&endpoint).await;
+        let runner = Runner::new(&engine, store.clone(), Some(TakeAll));
+        let created = sample_event("customer.created", "c-1001");
+        let applied = runner.event(&created, created.time).await.expect("applied");
+        let sent = report("customer.created (starts welcome-series, sends)", &meter);
+        let Applied::Done {
+            deliveries,
+            next_wake,
+            ..
+        } = applied
+        else {
+            panic!("a new event is applied")
+        };
+        assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+        assert!(sent <= 4, "an event that sends took {sent} requests");
+        let raw = client(&endpoint, &RequestMeter::new()).await;
+        print_sizes(&raw, &store, &deliveries[0].idempotency_key).await;
+        meter.take();
+        let due = next_wake.expect("the series waits");
+        let page = store
+            .due(nudge_core::store::due_shard("c-1001"), due, 10, None)
+            .await
+            .unwrap();
+        assert_eq!(page.due, [(due, "c-1001".to_owned())]);
+        report("due (one shard's page)", &meter);
+        runner.wake("c-1001", due, due).await.expect("woken");
+        let woken = report("timer firing (welcome-series step 2, sends)", &meter);
+        assert!(woken <= 4, "a timer that sends took {woken} requests");
+        let mut unwanted = sample_event("customer.updated", "c-1014");
+        unwanted.customer_id = "c-1001".to_owned();
+        let before = store.load("c-1001").await.unwrap().unwrap().version;
+        meter.take();
+        runner.event(&unwanted, due).await.expect("applied");
+        let ignored = report("customer.updated (no workflow wants it)", &meter);
+        assert!(ignored <= 2, "an unwanted event took {ignored} requests");
+        assert_eq!(
+            store.load("c-1001").await.unwrap().unwrap().version,
+            before + 1
+        );
+        meter.take();
+        runner.event(&unwanted, due).await.expect("applied");
+        report("the same event again (a duplicate)", &meter);
+    });
 }

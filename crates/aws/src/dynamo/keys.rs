@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn sort_keys_order_by_time_then_customer() {
-        let mut keys = vec![
+        let mut keys = [
             timer_keys("b", t(20)).unwrap().1,
             timer_keys("a!", t(20)).unwrap().1,
             timer_keys("a", t(20)).unwrap().1,
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn send_keys_order_by_time_customer_key() {
-        let mut keys = vec![
+        let mut keys = [
             send_keys("a!", "k", t(5)).unwrap().1,
             send_keys("a", "z", t(5)).unwrap().1,
             send_keys("a", "b", t(5)).unwrap().1,
