@@ -391,3 +391,44 @@ fn requests_per_input_through_the_runner() {
         report("the same event again (a duplicate)", &meter);
     });
 }
+
+#[test]
+fn a_cursor_of_the_timers_is_refused_by_the_send_sweep_and_the_other_way_round() {
+    let Some(endpoint) = moto_endpoint("a_cursor_of_the_timers_is_refused") else {
+        return;
+    };
+    let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(async {
+        let (store, _) = fresh_store(&endpoint).await;
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+        let sends = [send("k-1", at), send("k-2", at)];
+        let first = Commit {
+            next_wake: Some(at),
+            sends: &sends,
+            ..contract::new("c-1")
+        };
+        assert_eq!(
+            store.commit(first).await.unwrap(),
+            CommitOutcome::Committed { version: 1 }
+        );
+        let shard = nudge_core::store::due_shard("c-1");
+        let timers = store.due(shard, at, 1, None).await.unwrap();
+        let pending = store.pending_sends(shard, at, 1, None).await.unwrap();
+        let (timer_cursor, send_cursor) = (timers.cursor.unwrap(), pending.cursor.unwrap());
+        let wrong = store.pending_sends(shard, at, 1, Some(&timer_cursor)).await;
+        assert!(
+            matches!(wrong, Err(StoreError::InvalidRequest(_))),
+            "{wrong:?}"
+        );
+        let wrong = store.due(shard, at, 1, Some(&send_cursor)).await;
+        assert!(
+            matches!(wrong, Err(StoreError::InvalidRequest(_))),
+            "{wrong:?}"
+        );
+        let next = store
+            .pending_sends(shard, at, 1, Some(&send_cursor))
+            .await
+            .unwrap();
+        assert_eq!(next.due, [(at, "c-1".to_owned(), "k-2".to_owned())]);
+    });
+}

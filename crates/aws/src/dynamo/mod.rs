@@ -300,9 +300,17 @@ impl DynamoDbStore {
 /// The `ExclusiveStartKey` of a page after `cursor` in sweep partition `gpk`; a cursor of
 /// another shard is refused.
 fn start_key(gpk: &str, shard: u16, cursor: Cursor) -> Result<Item, StoreError> {
-    if due_shard(customer_of(&cursor.pk)?) != shard {
+    // A timer's cursor names a state item, a send's a send-log entry: one handed out by `due`
+    // is refused by `pending_sends` and the other way round, as is another shard's.
+    let timers = gpk == due_gpk(shard);
+    let kind_matches = if timers {
+        cursor.sk == STATE_SK
+    } else {
+        cursor.sk.starts_with(keys::SEND_SK_PREFIX)
+    };
+    if !kind_matches || due_shard(customer_of(&cursor.pk)?) != shard {
         return Err(StoreError::InvalidRequest(format!(
-            "the cursor is not one of due shard {shard}"
+            "the cursor is not one of this index and due shard {shard}"
         )));
     }
     Ok([
