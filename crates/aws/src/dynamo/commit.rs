@@ -212,3 +212,106 @@ pub(super) fn request_token(commit: &Commit<'_>, sends: &[&SendRecord]) -> Strin
     }
     hex::encode(&hash.finalize()[..16])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use nudge_core::store::SendKind;
+
+    fn send(key: &str) -> SendRecord {
+        SendRecord {
+            idempotency_key: key.to_owned(),
+            customer_id: "c".to_owned(),
+            workflow: "w".to_owned(),
+            step: "s".to_owned(),
+            kind: SendKind::Email,
+            category: "marketing".to_owned(),
+            tags: vec![],
+            at: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+            payload: vec![],
+        }
+    }
+
+    #[test]
+    fn a_commit_is_the_state_then_the_event_then_each_new_key_once() {
+        let sends = [send("k-1"), send("k-2"), send("k-1")];
+        let commit = Commit {
+            customer_id: "c",
+            expected_version: 3,
+            state: b"{}",
+            next_wake: None,
+            event_id: Some("e"),
+            sends: &sends,
+        };
+        let unique = unique_by_key(&sends);
+        assert_eq!(unique.len(), 2);
+        let now = hour_of(Utc.with_ymd_and_hms(2026, 3, 1, 10, 59, 59).unwrap());
+        assert_eq!(
+            now,
+            Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0)
+                .unwrap()
+                .timestamp()
+        );
+        let (items, layout) = transaction("t", &commit, &unique, now).unwrap();
+        assert_eq!(items.len(), 4);
+        assert_eq!((layout.event, layout.first_send), (Some(1), 2));
+        let put = |i: usize| items[i].put().expect("a put");
+        assert_eq!(put(0).condition_expression(), Some("#v = :v"));
+        assert_eq!(put(0).item()["v"], n(4));
+        assert!(!put(0).item().contains_key(GPK), "no timer, no index key");
+        let ttl = put(1).item()[TTL].as_n().unwrap().parse::<i64>().unwrap();
+        assert_eq!(ttl - now, 35 * 24 * 3600);
+        assert_eq!(put(2).item()[SK], s("S#k-1"));
+        assert_eq!(put(3).item()[SK], s("S#k-2"));
+        assert!(items.iter().all(|i| i.put().unwrap().table_name() == "t"));
+    }
+
+    #[test]
+    fn a_first_commit_puts_on_absence_and_tokens_depend_on_every_part() {
+        let base = Commit {
+            customer_id: "c",
+            expected_version: 0,
+            state: b"{}",
+            next_wake: None,
+            event_id: None,
+            sends: &[],
+        };
+        let (items, layout) = transaction("t", &base, &[], 0).unwrap();
+        assert_eq!(
+            items[0].put().unwrap().condition_expression(),
+            Some("attribute_not_exists(pk)")
+        );
+        assert_eq!((layout.event, layout.first_send), (None, 1));
+        let token = request_token(&base, &[]);
+        assert_eq!(token.len(), 32);
+        assert_eq!(token, request_token(&base, &[]));
+        let one = send("k");
+        let variants = [
+            Commit {
+                customer_id: "d",
+                ..base
+            },
+            Commit {
+                expected_version: 1,
+                ..base
+            },
+            Commit {
+                state: b"{ }",
+                ..base
+            },
+            Commit {
+                next_wake: Some(one.at),
+                ..base
+            },
+            Commit {
+                event_id: Some("e"),
+                ..base
+            },
+        ];
+        for other in variants {
+            assert_ne!(request_token(&other, &[]), token, "{other:?}");
+        }
+        assert_ne!(request_token(&base, &[&one]), token);
+    }
+}
