@@ -539,14 +539,14 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
     ) -> Result<Vec<Delivery>, RunnerError> {
         let mut claimed = Vec::with_capacity(keys.len());
         for &(customer_id, key) in keys {
-            match self
+            // A send another sender holds, that waits for a retry, or that is settled is not
+            // this runner's.
+            if let Some(entry) = self
                 .store
                 .claim_send(customer_id, key, clock, clock + SEND_LEASE)
                 .await?
             {
-                Some(entry) => claimed.push(entry),
-                // Another sender holds it, it waits for a retry, or it is settled.
-                None => {}
+                claimed.push(entry);
             }
         }
         if claimed.is_empty() {
