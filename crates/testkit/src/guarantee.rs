@@ -98,6 +98,9 @@ impl<S: Store> Store for Stopping<S> {
     ) -> Result<DuePage, StoreError> {
         self.inner.due(shard, until, limit, cursor).await
     }
+    async fn set_aside(&self, customer_id: &str, due: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.set_aside(customer_id, due).await
+    }
     async fn sends(&self, customer_id: &str) -> Result<Vec<SendEntry>, StoreError> {
         self.inner.sends(customer_id).await
     }
