@@ -78,7 +78,10 @@ pub use store_wide::{
     meta_get_set_overwrite,
 };
 pub use sweep::pending_sends_by_shard_and_time;
-pub use timers::{due_orders_and_limits, due_pages_with_a_cursor, timer_moves_and_clears};
+pub use timers::{
+    due_orders_and_limits, due_pages_with_a_cursor, set_aside_takes_the_timer_out,
+    timer_moves_and_clears,
+};
 
 /// Runs every check of the contract, each on a new store made by `make`, which must return an
 /// empty store each time.
@@ -94,6 +97,7 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
     due_orders_and_limits(&make().await).await;
     due_pages_with_a_cursor(&make().await).await;
     timer_moves_and_clears(&make().await).await;
+    set_aside_takes_the_timer_out(&make().await).await;
     send_log_unique_by_key(&make().await).await;
     send_for_another_customer_is_refused(&make().await).await;
     claims_are_exclusive_and_leased(&make().await).await;
