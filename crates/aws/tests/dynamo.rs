@@ -339,11 +339,7 @@ fn requests_per_input_through_the_runner() {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows");
-    let project = nudge_core::workflow::load(std::path::Path::new(dir))
-        .expect("the shipped workflows load")
-        .project
-        .expect("the shipped workflows are valid");
+    let project = shipped_project();
     let signer = Signer::new(b"cost");
     let engine = Engine::new(&project, &signer);
     runtime().block_on(async {
@@ -431,4 +427,28 @@ fn a_cursor_of_the_timers_is_refused_by_the_send_sweep_and_the_other_way_round()
             .unwrap();
         assert_eq!(next.due, [(at, "c-1".to_owned(), "k-2".to_owned())]);
     });
+}
+
+/// The shipped workflows (`workflows/`), loaded.
+fn shipped_project() -> nudge_core::workflow::Project {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows");
+    nudge_core::workflow::load(std::path::Path::new(dir))
+        .expect("the shipped workflows load")
+        .project
+        .expect("the shipped workflows are valid")
+}
+
+#[test]
+fn the_send_guarantee_holds_on_dynamodb_under_crashes() {
+    let Some(endpoint) = moto_endpoint("the_send_guarantee_holds_on_dynamodb") else {
+        return;
+    };
+    let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
+    let project = shipped_project();
+    let signer = Signer::new(b"guarantee");
+    let engine = Engine::new(&project, &signer);
+    runtime().block_on(nudge_testkit::guarantee::run_all(
+        async || fresh_store(&endpoint).await.0,
+        &engine,
+    ));
 }

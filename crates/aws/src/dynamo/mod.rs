@@ -224,6 +224,38 @@ impl DynamoDbStore {
         }))
     }
 
+    /// One conditional `UpdateItem` removing the timer's index keys if the timer is still at
+    /// `due` (its sort key is exactly that time and customer); the version is not touched.
+    async fn set_aside_inner(
+        &self,
+        customer_id: &str,
+        due: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // A time no sort key can hold is no customer's stored timer.
+        let Ok((_, gsk)) = keys::timer_keys(customer_id, due) else {
+            return Ok(false);
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(customer_pk(customer_id)))
+            .key(SK, s(STATE_SK))
+            .update_expression("REMOVE gpk, gsk")
+            .condition_expression("gsk = :gsk")
+            .expression_attribute_values(":gsk", s(gsk))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(e) if e.is_conditional_check_failed_exception() => Ok(false),
+                _ => Err(map_sdk_error("UpdateItem", err)),
+            },
+        }
+    }
+
     async fn due_inner(
         &self,
         shard: u16,
@@ -361,6 +393,10 @@ impl Store for DynamoDbStore {
 
     async fn sends(&self, customer_id: &str) -> Result<Vec<SendEntry>, StoreError> {
         self.sends_inner(customer_id).await
+    }
+
+    async fn set_aside(&self, customer_id: &str, due: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.set_aside_inner(customer_id, due).await
     }
 
     async fn claim_send(
