@@ -61,6 +61,22 @@ pub const SEND_LOG_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 const META_SK: &str = "META";
 
 /// The `Store` port on a DynamoDB table made by [`create_table`].
+///
+/// - A commit is one `TransactWriteItems` whose `ClientRequestToken` is derived from the commit
+///   (an SDK retry of a commit that went through is answered as done, not as a duplicate); its
+///   cancellation reasons give `AlreadyProcessed` (the event's, which wins) or `Conflict` (the
+///   customer's, or a transaction conflict). A commit of more than [`MAX_TRANSACTION_ITEMS`]
+///   items or with an item over [`MAX_ITEM_BYTES`] is `TooLarge` before any request.
+/// - Errors: throttling (and HTTP 429) is `Throttled`; 5xx, timeouts and connection failures
+///   `Unavailable`; size refusals `TooLarge`; anything else (no table, no permission) `Failed`.
+///   Messages name the operation, DynamoDB's code, the HTTP status and the request id, never
+///   the service's text or a key.
+/// - `due` and `pending_sends` read a global secondary index, which is eventually consistent:
+///   an entry may show a moment late, or a moment after it moved. Both are hints: the runner
+///   re-reads the customer before firing a timer, and a send is claimed by a conditional
+///   update of its own item.
+/// - Times are kept to the millisecond, from 1970 to 9999; a timer or send time outside that
+///   range is `InvalidRequest` (it cannot be written into a sort key).
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
     client: Client,
