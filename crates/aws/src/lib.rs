@@ -18,8 +18,8 @@ mod dynamo;
 mod ses;
 
 pub use dynamo::{
-    DynamoDbStore, MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS, OperationCount, PROCESSED_EVENT_TTL,
-    RequestMeter, SEND_LOG_TTL, create_table, dynamodb_client,
+    DynamoDbStore, MAX_CUSTOMER_ID_BYTES, MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS, OperationCount,
+    PROCESSED_EVENT_TTL, RequestMeter, SEND_LOG_TTL, create_table, dynamodb_client,
 };
 pub use ses::{SesMailer, TAG_CUSTOMER, TAG_KEY, TAG_KEY_SHA256, TAG_STEP, TAG_WORKFLOW};
 pub use ses::{config_loader, map_send_error, message_tags, ses_client};

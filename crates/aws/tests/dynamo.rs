@@ -178,7 +178,7 @@ fn the_state_is_compressed_and_the_timer_leaves_the_index_when_cleared() {
 }
 
 #[test]
-fn too_large_commits_are_refused_before_any_request() {
+fn too_large_commits_and_ids_are_refused_before_any_request() {
     let Some(endpoint) = moto_endpoint("too_large_commits_are_refused") else {
         return;
     };
@@ -206,6 +206,17 @@ fn too_large_commits_are_refused_before_any_request() {
         let result = store.commit(many).await;
         assert!(
             matches!(result, Err(StoreError::TooLarge { .. })),
+            "{result:?}"
+        );
+        let long_id = "c".repeat(nudge_aws::MAX_CUSTOMER_ID_BYTES + 1);
+        let result = store.commit(contract::new(&long_id)).await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidRequest(_))),
+            "{result:?}"
+        );
+        let result = store.load(&long_id).await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidRequest(_))),
             "{result:?}"
         );
         assert_eq!(meter.requests(), 0, "{:?}", meter.counts());

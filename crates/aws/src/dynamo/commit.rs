@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::error::{Cancelled, Layout, classify_cancellation, map_sdk_error};
 use super::item::{Item, b, check_item_size, check_transaction, n, s};
-use super::keys::{GPK, GSK, PK, SK, STATE_SK, TTL, customer_pk, event_pk, timer_keys};
+use super::keys::{
+    GPK, GSK, PK, SK, STATE_SK, TTL, check_customer_id, customer_pk, event_pk, timer_keys,
+};
 use super::sends::send_item;
 use super::{DynamoDbStore, PROCESSED_EVENT_TTL, codec};
 
@@ -28,6 +30,7 @@ impl DynamoDbStore {
         commit: Commit<'_>,
     ) -> Result<CommitOutcome, StoreError> {
         validate_commit(&commit)?;
+        check_customer_id(commit.customer_id)?;
         if commit.expected_version == u64::MAX {
             // No customer reaches that version (it has no successor): a conflict, unless the
             // event is a duplicate, which wins.

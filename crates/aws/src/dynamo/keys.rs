@@ -33,6 +33,37 @@ pub(super) const DEAD_PK: &str = "DEAD";
 /// milliseconds. Times are written zero-padded to 15 digits so that byte order is time order.
 const MAX_MILLIS: i64 = 253_402_300_799_999;
 
+/// The longest sort key DynamoDB takes (1,024 bytes, the index's included).
+const MAX_SORT_KEY_BYTES: usize = 1024;
+/// The longest customer id this store keeps: its timer's index sort key (a time, `#` and the
+/// id) and a send's (the same, U+0001 and the key) must fit DynamoDB's 1,024 bytes, with room
+/// for an idempotency key.
+pub const MAX_CUSTOMER_ID_BYTES: usize = 768;
+
+/// Refuses a customer id longer than [`MAX_CUSTOMER_ID_BYTES`] (`InvalidRequest`, before any
+/// request: DynamoDB would refuse its keys with a validation error).
+pub(super) fn check_customer_id(id: &str) -> Result<(), StoreError> {
+    if id.len() > MAX_CUSTOMER_ID_BYTES {
+        return Err(StoreError::InvalidRequest(format!(
+            "a customer id of {} bytes, over the {MAX_CUSTOMER_ID_BYTES} a DynamoDB key can hold",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a sort key over DynamoDB's limit.
+fn check_sort_key(key: String) -> Result<String, StoreError> {
+    if key.len() > MAX_SORT_KEY_BYTES {
+        return Err(StoreError::InvalidRequest(format!(
+            "a sort key of {} bytes (the customer id and an idempotency key), over DynamoDB's \
+             {MAX_SORT_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    Ok(key)
+}
+
 /// The partition key of customer `id`.
 pub(super) fn customer_pk(id: &str) -> String {
     format!("C#{id}")
@@ -103,7 +134,8 @@ pub(super) fn send_gpk(shard: u16) -> String {
 /// The sweep index keys of customer `id`'s timer at `at`: its shard, then the time and the
 /// customer (last, so byte order is (time, customer) order).
 pub(super) fn timer_keys(id: &str, at: DateTime<Utc>) -> Result<(String, String), StoreError> {
-    Ok((due_gpk(due_shard(id)), format!("{}#{id}", sort_time(at)?)))
+    let gsk = check_sort_key(format!("{}#{id}", sort_time(at)?))?;
+    Ok((due_gpk(due_shard(id)), gsk))
 }
 
 /// The sweep index keys of a live send of customer `id` under `key`, due at `at`. The
@@ -114,10 +146,8 @@ pub(super) fn send_keys(
     key: &str,
     at: DateTime<Utc>,
 ) -> Result<(String, String), StoreError> {
-    Ok((
-        send_gpk(due_shard(id)),
-        format!("{}#{id}\u{1}{key}", sort_time(at)?),
-    ))
+    let gsk = check_sort_key(format!("{}#{id}\u{1}{key}", sort_time(at)?))?;
+    Ok((send_gpk(due_shard(id)), gsk))
 }
 
 /// The exclusive upper bound of the sweep sort keys due at or before `until`: every key of a
@@ -240,6 +270,24 @@ mod tests {
         keys.sort();
         assert!(keys[0].ends_with("a\u{1}b") && keys[1].ends_with("a\u{1}z"));
         assert!(keys[2].contains("a!\u{1}k"));
+    }
+
+    #[test]
+    fn ids_and_keys_over_dynamodbs_limits_are_refused() {
+        let long = "c".repeat(MAX_CUSTOMER_ID_BYTES);
+        assert!(check_customer_id(&long).is_ok());
+        assert!(timer_keys(&long, t(0)).is_ok());
+        assert!(send_keys(&long, "r-0123456789abcdef0123.step", t(0)).is_ok());
+        let longer = format!("{long}c");
+        assert!(matches!(
+            check_customer_id(&longer),
+            Err(StoreError::InvalidRequest(_))
+        ));
+        let key = "k".repeat(1024);
+        assert!(matches!(
+            send_keys("c", &key, t(0)),
+            Err(StoreError::InvalidRequest(_))
+        ));
     }
 
     #[test]

@@ -40,6 +40,7 @@ use keys::{
 };
 
 pub use item::{MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS};
+pub use keys::MAX_CUSTOMER_ID_BYTES;
 pub use meter::{OperationCount, RequestMeter};
 pub use table::create_table;
 
@@ -76,7 +77,8 @@ const META_SK: &str = "META";
 ///   re-reads the customer before firing a timer, and a send is claimed by a conditional
 ///   update of its own item.
 /// - Times are kept to the millisecond, from 1970 to 9999; a timer or send time outside that
-///   range is `InvalidRequest` (it cannot be written into a sort key).
+///   range is `InvalidRequest` (it cannot be written into a sort key), as is a customer id over
+///   [`MAX_CUSTOMER_ID_BYTES`] in a load or a commit.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
     client: Client,
@@ -228,6 +230,7 @@ impl DynamoDbStore {
     }
 
     async fn load_inner(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        keys::check_customer_id(customer_id)?;
         let Some(item) = self
             .get(customer_pk(customer_id), STATE_SK, "v, st")
             .await?
