@@ -19,4 +19,5 @@ pub mod links;
 pub mod mail;
 pub mod runner;
 pub mod store;
+pub mod webhook;
 pub mod workflow;
