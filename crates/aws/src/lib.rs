@@ -6,6 +6,9 @@
 //!
 //! - [`SesMailer`]: the `Mailer` port on SES v2 (`SendEmail` with raw content, message tags,
 //!   errors mapped onto the backend-neutral `MailError`).
+//! - [`HttpWebhookCaller`]: the `WebhookCaller` port over HTTPS (hyper and rustls, timeouts,
+//!   bounded retries), signing with secrets from a [`SecretSource`]: [`SsmSecrets`] (SSM
+//!   Parameter Store) on AWS, [`EnvSecrets`] (environment variables) locally.
 //!
 //! Customer data (addresses, names, customer ids) never goes into a log line, an error message
 //! or an SES message tag here.
@@ -13,6 +16,11 @@
 #![warn(missing_docs)]
 
 mod ses;
+mod webhook;
+mod webhook_secrets;
 
 pub use ses::{SesMailer, TAG_CUSTOMER, TAG_KEY, TAG_KEY_SHA256, TAG_STEP, TAG_WORKFLOW};
 pub use ses::{config_loader, map_send_error, message_tags, ses_client};
+pub use webhook::{HttpWebhookCaller, RESPONSE_BODY_LIMIT, WebhookSettings, WebhookSetupError};
+pub use webhook_secrets::{EnvSecrets, Secret, SecretSource, SsmSecrets};
+pub use webhook_secrets::{env_var_name, ssm_client, ssm_parameter_name};
