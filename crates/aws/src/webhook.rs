@@ -175,8 +175,12 @@ impl<S: SecretSource + Sync> HttpWebhookCaller<S> {
     }
 }
 
-/// Reads at most [`RESPONSE_BODY_LIMIT`] bytes of `body`, and drops them.
-async fn drain(mut body: hyper::body::Incoming) {
+/// Reads `body` until it ends, fails or [`RESPONSE_BODY_LIMIT`] bytes are read, drops what it
+/// read and says how much that was.
+async fn drain<B>(mut body: B) -> usize
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
     let mut read = 0;
     while read < RESPONSE_BODY_LIMIT {
         match body.frame().await {
@@ -184,6 +188,7 @@ async fn drain(mut body: hyper::body::Incoming) {
             _ => break,
         }
     }
+    read
 }
 
 /// A failed exchange as [`WebhookError::Unreachable`], with the error's chain of causes (which
@@ -258,5 +263,60 @@ impl<S: SecretSource + Sync> WebhookCaller for HttpWebhookCaller<S> {
             ),
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use hyper::body::{Body, Frame};
+
+    use super::*;
+
+    /// A body of `frames` frames of 1 KB, counting the frames it gave.
+    struct Frames {
+        frames: usize,
+        given: usize,
+    }
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.given == self.frames {
+                return Poll::Ready(None);
+            }
+            self.given += 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; 1024])))))
+        }
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_response_body_is_read_up_to_the_limit_only() {
+        let mut long = Frames {
+            frames: 1000,
+            given: 0,
+        };
+        let read = block_on(drain(&mut long));
+        assert_eq!(read, RESPONSE_BODY_LIMIT);
+        assert_eq!(long.given, RESPONSE_BODY_LIMIT / 1024);
+        let mut short = Frames {
+            frames: 2,
+            given: 0,
+        };
+        assert_eq!(block_on(drain(&mut short)), 2048);
     }
 }
