@@ -29,7 +29,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use nudge_core::webhook::{
     SendRecord, WebhookCaller, WebhookError, WebhookReceipt, WebhookRequest, classify,
 };
@@ -39,6 +39,9 @@ use crate::webhook_secrets::SecretSource;
 
 /// The most of a response's body that is read (then the rest is dropped with the connection).
 pub const RESPONSE_BODY_LIMIT: usize = 4 * 1024;
+
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How patient one call is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +110,12 @@ impl<S: SecretSource + Sync> HttpWebhookCaller<S> {
             builder.https_only()
         };
         let connector = builder.enable_http1().wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        // Idle connections are closed after a while: a Lambda function frozen between
+        // invocations would otherwise find its pooled connections dead on the next call.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
         Ok(HttpWebhookCaller {
             client,
             secrets,
@@ -165,7 +173,7 @@ impl<S: SecretSource + Sync> HttpWebhookCaller<S> {
         let response = tokio::time::timeout(timeout, self.client.request(http_request))
             .await
             .map_err(|_| WebhookError::Timeout {
-                seconds: timeout.as_secs().max(1),
+                millis: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             })?
             .map_err(unreachable)?;
         let status = response.status().as_u16();

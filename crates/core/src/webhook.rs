@@ -215,10 +215,10 @@ pub enum WebhookError {
         reason: String,
     },
     /// The endpoint did not answer in time: retryable.
-    #[error("the endpoint did not answer within {seconds} s")]
+    #[error("the endpoint did not answer within {millis} ms")]
     Timeout {
-        /// The time allowed, in seconds.
-        seconds: u64,
+        /// The time allowed, in milliseconds.
+        millis: u64,
     },
     /// The endpoint answered 408, 429 or 5xx: retryable.
     #[error("the endpoint answered {status}: unavailable for now")]
@@ -431,7 +431,7 @@ mod tests {
             WebhookError::Unreachable {
                 reason: "refused".to_owned(),
             },
-            WebhookError::Timeout { seconds: 5 },
+            WebhookError::Timeout { millis: 5000 },
             WebhookError::SecretUnavailable {
                 name: "a".to_owned(),
                 reason: "throttled".to_owned(),
