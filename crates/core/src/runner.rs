@@ -450,6 +450,7 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
                     let deliveries = if self.deliver_after_commit {
                         let keys: Vec<_> = sends
                             .iter()
+                            .filter(|s| self.can_deliver(s.kind))
                             .map(|s| (customer_id, s.idempotency_key.as_str()))
                             .collect();
                         self.deliver(&keys, clock).await?
@@ -527,34 +528,28 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
     }
 
     /// Delivers the sends `keys` (`(customer, idempotency key)`) at the runner's clock
-    /// `clock` and returns what became of those it claimed: claims each (a send another sender
-    /// holds, or that waits for a retry, is left alone), makes the store durable, sends each claimed one, and settles it sent, for a
-    /// retry (with the wait of [`retry_delay`]), failed or unknown. The send guarantee
-    /// (docs/ARCHITECTURE.md) rests on this order: nothing leaves without a durable claim, and
-    /// nothing is claimed before the commit that logged it.
+    /// `clock`, one after the other, and returns what became of those it claimed. For each:
+    /// claim it (a send another sender holds, that waits for a retry, or that is settled is
+    /// left alone), make the store durable, send, and settle it sent, for a retry (after
+    /// [`retry_delay`]), failed or unknown. The send guarantee (docs/ARCHITECTURE.md) rests on
+    /// this order: nothing leaves without a durable claim, and nothing is claimed before the
+    /// commit that logged it. One send at a time, so that a store failure midway leaves every
+    /// later send pending (the sweep's), never claimed and unsent.
     pub async fn deliver(
         &self,
         keys: &[(&str, &str)],
         clock: DateTime<Utc>,
     ) -> Result<Vec<Delivery>, RunnerError> {
-        let mut claimed = Vec::with_capacity(keys.len());
+        let mut deliveries = Vec::new();
         for &(customer_id, key) in keys {
-            match self
+            let Some(entry) = self
                 .store
                 .claim_send(customer_id, key, clock, clock + SEND_LEASE)
                 .await?
-            {
-                Some(entry) => claimed.push(entry),
-                // Another sender holds it, it waits for a retry, or it is settled.
-                None => {}
-            }
-        }
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.store.flush().await?;
-        let mut deliveries = Vec::with_capacity(claimed.len());
-        for entry in claimed {
+            else {
+                continue;
+            };
+            self.store.flush().await?;
             let outcome = self.deliver_claimed(&entry, clock).await;
             let record = &entry.record;
             let settle = match &outcome {
@@ -606,6 +601,7 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
         let entries = self.store.sends(customer_id).await?;
         let keys: Vec<_> = entries
             .iter()
+            .filter(|e| self.can_deliver(e.record.kind))
             .filter(|e| !e.status.is_final() && e.retry_at.is_some_and(|at| at <= clock))
             .map(|e| (customer_id, e.record.idempotency_key.as_str()))
             .collect();
@@ -646,6 +642,14 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             }
         }
         Ok(deliveries)
+    }
+
+    /// Whether this runner has what delivers a send of `kind` (a mailer, a webhook caller).
+    fn can_deliver(&self, kind: SendKind) -> bool {
+        match kind {
+            SendKind::Email => self.mailer.is_some(),
+            SendKind::Webhook => self.webhooks.is_some(),
+        }
     }
 
     /// Sends one claimed send and says how to settle it.

@@ -505,6 +505,19 @@ pub trait Store: Send + Sync {
         customer_id: &str,
     ) -> impl Future<Output = Result<Vec<SendEntry>, StoreError>> + Send;
 
+    /// Sets a customer aside: takes their timer out of the due index if it is still at `due`
+    /// (a commit since then moved it, and that commit wins), leaving the state, its version
+    /// and the send log as they are. For a wake that fails with the customer's own error (an
+    /// unreadable or oversized state: the same wake fails whenever it is retried), so that it
+    /// is not retried at every tick ahead of everyone else; the caller keeps the failure as a
+    /// dead letter (which makes it visible and replayable). The customer's next commit (an
+    /// event of theirs) sets the timer again. Returns whether the timer was taken out.
+    fn set_aside(
+        &self,
+        customer_id: &str,
+        due: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Claims a send for delivery: atomically, if the send `idempotency_key` of `customer_id`
     /// is [`SendStatus::Pending`] or [`SendStatus::Sending`] with a `retry_at` at or before
     /// `now` (deliverable, or a claim whose lease ended), sets it `Sending` until
