@@ -476,6 +476,26 @@ impl Inner {
         Ok(page)
     }
 
+    /// See [`Store::set_aside`]: the timer is taken out only if it is still at `due`; the
+    /// version stays (the state did not change), so no commit in flight is made to conflict.
+    fn set_aside(&mut self, customer_id: &str, due: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.begin_write()?;
+        let result = self.spill().and_then(|()| {
+            self.conn
+                .prepare_cached(
+                    "UPDATE customers SET next_wake = NULL
+                     WHERE customer_id = ?1 AND next_wake = ?2",
+                )
+                .and_then(|mut s| s.execute(params![customer_id, to_millis(due)]))
+                .map_err(store_error)
+        });
+        let taken = matches!(result, Ok(n) if n > 0);
+        let end = self.end_write(taken);
+        result?;
+        end?;
+        Ok(taken)
+    }
+
     fn record_dead_letter(&mut self, letter: &DeadLetter) -> Result<String, StoreError> {
         self.begin_write()?;
         let inserted = self
@@ -605,6 +625,10 @@ impl Store for SqliteStore {
 
     async fn sends(&self, customer_id: &str) -> Result<Vec<SendEntry>, StoreError> {
         self.with(|inner| inner.sends(customer_id))
+    }
+
+    async fn set_aside(&self, customer_id: &str, due: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.with(|inner| inner.set_aside(customer_id, due))
     }
 
     async fn claim_send(
