@@ -403,7 +403,8 @@ fn the_request_carries_the_raw_mime_the_configuration_set_and_the_tags() {
         .find(|l| l.starts_with("To: "))
         .map(str::to_owned);
     assert!(
-        to.as_deref().is_some_and(|l| l.ends_with("<zoe@example.com>")),
+        to.as_deref()
+            .is_some_and(|l| l.ends_with("<zoe@example.com>")),
         "the message's To names the recipient: {to:?}"
     );
     assert_eq!(body["ConfigurationSetName"], "nudge-test");

@@ -107,7 +107,6 @@ impl Group {
             _ => &[],
         }
     }
-
 }
 
 /// What became of the email `action` decided, if it is one and is among `deliveries`.

@@ -295,7 +295,10 @@ async fn fire_timers<S: Store, M: Mailer>(
             // A wake has no event id: never a duplicate.
             Applied::Duplicate { .. } => Vec::new(),
         };
-        groups.push(Group::new(Key::wake(item, at, customer), Did::Wake(actions)));
+        groups.push(Group::new(
+            Key::wake(item, at, customer),
+            Did::Wake(actions),
+        ));
     }
     Ok(())
 }

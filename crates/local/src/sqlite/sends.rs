@@ -99,9 +99,8 @@ impl Inner {
     /// [`StoreError::UnknownSend`].
     fn send_entry(&mut self, customer_id: &str, key: &str) -> Result<SendEntry, StoreError> {
         self.spill()?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM sends WHERE idempotency_key = ?1 AND customer_id = ?2"
-        );
+        let sql =
+            format!("SELECT {COLUMNS} FROM sends WHERE idempotency_key = ?1 AND customer_id = ?2");
         let mut stmt = self.conn.prepare_cached(&sql).map_err(store_error)?;
         let mut rows = stmt.query([key, customer_id]).map_err(store_error)?;
         match rows.next().map_err(store_error)? {
@@ -269,15 +268,16 @@ impl Inner {
             ));
         }
         if page.due.len() == limit {
-            page.cursor = page
-                .due
-                .last()
-                .map(|(at, c, k)| pending_cursor(*at, c, k));
+            page.cursor = page.due.last().map(|(at, c, k)| pending_cursor(*at, c, k));
         }
         Ok(page)
     }
 
-    pub(super) fn link_order(&mut self, order_id: &str, customer_id: &str) -> Result<(), StoreError> {
+    pub(super) fn link_order(
+        &mut self,
+        order_id: &str,
+        customer_id: &str,
+    ) -> Result<(), StoreError> {
         self.begin_write()?;
         let linked = self
             .conn
