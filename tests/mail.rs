@@ -555,7 +555,10 @@ async fn outbox_remembers_what_an_earlier_run_wrote() {
     std::fs::write(tmp.path().join("notes.txt"), "not an email").unwrap();
 
     let reopened = OutboxMailer::new(tmp.path()).unwrap();
-    assert_eq!(reopened.lookup(&record(&email)).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        reopened.lookup(&record(&email)).await.unwrap(),
+        Some(first.clone())
+    );
     assert_eq!(reopened.send(&record(&email)).await.unwrap(), first);
     assert_eq!(
         eml_files(tmp.path()),

@@ -322,6 +322,11 @@ fn report(
                 Format::Json => writeln!(out, "{}", timeline.json(action, delivery)),
                 Format::Text => writeln!(out, "{}", timeline.text(action, delivery)),
             };
+            // With a kept store, each row goes out at once: a run killed now loses as few
+            // rows of emails it delivered as it can (see docs/RELIABILITY.md).
+            if run.keeps_sends && delivery.is_some() {
+                let _ = out.flush();
+            }
         },
         |notice| {
             if let Some(notice) = line_notices.keep(notice) {

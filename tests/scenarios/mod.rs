@@ -11,8 +11,8 @@ use nudge_core::engine::{Action, ActionKind, Engine};
 use nudge_core::links::Signer;
 use nudge_core::runner::{DeliveryOutcome, Runner};
 use nudge_local::outbox::OutboxMailer;
-use nudge_local::{LocalMailer, RecordingMailer};
 use nudge_local::sqlite::SqliteStore;
+use nudge_local::{LocalMailer, RecordingMailer};
 use serde_json::{Value, json};
 
 mod counted;

@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use nudge_core::store::{
-    Commit, CommitOutcome, SendStatus, Settle, Store, StoreError, all_due,
-};
+use nudge_core::store::{Commit, CommitOutcome, SendStatus, Settle, Store, StoreError, all_due};
 use nudge_local::{SqliteOptions, SqliteStore};
 use nudge_testkit::contract::new;
 
@@ -217,7 +215,14 @@ async fn claims_and_settles_of_sends_in_an_open_batch_are_kept() {
     assert!(!store.settle_send("c-1", "k-new", failed).await.unwrap());
     store.flush().await.unwrap();
     drop(store);
-    type Row = (String, String, i64, Option<i64>, Option<String>, Option<String>);
+    type Row = (
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = raw(&path)
         .prepare(
             "SELECT idempotency_key, status, attempts, retry_at, message_id, reason FROM sends
@@ -225,7 +230,14 @@ async fn claims_and_settles_of_sends_in_an_open_batch_are_kept() {
         )
         .unwrap()
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })
         .unwrap()
         .collect::<Result<_, _>>()
@@ -241,7 +253,14 @@ async fn claims_and_settles_of_sends_in_an_open_batch_are_kept() {
                 None,
                 Some("busy".into())
             ),
-            ("k-old".into(), "sent".into(), 1, None, Some("m-old".into()), None),
+            (
+                "k-old".into(),
+                "sent".into(),
+                1,
+                None,
+                Some("m-old".into()),
+                None
+            ),
         ]
     );
 }

@@ -201,7 +201,12 @@ impl Store for Faulty {
             Fault::ClaimIgnoresLease => now.max(lease_until).max(at(100_000_000)),
             _ => now,
         };
-        match (self.fault, self.inner.claim_send(customer_id, key, now, lease_until).await) {
+        match (
+            self.fault,
+            self.inner
+                .claim_send(customer_id, key, now, lease_until)
+                .await,
+        ) {
             (Fault::ClaimUnknownOk, Err(StoreError::UnknownSend(_))) => Ok(None),
             (_, claimed) => claimed,
         }
@@ -214,14 +219,21 @@ impl Store for Faulty {
         settle: Settle<'_>,
     ) -> Result<bool, StoreError> {
         if let Fault::SettleIgnored = self.fault {
-            return match self.inner.sends(customer_id).await?.iter().any(|e| {
-                e.record.idempotency_key == key
-            }) {
+            return match self
+                .inner
+                .sends(customer_id)
+                .await?
+                .iter()
+                .any(|e| e.record.idempotency_key == key)
+            {
                 true => Ok(true),
                 false => Err(StoreError::UnknownSend(key.to_owned())),
             };
         }
-        match (self.fault, self.inner.settle_send(customer_id, key, settle).await) {
+        match (
+            self.fault,
+            self.inner.settle_send(customer_id, key, settle).await,
+        ) {
             (Fault::SettleAnyCustomer, Err(StoreError::UnknownSend(_))) => {
                 // The first customer of the check that holds the key.
                 for owner in ["c-1", "c-2", "c-3"] {
@@ -456,7 +468,10 @@ fn contract_checks_catch_broken_stores() {
         ("concurrent_claims_one_wins", Fault::ClaimIgnoresLease),
         ("claims_are_exclusive_and_leased", Fault::ClaimUnknownOk),
         ("settles_move_a_send_as_documented", Fault::SettleIgnored),
-        ("settles_move_a_send_as_documented", Fault::SettleAnyCustomer),
+        (
+            "settles_move_a_send_as_documented",
+            Fault::SettleAnyCustomer,
+        ),
         ("pending_sends_by_shard_and_time", Fault::PendingWrongShard),
         ("pending_sends_by_shard_and_time", Fault::PendingTooLate),
         ("orders_link_to_customers", Fault::OrderKeepsFirstLink),

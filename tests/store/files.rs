@@ -154,7 +154,10 @@ async fn reopening_keeps_everything() {
             store.commit(commit).await.unwrap(),
             CommitOutcome::Committed { version: 1 }
         );
-        let claimed = store.claim_send("c-1", "k-1", at(1), at(301)).await.unwrap();
+        let claimed = store
+            .claim_send("c-1", "k-1", at(1), at(301))
+            .await
+            .unwrap();
         assert!(claimed.is_some());
         let sent = Settle::Sent {
             message_id: Some("m-1"),

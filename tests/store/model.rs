@@ -195,8 +195,7 @@ impl Model {
                 stranger,
             } => {
                 let (now, lease) = (at(*now), at(*now + *lease));
-                self.claim(store, step, *key, (now, lease), *stranger)
-                    .await
+                self.claim(store, step, *key, (now, lease), *stranger).await
             }
             Op::Settle {
                 key,
