@@ -203,6 +203,28 @@ fn simulate_command(events: &Path, outbox: &Path, db: &Path) -> Command {
     cmd
 }
 
+/// Runs `cmd` until `outbox` holds `n` emails, then kills it with SIGKILL; returns the keys
+/// of the `email.sent` rows it printed (its stdout goes to the file `out`).
+fn kill_when_written(mut cmd: Command, outbox: &Path, n: usize, out: &Path) -> Vec<String> {
+    let mut child = cmd
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it was killed");
+        }
+        if outbox.exists() && emails(outbox).len() >= n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    sent_keys(&std::fs::read_to_string(out).unwrap())
+}
+
 /// A run killed with SIGKILL in the middle, then run again with the same `--db` and
 /// `--outbox`: the outbox ends with exactly the emails of an undisturbed run, each written
 /// once, byte for byte, and no temporary file; the second run prints an `email.sent` row for
@@ -241,25 +263,13 @@ fn a_run_killed_mid_run_and_run_again_writes_each_email_once() {
     // Killed once a third of the emails are written.
     let outbox = tmp.path().join("outbox");
     let db = tmp.path().join("store.db");
-    let killed_out = tmp.path().join("killed.jsonl");
-    let mut child = simulate_command(&events_file, &outbox, &db)
-        .stdout(std::fs::File::create(&killed_out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before it was killed");
-        }
-        if outbox.exists() && emails(&outbox).len() >= expected.len() / 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let killed_keys = kill_when_written(
+        simulate_command(&events_file, &outbox, &db),
+        &outbox,
+        expected.len() / 3,
+        &tmp.path().join("killed.jsonl"),
+    );
     let at_kill = emails(&outbox);
-    let killed_keys = sent_keys(&std::fs::read_to_string(&killed_out).unwrap());
     assert!(at_kill.len() < expected.len(), "killed too late");
 
     // Run again to the end.

@@ -115,11 +115,11 @@ fn quiet_stops() {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Point {
     /// After the commit that logged the send (durable), before any delivery.
-    AfterCommit,
+    Committed,
     /// After the claim was made durable, before the file was written.
-    AfterClaim,
+    Claimed,
     /// After the file was written, before the send was settled.
-    AfterSend,
+    Sent,
 }
 
 /// The outbox, stopping the process (a panic) before or after it writes.
@@ -130,7 +130,7 @@ struct Stopping {
 
 impl Mailer for Stopping {
     async fn send(&self, send: &SendRecord) -> Result<Receipt, MailError> {
-        if self.point == Point::AfterClaim {
+        if self.point == Point::Claimed {
             panic!("the process stopped after the claim");
         }
         self.outbox.send(send).await?;
@@ -176,7 +176,7 @@ fn crash_and_resume(engine: &Engine<'_>, category: &str, point: Point, dir: &Pat
             );
             store.flush().await.unwrap();
         });
-        if point != Point::AfterCommit {
+        if point != Point::Committed {
             let mailer = Stopping {
                 outbox: OutboxMailer::new(&outbox).unwrap(),
                 point,
@@ -194,7 +194,7 @@ fn crash_and_resume(engine: &Engine<'_>, category: &str, point: Point, dir: &Pat
     let runner = Runner::new(engine, open(&db), Some(&mailer)).deliver_later();
     let swept = resume_sends(&runner, &mailer).unwrap();
     assert_eq!(swept.len(), 1, "{what}: {swept:?}");
-    assert_eq!(swept[0].found, point == Point::AfterSend, "{what}");
+    assert_eq!(swept[0].found, point == Point::Sent, "{what}");
     // Written once, whole, and settled sent: never twice, marketing included, since the
     // outbox knows whether it was written.
     let files: Vec<_> = std::fs::read_dir(&outbox)
@@ -240,7 +240,7 @@ fn nothing_pending(store: &SqliteStore) -> Result<bool, StoreError> {
 fn a_simulate_stopped_at_any_point_delivers_each_email_once_when_resumed() {
     with_engine(|engine| {
         for category in ["transactional", "marketing"] {
-            for point in [Point::AfterCommit, Point::AfterClaim, Point::AfterSend] {
+            for point in [Point::Committed, Point::Claimed, Point::Sent] {
                 let dir = tempfile::tempdir().unwrap();
                 crash_and_resume(engine, category, point, dir.path());
             }

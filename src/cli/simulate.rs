@@ -291,8 +291,7 @@ fn open_store(path: &Path, options: SqliteOptions) -> Result<SqliteStore, RunErr
 }
 
 /// Runs the simulation, printing the timeline as it goes, then the summary; returns the exit
-/// code: [`exit::UNDELIVERED`] when an email could not be delivered, else
-/// [`exit::PROBLEMS`] when lines were rejected, else [`exit::OK`].
+/// code ([`exit_code`]).
 fn report(
     runners: Runners<'_, Runner<'_, SqliteStore, &LocalMailer>>,
     args: &Args,
@@ -306,11 +305,7 @@ fn report(
     let progress = progress_bar();
     let events_name = args.events.display().to_string();
     // What a stopped run left and this run delivered now comes first.
-    for swept in &run.resumed {
-        if let Some(row) = timeline.swept(swept, format) {
-            let _ = writeln!(out, "{row}");
-        }
-    }
+    timeline.print_swept(&mut out, &run.resumed, format);
     // Notices about lines, kept to be printed in line order (see `LineNotices`).
     let mut line_notices = LineNotices::default();
     let result = simulate(
@@ -352,11 +347,9 @@ fn report(
     let retried = retry_pending(runners_slice(runners), summary.until).inspect_err(|_| {
         let _ = out.flush();
     })?;
+    timeline.print_swept(&mut out, &retried, format);
     for swept in &retried {
         summary.count_swept(swept, false);
-        if let Some(row) = timeline.swept(swept, format) {
-            let _ = writeln!(out, "{row}");
-        }
     }
     for swept in &run.resumed {
         summary.count_swept(swept, true);
@@ -372,14 +365,20 @@ fn report(
         }
     }
     let _ = out.flush();
+    Ok(exit_code(&summary))
+}
+
+/// The exit code of a run that ended: [`exit::UNDELIVERED`] when an email could not be
+/// delivered, else [`exit::PROBLEMS`] when lines were rejected, else [`exit::OK`].
+fn exit_code(summary: &Summary) -> u8 {
     let failed: u64 = summary.workflows.values().map(|w| w.emails_failed).sum();
-    Ok(if summary.undelivered > 0 || failed > 0 {
+    if summary.undelivered > 0 || failed > 0 {
         exit::UNDELIVERED
     } else if summary.rejected > 0 {
         exit::PROBLEMS
     } else {
         exit::OK
-    })
+    }
 }
 
 /// The runners of `runners`, as a slice.
@@ -586,6 +585,15 @@ impl Timeline {
 }
 
 impl Timeline {
+    /// Prints a row for each of `swept` that has one (see [`Timeline::swept`]).
+    fn print_swept(&mut self, out: &mut impl Write, swept: &[Swept], format: Format) {
+        for s in swept {
+            if let Some(row) = self.swept(s, format) {
+                let _ = writeln!(out, "{row}");
+            }
+        }
+    }
+
     /// A row for an email a sweep delivered or failed (a stopped run's, or one retried at the
     /// end of the run), from its logged message: `None` for one found already delivered (the
     /// run that delivered it reported it) or still waiting for a retry (the summary counts

@@ -215,35 +215,8 @@ async fn claims_and_settles_of_sends_in_an_open_batch_are_kept() {
     assert!(!store.settle_send("c-1", "k-new", failed).await.unwrap());
     store.flush().await.unwrap();
     drop(store);
-    type Row = (
-        String,
-        String,
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = raw(&path)
-        .prepare(
-            "SELECT idempotency_key, status, attempts, retry_at, message_id, reason FROM sends
-             ORDER BY 1",
-        )
-        .unwrap()
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
     assert_eq!(
-        rows,
+        send_rows(&path),
         vec![
             (
                 "k-new".into(),
@@ -263,6 +236,40 @@ async fn claims_and_settles_of_sends_in_an_open_batch_are_kept() {
             ),
         ]
     );
+}
+
+/// A send-log row as another connection reads it.
+type SendRow = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The send log of the file at `path`: key, status, attempts, retry time, message id and
+/// reason, by key.
+fn send_rows(path: &Path) -> Vec<SendRow> {
+    raw(path)
+        .prepare(
+            "SELECT idempotency_key, status, attempts, retry_at, message_id, reason FROM sends
+             ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// How many customers a connection other than the store's sees in the file.

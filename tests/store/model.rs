@@ -86,7 +86,7 @@ fn op() -> impl Strategy<Value = Op> {
                 sends,
                 fail,
             })),
-        2 => (0..9u8, 0..12i64, 1..6i64, stranger.clone()).prop_map(
+        2 => (0..9u8, 0..12i64, 1..6i64, stranger).prop_map(
             |(key, now, lease, stranger)| Op::Claim { key, now, lease, stranger }
         ),
         2 => (0..9u8, 0..4u8, 0..12i64, stranger).prop_map(

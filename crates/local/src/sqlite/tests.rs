@@ -466,7 +466,8 @@ fn old_send_logs_are_migrated_to_final_statuses_that_say_why() {
             sends: std::slice::from_ref(&send),
             ..commit("c1", 1)
         };
-        block_on(store.commit(next)).unwrap();
+        let outcome = block_on(store.commit(next)).unwrap();
+        assert_eq!(outcome, CommitOutcome::Committed { version: 2 });
         let sends = block_on(store.sends("c1")).unwrap();
         assert_eq!(sends[3].record, send);
         let shard = due_shard("c1");
@@ -505,7 +506,8 @@ fn claims_and_settles_join_the_batch_and_see_its_sends() {
             sends: std::slice::from_ref(&send),
             ..commit("c1", 0)
         };
-        store.commit(first).await.unwrap();
+        let outcome = store.commit(first).await.unwrap();
+        assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
         let t = |ms| from_millis(ms).unwrap();
         let claimed = store.claim_send("c1", "r-1.a", t(1000), t(2000)).await;
         assert_eq!(claimed.unwrap().unwrap().status, SendStatus::Pending);
