@@ -129,7 +129,7 @@ fn an_unwritable_outbox_sends_nothing_exits_3_and_a_later_run_delivers_each_emai
     assert_eq!(rows(&out, "email.pending"), 0, "{out}");
     assert!(
         out.contains(&format!(
-            "Resumed: {} emails an earlier run left undelivered settled first (0 found already delivered)",
+            "Resumed: {} emails an earlier run left undelivered, tried first (0 found already delivered)",
             expected.len()
         )),
         "{out}"
@@ -162,6 +162,82 @@ fn an_unwritable_outbox_without_a_store_says_the_emails_are_lost() {
     // The reason names the outbox's file, never the recipient.
     let pending = out.lines().find(|l| l.contains(" email.pending ")).unwrap();
     assert!(pending.contains("cannot write the outbox at"), "{pending}");
+}
+
+/// An email the outbox never takes is retried by each later run on the store, and settled
+/// failed when its attempts run out (`MAX_SEND_ATTEMPTS`, 8: the run's own attempt and one at
+/// its end, then two per later run): an `email.failed` row saying so, exit 3; after that
+/// nothing is pending, and a run exits 0. In JSON, a pending email's row has the reason and
+/// the time of its next try.
+#[test]
+fn an_email_the_outbox_never_takes_fails_when_its_attempts_run_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = std::fs::read_to_string(root().join("events/sample.jsonl")).unwrap();
+    let events = tmp.path().join("one.jsonl");
+    std::fs::write(&events, sample.lines().next().unwrap()).unwrap();
+    let outbox = tmp.path().join("outbox");
+    std::fs::create_dir(&outbox).unwrap();
+    let db = tmp.path().join("store.db");
+    let args = |format: &'static str| {
+        [
+            "simulate",
+            "--events",
+            events.to_str().unwrap(),
+            "--outbox",
+            outbox.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--format",
+            format,
+        ]
+        .map(str::to_owned)
+    };
+    let run = |format| {
+        let args = args(format);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nudge(&root(), &args, &[("NUDGE_SIGNING_KEY", "")])
+    };
+    make_unwritable(&outbox);
+    let first = run("json");
+    let rest: Vec<_> = (0..3).map(|_| run("text")).collect();
+    make_writable(&outbox);
+    let (code, out, err) = first;
+    assert_eq!(code, 3, "{err}");
+    let pending: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|row| row["action"] == "email.pending")
+        .collect();
+    assert!(!pending.is_empty(), "{out}");
+    for row in &pending {
+        let reason = row["reason"].as_str().unwrap();
+        assert!(reason.contains("cannot write the outbox"), "{row}");
+        assert!(row["until"].as_str().is_some(), "{row}");
+    }
+    for (code, out, err) in &rest[..2] {
+        assert_eq!(*code, 3, "{err}");
+        assert!(out.contains("Undelivered:"), "{out}");
+        assert_eq!(
+            rows(out, "email.failed") + rows(out, "email.sent"),
+            0,
+            "{out}"
+        );
+    }
+    let (code, out, err) = &rest[2];
+    assert_eq!(*code, 3, "{err}");
+    assert!(!out.contains("Undelivered:"), "{out}");
+    assert_eq!(rows(out, "email.failed"), pending.len(), "{out}");
+    assert!(out.contains("8 attempts failed; the last: "), "{out}");
+    assert!(emails(&outbox).is_empty());
+    let (code, out, err) = run("text");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        rows(&out, "email.failed") + rows(&out, "email.sent"),
+        0,
+        "{out}"
+    );
+    assert!(!out.contains("Resumed:"), "{out}");
+    assert!(emails(&outbox).is_empty());
 }
 
 /// The idempotency keys (`<run>.<step>`) of the `email.sent` rows of a JSON timeline.

@@ -802,7 +802,7 @@ pub(crate) fn summary_text(s: &Summary, keeps_sends: bool) -> String {
     ));
     if s.left_over > 0 {
         out.push_str(&format!(
-            "Resumed: {} an earlier run left undelivered settled first ({} found already delivered)\n",
+            "Resumed: {} an earlier run left undelivered, tried first ({} found already delivered)\n",
             counted(s.left_over, "email", "emails"),
             s.found_delivered,
         ));
