@@ -59,3 +59,55 @@ impl Mailer for LocalMailer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nudge_core::store::SendKind;
+
+    fn send(payload: &[u8]) -> SendRecord {
+        SendRecord {
+            idempotency_key: "r-1.s".into(),
+            customer_id: "c-1".into(),
+            workflow: "w".into(),
+            step: "s".into(),
+            kind: SendKind::Email,
+            category: "marketing".into(),
+            tags: vec![],
+            at: chrono::DateTime::UNIX_EPOCH,
+            payload: payload.to_vec(),
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn the_recorder_reports_the_message_id_and_never_that_it_delivered() {
+        let with_id = send(b"Message-ID: <r-1.s@shop.example>\r\n\r\nbody");
+        let receipt = block_on(RecordingMailer.send(&with_id)).unwrap();
+        assert_eq!(receipt.message_id, "r-1.s@shop.example");
+        let without = block_on(RecordingMailer.send(&send(b""))).unwrap();
+        assert_eq!(without.message_id, "r-1.s");
+        let mailer = LocalMailer::Record(RecordingMailer);
+        assert_eq!(block_on(mailer.delivered(&with_id)).unwrap(), None);
+    }
+
+    #[test]
+    fn the_outbox_says_for_sure_what_it_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = LocalMailer::Outbox(OutboxMailer::new(dir.path()).unwrap());
+        let s = send(b"Message-ID: <r-1.s@shop.example>\r\n\r\nbody");
+        assert_eq!(block_on(mailer.delivered(&s)).unwrap(), None);
+        let receipt = block_on(mailer.send(&s)).unwrap();
+        assert_eq!(
+            block_on(mailer.delivered(&s)).unwrap(),
+            Some(receipt.clone())
+        );
+        assert_eq!(block_on(mailer.lookup(&s)).unwrap(), Some(receipt));
+    }
+}

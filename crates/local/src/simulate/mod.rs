@@ -14,7 +14,12 @@
 //! - `seen`: repeated event ids, found in line order whatever the shard;
 //! - `shard` and `timers`: a shard's thread, its inputs and its timers in memory;
 //! - `merge`: the rounds to the shards and the merge back into single-threaded order;
-//! - `summary`: the counts reported at the end.
+//! - `summary`: the counts reported at the end;
+//! - `sweep`: what a stopped run left, settled before a run ([`resume_sends`]), and the
+//!   emails waiting for a retry, tried again after it ([`retry_pending`]).
+//!
+//! Each shard delivers the emails of a round once the round is durable (see [`simulate`]):
+//! nothing leaves before the decision that sent it is kept.
 
 mod feed;
 mod index;
