@@ -279,6 +279,28 @@ fn simulate_command(events: &Path, outbox: &Path, db: &Path) -> Command {
     cmd
 }
 
+/// `dir` if it exists (the outbox before the first run has not), else an empty folder.
+fn outbox_or_empty(dir: &Path) -> std::path::PathBuf {
+    if dir.exists() {
+        return dir.to_path_buf();
+    }
+    let empty = dir.with_extension("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    empty
+}
+
+/// The keys of the emails in `after` that are not in `before`.
+fn new_keys(
+    before: &BTreeMap<String, Vec<u8>>,
+    after: &BTreeMap<String, Vec<u8>>,
+) -> BTreeSet<String> {
+    after
+        .keys()
+        .filter(|n| !before.contains_key(*n))
+        .map(|n| key_of(n))
+        .collect()
+}
+
 /// Runs `cmd` until `outbox` holds `n` emails, then kills it with SIGKILL; returns the keys
 /// of the `email.sent` rows it printed (its stdout goes to the file `out`).
 fn kill_when_written(mut cmd: Command, outbox: &Path, n: usize, out: &Path) -> Vec<String> {
@@ -301,14 +323,15 @@ fn kill_when_written(mut cmd: Command, outbox: &Path, n: usize, out: &Path) -> V
     sent_keys(&std::fs::read_to_string(out).unwrap())
 }
 
-/// A run killed with SIGKILL in the middle, then run again with the same `--db` and
-/// `--outbox`: the outbox ends with exactly the emails of an undisturbed run, each written
-/// once, byte for byte, and no temporary file; the second run prints an `email.sent` row for
-/// each email it wrote and for none the killed run wrote; no email is printed by both. (The
-/// killed run's last rows, of emails written just before the kill, may be missing: output
-/// and files cannot be written atomically together. Their files are there.)
+/// A run killed with SIGKILL in the middle, run again with the same `--db` and `--outbox`
+/// and killed again, then run to the end: the outbox ends with exactly the emails of an
+/// undisturbed run, each written once, byte for byte, and no temporary file; each run prints
+/// an `email.sent` row only for emails it wrote (the last run: for each one it wrote), and no
+/// email is printed by two runs. (A killed run's last rows, of emails written just before the
+/// kill, may be missing: output and files cannot be written atomically together. Their files
+/// are there.)
 #[test]
-fn a_run_killed_mid_run_and_run_again_writes_each_email_once() {
+fn runs_killed_mid_run_and_run_again_write_each_email_once() {
     let tmp = tempfile::tempdir().unwrap();
     let (code, events, err) = nudge(
         &root(),
@@ -336,55 +359,65 @@ fn a_run_killed_mid_run_and_run_again_writes_each_email_once() {
     );
     assert!(expected.len() > 500, "{}", expected.len());
 
-    // Killed once a third of the emails are written.
+    // Killed once a third of the emails are written, then again at two thirds (a resumed run
+    // killed in turn), then run to the end: each run with what it wrote and what it printed.
     let outbox = tmp.path().join("outbox");
     let db = tmp.path().join("store.db");
-    let killed_keys = kill_when_written(
-        simulate_command(&events_file, &outbox, &db),
-        &outbox,
-        expected.len() / 3,
-        &tmp.path().join("killed.jsonl"),
-    );
-    let at_kill = emails(&outbox);
-    assert!(at_kill.len() < expected.len(), "killed too late");
-
-    // Run again to the end.
-    let again = simulate_command(&events_file, &outbox, &db)
+    let mut runs: Vec<(BTreeSet<String>, Vec<String>)> = Vec::new();
+    for third in [1, 2] {
+        let before = emails(&outbox_or_empty(&outbox));
+        let printed = kill_when_written(
+            simulate_command(&events_file, &outbox, &db),
+            &outbox,
+            expected.len() * third / 3,
+            &tmp.path().join(format!("killed-{third}.jsonl")),
+        );
+        let written = new_keys(&before, &emails(&outbox));
+        assert!(emails(&outbox).len() < expected.len(), "killed too late");
+        runs.push((written, printed));
+    }
+    let before = emails(&outbox);
+    let last = simulate_command(&events_file, &outbox, &db)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(again.status.success(), "{stderr}");
-    let again_keys = sent_keys(&String::from_utf8(again.stdout).unwrap());
-
-    let after = emails(&outbox);
-    assert_eq!(after, expected, "each email written once, byte for byte");
-    assert!(temp_files(&outbox).is_empty(), "{:?}", temp_files(&outbox));
-    let written_before: BTreeSet<String> = at_kill.keys().map(|n| key_of(n)).collect();
-    let written_again: BTreeSet<String> = after
-        .keys()
-        .filter(|n| !at_kill.contains_key(*n))
-        .map(|n| key_of(n))
-        .collect();
-    // The second run printed exactly the emails it wrote, each once.
-    let printed_again: BTreeSet<String> = again_keys.iter().cloned().collect();
-    assert_eq!(printed_again.len(), again_keys.len(), "a row printed twice");
-    assert_eq!(printed_again, written_again);
-    // The killed run printed only emails it wrote, each once, and none the second run printed.
-    let printed_before: BTreeSet<String> = killed_keys.iter().cloned().collect();
-    assert_eq!(
-        printed_before.len(),
-        killed_keys.len(),
-        "a row printed twice"
+    assert!(
+        last.status.success(),
+        "{}",
+        String::from_utf8_lossy(&last.stderr)
     );
-    assert!(printed_before.is_subset(&written_before));
-    assert!(printed_before.is_disjoint(&printed_again));
+    let printed = sent_keys(&String::from_utf8(last.stdout).unwrap());
+    runs.push((new_keys(&before, &emails(&outbox)), printed));
+
+    assert_eq!(
+        emails(&outbox),
+        expected,
+        "each email written once, byte for byte"
+    );
+    assert!(temp_files(&outbox).is_empty(), "{:?}", temp_files(&outbox));
+    let mut printed_by_all = BTreeSet::new();
+    for (i, (written, printed)) in runs.iter().enumerate() {
+        let set: BTreeSet<String> = printed.iter().cloned().collect();
+        assert_eq!(set.len(), printed.len(), "run {i}: a row printed twice");
+        // A run prints only emails it wrote; the last, every one it wrote.
+        assert!(set.is_subset(written), "run {i}");
+        if i == runs.len() - 1 {
+            assert_eq!(&set, written, "run {i}");
+        }
+        assert!(
+            printed_by_all.is_disjoint(&set),
+            "run {i}: printed by two runs"
+        );
+        printed_by_all.extend(set);
+        eprintln!(
+            "run {i}: {} emails written, {} rows printed",
+            written.len(),
+            printed.len()
+        );
+    }
     eprintln!(
-        "killed run: {} emails written, {} rows printed; second run: {} written and printed; \
-         {} in all ({} rows lost with the killed run's last output)",
-        written_before.len(),
-        printed_before.len(),
-        printed_again.len(),
-        after.len(),
-        written_before.len() - printed_before.len(),
+        "{} emails in all, {} rows ({} lost with the killed runs' last output)",
+        expected.len(),
+        printed_by_all.len(),
+        expected.len() - printed_by_all.len()
     );
 }
