@@ -323,6 +323,38 @@ fn kill_when_written(mut cmd: Command, outbox: &Path, n: usize, out: &Path) -> V
     sent_keys(&std::fs::read_to_string(out).unwrap())
 }
 
+/// Each run (what it wrote, the keys of the rows it printed) printed rows only for emails it
+/// wrote, each once, the last run for every one it wrote, and no email was printed by two
+/// runs; `emails` were written in all.
+fn check_rows(runs: &[(BTreeSet<String>, Vec<String>)], emails: usize) {
+    let mut printed_by_all = BTreeSet::new();
+    for (i, (written, printed)) in runs.iter().enumerate() {
+        let set: BTreeSet<String> = printed.iter().cloned().collect();
+        assert_eq!(set.len(), printed.len(), "run {i}: a row printed twice");
+        // A run prints only emails it wrote; the last, every one it wrote.
+        assert!(set.is_subset(written), "run {i}");
+        if i == runs.len() - 1 {
+            assert_eq!(&set, written, "run {i}");
+        }
+        assert!(
+            printed_by_all.is_disjoint(&set),
+            "run {i}: printed by two runs"
+        );
+        printed_by_all.extend(set);
+        eprintln!(
+            "run {i}: {} emails written, {} rows printed",
+            written.len(),
+            printed.len()
+        );
+    }
+    eprintln!(
+        "{} emails in all, {} rows ({} lost with the killed runs' last output)",
+        emails,
+        printed_by_all.len(),
+        emails - printed_by_all.len()
+    );
+}
+
 /// A run killed with SIGKILL in the middle, run again with the same `--db` and `--outbox`
 /// and killed again, then run to the end: the outbox ends with exactly the emails of an
 /// undisturbed run, each written once, byte for byte, and no temporary file; each run prints
@@ -394,30 +426,5 @@ fn runs_killed_mid_run_and_run_again_write_each_email_once() {
         "each email written once, byte for byte"
     );
     assert!(temp_files(&outbox).is_empty(), "{:?}", temp_files(&outbox));
-    let mut printed_by_all = BTreeSet::new();
-    for (i, (written, printed)) in runs.iter().enumerate() {
-        let set: BTreeSet<String> = printed.iter().cloned().collect();
-        assert_eq!(set.len(), printed.len(), "run {i}: a row printed twice");
-        // A run prints only emails it wrote; the last, every one it wrote.
-        assert!(set.is_subset(written), "run {i}");
-        if i == runs.len() - 1 {
-            assert_eq!(&set, written, "run {i}");
-        }
-        assert!(
-            printed_by_all.is_disjoint(&set),
-            "run {i}: printed by two runs"
-        );
-        printed_by_all.extend(set);
-        eprintln!(
-            "run {i}: {} emails written, {} rows printed",
-            written.len(),
-            printed.len()
-        );
-    }
-    eprintln!(
-        "{} emails in all, {} rows ({} lost with the killed runs' last output)",
-        expected.len(),
-        printed_by_all.len(),
-        expected.len() - printed_by_all.len()
-    );
+    check_rows(&runs, expected.len());
 }
