@@ -128,9 +128,17 @@ impl OutboxMailer {
 /// The suffix of the outbox's temporary files.
 const TEMP_SUFFIX: &str = ".tmp";
 
-/// Whether `name` is a temporary file of an outbox (`.<key>.<pid>.tmp`).
+/// Whether `name` is a temporary file of an outbox: `.<escaped key>.<process id>.tmp`.
 fn is_temp_file_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
+    let Some(inner) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+    else {
+        return false;
+    };
+    inner.rsplit_once('.').is_some_and(|(key, pid)| {
+        !key.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// Writes `bytes` to `temp`, syncs it, renames it to `path` and syncs the folder `dir`, so
@@ -285,6 +293,10 @@ mod tests {
         assert!(is_temp_file_name(".r-1.s.123.tmp"));
         assert!(!is_temp_file_name("r-1.s.123.tmp"));
         assert!(!is_temp_file_name(".hidden"));
+        // Another program's dot file is left alone.
+        assert!(!is_temp_file_name(".notes.tmp"));
+        assert!(!is_temp_file_name(".r-1.s.12a.tmp"));
+        assert!(!is_temp_file_name("..123.tmp"));
     }
 
     #[test]
