@@ -180,7 +180,10 @@ impl Default for Options {
 /// on soon holds them up (a few rounds in flight cover milliseconds, a batch takes a good part
 /// of a second), so the shards write theirs at the same time, in parallel. Below the 20,000
 /// of the command's stores, which then rarely reach their own limit; 10,000 rather than
-/// 20,000 keeps 100,000 customers under 200 MB (see `docs/PERFORMANCE.md`).
+/// 20,000 keeps 100,000 customers under 200 MB (see `docs/PERFORMANCE.md`). A round that
+/// decided an email also commits its shard's batch, when the email is delivered (the claim
+/// must be durable before the file is written); these rounds bound the batches of shards
+/// whose inputs send nothing.
 pub const FLUSH_INPUTS: usize = 10_000;
 
 /// The runners of a simulation, and so its stores. The clock and the dead letters are kept in

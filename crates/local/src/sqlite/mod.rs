@@ -65,7 +65,9 @@ impl SqliteOptions {
     /// The writes per batch of `simulate`'s stores. A batch is staged in memory (about 1 KB
     /// per customer) and written in key order when full: 20,000 made a simulation of 10,000
     /// customers 1.3x faster than 2,000 (the store's share halved) for about 20 MB more
-    /// memory.
+    /// memory. (Measured before `simulate` delivered its emails as it goes: delivering one
+    /// commits the open batch first, so batches now mostly end at the first email of a round,
+    /// and this size bounds the batches of inputs that send nothing.)
     pub const SIMULATE_BATCH: usize = 20_000;
 
     /// The options of one of `stores` throwaway stores of one process, such as `simulate`'s
