@@ -36,7 +36,7 @@ pub struct Swept {
 /// sure whether each claimed send left ([`LocalMailer::delivered`]): one that did is settled
 /// sent; one that did not is put back to pending, and then delivered with the rest. Marketing
 /// email included: the outbox knows it was never written, so writing it now writes it once.
-/// Returns what became of each, in the order delivered.
+/// `mailer` is the runner's. Returns what became of each, in the order delivered.
 pub fn resume_sends<S: Store, M: Mailer>(
     runner: &Runner<'_, S, M>,
     mailer: &LocalMailer,
@@ -59,8 +59,11 @@ pub fn resume_sends<S: Store, M: Mailer>(
             continue;
         };
         let lease_end = entry.retry_at.unwrap_or(entry.record.at);
-        if entry.status == SendStatus::Sending {
-            let found = rt.block_on(mailer.delivered(&entry.record)).ok().flatten();
+        // A mailer that cannot tell now leaves the claim to the runner's own takeover once
+        // the lease has ended (its lookup, then the category's rule).
+        if entry.status == SendStatus::Sending
+            && let Ok(found) = rt.block_on(mailer.delivered(&entry.record))
+        {
             let settle = match &found {
                 Some(receipt) => Settle::Sent {
                     message_id: Some(&receipt.message_id),
