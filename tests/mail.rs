@@ -6,7 +6,7 @@ use std::path::Path;
 use chrono::{TimeZone, Utc};
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use nudge_core::links::Signer;
-use nudge_core::mail::{Category, Email, MailError, Mailbox, Mailer, build_mime};
+use nudge_core::mail::{Category, Email, Lookup, MailError, Mailbox, Mailer, build_mime};
 use nudge_core::store::{SendKind, SendRecord};
 use nudge_local::OutboxMailer;
 use proptest::prelude::*;
@@ -557,7 +557,7 @@ async fn outbox_remembers_what_an_earlier_run_wrote() {
     let reopened = OutboxMailer::new(tmp.path()).unwrap();
     assert_eq!(
         reopened.lookup(&record(&email)).await.unwrap(),
-        Some(first.clone())
+        Lookup::Delivered(first.clone())
     );
     assert_eq!(reopened.send(&record(&email)).await.unwrap(), first);
     assert_eq!(
@@ -663,7 +663,10 @@ async fn outbox_cannot_write_now_is_retryable_and_a_later_attempt_writes() {
     let message = err.to_string();
     assert!(message.contains("outbox"), "{message}");
     assert!(!message.contains(&email.to.address), "{message}");
-    assert_eq!(outbox.lookup(&record(&email)).await.unwrap(), None);
+    assert_eq!(
+        outbox.lookup(&record(&email)).await.unwrap(),
+        Lookup::NotDelivered
+    );
 
     std::fs::create_dir(&dir).unwrap();
     outbox.send(&record(&email)).await.unwrap();
@@ -671,7 +674,10 @@ async fn outbox_cannot_write_now_is_retryable_and_a_later_attempt_writes() {
         eml_files(&dir),
         ["20260301T100000Z_c-1001_shipment-updates_r-2.on-its-way.eml"]
     );
-    assert!(outbox.lookup(&record(&email)).await.unwrap().is_some());
+    assert!(matches!(
+        outbox.lookup(&record(&email)).await.unwrap(),
+        Lookup::Delivered(_)
+    ));
 }
 
 /// A temporary file a crash left (a write never renamed) is removed when the outbox opens,
@@ -684,7 +690,10 @@ async fn outbox_removes_a_temporary_file_left_by_a_crash() {
     std::fs::write(&temp, b"half an ema").unwrap();
     let outbox = OutboxMailer::new(tmp.path()).unwrap();
     assert!(!temp.exists());
-    assert_eq!(outbox.lookup(&record(&email)).await.unwrap(), None);
+    assert_eq!(
+        outbox.lookup(&record(&email)).await.unwrap(),
+        Lookup::NotDelivered
+    );
     outbox.send(&record(&email)).await.unwrap();
     let names = eml_files(tmp.path());
     assert_eq!(

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, TimeZone, Utc};
 use nudge_core::engine::Engine;
 use nudge_core::links::Signer;
-use nudge_core::mail::{MailError, Mailer, Receipt};
+use nudge_core::mail::{Lookup, MailError, Mailer, Receipt};
 use nudge_core::runner::Runner;
 use nudge_core::store::{
     Commit, CommitOutcome, DUE_SHARDS, SendKind, SendRecord, SendStatus, Store, StoreError,
@@ -137,7 +137,7 @@ impl Mailer for Stopping {
         panic!("the process stopped after the send");
     }
 
-    async fn lookup(&self, send: &SendRecord) -> Result<Option<Receipt>, MailError> {
+    async fn lookup(&self, send: &SendRecord) -> Result<Lookup, MailError> {
         self.outbox.lookup(send).await
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use nudge_core::engine::customer_ref;
-use nudge_core::mail::{MailError, Mailer, Receipt, escape_key};
+use nudge_core::mail::{Lookup, MailError, Mailer, Receipt, escape_key};
 use nudge_core::store::SendRecord;
 
 /// The outbox folder could not be created or read, so no mailer was made.
@@ -175,9 +175,13 @@ impl Mailer for OutboxMailer {
 
     /// Whether the email's file is there: the outbox knows for sure, since a file is there
     /// exactly when the email was delivered.
-    async fn lookup(&self, send: &SendRecord) -> Result<Option<Receipt>, MailError> {
+    async fn lookup(&self, send: &SendRecord) -> Result<Lookup, MailError> {
         let key = escape_key(&send.idempotency_key);
-        Ok(self.written().contains(&key).then(|| receipt(send)))
+        Ok(if self.written().contains(&key) {
+            Lookup::Delivered(receipt(send))
+        } else {
+            Lookup::NotDelivered
+        })
     }
 }
 

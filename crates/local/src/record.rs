@@ -1,7 +1,7 @@
 //! The mailers of `nudge simulate`: [`RecordingMailer`] (no `--outbox`: emails are recorded
 //! as sent, nothing is written) and [`LocalMailer`], either one.
 
-use nudge_core::mail::{MailError, Mailer, Receipt, escape_key};
+use nudge_core::mail::{Lookup, MailError, Mailer, Receipt, escape_key};
 use nudge_core::store::SendRecord;
 
 use crate::OutboxMailer;
@@ -38,7 +38,10 @@ impl LocalMailer {
     /// [`Mailer::lookup`], whose `None` may mean "cannot tell".
     pub async fn delivered(&self, send: &SendRecord) -> Result<Option<Receipt>, MailError> {
         match self {
-            LocalMailer::Outbox(outbox) => outbox.lookup(send).await,
+            LocalMailer::Outbox(outbox) => Ok(match outbox.lookup(send).await? {
+                Lookup::Delivered(receipt) => Some(receipt),
+                Lookup::NotDelivered | Lookup::Unknown => None,
+            }),
             LocalMailer::Record(_) => Ok(None),
         }
     }
@@ -52,7 +55,7 @@ impl Mailer for LocalMailer {
         }
     }
 
-    async fn lookup(&self, send: &SendRecord) -> Result<Option<Receipt>, MailError> {
+    async fn lookup(&self, send: &SendRecord) -> Result<Lookup, MailError> {
         match self {
             LocalMailer::Outbox(outbox) => outbox.lookup(send).await,
             LocalMailer::Record(record) => record.lookup(send).await,
@@ -108,6 +111,9 @@ mod tests {
             block_on(mailer.delivered(&s)).unwrap(),
             Some(receipt.clone())
         );
-        assert_eq!(block_on(mailer.lookup(&s)).unwrap(), Some(receipt));
+        assert_eq!(
+            block_on(mailer.lookup(&s)).unwrap(),
+            Lookup::Delivered(receipt)
+        );
     }
 }
