@@ -30,9 +30,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use nudge_core::webhook::{
-    SendRecord, WebhookCaller, WebhookError, WebhookReceipt, WebhookRequest, classify,
-};
+use nudge_core::store::SendRecord;
+use nudge_core::webhook::{WebhookCaller, WebhookError, WebhookReceipt, WebhookRequest, classify};
 use thiserror::Error;
 
 use crate::webhook_secrets::SecretSource;

@@ -19,9 +19,8 @@ use nudge_aws::{
     EnvSecrets, HttpWebhookCaller, SecretSource, SsmSecrets, WebhookSettings, config_loader,
     ssm_client,
 };
-use nudge_core::webhook::{
-    SendKind, SendRecord, WebhookCaller, WebhookError, WebhookReceipt, WebhookRequest, verify,
-};
+use nudge_core::store::{SendKind, SendRecord};
+use nudge_core::webhook::{WebhookCaller, WebhookError, WebhookReceipt, WebhookRequest, verify};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -6,9 +6,14 @@
 //! - the same event id applied twice has the effect of once (`AlreadyProcessed`);
 //! - two invocations for one customer never both win: the loser reloads and runs the engine
 //!   again on the winner's state (`Conflict`), so no step runs twice;
-//! - an email is delivered only after the commit that decided it (and its send-log row) is
-//!   applied: durable at once, or, with a batching store (only `simulate` uses one), when its
-//!   batch ends; its idempotency key (`<run>.<step>`) is unique in the send log.
+//! - the send log is an outbox: the commit that decides an email (or a webhook call) logs it,
+//!   message built, with its idempotency key (`<run>.<step>`, unique in the log); delivery
+//!   then claims it (a lease of [`SEND_LEASE`]), makes the claim durable, sends, and settles
+//!   it ([`Runner::deliver`]); what a process that stopped left pending or claimed, a sweep
+//!   ([`Runner::sweep`]) or the customer's next duplicate settles. Nothing leaves before the
+//!   decision is durable, and a send whose sender stopped mid-way is sent again only when its
+//!   category says so ([`SendRecord::resend_when_unknown`]). docs/ARCHITECTURE.md states what
+//!   a crash at each point gives.
 //!
 //! The runner also decides `now`, the time the engine applies an input at, from the input and
 //! the customer's last applied time (kept in the state: `CustomerState::last_applied`), so
@@ -26,8 +31,11 @@ use chrono::{DateTime, Utc};
 use crate::engine::state::CustomerState;
 use crate::engine::{Action, ActionKind, Engine, Input, Warning, customer_ref};
 use crate::event::StoreEvent;
-use crate::mail::{Mailer, build_mime};
-use crate::store::{Commit, CommitOutcome, SendRecord, SendStatus, Store};
+use crate::mail::{Lookup, Mailer, build_mime};
+use crate::store::{
+    Commit, CommitOutcome, SendEntry, SendKind, SendRecord, SendStatus, Settle, Store,
+};
+use crate::webhook::{NoWebhooks, WebhookCaller, WebhookRequest};
 
 /// How often a conflicting commit is retried before giving up (a conflict means another
 /// invocation changed the customer in between; each retry re-reads the new state).
@@ -44,9 +52,81 @@ pub enum Applied {
         next_wake: Option<DateTime<Utc>>,
         /// The time the input was applied at (see [`applied_at`]).
         at: DateTime<Utc>,
+        /// What became of the emails and webhook calls this input decided, when the runner
+        /// delivers after each commit (see [`Runner::deliver_later`]); in the order decided.
+        deliveries: Vec<Delivery>,
     },
-    /// The event id was processed before: nothing happened.
-    Duplicate,
+    /// The event id was processed before: nothing was decided. The customer's sends that were
+    /// still pending were delivered (the earlier application may have stopped before it
+    /// delivered them): what became of them.
+    Duplicate {
+        /// What became of the pending sends delivered now.
+        deliveries: Vec<Delivery>,
+    },
+}
+
+/// How long a claim on a send lasts ([`Store::claim_send`]): five minutes. Delivery (SES's
+/// call with its retries, a webhook call with its retries) ends well within a minute; a claim
+/// still held after five is its sender's that stopped, and a sweep takes it over.
+pub const SEND_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// How often a send is tried before it is settled failed: 8 attempts, the waits between them
+/// growing from one minute to six hours ([`retry_delay`]), about 17 hours in all, so an outage
+/// of SES or of a webhook's receiver of most of a day loses nothing.
+pub const MAX_SEND_ATTEMPTS: u32 = 8;
+
+/// The wait before attempt `attempts + 1` after `attempts` failed ones: 1, 4, 16 and 64
+/// minutes, then 4¼ hours, then 6 hours.
+pub fn retry_delay(attempts: u32) -> chrono::TimeDelta {
+    let minutes = 4i64.saturating_pow(attempts.saturating_sub(1).min(8));
+    chrono::TimeDelta::minutes(minutes.min(6 * 60))
+}
+
+/// What became of one send the runner claimed and delivered (a send it could not claim is not
+/// its to report: another sender holds it, it waits for a retry, or it is settled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The send's customer.
+    pub customer_id: String,
+    /// Its idempotency key.
+    pub idempotency_key: String,
+    /// An email or a webhook call.
+    pub kind: SendKind,
+    /// Its workflow.
+    pub workflow: String,
+    /// Its step.
+    pub step: String,
+    /// What happened.
+    pub outcome: DeliveryOutcome,
+}
+
+/// What happened to a send the runner tried to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Delivered (or found already delivered): settled sent.
+    Sent {
+        /// The mailer's id for it.
+        message_id: Option<String>,
+    },
+    /// Failed for now: pending again, to be tried at `at`.
+    Retry {
+        /// When.
+        at: DateTime<Utc>,
+        /// Why (no customer data).
+        reason: String,
+    },
+    /// Refused for good, or out of retries: settled failed (`email.failed` /
+    /// `webhook.failed`).
+    Failed {
+        /// Why (no customer data).
+        reason: String,
+    },
+    /// A marketing email whose earlier sender stopped after claiming it: settled unknown, not
+    /// sent again (at most once).
+    Unknown {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The largest encoded state the runner commits: 300 KiB (307,200 bytes). A customer's state
@@ -227,23 +307,50 @@ pub fn applied_at(when: When, last_applied: Option<DateTime<Utc>>) -> DateTime<U
     }
 }
 
-/// The engine wired to a store and a mailer.
+/// The engine wired to a store, a mailer and a webhook caller.
 #[derive(Debug)]
-pub struct Runner<'p, S, M> {
+pub struct Runner<'p, S, M, W = NoWebhooks> {
     engine: &'p Engine<'p>,
     store: S,
     mailer: Option<M>,
+    webhooks: Option<W>,
+    deliver_after_commit: bool,
 }
 
 impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
-    /// A runner; without a mailer, emails are decided and logged but not delivered (what
-    /// `simulate` does without `--outbox`).
+    /// A runner that delivers each commit's sends right after the commit. Without a mailer,
+    /// emails are decided and logged (pending) but not delivered; without a webhook caller
+    /// ([`Runner::with_webhooks`]), webhook calls are decided (an action) and not logged.
     pub fn new(engine: &'p Engine<'p>, store: S, mailer: Option<M>) -> Self {
         Self {
             engine,
             store,
             mailer,
+            webhooks: None,
+            deliver_after_commit: true,
         }
+    }
+}
+
+impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
+    /// The same runner, logging webhook calls and making them through `caller`.
+    pub fn with_webhooks<W2: WebhookCaller>(self, caller: W2) -> Runner<'p, S, M, W2> {
+        Runner {
+            engine: self.engine,
+            store: self.store,
+            mailer: self.mailer,
+            webhooks: Some(caller),
+            deliver_after_commit: self.deliver_after_commit,
+        }
+    }
+
+    /// The same runner, leaving each commit's sends pending for the caller to deliver
+    /// ([`Runner::deliver`]) once the commit is durable: for a batching store, whose commits
+    /// become durable only when their batch is flushed (mail must never leave before the
+    /// decision that sent it is kept, or a crash would send it again).
+    pub fn deliver_later(mut self) -> Self {
+        self.deliver_after_commit = false;
+        self
     }
 
     /// The store.
@@ -267,6 +374,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
             Input::Event(event),
             Some(&event.id),
             when,
+            clock,
         )
         .await
     }
@@ -284,14 +392,15 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         Ok(self.engine.next_wake(&state))
     }
 
-    /// Wakes a customer whose timer is due at `due` (at or before the runner's clock), at the
-    /// time [`applied_at`] gives.
+    /// Wakes a customer whose timer is due at `due` (at or before the runner's clock `clock`),
+    /// at the time [`applied_at`] gives; what it sends is claimed at `clock`.
     pub async fn wake(
         &self,
         customer_id: &str,
         due: DateTime<Utc>,
+        clock: DateTime<Utc>,
     ) -> Result<Applied, RunnerError> {
-        self.apply(customer_id, Input::Wake, None, When::Timer { due })
+        self.apply(customer_id, Input::Wake, None, When::Timer { due }, clock)
             .await
     }
 
@@ -301,6 +410,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
         input: Input<'_>,
         event_id: Option<&str>,
         when: When,
+        clock: DateTime<Utc>,
     ) -> Result<Applied, RunnerError> {
         // No separate "processed?" read first: the commit finds a duplicate (and wins over a
         // conflict), and nothing happens before a commit, so a duplicate costs one engine run
@@ -325,21 +435,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
             outcome.state.last_applied = Some(last_applied.map_or(now, |l| l.max(now)));
             let bytes = encode_state(customer_id, &outcome.state, stored_len)?;
             let next_wake = outcome.state.next_wake();
-            let sends: Vec<SendRecord> = outcome
-                .actions
-                .iter()
-                .filter_map(|a| match &a.kind {
-                    ActionKind::EmailSent(email) => Some(SendRecord {
-                        idempotency_key: email.idempotency_key.clone(),
-                        customer_id: customer_id.to_owned(),
-                        workflow: email.workflow.clone(),
-                        step: email.step.clone(),
-                        category: email.category.as_str().to_owned(),
-                        at: a.at,
-                    }),
-                    _ => None,
-                })
-                .collect();
+            let sends = self.send_records(customer_id, &outcome.actions);
             let commit = Commit {
                 customer_id,
                 expected_version: version,
@@ -351,68 +447,288 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
             match self.store.commit(commit).await? {
                 CommitOutcome::Committed { .. } => {
                     outcome.warnings.iter().for_each(log_warning);
-                    self.deliver(&outcome.actions, now).await?;
+                    let deliveries = if self.deliver_after_commit {
+                        let keys: Vec<_> = sends
+                            .iter()
+                            .filter(|s| self.can_deliver(s.kind))
+                            .map(|s| (customer_id, s.idempotency_key.as_str()))
+                            .collect();
+                        self.deliver(&keys, clock).await?
+                    } else {
+                        Vec::new()
+                    };
                     return Ok(Applied::Done {
                         actions: outcome.actions,
                         next_wake,
                         at: now,
+                        deliveries,
                     });
                 }
-                CommitOutcome::AlreadyProcessed => return Ok(Applied::Duplicate),
+                CommitOutcome::AlreadyProcessed => {
+                    // The event was applied before, perhaps by an invocation that stopped
+                    // before delivering, or by this one's commit that an SDK retry reports as
+                    // a duplicate: what it logged and nobody delivered goes now.
+                    let deliveries = if self.deliver_after_commit {
+                        self.deliver_pending(customer_id, clock).await?
+                    } else {
+                        Vec::new()
+                    };
+                    return Ok(Applied::Duplicate { deliveries });
+                }
                 CommitOutcome::Conflict => continue,
             }
         }
         Err(RunnerError::Contended)
     }
 
-    /// Delivers the emails of committed actions and records each result in the send log. A
-    /// failed delivery is logged and marked `failed`; it never undoes the decision.
-    async fn deliver(&self, actions: &[Action], now: DateTime<Utc>) -> Result<(), RunnerError> {
-        let Some(mailer) = &self.mailer else {
-            return Ok(());
-        };
-        for action in actions {
-            let ActionKind::EmailSent(email) = &action.kind else {
+    /// The send-log records of what the engine decided: each email with its MIME message
+    /// built now, once, so that every later attempt sends the same bytes; each webhook call
+    /// when this runner makes them. An email whose message cannot be built is logged all the
+    /// same, with an empty payload, and settles failed at its first attempt (the reason is in
+    /// the log), rather than being lost without a trace.
+    fn send_records(&self, customer_id: &str, actions: &[Action]) -> Vec<SendRecord> {
+        actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::EmailSent(email) => Some(SendRecord {
+                    idempotency_key: email.idempotency_key.clone(),
+                    customer_id: customer_id.to_owned(),
+                    workflow: email.workflow.clone(),
+                    step: email.step.clone(),
+                    kind: SendKind::Email,
+                    category: email.category.as_str().to_owned(),
+                    tags: email.tags.clone(),
+                    at: a.at,
+                    payload: build_mime(email).unwrap_or_else(|e| {
+                        tracing::error!(
+                            workflow = %email.workflow,
+                            step = %email.step,
+                            customer = %customer_ref(customer_id),
+                            key = %email.idempotency_key,
+                            error = %e,
+                            "email cannot be built"
+                        );
+                        Vec::new()
+                    }),
+                }),
+                ActionKind::WebhookCalled(call) if self.webhooks.is_some() => Some(SendRecord {
+                    idempotency_key: call.idempotency_key.clone(),
+                    customer_id: customer_id.to_owned(),
+                    workflow: a.workflow.clone(),
+                    step: a.step.clone().unwrap_or_default(),
+                    kind: SendKind::Webhook,
+                    category: "webhook".to_owned(),
+                    tags: Vec::new(),
+                    at: a.at,
+                    payload: WebhookRequest::from_call(call).to_payload(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Delivers the sends `keys` (`(customer, idempotency key)`) at the runner's clock
+    /// `clock`, one after the other, and returns what became of those it claimed. For each:
+    /// claim it (a send another sender holds, that waits for a retry, or that is settled is
+    /// left alone), make the store durable, send, and settle it sent, for a retry (after
+    /// [`retry_delay`]), failed or unknown. The send guarantee (docs/ARCHITECTURE.md) rests on
+    /// this order: nothing leaves without a durable claim, and nothing is claimed before the
+    /// commit that logged it. One send at a time, so that a store failure midway leaves every
+    /// later send pending (the sweep's), never claimed and unsent.
+    pub async fn deliver(
+        &self,
+        keys: &[(&str, &str)],
+        clock: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>, RunnerError> {
+        let mut deliveries = Vec::new();
+        for &(customer_id, key) in keys {
+            let Some(entry) = self
+                .store
+                .claim_send(customer_id, key, clock, clock + SEND_LEASE)
+                .await?
+            else {
                 continue;
             };
-            let result = match build_mime(email) {
-                Ok(mime) => mailer.send(email, &mime).await,
-                Err(e) => Err(e),
+            self.store.flush().await?;
+            let outcome = self.deliver_claimed(&entry, clock).await;
+            let record = &entry.record;
+            let settle = match &outcome {
+                DeliveryOutcome::Sent { message_id } => Settle::Sent {
+                    message_id: message_id.as_deref(),
+                },
+                DeliveryOutcome::Retry { at, reason } => Settle::Retry { at: *at, reason },
+                DeliveryOutcome::Failed { reason } => Settle::Failed { reason },
+                DeliveryOutcome::Unknown { reason } => Settle::Unknown { reason },
             };
-            match result {
-                Ok(receipt) => {
-                    self.store
-                        .mark_send(
-                            &email.customer_id,
-                            &email.idempotency_key,
-                            SendStatus::Sent,
-                            Some(&receipt.message_id),
-                        )
-                        .await?
+            self.store
+                .settle_send(&record.customer_id, &record.idempotency_key, settle)
+                .await?;
+            if let DeliveryOutcome::Failed { reason } | DeliveryOutcome::Retry { reason, .. } =
+                &outcome
+            {
+                // Never the address or the URL: the key names the run and step.
+                tracing::error!(
+                    at = %log_time(clock),
+                    workflow = %record.workflow,
+                    step = %record.step,
+                    customer = %customer_ref(&record.customer_id),
+                    key = %record.idempotency_key,
+                    kind = record.kind.as_str(),
+                    retry = matches!(outcome, DeliveryOutcome::Retry { .. }),
+                    error = %reason,
+                    "delivery failed"
+                );
+            }
+            deliveries.push(Delivery {
+                customer_id: record.customer_id.clone(),
+                idempotency_key: record.idempotency_key.clone(),
+                kind: record.kind,
+                workflow: record.workflow.clone(),
+                step: record.step.clone(),
+                outcome,
+            });
+        }
+        Ok(deliveries)
+    }
+
+    /// Delivers what the customer's send log still holds pending (or claimed by a sender whose
+    /// lease ended) at `clock`.
+    pub async fn deliver_pending(
+        &self,
+        customer_id: &str,
+        clock: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>, RunnerError> {
+        let entries = self.store.sends(customer_id).await?;
+        let keys: Vec<_> = entries
+            .iter()
+            .filter(|e| self.can_deliver(e.record.kind))
+            .filter(|e| !e.status.is_final() && e.retry_at.is_some_and(|at| at <= clock))
+            .map(|e| (customer_id, e.record.idempotency_key.as_str()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.deliver(&keys, clock).await
+    }
+
+    /// The sweep of one due shard: delivers, a page of `page` at a time, every send of shard
+    /// `shard` that is pending or whose claim expired by `clock` (a process stopped after a
+    /// commit or mid-send; a retry whose time came), at most `max` of them. Returns what
+    /// became of each; a caller that got `max` back sweeps again.
+    pub async fn sweep(
+        &self,
+        shard: u16,
+        clock: DateTime<Utc>,
+        page: usize,
+        max: usize,
+    ) -> Result<Vec<Delivery>, RunnerError> {
+        let mut deliveries = Vec::new();
+        let mut cursor = None;
+        while deliveries.len() < max {
+            let limit = page.min(max - deliveries.len());
+            let next = self
+                .store
+                .pending_sends(shard, clock, limit, cursor.as_deref())
+                .await?;
+            let keys: Vec<_> = next
+                .due
+                .iter()
+                .map(|(_, c, k)| (c.as_str(), k.as_str()))
+                .collect();
+            deliveries.extend(self.deliver(&keys, clock).await?);
+            match next.cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(deliveries)
+    }
+
+    /// Whether this runner has what delivers a send of `kind` (a mailer, a webhook caller).
+    fn can_deliver(&self, kind: SendKind) -> bool {
+        match kind {
+            SendKind::Email => self.mailer.is_some(),
+            SendKind::Webhook => self.webhooks.is_some(),
+        }
+    }
+
+    /// Sends one claimed send and says how to settle it.
+    async fn deliver_claimed(&self, entry: &SendEntry, clock: DateTime<Utc>) -> DeliveryOutcome {
+        let record = &entry.record;
+        let taken_over = entry.status == SendStatus::Sending;
+        if taken_over {
+            // Its sender stopped after claiming it: it may have left. A mailer that can tell
+            // says so; otherwise the category decides (SendRecord::resend_when_unknown).
+            let lookup = match (&self.mailer, record.kind) {
+                (Some(mailer), SendKind::Email) => {
+                    mailer.lookup(record).await.unwrap_or(Lookup::Unknown)
                 }
-                Err(e) => {
-                    // Never log the address: the idempotency key names the run and step.
-                    tracing::error!(
-                        at = %log_time(now),
-                        workflow = %email.workflow,
-                        step = %email.step,
-                        customer = %customer_ref(&email.customer_id),
-                        key = %email.idempotency_key,
-                        error = %e,
-                        "email delivery failed"
-                    );
-                    self.store
-                        .mark_send(
-                            &email.customer_id,
-                            &email.idempotency_key,
-                            SendStatus::Failed,
-                            None,
-                        )
-                        .await?;
+                _ => Lookup::Unknown,
+            };
+            match lookup {
+                Lookup::Delivered(receipt) => {
+                    return DeliveryOutcome::Sent {
+                        message_id: Some(receipt.message_id),
+                    };
+                }
+                Lookup::NotDelivered => {}
+                Lookup::Unknown if record.resend_when_unknown() => {}
+                Lookup::Unknown => {
+                    return DeliveryOutcome::Unknown {
+                        reason: "its sender stopped while sending it; marketing email is sent \
+                                 at most once"
+                            .to_owned(),
+                    };
                 }
             }
         }
-        Ok(())
+        let attempt = entry.attempts + 1;
+        let result: Result<Option<String>, (bool, String)> = match record.kind {
+            SendKind::Email => match &self.mailer {
+                None => {
+                    return DeliveryOutcome::Retry {
+                        at: clock + retry_delay(attempt),
+                        reason: "no mailer".to_owned(),
+                    };
+                }
+                Some(_) if record.payload.is_empty() => {
+                    Err((false, "the email could not be built".to_owned()))
+                }
+                Some(mailer) => mailer
+                    .send(record)
+                    .await
+                    .map(|r| Some(r.message_id))
+                    .map_err(|e| (e.is_retryable(), e.to_string())),
+            },
+            SendKind::Webhook => match (
+                &self.webhooks,
+                WebhookRequest::from_payload(&record.payload),
+            ) {
+                (None, _) => {
+                    return DeliveryOutcome::Retry {
+                        at: clock + retry_delay(attempt),
+                        reason: "no webhook caller".to_owned(),
+                    };
+                }
+                (Some(_), Err(e)) => Err((false, e.to_string())),
+                (Some(caller), Ok(request)) => caller
+                    .call(record, &request, clock)
+                    .await
+                    .map(|_| None)
+                    .map_err(|e| (e.is_retryable(), e.to_string())),
+            },
+        };
+        match result {
+            Ok(message_id) => DeliveryOutcome::Sent { message_id },
+            Err((true, reason)) if attempt < MAX_SEND_ATTEMPTS => DeliveryOutcome::Retry {
+                at: clock + retry_delay(attempt),
+                reason,
+            },
+            Err((true, reason)) => DeliveryOutcome::Failed {
+                reason: format!("{attempt} attempts failed; the last: {reason}"),
+            },
+            Err((false, reason)) => DeliveryOutcome::Failed { reason },
+        }
     }
 }
 
@@ -463,6 +779,18 @@ mod tests {
             applied_at(due("2026-03-04T00:00:00Z"), last),
             t("2026-03-05T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_six_hours() {
+        let minutes: Vec<i64> = (1..MAX_SEND_ATTEMPTS)
+            .map(|a| retry_delay(a).num_minutes())
+            .collect();
+        assert_eq!(minutes, [1, 4, 16, 64, 256, 360, 360]);
+        assert_eq!(retry_delay(0).num_minutes(), 1);
+        assert_eq!(retry_delay(u32::MAX).num_minutes(), 360);
+        // About 17 hours from the first failure to the last attempt.
+        assert_eq!(minutes.iter().sum::<i64>(), 1061);
     }
 
     #[test]

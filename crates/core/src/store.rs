@@ -24,9 +24,12 @@
 //!   event's is [`CommitOutcome::AlreadyProcessed`], which wins over the customer's,
 //!   [`CommitOutcome::Conflict`]. A lost race is an outcome, not an error: the caller reloads
 //!   and decides again;
-//! - the send log lives in the customer's partition, so [`Store::mark_send`] names the customer
-//!   as well as the key: it updates on `attribute_exists` and status not `sent`; when that
-//!   fails, a read tells an unknown key (an error) from one already sent (nothing to do);
+//! - the send log is the outbox of the send guarantee: it lives in the customer's partition,
+//!   so [`Store::claim_send`] and [`Store::settle_send`] name the customer as well as the key,
+//!   and each is one conditional update of one entry (on DynamoDB, the old item returned on a
+//!   failed condition tells an unknown key from one another sender holds); the entries a sweep
+//!   must look at (pending, or claimed) are on a sparse index sharded like the timers
+//!   ([`Store::pending_sends`]);
 //! - `due` is a query of one shard of a sparse index on the timer: customers are spread over
 //!   [`DUE_SHARDS`] shards by [`due_shard`] (a stable hash of the customer id), and the index
 //!   is keyed by shard, then time and customer; a page ends with an opaque cursor (DynamoDB's
@@ -83,23 +86,159 @@ pub struct CustomerRecord {
     pub state: Vec<u8>,
 }
 
-/// An email the engine decided to send, as kept in the send log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a send-log entry delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendKind {
+    /// An email: the payload is its MIME message, byte for byte what the mailer sends.
+    Email,
+    /// A webhook call: the payload is a [`WebhookRequest`](crate::webhook::WebhookRequest) as
+    /// JSON.
+    Webhook,
+}
+
+impl SendKind {
+    /// The name stored for the kind: `email` or `webhook`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendKind::Email => "email",
+            SendKind::Webhook => "webhook",
+        }
+    }
+
+    /// The kind named `name` (see [`SendKind::as_str`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "email" => Some(SendKind::Email),
+            "webhook" => Some(SendKind::Webhook),
+            _ => None,
+        }
+    }
+}
+
+/// Something the engine decided to send (an email or a webhook call), as a commit logs it: the
+/// send log is the outbox of the send guarantee (docs/ARCHITECTURE.md), so the record holds
+/// everything delivery needs, and delivery never renders again.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SendRecord {
     /// Unique within the customer's send log: a second record with the same key is ignored.
     /// (The runner's keys, `<run id>.<step>`, have run ids that hash the customer, so they are
     /// unique across the store too; a store may enforce either.)
     pub idempotency_key: String,
-    /// The customer the email is for; must be the customer of the [`Commit`] that logs it.
+    /// The customer it is for; must be the customer of the [`Commit`] that logs it.
     pub customer_id: String,
     /// The workflow id.
     pub workflow: String,
     /// The step id within the workflow.
     pub step: String,
-    /// `"marketing"` or `"transactional"`.
+    /// An email or a webhook call.
+    pub kind: SendKind,
+    /// `"marketing"` or `"transactional"` for an email, `"webhook"` for a webhook call: what
+    /// decides whether a send whose outcome is unknown is made again ([`SendStatus::Unknown`]).
     pub category: String,
+    /// The step's tags (`[A-Za-z0-9_-]{1,64}` each): SES message tags.
+    pub tags: Vec<String>,
     /// When the engine decided to send it (millisecond precision).
     pub at: DateTime<Utc>,
+    /// What is delivered: the MIME message of an email exactly as built, or a webhook call's
+    /// request as JSON (see [`SendKind`]).
+    pub payload: Vec<u8>,
+}
+
+impl SendRecord {
+    /// Whether a send whose outcome is unknown (its sender stopped after claiming it) is made
+    /// again: transactional email and webhook calls yes (at least once: the customer needs
+    /// the shipment update, and a webhook's receiver de-duplicates on `Idempotency-Key`),
+    /// marketing email no (at most once: a second newsletter is worse than none).
+    pub fn resend_when_unknown(&self) -> bool {
+        self.category != "marketing"
+    }
+}
+
+/// Without the payload, which holds the message and its address.
+impl std::fmt::Debug for SendRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendRecord")
+            .field("idempotency_key", &self.idempotency_key)
+            .field("workflow", &self.workflow)
+            .field("step", &self.step)
+            .field("kind", &self.kind)
+            .field("category", &self.category)
+            .field("tags", &self.tags)
+            .field("at", &self.at)
+            .field("payload_bytes", &self.payload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A send as the store keeps it: the record, where its delivery stands, and what delivery
+/// learnt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendEntry {
+    /// What was logged.
+    pub record: SendRecord,
+    /// Where delivery stands.
+    pub status: SendStatus,
+    /// How often it was claimed ([`Store::claim_send`]): 0 when logged.
+    pub attempts: u32,
+    /// [`SendStatus::Pending`]: deliverable from then on; [`SendStatus::Sending`]: when the
+    /// claim's lease ends. `None` once final.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// [`SendStatus::Sent`]: the id the mailer gave (SES's message id).
+    pub message_id: Option<String>,
+    /// Why it failed, is unknown, or was put back for a retry (no customer data).
+    pub reason: Option<String>,
+}
+
+/// What became of a claimed send ([`Store::settle_send`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle<'a> {
+    /// The mailer (or the webhook's receiver) took it. Applies from every status but
+    /// [`SendStatus::Sent`] (the message left, whatever the log said): the first id is kept.
+    Sent {
+        /// The mailer's id for it.
+        message_id: Option<&'a str>,
+    },
+    /// A failure that may pass: back to [`SendStatus::Pending`], deliverable again at `at`.
+    /// Applies only to a send in [`SendStatus::Sending`].
+    Retry {
+        /// When to try again.
+        at: DateTime<Utc>,
+        /// Why it failed this time.
+        reason: &'a str,
+    },
+    /// Refused for good, or retries ran out: [`SendStatus::Failed`]. Applies only to a send in
+    /// [`SendStatus::Sending`].
+    Failed {
+        /// Why.
+        reason: &'a str,
+    },
+    /// Its claim expired and it is not made again: [`SendStatus::Unknown`]. Applies only to a
+    /// send in [`SendStatus::Sending`].
+    Unknown {
+        /// Why.
+        reason: &'a str,
+    },
+}
+
+impl Settle<'_> {
+    /// The status this settles a send in.
+    pub fn status(&self) -> SendStatus {
+        match self {
+            Settle::Sent { .. } => SendStatus::Sent,
+            Settle::Retry { .. } => SendStatus::Pending,
+            Settle::Failed { .. } => SendStatus::Failed,
+            Settle::Unknown { .. } => SendStatus::Unknown,
+        }
+    }
+}
+
+/// One page of a shard's deliverable sends ([`Store::pending_sends`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SendPage {
+    /// `(retry_at, customer_id, idempotency_key)`, ordered by all three (byte order).
+    pub due: Vec<(DateTime<Utc>, String, String)>,
+    /// Where the next page starts, as for [`DuePage::cursor`].
+    pub cursor: Option<String>,
 }
 
 /// One atomic write of one customer: the new state, its timer, the event it consumed and the
@@ -118,9 +257,10 @@ pub struct Commit<'a> {
     /// (not per customer). If the id was already processed the commit writes nothing and
     /// returns [`CommitOutcome::AlreadyProcessed`].
     pub event_id: Option<&'a str>,
-    /// Appended to the send log with status [`SendStatus::Pending`]. A key already in the log
-    /// (from an earlier commit or earlier in this slice) is ignored: never a second entry, and
-    /// the existing entry (its status included) is left as it is.
+    /// Appended to the send log with status [`SendStatus::Pending`], no attempts, and
+    /// `retry_at` at the record's `at` (deliverable at once). A key already in the log (from an
+    /// earlier commit or earlier in this slice) is ignored: never a second entry, and the
+    /// existing entry (its status included) is left as it is.
     pub sends: &'a [SendRecord],
 }
 
@@ -171,36 +311,53 @@ impl DeadLetter {
     }
 }
 
-/// Where an email of the send log stands.
+/// Where a send of the send log stands. `Pending` and `Sending` are in the sweep's index
+/// ([`Store::pending_sends`]); the other three are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SendStatus {
-    /// Decided and logged, not yet handed to the mailer (or the outcome is unknown).
+    /// Logged, not delivered yet: deliverable from its `retry_at` on.
     Pending,
-    /// Accepted by the mailer. Final: a later mark is ignored, so the log never invites a
-    /// second send of mail that already left.
+    /// Claimed by a sender until its `retry_at` (the lease): being delivered, or its sender
+    /// stopped (then the claim expires and a sweep settles it).
+    Sending,
+    /// Accepted by the mailer (or the webhook's receiver). Final.
     Sent,
-    /// The mailer refused it; may later become `Sent` (a retry) or go back to `Pending`.
+    /// Refused for good, or retries ran out. Final.
     Failed,
+    /// Its sender stopped while it was claimed and it is not made again
+    /// ([`SendRecord::resend_when_unknown`]): it may or may not have left. Final.
+    Unknown,
 }
 
 impl SendStatus {
-    /// The name stored for the status: `pending`, `sent` or `failed`.
+    /// Every status, in lifecycle order.
+    pub const ALL: [SendStatus; 5] = [
+        SendStatus::Pending,
+        SendStatus::Sending,
+        SendStatus::Sent,
+        SendStatus::Failed,
+        SendStatus::Unknown,
+    ];
+
+    /// The name stored for the status: `pending`, `sending`, `sent`, `failed` or `unknown`.
     pub fn as_str(self) -> &'static str {
         match self {
             SendStatus::Pending => "pending",
+            SendStatus::Sending => "sending",
             SendStatus::Sent => "sent",
             SendStatus::Failed => "failed",
+            SendStatus::Unknown => "unknown",
         }
     }
 
     /// The status named `name` (see [`SendStatus::as_str`]).
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "pending" => Some(SendStatus::Pending),
-            "sent" => Some(SendStatus::Sent),
-            "failed" => Some(SendStatus::Failed),
-            _ => None,
-        }
+        SendStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Sent, failed or unknown: nothing changes it any more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, SendStatus::Pending | SendStatus::Sending)
     }
 }
 
@@ -279,8 +436,8 @@ pub enum StoreError {
         #[source]
         source: Option<BackendError>,
     },
-    /// [`Store::mark_send`] named an idempotency key that is not in the customer's send log.
-    #[error("no email with idempotency key `{0}` in the customer's send log")]
+    /// A send-log call named an idempotency key that is not in the customer's send log.
+    #[error("nothing with idempotency key `{0}` in the customer's send log")]
     UnknownSend(String),
     /// A commit that can never be applied: it logs a send for another customer.
     #[error("invalid commit for customer `{customer_id}`: {reason}")]
@@ -342,24 +499,94 @@ pub trait Store: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<DuePage, StoreError>> + Send;
 
-    /// Records what became of an email in the send log of `customer_id`. `Sent` is final: once
-    /// sent, later marks are ignored (the first `message_id` is kept). A `message_id` of `None`
-    /// keeps the one stored. A key not in that customer's log (an unknown key, or another
-    /// customer's) is [`StoreError::UnknownSend`] and changes nothing.
-    fn mark_send(
-        &self,
-        customer_id: &str,
-        idempotency_key: &str,
-        status: SendStatus,
-        message_id: Option<&str>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The send log of one customer, ordered by `at` and then idempotency key (for audits and
-    /// tests).
+    /// The send log of one customer, ordered by `at` and then idempotency key.
     fn sends(
         &self,
         customer_id: &str,
-    ) -> impl Future<Output = Result<Vec<(SendRecord, SendStatus)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<SendEntry>, StoreError>> + Send;
+
+    /// Sets a customer aside: takes their timer out of the due index if it is still at `due`
+    /// (a commit since then moved it, and that commit wins), leaving the state, its version
+    /// and the send log as they are. For a wake that fails with the customer's own error (an
+    /// unreadable or oversized state: the same wake fails whenever it is retried), so that it
+    /// is not retried at every tick ahead of everyone else; the caller keeps the failure as a
+    /// dead letter (which makes it visible and replayable). The customer's next commit (an
+    /// event of theirs) sets the timer again. Returns whether the timer was taken out.
+    fn set_aside(
+        &self,
+        customer_id: &str,
+        due: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Claims a send for delivery: atomically, if the send `idempotency_key` of `customer_id`
+    /// is [`SendStatus::Pending`] or [`SendStatus::Sending`] with a `retry_at` at or before
+    /// `now` (deliverable, or a claim whose lease ended), sets it `Sending` until
+    /// `lease_until`, counts the attempt, and returns the entry as it was before the claim
+    /// (so the caller sees whether it takes over an expired claim). Otherwise returns `None`
+    /// and changes nothing: another sender holds it, it waits for a retry, or it is final. Two
+    /// claims of one send never both succeed. A key not in that customer's log is
+    /// [`StoreError::UnknownSend`].
+    fn claim_send(
+        &self,
+        customer_id: &str,
+        idempotency_key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<SendEntry>, StoreError>> + Send;
+
+    /// Records what became of a send (see [`Settle`] for when each applies). Returns whether
+    /// it applied; a final status is never changed (a [`Settle::Sent`] of a send already sent
+    /// keeps the first message id). A key not in that customer's log is
+    /// [`StoreError::UnknownSend`] and changes nothing.
+    fn settle_send(
+        &self,
+        customer_id: &str,
+        idempotency_key: &str,
+        settle: Settle<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One page of the sends of shard `shard` (the customers `c` with `due_shard(c) ==
+    /// shard`) that are [`SendStatus::Pending`] or [`SendStatus::Sending`] with a `retry_at`
+    /// at or before `until`: at most `limit` (0 is read as 1), ordered by `retry_at`, customer
+    /// and key, paged as [`Store::due`] is (same cursor rules, same errors). What a sweep
+    /// settles: sends no one delivered (the process stopped after the commit), retries, and
+    /// expired claims.
+    fn pending_sends(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<SendPage, StoreError>> + Send;
+
+    /// Records that order `order_id` belongs to `customer_id` (Shopify's fulfillment payloads
+    /// name the order, not the customer). A later link of the same order replaces it.
+    fn link_order(
+        &self,
+        order_id: &str,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The customer order `order_id` was linked to, if any.
+    fn order_customer(
+        &self,
+        order_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Suppresses the address whose [`address_key`] is `address_key` (a hard bounce, a
+    /// complaint: they name an address, not a customer). The first suppression is kept.
+    fn suppress(
+        &self,
+        address_key: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Why and since when the address of `address_key` is suppressed, if it is.
+    fn suppression(
+        &self,
+        address_key: &str,
+    ) -> impl Future<Output = Result<Option<(String, DateTime<Utc>)>, StoreError>> + Send;
 
     /// Keeps `letter` (its `id` is ignored, its body truncated to
     /// [`DeadLetter::MAX_BODY_BYTES`]) and returns the id it was given.
@@ -414,6 +641,14 @@ pub async fn all_due<S: Store>(
     }
     due.sort_unstable();
     Ok(due)
+}
+
+/// The key an address is suppressed under: the lowercase hex SHA-256 of the address, trimmed
+/// and lower-cased. The store keeps no address in clear for it, and `Ayse@Example.com ` and
+/// `ayse@example.com` are one address (mailbox providers treat local parts case-insensitively
+/// in practice, and a bounce's address may differ in case from the profile's).
+pub fn address_key(address: &str) -> String {
+    hex::encode(Sha256::digest(address.trim().to_lowercase().as_bytes()))
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.

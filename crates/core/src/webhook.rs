@@ -7,7 +7,8 @@
 //! JSON text, so that a retry sends the very bytes the first attempt sent and the signature
 //! stays the same). Delivery claims the entry, calls the endpoint through a [`WebhookCaller`]
 //! and settles it: a [retryable](WebhookError::is_retryable) failure is tried again later with
-//! backoff, a final one settles as `webhook.failed`. The response's body is not used.
+//! backoff, a final one settles as `webhook.failed`. The response's body is not used. A runner
+//! without a caller ([`NoWebhooks`], `simulate`'s) logs no calls: they stay timeline records.
 //!
 //! The signature is exactly what the contract says: `X-Nudge-Signature: sha256=<hex>`, the
 //! HMAC-SHA256 of the body's bytes under the named secret. `X-Nudge-Timestamp` is not signed,
@@ -28,7 +29,7 @@ use sha2::Sha256;
 use thiserror::Error;
 
 use crate::engine::WebhookCall;
-pub use placeholder::{SendKind, SendRecord};
+use crate::store::SendRecord;
 
 /// `Content-Type`: the body is JSON.
 pub const CONTENT_TYPE: &str = "application/json";
@@ -151,6 +152,24 @@ impl fmt::Debug for WebhookRequest {
             .field("body_len", &self.body.len())
             .field("secret", &self.secret)
             .finish()
+    }
+}
+
+/// No webhook caller: a runner with it logs no webhook calls (`simulate` records them in its
+/// timeline and calls none).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoWebhooks;
+
+impl WebhookCaller for NoWebhooks {
+    fn call(
+        &self,
+        _send: &SendRecord,
+        _request: &WebhookRequest,
+        _now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<WebhookReceipt, WebhookError>> + Send {
+        std::future::ready(Err(WebhookError::InvalidRequest {
+            reason: "no webhook caller is configured".to_owned(),
+        }))
     }
 }
 
@@ -304,6 +323,7 @@ impl<T: WebhookCaller + Sync> WebhookCaller for &T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SendKind;
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -473,41 +493,5 @@ mod tests {
         assert!(shown.contains("hooks.example.com"), "{shown}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(!shown.contains("1001"), "{shown}");
-    }
-}
-
-/// TEMPORARY: the send log's record as the lead's `i12-port` branch defines it in `store.rs`;
-/// removed at that merge.
-pub mod placeholder {
-    use chrono::{DateTime, Utc};
-    /// Email or webhook.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum SendKind {
-        /// Email.
-        Email,
-        /// Webhook.
-        Webhook,
-    }
-    /// A logged send.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct SendRecord {
-        /// `<run>.<step>`.
-        pub idempotency_key: String,
-        /// The customer.
-        pub customer_id: String,
-        /// The workflow.
-        pub workflow: String,
-        /// The step.
-        pub step: String,
-        /// The kind.
-        pub kind: SendKind,
-        /// The category.
-        pub category: String,
-        /// The tags.
-        pub tags: Vec<String>,
-        /// Decided at.
-        pub at: DateTime<Utc>,
-        /// The payload.
-        pub payload: Vec<u8>,
     }
 }

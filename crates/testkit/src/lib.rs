@@ -1,5 +1,7 @@
-//! Test support for Nudge: [`contract`], the suite every `Store` implementation must pass.
+//! Test support for Nudge: [`contract`], the suite every `Store` implementation must pass, and
+//! [`guarantee`], the send guarantee under crashes at every point, on any `Store`.
 
 #![warn(missing_docs)]
 
 pub mod contract;
+pub mod guarantee;

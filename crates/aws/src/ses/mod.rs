@@ -17,8 +17,9 @@ use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::config::retry::RetryConfig;
 use aws_sdk_sesv2::config::timeout::TimeoutConfig;
 use aws_sdk_sesv2::primitives::Blob;
-use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
-use nudge_core::mail::{Email, MailError, Mailer, Receipt};
+use aws_sdk_sesv2::types::{EmailContent, RawMessage};
+use nudge_core::mail::{MailError, Mailer, Receipt};
+use nudge_core::store::SendRecord;
 
 pub use error::map_send_error;
 pub use tags::{TAG_CUSTOMER, TAG_KEY, TAG_KEY_SHA256, TAG_STEP, TAG_WORKFLOW, message_tags};
@@ -76,23 +77,21 @@ impl SesMailer {
         }
     }
 
-    async fn send_raw(&self, email: &Email, mime: &[u8]) -> Result<Receipt, MailError> {
+    async fn send_raw(&self, email: &SendRecord) -> Result<Receipt, MailError> {
         let tags = message_tags(email)?;
         let raw = RawMessage::builder()
-            .data(Blob::new(mime))
+            .data(Blob::new(email.payload.as_slice()))
             .build()
             .map_err(|e| MailError::Rejected {
                 message: "the raw SES message could not be built".to_owned(),
                 source: Some(Box::new(e)),
             })?;
-        // The envelope recipient is the one the engine decided, whatever the headers say.
-        let destination = Destination::builder()
-            .to_addresses(email.to.address.clone())
-            .build();
+        // No `Destination`: SES takes the recipients from the message's own headers, and the
+        // message holds exactly the one `To` the engine decided (build_mime writes no Cc or
+        // Bcc), so the send log's bytes are the only record of the address.
         let output = self
             .client
             .send_email()
-            .destination(destination)
             .content(EmailContent::builder().raw(raw).build())
             .set_configuration_set_name(self.configuration_set.clone())
             .set_email_tags(Some(tags))
@@ -125,9 +124,9 @@ impl SesMailer {
 }
 
 impl Mailer for SesMailer {
-    /// Sends `mime` as it is. SES has no idempotency token: the send guarantee (the send log's
+    /// Sends the logged message (`send.payload`) as it is. SES has no idempotency token: the send guarantee (the send log's
     /// claim before the call) is what keeps a retried email from going out twice.
-    async fn send(&self, email: &Email, mime: &[u8]) -> Result<Receipt, MailError> {
-        self.send_raw(email, mime).await
+    async fn send(&self, send: &SendRecord) -> Result<Receipt, MailError> {
+        self.send_raw(send).await
     }
 }

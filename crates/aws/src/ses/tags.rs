@@ -5,7 +5,8 @@
 use aws_sdk_sesv2::types::MessageTag;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use nudge_core::mail::{Email, MailError};
+use nudge_core::mail::MailError;
+use nudge_core::store::SendRecord;
 use sha2::{Digest, Sha256};
 
 /// The tag naming the workflow.
@@ -46,7 +47,7 @@ const MAX_LEN: usize = 256;
 ///   tag named `tag-<tag>` with the value `1`: one name per tag is what an event destination can
 ///   filter and count on (a CloudWatch dimension is one tag name), which one joined value would
 ///   not allow, and the `tag-` prefix keeps a step tag from ever clashing with the names above.
-pub fn message_tags(email: &Email) -> Result<Vec<MessageTag>, MailError> {
+pub fn message_tags(email: &SendRecord) -> Result<Vec<MessageTag>, MailError> {
     let mut tags = vec![
         tag(TAG_WORKFLOW, id_value(&email.workflow)),
         tag(TAG_STEP, id_value(&email.step)),
@@ -98,37 +99,22 @@ fn in_alphabet(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nudge_core::mail::{Category, Mailbox};
 
-    pub(crate) fn email(customer: &str, key: &str, tags: &[&str]) -> Email {
-        Email {
+    pub(crate) fn email(customer: &str, key: &str, tags: &[&str]) -> SendRecord {
+        SendRecord {
             idempotency_key: key.to_owned(),
             customer_id: customer.to_owned(),
             workflow: "win-back".to_owned(),
             step: "send_1".to_owned(),
-            category: Category::Transactional,
-            to: Mailbox {
-                name: Some("Ada Lovelace".to_owned()),
-                address: "ada@example.com".to_owned(),
-            },
-            from: Mailbox {
-                name: None,
-                address: "shop@example.com".to_owned(),
-            },
-            reply_to: None,
-            subject: "Hello Ada".to_owned(),
-            preheader: None,
-            html: "<p>Hi</p>".to_owned(),
-            date: chrono::DateTime::UNIX_EPOCH,
+            kind: nudge_core::store::SendKind::Email,
+            category: "transactional".to_owned(),
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-            unsubscribe_url: None,
-            postal_address: None,
-            store_name: "Shop".to_owned(),
-            append_footer: false,
+            at: chrono::DateTime::UNIX_EPOCH,
+            payload: b"To: ada@example.com\r\n\r\nHi".to_vec(),
         }
     }
 
-    fn pairs(email: &Email) -> Vec<(String, String)> {
+    fn pairs(email: &SendRecord) -> Vec<(String, String)> {
         message_tags(email)
             .expect("valid tags")
             .iter()

@@ -19,6 +19,8 @@ pub use crate::engine::Email;
 pub use crate::workflow::model::{Category, Mailbox};
 pub use mime::{build_mime, message_id};
 
+use crate::store::SendRecord;
+
 /// What a [`Mailer`] reports for a delivered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
@@ -29,27 +31,45 @@ pub struct Receipt {
 
 /// Delivers built emails.
 ///
-/// Implementations must be idempotent on [`Email::idempotency_key`]: the runner may deliver the
-/// same email again after a crash between sending and recording the send, and the customer must
-/// not get it twice.
+/// The runner hands a mailer a send of the send log ([`SendRecord`]): its payload is the MIME
+/// message exactly as [`build_mime`] made it when the email was decided, and the record gives
+/// the envelope (customer, idempotency key, workflow, step, tags) without parsing the bytes
+/// again. The runner calls [`Mailer::send`] only while it holds the send's claim
+/// ([`Store::claim_send`](crate::store::Store::claim_send)), so two runners never deliver one
+/// send at the same time; a send whose sender stopped mid-way may be handed over again
+/// (transactional mail) after [`Mailer::lookup`] is asked whether it already left.
 pub trait Mailer {
-    /// Delivers `mime`, the bytes [`build_mime`] made of `email`; `email` gives the envelope
-    /// (recipient, idempotency key, tags) without parsing the bytes again.
-    fn send(
-        &self,
-        email: &Email,
-        mime: &[u8],
-    ) -> impl Future<Output = Result<Receipt, MailError>> + Send;
+    /// Delivers the message `send.payload`.
+    fn send(&self, send: &SendRecord) -> impl Future<Output = Result<Receipt, MailError>> + Send;
+
+    /// Whether the message of `send` was already delivered, when this mailer can tell (the
+    /// outbox sees its file; SES cannot be asked, so the default says it does not know).
+    fn lookup(&self, send: &SendRecord) -> impl Future<Output = Result<Lookup, MailError>> + Send {
+        let _ = send;
+        std::future::ready(Ok(Lookup::Unknown))
+    }
+}
+
+/// What a [`Mailer`] knows of a send it may have delivered ([`Mailer::lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// It was delivered: this is its receipt.
+    Delivered(Receipt),
+    /// It was not delivered: sending it now sends it once.
+    NotDelivered,
+    /// The mailer cannot tell (SES): the send's category decides
+    /// ([`SendRecord::resend_when_unknown`]).
+    Unknown,
 }
 
 /// A shared mailer: several runners (one per `simulate` shard, say) may deliver through one.
 impl<T: Mailer + Sync> Mailer for &T {
-    fn send(
-        &self,
-        email: &Email,
-        mime: &[u8],
-    ) -> impl Future<Output = Result<Receipt, MailError>> + Send {
-        (**self).send(email, mime)
+    fn send(&self, send: &SendRecord) -> impl Future<Output = Result<Receipt, MailError>> + Send {
+        (**self).send(send)
+    }
+
+    fn lookup(&self, send: &SendRecord) -> impl Future<Output = Result<Lookup, MailError>> + Send {
+        (**self).lookup(send)
     }
 }
 

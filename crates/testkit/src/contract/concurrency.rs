@@ -21,7 +21,7 @@ pub async fn concurrent_writers_one_wins<S: Store>(store: &S) {
     let keys: Vec<String> = sends_of(store, CHECK, "c-1")
         .await
         .into_iter()
-        .map(|(s, _)| s.idempotency_key)
+        .map(|e| e.record.idempotency_key)
         .collect();
     ensure_eq!(
         CHECK,

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, SendRecord, SendStatus, Store,
-    all_due,
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, SendEntry, SendKind, SendPage,
+    SendRecord, SendStatus, Settle, Store, all_due,
 };
 
 /// What a store holds about one customer, to compare before and after a write that must not
@@ -14,7 +14,7 @@ use nudge_core::store::{
 pub(super) struct Snapshot {
     pub(super) record: Option<CustomerRecord>,
     pub(super) timers: Vec<(DateTime<Utc>, String)>,
-    pub(super) sends: Vec<(SendRecord, SendStatus)>,
+    pub(super) sends: Vec<SendEntry>,
     pub(super) processed: Vec<(String, bool)>,
 }
 
@@ -76,15 +76,33 @@ pub(super) fn far_future() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap()
 }
 
-/// An email of `welcome-series` to log for `customer_id` under `key`.
+/// A marketing email of `welcome-series` to log for `customer_id` under `key`, with two tags
+/// and a payload that is not UTF-8 (a store keeps bytes, not text).
 pub(super) fn send(key: &str, customer_id: &str, at: DateTime<Utc>) -> SendRecord {
+    let mut payload = format!("Subject: {key}\r\n\r\n").into_bytes();
+    payload.extend_from_slice(&[0xff, 0x00, 0xc3]);
     SendRecord {
         idempotency_key: key.to_owned(),
         customer_id: customer_id.to_owned(),
         workflow: "welcome-series".to_owned(),
         step: "hello".to_owned(),
+        kind: SendKind::Email,
         category: "marketing".to_owned(),
+        tags: vec!["spring".to_owned(), "vip-2".to_owned()],
         at,
+        payload,
+    }
+}
+
+/// `record` as the send log holds it just after a commit logged it.
+pub(super) fn logged(record: &SendRecord) -> SendEntry {
+    SendEntry {
+        record: record.clone(),
+        status: SendStatus::Pending,
+        attempts: 0,
+        retry_at: Some(record.at),
+        message_id: None,
+        reason: None,
     }
 }
 
@@ -162,28 +180,74 @@ pub(super) async fn sends_of<S: Store>(
     store: &S,
     check: &str,
     customer_id: &str,
-) -> Vec<(SendRecord, SendStatus)> {
+) -> Vec<SendEntry> {
     store
         .sends(customer_id)
         .await
         .unwrap_or_else(|e| panic!("store contract `{check}`: sends of {customer_id} failed: {e}"))
 }
 
-/// Marks the send `key` of `customer_id`, failing the check on a store error.
-pub(super) async fn mark<S: Store>(
+/// The entry `key` of `customer_id`'s send log, failing the check on a store error.
+pub(super) async fn entry<S: Store>(
     store: &S,
     check: &str,
     (customer_id, key): (&str, &str),
-    status: SendStatus,
-    message_id: Option<&str>,
-) {
+) -> Option<SendEntry> {
+    sends_of(store, check, customer_id)
+        .await
+        .into_iter()
+        .find(|e| e.record.idempotency_key == key)
+}
+
+/// Claims the send `key` of `customer_id` at `now` until `lease_until`, failing the check on a
+/// store error.
+pub(super) async fn claim<S: Store>(
+    store: &S,
+    check: &str,
+    (customer_id, key): (&str, &str),
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Option<SendEntry> {
     store
-        .mark_send(customer_id, key, status, message_id)
+        .claim_send(customer_id, key, now, lease_until)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("store contract `{check}`: claim_send({customer_id}, {key}) failed: {e}")
+        })
+}
+
+/// Settles the send `key` of `customer_id`, failing the check on a store error.
+pub(super) async fn settle<S: Store>(
+    store: &S,
+    check: &str,
+    (customer_id, key): (&str, &str),
+    settle: Settle<'_>,
+) -> bool {
+    store
+        .settle_send(customer_id, key, settle)
         .await
         .unwrap_or_else(|e| {
             panic!(
-                "store contract `{check}`: mark_send({customer_id}, {key}, {status:?}) failed: {e}"
+                "store contract `{check}`: settle_send({customer_id}, {key}, {settle:?}) failed: {e}"
             )
+        })
+}
+
+/// One page of shard `shard`'s deliverable sends until `until`, failing the check on a store
+/// error.
+pub(super) async fn sends_page<S: Store>(
+    store: &S,
+    check: &str,
+    shard: u16,
+    until: DateTime<Utc>,
+    limit: usize,
+    cursor: Option<&str>,
+) -> SendPage {
+    store
+        .pending_sends(shard, until, limit, cursor)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("store contract `{check}`: pending_sends of shard {shard} failed: {e}")
         })
 }
 

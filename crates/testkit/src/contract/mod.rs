@@ -54,8 +54,10 @@ macro_rules! ensure {
 mod commits;
 mod concurrency;
 mod helpers;
+mod lookups;
 mod send_log;
 mod store_wide;
+mod sweep;
 mod timers;
 
 pub use commits::{
@@ -65,15 +67,21 @@ pub use commits::{
 };
 pub use concurrency::concurrent_writers_one_wins;
 pub use helpers::new;
+pub use lookups::{orders_link_to_customers, suppressions_keep_the_first};
 pub use send_log::{
-    mark_send_is_per_customer, mark_send_transitions, send_for_another_customer_is_refused,
-    send_log_unique_by_key,
+    claims_are_exclusive_and_leased, concurrent_claims_one_wins,
+    send_for_another_customer_is_refused, send_log_unique_by_key,
+    settles_move_a_send_as_documented,
 };
 pub use store_wide::{
     dead_letter_body_truncated, dead_letters_round_trip, flush_is_repeatable,
     meta_get_set_overwrite,
 };
-pub use timers::{due_orders_and_limits, due_pages_with_a_cursor, timer_moves_and_clears};
+pub use sweep::pending_sends_by_shard_and_time;
+pub use timers::{
+    due_orders_and_limits, due_pages_with_a_cursor, set_aside_takes_the_timer_out,
+    timer_moves_and_clears,
+};
 
 /// Runs every check of the contract, each on a new store made by `make`, which must return an
 /// empty store each time.
@@ -89,10 +97,15 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
     due_orders_and_limits(&make().await).await;
     due_pages_with_a_cursor(&make().await).await;
     timer_moves_and_clears(&make().await).await;
+    set_aside_takes_the_timer_out(&make().await).await;
     send_log_unique_by_key(&make().await).await;
     send_for_another_customer_is_refused(&make().await).await;
-    mark_send_transitions(&make().await).await;
-    mark_send_is_per_customer(&make().await).await;
+    claims_are_exclusive_and_leased(&make().await).await;
+    settles_move_a_send_as_documented(&make().await).await;
+    concurrent_claims_one_wins(&make().await).await;
+    pending_sends_by_shard_and_time(&make().await).await;
+    orders_link_to_customers(&make().await).await;
+    suppressions_keep_the_first(&make().await).await;
     dead_letters_round_trip(&make().await).await;
     dead_letter_body_truncated(&make().await).await;
     meta_get_set_overwrite(&make().await).await;

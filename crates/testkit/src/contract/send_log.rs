@@ -1,12 +1,18 @@
-//! The send log: one entry per idempotency key, its customer, and its status moves.
+//! The send log, the outbox of the send guarantee: one entry per idempotency key, its
+//! customer, claims and their leases, and how a send is settled.
 
-use nudge_core::store::{Commit, SendRecord, SendStatus, Store, StoreError};
+use nudge_core::store::{
+    Commit, SendEntry, SendKind, SendRecord, SendStatus, Settle, Store, StoreError,
+};
 
-use super::helpers::{Snapshot, at, commit_ok, mark, new, send, sends_of, snapshot};
+use super::helpers::{
+    Snapshot, at, claim, commit_ok, entry, logged, new, send, sends_of, settle, snapshot,
+};
 
-/// The send log holds one entry per idempotency key, `Pending` when logged, ordered by time and
-/// key; a key seen again (in the same commit or a later one) changes nothing, whatever its
-/// fields, and never resets a status.
+/// The send log holds one entry per idempotency key, `Pending` when logged (deliverable at its
+/// time, no attempts), every field and the payload's bytes as logged, ordered by time and key;
+/// a key seen again (in the same commit or a later one) changes nothing, whatever its fields,
+/// and never resets a status.
 pub async fn send_log_unique_by_key<S: Store>(store: &S) {
     let first = log_with_a_key_twice(store).await;
     log_keys_again(store, &first).await;
@@ -46,14 +52,23 @@ async fn log_with_a_key_twice<S: Store>(store: &S) -> [SendRecord; 4] {
     first
 }
 
-/// With k-1 marked sent, a second commit logs k-2 (changed), k-1 and the new k-4: only k-4 is
-/// added, and k-1 stays sent.
+/// With k-1 sent, a second commit logs k-2 (changed), k-1 and the new k-4, a webhook call:
+/// only k-4 is added, and k-1 stays sent.
 async fn log_keys_again<S: Store>(store: &S, first: &[SendRecord; 4]) {
     const CHECK: &str = UNIQUE_BY_KEY;
-    mark(store, CHECK, ("c-1", "k-1"), SendStatus::Sent, Some("m-1")).await;
+    claim(store, CHECK, ("c-1", "k-1"), at(5), at(65)).await;
+    let sent = Settle::Sent {
+        message_id: Some("m-1"),
+    };
+    settle(store, CHECK, ("c-1", "k-1"), sent).await;
     let mut again = send("k-2", "c-1", at(0));
     again.step = "changed".into();
-    let second = [again, send("k-1", "c-1", at(5)), send("k-4", "c-1", at(7))];
+    let mut webhook = send("k-4", "c-1", at(7));
+    webhook.kind = SendKind::Webhook;
+    webhook.category = "webhook".into();
+    webhook.tags = vec![];
+    webhook.payload = br#"{"url":"https://example.com/hook"}"#.to_vec();
+    let second = [again, send("k-1", "c-1", at(5)), webhook];
     commit_ok(
         store,
         CHECK,
@@ -65,10 +80,16 @@ async fn log_keys_again<S: Store>(store: &S, first: &[SendRecord; 4]) {
     )
     .await;
     let expected = vec![
-        (first[2].clone(), SendStatus::Pending),
-        (first[1].clone(), SendStatus::Sent),
-        (first[0].clone(), SendStatus::Pending),
-        (second[2].clone(), SendStatus::Pending),
+        logged(&first[2]),
+        SendEntry {
+            status: SendStatus::Sent,
+            attempts: 1,
+            retry_at: None,
+            message_id: Some("m-1".into()),
+            ..logged(&first[1])
+        },
+        logged(&first[0]),
+        logged(&second[2]),
     ];
     ensure_eq!(
         CHECK,
@@ -113,11 +134,8 @@ async fn log_for_another_customer<S: Store>(store: &S) {
 }
 
 /// `records` as the send log lists them just after they are logged.
-fn pending(records: &[SendRecord]) -> Vec<(SendRecord, SendStatus)> {
-    records
-        .iter()
-        .map(|r| (r.clone(), SendStatus::Pending))
-        .collect()
+fn pending(records: &[SendRecord]) -> Vec<SendEntry> {
+    records.iter().map(logged).collect()
 }
 
 /// A commit that logs an email for another customer is refused with
@@ -152,77 +170,15 @@ pub async fn send_for_another_customer_is_refused<S: Store>(store: &S) {
     );
 }
 
-/// `mark_send` moves a logged email between `Pending` and `Failed` freely and to `Sent`, which
-/// is final; an unknown key is [`StoreError::UnknownSend`].
-pub async fn mark_send_transitions<S: Store>(store: &S) {
-    const CHECK: &str = "mark_send_transitions";
-    let sends = [send("k-1", "c-1", at(1)), send("k-2", "c-1", at(2))];
-    commit_ok(
-        store,
-        CHECK,
-        Commit {
-            sends: &sends,
-            ..new("c-1")
-        },
-    )
-    .await;
-    let status_of = async |key: &str| {
-        sends_of(store, CHECK, "c-1")
-            .await
-            .into_iter()
-            .find(|(s, _)| s.idempotency_key == key)
-            .map(|(_, status)| status)
-    };
-    let steps = [
-        (SendStatus::Failed, SendStatus::Failed),
-        (SendStatus::Pending, SendStatus::Pending),
-        (SendStatus::Failed, SendStatus::Failed),
-        (SendStatus::Sent, SendStatus::Sent),
-        (SendStatus::Failed, SendStatus::Sent),
-        (SendStatus::Pending, SendStatus::Sent),
-        (SendStatus::Sent, SendStatus::Sent),
-    ];
-    for (i, (mark_as, expected)) in steps.into_iter().enumerate() {
-        mark(store, CHECK, ("c-1", "k-1"), mark_as, Some("m-1")).await;
-        ensure_eq!(
-            CHECK,
-            status_of("k-1").await,
-            Some(expected),
-            "k-1 after mark {} ({mark_as:?})",
-            i + 1
-        );
-    }
-    ensure_eq!(
-        CHECK,
-        status_of("k-2").await,
-        Some(SendStatus::Pending),
-        "k-2 after marking k-1"
-    );
-    mark(store, CHECK, ("c-1", "k-2"), SendStatus::Sent, None).await;
-    ensure_eq!(
-        CHECK,
-        status_of("k-2").await,
-        Some(SendStatus::Sent),
-        "k-2 marked sent without a message id"
-    );
-    let result = store
-        .mark_send("c-1", "k-404", SendStatus::Sent, Some("m-2"))
-        .await;
-    ensure!(
-        CHECK,
-        matches!(result, Err(StoreError::UnknownSend(ref key)) if key == "k-404"),
-        "marking an unknown key gave {result:?}, not UnknownSend(\"k-404\")"
-    );
-}
-
-/// `mark_send` reaches only the named customer's log: another customer's key is
-/// [`StoreError::UnknownSend`] and changes nothing, and marking one customer's email leaves
-/// every other customer's log as it was.
-pub async fn mark_send_is_per_customer<S: Store>(store: &S) {
-    const CHECK: &str = "mark_send_is_per_customer";
-    let first = [send("k-1", "c-1", at(1))];
-    let second = [send("k-2", "c-2", at(1))];
-    for (customer, sends) in [("c-1", &first), ("c-2", &second)] {
+/// A claim takes a send that is pending and due, or whose claim's lease ended, and returns it
+/// as it was; it counts the attempt and holds the send until the lease ends. A send claimed
+/// and held, not yet due, or settled is not claimed again; an unknown key (or another
+/// customer's) is [`StoreError::UnknownSend`].
+pub async fn claims_are_exclusive_and_leased<S: Store>(store: &S) {
+    const CHECK: &str = "claims_are_exclusive_and_leased";
+    let records = [send("k-1", "c-1", at(10)), send("k-2", "c-2", at(10))];
+    for (customer, record) in [("c-1", &records[..1]), ("c-2", &records[1..])] {
+        let sends = record;
         commit_ok(
             store,
             CHECK,
@@ -233,32 +189,278 @@ pub async fn mark_send_is_per_customer<S: Store>(store: &S) {
         )
         .await;
     }
-    let result = store
-        .mark_send("c-2", "k-1", SendStatus::Sent, Some("m-1"))
-        .await;
-    ensure!(
-        CHECK,
-        matches!(result, Err(StoreError::UnknownSend(ref key)) if key == "k-1"),
-        "marking c-1's key as c-2's gave {result:?}, not UnknownSend(\"k-1\")"
-    );
+    let k1 = ("c-1", "k-1");
+    let early = claim(store, CHECK, k1, at(9), at(69)).await;
+    ensure_eq!(CHECK, early, None, "a claim before the send's time");
+    let first = claim(store, CHECK, k1, at(10), at(70)).await;
     ensure_eq!(
         CHECK,
-        sends_of(store, CHECK, "c-1").await,
-        pending(&first),
-        "c-1's log after a mark of its key under c-2"
+        first,
+        Some(logged(&records[0])),
+        "the first claim, at the send's time"
     );
-    mark(store, CHECK, ("c-1", "k-1"), SendStatus::Sent, Some("m-1")).await;
-    mark(store, CHECK, ("c-2", "k-2"), SendStatus::Failed, None).await;
+    let held = SendEntry {
+        status: SendStatus::Sending,
+        attempts: 1,
+        retry_at: Some(at(70)),
+        ..logged(&records[0])
+    };
     ensure_eq!(
         CHECK,
-        sends_of(store, CHECK, "c-1").await,
-        vec![(first[0].clone(), SendStatus::Sent)],
-        "c-1's log after marking c-1's k-1 sent and c-2's k-2 failed"
+        entry(store, CHECK, k1).await,
+        Some(held.clone()),
+        "k-1 once claimed"
     );
+    let second = claim(store, CHECK, k1, at(69), at(129)).await;
+    ensure_eq!(CHECK, second, None, "a second claim within the lease");
+    ensure_eq!(
+        CHECK,
+        entry(store, CHECK, k1).await,
+        Some(held.clone()),
+        "k-1 after a refused claim"
+    );
+    let taken_over = claim(store, CHECK, k1, at(70), at(130)).await;
+    ensure_eq!(CHECK, taken_over, Some(held), "a claim when the lease ends");
+    ensure_eq!(
+        CHECK,
+        entry(store, CHECK, k1)
+            .await
+            .map(|e| (e.status, e.attempts, e.retry_at)),
+        Some((SendStatus::Sending, 2, Some(at(130)))),
+        "k-1 after it was taken over"
+    );
+    let sent = Settle::Sent { message_id: None };
+    settle(store, CHECK, k1, sent).await;
+    let after = claim(store, CHECK, k1, at(1000), at(1060)).await;
+    ensure_eq!(CHECK, after, None, "a claim of a sent email");
+    for (customer, key) in [("c-1", "k-404"), ("c-1", "k-2")] {
+        let result = store.claim_send(customer, key, at(10), at(70)).await;
+        ensure!(
+            CHECK,
+            matches!(result, Err(StoreError::UnknownSend(ref k)) if k == key),
+            "claiming {key} as {customer}'s gave {result:?}, not UnknownSend"
+        );
+    }
     ensure_eq!(
         CHECK,
         sends_of(store, CHECK, "c-2").await,
-        vec![(second[0].clone(), SendStatus::Failed)],
-        "c-2's log after marking c-1's k-1 sent and c-2's k-2 failed"
+        vec![logged(&records[1])],
+        "c-2's log after a claim of its key as c-1's"
     );
+}
+
+/// How each [`Settle`] applies: a retry puts a claimed send back to pending at its time, a
+/// failure or an unknown outcome is final; a sent settles from every status but sent (mail
+/// left, whatever the log said), keeping the first message id; a settle that does not apply
+/// returns false and changes nothing; an unknown key is [`StoreError::UnknownSend`].
+pub async fn settles_move_a_send_as_documented<S: Store>(store: &S) {
+    const CHECK: &str = "settles_move_a_send_as_documented";
+    let records: Vec<SendRecord> = (1..=4)
+        .map(|i| send(&format!("k-{i}"), "c-1", at(1)))
+        .collect();
+    commit_ok(
+        store,
+        CHECK,
+        Commit {
+            sends: &records,
+            ..new("c-1")
+        },
+    )
+    .await;
+    let state = async |key: &str| {
+        entry(store, CHECK, ("c-1", key))
+            .await
+            .map(|e| (e.status, e.retry_at, e.message_id, e.reason))
+    };
+    let k1 = ("c-1", "k-1");
+    // Not claimed: only a sent applies.
+    let retry = Settle::Retry {
+        at: at(100),
+        reason: "busy",
+    };
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, retry).await,
+        false,
+        "a retry of a pending send"
+    );
+    let failed = Settle::Failed { reason: "refused" };
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, failed).await,
+        false,
+        "a failure of a pending send"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-1").await,
+        Some((SendStatus::Pending, Some(at(1)), None, None)),
+        "k-1 untouched"
+    );
+    // Claimed, then a retry: pending at the retry's time, not claimable before.
+    claim(store, CHECK, k1, at(1), at(61)).await;
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, retry).await,
+        true,
+        "a retry of a claimed send"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-1").await,
+        Some((
+            SendStatus::Pending,
+            Some(at(100)),
+            None,
+            Some("busy".into())
+        )),
+        "k-1 after a retry"
+    );
+    ensure_eq!(
+        CHECK,
+        claim(store, CHECK, k1, at(99), at(159)).await,
+        None,
+        "a claim before the retry's time"
+    );
+    ensure!(
+        CHECK,
+        claim(store, CHECK, k1, at(100), at(160)).await.is_some(),
+        "a claim at the retry's time"
+    );
+    // Failed: final, but a late sent still applies (the mail left).
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, failed).await,
+        true,
+        "a failure of a claimed send"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-1").await,
+        Some((SendStatus::Failed, None, None, Some("refused".into()))),
+        "k-1 failed"
+    );
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, retry).await,
+        false,
+        "a retry of a failed send"
+    );
+    let sent = |id| Settle::Sent {
+        message_id: Some(id),
+    };
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, sent("m-1")).await,
+        true,
+        "a sent of a failed send"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-1").await.map(|s| (s.0, s.1, s.2)),
+        Some((SendStatus::Sent, None, Some("m-1".into()))),
+        "k-1 sent"
+    );
+    // Sent is final; the first id stays.
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, sent("m-2")).await,
+        false,
+        "a second sent"
+    );
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, failed).await,
+        false,
+        "a failure of a sent send"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-1").await.map(|s| (s.0, s.2)),
+        Some((SendStatus::Sent, Some("m-1".into()))),
+        "k-1 after later settles"
+    );
+    // Unknown: final; a sent still applies.
+    let k2 = ("c-1", "k-2");
+    claim(store, CHECK, k2, at(1), at(61)).await;
+    let unknown = Settle::Unknown { reason: "stopped" };
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k2, unknown).await,
+        true,
+        "an unknown of a claimed send"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-2").await,
+        Some((SendStatus::Unknown, None, None, Some("stopped".into()))),
+        "k-2 unknown"
+    );
+    ensure_eq!(
+        CHECK,
+        claim(store, CHECK, k2, at(1000), at(1060)).await,
+        None,
+        "a claim of an unknown send"
+    );
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k2, sent("m-3")).await,
+        true,
+        "a sent of an unknown send"
+    );
+    // Sent straight from pending, without a message id.
+    let k3 = ("c-1", "k-3");
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k3, Settle::Sent { message_id: None }).await,
+        true,
+        "a sent of a pending send"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-3").await,
+        Some((SendStatus::Sent, None, None, None)),
+        "k-3 sent without an id"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-4").await,
+        Some((SendStatus::Pending, Some(at(1)), None, None)),
+        "k-4, never settled"
+    );
+    let result = store.settle_send("c-2", "k-4", sent("m-4")).await;
+    ensure!(
+        CHECK,
+        matches!(result, Err(StoreError::UnknownSend(ref k)) if k == "k-4"),
+        "settling c-1's k-4 as c-2's gave {result:?}, not UnknownSend"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-4").await,
+        Some((SendStatus::Pending, Some(at(1)), None, None)),
+        "k-4 after a settle under c-2"
+    );
+}
+
+/// Of several senders claiming one send at once, exactly one gets it.
+pub async fn concurrent_claims_one_wins<S: Store>(store: &S) {
+    const CHECK: &str = "concurrent_claims_one_wins";
+    let records = [send("k-1", "c-1", at(1))];
+    commit_ok(
+        store,
+        CHECK,
+        Commit {
+            sends: &records,
+            ..new("c-1")
+        },
+    )
+    .await;
+    let one = || store.claim_send("c-1", "k-1", at(1), at(61));
+    let (a, b, c, d) = tokio::join!(one(), one(), one(), one());
+    let won = [a, b, c, d]
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("store contract `{CHECK}`: claim failed: {e}")))
+        .filter(Option::is_some)
+        .count();
+    ensure_eq!(CHECK, won, 1, "claims won among 4 at once");
 }

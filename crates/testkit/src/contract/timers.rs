@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use nudge_core::store::{Commit, DUE_SHARDS, DuePage, Store, StoreError, due_shard};
 
-use super::helpers::{at, commit_ok, due_all, due_page, new};
+use super::helpers::{at, commit_ok, due_all, due_page, load, new};
 
 /// `due` returns, per shard, the timers of that shard's customers ([`due_shard`]) at or before
 /// `until` (inclusive, to the millisecond), ordered by time and then customer id; customers
@@ -226,5 +226,79 @@ pub async fn timer_moves_and_clears<S: Store>(store: &S) {
         due_all(store, CHECK, at(100)).await,
         vec![],
         "due after clearing both"
+    );
+}
+
+/// `set_aside` takes a customer's timer out of the due index only while it is still at the
+/// time named, leaving the state and version as they are; the customer's next commit sets a
+/// timer again.
+pub async fn set_aside_takes_the_timer_out<S: Store>(store: &S) {
+    const CHECK: &str = "set_aside_takes_the_timer_out";
+    for id in ["c-1", "c-2"] {
+        let next_wake = Some(at(10));
+        commit_ok(
+            store,
+            CHECK,
+            Commit {
+                next_wake,
+                ..new(id)
+            },
+        )
+        .await;
+    }
+    let aside = async |id: &str, due| {
+        store
+            .set_aside(id, due)
+            .await
+            .unwrap_or_else(|e| panic!("store contract `{CHECK}`: set_aside failed: {e}"))
+    };
+    ensure_eq!(
+        CHECK,
+        aside("c-1", at(11)).await,
+        false,
+        "set aside at another time"
+    );
+    ensure_eq!(
+        CHECK,
+        aside("c-3", at(10)).await,
+        false,
+        "set aside a customer never written"
+    );
+    let before = load(store, CHECK, "c-1").await;
+    ensure_eq!(
+        CHECK,
+        aside("c-1", at(10)).await,
+        true,
+        "set aside at the timer's time"
+    );
+    ensure_eq!(
+        CHECK,
+        due_all(store, CHECK, at(100)).await,
+        vec![(at(10), "c-2".to_owned())],
+        "due after c-1 was set aside"
+    );
+    ensure_eq!(
+        CHECK,
+        load(store, CHECK, "c-1").await,
+        before,
+        "c-1's state and version"
+    );
+    ensure_eq!(CHECK, aside("c-1", at(10)).await, false, "set aside again");
+    let next_wake = Some(at(20));
+    commit_ok(
+        store,
+        CHECK,
+        Commit {
+            expected_version: 1,
+            next_wake,
+            ..new("c-1")
+        },
+    )
+    .await;
+    ensure_eq!(
+        CHECK,
+        due_all(store, CHECK, at(100)).await,
+        vec![(at(10), "c-2".to_owned()), (at(20), "c-1".to_owned())],
+        "due after c-1's next commit"
     );
 }

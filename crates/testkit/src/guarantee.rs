@@ -1,0 +1,490 @@
+//! The send guarantee under crashes, on any [`Store`]: a sender that stops at each point of a
+//! delivery (after the commit, after the claim, after the send, before the settle), and the
+//! sweep that comes after it.
+//!
+//! What each point must give (docs/ARCHITECTURE.md, "The send guarantee"):
+//!
+//! | stopped                 | transactional email, webhook  | marketing email              |
+//! |-------------------------|-------------------------------|------------------------------|
+//! | after the commit        | sent once by the sweep        | sent once by the sweep       |
+//! | after the claim         | sent once after the lease     | never sent: settled unknown (a mailer that looks up: sent once) |
+//! | after the send          | sent again after the lease (a mailer that can look it up: not again) | not again: unknown (or sent, when looked up) |
+//! | a retryable failure     | sent once at the retry        | sent once at the retry       |
+//!
+//! and in every case: nothing is sent while a claim is held, nothing is left pending once the
+//! sweep after the lease has run, and no send is ever made more than twice.
+//!
+//! [`run_all`] runs every case on a fresh store from the caller's factory; a case panics with
+//! what differed. The stops are made by [`Stopping`], a store wrapper that fails a chosen call
+//! as a killed process would (the call before it done, nothing after it), and by
+//! [`TestMailer`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use nudge_core::engine::Engine;
+use nudge_core::mail::{Lookup, MailError, Mailer, Receipt};
+use nudge_core::runner::{Runner, SEND_LEASE};
+use nudge_core::store::{
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, SendEntry, SendKind, SendPage,
+    SendRecord, SendStatus, Settle, Store, StoreError,
+};
+
+/// Where a [`Stopping`] store stops its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAt {
+    /// Never.
+    Nowhere,
+    /// The flush after the claims fails: the claims are made, nothing is sent.
+    AfterClaim,
+    /// The settle fails (the mail left): the send stays claimed.
+    AfterSend,
+}
+
+/// A store that fails the call named by its [`StopAt`], as a process killed there would leave
+/// it: the calls before are done, the failing one and everything after it not.
+#[derive(Debug)]
+pub struct Stopping<S> {
+    inner: S,
+    stop: Mutex<StopAt>,
+    claimed: Mutex<bool>,
+}
+
+impl<S> Stopping<S> {
+    /// `inner`, stopping its caller at `stop`.
+    pub fn new(inner: S, stop: StopAt) -> Self {
+        Stopping {
+            inner,
+            stop: Mutex::new(stop),
+            claimed: Mutex::new(false),
+        }
+    }
+
+    /// Stops no more: the store after the process restarted.
+    pub fn resume(&self) {
+        *self.stop.lock().unwrap() = StopAt::Nowhere;
+    }
+
+    fn stops_at(&self, point: StopAt) -> bool {
+        *self.stop.lock().unwrap() == point
+    }
+
+    fn stopped() -> StoreError {
+        StoreError::Unavailable {
+            message: "the process stopped here (a test's crash)".to_owned(),
+            source: None,
+        }
+    }
+}
+
+impl<S: Store> Store for Stopping<S> {
+    async fn load(&self, customer_id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        self.inner.load(customer_id).await
+    }
+    async fn commit(&self, commit: Commit<'_>) -> Result<CommitOutcome, StoreError> {
+        self.inner.commit(commit).await
+    }
+    async fn is_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        self.inner.is_processed(event_id).await
+    }
+    async fn due(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<DuePage, StoreError> {
+        self.inner.due(shard, until, limit, cursor).await
+    }
+    async fn set_aside(&self, customer_id: &str, due: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.set_aside(customer_id, due).await
+    }
+    async fn sends(&self, customer_id: &str) -> Result<Vec<SendEntry>, StoreError> {
+        self.inner.sends(customer_id).await
+    }
+    async fn claim_send(
+        &self,
+        customer_id: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<SendEntry>, StoreError> {
+        let claimed = self
+            .inner
+            .claim_send(customer_id, key, now, lease_until)
+            .await?;
+        *self.claimed.lock().unwrap() |= claimed.is_some();
+        Ok(claimed)
+    }
+    async fn settle_send(
+        &self,
+        customer_id: &str,
+        key: &str,
+        settle: Settle<'_>,
+    ) -> Result<bool, StoreError> {
+        if self.stops_at(StopAt::AfterSend) {
+            return Err(Self::stopped());
+        }
+        self.inner.settle_send(customer_id, key, settle).await
+    }
+    async fn pending_sends(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<SendPage, StoreError> {
+        self.inner.pending_sends(shard, until, limit, cursor).await
+    }
+    async fn link_order(&self, order_id: &str, customer_id: &str) -> Result<(), StoreError> {
+        self.inner.link_order(order_id, customer_id).await
+    }
+    async fn order_customer(&self, order_id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.order_customer(order_id).await
+    }
+    async fn suppress(
+        &self,
+        address_key: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.suppress(address_key, reason, at).await
+    }
+    async fn suppression(
+        &self,
+        address_key: &str,
+    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        self.inner.suppression(address_key).await
+    }
+    async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<String, StoreError> {
+        self.inner.record_dead_letter(letter).await
+    }
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letters(limit).await
+    }
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_meta(key).await
+    }
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.inner.set_meta(key, value).await
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        // The runner flushes after its claims: the claims are kept, then the process stops.
+        if self.stops_at(StopAt::AfterClaim) && *self.claimed.lock().unwrap() {
+            self.inner.flush().await?;
+            return Err(Self::stopped());
+        }
+        self.inner.flush().await
+    }
+}
+
+/// A mailer that counts what it sent, per idempotency key; it can answer
+/// [`Mailer::lookup`] (as the outbox does) or not (as SES does), and fail retryably a given
+/// number of times first.
+#[derive(Debug, Default)]
+pub struct TestMailer {
+    sent: Mutex<HashMap<String, usize>>,
+    can_lookup: bool,
+    failures_left: Mutex<usize>,
+}
+
+impl TestMailer {
+    /// A mailer that cannot look up what it sent (like SES).
+    pub fn blind() -> Self {
+        TestMailer::default()
+    }
+
+    /// A mailer that can look up what it sent (like the outbox).
+    pub fn looking_up() -> Self {
+        TestMailer {
+            can_lookup: true,
+            ..TestMailer::default()
+        }
+    }
+
+    /// The same mailer, failing retryably `n` times before it sends.
+    pub fn failing(self, n: usize) -> Self {
+        *self.failures_left.lock().unwrap() = n;
+        self
+    }
+
+    /// How often the email `key` was sent.
+    pub fn times_sent(&self, key: &str) -> usize {
+        self.sent.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+}
+
+impl Mailer for TestMailer {
+    async fn send(&self, send: &SendRecord) -> Result<Receipt, MailError> {
+        {
+            let mut left = self.failures_left.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Err(MailError::Throttled {
+                    message: "a test's throttling".to_owned(),
+                    source: None,
+                });
+            }
+        }
+        *self
+            .sent
+            .lock()
+            .unwrap()
+            .entry(send.idempotency_key.clone())
+            .or_default() += 1;
+        Ok(Receipt {
+            message_id: format!("m-{}", send.idempotency_key),
+        })
+    }
+
+    async fn lookup(&self, send: &SendRecord) -> Result<Lookup, MailError> {
+        if !self.can_lookup {
+            return Ok(Lookup::Unknown);
+        }
+        Ok(match self.times_sent(&send.idempotency_key) {
+            0 => Lookup::NotDelivered,
+            _ => Lookup::Delivered(Receipt {
+                message_id: format!("m-{}", send.idempotency_key),
+            }),
+        })
+    }
+}
+
+/// The time of every case: 2026-03-01T00:00:00Z.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+}
+
+/// The send every case logs: an email of `category` for `c-1` under `k-1`.
+fn logged_send(category: &str) -> SendRecord {
+    SendRecord {
+        idempotency_key: "k-1".to_owned(),
+        customer_id: "c-1".to_owned(),
+        workflow: "a-workflow".to_owned(),
+        step: "a-step".to_owned(),
+        kind: SendKind::Email,
+        category: category.to_owned(),
+        tags: vec![],
+        at: t0(),
+        payload: b"To: <c@example.com>\r\nSubject: hi\r\n\r\nhello".to_vec(),
+    }
+}
+
+/// One case: what stops where, with which mailer, for which category, and what must follow.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    name: &'static str,
+    category: &'static str,
+    stop: StopAt,
+    /// The sender delivers after the commit (false: it stopped right after the commit).
+    delivers: bool,
+    looking_up: bool,
+    failures: usize,
+    /// Times the mailer sent the email in the end.
+    times_sent: usize,
+    /// The send's final status.
+    status: SendStatus,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "after the commit, transactional",
+        category: "transactional",
+        stop: StopAt::Nowhere,
+        delivers: false,
+        looking_up: false,
+        failures: 0,
+        times_sent: 1,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "after the commit, marketing",
+        category: "marketing",
+        stop: StopAt::Nowhere,
+        delivers: false,
+        looking_up: false,
+        failures: 0,
+        times_sent: 1,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "after the claim, transactional",
+        category: "transactional",
+        stop: StopAt::AfterClaim,
+        delivers: true,
+        looking_up: false,
+        failures: 0,
+        times_sent: 1,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "after the claim, marketing",
+        category: "marketing",
+        stop: StopAt::AfterClaim,
+        delivers: true,
+        looking_up: false,
+        failures: 0,
+        times_sent: 0,
+        status: SendStatus::Unknown,
+    },
+    Case {
+        name: "after the claim, marketing, mailer that looks up",
+        category: "marketing",
+        stop: StopAt::AfterClaim,
+        delivers: true,
+        looking_up: true,
+        failures: 0,
+        times_sent: 1,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "after the send, transactional, blind mailer",
+        category: "transactional",
+        stop: StopAt::AfterSend,
+        delivers: true,
+        looking_up: false,
+        failures: 0,
+        times_sent: 2,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "after the send, transactional, mailer that looks up",
+        category: "transactional",
+        stop: StopAt::AfterSend,
+        delivers: true,
+        looking_up: true,
+        failures: 0,
+        times_sent: 1,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "after the send, marketing, blind mailer",
+        category: "marketing",
+        stop: StopAt::AfterSend,
+        delivers: true,
+        looking_up: false,
+        failures: 0,
+        times_sent: 1,
+        status: SendStatus::Unknown,
+    },
+    Case {
+        name: "after the send, marketing, mailer that looks up",
+        category: "marketing",
+        stop: StopAt::AfterSend,
+        delivers: true,
+        looking_up: true,
+        failures: 0,
+        times_sent: 1,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "a retryable failure, then a retry",
+        category: "marketing",
+        stop: StopAt::Nowhere,
+        delivers: true,
+        looking_up: false,
+        failures: 1,
+        times_sent: 1,
+        status: SendStatus::Sent,
+    },
+];
+
+/// Runs every case of the table above, each on a fresh store from `make` and with `engine`
+/// (any engine: the cases log their send with a commit of their own and use the runner's
+/// delivery only).
+pub async fn run_all<S: Store>(make: impl AsyncFn() -> S, engine: &Engine<'_>) {
+    for case in CASES {
+        run_case(Stopping::new(make().await, case.stop), engine, case).await;
+    }
+}
+
+async fn run_case<S: Store>(store: Stopping<S>, engine: &Engine<'_>, case: &Case) {
+    let name = case.name;
+    let mailer = if case.looking_up {
+        TestMailer::looking_up()
+    } else {
+        TestMailer::blind()
+    }
+    .failing(case.failures);
+    let runner = Runner::new(engine, store, Some(&mailer));
+    let send = [logged_send(case.category)];
+    let outcome = runner
+        .store()
+        .commit(Commit {
+            customer_id: "c-1",
+            expected_version: 0,
+            state: b"{}",
+            next_wake: None,
+            event_id: Some("e-1"),
+            sends: &send,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("send guarantee, {name}: the commit failed: {e}"));
+    assert_eq!(
+        outcome,
+        CommitOutcome::Committed { version: 1 },
+        "send guarantee, {name}"
+    );
+    let key = [("c-1", "k-1")];
+    if case.delivers {
+        let result = runner.deliver(&key, t0()).await;
+        assert_eq!(
+            result.is_err(),
+            case.stop != StopAt::Nowhere,
+            "send guarantee, {name}: the first delivery's result ({result:?})"
+        );
+    }
+    runner.store().resume();
+    // Within the lease, a sweep leaves a claimed send alone: its sender may still be at it.
+    let within = t0() + SEND_LEASE - chrono::TimeDelta::milliseconds(1);
+    let swept_early = sweep_all(&runner, within).await;
+    if case.stop != StopAt::Nowhere {
+        assert_eq!(
+            swept_early, 0,
+            "send guarantee, {name}: a sweep within the lease"
+        );
+    }
+    // After the lease (and after any retry's wait), everything is settled.
+    let later = t0() + SEND_LEASE + chrono::TimeDelta::hours(1);
+    sweep_all(&runner, later).await;
+    assert_eq!(
+        mailer.times_sent("k-1"),
+        case.times_sent,
+        "send guarantee, {name}: times the email was sent"
+    );
+    let entries = runner
+        .store()
+        .sends("c-1")
+        .await
+        .unwrap_or_else(|e| panic!("send guarantee, {name}: sends failed: {e}"));
+    assert_eq!(entries.len(), 1, "send guarantee, {name}: one send logged");
+    assert_eq!(
+        entries[0].status, case.status,
+        "send guarantee, {name}: the final status"
+    );
+    assert!(
+        entries[0].retry_at.is_none(),
+        "send guarantee, {name}: settled, out of the sweep"
+    );
+    // A last sweep finds nothing: no send is made a third time.
+    assert_eq!(
+        sweep_all(&runner, later + chrono::TimeDelta::days(30)).await,
+        0,
+        "send guarantee, {name}: a sweep after everything settled"
+    );
+}
+
+/// Sweeps every shard at `clock`; how many sends it settled.
+async fn sweep_all<S: Store, M: Mailer>(runner: &Runner<'_, S, M>, clock: DateTime<Utc>) -> usize {
+    let mut n = 0;
+    for shard in 0..nudge_core::store::DUE_SHARDS {
+        n += runner
+            .sweep(shard, clock, 10, 100)
+            .await
+            .unwrap_or_else(|e| panic!("send guarantee: the sweep failed: {e}"))
+            .len();
+    }
+    n
+}
