@@ -15,7 +15,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nudge_core::engine::Engine;
 use nudge_core::links::Signer;
 use nudge_core::runner::Runner;
-use nudge_local::outbox::OutboxMailer;
+use nudge_local::RecordingMailer;
 use nudge_local::sqlite::{SqliteOptions, SqliteStore};
 use nudge_synth::{SynthOptions, generate};
 
@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
                             let db = tmp.path().join(format!("bench-{}.db", fastrand::u64(..)));
                             let store = SqliteStore::open_with(&db, SqliteOptions::scratch(shards))
                                 .unwrap();
-                            Runner::<'_, _, OutboxMailer>::new(&engine, store, None)
+                            Runner::new(&engine, store, Some(RecordingMailer)).deliver_later()
                         })
                         .collect::<Vec<_>>()
                 },
@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
                         nudge_local::simulate::Runners::PerShard(&runners),
                         &events,
                         &nudge_local::simulate::Options::default(),
-                        |_| {},
+                        |_, _| {},
                         |_| {},
                         |_, _| {},
                     )

@@ -25,7 +25,8 @@ enum Command {
     /// Feed store events through the workflows under a virtual clock, on the embedded store,
     /// and print what happens (emails sent, skipped, deferred; runs started and ended). Exits 0
     /// when every line was applied, 1 when lines were rejected (kept as dead letters), 2 when
-    /// it cannot run (unreadable files, workflows with errors).
+    /// it cannot run (unreadable files, workflows with errors), 3 when emails could not be
+    /// delivered (a later run with the same --db delivers those left pending).
     Simulate(simulate::Args),
     /// Write a synthetic store's events (JSON lines) to stdout, for benchmarks and trials.
     GenerateEvents(generate::Args),
@@ -49,6 +50,10 @@ pub mod exit {
     pub const PROBLEMS: u8 = 1;
     /// The command could not run: bad arguments or a path that cannot be read.
     pub const USAGE: u8 = 2;
+    /// `simulate`: some emails could not be delivered (the outbox could not be written, or an
+    /// email was refused): they are reported as `email.pending` or `email.failed`, and a
+    /// pending one is delivered by a later run on the same `--db` store.
+    pub const UNDELIVERED: u8 = 3;
 }
 
 /// Runs the command line with the process's arguments.

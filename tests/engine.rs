@@ -181,8 +181,8 @@ fn two_runners_on_one_store_see_each_others_commits() {
             Applied::Done { .. }
         ));
         // A wakes the customer and sees B's unsubscribe: the second email is skipped.
-        let Applied::Done { actions, .. } = a.wake("c1", t("2026-03-05T07:00:00Z")).await.unwrap()
-        else {
+        let due = t("2026-03-05T07:00:00Z");
+        let Applied::Done { actions, .. } = a.wake("c1", due, due).await.unwrap() else {
             panic!("not applied")
         };
         let kinds: Vec<&ActionKind> = actions.iter().map(|x| &x.kind).collect();
@@ -201,7 +201,7 @@ fn two_runners_on_one_store_see_each_others_commits() {
             a.event(&unsubscribed, t("2026-03-05T08:00:00Z"))
                 .await
                 .unwrap(),
-            Applied::Duplicate
+            Applied::Duplicate { .. }
         ));
     });
 }

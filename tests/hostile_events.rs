@@ -113,7 +113,8 @@ fn a_gap_of_decades_fires_the_timers_in_it_in_bounded_rounds() {
     let signer = nudge_core::links::Signer::development();
     let engine = nudge_core::engine::Engine::new(&project, &signer);
     let runner =
-        nudge_core::runner::Runner::new(&engine, store, None::<nudge_local::outbox::OutboxMailer>);
+        nudge_core::runner::Runner::new(&engine, store, Some(nudge_local::RecordingMailer))
+            .deliver_later();
     let options = nudge_local::simulate::Options {
         until: Some("2062-03-10T00:00:00Z".parse().unwrap()),
         shards: 2,
@@ -123,7 +124,7 @@ fn a_gap_of_decades_fires_the_timers_in_it_in_bounded_rounds() {
         nudge_local::simulate::Runners::Shared(&runner),
         &file,
         &options,
-        |_| {},
+        |_, _| {},
         |_| {},
         |_, _| {},
     )

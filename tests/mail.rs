@@ -6,7 +6,8 @@ use std::path::Path;
 use chrono::{TimeZone, Utc};
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use nudge_core::links::Signer;
-use nudge_core::mail::{Category, Email, MailError, Mailbox, Mailer, build_mime};
+use nudge_core::mail::{Category, Email, Lookup, MailError, Mailbox, Mailer, build_mime};
+use nudge_core::store::{SendKind, SendRecord};
 use nudge_local::OutboxMailer;
 use proptest::prelude::*;
 
@@ -499,7 +500,7 @@ async fn outbox_writes_each_email_once_under_its_time_customer_workflow_and_key(
 
     let email = marketing_email();
     let mime = build_mime(&email).unwrap();
-    let receipt = outbox.send(&email, &mime).await.unwrap();
+    let receipt = outbox.send(&record(&email)).await.unwrap();
     assert_eq!(receipt.message_id, "r-1.miss-you@shop.example.com");
     assert_eq!(
         eml_files(&dir),
@@ -514,14 +515,17 @@ async fn outbox_writes_each_email_once_under_its_time_customer_workflow_and_key(
     );
 
     // The same key again, even rebuilt later with another date: no second file.
-    let again = outbox.send(&email, &mime).await.unwrap();
+    let again = outbox.send(&record(&email)).await.unwrap();
     assert_eq!(again, receipt);
     let later = Email {
         date: email.date + chrono::Duration::hours(1),
         ..email.clone()
     };
-    let later_mime = build_mime(&later).unwrap();
-    assert_eq!(outbox.send(&later, &later_mime).await.unwrap(), receipt);
+    assert_eq!(outbox.send(&record(&later)).await.unwrap(), receipt);
+    // The file is never rewritten: it still holds the first message.
+    let kept =
+        std::fs::read(dir.join("20260301T100000Z_c-1001_win-back_r-1.miss-you.eml")).unwrap();
+    assert_eq!(kept, mime);
     assert_eq!(
         eml_files(&dir),
         ["20260301T100000Z_c-1001_win-back_r-1.miss-you.eml"]
@@ -529,10 +533,7 @@ async fn outbox_writes_each_email_once_under_its_time_customer_workflow_and_key(
 
     // Another key is another file.
     let other = transactional_email();
-    outbox
-        .send(&other, &build_mime(&other).unwrap())
-        .await
-        .unwrap();
+    outbox.send(&record(&other)).await.unwrap();
     assert_eq!(
         eml_files(&dir),
         [
@@ -546,16 +547,19 @@ async fn outbox_writes_each_email_once_under_its_time_customer_workflow_and_key(
 async fn outbox_remembers_what_an_earlier_run_wrote() {
     let tmp = tempfile::tempdir().unwrap();
     let email = marketing_email();
-    let mime = build_mime(&email).unwrap();
     let first = OutboxMailer::new(tmp.path())
         .unwrap()
-        .send(&email, &mime)
+        .send(&record(&email))
         .await
         .unwrap();
     std::fs::write(tmp.path().join("notes.txt"), "not an email").unwrap();
 
     let reopened = OutboxMailer::new(tmp.path()).unwrap();
-    assert_eq!(reopened.send(&email, &mime).await.unwrap(), first);
+    assert_eq!(
+        reopened.lookup(&record(&email)).await.unwrap(),
+        Lookup::Delivered(first.clone())
+    );
+    assert_eq!(reopened.send(&record(&email)).await.unwrap(), first);
     assert_eq!(
         eml_files(tmp.path()),
         [
@@ -574,7 +578,7 @@ async fn outbox_recognises_the_names_earlier_versions_wrote() {
     let mime = build_mime(&email).unwrap();
     std::fs::write(tmp.path().join("20260301T100000Z-r-1.miss-you.eml"), &mime).unwrap();
     let outbox = OutboxMailer::new(tmp.path()).unwrap();
-    outbox.send(&email, &mime).await.unwrap();
+    outbox.send(&record(&email)).await.unwrap();
     assert_eq!(eml_files(tmp.path()), ["20260301T100000Z-r-1.miss-you.eml"]);
 }
 
@@ -587,10 +591,7 @@ async fn outbox_names_hide_a_guests_address() {
         customer_id: "guest:ayse@example.com".into(),
         ..marketing_email()
     };
-    outbox
-        .send(&email, &build_mime(&email).unwrap())
-        .await
-        .unwrap();
+    outbox.send(&record(&email)).await.unwrap();
     let hash =
         nudge_core::engine::customer_ref("guest:ayse@example.com").replace("guest:", "guest-");
     assert_eq!(
@@ -608,10 +609,7 @@ async fn outbox_escapes_keys_into_safe_file_names() {
             idempotency_key: key.into(),
             ..transactional_email()
         };
-        outbox
-            .send(&email, &build_mime(&email).unwrap())
-            .await
-            .unwrap();
+        outbox.send(&record(&email)).await.unwrap();
     }
     // Distinct keys stay distinct files, all inside the outbox.
     assert_eq!(
@@ -634,22 +632,76 @@ fn outbox_reports_a_folder_it_cannot_create() {
     assert!(err.to_string().contains("a-file"), "{err}");
 }
 
-/// A folder gone after the mailer was made is a refusal, not a reason to retry: the email is
-/// reported, and the error names the file, never the recipient.
+/// The send-log record the runner logs for `email`: its MIME message built once.
+fn record(email: &Email) -> SendRecord {
+    SendRecord {
+        idempotency_key: email.idempotency_key.clone(),
+        customer_id: email.customer_id.clone(),
+        workflow: email.workflow.clone(),
+        step: email.step.clone(),
+        kind: SendKind::Email,
+        category: email.category.as_str().to_owned(),
+        tags: email.tags.clone(),
+        at: email.date,
+        payload: build_mime(email).unwrap(),
+    }
+}
+
+/// A folder gone after the mailer was made (or one that cannot be written) is worth a retry:
+/// the send stays in the send log, and a later attempt with the folder back writes it. The
+/// error names the file, never the recipient.
 #[tokio::test]
-async fn outbox_refuses_an_email_it_cannot_write() {
+async fn outbox_cannot_write_now_is_retryable_and_a_later_attempt_writes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("outbox");
     let outbox = OutboxMailer::new(&dir).unwrap();
     std::fs::remove_dir(&dir).unwrap();
     let email = transactional_email();
-    let mime = build_mime(&email).unwrap();
-    let err = outbox.send(&email, &mime).await.unwrap_err();
-    assert!(matches!(err, MailError::Rejected { .. }), "{err:?}");
-    assert!(!err.is_retryable());
+    let err = outbox.send(&record(&email)).await.unwrap_err();
+    assert!(matches!(err, MailError::Unavailable { .. }), "{err:?}");
+    assert!(err.is_retryable());
     let message = err.to_string();
     assert!(message.contains("outbox"), "{message}");
     assert!(!message.contains(&email.to.address), "{message}");
+    assert_eq!(
+        outbox.lookup(&record(&email)).await.unwrap(),
+        Lookup::NotDelivered
+    );
+
+    std::fs::create_dir(&dir).unwrap();
+    outbox.send(&record(&email)).await.unwrap();
+    assert_eq!(
+        eml_files(&dir),
+        ["20260301T100000Z_c-1001_shipment-updates_r-2.on-its-way.eml"]
+    );
+    assert!(matches!(
+        outbox.lookup(&record(&email)).await.unwrap(),
+        Lookup::Delivered(_)
+    ));
+}
+
+/// A temporary file a crash left (a write never renamed) is removed when the outbox opens,
+/// and its email, not delivered, is written whole when it is sent.
+#[tokio::test]
+async fn outbox_removes_a_temporary_file_left_by_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let email = transactional_email();
+    let temp = tmp.path().join(".r-2.on-its-way.4242.tmp");
+    std::fs::write(&temp, b"half an ema").unwrap();
+    let outbox = OutboxMailer::new(tmp.path()).unwrap();
+    assert!(!temp.exists());
+    assert_eq!(
+        outbox.lookup(&record(&email)).await.unwrap(),
+        Lookup::NotDelivered
+    );
+    outbox.send(&record(&email)).await.unwrap();
+    let names = eml_files(tmp.path());
+    assert_eq!(
+        names,
+        ["20260301T100000Z_c-1001_shipment-updates_r-2.on-its-way.eml"]
+    );
+    let written = std::fs::read(tmp.path().join(&names[0])).unwrap();
+    assert_eq!(written, record(&email).payload);
 }
 
 /// The customer id and signature as the unsubscribe endpoint would read them from the link.

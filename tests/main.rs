@@ -10,6 +10,8 @@ mod mail;
 mod properties;
 mod scenarios;
 mod schema;
+mod send_guarantee;
+mod send_guarantee_points;
 mod shipped;
 mod simulate_cli;
 mod simulate_timeline;

@@ -499,7 +499,7 @@ fn the_development_key_is_the_same_in_every_process() {
 }
 
 /// A send log: each email with where it stands.
-type SendLog = Vec<(nudge_core::store::SendRecord, nudge_core::store::SendStatus)>;
+type SendLog = Vec<nudge_core::store::SendEntry>;
 
 /// Timers: when, and whose.
 type Timers = Vec<(chrono::DateTime<chrono::Utc>, String)>;
@@ -512,7 +512,7 @@ struct ThreadsRun {
     notices: Vec<String>,
     summary: nudge_local::simulate::Summary,
     /// Every store's send log (customers `c-1` to `c-300`), by idempotency key.
-    sends: Vec<(nudge_core::store::SendRecord, nudge_core::store::SendStatus)>,
+    sends: SendLog,
     /// Every store's timers, sorted.
     timers: Vec<(chrono::DateTime<chrono::Utc>, String)>,
 }
@@ -526,17 +526,16 @@ fn run_with_threads(
     own_stores: bool,
 ) -> ThreadsRun {
     use nudge_core::runner::Runner;
-    use nudge_local::outbox::OutboxMailer;
     use nudge_local::simulate::{Options, Runners, simulate};
-    use nudge_local::{SqliteOptions, SqliteStore};
+    use nudge_local::{RecordingMailer, SqliteOptions, SqliteStore};
 
     let stores = if own_stores { shards } else { 1 };
-    let runners: Vec<Runner<'_, _, OutboxMailer>> = (0..stores)
+    let runners: Vec<Runner<'_, _, RecordingMailer>> = (0..stores)
         .map(|i| {
             let path = dir.join(format!("s{shards}-{own_stores}-{i}.db"));
             let store =
                 SqliteStore::open_with(&path, SqliteOptions::default().batch(1_000)).unwrap();
-            Runner::new(engine, store, None)
+            Runner::new(engine, store, Some(RecordingMailer)).deliver_later()
         })
         .collect();
     let (mut rows, mut notices) = (Vec::new(), Vec::new());
@@ -554,7 +553,7 @@ fn run_with_threads(
         },
         file,
         &options,
-        |a| rows.push(crate::scenarios::row(a)),
+        |a, d| rows.push(crate::scenarios::delivered_row(a, d)),
         |n| notices.push(format!("{n:?}")),
         |_, _| {},
     )
@@ -590,7 +589,7 @@ fn store_contents<'a>(
             .unwrap(),
         );
     }
-    sends.sort_by(|a, b| a.0.idempotency_key.cmp(&b.0.idempotency_key));
+    sends.sort_by(|a, b| a.record.idempotency_key.cmp(&b.record.idempotency_key));
     timers.sort();
     (sends, timers)
 }
@@ -631,9 +630,8 @@ fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
     use nudge_core::engine::Engine;
     use nudge_core::links::Signer;
     use nudge_core::runner::Runner;
-    use nudge_local::SqliteStore;
-    use nudge_local::outbox::OutboxMailer;
     use nudge_local::simulate::{Options, Runners, simulate};
+    use nudge_local::{RecordingMailer, SqliteStore};
 
     let dir = tempfile::tempdir().unwrap();
     let event = |id: &str, customer: &str, time: &str| {
@@ -648,10 +646,10 @@ fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
     let engine = Engine::new(&project, &signer);
     let run = |lines: &[String]| {
         let file = write_events(dir.path(), lines);
-        let runners: Vec<Runner<'_, _, OutboxMailer>> = (0..2)
+        let runners: Vec<Runner<'_, _, RecordingMailer>> = (0..2)
             .map(|i| {
                 let store = SqliteStore::open(&dir.path().join(format!("s{i}.db"))).unwrap();
-                Runner::new(&engine, store, None)
+                Runner::new(&engine, store, Some(RecordingMailer)).deliver_later()
             })
             .collect();
         let options = Options {
@@ -663,7 +661,7 @@ fn an_id_of_a_previous_run_is_a_duplicate_with_a_store_per_thread() {
             Runners::PerShard(&runners),
             &file,
             &options,
-            |_| {},
+            |_, _| {},
             |_| {},
             |_, _| {},
         )

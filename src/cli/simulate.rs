@@ -10,14 +10,15 @@ use super::{Format, counted, escape_controls, exit};
 use nudge_core::engine::{Action, ActionKind, Engine, Tz};
 use nudge_core::event::check_time_range;
 use nudge_core::links::{KeySource, Signer, SigningKeyError};
-use nudge_core::runner::Runner;
+use nudge_core::runner::{DeliveryOutcome, Runner};
 use nudge_core::workflow::model::{StepItem, StepKind};
 use nudge_core::workflow::{LoadError, Project};
 use nudge_local::simulate::{
-    Notice, Options, Runners, SimulateError, Summary, WorkflowSummary, simulate,
+    Notice, Options, Runners, SimulateError, Summary, Swept, WorkflowSummary, resume_sends,
+    retry_pending, simulate,
 };
 use nudge_local::sqlite::{SqliteOptions, SqliteStore};
-use nudge_local::{OpenError, OutboxError, OutboxMailer};
+use nudge_local::{LocalMailer, OpenError, OutboxError, OutboxMailer, RecordingMailer};
 use tempfile::NamedTempFile;
 
 #[derive(Debug, clap::Args)]
@@ -31,7 +32,8 @@ pub(crate) struct Args {
     /// Run the clock on to this RFC 3339 time (default: the last event + 365 days).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     until: Option<DateTime<Utc>>,
-    /// Also write every sent email as an .eml file into this folder.
+    /// Also write every sent email as an .eml file into this folder (without it, emails are
+    /// recorded as sent and nothing is written).
     #[arg(long, value_name = "DIR")]
     outbox: Option<PathBuf>,
     /// Keep the embedded store in this file; a later run continues from its state and clock.
@@ -170,22 +172,43 @@ fn simulate_command(args: &Args) -> Result<u8, RunError> {
     };
     let stores = open_stores(args, &options)?;
     let mailer = match &args.outbox {
-        Some(dir) => Some(OutboxMailer::new(dir)?),
-        None => None,
+        Some(dir) => LocalMailer::Outbox(OutboxMailer::new(dir)?),
+        None => LocalMailer::Record(RecordingMailer),
     };
-    let runner = |store| Runner::new(&engine, store, mailer.as_ref());
+    // Each round's emails are delivered by `simulate` once the round is durable.
+    let runner = |store| Runner::new(&engine, store, Some(&mailer)).deliver_later();
     let timeline = Timeline::new(&project, args.timezone);
     match stores {
         Stores::Db(store, _lock) => {
-            report(Runners::Shared(&runner(*store)), args, &options, timeline)
+            let runner = runner(*store);
+            // What a stopped run left, before anything new.
+            let resumed = resume_sends(&runner, &mailer)?;
+            let run = Run {
+                resumed,
+                keeps_sends: true,
+            };
+            report(Runners::Shared(&runner), args, &options, timeline, run)
         }
         Stores::Scratch(stores) => {
             // The files outlive the runners (and their stores), which are dropped first.
             let (stores, _files): (Vec<_>, Vec<_>) = stores.into_iter().unzip();
             let runners: Vec<_> = stores.into_iter().map(runner).collect();
-            report(Runners::PerShard(&runners), args, &options, timeline)
+            let run = Run {
+                resumed: Vec::new(),
+                keeps_sends: false,
+            };
+            report(Runners::PerShard(&runners), args, &options, timeline, run)
         }
     }
+}
+
+/// What `report` needs to know beyond the runners.
+struct Run {
+    /// What [`resume_sends`] settled of a stopped run's sends.
+    resumed: Vec<Swept>,
+    /// Whether the store is kept (`--db`), so that an email left pending is delivered by a
+    /// later run.
+    keeps_sends: bool,
 }
 
 /// The workflows, after printing their diagnostics.
@@ -268,29 +291,37 @@ fn open_store(path: &Path, options: SqliteOptions) -> Result<SqliteStore, RunErr
 }
 
 /// Runs the simulation, printing the timeline as it goes, then the summary; returns the exit
-/// code.
+/// code ([`exit_code`]).
 fn report(
-    runners: Runners<'_, Runner<'_, SqliteStore, &OutboxMailer>>,
+    runners: Runners<'_, Runner<'_, SqliteStore, &LocalMailer>>,
     args: &Args,
     options: &Options,
     mut timeline: Timeline,
+    run: Run,
 ) -> Result<u8, RunError> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let format = args.format;
     let progress = progress_bar();
     let events_name = args.events.display().to_string();
+    // What a stopped run left and this run delivered now comes first.
+    timeline.print_swept(&mut out, &run.resumed, format);
     // Notices about lines, kept to be printed in line order (see `LineNotices`).
     let mut line_notices = LineNotices::default();
     let result = simulate(
         runners,
         &args.events,
         options,
-        |action| {
+        |action, delivery| {
             let _ = match format {
-                Format::Json => writeln!(out, "{}", timeline.json(action)),
-                Format::Text => writeln!(out, "{}", timeline.text(action)),
+                Format::Json => writeln!(out, "{}", timeline.json(action, delivery)),
+                Format::Text => writeln!(out, "{}", timeline.text(action, delivery)),
             };
+            // With a kept store, each row goes out at once: a run killed now loses as few
+            // rows of emails it delivered as it can (see docs/RELIABILITY.md).
+            if run.keeps_sends && delivery.is_some() {
+                let _ = out.flush();
+            }
         },
         |notice| {
             if let Some(notice) = line_notices.keep(notice) {
@@ -309,24 +340,53 @@ fn report(
     progress.finish_and_clear();
     line_notices.print(&events_name);
     // The timeline up to an error goes out before the error.
-    let summary = result.inspect_err(|_| {
+    let mut summary = result.inspect_err(|_| {
         let _ = out.flush();
     })?;
+    // The emails whose delivery failed during the run get one more try at its end.
+    let retried = retry_pending(runners_slice(runners), summary.until).inspect_err(|_| {
+        let _ = out.flush();
+    })?;
+    timeline.print_swept(&mut out, &retried, format);
+    for swept in &retried {
+        summary.count_swept(swept, false);
+    }
+    for swept in &run.resumed {
+        summary.count_swept(swept, true);
+    }
+    let text = summary_text(&summary, run.keeps_sends);
     match format {
         Format::Text => {
             let _ = writeln!(out);
-            let _ = write!(out, "{}", summary_text(&summary));
+            let _ = write!(out, "{text}");
         }
         Format::Json => {
-            let _ = write!(anstream::stderr(), "{}", summary_text(&summary));
+            let _ = write!(anstream::stderr(), "{text}");
         }
     }
     let _ = out.flush();
-    Ok(if summary.rejected > 0 {
+    Ok(exit_code(&summary))
+}
+
+/// The exit code of a run that ended: [`exit::UNDELIVERED`] when an email could not be
+/// delivered, else [`exit::PROBLEMS`] when lines were rejected, else [`exit::OK`].
+fn exit_code(summary: &Summary) -> u8 {
+    let failed: u64 = summary.workflows.values().map(|w| w.emails_failed).sum();
+    if summary.undelivered > 0 || failed > 0 {
+        exit::UNDELIVERED
+    } else if summary.rejected > 0 {
         exit::PROBLEMS
     } else {
         exit::OK
-    })
+    }
+}
+
+/// The runners of `runners`, as a slice.
+fn runners_slice<'a, R>(runners: Runners<'a, R>) -> &'a [R] {
+    match runners {
+        Runners::Shared(runner) => std::slice::from_ref(runner),
+        Runners::PerShard(runners) => runners,
+    }
 }
 
 fn progress_bar() -> indicatif::ProgressBar {
@@ -398,7 +458,7 @@ impl Timeline {
 
     /// One action as a JSON line (the contract's shape; whole seconds; `at` in UTC, `local`
     /// with the local offset).
-    pub(crate) fn json(&self, a: &Action) -> String {
+    pub(crate) fn json(&self, a: &Action, delivery: Option<&DeliveryOutcome>) -> String {
         /// A timeline row; fields in name order, as in every JSON object Nudge writes.
         #[derive(serde::Serialize, Default)]
         struct Row<'a> {
@@ -428,7 +488,7 @@ impl Timeline {
             workflow: &'a str,
         }
         let mut row = Row {
-            action: a.kind.name(),
+            action: action_name(a, delivery),
             at: ts(a.at),
             customer: &a.customer,
             local: self
@@ -447,6 +507,17 @@ impl Timeline {
                 row.to = Some(&email.to.address);
                 row.subject = Some(&email.subject);
                 row.tags = Some(&email.tags);
+                match delivery {
+                    Some(DeliveryOutcome::Sent { .. }) => {}
+                    Some(
+                        DeliveryOutcome::Failed { reason } | DeliveryOutcome::Unknown { reason },
+                    ) => row.reason = Some(reason),
+                    Some(DeliveryOutcome::Retry { at, reason }) => {
+                        row.reason = Some(reason);
+                        row.until = Some(ts(*at));
+                    }
+                    None => row.reason = Some(NOT_DELIVERED),
+                }
             }
             ActionKind::EmailSkipped { reason } => row.reason = Some(reason.as_str()),
             ActionKind::EmailDeferred { until } => row.until = Some(ts(*until)),
@@ -461,13 +532,17 @@ impl Timeline {
 
     /// One action as a timeline line for people: UTC, local time, customer, workflow, step,
     /// action, detail. Widens a column whose id does not fit.
-    pub(crate) fn text(&mut self, a: &Action) -> String {
+    pub(crate) fn text(&mut self, a: &Action, delivery: Option<&DeliveryOutcome>) -> String {
         let detail = match &a.kind {
             ActionKind::RunStarted => String::new(),
             ActionKind::RunRefused { reason } => reason.as_str().to_owned(),
             ActionKind::RunEnded { reason } => reason.as_str().to_owned(),
             ActionKind::EmailSent(email) => {
-                format!("{}  \"{}\"", email.to.address, email.subject)
+                let sent = format!("{}  \"{}\"", email.to.address, email.subject);
+                match delivery {
+                    Some(DeliveryOutcome::Sent { .. }) => sent,
+                    other => format!("{sent}  {}", undelivered_text(other)),
+                }
             }
             ActionKind::EmailSkipped { reason } => reason.as_str().to_owned(),
             ActionKind::EmailDeferred { until } => {
@@ -496,7 +571,7 @@ impl Timeline {
             a.customer,
             a.workflow,
             step,
-            a.kind.name(),
+            action_name(a, delivery),
             detail,
             lw = self.local,
             cw = self.customer,
@@ -506,6 +581,111 @@ impl Timeline {
         );
         // Ids, addresses and subjects come from the events: one action stays one line.
         escape_controls(line.trim_end()).into_owned()
+    }
+}
+
+impl Timeline {
+    /// Prints a row for each of `swept` that has one (see [`Timeline::swept`]).
+    fn print_swept(&mut self, out: &mut impl Write, swept: &[Swept], format: Format) {
+        for s in swept {
+            if let Some(row) = self.swept(s, format) {
+                let _ = writeln!(out, "{row}");
+            }
+        }
+    }
+
+    /// A row for an email a sweep delivered or failed (a stopped run's, or one retried at the
+    /// end of the run), from its logged message: `None` for one found already delivered (the
+    /// run that delivered it reported it) or still waiting for a retry (the summary counts
+    /// it). Its local time is in `--timezone`, else UTC: the customer's zone is not at hand.
+    fn swept(&mut self, swept: &Swept, format: Format) -> Option<String> {
+        if swept.found || matches!(swept.outcome, DeliveryOutcome::Retry { .. }) {
+            return None;
+        }
+        let r = &swept.record;
+        let (to, subject) = nudge_local::mime::recipient_and_subject(&r.payload);
+        let (action, reason) = match &swept.outcome {
+            DeliveryOutcome::Sent { .. } => ("email.sent", None),
+            DeliveryOutcome::Failed { reason } | DeliveryOutcome::Unknown { reason } => {
+                ("email.failed", Some(reason.as_str()))
+            }
+            DeliveryOutcome::Retry { .. } => return None,
+        };
+        let zone = self.zone.unwrap_or(Tz::UTC);
+        let local = swept.at.with_timezone(&zone);
+        if format == Format::Json {
+            let run = r
+                .idempotency_key
+                .strip_suffix(&format!(".{}", r.step))
+                .unwrap_or(&r.idempotency_key);
+            let mut row = serde_json::json!({
+                "action": action, "at": ts(swept.at), "customer": r.customer_id,
+                "local": local.to_rfc3339_opts(SecondsFormat::Secs, false), "run": run,
+                "step": r.step, "subject": subject, "tags": r.tags, "to": to,
+                "workflow": r.workflow,
+            });
+            if let Some(reason) = reason {
+                row["reason"] = reason.into();
+            }
+            return Some(row.to_string());
+        }
+        let mut detail = format!("{to}  \"{subject}\"");
+        if let Some(reason) = reason {
+            detail.push_str(&format!("  failed: {reason}"));
+        }
+        let local = local_text(local);
+        self.local = self.local.max(local.chars().count());
+        self.customer = self.customer.max(r.customer_id.chars().count());
+        self.workflow = self.workflow.max(r.workflow.chars().count());
+        self.step = self.step.max(r.step.chars().count());
+        let line = format!(
+            "{}  {:<lw$}  {:<cw$}  {:<ww$}  {:<sw$}  {:<aw$} {detail}",
+            ts(swept.at),
+            local,
+            r.customer_id,
+            r.workflow,
+            r.step,
+            action,
+            lw = self.local,
+            cw = self.customer,
+            ww = self.workflow,
+            sw = self.step,
+            aw = Self::ACTION_WIDTH,
+        );
+        Some(escape_controls(line.trim_end()).into_owned())
+    }
+}
+
+/// Why an email decided in this run has no delivery to show (the run's delivery did not
+/// claim it; not expected).
+const NOT_DELIVERED: &str = "not delivered by this run";
+
+/// The row's action: an email's says what became of it: `email.sent` (the mailer took it),
+/// `email.failed` (refused for good, or out of retries) or `email.pending` (its delivery
+/// failed for now: it waits for a retry).
+fn action_name(a: &Action, delivery: Option<&DeliveryOutcome>) -> &'static str {
+    match (&a.kind, delivery) {
+        (ActionKind::EmailSent(_), Some(DeliveryOutcome::Sent { .. })) => "email.sent",
+        (
+            ActionKind::EmailSent(_),
+            Some(DeliveryOutcome::Failed { .. } | DeliveryOutcome::Unknown { .. }),
+        ) => "email.failed",
+        (ActionKind::EmailSent(_), _) => "email.pending",
+        (kind, _) => kind.name(),
+    }
+}
+
+/// The end of an undelivered email's text row: why, and when it is tried again.
+fn undelivered_text(delivery: Option<&DeliveryOutcome>) -> String {
+    match delivery {
+        Some(DeliveryOutcome::Failed { reason } | DeliveryOutcome::Unknown { reason }) => {
+            format!("failed: {reason}")
+        }
+        Some(DeliveryOutcome::Retry { at, reason }) => {
+            format!("not delivered yet: {reason}; retried from {}", ts(*at))
+        }
+        Some(DeliveryOutcome::Sent { .. }) => String::new(),
+        None => NOT_DELIVERED.to_owned(),
     }
 }
 
@@ -605,8 +785,9 @@ fn notice_line(events: &str, notice: &Notice) -> String {
     }
 }
 
-/// The summary a marketer reads after a run.
-pub(crate) fn summary_text(s: &Summary) -> String {
+/// The summary a marketer reads after a run; `keeps_sends`: the store is kept (`--db`), so
+/// an email left pending is delivered by a later run.
+pub(crate) fn summary_text(s: &Summary, keeps_sends: bool) -> String {
     let mut out = String::new();
     let span = match (s.from, s.until) {
         (Some(a), Some(b)) => format!(", {} to {}", ts(a), ts(b)),
@@ -619,6 +800,24 @@ pub(crate) fn summary_text(s: &Summary) -> String {
         s.rejected,
         counted(s.wakes, "timer", "timers"),
     ));
+    if s.left_over > 0 {
+        out.push_str(&format!(
+            "Resumed: {} an earlier run left undelivered, tried first ({} found already delivered)\n",
+            counted(s.left_over, "email", "emails"),
+            s.found_delivered,
+        ));
+    }
+    if s.undelivered > 0 {
+        let next = if keeps_sends {
+            "they wait in the store: run again with the same --db (and a writable --outbox) to deliver them"
+        } else {
+            "they are lost with the throwaway store: run with --db to keep them for a retry"
+        };
+        out.push_str(&format!(
+            "Undelivered: {} could not be delivered; {next}\n",
+            counted(s.undelivered, "email", "emails"),
+        ));
+    }
     for (id, w) in &s.workflows {
         out.push_str(&format!("\n{id}\n"));
         workflow_summary(&mut out, w);
@@ -666,6 +865,15 @@ fn workflow_summary(out: &mut String, w: &WorkflowSummary) {
             "  sent     {} ({})\n",
             w.emails_sent.values().sum::<u64>(),
             sent.join(", ")
+        ));
+    }
+    if w.emails_failed > 0 {
+        out.push_str(&format!("  failed   {}\n", w.emails_failed));
+    }
+    if w.emails_retried > 0 {
+        out.push_str(&format!(
+            "  retried  {} (delivery failed for now)\n",
+            w.emails_retried
         ));
     }
     if !w.emails_skipped.is_empty() {

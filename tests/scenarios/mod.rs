@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use nudge_core::engine::{Action, ActionKind, Engine};
 use nudge_core::links::Signer;
-use nudge_core::runner::Runner;
+use nudge_core::runner::{DeliveryOutcome, Runner};
 use nudge_local::outbox::OutboxMailer;
 use nudge_local::sqlite::SqliteStore;
+use nudge_local::{LocalMailer, RecordingMailer};
 use serde_json::{Value, json};
 
 mod counted;
@@ -131,8 +132,11 @@ impl Scenario {
         let signer = Signer::new(b"scenario key");
         let engine = Engine::new(&project, &signer);
         let store = SqliteStore::open(&self.db()).unwrap();
-        let mailer = outbox.map(|d| OutboxMailer::new(d).unwrap());
-        let runner = Runner::new(&engine, store, mailer);
+        let mailer = match outbox {
+            Some(d) => LocalMailer::Outbox(OutboxMailer::new(d).unwrap()),
+            None => LocalMailer::Record(RecordingMailer),
+        };
+        let runner = Runner::new(&engine, store, Some(&mailer)).deliver_later();
         let file = self.events_file();
         let text: String = events.iter().map(|e| format!("{e}\n")).collect();
         std::fs::write(&file, text).unwrap();
@@ -148,7 +152,7 @@ impl Scenario {
             nudge_local::simulate::Runners::Shared(&runner),
             &file,
             &options,
-            |a| rows.push(row(a)),
+            |a, d| rows.push(delivered_row(a, d)),
             |n| notices.push(n),
             |_, _| {},
         )
@@ -200,6 +204,19 @@ pub fn row(a: &Action) -> String {
     )
     .trim_end()
     .to_owned()
+}
+
+/// [`row`], for an email that was not delivered with what became of it instead of
+/// `email.sent`: `email.failed` or `email.pending`.
+pub fn delivered_row(a: &Action, delivery: Option<&DeliveryOutcome>) -> String {
+    let row = row(a);
+    let instead = match (&a.kind, delivery) {
+        (ActionKind::EmailSent(_), Some(DeliveryOutcome::Sent { .. })) => return row,
+        (ActionKind::EmailSent(_), Some(DeliveryOutcome::Failed { .. })) => "email.failed",
+        (ActionKind::EmailSent(_), _) => "email.pending",
+        _ => return row,
+    };
+    row.replacen(" email.sent ", &format!(" {instead} "), 1)
 }
 
 /// An event: `customer` is merged into `detail.customer` with the id.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use nudge_core::store::{Commit, CommitOutcome, SendStatus, Store, StoreError, all_due};
+use nudge_core::store::{Commit, CommitOutcome, SendStatus, Settle, Store, StoreError, all_due};
 use nudge_local::{SqliteOptions, SqliteStore};
 use nudge_testkit::contract::new;
 
@@ -122,7 +122,7 @@ async fn a_failing_write_loses_its_batch_and_says_so() {
         .await
         .unwrap()
         .into_iter()
-        .map(|(s, _)| s.idempotency_key)
+        .map(|e| e.record.idempotency_key)
         .collect();
     assert_eq!(keys, vec!["k-ok".to_owned()]);
 }
@@ -169,10 +169,11 @@ async fn without_batching_a_failing_commit_is_lost_alone() {
     );
 }
 
-/// A send logged in an open batch and marked before the batch is written keeps its mark; a
-/// key that was already stored is marked in the database, not in the batch.
+/// A send logged in an open batch and claimed and settled before the batch is written keeps
+/// what became of it; a key that was already stored is settled in the database, and a key
+/// logged again in the batch changes nothing.
 #[tokio::test]
-async fn marks_of_sends_in_an_open_batch_are_kept() {
+async fn claims_and_settles_of_sends_in_an_open_batch_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
     let store = SqliteStore::open_with(&path, SqliteOptions::default().batch(100)).unwrap();
@@ -196,34 +197,79 @@ async fn marks_of_sends_in_an_open_batch_are_kept() {
         },
     )
     .await;
-    store
-        .mark_send("c-1", "k-old", SendStatus::Sent, Some("m-old"))
-        .await
-        .unwrap();
-    store
-        .mark_send("c-1", "k-new", SendStatus::Sent, Some("m-new"))
-        .await
-        .unwrap();
-    store
-        .mark_send("c-1", "k-new", SendStatus::Failed, None)
-        .await
-        .unwrap();
+    for key in ["k-old", "k-new"] {
+        let claimed = store.claim_send("c-1", key, at(1), at(300)).await.unwrap();
+        assert_eq!(claimed.unwrap().status, SendStatus::Pending, "{key}");
+    }
+    let sent = Settle::Sent {
+        message_id: Some("m-old"),
+    };
+    assert!(store.settle_send("c-1", "k-old", sent).await.unwrap());
+    let retry = Settle::Retry {
+        at: at(60),
+        reason: "busy",
+    };
+    assert!(store.settle_send("c-1", "k-new", retry).await.unwrap());
+    // Failed applies only to a claimed send: this one waits for its retry.
+    let failed = Settle::Failed { reason: "no" };
+    assert!(!store.settle_send("c-1", "k-new", failed).await.unwrap());
     store.flush().await.unwrap();
     drop(store);
-    let rows: Vec<(String, String, Option<String>)> = raw(&path)
-        .prepare("SELECT idempotency_key, status, message_id FROM sends ORDER BY 1")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
     assert_eq!(
-        rows,
+        send_rows(&path),
         vec![
-            ("k-new".into(), "sent".into(), Some("m-new".into())),
-            ("k-old".into(), "sent".into(), Some("m-old".into())),
+            (
+                "k-new".into(),
+                "pending".into(),
+                1,
+                Some(at(60).timestamp_millis()),
+                None,
+                Some("busy".into())
+            ),
+            (
+                "k-old".into(),
+                "sent".into(),
+                1,
+                None,
+                Some("m-old".into()),
+                None
+            ),
         ]
     );
+}
+
+/// A send-log row as another connection reads it.
+type SendRow = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The send log of the file at `path`: key, status, attempts, retry time, message id and
+/// reason, by key.
+fn send_rows(path: &Path) -> Vec<SendRow> {
+    raw(path)
+        .prepare(
+            "SELECT idempotency_key, status, attempts, retry_at, message_id, reason FROM sends
+             ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// How many customers a connection other than the store's sees in the file.

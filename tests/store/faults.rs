@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendRecord, SendStatus,
-    Store, StoreError, all_due,
+    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendEntry, SendPage,
+    SendRecord, Settle, Store, StoreError, all_due,
 };
 use nudge_local::SqliteStore;
 use nudge_testkit::contract;
@@ -42,12 +42,24 @@ enum Fault {
     SendsTwice,
     /// Drops sends for other customers instead of refusing the commit.
     DropForeignSends,
-    /// Ignores `mark_send`.
-    MarkIgnored,
-    /// Accepts marks of unknown keys.
-    MarkUnknownOk,
-    /// Marks a key of another customer (as a store keyed by key alone would).
-    MarkAnyCustomer,
+    /// Claims whatever the lease says (a held claim is taken again).
+    ClaimIgnoresLease,
+    /// Answers `None` for an unknown key instead of an error.
+    ClaimUnknownOk,
+    /// Says a settle applied, and changes nothing.
+    SettleIgnored,
+    /// Settles a key of another customer (as a store keyed by key alone would).
+    SettleAnyCustomer,
+    /// Answers for the next shard.
+    PendingWrongShard,
+    /// Treats `until` as a day later.
+    PendingTooLate,
+    /// Keeps an order's first link.
+    OrderKeepsFirstLink,
+    /// Forgets suppressions.
+    SuppressionForgotten,
+    /// Takes a timer out whatever its time.
+    SetAsideAnyTime,
     /// Returns every dead letter id as the same string.
     DeadLetterIdSame,
     /// Lists dead letters newest first.
@@ -156,39 +168,136 @@ impl Store for Faulty {
         }
     }
 
-    async fn mark_send(
-        &self,
-        customer_id: &str,
-        key: &str,
-        status: SendStatus,
-        message_id: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let marked = self
-            .inner
-            .mark_send(customer_id, key, status, message_id)
-            .await;
-        match (self.fault, marked) {
-            (Fault::MarkIgnored, _) => Ok(()),
-            (Fault::MarkUnknownOk, Err(StoreError::UnknownSend(_))) => Ok(()),
-            (Fault::MarkAnyCustomer, Err(StoreError::UnknownSend(_))) => {
-                // The first customer of the check that holds the key.
-                for owner in ["c-1", "c-2"] {
-                    if let Ok(()) = self.inner.mark_send(owner, key, status, message_id).await {
-                        return Ok(());
-                    }
-                }
-                Err(StoreError::UnknownSend(key.to_owned()))
+    async fn set_aside(&self, customer_id: &str, due: DateTime<Utc>) -> Result<bool, StoreError> {
+        if let Fault::SetAsideAnyTime = self.fault {
+            let far = at(100_000_000);
+            let timer = all_due(&self.inner, far, 10_000)
+                .await?
+                .into_iter()
+                .find(|(_, id)| id == customer_id);
+            if let Some((t, _)) = timer {
+                return self.inner.set_aside(customer_id, t).await;
             }
-            (_, marked) => marked,
         }
+        self.inner.set_aside(customer_id, due).await
     }
 
-    async fn sends(&self, customer_id: &str) -> Result<Vec<(SendRecord, SendStatus)>, StoreError> {
+    async fn sends(&self, customer_id: &str) -> Result<Vec<SendEntry>, StoreError> {
         let sends = self.inner.sends(customer_id).await?;
         Ok(match self.fault {
             Fault::SendsTwice => sends.iter().flat_map(|s| [s.clone(), s.clone()]).collect(),
             _ => sends,
         })
+    }
+
+    async fn claim_send(
+        &self,
+        customer_id: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<SendEntry>, StoreError> {
+        let now = match self.fault {
+            Fault::ClaimIgnoresLease => now.max(lease_until).max(at(100_000_000)),
+            _ => now,
+        };
+        match (
+            self.fault,
+            self.inner
+                .claim_send(customer_id, key, now, lease_until)
+                .await,
+        ) {
+            (Fault::ClaimUnknownOk, Err(StoreError::UnknownSend(_))) => Ok(None),
+            (_, claimed) => claimed,
+        }
+    }
+
+    async fn settle_send(
+        &self,
+        customer_id: &str,
+        key: &str,
+        settle: Settle<'_>,
+    ) -> Result<bool, StoreError> {
+        if let Fault::SettleIgnored = self.fault {
+            return match self
+                .inner
+                .sends(customer_id)
+                .await?
+                .iter()
+                .any(|e| e.record.idempotency_key == key)
+            {
+                true => Ok(true),
+                false => Err(StoreError::UnknownSend(key.to_owned())),
+            };
+        }
+        match (
+            self.fault,
+            self.inner.settle_send(customer_id, key, settle).await,
+        ) {
+            (Fault::SettleAnyCustomer, Err(StoreError::UnknownSend(_))) => {
+                // The first customer of the check that holds the key.
+                for owner in ["c-1", "c-2", "c-3"] {
+                    if let Ok(applied) = self.inner.settle_send(owner, key, settle).await {
+                        return Ok(applied);
+                    }
+                }
+                Err(StoreError::UnknownSend(key.to_owned()))
+            }
+            (_, settled) => settled,
+        }
+    }
+
+    async fn pending_sends(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<SendPage, StoreError> {
+        let inner = &self.inner;
+        match self.fault {
+            Fault::PendingWrongShard if shard < DUE_SHARDS => {
+                let next = (shard + 1) % DUE_SHARDS;
+                inner.pending_sends(next, until, limit, cursor).await
+            }
+            Fault::PendingTooLate => {
+                let until = until + Duration::days(1);
+                inner.pending_sends(shard, until, limit, cursor).await
+            }
+            _ => inner.pending_sends(shard, until, limit, cursor).await,
+        }
+    }
+
+    async fn link_order(&self, order_id: &str, customer_id: &str) -> Result<(), StoreError> {
+        match self.fault {
+            Fault::OrderKeepsFirstLink if self.inner.order_customer(order_id).await?.is_some() => {
+                Ok(())
+            }
+            _ => self.inner.link_order(order_id, customer_id).await,
+        }
+    }
+
+    async fn order_customer(&self, order_id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.order_customer(order_id).await
+    }
+
+    async fn suppress(
+        &self,
+        address_key: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.suppress(address_key, reason, at).await
+    }
+
+    async fn suppression(
+        &self,
+        address_key: &str,
+    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        match self.fault {
+            Fault::SuppressionForgotten => Ok(None),
+            _ => self.inner.suppression(address_key).await,
+        }
     }
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<String, StoreError> {
@@ -276,8 +385,23 @@ fn failure_of(check: &str, fault: Fault) -> Option<String> {
                 "send_for_another_customer_is_refused" => {
                     contract::send_for_another_customer_is_refused(&store).await
                 }
-                "mark_send_transitions" => contract::mark_send_transitions(&store).await,
-                "mark_send_is_per_customer" => contract::mark_send_is_per_customer(&store).await,
+                "set_aside_takes_the_timer_out" => {
+                    contract::set_aside_takes_the_timer_out(&store).await
+                }
+                "claims_are_exclusive_and_leased" => {
+                    contract::claims_are_exclusive_and_leased(&store).await
+                }
+                "settles_move_a_send_as_documented" => {
+                    contract::settles_move_a_send_as_documented(&store).await
+                }
+                "concurrent_claims_one_wins" => contract::concurrent_claims_one_wins(&store).await,
+                "pending_sends_by_shard_and_time" => {
+                    contract::pending_sends_by_shard_and_time(&store).await
+                }
+                "orders_link_to_customers" => contract::orders_link_to_customers(&store).await,
+                "suppressions_keep_the_first" => {
+                    contract::suppressions_keep_the_first(&store).await
+                }
                 "dead_letters_round_trip" => contract::dead_letters_round_trip(&store).await,
                 "dead_letter_body_truncated" => contract::dead_letter_body_truncated(&store).await,
                 "meta_get_set_overwrite" => contract::meta_get_set_overwrite(&store).await,
@@ -340,9 +464,19 @@ fn contract_checks_catch_broken_stores() {
             "send_for_another_customer_is_refused",
             Fault::DropForeignSends,
         ),
-        ("mark_send_transitions", Fault::MarkIgnored),
-        ("mark_send_transitions", Fault::MarkUnknownOk),
-        ("mark_send_is_per_customer", Fault::MarkAnyCustomer),
+        ("claims_are_exclusive_and_leased", Fault::ClaimIgnoresLease),
+        ("concurrent_claims_one_wins", Fault::ClaimIgnoresLease),
+        ("claims_are_exclusive_and_leased", Fault::ClaimUnknownOk),
+        ("settles_move_a_send_as_documented", Fault::SettleIgnored),
+        (
+            "settles_move_a_send_as_documented",
+            Fault::SettleAnyCustomer,
+        ),
+        ("pending_sends_by_shard_and_time", Fault::PendingWrongShard),
+        ("pending_sends_by_shard_and_time", Fault::PendingTooLate),
+        ("orders_link_to_customers", Fault::OrderKeepsFirstLink),
+        ("suppressions_keep_the_first", Fault::SuppressionForgotten),
+        ("set_aside_takes_the_timer_out", Fault::SetAsideAnyTime),
         ("dead_letters_round_trip", Fault::DeadLetterIdSame),
         ("dead_letters_round_trip", Fault::DeadLettersReversed),
         ("dead_letter_body_truncated", Fault::BodyCutShort),

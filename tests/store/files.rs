@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendStatus, Store, all_due,
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, SendEntry, SendStatus, Settle, Store,
+    all_due,
 };
 use nudge_local::{OpenError, SqliteStore};
 use nudge_testkit::contract::new;
@@ -153,10 +154,15 @@ async fn reopening_keeps_everything() {
             store.commit(commit).await.unwrap(),
             CommitOutcome::Committed { version: 1 }
         );
-        store
-            .mark_send("c-1", "k-1", SendStatus::Sent, Some("m-1"))
+        let claimed = store
+            .claim_send("c-1", "k-1", at(1), at(301))
             .await
             .unwrap();
+        assert!(claimed.is_some());
+        let sent = Settle::Sent {
+            message_id: Some("m-1"),
+        };
+        assert!(store.settle_send("c-1", "k-1", sent).await.unwrap());
         store.record_dead_letter(&letter).await.unwrap();
         store
             .set_meta("clock", "2026-03-01T00:01:00Z")
@@ -178,8 +184,16 @@ async fn reopening_keeps_everything() {
     );
     assert_eq!(
         store.sends("c-1").await.unwrap(),
-        vec![(sends[0].clone(), SendStatus::Sent)]
+        vec![SendEntry {
+            record: sends[0].clone(),
+            status: SendStatus::Sent,
+            attempts: 1,
+            retry_at: None,
+            message_id: Some("m-1".into()),
+            reason: None,
+        }]
     );
+
     assert_eq!(
         store.dead_letters(10).await.unwrap(),
         vec![DeadLetter {
@@ -191,6 +205,31 @@ async fn reopening_keeps_everything() {
         store.get_meta("clock").await.unwrap().as_deref(),
         Some("2026-03-01T00:01:00Z")
     );
+}
+
+/// Order links and suppressions are kept in the file, batched or not.
+#[tokio::test]
+async fn reopening_keeps_orders_and_suppressions() {
+    let dir = tempfile::tempdir().unwrap();
+    for batch in [1, 100] {
+        let path = dir.path().join(format!("store-{batch}.db"));
+        {
+            let options = nudge_local::SqliteOptions::default().batch(batch);
+            let store = SqliteStore::open_with(&path, options).unwrap();
+            store.link_order("o-1", "c-1").await.unwrap();
+            store.suppress("a-key", "bounce", at(5)).await.unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.order_customer("o-1").await.unwrap().as_deref(),
+            Some("c-1")
+        );
+        assert_eq!(
+            store.suppression("a-key").await.unwrap(),
+            Some(("bounce".to_owned(), at(5)))
+        );
+    }
 }
 
 /// The value of pragma `name` of the file, as text.

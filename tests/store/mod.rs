@@ -13,7 +13,7 @@ mod two_connections;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use nudge_core::store::{Commit, CommitOutcome, SendRecord, Store};
+use nudge_core::store::{Commit, CommitOutcome, SendKind, SendRecord, Store};
 use nudge_local::SqliteStore;
 
 /// 2026-03-01T00:00:00Z plus `secs` seconds.
@@ -28,8 +28,11 @@ fn send(key: &str, customer_id: &str, workflow: &str) -> SendRecord {
         customer_id: customer_id.into(),
         workflow: workflow.into(),
         step: "s".into(),
+        kind: SendKind::Email,
         category: "marketing".into(),
+        tags: vec!["t".into()],
         at: at(1),
+        payload: format!("MIME of {key}").into_bytes(),
     }
 }
 

@@ -1,11 +1,12 @@
-//! A model-based property test: any sequence of commits, marks and flushes leaves the store as
-//! a simple model says.
+//! A model-based property test: any sequence of commits, claims and settles of sends, and
+//! flushes leaves the store as a simple model says.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, SendRecord, SendStatus, Store, StoreError, all_due,
+    Commit, CommitOutcome, CustomerRecord, SendEntry, SendRecord, SendStatus, Settle, Store,
+    StoreError, all_due,
 };
 use nudge_local::{SqliteOptions, SqliteStore};
 use proptest::prelude::*;
@@ -16,7 +17,21 @@ use super::{arm_failing_sends, at, send};
 #[derive(Debug, Clone)]
 enum Op {
     Commit(CommitOp),
-    Mark { key: u8, status: SendStatus },
+    /// Claims `k-<key>` at `now` seconds until `lease` seconds later, as its owner or (with
+    /// `stranger`) as another customer.
+    Claim {
+        key: u8,
+        now: i64,
+        lease: i64,
+        stranger: bool,
+    },
+    /// Settles `k-<key>`: 0 sent, 1 retry at `at` seconds, 2 failed, 3 unknown.
+    Settle {
+        key: u8,
+        how: u8,
+        at: i64,
+        stranger: bool,
+    },
     Flush,
 }
 
@@ -53,11 +68,7 @@ impl CommitOp {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let status = prop_oneof![
-        Just(SendStatus::Pending),
-        Just(SendStatus::Sent),
-        Just(SendStatus::Failed)
-    ];
+    let stranger = proptest::bool::weighted(0.1);
     prop_oneof![
         6 => (
             0..3u8,
@@ -75,7 +86,12 @@ fn op() -> impl Strategy<Value = Op> {
                 sends,
                 fail,
             })),
-        2 => (0..9u8, status).prop_map(|(key, status)| Op::Mark { key, status }),
+        2 => (0..9u8, 0..12i64, 1..6i64, stranger).prop_map(
+            |(key, now, lease, stranger)| Op::Claim { key, now, lease, stranger }
+        ),
+        2 => (0..9u8, 0..4u8, 0..12i64, stranger).prop_map(
+            |(key, how, at, stranger)| Op::Settle { key, how, at, stranger }
+        ),
         1 => Just(Op::Flush),
     ]
 }
@@ -89,8 +105,8 @@ struct Held {
     /// customer -> (version, state, timer)
     customers: BTreeMap<String, ModelCustomer>,
     processed: HashSet<String>,
-    /// key -> (customer, status, record)
-    sends: HashMap<String, (String, SendStatus, SendRecord)>,
+    /// key -> entry
+    sends: HashMap<String, SendEntry>,
 }
 
 impl Held {
@@ -108,11 +124,16 @@ impl Held {
             self.processed.insert(e);
         }
         for r in records {
-            self.sends.entry(r.idempotency_key.clone()).or_insert((
-                customer.to_owned(),
-                SendStatus::Pending,
-                r,
-            ));
+            self.sends
+                .entry(r.idempotency_key.clone())
+                .or_insert_with(|| SendEntry {
+                    status: SendStatus::Pending,
+                    attempts: 0,
+                    retry_at: Some(r.at),
+                    message_id: None,
+                    reason: None,
+                    record: r,
+                });
         }
     }
 }
@@ -167,7 +188,34 @@ impl Model {
     async fn apply(&mut self, store: &SqliteStore, step: usize, op: &Op) {
         match op {
             Op::Commit(c) => self.commit(store, step, c).await,
-            Op::Mark { key, status } => self.mark(store, step, *key, *status).await,
+            Op::Claim {
+                key,
+                now,
+                lease,
+                stranger,
+            } => {
+                let (now, lease) = (at(*now), at(*now + *lease));
+                self.claim(store, step, *key, (now, lease), *stranger).await
+            }
+            Op::Settle {
+                key,
+                how,
+                at: when,
+                stranger,
+            } => {
+                let settle = match how {
+                    0 => Settle::Sent {
+                        message_id: Some("m-1"),
+                    },
+                    1 => Settle::Retry {
+                        at: at(*when),
+                        reason: "later",
+                    },
+                    2 => Settle::Failed { reason: "refused" },
+                    _ => Settle::Unknown { reason: "lost" },
+                };
+                self.settle(store, step, *key, settle, *stranger).await
+            }
             Op::Flush => self.flush(store, step).await,
         }
     }
@@ -218,33 +266,119 @@ impl Model {
         assert_answer(&format!("step {step}: {c:?}"), result, outcome, lost);
     }
 
-    /// Marks the send `k-<key>`, unknown unless a commit of the model logged it.
-    async fn mark(&mut self, store: &SqliteStore, step: usize, key: u8, status: SendStatus) {
-        let what = format!("step {step}: mark k-{key} {status:?}");
-        let key = format!("k-{key}");
-        // Marked under the customer that logged it (any customer for an unknown key).
+    /// The customer a call about `k-<key>` names: the one that logged it (any for an unknown
+    /// key), or with `stranger` another one.
+    fn owner(&self, key: &str, stranger: bool) -> String {
         let owner = self
             .current
             .sends
-            .get(&key)
-            .map_or("c-0".to_owned(), |e| e.2.customer_id.clone());
-        let result = store.mark_send(&owner, &key, status, None).await;
-        match self.current.sends.get_mut(&key) {
-            None => assert!(
-                matches!(result, Err(StoreError::UnknownSend(_))),
-                "{what}: {result:?}"
-            ),
-            Some(entry) => {
-                // `Sent` is final: marking it again writes nothing.
-                let lost = if entry.1 != SendStatus::Sent {
-                    entry.1 = status;
-                    self.wrote(false)
-                } else {
-                    None
-                };
-                assert_answer(&what, result, (), lost);
+            .get(key)
+            .map_or("c-0", |e| e.record.customer_id.as_str());
+        match (stranger, owner) {
+            (false, owner) => owner.to_owned(),
+            (true, "c-0") => "c-1".to_owned(),
+            (true, _) => "c-0".to_owned(),
+        }
+    }
+
+    /// What a send-log call must answer before anything else: it writes the batch's staged
+    /// sends into the open transaction first, so a batch that fails to be written is lost
+    /// whole, and the call says so. `None` when the batch holds nothing that fails.
+    fn spill(&mut self) -> Option<usize> {
+        match self.failing && self.pending > 0 {
+            true => self.end_batch(),
+            false => None,
+        }
+    }
+
+    /// Claims the send `k-<key>` (see [`Op::Claim`]).
+    async fn claim(
+        &mut self,
+        store: &SqliteStore,
+        step: usize,
+        key: u8,
+        (now, lease): (DateTime<Utc>, DateTime<Utc>),
+        stranger: bool,
+    ) {
+        let what = format!("step {step}: claim k-{key} at {now} (stranger: {stranger})");
+        let key = format!("k-{key}");
+        let owner = self.owner(&key, stranger);
+        let result = store.claim_send(&owner, &key, now, lease).await;
+        if let Some(lost) = self.spill() {
+            return assert_answer(&what, result, None, Some(lost));
+        }
+        let entry = match self.current.sends.get_mut(&key) {
+            Some(entry) if entry.record.customer_id == owner => entry,
+            _ => {
+                return assert!(
+                    matches!(result, Err(StoreError::UnknownSend(_))),
+                    "{what}: {result:?}"
+                );
+            }
+        };
+        let claimable = !entry.status.is_final() && entry.retry_at.is_some_and(|t| t <= now);
+        if !claimable {
+            return assert_answer(&what, result, None, None);
+        }
+        let before = entry.clone();
+        entry.status = SendStatus::Sending;
+        entry.retry_at = Some(lease);
+        entry.attempts += 1;
+        let lost = self.wrote(false);
+        assert_answer(&what, result, Some(before), lost);
+    }
+
+    /// Settles the send `k-<key>` (see [`Op::Settle`]).
+    async fn settle(
+        &mut self,
+        store: &SqliteStore,
+        step: usize,
+        key: u8,
+        settle: Settle<'_>,
+        stranger: bool,
+    ) {
+        let what = format!("step {step}: settle k-{key} {settle:?} (stranger: {stranger})");
+        let key = format!("k-{key}");
+        let owner = self.owner(&key, stranger);
+        let result = store.settle_send(&owner, &key, settle).await;
+        if let Some(lost) = self.spill() {
+            return assert_answer(&what, result, false, Some(lost));
+        }
+        let entry = match self.current.sends.get_mut(&key) {
+            Some(entry) if entry.record.customer_id == owner => entry,
+            _ => {
+                return assert!(
+                    matches!(result, Err(StoreError::UnknownSend(_))),
+                    "{what}: {result:?}"
+                );
+            }
+        };
+        let applies = match settle {
+            Settle::Sent { .. } => entry.status != SendStatus::Sent,
+            _ => entry.status == SendStatus::Sending,
+        };
+        if !applies {
+            return assert_answer(&what, result, false, None);
+        }
+        entry.status = settle.status();
+        match settle {
+            Settle::Sent { message_id } => {
+                entry.retry_at = None;
+                if entry.message_id.is_none() {
+                    entry.message_id = message_id.map(str::to_owned);
+                }
+            }
+            Settle::Retry { at, reason } => {
+                entry.retry_at = Some(at);
+                entry.reason = Some(reason.to_owned());
+            }
+            Settle::Failed { reason } | Settle::Unknown { reason } => {
+                entry.retry_at = None;
+                entry.reason = Some(reason.to_owned());
             }
         }
+        let lost = self.wrote(false);
+        assert_answer(&what, result, true, lost);
     }
 
     /// Flushes, which ends the open batch.
@@ -267,14 +401,15 @@ impl Model {
                     state: state.clone(),
                 });
             assert_eq!(store.load(&id).await.unwrap(), expected, "{when}: {id}");
-            let mut sends: Vec<(SendRecord, SendStatus)> = held
+            let mut sends: Vec<SendEntry> = held
                 .sends
                 .values()
-                .filter(|(customer, ..)| *customer == id)
-                .map(|(_, status, record)| (record.clone(), *status))
+                .filter(|e| e.record.customer_id == id)
+                .cloned()
                 .collect();
             sends.sort_by(|a, b| {
-                (a.0.at, &a.0.idempotency_key).cmp(&(b.0.at, &b.0.idempotency_key))
+                (a.record.at, &a.record.idempotency_key)
+                    .cmp(&(b.record.at, &b.record.idempotency_key))
             });
             assert_eq!(
                 store.sends(&id).await.unwrap(),
@@ -324,7 +459,7 @@ fn assert_answer<T: PartialEq + std::fmt::Debug>(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// Any sequence of commits, marks and flushes, in batches of any size, leaves the store as
+    /// Any sequence of commits, claims, settles and flushes, in batches of any size, leaves the store as
     /// a simple model says, before and after reopening; a batch that fails to be written is
     /// lost whole and reported by the call that ended it.
     #[test]

@@ -64,7 +64,7 @@ fn with_runner(f: impl AsyncFnOnce(&Runner<'_, SqliteStore, OutboxMailer>)) {
 fn applied_at(applied: &Applied) -> DateTime<Utc> {
     match applied {
         Applied::Done { at, .. } => *at,
-        Applied::Duplicate => panic!("a duplicate"),
+        Applied::Duplicate { .. } => panic!("a duplicate"),
     }
 }
 
@@ -136,12 +136,15 @@ fn a_timer_fires_at_its_due_time_and_never_before_the_last_input() {
         runner.event(&created, clock).await.unwrap();
         // Due at 03-08 07:00: fired then, whatever the clock.
         let due = t("2026-03-08T07:00:00Z");
-        let fired = runner.wake("c1", due).await.unwrap();
+        let fired = runner.wake("c1", due, clock).await.unwrap();
         assert_eq!(applied_at(&fired), due);
         assert_eq!(state(runner).await.last_applied, Some(due));
         // A wake for a time before the customer's last input (a timer that edited workflows
         // made earlier) is applied at the last input's time.
-        let stale = runner.wake("c1", t("2026-03-06T00:00:00Z")).await.unwrap();
+        let stale = runner
+            .wake("c1", t("2026-03-06T00:00:00Z"), clock)
+            .await
+            .unwrap();
         assert_eq!(applied_at(&stale), due);
         assert_eq!(state(runner).await.last_applied, Some(due));
     });

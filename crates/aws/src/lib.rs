@@ -8,6 +8,9 @@
 //!   errors mapped onto the backend-neutral `MailError`).
 //! - [`DynamoDbStore`]: the `Store` port on one DynamoDB table ([`create_table`]), errors mapped
 //!   onto the backend-neutral `StoreError`; [`RequestMeter`] counts its requests and capacity.
+//! - [`HttpWebhookCaller`]: the `WebhookCaller` port over HTTPS (hyper and rustls, timeouts,
+//!   bounded retries), signing with secrets from a [`SecretSource`]: [`SsmSecrets`] (SSM
+//!   Parameter Store) on AWS, [`EnvSecrets`] (environment variables) locally.
 //!
 //! Customer data (addresses, names, customer ids) never goes into a log line, an error message
 //! or an SES message tag here.
@@ -16,6 +19,8 @@
 
 mod dynamo;
 mod ses;
+mod webhook;
+mod webhook_secrets;
 
 pub use dynamo::{
     DynamoDbStore, MAX_CUSTOMER_ID_BYTES, MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS, OperationCount,
@@ -23,3 +28,6 @@ pub use dynamo::{
 };
 pub use ses::{SesMailer, TAG_CUSTOMER, TAG_KEY, TAG_KEY_SHA256, TAG_STEP, TAG_WORKFLOW};
 pub use ses::{config_loader, map_send_error, message_tags, ses_client};
+pub use webhook::{HttpWebhookCaller, RESPONSE_BODY_LIMIT, WebhookSettings, WebhookSetupError};
+pub use webhook_secrets::{EnvSecrets, Secret, SecretSource, SsmSecrets};
+pub use webhook_secrets::{env_var_name, ssm_client, ssm_parameter_name};

@@ -10,12 +10,17 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::config::{Credentials, Region, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use chrono::{TimeZone, Utc};
 use nudge_aws::{DynamoDbStore, RequestMeter, config_loader, create_table, dynamodb_client};
 use nudge_core::engine::Engine;
@@ -67,6 +72,7 @@ fn reset(endpoint: &str) {
 }
 
 /// A client on `endpoint` with fake credentials and a fixed region, counting into `meter`.
+/// Its requests reach moto one at a time ([`OneAtATime`]).
 async fn client(endpoint: &str, meter: &RequestMeter) -> Client {
     let config = config_loader()
         .endpoint_url(endpoint)
@@ -74,7 +80,57 @@ async fn client(endpoint: &str, meter: &RequestMeter) -> Client {
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .load()
         .await;
+    let http = aws_smithy_http_client::Builder::new().build_http();
+    let config = config
+        .to_builder()
+        .http_client(SharedHttpClient::new(OneAtATime {
+            inner: http,
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        }))
+        .build();
     dynamodb_client(&config, Some(meter))
+}
+
+/// An HTTP client that sends one request at a time. DynamoDB applies each request atomically
+/// (a conditional write's check and write are one step); moto's threaded server does not (two
+/// conditional updates at once can both pass their check), so the contract's concurrent checks
+/// (four claims of one send at once: exactly one wins) would fail on moto's race, not the
+/// store's. One request at a time gives moto DynamoDB's per-request atomicity while the
+/// callers still interleave at every request.
+#[derive(Debug)]
+struct OneAtATime {
+    inner: SharedHttpClient,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl HttpClient for OneAtATime {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(Serial {
+            inner: self.inner.http_connector(settings, components),
+            lock: self.lock.clone(),
+        })
+    }
+}
+
+/// [`OneAtATime`]'s connector.
+#[derive(Debug)]
+struct Serial {
+    inner: SharedHttpConnector,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl HttpConnector for Serial {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let (inner, lock) = (self.inner.clone(), self.lock.clone());
+        HttpConnectorFuture::new(async move {
+            let _one = lock.lock_owned().await;
+            inner.call(request).await
+        })
+    }
 }
 
 /// A store on a new table of a freshly reset moto, and the meter of its client.

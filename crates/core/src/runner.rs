@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use crate::engine::state::CustomerState;
 use crate::engine::{Action, ActionKind, Engine, Input, Warning, customer_ref};
 use crate::event::StoreEvent;
-use crate::mail::{Mailer, build_mime};
+use crate::mail::{Lookup, Mailer, build_mime};
 use crate::store::{
     Commit, CommitOutcome, SendEntry, SendKind, SendRecord, SendStatus, Settle, Store,
 };
@@ -659,20 +659,27 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
         if taken_over {
             // Its sender stopped after claiming it: it may have left. A mailer that can tell
             // says so; otherwise the category decides (SendRecord::resend_when_unknown).
-            if record.kind == SendKind::Email
-                && let Some(mailer) = &self.mailer
-                && let Ok(Some(receipt)) = mailer.lookup(record).await
-            {
-                return DeliveryOutcome::Sent {
-                    message_id: Some(receipt.message_id),
-                };
-            }
-            if !record.resend_when_unknown() {
-                return DeliveryOutcome::Unknown {
-                    reason: "its sender stopped while sending it; marketing email is sent at \
-                             most once"
-                        .to_owned(),
-                };
+            let lookup = match (&self.mailer, record.kind) {
+                (Some(mailer), SendKind::Email) => {
+                    mailer.lookup(record).await.unwrap_or(Lookup::Unknown)
+                }
+                _ => Lookup::Unknown,
+            };
+            match lookup {
+                Lookup::Delivered(receipt) => {
+                    return DeliveryOutcome::Sent {
+                        message_id: Some(receipt.message_id),
+                    };
+                }
+                Lookup::NotDelivered => {}
+                Lookup::Unknown if record.resend_when_unknown() => {}
+                Lookup::Unknown => {
+                    return DeliveryOutcome::Unknown {
+                        reason: "its sender stopped while sending it; marketing email is sent \
+                                 at most once"
+                            .to_owned(),
+                    };
+                }
             }
         }
         let attempt = entry.attempts + 1;

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use nudge_core::engine::customer_ref;
-use nudge_core::mail::{Email, MailError, Mailer, Receipt, escape_key, message_id};
+use nudge_core::mail::{Lookup, MailError, Mailer, Receipt, escape_key};
+use nudge_core::store::SendRecord;
 
 /// The outbox folder could not be created or read, so no mailer was made.
 #[derive(Debug, thiserror::Error)]
@@ -24,17 +25,28 @@ pub struct OutboxError {
 /// `<dir>/<YYYYMMDDTHHMMSSZ>_<customer>_<workflow>_<escaped idempotency key>.eml` (the key is
 /// `<run>.<step>`), a file any mail client opens:
 /// `20260105T071231Z_c-1001_welcome-series_r-0e1ac569837839ccdff0.welcome.eml`. The time is
-/// [`Email::date`], so a listing sorts in sending order; the customer and workflow let a
-/// marketer find one customer's or one workflow's emails (`ls *_c-1001_*`); the key, unique per
-/// send, keeps names unique. The customer is shown by `customer_ref` (a guest's address
-/// never reaches a name: a short hash does), and characters other than ASCII letters,
-/// digits, `-` and `.` in the customer and workflow become `-`.
+/// when the email was decided ([`SendRecord::at`]), so a listing sorts in sending order; the
+/// customer and workflow let a marketer find one customer's or one workflow's emails
+/// (`ls *_c-1001_*`); the key, unique per send, keeps names unique. The customer is shown by
+/// `customer_ref` (a guest's address never reaches a name: a short hash does), and characters
+/// other than ASCII letters, digits, `-` and `.` in the customer and workflow become `-`. The
+/// file holds the send's payload, the MIME message, byte for byte.
 ///
-/// Idempotent: an email whose idempotency key already has a file (from this mailer or an earlier
-/// run on the same folder) is not written again, and gets the same [`Receipt`]. Each file is
-/// written to a temporary name in the same folder and renamed, so a reader never sees half an
-/// email. One process at a time should write to a folder: the keys already written are read
-/// once, when the mailer is made.
+/// The outbox is a mailer of the send guarantee (docs/ARCHITECTURE.md):
+/// - atomic: each file is written to a temporary dot file in the same folder, synced to disk,
+///   and renamed (then the folder is synced), so a file with an `.eml` name is a whole email,
+///   and one is there exactly when the email was delivered. A temporary file a crash left is
+///   removed when the outbox is opened;
+/// - idempotent: an email whose idempotency key already has a file (from this mailer or an
+///   earlier run on the same folder) is not written again, and gets the same [`Receipt`];
+/// - it can tell ([`Mailer::lookup`]) whether a send was delivered, so a send whose sender
+///   stopped mid-way is never written twice;
+/// - a write that fails (a read-only folder, a full disk) is [`MailError::Unavailable`]: the
+///   send stays in the send log for a retry, and a later run with a writable outbox delivers
+///   it.
+///
+/// One process at a time should write to a folder: the keys already written are read once,
+/// when the mailer is made.
 #[derive(Debug)]
 pub struct OutboxMailer {
     dir: PathBuf,
@@ -44,7 +56,8 @@ pub struct OutboxMailer {
 }
 
 impl OutboxMailer {
-    /// An outbox in `dir`, which is created if missing. Emails already in it count as sent.
+    /// An outbox in `dir`, which is created if missing. Emails already in it count as sent;
+    /// temporary files left by a process that stopped while writing are removed.
     ///
     /// # Errors
     ///
@@ -59,8 +72,14 @@ impl OutboxMailer {
         let mut written = HashSet::new();
         for entry in fs::read_dir(&dir).map_err(io_error)? {
             let name = entry.map_err(io_error)?.file_name();
-            if let Some(key) = name.to_str().and_then(key_of_file_name) {
+            let Some(name) = name.to_str() else { continue };
+            if let Some(key) = key_of_file_name(name) {
                 written.insert(key.to_owned());
+            } else if is_temp_file_name(name) {
+                // Half an email, never renamed: its send was not delivered (the store still
+                // has it pending or claimed), so it is written again in full.
+                fs::remove_file(dir.join(name)).map_err(io_error)?;
+                tracing::debug!(file = %name, "temporary outbox file removed");
             }
         }
         Ok(Self {
@@ -74,30 +93,29 @@ impl OutboxMailer {
         &self.dir
     }
 
-    fn write(&self, email: &Email, mime: &[u8]) -> Result<Receipt, MailError> {
-        let receipt = Receipt {
-            message_id: message_id(email)?,
-        };
-        let key = escape_key(&email.idempotency_key);
-        // The set is only changed after a successful write, so a panic elsewhere while it was
-        // locked leaves it consistent: carry on with it.
-        let mut written = self
-            .written
+    /// The set of written keys, locked. It is only changed after a successful write, so a
+    /// panic elsewhere while it was locked leaves it consistent: carry on with it.
+    fn written(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.written
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self, send: &SendRecord) -> Result<Receipt, MailError> {
+        let receipt = receipt(send);
+        let key = escape_key(&send.idempotency_key);
+        let mut written = self.written();
         if written.contains(&key) {
             return Ok(receipt);
         }
-
-        let name = file_name(email, &key);
+        let name = file_name(send, &key);
         let path = self.dir.join(&name);
         // A dot file in the same folder: the rename is then atomic, and the name is not an
         // `.eml` that a reader (or `new`) would take for a sent email.
-        let temp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
-        let result = fs::File::create(&temp)
-            .and_then(|mut file| file.write_all(mime))
-            .and_then(|()| fs::rename(&temp, &path));
-        if let Err(source) = result {
+        let temp = self
+            .dir
+            .join(format!(".{key}.{}{TEMP_SUFFIX}", std::process::id()));
+        if let Err(source) = write_atomically(&self.dir, &temp, &path, &send.payload) {
             let _ = fs::remove_file(&temp);
             return Err(write_error(&path, source));
         }
@@ -107,36 +125,73 @@ impl OutboxMailer {
     }
 }
 
+/// The suffix of the outbox's temporary files.
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` is a temporary file of an outbox: `.<escaped key>.<process id>.tmp`.
+fn is_temp_file_name(name: &str) -> bool {
+    let Some(inner) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+    else {
+        return false;
+    };
+    inner.rsplit_once('.').is_some_and(|(key, pid)| {
+        !key.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Writes `bytes` to `temp`, syncs it, renames it to `path` and syncs the folder `dir`, so
+/// that after a crash `path` is either absent or whole.
+fn write_atomically(dir: &Path, temp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::File::create(temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(temp, path)?;
+    // The rename is durable once the folder is synced (where the platform can open one).
+    if let Ok(folder) = fs::File::open(dir) {
+        let _ = folder.sync_all();
+    }
+    Ok(())
+}
+
+/// What the outbox reports for `send`: the `Message-ID` the message carries (without its
+/// angle brackets), or else the escaped key.
+fn receipt(send: &SendRecord) -> Receipt {
+    Receipt {
+        message_id: crate::mime::message_id(&send.payload)
+            .unwrap_or_else(|| escape_key(&send.idempotency_key)),
+    }
+}
+
 impl Mailer for OutboxMailer {
     /// Writes the email's file unless its key already has one. The file system is used
     /// directly (blocking): files are small and local, and `simulate` runs on a
     /// current-thread runtime where there is nothing else to run meanwhile.
-    async fn send(&self, email: &Email, mime: &[u8]) -> Result<Receipt, MailError> {
-        self.write(email, mime)
+    async fn send(&self, send: &SendRecord) -> Result<Receipt, MailError> {
+        self.write(send)
+    }
+
+    /// Whether the email's file is there: the outbox knows for sure, since a file is there
+    /// exactly when the email was delivered.
+    async fn lookup(&self, send: &SendRecord) -> Result<Lookup, MailError> {
+        let key = escape_key(&send.idempotency_key);
+        Ok(if self.written().contains(&key) {
+            Lookup::Delivered(receipt(send))
+        } else {
+            Lookup::NotDelivered
+        })
     }
 }
 
-/// A failed write of the file `path` as a [`MailError`]: a file system that refuses it for
-/// good (permissions, a read-only mount, a name it does not take, a folder gone, a quota) is
-/// [`MailError::Rejected`]; anything else (a full disk, an I/O error) is
-/// [`MailError::Unavailable`], worth a retry.
+/// A failed write of the file `path` as a [`MailError::Unavailable`], whatever the cause (a
+/// read-only folder, a full disk, a folder removed): the outbox stands for a mail service,
+/// and each of these may pass, so the send is kept for a retry rather than failed for good.
 fn write_error(path: &Path, source: std::io::Error) -> MailError {
-    use std::io::ErrorKind;
-
-    let message = format!("cannot write the outbox at {}: {source}", path.display());
-    let kind = source.kind();
-    let source = Some(Box::new(source) as Box<dyn std::error::Error + Send + Sync>);
-    match kind {
-        ErrorKind::NotFound
-        | ErrorKind::PermissionDenied
-        | ErrorKind::ReadOnlyFilesystem
-        | ErrorKind::InvalidFilename
-        | ErrorKind::InvalidInput
-        | ErrorKind::NotADirectory
-        | ErrorKind::IsADirectory
-        | ErrorKind::FileTooLarge
-        | ErrorKind::QuotaExceeded => MailError::Rejected { message, source },
-        _ => MailError::Unavailable { message, source },
+    MailError::Unavailable {
+        message: format!("cannot write the outbox at {}: {source}", path.display()),
+        source: Some(Box::new(source)),
     }
 }
 
@@ -144,18 +199,18 @@ fn write_error(path: &Path, source: std::io::Error) -> MailError {
 /// the longest escaped key (153), a name stays under the 255 bytes file systems allow.
 const PART_MAX: usize = 32;
 
-/// The file name of `email`, whose escaped idempotency key is `key`:
+/// The file name of `send`, whose escaped idempotency key is `key`:
 /// `<time>_<customer>_<workflow>_<key>.eml`. The customer is [`customer_ref`] (a `guest:` id,
 /// or any id with an `@`, becomes a short hash: never an address in a file name); in it and in
 /// the workflow id, every character but ASCII letters, digits, `-` and `.` becomes `-`, and
 /// each is cut to [`PART_MAX`] characters. Neither part can then hold `_`, so the key is
 /// whatever follows the third `_` (see [`key_of_file_name`]).
-fn file_name(email: &Email, key: &str) -> String {
+fn file_name(send: &SendRecord, key: &str) -> String {
     format!(
         "{}_{}_{}_{key}.eml",
-        email.date.format("%Y%m%dT%H%M%SZ"),
-        name_part(&customer_ref(&email.customer_id)),
-        name_part(&email.workflow),
+        send.at.format("%Y%m%dT%H%M%SZ"),
+        name_part(&customer_ref(&send.customer_id)),
+        name_part(&send.workflow),
     )
 }
 
@@ -223,32 +278,29 @@ mod tests {
         assert_eq!(key_of_file_name("ş0260301T100000Z-r-1.eml"), None);
     }
 
-    fn email(customer: &str, workflow: &str, key: &str) -> Email {
-        Email {
+    fn email(customer: &str, workflow: &str, key: &str) -> SendRecord {
+        SendRecord {
             idempotency_key: key.into(),
             customer_id: customer.into(),
             workflow: workflow.into(),
             step: "s".into(),
-            category: nudge_core::mail::Category::Transactional,
-            to: nudge_core::mail::Mailbox {
-                name: None,
-                address: "a@example.com".into(),
-            },
-            from: nudge_core::mail::Mailbox {
-                name: None,
-                address: "shop@example.com".into(),
-            },
-            reply_to: None,
-            subject: String::new(),
-            preheader: None,
-            html: String::new(),
-            date: chrono::DateTime::UNIX_EPOCH,
+            kind: nudge_core::store::SendKind::Email,
+            category: "transactional".into(),
             tags: vec![],
-            unsubscribe_url: None,
-            postal_address: None,
-            store_name: String::new(),
-            append_footer: false,
+            at: chrono::DateTime::UNIX_EPOCH,
+            payload: b"Message-ID: <k@example.com>\r\n\r\nhello".to_vec(),
         }
+    }
+
+    #[test]
+    fn temporary_files_are_dot_files_ending_in_tmp() {
+        assert!(is_temp_file_name(".r-1.s.123.tmp"));
+        assert!(!is_temp_file_name("r-1.s.123.tmp"));
+        assert!(!is_temp_file_name(".hidden"));
+        // Another program's dot file is left alone.
+        assert!(!is_temp_file_name(".notes.tmp"));
+        assert!(!is_temp_file_name(".r-1.s.12a.tmp"));
+        assert!(!is_temp_file_name("..123.tmp"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! | stopped                 | transactional email, webhook  | marketing email              |
 //! |-------------------------|-------------------------------|------------------------------|
 //! | after the commit        | sent once by the sweep        | sent once by the sweep       |
-//! | after the claim         | sent once after the lease     | never sent: settled unknown  |
+//! | after the claim         | sent once after the lease     | never sent: settled unknown (a mailer that looks up: sent once) |
 //! | after the send          | sent again after the lease (a mailer that can look it up: not again) | not again: unknown (or sent, when looked up) |
 //! | a retryable failure     | sent once at the retry        | sent once at the retry       |
 //!
@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, TimeZone, Utc};
 
 use nudge_core::engine::Engine;
-use nudge_core::mail::{MailError, Mailer, Receipt};
+use nudge_core::mail::{Lookup, MailError, Mailer, Receipt};
 use nudge_core::runner::{Runner, SEND_LEASE};
 use nudge_core::store::{
     Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, SendEntry, SendKind, SendPage,
@@ -239,11 +239,16 @@ impl Mailer for TestMailer {
         })
     }
 
-    async fn lookup(&self, send: &SendRecord) -> Result<Option<Receipt>, MailError> {
-        let sent = self.times_sent(&send.idempotency_key) > 0;
-        Ok((self.can_lookup && sent).then(|| Receipt {
-            message_id: format!("m-{}", send.idempotency_key),
-        }))
+    async fn lookup(&self, send: &SendRecord) -> Result<Lookup, MailError> {
+        if !self.can_lookup {
+            return Ok(Lookup::Unknown);
+        }
+        Ok(match self.times_sent(&send.idempotency_key) {
+            0 => Lookup::NotDelivered,
+            _ => Lookup::Delivered(Receipt {
+                message_id: format!("m-{}", send.idempotency_key),
+            }),
+        })
     }
 }
 
@@ -323,6 +328,16 @@ const CASES: &[Case] = &[
         failures: 0,
         times_sent: 0,
         status: SendStatus::Unknown,
+    },
+    Case {
+        name: "after the claim, marketing, mailer that looks up",
+        category: "marketing",
+        stop: StopAt::AfterClaim,
+        delivers: true,
+        looking_up: true,
+        failures: 0,
+        times_sent: 1,
+        status: SendStatus::Sent,
     },
     Case {
         name: "after the send, transactional, blind mailer",

@@ -44,13 +44,22 @@ pub trait Mailer {
 
     /// Whether the message of `send` was already delivered, when this mailer can tell (the
     /// outbox sees its file; SES cannot be asked, so the default says it does not know).
-    fn lookup(
-        &self,
-        send: &SendRecord,
-    ) -> impl Future<Output = Result<Option<Receipt>, MailError>> + Send {
+    fn lookup(&self, send: &SendRecord) -> impl Future<Output = Result<Lookup, MailError>> + Send {
         let _ = send;
-        std::future::ready(Ok(None))
+        std::future::ready(Ok(Lookup::Unknown))
     }
+}
+
+/// What a [`Mailer`] knows of a send it may have delivered ([`Mailer::lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// It was delivered: this is its receipt.
+    Delivered(Receipt),
+    /// It was not delivered: sending it now sends it once.
+    NotDelivered,
+    /// The mailer cannot tell (SES): the send's category decides
+    /// ([`SendRecord::resend_when_unknown`]).
+    Unknown,
 }
 
 /// A shared mailer: several runners (one per `simulate` shard, say) may deliver through one.
@@ -59,10 +68,7 @@ impl<T: Mailer + Sync> Mailer for &T {
         (**self).send(send)
     }
 
-    fn lookup(
-        &self,
-        send: &SendRecord,
-    ) -> impl Future<Output = Result<Option<Receipt>, MailError>> + Send {
+    fn lookup(&self, send: &SendRecord) -> impl Future<Output = Result<Lookup, MailError>> + Send {
         (**self).lookup(send)
     }
 }

@@ -168,13 +168,13 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
         // An id seen before is a duplicate whatever its customer. The first one must win as on
         // one thread, whichever shard gets to its store first.
         if self.repeated(&event.id, rounds, out)? {
-            chunk.mine.push(Group {
-                key: Key::line(item),
-                did: Did::Duplicate {
+            chunk.mine.push(Group::new(
+                Key::line(item),
+                Did::Duplicate {
                     line: entry.line,
                     event_id: event.id,
                 },
-            });
+            ));
             return Ok(());
         }
         chunk.inputs[shard_of(&event.customer_id, self.shards)].push(ShardEvent {

@@ -7,7 +7,8 @@ use std::sync::{Arc, mpsc};
 
 use chrono::{DateTime, Utc};
 
-use nudge_core::engine::Action;
+use nudge_core::engine::{Action, ActionKind};
+use nudge_core::runner::{Delivery, DeliveryOutcome};
 
 use super::shard::{Answer, Done, Work};
 use super::{Notice, SimulateError, Summary};
@@ -61,6 +62,8 @@ pub(super) struct Group {
     pub(super) key: Key,
     /// What happened.
     pub(super) did: Did,
+    /// What became of the emails its actions decided (see `shard::deliver`).
+    pub(super) deliveries: Vec<Delivery>,
 }
 
 /// What happened at one place in the order.
@@ -83,13 +86,38 @@ pub(super) enum Did {
 }
 
 impl Group {
-    /// A notice of the calling thread about line `item` (in time order).
-    pub(super) fn notice(item: usize, notice: Notice) -> Self {
+    /// What happened at `key`, nothing delivered yet.
+    pub(super) fn new(key: Key, did: Did) -> Self {
         Group {
-            key: Key::notice(item),
-            did: Did::Notice(notice),
+            key,
+            did,
+            deliveries: Vec::new(),
         }
     }
+
+    /// A notice of the calling thread about line `item` (in time order).
+    pub(super) fn notice(item: usize, notice: Notice) -> Self {
+        Group::new(Key::notice(item), Did::Notice(notice))
+    }
+
+    /// The actions of an event or a timer (none for the rest).
+    pub(super) fn actions(&self) -> &[Action] {
+        match &self.did {
+            Did::Event(actions) | Did::Wake(actions) => actions,
+            _ => &[],
+        }
+    }
+}
+
+/// What became of the email `action` decided, if it is one and is among `deliveries`.
+fn delivery<'a>(deliveries: &'a [Delivery], action: &Action) -> Option<&'a DeliveryOutcome> {
+    let ActionKind::EmailSent(email) = &action.kind else {
+        return None;
+    };
+    deliveries
+        .iter()
+        .find(|d| d.idempotency_key == email.idempotency_key)
+        .map(|d| &d.outcome)
 }
 
 /// Rounds handed out before the calling thread waits for the oldest: the shards always have
@@ -231,15 +259,16 @@ fn collect(
     Ok((all, next_due))
 }
 
-/// Counts and reports merged groups, in order.
+/// Counts and reports merged groups, in order; each email with what became of it.
 pub(super) fn emit(
     groups: Vec<Group>,
     summary: &mut Summary,
-    on_action: &mut impl FnMut(&Action),
+    on_action: &mut impl FnMut(&Action, Option<&DeliveryOutcome>),
     on_notice: &mut impl FnMut(Notice),
 ) {
     summary.largest_round = summary.largest_round.max(groups.len());
     for group in groups {
+        let deliveries = group.deliveries;
         let actions = match group.did {
             Did::Event(actions) => {
                 summary.events += 1;
@@ -265,8 +294,9 @@ pub(super) fn emit(
             }
         };
         for a in &actions {
-            summary.count(a);
-            on_action(a);
+            let delivery = delivery(&deliveries, a);
+            summary.count(a, delivery);
+            on_action(a, delivery);
         }
     }
 }

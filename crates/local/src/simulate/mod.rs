@@ -14,7 +14,12 @@
 //! - `seen`: repeated event ids, found in line order whatever the shard;
 //! - `shard` and `timers`: a shard's thread, its inputs and its timers in memory;
 //! - `merge`: the rounds to the shards and the merge back into single-threaded order;
-//! - `summary`: the counts reported at the end.
+//! - `summary`: the counts reported at the end;
+//! - `sweep`: what a stopped run left, settled before a run ([`resume_sends`]), and the
+//!   emails waiting for a retry, tried again after it ([`retry_pending`]).
+//!
+//! Each shard delivers the emails of a round once the round is durable (see [`simulate`]):
+//! nothing leaves before the decision that sent it is kept.
 
 mod feed;
 mod index;
@@ -22,6 +27,7 @@ mod merge;
 mod seen;
 mod shard;
 mod summary;
+mod sweep;
 mod timers;
 
 use std::path::{Path, PathBuf};
@@ -32,10 +38,11 @@ use chrono::{DateTime, Utc};
 use nudge_core::engine::Action;
 use nudge_core::event::{LATEST_TIME, TimeError, parse_time};
 use nudge_core::mail::Mailer;
-use nudge_core::runner::{Runner, RunnerError};
+use nudge_core::runner::{DeliveryOutcome, Runner, RunnerError};
 use nudge_core::store::{Store, all_due};
 
 pub use summary::{Summary, WorkflowSummary};
+pub use sweep::{Swept, resume_sends, retry_pending};
 
 use feed::Feed;
 use index::{EventsIndex, Lines};
@@ -173,7 +180,10 @@ impl Default for Options {
 /// on soon holds them up (a few rounds in flight cover milliseconds, a batch takes a good part
 /// of a second), so the shards write theirs at the same time, in parallel. Below the 20,000
 /// of the command's stores, which then rarely reach their own limit; 10,000 rather than
-/// 20,000 keeps 100,000 customers under 200 MB (see `docs/PERFORMANCE.md`).
+/// 20,000 keeps 100,000 customers under 200 MB (see `docs/PERFORMANCE.md`). A round that
+/// decided an email also commits its shard's batch, when the email is delivered (the claim
+/// must be durable before the file is written); these rounds bound the batches of shards
+/// whose inputs send nothing.
 pub const FLUSH_INPUTS: usize = 10_000;
 
 /// The runners of a simulation, and so its stores. The clock and the dead letters are kept in
@@ -233,8 +243,16 @@ impl<'a, R> Runners<'a, R> {
     }
 }
 
-/// Runs a simulation. `on_action` sees every action as it happens; `on_notice` every line
-/// rejected, late or duplicate; `on_progress` the lines read so far.
+/// Runs a simulation. `on_action` sees every action as it happens, and for an email what
+/// became of it (`None` if this run did not deliver it); `on_notice` every line rejected, late
+/// or duplicate; `on_progress` the lines read so far.
+///
+/// The runners must leave the emails they decide pending ([`Runner::deliver_later`]): each
+/// shard delivers the emails of a round once the round's decisions are durable (the runner's
+/// delivery flushes the store before it sends), so that mail never leaves before the decision
+/// that sent it is kept, and a run killed at any point and run again on the same store never
+/// sends an email twice. What a stopped run left is settled by [`resume_sends`] before, and
+/// what waits for a retry by [`retry_pending`] after.
 ///
 /// Customers are independent (an input changes only its own customer), so the work is split
 /// by customer: each shard (a thread) owns the customers whose id hashes to it, with their
@@ -254,7 +272,7 @@ pub fn simulate<S: Store + Sync, M: Mailer + Sync>(
     runners: Runners<'_, Runner<'_, S, M>>,
     events: &Path,
     options: &Options,
-    mut on_action: impl FnMut(&Action),
+    mut on_action: impl FnMut(&Action, Option<&DeliveryOutcome>),
     mut on_notice: impl FnMut(Notice),
     mut on_progress: impl FnMut(usize, usize),
 ) -> Result<Summary, SimulateError> {

@@ -8,9 +8,10 @@ use std::thread::Scope;
 
 use chrono::{DateTime, Utc};
 
+use nudge_core::engine::ActionKind;
 use nudge_core::event::StoreEvent;
 use nudge_core::mail::Mailer;
-use nudge_core::runner::{Applied, Runner};
+use nudge_core::runner::{Applied, Delivery, Runner};
 use nudge_core::store::{DeadLetter, Store};
 
 use super::merge::{Did, Group, Key};
@@ -100,17 +101,22 @@ fn shard<S: Store, M: Mailer>(
                 first,
                 fires,
                 inputs,
-            } => rt.block_on(apply_chunk(
-                (runner, events),
-                first,
-                &fires,
-                inputs,
-                &mut timers,
-                &mut groups,
-            )),
-            Work::Fire { item, until } => {
-                rt.block_on(fire_timers(runner, item, until, &mut timers, &mut groups))
-            }
+            } => rt.block_on(async {
+                apply_chunk(
+                    (runner, events),
+                    first,
+                    &fires,
+                    inputs,
+                    &mut timers,
+                    &mut groups,
+                )
+                .await?;
+                deliver(runner, &mut groups).await
+            }),
+            Work::Fire { item, until } => rt.block_on(async {
+                fire_timers(runner, item, until, &mut timers, &mut groups).await?;
+                deliver(runner, &mut groups).await
+            }),
             Work::Flush => rt
                 .block_on(runner.store().flush())
                 .map_err(SimulateError::from),
@@ -124,6 +130,46 @@ fn shard<S: Store, M: Mailer>(
             return;
         }
     }
+}
+
+/// Delivers the emails that the inputs of `groups` decided (the runner leaves them pending:
+/// [`Runner::deliver_later`]) and gives each group what became of its own. The runner claims
+/// them and makes the store's batch durable before anything is sent, so no email leaves
+/// before the decision that sent it is kept: a run killed at any point never sends an email
+/// again when it is run again on the same store. One delivery per round (not per input) keeps
+/// the batching: the claims, the flush and the settles are shared by the round's inputs.
+async fn deliver<S: Store, M: Mailer>(
+    runner: &Runner<'_, S, M>,
+    groups: &mut [Group],
+) -> Result<(), SimulateError> {
+    let mut keys = Vec::new();
+    let mut clock = None;
+    for group in groups.iter() {
+        for action in group.actions() {
+            if let ActionKind::EmailSent(email) = &action.kind {
+                keys.push((email.customer_id.as_str(), email.idempotency_key.as_str()));
+                clock = clock.max(Some(action.at));
+            }
+        }
+    }
+    let Some(clock) = clock else { return Ok(()) };
+    let deliveries = runner.deliver(&keys, clock).await?;
+    let mut by_key: std::collections::HashMap<String, Delivery> = deliveries
+        .into_iter()
+        .map(|d| (d.idempotency_key.clone(), d))
+        .collect();
+    for group in groups.iter_mut() {
+        let mut mine = Vec::new();
+        for action in group.actions() {
+            if let ActionKind::EmailSent(email) = &action.kind
+                && let Some(d) = by_key.remove(&email.idempotency_key)
+            {
+                mine.push(d);
+            }
+        }
+        group.deliveries = mine;
+    }
+    Ok(())
 }
 
 /// The shard's part of a chunk of lines: before each event line, the timers due by then;
@@ -164,7 +210,8 @@ async fn apply_event<S: Store, M: Mailer>(
             timers.set(Arc::from(input.event.customer_id.as_str()), next_wake);
             Did::Event(actions)
         }
-        Ok(Applied::Duplicate) => Did::Duplicate {
+        // Delivered later (`Runner::deliver_later`): nothing was delivered now.
+        Ok(Applied::Duplicate { .. }) => Did::Duplicate {
             line: input.line,
             event_id: input.event.id,
         },
@@ -173,7 +220,7 @@ async fn apply_event<S: Store, M: Mailer>(
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(Group { key, did })
+    Ok(Group::new(key, did))
 }
 
 /// Keeps an event that failed as a dead letter (the event as parsed, since the line is not at
@@ -215,18 +262,18 @@ async fn fire_timers<S: Store, M: Mailer>(
     groups: &mut Vec<Group>,
 ) -> Result<(), SimulateError> {
     while let Some((at, customer)) = timers.pop_due(until) {
-        let applied = match runner.wake(&customer, at).await {
+        let applied = match runner.wake(&customer, at, until).await {
             // The customer's own failure: reported, and their timer dropped (it would fail
             // again); the other customers go on.
             Err(e) if e.customer().is_some() => {
-                groups.push(Group {
-                    key: Key::wake(item, at, Arc::clone(&customer)),
-                    did: Did::Notice(Notice::WakeFailed {
+                groups.push(Group::new(
+                    Key::wake(item, at, Arc::clone(&customer)),
+                    Did::Notice(Notice::WakeFailed {
                         customer: customer.to_string(),
                         at,
                         reason: e.to_string(),
                     }),
-                });
+                ));
                 continue;
             }
             applied => applied?,
@@ -246,12 +293,12 @@ async fn fire_timers<S: Store, M: Mailer>(
                 actions
             }
             // A wake has no event id: never a duplicate.
-            Applied::Duplicate => Vec::new(),
+            Applied::Duplicate { .. } => Vec::new(),
         };
-        groups.push(Group {
-            key: Key::wake(item, at, customer),
-            did: Did::Wake(actions),
-        });
+        groups.push(Group::new(
+            Key::wake(item, at, customer),
+            Did::Wake(actions),
+        ));
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ use rusqlite::{Connection, params};
 
 use nudge_core::store::{SendRecord, SendStatus, StoreError, due_shard, to_millis};
 
+use super::sends::join_tags;
+
 use super::Inner;
 use super::error::store_error;
 
@@ -26,8 +28,9 @@ pub(super) struct Staged {
     pub(super) customers: HashMap<String, StagedCustomer>,
     /// Event ids marked processed in the batch, with their customer.
     pub(super) processed: HashMap<String, String>,
-    /// Send-log entries logged in the batch, by idempotency key (the first wins).
-    pub(super) sends: HashMap<String, StagedSend>,
+    /// Send-log entries logged in the batch, by idempotency key (the first wins), all
+    /// pending: a claim or a settle writes the stage out first ([`Inner::spill`]).
+    pub(super) sends: HashMap<String, SendRecord>,
 }
 
 pub(super) struct StagedCustomer {
@@ -35,12 +38,6 @@ pub(super) struct StagedCustomer {
     pub(super) state: Vec<u8>,
     pub(super) next_wake: Option<i64>,
     pub(super) updated_at: i64,
-}
-
-pub(super) struct StagedSend {
-    pub(super) record: SendRecord,
-    pub(super) status: SendStatus,
-    pub(super) message_id: Option<String>,
 }
 
 impl Staged {
@@ -178,22 +175,25 @@ fn write_staged(conn: &Connection, staged: &Staged) -> rusqlite::Result<()> {
     let mut sends: Vec<_> = staged.sends.iter().collect();
     sends.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut insert = conn.prepare_cached(
-        "INSERT INTO sends
-             (idempotency_key, customer_id, workflow, step, category, at, status, message_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO sends (idempotency_key, customer_id, shard, workflow, step, kind, category,
+             tags, at, payload, status, attempts, retry_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?9)
          ON CONFLICT (idempotency_key) DO NOTHING",
     )?;
-    for (key, send) in sends {
-        let r = &send.record;
+    for (key, r) in sends {
+        // Pending, deliverable at once: `retry_at` is the time it was decided.
         insert.execute(params![
             key,
             r.customer_id,
+            due_shard(&r.customer_id),
             r.workflow,
             r.step,
+            r.kind.as_str(),
             r.category,
+            join_tags(&r.tags),
             to_millis(r.at),
-            send.status.as_str(),
-            send.message_id,
+            r.payload,
+            SendStatus::Pending.as_str(),
         ])?;
     }
     Ok(())

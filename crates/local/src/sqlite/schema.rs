@@ -117,6 +117,60 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP INDEX customers_next_wake;
     CREATE INDEX customers_due ON customers (shard, next_wake, customer_id)
         WHERE next_wake IS NOT NULL;",
+    // 3: the send log becomes the outbox of the send guarantee (each send keeps what delivery
+    // needs: its kind, tags and payload, the MIME message; its claim and retries), with the
+    // sends a sweep must look at on a partial index sharded like the timers; the order index
+    // and the suppressions by address key. SQLite cannot change a CHECK constraint, so the
+    // table is rebuilt. Rows of older versions kept no message, so none can be delivered now:
+    // a `pending` one becomes `unknown` (it may or may not have left: the process that logged
+    // it stopped before marking it), a `failed` one stays `failed`, both with a reason saying
+    // so; a `sent` one stays `sent`.
+    "CREATE TABLE sends_v3 (
+        idempotency_key TEXT PRIMARY KEY NOT NULL,
+        customer_id     TEXT NOT NULL REFERENCES customers (customer_id),
+        shard           INTEGER NOT NULL, -- the customer's due shard
+        workflow        TEXT NOT NULL,
+        step            TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('email', 'webhook')),
+        category        TEXT NOT NULL,
+        tags            TEXT NOT NULL,    -- space-separated ([A-Za-z0-9_-] each)
+        at              INTEGER NOT NULL,
+        payload         BLOB NOT NULL,
+        status          TEXT NOT NULL
+            CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'unknown')),
+        attempts        INTEGER NOT NULL,
+        retry_at        INTEGER,          -- pending: deliverable from; sending: the lease's end
+        message_id      TEXT,
+        reason          TEXT,
+        CHECK ((status IN ('pending', 'sending')) = (retry_at IS NOT NULL))
+    ) WITHOUT ROWID;
+    INSERT INTO sends_v3
+        SELECT s.idempotency_key, s.customer_id,
+               coalesce((SELECT c.shard FROM customers c WHERE c.customer_id = s.customer_id), 0),
+               s.workflow, s.step, 'email', s.category, '', s.at, x'',
+               CASE s.status WHEN 'pending' THEN 'unknown' ELSE s.status END,
+               0, NULL, s.message_id,
+               CASE s.status
+                   WHEN 'pending' THEN 'logged by a version that kept no message: never delivered here, it may or may not have left'
+                   WHEN 'failed' THEN 'failed under a version that kept no message: it cannot be retried'
+               END
+        FROM sends s;
+    DROP TABLE sends;
+    ALTER TABLE sends_v3 RENAME TO sends;
+    CREATE INDEX sends_customer ON sends (customer_id, at, idempotency_key);
+    CREATE INDEX sends_pending ON sends (shard, retry_at, customer_id, idempotency_key)
+        WHERE status IN ('pending', 'sending');
+
+    CREATE TABLE orders (
+        order_id    TEXT PRIMARY KEY NOT NULL,
+        customer_id TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE suppressions (
+        address_key TEXT PRIMARY KEY NOT NULL, -- nudge_core::store::address_key: no address in clear
+        reason      TEXT NOT NULL,
+        at          INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The version whose migration added `customers.shard`: a database migrated past it from an

@@ -2,7 +2,7 @@
 //! batches, durability modes.
 
 use super::*;
-use nudge_core::store::due_shard;
+use nudge_core::store::{SendKind, SendRecord, SendStatus, due_shard};
 
 fn commit<'a>(customer_id: &'a str, expected_version: u64) -> Commit<'a> {
     Commit {
@@ -274,8 +274,11 @@ fn a_scratch_store_writes_without_a_journal_and_stops_after_a_failed_write() {
             customer_id: "a".into(),
             workflow: "boom".into(),
             step: "s".into(),
+            kind: SendKind::Email,
             category: "marketing".into(),
+            tags: vec![],
             at: DateTime::from_timestamp(0, 0).unwrap(),
+            payload: b"mime".to_vec(),
         }];
         let failing = Commit {
             sends: &boom,
@@ -338,7 +341,7 @@ fn a_version_1_file_is_migrated_and_its_timers_are_found_in_their_shards() {
     let path = dir.path().join("old.db");
     version_1_file(&path);
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(pragma::<i64>(&store, "user_version"), 2);
+    assert_eq!(pragma::<i64>(&store, "user_version"), 3);
     let t = |ms| from_millis(ms).unwrap();
     for shard in 0..DUE_SHARDS {
         let page = block_on(store.due(shard, t(5000), 10, None)).unwrap();
@@ -376,7 +379,187 @@ fn a_version_1_file_is_migrated_and_its_timers_are_found_in_their_shards() {
     drop(store);
     // Opened again: nothing more to migrate.
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(pragma::<i64>(&store, "user_version"), 2);
+    assert_eq!(pragma::<i64>(&store, "user_version"), 3);
+}
+
+/// A store file of schema version `version` (1 or 2) whose send log holds one send in each
+/// status of that version, for customer `c1`.
+fn old_file_with_sends(path: &Path, version: usize) {
+    let conn = Connection::open(path).unwrap();
+    for sql in &MIGRATIONS[..version] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "application_id", 0x4e55_4447)
+        .unwrap();
+    conn.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO customers (customer_id, version, state, next_wake, updated_at)
+             VALUES ('c1', 1, x'7b7d', NULL, 0);
+         INSERT INTO sends VALUES ('r-1.a', 'c1', 'w', 'a', 'marketing', 1000, 'pending', NULL);
+         INSERT INTO sends VALUES ('r-1.b', 'c1', 'w', 'b', 'transactional', 2000, 'sent', 'm-b');
+         INSERT INTO sends VALUES ('r-1.c', 'c1', 'w', 'c', 'transactional', 3000, 'failed', NULL);",
+    )
+    .unwrap();
+}
+
+/// Sends of versions 1 and 2 kept no message: a pending one cannot be delivered now, and
+/// becomes `unknown` (it may or may not have left), a failed one stays failed, both saying
+/// why; a sent one stays sent with its id. None is left for a sweep.
+#[test]
+fn old_send_logs_are_migrated_to_final_statuses_that_say_why() {
+    for version in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        old_file_with_sends(&path, version);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(pragma::<i64>(&store, "user_version"), 3);
+        let sends = block_on(store.sends("c1")).unwrap();
+        let statuses: Vec<_> = sends
+            .iter()
+            .map(|e| (e.record.step.as_str(), e.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("a", SendStatus::Unknown),
+                ("b", SendStatus::Sent),
+                ("c", SendStatus::Failed)
+            ],
+            "version {version}"
+        );
+        let a = &sends[0];
+        assert!(
+            a.reason.as_deref().unwrap().contains("kept no message"),
+            "{a:?}"
+        );
+        assert_eq!(a.record.kind, SendKind::Email);
+        assert!(a.record.payload.is_empty() && a.record.tags.is_empty());
+        assert_eq!((a.attempts, a.retry_at), (0, None));
+        assert_eq!(sends[1].message_id.as_deref(), Some("m-b"));
+        assert_eq!(sends[1].reason, None);
+        assert!(
+            sends[2]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("cannot be retried")
+        );
+        let until = DateTime::<Utc>::MAX_UTC;
+        for shard in 0..DUE_SHARDS {
+            let page = block_on(store.pending_sends(shard, until, 10, None)).unwrap();
+            assert!(page.due.is_empty(), "version {version}, shard {shard}");
+        }
+        // The send log takes new sends, kept whole.
+        let send = SendRecord {
+            idempotency_key: "r-2.a".into(),
+            customer_id: "c1".into(),
+            workflow: "w".into(),
+            step: "a".into(),
+            kind: SendKind::Webhook,
+            category: "webhook".into(),
+            tags: vec!["t-1".into(), "t_2".into()],
+            at: from_millis(5000).unwrap(),
+            payload: vec![0, 159, 146, 150],
+        };
+        let next = Commit {
+            sends: std::slice::from_ref(&send),
+            ..commit("c1", 1)
+        };
+        let outcome = block_on(store.commit(next)).unwrap();
+        assert_eq!(outcome, CommitOutcome::Committed { version: 2 });
+        let sends = block_on(store.sends("c1")).unwrap();
+        assert_eq!(sends[3].record, send);
+        let shard = due_shard("c1");
+        let page = block_on(store.pending_sends(shard, from_millis(5000).unwrap(), 10, None));
+        assert_eq!(page.unwrap().due.len(), 1);
+    }
+}
+
+/// A claim and a settle join the open batch like a commit: another connection sees them only
+/// once the batch is committed, and they see the sends the batch logged.
+#[test]
+fn claims_and_settles_join_the_batch_and_see_its_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.db");
+    let store = SqliteStore::open_with(&path, SqliteOptions::default().batch(100)).unwrap();
+    let send = SendRecord {
+        idempotency_key: "r-1.a".into(),
+        customer_id: "c1".into(),
+        workflow: "w".into(),
+        step: "a".into(),
+        kind: SendKind::Email,
+        category: "transactional".into(),
+        tags: vec![],
+        at: from_millis(1000).unwrap(),
+        payload: b"mime".to_vec(),
+    };
+    let status = || -> Option<String> {
+        Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT status FROM sends", [], |r| r.get(0))
+            .optional()
+            .unwrap()
+    };
+    block_on(async {
+        let first = Commit {
+            sends: std::slice::from_ref(&send),
+            ..commit("c1", 0)
+        };
+        let outcome = store.commit(first).await.unwrap();
+        assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+        let t = |ms| from_millis(ms).unwrap();
+        let claimed = store.claim_send("c1", "r-1.a", t(1000), t(2000)).await;
+        assert_eq!(claimed.unwrap().unwrap().status, SendStatus::Pending);
+        assert_eq!(status(), None, "nothing is durable before the flush");
+        store.flush().await.unwrap();
+        assert_eq!(status().as_deref(), Some("sending"));
+        let settled = store.settle_send(
+            "c1",
+            "r-1.a",
+            Settle::Sent {
+                message_id: Some("m"),
+            },
+        );
+        assert!(settled.await.unwrap());
+        assert_eq!(status().as_deref(), Some("sending"));
+        store.flush().await.unwrap();
+        assert_eq!(status().as_deref(), Some("sent"));
+    });
+}
+
+/// A page of deliverable sends reads the partial index of pending and claimed sends, from
+/// its cursor: sends that are settled are never read.
+#[test]
+fn a_pending_sends_page_is_a_range_of_the_partial_index_never_a_scan() {
+    let store = SqliteStore::in_memory().unwrap();
+    let plan = |sql: &str| -> String {
+        let inner = store.inner.lock().unwrap();
+        let mut stmt = inner
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params![1, 2, 3, "c", "k", 5], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    };
+    for sql in [sends::PENDING_FIRST, sends::PENDING_AFTER] {
+        let plan = plan(sql);
+        assert!(
+            plan.contains("SEARCH sends USING INDEX sends_pending (shard=?")
+                || plan.contains("SEARCH sends USING COVERING INDEX sends_pending (shard=?"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+    let after = plan(sends::PENDING_AFTER);
+    assert!(
+        after.contains("(retry_at,customer_id,idempotency_key)>(?,?,?)"),
+        "{after}"
+    );
 }
 
 #[test]
