@@ -180,7 +180,13 @@ fn simulate_command(args: &Args) -> Result<u8, RunError> {
     let timeline = Timeline::new(&project, args.timezone);
     match stores {
         Stores::Db(store, _lock) => {
-            let runner = runner(*store);
+            // Without an outbox the emails are recorded sent, nothing leaves the process and no
+            // message is ever read, so claims need no flush and no message is built: a later
+            // run with `--outbox` on this store writes only what it decides itself.
+            let runner = match args.outbox {
+                Some(_) => runner(*store),
+                None => runner(*store).without_durable_claims().without_messages(),
+            };
             // What a stopped run left, before anything new.
             let resumed = resume_sends(&runner, &mailer)?;
             let run = Run {
