@@ -180,7 +180,13 @@ fn simulate_command(args: &Args) -> Result<u8, RunError> {
     let timeline = Timeline::new(&project, args.timezone);
     match stores {
         Stores::Db(store, _lock) => {
-            let runner = runner(*store);
+            // Without an outbox the emails are recorded sent, nothing leaves the process and no
+            // message is ever read, so claims need no flush and no message is built: a later
+            // run with `--outbox` on this store writes only what it decides itself.
+            let runner = match args.outbox {
+                Some(_) => runner(*store),
+                None => runner(*store).without_durable_claims().without_messages(),
+            };
             // What a stopped run left, before anything new.
             let resumed = resume_sends(&runner, &mailer)?;
             let run = Run {
@@ -192,7 +198,20 @@ fn simulate_command(args: &Args) -> Result<u8, RunError> {
         Stores::Scratch(stores) => {
             // The files outlive the runners (and their stores), which are dropped first.
             let (stores, _files): (Vec<_>, Vec<_>) = stores.into_iter().unzip();
-            let runners: Vec<_> = stores.into_iter().map(runner).collect();
+            // A throwaway store: no run continues from it, so its claims need not be flushed
+            // before each round's emails leave; and without an outbox no message is read.
+            let write_none = args.outbox.is_none();
+            let runners: Vec<_> = stores
+                .into_iter()
+                .map(|store| {
+                    let runner = runner(store).without_durable_claims();
+                    if write_none {
+                        runner.without_messages()
+                    } else {
+                        runner
+                    }
+                })
+                .collect();
             let run = Run {
                 resumed: Vec::new(),
                 keeps_sends: false,

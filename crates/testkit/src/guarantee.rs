@@ -10,6 +10,8 @@
 //! | after the claim         | sent once after the lease     | never sent: settled unknown (a mailer that looks up: sent once) |
 //! | after the send          | sent again after the lease (a mailer that can look it up: not again) | not again: unknown (or sent, when looked up) |
 //! | a retryable failure     | sent once at the retry        | sent once at the retry       |
+//! | a refused webhook call  | failed at once, never again   |                              |
+//! | failing every attempt   | failed after `MAX_SEND_ATTEMPTS` | same                      |
 //!
 //! and in every case: nothing is sent while a claim is held, nothing is left pending once the
 //! sweep after the lease has run, and no send is ever made more than twice.
@@ -26,11 +28,12 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use nudge_core::engine::Engine;
 use nudge_core::mail::{Lookup, MailError, Mailer, Receipt};
-use nudge_core::runner::{Runner, SEND_LEASE};
+use nudge_core::runner::{MAX_SEND_ATTEMPTS, Runner, SEND_LEASE};
 use nudge_core::store::{
     Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, SendEntry, SendKind, SendPage,
     SendRecord, SendStatus, Settle, Store, StoreError,
 };
+use nudge_core::webhook::{WebhookCaller, WebhookError, WebhookReceipt, WebhookRequest};
 
 /// Where a [`Stopping`] store stops its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,18 +260,94 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
 }
 
-/// The send every case logs: an email of `category` for `c-1` under `k-1`.
+/// The send every case logs for `c-1` under `k-1`: an email of `category`, or a webhook call
+/// when `category` is `webhook`.
 fn logged_send(category: &str) -> SendRecord {
+    let (kind, payload) = match category {
+        "webhook" => (
+            SendKind::Webhook,
+            WebhookRequest {
+                url: "https://hooks.example.com/nudge".to_owned(),
+                method: "POST".to_owned(),
+                body: r#"{"order":"1001"}"#.to_owned(),
+                secret: None,
+            }
+            .to_payload(),
+        ),
+        _ => (
+            SendKind::Email,
+            b"To: <c@example.com>\r\nSubject: hi\r\n\r\nhello".to_vec(),
+        ),
+    };
     SendRecord {
         idempotency_key: "k-1".to_owned(),
         customer_id: "c-1".to_owned(),
         workflow: "a-workflow".to_owned(),
         step: "a-step".to_owned(),
-        kind: SendKind::Email,
+        kind,
         category: category.to_owned(),
         tags: vec![],
         at: t0(),
-        payload: b"To: <c@example.com>\r\nSubject: hi\r\n\r\nhello".to_vec(),
+        payload,
+    }
+}
+
+/// A webhook caller that counts the calls its receiver accepted, per idempotency key, after
+/// failing retryably a given number of times, or refusing every call (HTTP 400).
+#[derive(Debug, Default)]
+pub struct TestWebhooks {
+    accepted: Mutex<HashMap<String, usize>>,
+    failures_left: Mutex<usize>,
+    refusing: bool,
+}
+
+impl TestWebhooks {
+    /// A receiver that accepts every call, after `failures` retryable failures (HTTP 503).
+    pub fn failing(failures: usize) -> Self {
+        TestWebhooks {
+            failures_left: Mutex::new(failures),
+            ..TestWebhooks::default()
+        }
+    }
+
+    /// A receiver that refuses every call (HTTP 400).
+    pub fn refusing() -> Self {
+        TestWebhooks {
+            refusing: true,
+            ..TestWebhooks::default()
+        }
+    }
+
+    /// How often the receiver accepted the call `key`.
+    pub fn times_accepted(&self, key: &str) -> usize {
+        self.accepted.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+}
+
+impl WebhookCaller for TestWebhooks {
+    async fn call(
+        &self,
+        send: &SendRecord,
+        _request: &WebhookRequest,
+        _now: DateTime<Utc>,
+    ) -> Result<WebhookReceipt, WebhookError> {
+        if self.refusing {
+            return Err(WebhookError::Rejected { status: 400 });
+        }
+        {
+            let mut left = self.failures_left.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Err(WebhookError::Unavailable { status: 503 });
+            }
+        }
+        *self
+            .accepted
+            .lock()
+            .unwrap()
+            .entry(send.idempotency_key.clone())
+            .or_default() += 1;
+        Ok(WebhookReceipt { status: 200 })
     }
 }
 
@@ -389,6 +468,36 @@ const CASES: &[Case] = &[
         times_sent: 1,
         status: SendStatus::Sent,
     },
+    Case {
+        name: "a webhook call, after the claim",
+        category: "webhook",
+        stop: StopAt::AfterClaim,
+        delivers: true,
+        looking_up: false,
+        failures: 0,
+        times_sent: 1,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "a webhook call, after the send",
+        category: "webhook",
+        stop: StopAt::AfterSend,
+        delivers: true,
+        looking_up: false,
+        failures: 0,
+        times_sent: 2,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "a webhook call, a retryable failure, then a retry",
+        category: "webhook",
+        stop: StopAt::Nowhere,
+        delivers: true,
+        looking_up: false,
+        failures: 2,
+        times_sent: 1,
+        status: SendStatus::Sent,
+    },
 ];
 
 /// Runs every case of the table above, each on a fresh store from `make` and with `engine`
@@ -398,6 +507,8 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S, engine: &Engine<'_>) {
     for case in CASES {
         run_case(Stopping::new(make().await, case.stop), engine, case).await;
     }
+    refused_webhook_fails_at_once(make().await, engine).await;
+    retries_run_out(make().await, engine).await;
 }
 
 async fn run_case<S: Store>(store: Stopping<S>, engine: &Engine<'_>, case: &Case) {
@@ -408,7 +519,8 @@ async fn run_case<S: Store>(store: Stopping<S>, engine: &Engine<'_>, case: &Case
         TestMailer::blind()
     }
     .failing(case.failures);
-    let runner = Runner::new(engine, store, Some(&mailer));
+    let webhooks = TestWebhooks::failing(case.failures);
+    let runner = Runner::new(engine, store, Some(&mailer)).with_webhooks(&webhooks);
     let send = [logged_send(case.category)];
     let outcome = runner
         .store()
@@ -450,9 +562,9 @@ async fn run_case<S: Store>(store: Stopping<S>, engine: &Engine<'_>, case: &Case
     let later = t0() + SEND_LEASE + chrono::TimeDelta::hours(1);
     sweep_all(&runner, later).await;
     assert_eq!(
-        mailer.times_sent("k-1"),
+        mailer.times_sent("k-1") + webhooks.times_accepted("k-1"),
         case.times_sent,
-        "send guarantee, {name}: times the email was sent"
+        "send guarantee, {name}: times it was sent"
     );
     let entries = runner
         .store()
@@ -476,8 +588,95 @@ async fn run_case<S: Store>(store: Stopping<S>, engine: &Engine<'_>, case: &Case
     );
 }
 
+/// Logs the case's send (`category`) for `c-1` in a commit of its own.
+async fn log<S: Store>(store: &S, category: &str) {
+    let send = [logged_send(category)];
+    let commit = Commit {
+        customer_id: "c-1",
+        expected_version: 0,
+        state: b"{}",
+        next_wake: None,
+        event_id: Some("e-1"),
+        sends: &send,
+    };
+    let outcome = store.commit(commit).await.expect("the commit");
+    assert_eq!(outcome, CommitOutcome::Committed { version: 1 });
+}
+
+/// The final status of `c-1`'s `k-1`, and its reason.
+async fn settled<S: Store>(store: &S) -> (SendStatus, Option<String>) {
+    let entries = store.sends("c-1").await.expect("the send log");
+    (entries[0].status, entries[0].reason.clone())
+}
+
+/// A webhook call its receiver refuses (a 4xx) is settled failed at its first attempt and
+/// never made again.
+async fn refused_webhook_fails_at_once<S: Store>(store: S, engine: &Engine<'_>) {
+    let webhooks = TestWebhooks::refusing();
+    let runner = Runner::new(engine, store, None::<&TestMailer>).with_webhooks(&webhooks);
+    log(runner.store(), "webhook").await;
+    let delivered = runner
+        .deliver(&[("c-1", "k-1")], t0())
+        .await
+        .expect("delivery");
+    assert_eq!(delivered.len(), 1, "send guarantee, a refused webhook call");
+    let later = t0() + chrono::TimeDelta::days(2);
+    assert_eq!(
+        sweep_all(&runner, later).await,
+        0,
+        "send guarantee, a refused webhook call swept"
+    );
+    let (status, reason) = settled(runner.store()).await;
+    assert_eq!(
+        status,
+        SendStatus::Failed,
+        "send guarantee, a refused webhook call"
+    );
+    assert!(
+        reason.is_some_and(|r| r.contains("400")),
+        "send guarantee: the reason names the status"
+    );
+}
+
+/// A send that keeps failing retryably is tried [`MAX_SEND_ATTEMPTS`] times, at the waits of
+/// `retry_delay`, then settled failed with the last error; sweeps before each retry's time
+/// leave it alone.
+async fn retries_run_out<S: Store>(store: S, engine: &Engine<'_>) {
+    let mailer = TestMailer::blind().failing(usize::MAX);
+    let runner = Runner::new(engine, store, Some(&mailer));
+    log(runner.store(), "transactional").await;
+    runner
+        .deliver(&[("c-1", "k-1")], t0())
+        .await
+        .expect("delivery");
+    let mut clock = t0();
+    let mut attempts = 1;
+    // A sweep every ten minutes for a day.
+    for _ in 0..(24 * 6) {
+        clock += chrono::TimeDelta::minutes(10);
+        attempts += sweep_all(&runner, clock).await;
+    }
+    assert_eq!(
+        attempts, MAX_SEND_ATTEMPTS as usize,
+        "send guarantee: attempts before giving up"
+    );
+    let (status, reason) = settled(runner.store()).await;
+    assert_eq!(
+        status,
+        SendStatus::Failed,
+        "send guarantee: retries ran out"
+    );
+    assert!(
+        reason.is_some_and(|r| r.starts_with(&format!("{MAX_SEND_ATTEMPTS} attempts failed"))),
+        "send guarantee: the reason says the attempts ran out"
+    );
+}
+
 /// Sweeps every shard at `clock`; how many sends it settled.
-async fn sweep_all<S: Store, M: Mailer>(runner: &Runner<'_, S, M>, clock: DateTime<Utc>) -> usize {
+async fn sweep_all<S: Store, M: Mailer, W: WebhookCaller>(
+    runner: &Runner<'_, S, M, W>,
+    clock: DateTime<Utc>,
+) -> usize {
     let mut n = 0;
     for shard in 0..nudge_core::store::DUE_SHARDS {
         n += runner
