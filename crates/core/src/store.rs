@@ -16,10 +16,11 @@
 //! - the customer item carries its `version`: the commit updates it on `version = :expected`,
 //!   or puts it on `attribute_not_exists` when 0 is expected;
 //! - the processed event id is an item put on `attribute_not_exists`;
-//! - each send-log entry is keyed by its idempotency key and written with `if_not_exists` on
-//!   every attribute rather than a condition, so that a key already logged changes nothing
-//!   without cancelling the transaction (keys repeated within one commit are dropped before,
-//!   first wins: a transaction cannot touch an item twice);
+//! - each send-log entry is keyed by its idempotency key and put on `attribute_not_exists`; a
+//!   key already logged cancels the transaction, which names the entry, and the commit is sent
+//!   again without it (keys repeated within one commit are dropped before, first wins: a
+//!   transaction cannot touch an item twice). An update with `if_not_exists` on every
+//!   attribute would not cancel, but it would put a settled send back on the sweep index;
 //! - which condition failed (the transaction's cancellation reasons) gives the outcome: the
 //!   event's is [`CommitOutcome::AlreadyProcessed`], which wins over the customer's,
 //!   [`CommitOutcome::Conflict`]. A lost race is an outcome, not an error: the caller reloads
@@ -32,8 +33,8 @@
 //!   ([`Store::pending_sends`]);
 //! - `due` is a query of one shard of a sparse index on the timer: customers are spread over
 //!   [`DUE_SHARDS`] shards by [`due_shard`] (a stable hash of the customer id), and the index
-//!   is keyed by shard, then time and customer; a page ends with an opaque cursor (DynamoDB's
-//!   `LastEvaluatedKey`), so that firing due customers reads only the due ones, never a scan,
+//!   is keyed by shard, then time and customer; a page ends with an opaque cursor (on DynamoDB
+//!   made from the last item's keys), so that firing due customers reads only the due ones, never a scan,
 //!   and the shards can be read in parallel;
 //! - dead letters get opaque string ids made by the store (no counter to contend on: DynamoDB
 //!   can use the wall clock's milliseconds, a writer's random nonce and its own sequence).
