@@ -33,7 +33,7 @@ use crate::engine::{Action, ActionKind, Engine, Input, Warning, customer_ref};
 use crate::event::StoreEvent;
 use crate::mail::{Lookup, Mailer, build_mime};
 use crate::store::{
-    Commit, CommitOutcome, SendEntry, SendKind, SendRecord, SendStatus, Settle, Store,
+    Commit, CommitOutcome, DeadLetter, SendEntry, SendKind, SendRecord, SendStatus, Settle, Store,
 };
 use crate::webhook::{NoWebhooks, WebhookCaller, WebhookRequest};
 
@@ -62,6 +62,21 @@ pub enum Applied {
     Duplicate {
         /// What became of the pending sends delivered now.
         deliveries: Vec<Delivery>,
+    },
+}
+
+/// What firing a due timer did ([`Runner::fire`]).
+#[derive(Debug)]
+pub enum Fired {
+    /// The customer was woken.
+    Applied(Applied),
+    /// The wake failed with the customer's own error: kept as the dead letter `dead_letter`,
+    /// and the customer's timer taken out of the due index until their next event.
+    SetAside {
+        /// The dead letter's id.
+        dead_letter: String,
+        /// Why the wake failed.
+        error: RunnerError,
     },
 }
 
@@ -427,6 +442,49 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
     ) -> Result<Applied, RunnerError> {
         self.apply(customer_id, Input::Wake, None, When::Timer { due }, clock)
             .await
+    }
+
+    /// Fires a due timer as a deployment's scheduler does: wakes the customer
+    /// ([`Runner::wake`]); when the wake fails with the customer's own error (an unreadable or
+    /// oversized state: [`RunnerError::customer`], which would fail again at every tick, ahead
+    /// of everyone else), keeps the failure as a dead letter (source `timer`, the customer and
+    /// the due time as its body, so it can be replayed) and sets the customer aside
+    /// ([`Store::set_aside`]) until their next event. Other errors (the store's) are returned:
+    /// the timer stays, for the next tick.
+    pub async fn fire(
+        &self,
+        customer_id: &str,
+        due: DateTime<Utc>,
+        clock: DateTime<Utc>,
+    ) -> Result<Fired, RunnerError> {
+        let error = match self.wake(customer_id, due, clock).await {
+            Ok(applied) => return Ok(Fired::Applied(applied)),
+            Err(e) if e.customer().is_some() => e,
+            Err(e) => return Err(e),
+        };
+        let body = serde_json::json!({
+            "customer_id": customer_id,
+            "due": log_time(due),
+        });
+        let letter = DeadLetter {
+            id: String::new(),
+            event_id: None,
+            source: "timer".to_owned(),
+            reason: error.to_string(),
+            body: body.to_string(),
+            received_at: clock,
+        };
+        let dead_letter = self.store.record_dead_letter(&letter).await?;
+        let set_aside = self.store.set_aside(customer_id, due).await?;
+        tracing::error!(
+            at = %log_time(clock),
+            customer = %customer_ref(customer_id),
+            dead_letter = %dead_letter,
+            set_aside,
+            error = %error,
+            "a due timer failed; the customer is set aside until their next event"
+        );
+        Ok(Fired::SetAside { dead_letter, error })
     }
 
     async fn apply(

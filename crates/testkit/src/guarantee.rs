@@ -28,7 +28,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use nudge_core::engine::Engine;
 use nudge_core::mail::{Lookup, MailError, Mailer, Receipt};
-use nudge_core::runner::{MAX_SEND_ATTEMPTS, Runner, SEND_LEASE};
+use nudge_core::runner::{Fired, MAX_SEND_ATTEMPTS, Runner, SEND_LEASE};
 use nudge_core::store::{
     Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, SendEntry, SendKind, SendPage,
     SendRecord, SendStatus, Settle, Store, StoreError,
@@ -509,6 +509,72 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S, engine: &Engine<'_>) {
     }
     refused_webhook_fails_at_once(make().await, engine).await;
     retries_run_out(make().await, engine).await;
+    a_failing_timer_is_set_aside(make().await, engine).await;
+}
+
+/// A timer whose wake fails with the customer's own error (here an unreadable state) is kept as
+/// a dead letter and taken out of the due index, so the next ticks do not retry it ahead of
+/// everyone else; another customer's timer stays; the customer's next commit arms a timer
+/// again.
+async fn a_failing_timer_is_set_aside<S: Store>(store: S, engine: &Engine<'_>) {
+    const CASE: &str = "send guarantee, a failing timer";
+    let runner = Runner::new(engine, store, None::<&TestMailer>);
+    let due = t0();
+    for (customer, state) in [("c-1", &b"not a state"[..]), ("c-2", &b"{}"[..])] {
+        let commit = Commit {
+            customer_id: customer,
+            expected_version: 0,
+            state,
+            next_wake: Some(due),
+            event_id: None,
+            sends: &[],
+        };
+        let outcome = runner.store().commit(commit).await.expect("the commit");
+        assert_eq!(outcome, CommitOutcome::Committed { version: 1 }, "{CASE}");
+    }
+    let clock = due + chrono::TimeDelta::seconds(30);
+    let fired = runner.fire("c-1", due, clock).await.expect("fired");
+    let Fired::SetAside { dead_letter, .. } = fired else {
+        panic!("{CASE}: {fired:?} is not set aside");
+    };
+    let letters = runner.store().dead_letters(10).await.expect("dead letters");
+    assert_eq!(letters.len(), 1, "{CASE}: dead letters");
+    assert_eq!(letters[0].id, dead_letter, "{CASE}: the dead letter's id");
+    assert_eq!(
+        letters[0].source, "timer",
+        "{CASE}: the dead letter's source"
+    );
+    assert!(
+        letters[0].body.contains("\"c-1\""),
+        "{CASE}: the body names the customer"
+    );
+    let later = due + chrono::TimeDelta::days(1);
+    let still_due = nudge_core::store::all_due(runner.store(), later, 10)
+        .await
+        .expect("due");
+    assert_eq!(
+        still_due,
+        vec![(due, "c-2".to_owned())],
+        "{CASE}: due after it"
+    );
+    let commit = Commit {
+        customer_id: "c-1",
+        expected_version: 1,
+        state: b"{}",
+        next_wake: Some(later),
+        event_id: None,
+        sends: &[],
+    };
+    let outcome = runner.store().commit(commit).await.expect("the commit");
+    assert_eq!(outcome, CommitOutcome::Committed { version: 2 }, "{CASE}");
+    let due_again = nudge_core::store::all_due(runner.store(), later, 10)
+        .await
+        .expect("due");
+    assert_eq!(
+        due_again,
+        vec![(due, "c-2".to_owned()), (later, "c-1".to_owned())],
+        "{CASE}: due after the customer's next commit"
+    );
 }
 
 async fn run_case<S: Store>(store: Stopping<S>, engine: &Engine<'_>, case: &Case) {
