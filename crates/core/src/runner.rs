@@ -820,7 +820,14 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
                     };
                 }
                 Some(_) if record.payload.is_empty() && self.build_messages => {
-                    Err((false, "the email could not be built".to_owned()))
+                    // Its message could not be built when it was decided (logged then), or it
+                    // was decided by a runner that builds none (`without_messages`).
+                    Err((
+                        false,
+                        "the email was logged without its message (it could not be built, or \
+                         was decided by a run that wrote no email)"
+                            .to_owned(),
+                    ))
                 }
                 Some(mailer) => mailer
                     .send(record)
