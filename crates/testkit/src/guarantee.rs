@@ -510,6 +510,39 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S, engine: &Engine<'_>) {
     refused_webhook_fails_at_once(make().await, engine).await;
     retries_run_out(make().await, engine).await;
     a_failing_timer_is_set_aside(make().await, engine).await;
+    an_email_without_its_message_fails(make().await, engine).await;
+}
+
+/// An email logged without its message (it could not be built when it was decided) is
+/// settled failed at its first attempt, with the reason, and the mailer never gets it.
+async fn an_email_without_its_message_fails<S: Store>(store: S, engine: &Engine<'_>) {
+    const CASE: &str = "send guarantee, an email without its message";
+    let mailer = TestMailer::blind();
+    let runner = Runner::new(engine, store, Some(&mailer));
+    let mut send = logged_send("transactional");
+    send.payload.clear();
+    let sends = [send];
+    let commit = Commit {
+        customer_id: "c-1",
+        expected_version: 0,
+        state: b"{}",
+        next_wake: None,
+        event_id: None,
+        sends: &sends,
+    };
+    let outcome = runner.store().commit(commit).await.expect("the commit");
+    assert_eq!(outcome, CommitOutcome::Committed { version: 1 }, "{CASE}");
+    runner
+        .deliver(&[("c-1", "k-1")], t0())
+        .await
+        .expect("delivery");
+    let (status, reason) = settled(runner.store()).await;
+    assert_eq!(status, SendStatus::Failed, "{CASE}");
+    assert!(
+        reason.is_some_and(|r| r.contains("without its message")),
+        "{CASE}: the reason"
+    );
+    assert_eq!(mailer.times_sent("k-1"), 0, "{CASE}: sent");
 }
 
 /// A timer whose wake fails with the customer's own error (here an unreadable state) is kept as
