@@ -428,3 +428,60 @@ fn runs_killed_mid_run_and_run_again_write_each_email_once() {
     assert!(temp_files(&outbox).is_empty(), "{:?}", temp_files(&outbox));
     check_rows(&runs, expected.len());
 }
+
+/// A `--db` store written by a run without `--outbox` (which records its emails as sent and
+/// builds no message) and left with sends pending or claimed, as a run killed mid-round leaves
+/// them, is continued by a run with `--outbox`: those sends are recorded sent, as their own
+/// run meant, never failed for their missing message, and nothing is written for them.
+#[test]
+fn sends_a_run_without_an_outbox_left_are_recorded_by_a_run_with_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("s.db");
+    let db_arg = db.to_str().unwrap();
+    let (code, _, err) = nudge(
+        &root(),
+        &["simulate", "--events", "events/sample.jsonl", "--db", db_arg],
+        &[("NUDGE_SIGNING_KEY", "")],
+    );
+    assert_eq!(code, 0, "{err}");
+    // As a kill mid-round would leave them: three pending, two claimed.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE sends SET status = CASE WHEN length(idempotency_key) % 2 = 0 \
+             THEN 'pending' ELSE 'sending' END, retry_at = at, message_id = NULL \
+             WHERE idempotency_key IN \
+             (SELECT idempotency_key FROM sends WHERE kind = 'email' LIMIT 5)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 5);
+    drop(conn);
+    let outbox = tmp.path().join("out");
+    std::fs::create_dir(&outbox).unwrap();
+    let (code, out, err) = nudge(
+        &root(),
+        &[
+            "simulate",
+            "--events",
+            "events/sample.jsonl",
+            "--db",
+            db_arg,
+            "--outbox",
+            outbox.to_str().unwrap(),
+        ],
+        &[("NUDGE_SIGNING_KEY", "")],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(rows(&out, "email.failed"), 0, "{out}");
+    assert!(emails(&outbox).is_empty(), "nothing is written for them");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let open: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sends WHERE status IN ('pending', 'sending', 'failed')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 0, "every send settled sent");
+}

@@ -294,8 +294,9 @@ fn a_send_from_an_unverified_sender_is_a_final_rejection() {
 }
 
 #[test]
-fn a_dropped_connection_is_retried_a_bounded_number_of_times_then_retryable() {
-    // A server that takes each connection and closes it without answering.
+fn a_connection_dropped_after_the_request_is_not_retried_and_may_have_sent() {
+    // A server that takes each connection, reads the request and closes it without answering:
+    // SES may have queued the email, so sending it again could deliver it twice.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
     listener.set_nonblocking(true).expect("non-blocking");
@@ -306,8 +307,10 @@ fn a_dropped_connection_is_retried_a_bounded_number_of_times_then_retryable() {
             let mut connections = 0;
             while !done.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((stream, _)) => {
+                    Ok((mut stream, _)) => {
                         connections += 1;
+                        stream.set_nonblocking(false).expect("blocking");
+                        let _ = read_request(&mut stream);
                         drop(stream);
                     }
                     Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
@@ -329,12 +332,101 @@ fn a_dropped_connection_is_retried_a_bounded_number_of_times_then_retryable() {
     done.store(true, Ordering::SeqCst);
     let connections = server.join().expect("the server thread");
 
-    assert!(matches!(err, MailError::Unavailable { .. }), "{err}");
-    assert!(err.is_retryable());
-    assert_eq!(
-        connections, 4,
-        "the first attempt and three retries, then it gives up"
-    );
+    assert!(matches!(err, MailError::MaybeSent { .. }), "{err}");
+    assert!(err.is_retryable() && err.may_have_been_sent());
+    assert_eq!(connections, 1, "one attempt: a second could send it twice");
+}
+
+#[test]
+fn throttling_is_retried_a_bounded_number_of_times_and_a_500_is_not() {
+    // 429, 429, then the message id: three requests, one email.
+    let (endpoint, server) = scripted_server(vec![429, 429, 200]);
+    let email = email(SENDER);
+    let mime = build_mime(&email).expect("the email builds");
+    let (result, _) = send_logged(&endpoint, &email, &mime);
+    assert_eq!(result.expect("sent at the third attempt"), "0100-test-id");
+    assert_eq!(server.join().expect("the server"), 3);
+
+    // Throttled four times: it gives up, retryable, nothing sent.
+    let (endpoint, server) = scripted_server(vec![429, 429, 429, 429]);
+    let (result, _) = send_logged(&endpoint, &email, &mime);
+    let err = result.expect_err("throttled");
+    assert!(matches!(err, MailError::Throttled { .. }), "{err}");
+    assert_eq!(server.join().expect("the server"), 4);
+
+    // A 500: SES may have it; no second request.
+    let (endpoint, server) = scripted_server(vec![500]);
+    let (result, _) = send_logged(&endpoint, &email, &mime);
+    let err = result.expect_err("a 500");
+    assert!(matches!(err, MailError::MaybeSent { .. }), "{err}");
+    assert_eq!(server.join().expect("the server"), 1);
+}
+
+/// Reads one HTTP request (head and `Content-Length` body) from `stream`.
+fn read_request(stream: &mut std::net::TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(request);
+        }
+        request.extend_from_slice(&buf[..n]);
+        if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&request[..i]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while request.len() < i + 4 + length {
+                let n = stream.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            return Ok(request);
+        }
+    }
+}
+
+/// A server that answers one request per connection with the next of `statuses` (200 carries
+/// a message id; 429 SES's throttling error; 500 an internal failure), and returns how many
+/// requests it answered.
+fn scripted_server(statuses: Vec<u16>) -> (String, std::thread::JoinHandle<usize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+    let server = std::thread::spawn(move || {
+        let mut answered = 0;
+        for status in statuses {
+            let (mut stream, _) = listener.accept().expect("the SDK connects");
+            read_request(&mut stream).expect("a request");
+            let (reason, body) = match status {
+                200 => ("OK", r#"{"MessageId":"0100-test-id"}"#),
+                429 => ("Too Many Requests", r#"{"message":"slow down"}"#),
+                _ => ("Internal Server Error", r#"{"message":"oops"}"#),
+            };
+            let error_type = match status {
+                429 => "TooManyRequestsException",
+                500 => "InternalFailure",
+                _ => "",
+            };
+            let mut response = format!(
+                "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            if !error_type.is_empty() {
+                response.push_str(&format!("x-amzn-ErrorType: {error_type}\r\n"));
+            }
+            response.push_str("\r\n");
+            response.push_str(body);
+            stream.write_all(response.as_bytes()).expect("the answer");
+            answered += 1;
+        }
+        answered
+    });
+    (endpoint, server)
 }
 
 /// A one-request HTTP server on a free loopback port that answers `SendEmail` with a message id

@@ -34,6 +34,7 @@ use crate::event::StoreEvent;
 use crate::mail::{Lookup, Mailer, build_mime};
 use crate::store::{
     Commit, CommitOutcome, DeadLetter, SendEntry, SendKind, SendRecord, SendStatus, Settle, Store,
+    StoreError,
 };
 use crate::webhook::{NoWebhooks, WebhookCaller, WebhookRequest};
 
@@ -204,6 +205,9 @@ pub enum RunnerError {
     /// Other writers kept changing the customer.
     #[error("gave up after {MAX_ATTEMPTS} conflicting writes for one customer")]
     Contended,
+    /// A sweep needs what delivers every kind of send: this runner lacks one.
+    #[error("this runner cannot sweep: it has no {0}")]
+    CannotSweep(&'static str),
 }
 
 impl RunnerError {
@@ -213,7 +217,7 @@ impl RunnerError {
             RunnerError::State { customer_id, .. }
             | RunnerError::StateTooLarge { customer_id, .. }
             | RunnerError::Unencodable { customer_id, .. } => Some(customer_id),
-            RunnerError::Store(_) | RunnerError::Contended => None,
+            RunnerError::Store(_) | RunnerError::Contended | RunnerError::CannotSweep(_) => None,
         }
     }
 }
@@ -663,16 +667,39 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
         Ok(deliveries)
     }
 
-    /// Claims the send `(customer, key)` at `clock` for [`SEND_LEASE`].
+    /// Claims the send `(customer, key)` at `clock` for [`SEND_LEASE`]. A send the store
+    /// cannot read back ([`StoreError::Corrupt`]: damaged, or written by a newer release) is
+    /// settled failed, with the reason, rather than stopping the delivery of every send after
+    /// it; it is then not this runner's to deliver.
     async fn claim(
         &self,
         (customer_id, key): (&str, &str),
         clock: DateTime<Utc>,
     ) -> Result<Option<SendEntry>, RunnerError> {
-        Ok(self
+        match self
             .store
             .claim_send(customer_id, key, clock, clock + SEND_LEASE)
-            .await?)
+            .await
+        {
+            Ok(claimed) => Ok(claimed),
+            Err(StoreError::Corrupt(why)) => {
+                let reason = format!("its stored entry cannot be read: {why}");
+                let settled = self
+                    .store
+                    .settle_send(customer_id, key, Settle::Failed { reason: &reason })
+                    .await;
+                tracing::error!(
+                    at = %log_time(clock),
+                    customer = %customer_ref(customer_id),
+                    key = %key,
+                    settled_failed = matches!(settled, Ok(true)),
+                    error = %reason,
+                    "a send cannot be read; it is not delivered"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Sends a claimed send, settles it, and logs a failure.
@@ -750,6 +777,15 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
         page: usize,
         max: usize,
     ) -> Result<Vec<Delivery>, RunnerError> {
+        // The sweep's index does not say a send's kind before it is claimed, and a claim counts
+        // an attempt: a runner that could not deliver some kind would spend those sends'
+        // attempts for nothing.
+        if self.mailer.is_none() {
+            return Err(RunnerError::CannotSweep("mailer"));
+        }
+        if self.webhooks.is_none() {
+            return Err(RunnerError::CannotSweep("webhook caller"));
+        }
         let mut deliveries = Vec::new();
         let mut cursor = None;
         while deliveries.len() < max {
@@ -829,11 +865,18 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
                             .to_owned(),
                     ))
                 }
-                Some(mailer) => mailer
-                    .send(record)
-                    .await
-                    .map(|r| Some(r.message_id))
-                    .map_err(|e| (e.is_retryable(), e.to_string())),
+                Some(mailer) => match mailer.send(record).await {
+                    Ok(receipt) => Ok(Some(receipt.message_id)),
+                    // The service may have it: sent again only where a duplicate is allowed.
+                    Err(e) if e.may_have_been_sent() && !record.resend_when_unknown() => {
+                        return DeliveryOutcome::Unknown {
+                            reason: format!(
+                                "{e}; marketing email is sent at most once, so not again"
+                            ),
+                        };
+                    }
+                    Err(e) => Err((e.is_retryable(), e.to_string())),
+                },
             },
             SendKind::Webhook => match (
                 &self.webhooks,

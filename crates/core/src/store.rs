@@ -2,7 +2,7 @@
 //!
 //! [`Store`] is the one interface (a port); its implementations live with their backends:
 //! `nudge_local::SqliteStore` keeps everything in an embedded SQLite database (the command
-//! line), and a DynamoDB implementation will keep it in a table (the Lambda functions).
+//! line), and `nudge_aws::DynamoDbStore` keeps it in one DynamoDB table (the Lambda functions).
 //! `nudge_testkit::contract` is the test suite every implementation must pass. Each backend
 //! maps its own failures onto [`StoreError`], whose kinds say whether a retry can help.
 //!
@@ -536,8 +536,9 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Option<SendEntry>, StoreError>> + Send;
 
     /// Records what became of a send (see [`Settle`] for when each applies). Returns whether
-    /// it applied; a final status is never changed (a [`Settle::Sent`] of a send already sent
-    /// keeps the first message id). A key not in that customer's log is
+    /// it applied. `sent` is never changed (a [`Settle::Sent`] of a send already sent keeps the
+    /// first message id); `failed` and `unknown` change only to `sent` (the mail left after
+    /// all, as its own sender reports). A key not in that customer's log is
     /// [`StoreError::UnknownSend`] and changes nothing.
     fn settle_send(
         &self,

@@ -10,6 +10,7 @@
 //! | after the claim         | sent once after the lease     | never sent: settled unknown (a mailer that looks up: sent once) |
 //! | after the send          | sent again after the lease (a mailer that can look it up: not again) | not again: unknown (or sent, when looked up) |
 //! | a retryable failure     | sent once at the retry        | sent once at the retry       |
+//! | the mailer may have it (SES's 500) | sent again at the retry | not again: unknown         |
 //! | a refused webhook call  | failed at once, never again   |                              |
 //! | failing every attempt   | failed after `MAX_SEND_ATTEMPTS` | same                      |
 //!
@@ -28,7 +29,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use nudge_core::engine::Engine;
 use nudge_core::mail::{Lookup, MailError, Mailer, Receipt};
-use nudge_core::runner::{Fired, MAX_SEND_ATTEMPTS, Runner, SEND_LEASE};
+use nudge_core::runner::{Fired, MAX_SEND_ATTEMPTS, Runner, RunnerError, SEND_LEASE};
 use nudge_core::store::{
     Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, SendEntry, SendKind, SendPage,
     SendRecord, SendStatus, Settle, Store, StoreError,
@@ -191,6 +192,7 @@ pub struct TestMailer {
     sent: Mutex<HashMap<String, usize>>,
     can_lookup: bool,
     failures_left: Mutex<usize>,
+    ambiguous_left: Mutex<usize>,
 }
 
 impl TestMailer {
@@ -210,6 +212,13 @@ impl TestMailer {
     /// The same mailer, failing retryably `n` times before it sends.
     pub fn failing(self, n: usize) -> Self {
         *self.failures_left.lock().unwrap() = n;
+        self
+    }
+
+    /// The same mailer, taking the first `n` emails it is given but answering as SES does when
+    /// it answers 500 after taking one ([`MailError::MaybeSent`]).
+    pub fn ambiguous(self, n: usize) -> Self {
+        *self.ambiguous_left.lock().unwrap() = n;
         self
     }
 
@@ -237,6 +246,14 @@ impl Mailer for TestMailer {
             .unwrap()
             .entry(send.idempotency_key.clone())
             .or_default() += 1;
+        let mut ambiguous = self.ambiguous_left.lock().unwrap();
+        if *ambiguous > 0 {
+            *ambiguous -= 1;
+            return Err(MailError::MaybeSent {
+                message: "a test's 500 after taking the email".to_owned(),
+                source: None,
+            });
+        }
         Ok(Receipt {
             message_id: format!("m-{}", send.idempotency_key),
         })
@@ -361,6 +378,8 @@ struct Case {
     delivers: bool,
     looking_up: bool,
     failures: usize,
+    /// Emails the mailer takes but answers as if it may not have (SES's 500).
+    ambiguous: usize,
     /// Times the mailer sent the email in the end.
     times_sent: usize,
     /// The send's final status.
@@ -375,6 +394,7 @@ const CASES: &[Case] = &[
         delivers: false,
         looking_up: false,
         failures: 0,
+        ambiguous: 0,
         times_sent: 1,
         status: SendStatus::Sent,
     },
@@ -385,6 +405,7 @@ const CASES: &[Case] = &[
         delivers: false,
         looking_up: false,
         failures: 0,
+        ambiguous: 0,
         times_sent: 1,
         status: SendStatus::Sent,
     },
@@ -395,6 +416,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: false,
         failures: 0,
+        ambiguous: 0,
         times_sent: 1,
         status: SendStatus::Sent,
     },
@@ -405,6 +427,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: false,
         failures: 0,
+        ambiguous: 0,
         times_sent: 0,
         status: SendStatus::Unknown,
     },
@@ -415,6 +438,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: true,
         failures: 0,
+        ambiguous: 0,
         times_sent: 1,
         status: SendStatus::Sent,
     },
@@ -425,6 +449,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: false,
         failures: 0,
+        ambiguous: 0,
         times_sent: 2,
         status: SendStatus::Sent,
     },
@@ -435,6 +460,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: true,
         failures: 0,
+        ambiguous: 0,
         times_sent: 1,
         status: SendStatus::Sent,
     },
@@ -445,6 +471,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: false,
         failures: 0,
+        ambiguous: 0,
         times_sent: 1,
         status: SendStatus::Unknown,
     },
@@ -455,6 +482,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: true,
         failures: 0,
+        ambiguous: 0,
         times_sent: 1,
         status: SendStatus::Sent,
     },
@@ -465,6 +493,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: false,
         failures: 1,
+        ambiguous: 0,
         times_sent: 1,
         status: SendStatus::Sent,
     },
@@ -475,6 +504,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: false,
         failures: 0,
+        ambiguous: 0,
         times_sent: 1,
         status: SendStatus::Sent,
     },
@@ -485,6 +515,7 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: false,
         failures: 0,
+        ambiguous: 0,
         times_sent: 2,
         status: SendStatus::Sent,
     },
@@ -495,7 +526,30 @@ const CASES: &[Case] = &[
         delivers: true,
         looking_up: false,
         failures: 2,
+        ambiguous: 0,
         times_sent: 1,
+        status: SendStatus::Sent,
+    },
+    Case {
+        name: "the mailer may have taken it (a 500), marketing",
+        category: "marketing",
+        stop: StopAt::Nowhere,
+        delivers: true,
+        looking_up: false,
+        failures: 0,
+        ambiguous: 1,
+        times_sent: 1,
+        status: SendStatus::Unknown,
+    },
+    Case {
+        name: "the mailer may have taken it (a 500), transactional",
+        category: "transactional",
+        stop: StopAt::Nowhere,
+        delivers: true,
+        looking_up: false,
+        failures: 0,
+        ambiguous: 1,
+        times_sent: 2,
         status: SendStatus::Sent,
     },
 ];
@@ -511,6 +565,33 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S, engine: &Engine<'_>) {
     retries_run_out(make().await, engine).await;
     a_failing_timer_is_set_aside(make().await, engine).await;
     an_email_without_its_message_fails(make().await, engine).await;
+    a_runner_that_cannot_deliver_every_kind_does_not_sweep(make().await, engine).await;
+}
+
+/// A runner without a webhook caller refuses to sweep (it would claim webhook calls it cannot
+/// make, spending their attempts), and leaves the pending send untouched.
+async fn a_runner_that_cannot_deliver_every_kind_does_not_sweep<S: Store>(
+    store: S,
+    engine: &Engine<'_>,
+) {
+    const CASE: &str = "send guarantee, a sweep without a webhook caller";
+    let mailer = TestMailer::blind();
+    let runner = Runner::new(engine, store, Some(&mailer));
+    log(runner.store(), "webhook").await;
+    let later = t0() + chrono::TimeDelta::hours(1);
+    for shard in 0..nudge_core::store::DUE_SHARDS {
+        let swept = runner.sweep(shard, later, 10, 100).await;
+        assert!(
+            matches!(swept, Err(RunnerError::CannotSweep("webhook caller"))),
+            "{CASE}: {swept:?}"
+        );
+    }
+    let entries = runner.store().sends("c-1").await.expect("the send log");
+    assert_eq!(
+        (entries[0].status, entries[0].attempts),
+        (SendStatus::Pending, 0),
+        "{CASE}: the send"
+    );
 }
 
 /// An email logged without its message (it could not be built when it was decided) is
@@ -617,7 +698,8 @@ async fn run_case<S: Store>(store: Stopping<S>, engine: &Engine<'_>, case: &Case
     } else {
         TestMailer::blind()
     }
-    .failing(case.failures);
+    .failing(case.failures)
+    .ambiguous(case.ambiguous);
     let webhooks = TestWebhooks::failing(case.failures);
     let runner = Runner::new(engine, store, Some(&mailer)).with_webhooks(&webhooks);
     let send = [logged_send(case.category)];
@@ -712,7 +794,8 @@ async fn settled<S: Store>(store: &S) -> (SendStatus, Option<String>) {
 /// never made again.
 async fn refused_webhook_fails_at_once<S: Store>(store: S, engine: &Engine<'_>) {
     let webhooks = TestWebhooks::refusing();
-    let runner = Runner::new(engine, store, None::<&TestMailer>).with_webhooks(&webhooks);
+    let mailer = TestMailer::blind();
+    let runner = Runner::new(engine, store, Some(&mailer)).with_webhooks(&webhooks);
     log(runner.store(), "webhook").await;
     let delivered = runner
         .deliver(&[("c-1", "k-1")], t0())
@@ -742,7 +825,7 @@ async fn refused_webhook_fails_at_once<S: Store>(store: S, engine: &Engine<'_>) 
 /// leave it alone.
 async fn retries_run_out<S: Store>(store: S, engine: &Engine<'_>) {
     let mailer = TestMailer::blind().failing(usize::MAX);
-    let runner = Runner::new(engine, store, Some(&mailer));
+    let runner = Runner::new(engine, store, Some(&mailer)).with_webhooks(TestWebhooks::default());
     log(runner.store(), "transactional").await;
     runner
         .deliver(&[("c-1", "k-1")], t0())

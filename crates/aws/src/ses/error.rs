@@ -10,19 +10,22 @@ use nudge_core::mail::MailError;
 enum Class {
     Throttled,
     Unavailable,
+    MaybeSent,
     Rejected,
 }
 
 /// Maps what `SendEmail` returned onto a [`MailError`] whose message names no recipient.
 ///
-/// By the time an error reaches here, the SDK's standard retries (bounded, with backoff) have
-/// already been spent on it if it was throttling, a 5xx or a transport failure. The mapping:
+/// SES has no idempotency token: an error after the request left may mean SES took the email,
+/// so the mapping tells "certainly not taken" (retrying cannot send it twice) from "may have been
+/// taken" (`MaybeSent`: retried for transactional mail, settled unknown for marketing mail):
 ///
 /// | SES / SDK | `MailError` | why |
 /// | --- | --- | --- |
-/// | `TooManyRequestsException`, `LimitExceededException`, an unmodelled `Throttling*` code or HTTP 429 | `Throttled` (retryable) | the sending rate or quota frees up with time |
-/// | `SendingPausedException` | `Unavailable` (retryable) | a pause (of the account or the configuration set) is lifted by resuming it; the email itself is fine |
-/// | HTTP 5xx, timeouts, connection or dispatch failures, an unreadable answer, a request the SDK could not sign or build (credentials), `ExpiredToken`/`RequestExpired` | `Unavailable` (retryable) | the service or the path to it, not the email |
+/// | `TooManyRequestsException`, `LimitExceededException`, an unmodelled `Throttling*` code or HTTP 429 | `Throttled` (retryable) | the sending rate or quota frees up with time; SES refused the request |
+/// | `SendingPausedException` | `Unavailable` (retryable) | a pause (of the account or the configuration set) is lifted by resuming it; SES refused the request |
+/// | a connection that could not be made (DNS, refused), a request the SDK could not sign or build (credentials), `ExpiredToken`/`RequestExpired` | `Unavailable` (retryable) | the request never reached SES, or SES refused it unread |
+/// | HTTP 5xx (`InternalFailure`, `ServiceUnavailable`, ...), a timeout, a connection broken after the request was sent, an unreadable answer | `MaybeSent` (retryable, may duplicate) | the request reached SES, which may have queued the email before failing to answer |
 /// | `MessageRejected`, `MailFromDomainNotVerifiedException`, `AccountSuspendedException`, `BadRequestException`, `NotFoundException` (no such configuration set), any other 4xx | `Rejected` (final) | SES refuses this email as sent (its content, an unverified sender or MAIL FROM domain, a suspended account, a wrong configuration set): the same request fails the same way until someone changes the setup, and mail sent days later is worse than mail reported failed |
 ///
 /// The service's own message is never copied: SES's messages quote addresses ("Email address is
@@ -42,9 +45,15 @@ pub fn map_send_error(err: SdkError<SendEmailError>) -> MailError {
                 None,
             );
         }
-        SdkError::TimeoutError(_) => (Class::Unavailable, "SES did not answer in time"),
-        SdkError::DispatchFailure(_) => (Class::Unavailable, "SES could not be reached"),
-        SdkError::ResponseError(_) => (Class::Unavailable, "SES's answer could not be read"),
+        SdkError::TimeoutError(_) => (Class::MaybeSent, "SES did not answer in time"),
+        SdkError::DispatchFailure(failure) if never_sent(failure) => {
+            (Class::Unavailable, "SES could not be reached")
+        }
+        SdkError::DispatchFailure(_) => (
+            Class::MaybeSent,
+            "the connection to SES failed after the request was sent",
+        ),
+        SdkError::ResponseError(_) => (Class::MaybeSent, "SES's answer could not be read"),
         SdkError::ConstructionFailure(_) => (
             Class::Unavailable,
             "the SES request could not be built or signed (credentials?)",
@@ -74,19 +83,43 @@ fn classify(err: &SendEmailError, status: u16) -> (Class, &str) {
     (class, err.code().unwrap_or(name))
 }
 
+/// Whether a dispatch failure happened before the request could reach SES: the connection was
+/// never made (a DNS failure, a refused connection, the connector's own connect error). Any
+/// other transport failure (a timeout, a reset) may have come after SES read the request.
+fn never_sent(failure: &aws_smithy_runtime_api::client::result::DispatchFailure) -> bool {
+    let Some(connector) = failure.as_connector_error() else {
+        return false;
+    };
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(connector);
+    while let Some(err) = next {
+        if let Some(e) = err.downcast_ref::<hyper_util::client::legacy::Error>()
+            && e.is_connect()
+        {
+            return true;
+        }
+        if let Some(e) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            )
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// An error SES's model does not list, by its code and HTTP status.
 fn unmodelled(code: Option<&str>, status: u16) -> Class {
     match code.unwrap_or("") {
         c if c.starts_with("Throttl") || c == "RequestLimitExceeded" => Class::Throttled,
-        "ExpiredToken"
-        | "ExpiredTokenException"
-        | "RequestExpired"
-        | "RequestTimeout"
-        | "RequestTimeoutException"
-        | "ServiceUnavailable"
-        | "InternalFailure" => Class::Unavailable,
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => Class::Unavailable,
+        "RequestTimeout" | "RequestTimeoutException" | "ServiceUnavailable" | "InternalFailure" => {
+            Class::MaybeSent
+        }
         _ if status == 429 => Class::Throttled,
-        _ if !(400..500).contains(&status) => Class::Unavailable,
+        _ if !(400..500).contains(&status) => Class::MaybeSent,
         _ => Class::Rejected,
     }
 }
@@ -99,6 +132,7 @@ fn build(
     match class {
         Class::Throttled => MailError::Throttled { message, source },
         Class::Unavailable => MailError::Unavailable { message, source },
+        Class::MaybeSent => MailError::MaybeSent { message, source },
         Class::Rejected => MailError::Rejected { message, source },
     }
 }
@@ -204,6 +238,7 @@ mod tests {
             MailError::Throttled { .. } => "throttled",
             MailError::Unavailable { .. } => "unavailable",
             MailError::Rejected { .. } => "rejected",
+            MailError::MaybeSent { .. } => "maybe_sent",
             _ => "other",
         }
     }
@@ -257,8 +292,9 @@ mod tests {
             ("Throttling", 400, "throttled"),
             ("ThrottlingException", 400, "throttled"),
             ("SomethingNew", 429, "throttled"),
-            ("InternalFailure", 500, "unavailable"),
-            ("SomethingNew", 503, "unavailable"),
+            ("InternalFailure", 500, "maybe_sent"),
+            ("ServiceUnavailable", 503, "maybe_sent"),
+            ("SomethingNew", 503, "maybe_sent"),
             ("ExpiredToken", 403, "unavailable"),
             ("AccessDeniedException", 403, "rejected"),
             ("SomethingNew", 400, "rejected"),
@@ -271,23 +307,52 @@ mod tests {
     }
 
     #[test]
-    fn transport_failures_are_retryable() {
-        let io = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let cases: Vec<SdkError<SendEmailError>> = vec![
-            SdkError::timeout_error(io()),
-            SdkError::dispatch_failure(ConnectorError::io(Box::new(io()))),
-            SdkError::dispatch_failure(ConnectorError::timeout(Box::new(io()))),
-            SdkError::construction_failure(io()),
-            SdkError::response_error(
-                io(),
-                Response::new(StatusCode::try_from(200).expect("200"), SdkBody::empty()),
+    fn transport_failures_are_retryable_and_those_after_sending_may_have_sent() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let reset = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let cases: Vec<(SdkError<SendEmailError>, &str, &str)> = vec![
+            // Never reached SES: retrying cannot send it twice.
+            (
+                SdkError::dispatch_failure(ConnectorError::io(Box::new(refused()))),
+                "unavailable",
+                "refused",
+            ),
+            (
+                SdkError::construction_failure(refused()),
+                "unavailable",
+                "refused",
+            ),
+            // The request may have reached SES.
+            (SdkError::timeout_error(reset()), "maybe_sent", "reset"),
+            (
+                SdkError::dispatch_failure(ConnectorError::io(Box::new(reset()))),
+                "maybe_sent",
+                "reset",
+            ),
+            (
+                SdkError::dispatch_failure(ConnectorError::timeout(Box::new(reset()))),
+                "maybe_sent",
+                "reset",
+            ),
+            (
+                SdkError::response_error(
+                    reset(),
+                    Response::new(StatusCode::try_from(200).expect("200"), SdkBody::empty()),
+                ),
+                "maybe_sent",
+                "reset",
             ),
         ];
-        for err in cases {
+        for (err, want, cause) in cases {
             let mapped = map_send_error(err);
-            assert_eq!(kind(&mapped), "unavailable", "{mapped}");
+            assert_eq!(kind(&mapped), want, "{mapped}");
             assert!(mapped.is_retryable());
-            assert!(chain(&mapped).contains("refused"), "the cause is kept");
+            assert_eq!(
+                mapped.may_have_been_sent(),
+                want == "maybe_sent",
+                "{mapped}"
+            );
+            assert!(chain(&mapped).contains(cause), "the cause is kept");
         }
     }
 

@@ -24,10 +24,12 @@ use nudge_core::store::SendRecord;
 pub use error::map_send_error;
 pub use tags::{TAG_CUSTOMER, TAG_KEY, TAG_KEY_SHA256, TAG_STEP, TAG_WORKFLOW, message_tags};
 
-/// Attempts per `SendEmail` call, the first included: the SDK's standard retry mode retries
-/// throttling, 5xx answers, timeouts and connection failures with exponential backoff and
-/// jitter. A bounded few, because the send guarantee retries what is still pending later; a
-/// runner must not stall on a struggling service.
+/// Attempts per call, the first included: the SDK's standard retry mode retries throttling,
+/// 5xx answers, timeouts and connection failures with exponential backoff and jitter. A
+/// bounded few, because the send guarantee retries what is still pending later; a runner must
+/// not stall on a struggling service. `SendEmail` is the exception: SES has no idempotency
+/// token, so [`SesMailer`] retries it itself, and only when SES certainly did not take the
+/// email (throttling, a pause, a connection never made), with the same count and backoff.
 const MAX_ATTEMPTS: u32 = 4;
 /// The first retry's backoff; it doubles per attempt (with jitter) up to [`MAX_BACKOFF`].
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
@@ -53,6 +55,14 @@ pub fn config_loader() -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry)
         .timeout_config(timeouts)
+}
+
+/// The wait before attempt `attempt + 1` of a `SendEmail` that SES certainly did not take:
+/// [`INITIAL_BACKOFF`] doubling, at most [`MAX_BACKOFF`].
+fn backoff(attempt: u32) -> Duration {
+    INITIAL_BACKOFF
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
 }
 
 /// An SES v2 client on `config` (see [`config_loader`]).
@@ -89,26 +99,43 @@ impl SesMailer {
         // No `Destination`: SES takes the recipients from the message's own headers, and the
         // message holds exactly the one `To` the engine decided (build_mime writes no Cc or
         // Bcc), so the send log's bytes are the only record of the address.
-        let output = self
-            .client
-            .send_email()
-            .content(EmailContent::builder().raw(raw).build())
-            .set_configuration_set_name(self.configuration_set.clone())
-            .set_email_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|err| {
-                let mapped = map_send_error(err);
-                // Ids only: the service's own message may quote an address.
-                tracing::warn!(
-                    workflow = %email.workflow,
-                    step = %email.step,
-                    idempotency_key = %email.idempotency_key,
-                    retryable = mapped.is_retryable(),
-                    "SES did not take the email: {mapped}"
-                );
-                mapped
-            })?;
+        let mut attempt = 1;
+        let output = loop {
+            let result = self
+                .client
+                .send_email()
+                .content(EmailContent::builder().raw(raw.clone()).build())
+                .set_configuration_set_name(self.configuration_set.clone())
+                .set_email_tags(Some(tags.clone()))
+                .customize()
+                // The SDK would retry a 5xx or a timeout, after which SES may already have the
+                // email: this call retries only what SES certainly did not take.
+                .config_override(
+                    aws_sdk_sesv2::config::Builder::default()
+                        .retry_config(RetryConfig::standard().with_max_attempts(1)),
+                )
+                .send()
+                .await;
+            let err = match result {
+                Ok(output) => break output,
+                Err(err) => map_send_error(err),
+            };
+            // Ids only: the service's own message may quote an address.
+            tracing::warn!(
+                workflow = %email.workflow,
+                step = %email.step,
+                idempotency_key = %email.idempotency_key,
+                attempt,
+                retryable = err.is_retryable(),
+                may_have_been_sent = err.may_have_been_sent(),
+                "SES did not take the email: {err}"
+            );
+            if !err.is_retryable() || err.may_have_been_sent() || attempt >= MAX_ATTEMPTS {
+                return Err(err);
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        };
         // SES always names the message it took; were it not to, the email is still sent, so it
         // is reported as sent (with an empty id), not failed.
         let message_id = output.message_id.unwrap_or_default();

@@ -129,6 +129,20 @@ pub enum MailError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
+    /// The mail service may or may not have taken the email: the request was sent, and then it
+    /// answered with a server error, or no answer came in time, or the connection broke. A
+    /// mail service without an idempotency token (SES) may have queued it: sending it again
+    /// may deliver it twice. Retryable for mail that must arrive (the runner sends it again:
+    /// at least once), settled unknown for mail that must not arrive twice (at most once; see
+    /// [`SendRecord::resend_when_unknown`]).
+    #[error("the mailer may have taken the email: {message}")]
+    MaybeSent {
+        /// What happened (names a service, never a recipient).
+        message: String,
+        /// The service's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
     /// The mail service refused for exceeding the account's sending rate or quota; the same
     /// email may be delivered after backing off.
     #[error("the mailer is throttling sends: {message}")]
@@ -153,14 +167,23 @@ pub enum MailError {
 }
 
 impl MailError {
-    /// Whether delivering the same email again later may succeed: [`MailError::Unavailable`]
-    /// and [`MailError::Throttled`]. An email that cannot be built, or that the service
-    /// rejected, fails again the same way.
+    /// Whether delivering the same email again later may succeed: [`MailError::Unavailable`],
+    /// [`MailError::Throttled`] and [`MailError::MaybeSent`] (which may also deliver it twice:
+    /// see [`MailError::may_have_been_sent`]). An email that cannot be built, or that the
+    /// service rejected, fails again the same way.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            MailError::Unavailable { .. } | MailError::Throttled { .. }
+            MailError::Unavailable { .. }
+                | MailError::Throttled { .. }
+                | MailError::MaybeSent { .. }
         )
+    }
+
+    /// Whether the mail service may have taken the email despite the error
+    /// ([`MailError::MaybeSent`]): sending it again may deliver it twice.
+    pub fn may_have_been_sent(&self) -> bool {
+        matches!(self, MailError::MaybeSent { .. })
     }
 }
 
@@ -216,8 +239,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_an_unavailable_or_throttled_mailer_is_worth_a_retry() {
+    fn only_an_unavailable_throttled_or_maybe_sent_mailer_is_worth_a_retry() {
         let message = || "m".to_owned();
+        let maybe = MailError::MaybeSent {
+            message: message(),
+            source: None,
+        };
+        assert!(maybe.is_retryable() && maybe.may_have_been_sent());
         assert!(
             MailError::Unavailable {
                 message: message(),
@@ -242,7 +270,13 @@ mod tests {
             MailError::EmptyIdempotencyKey,
         ] {
             assert!(!error.is_retryable(), "{error:?}");
+            assert!(!error.may_have_been_sent(), "{error:?}");
         }
+        let unavailable = MailError::Unavailable {
+            message: message(),
+            source: None,
+        };
+        assert!(!unavailable.may_have_been_sent());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use nudge_core::mail::Mailer;
 use nudge_core::runner::{DeliveryOutcome, Runner};
-use nudge_core::store::{DUE_SHARDS, SendRecord, SendStatus, Settle, Store};
+use nudge_core::store::{DUE_SHARDS, SendKind, SendRecord, SendStatus, Settle, Store};
 
 use super::{SimulateError, runtime, stored_clock};
 use crate::LocalMailer;
@@ -58,6 +58,13 @@ pub fn resume_sends<S: Store, M: Mailer>(
         else {
             continue;
         };
+        // Decided by a run without an outbox (no message was built): that run records its
+        // emails as sent, and so does this one, whatever mailer it has now.
+        if entry.record.payload.is_empty() && entry.record.kind == SendKind::Email {
+            let recorded = Settle::Sent { message_id: None };
+            rt.block_on(store.settle_send(customer, key, recorded))?;
+            continue;
+        }
         let lease_end = entry.retry_at.unwrap_or(entry.record.at);
         // A mailer that cannot tell now leaves the claim to the runner's own takeover once
         // the lease has ended (its lookup, then the category's rule).

@@ -593,7 +593,8 @@ fn parse_due_cursor(cursor: &str) -> Result<(i64, &str), StoreError> {
     cursor
         .split_once('/')
         .and_then(|(at, id)| Some((at.parse().ok()?, id)))
-        .ok_or_else(|| StoreError::InvalidRequest(format!("`{cursor}` is not a due cursor")))
+        // Not quoted: a cursor names a customer, whose id may hold an address.
+        .ok_or_else(|| StoreError::InvalidRequest("not a due cursor of this store".to_owned()))
 }
 
 /// A stored version as the store hands it out.

@@ -90,7 +90,8 @@ fn pending_cursor(at: DateTime<Utc>, customer: &str, key: &str) -> String {
 /// The row a cursor of [`pending_cursor`] names.
 fn parse_pending_cursor(cursor: &str) -> Result<(i64, String, String), StoreError> {
     serde_json::from_str(cursor).map_err(|_| {
-        StoreError::InvalidRequest(format!("`{cursor}` is not a pending-sends cursor"))
+        // Not quoted: a cursor names a customer, whose id may hold an address.
+        StoreError::InvalidRequest("not a pending-sends cursor of this store".to_owned())
     })
 }
 
