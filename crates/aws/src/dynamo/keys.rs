@@ -235,6 +235,35 @@ impl DeadLetterIds {
     }
 }
 
+/// Claim nonces: this store's random nonce and its own sequence, `<16 hex>-<sequence>`, so that
+/// no two claims (of any writer, on any item) write the same one. A claim writes its nonce to
+/// the item (`cid`); when the SDK retries a claim DynamoDB already applied, the retry's failed
+/// condition returns the item with the nonce the request carried, and the claim is known to be
+/// this call's own.
+#[derive(Debug)]
+pub(super) struct ClaimNonces {
+    nonce: u64,
+    sequence: std::sync::atomic::AtomicU64,
+}
+
+impl ClaimNonces {
+    /// A generator with a fresh random nonce.
+    pub(super) fn new() -> Self {
+        ClaimNonces {
+            nonce: fastrand::u64(..),
+            sequence: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The next nonce, never given before by this generator.
+    pub(super) fn next(&self) -> String {
+        let sequence = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{:016x}-{sequence}", self.nonce)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +351,19 @@ mod tests {
         assert!(a < b && b < c, "{a} {b} {c}");
         let other = DeadLetterIds::new();
         assert_ne!(other.next(t(2_000)), a);
+    }
+
+    #[test]
+    fn claim_nonces_differ_within_and_across_stores() {
+        let (one, two) = (ClaimNonces::new(), ClaimNonces::new());
+        let (a, b) = (one.next(), one.next());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 18);
+        assert_eq!(&a[..16], &b[..16], "one store, one random part");
+        assert_ne!(
+            one.next()[..16],
+            two.next()[..16],
+            "two stores, two random parts"
+        );
     }
 }

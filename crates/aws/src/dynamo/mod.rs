@@ -35,8 +35,8 @@ use nudge_core::store::{
 use error::map_sdk_error;
 use item::{Item, b, check_item_size, get_b, get_n, get_s, n, opt_s, s};
 use keys::{
-    Cursor, DEAD_PK, DeadLetterIds, GPK, GSK, PK, SK, STATE_SK, SWEEP_INDEX, customer_of,
-    customer_pk, due_gpk, event_pk, meta_pk, parse_sort_time, until_bound,
+    ClaimNonces, Cursor, DEAD_PK, DeadLetterIds, GPK, GSK, PK, SK, STATE_SK, SWEEP_INDEX,
+    customer_of, customer_pk, due_gpk, event_pk, meta_pk, parse_sort_time, until_bound,
 };
 
 pub use item::{MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS};
@@ -85,6 +85,8 @@ pub struct DynamoDbStore {
     table: String,
     /// Shared by clones, so that one writer's dead-letter ids keep increasing.
     ids: Arc<DeadLetterIds>,
+    /// The nonces a send claim writes, to know its own claim when the SDK retries it.
+    claims: Arc<ClaimNonces>,
 }
 
 /// A DynamoDB client on `config` (see `config_loader`), counting its requests and their
@@ -104,6 +106,7 @@ impl DynamoDbStore {
             client,
             table: table.into(),
             ids: Arc::new(DeadLetterIds::new()),
+            claims: Arc::new(ClaimNonces::new()),
         }
     }
 

@@ -13,8 +13,11 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
+use base64::Engine as _;
 use chrono::{TimeZone, Utc};
-use nudge_core::store::{Commit, CommitOutcome, SendKind, SendRecord, Store, StoreError};
+use nudge_core::store::{
+    Commit, CommitOutcome, SendKind, SendRecord, SendStatus, Store, StoreError,
+};
 
 use super::{DynamoDbStore, RequestMeter};
 
@@ -27,14 +30,19 @@ struct Replay {
 
 impl HttpConnector for Replay {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let body = request.body().bytes().unwrap_or_default();
-        self.requests
-            .lock()
-            .unwrap()
-            .push(String::from_utf8_lossy(body).into_owned());
+        let sent = String::from_utf8_lossy(request.body().bytes().unwrap_or_default()).into_owned();
+        self.requests.lock().unwrap().push(sent.clone());
         let mut answers = self.answers.lock().unwrap();
         assert!(!answers.is_empty(), "more requests than canned answers");
-        let (status, body) = answers.remove(0);
+        let (status, mut body) = answers.remove(0);
+        if body.contains("$CID") {
+            // The claim nonce the request carries, as DynamoDB would return it.
+            let sent: serde_json::Value = serde_json::from_str(&sent).expect("a JSON request");
+            let cid = sent["ExpressionAttributeValues"][":cid"]["S"]
+                .as_str()
+                .expect("a claim's nonce");
+            body = body.replace("$CID", cid);
+        }
         let response = Response::new(
             StatusCode::try_from(status).expect("a status"),
             SdkBody::from(body),
@@ -249,4 +257,60 @@ async fn a_send_already_logged_is_left_out_and_the_commit_goes_through() {
         token(&requests[1]),
         "another request, another token"
     );
+}
+
+/// A claim DynamoDB applied but answered with a 500 is retried by the SDK; the retry's
+/// condition fails on that very claim (its item is `sending` with this call's nonce), and the
+/// claim is this call's: the entry as it was before it comes back, not `None` ("another sender
+/// holds it", which would leave the send to nobody until a sweep took it over after the lease).
+#[tokio::test]
+async fn a_claim_the_sdk_retries_after_it_applied_is_still_ours() {
+    let own_claim = error(
+        "ConditionalCheckFailedException",
+        &format!(r#","Item":{}"#, claimed_item("$CID")),
+    );
+    let (store, replay, _) = replayed(
+        &[(500, &error("InternalServerError", "")), (400, &own_claim)],
+        3,
+    );
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    let claimed = store
+        .claim_send("c-1", "k-1", now, now + chrono::TimeDelta::minutes(5))
+        .await;
+    let requests = replay.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "the SDK retried");
+    assert_eq!(requests[0], requests[1], "the retry is the same request");
+    let before = claimed.unwrap().expect("the store's own applied claim");
+    assert_eq!(before.status, SendStatus::Pending);
+    assert_eq!(before.attempts, 0);
+    assert_eq!(
+        before.retry_at,
+        Some(Utc.with_ymd_and_hms(2026, 2, 28, 23, 0, 0).unwrap())
+    );
+    assert_eq!(before.record.idempotency_key, "k-1");
+    assert_eq!(before.record.payload, b"mime");
+}
+
+/// A claim whose condition fails on another claim (another nonce) is not this call's: `None`.
+#[tokio::test]
+async fn a_claim_held_under_another_nonce_is_not_ours() {
+    let other = error(
+        "ConditionalCheckFailedException",
+        &format!(r#","Item":{}"#, claimed_item("0123456789abcdef-7")),
+    );
+    let (store, _, _) = replayed(&[(400, &other)], 3);
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    let claimed = store
+        .claim_send("c-1", "k-1", now, now + chrono::TimeDelta::minutes(5))
+        .await;
+    assert!(matches!(claimed, Ok(None)), "{claimed:?}");
+}
+
+/// The item of send `k-1` of `c-1` held by the claim of nonce `cid` (its first attempt), which
+/// replaced `pending` due 2026-02-28 23:00 UTC.
+fn claimed_item(cid: &str) -> String {
+    format!(
+        r#"{{"pk":{{"S":"C#c-1"}},"sk":{{"S":"S#k-1"}},"wf":{{"S":"w"}},"step":{{"S":"s"}},"kind":{{"S":"email"}},"cat":{{"S":"marketing"}},"tags":{{"L":[]}},"at":{{"N":"1772319600000"}},"body":{{"B":"{}"}},"stat":{{"S":"sending"}},"retry":{{"N":"1772323500000"}},"att":{{"N":"1"}},"cid":{{"S":"{cid}"}},"pst":{{"S":"pending"}},"prt":{{"N":"1772319600000"}}}}"#,
+        base64::engine::general_purpose::STANDARD.encode(super::codec::encode(b"mime"))
+    )
 }

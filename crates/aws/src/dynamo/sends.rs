@@ -4,6 +4,12 @@
 //! each one conditional `UpdateItem`; the old item comes back with the answer (on success for a
 //! claim, on a failed condition for both), so an unknown key is told from a send that is not
 //! claimable without another read.
+//!
+//! A claim also writes its own nonce (`cid`) and what it replaced (`pst` the status, `prt` the
+//! `retry_at`): when DynamoDB applied a claim but its answer was lost (a 500, a timeout), the
+//! SDK's retry fails the condition on that very claim, and the item it returns, `sending` with
+//! this call's nonce, tells the claim is ours and what the entry was before it. A settlement
+//! removes the three.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -28,6 +34,12 @@ use super::{DynamoDbStore, SEND_LOG_TTL, codec};
 const STATUS: &str = "stat";
 /// The attribute holding `retry_at` (unix milliseconds), while pending or claimed.
 const RETRY: &str = "retry";
+/// The attribute holding the nonce of the claim that set `sending` (while claimed).
+const CLAIM: &str = "cid";
+/// The attribute holding the status a claim replaced (while claimed).
+const PREVIOUS_STATUS: &str = "pst";
+/// The attribute holding the `retry_at` a claim replaced (while claimed).
+const PREVIOUS_RETRY: &str = "prt";
 
 /// A send-log entry as a commit first writes it: pending, no attempts, deliverable at its
 /// `at` (so on the sweep index at that time), expiring [`SEND_LOG_TTL`] after `now` (unix
@@ -160,14 +172,21 @@ impl DynamoDbStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<SendEntry>, StoreError> {
         let (gpk, gsk) = send_keys(customer_id, key, lease_until)?;
+        let nonce = self.claims.next();
+        // `pst` and `prt` read the status and `retry_at` the claim replaces (an update's
+        // operands are the item before it; they are also listed first). The nonce's own
+        // condition makes even a claim whose lease is already over apply once per call.
         let result = self
             .update_send(customer_id, key)
             .update_expression(
-                "SET #s = :sending, #r = :lease, att = att + :one, gpk = :gpk, gsk = :gsk",
+                "SET pst = #s, prt = #r, cid = :cid, #s = :sending, #r = :lease, \
+                 att = att + :one, gpk = :gpk, gsk = :gsk",
             )
             .condition_expression(
-                "attribute_exists(pk) AND (#s = :pending OR #s = :sending) AND #r <= :now",
+                "attribute_exists(pk) AND (#s = :pending OR #s = :sending) AND #r <= :now \
+                 AND (attribute_not_exists(cid) OR cid <> :cid)",
             )
+            .expression_attribute_values(":cid", s(nonce.clone()))
             .expression_attribute_values(":sending", s(SendStatus::Sending.as_str()))
             .expression_attribute_values(":pending", s(SendStatus::Pending.as_str()))
             .expression_attribute_values(":lease", n(to_millis(lease_until)))
@@ -183,7 +202,14 @@ impl DynamoDbStore {
                 let old = output.attributes.unwrap_or_default();
                 send_entry(&old).map(Some)
             }
-            Err(err) => not_applied(key, err).map(|()| None),
+            Err(err) => {
+                let item = not_applied(key, err)?;
+                if is_own_claim(&item, &nonce) {
+                    before_own_claim(&item).map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
         }
     }
 
@@ -204,17 +230,23 @@ impl DynamoDbStore {
                 match message_id {
                     Some(id) => request
                         .update_expression(
-                            "SET #s = :to, mid = if_not_exists(mid, :m) REMOVE #r, gpk, gsk",
+                            "SET #s = :to, mid = if_not_exists(mid, :m) \
+                             REMOVE #r, gpk, gsk, cid, pst, prt",
                         )
                         .expression_attribute_values(":m", s(id)),
-                    None => request.update_expression("SET #s = :to REMOVE #r, gpk, gsk"),
+                    None => {
+                        request.update_expression("SET #s = :to REMOVE #r, gpk, gsk, cid, pst, prt")
+                    }
                 }
             }
             Settle::Retry { at, reason } => {
                 let (gpk, gsk) = send_keys(customer_id, key, at)?;
                 request
                     .condition_expression("attribute_exists(pk) AND #s = :sending")
-                    .update_expression("SET #s = :to, #r = :at, why = :why, gpk = :gpk, gsk = :gsk")
+                    .update_expression(
+                        "SET #s = :to, #r = :at, why = :why, gpk = :gpk, gsk = :gsk \
+                         REMOVE cid, pst, prt",
+                    )
                     .expression_attribute_values(":sending", sending)
                     .expression_attribute_values(":to", s(SendStatus::Pending.as_str()))
                     .expression_attribute_values(":at", n(to_millis(at)))
@@ -224,14 +256,14 @@ impl DynamoDbStore {
             }
             Settle::Failed { reason } | Settle::Unknown { reason } => request
                 .condition_expression("attribute_exists(pk) AND #s = :sending")
-                .update_expression("SET #s = :to, why = :why REMOVE #r, gpk, gsk")
+                .update_expression("SET #s = :to, why = :why REMOVE #r, gpk, gsk, cid, pst, prt")
                 .expression_attribute_values(":sending", sending)
                 .expression_attribute_values(":to", s(settle.status().as_str()))
                 .expression_attribute_values(":why", s(reason)),
         };
         match request.send().await {
             Ok(_) => Ok(true),
-            Err(err) => not_applied(key, err).map(|()| false),
+            Err(err) => not_applied(key, err).map(|_| false),
         }
     }
 
@@ -266,19 +298,138 @@ impl DynamoDbStore {
 }
 
 /// What a failed conditional update of send `key` means: the condition failed on an existing
-/// entry (`Ok`: not applicable), on none (`UnknownSend`), or another error.
+/// entry (`Ok`, with the entry's item as it is), on none (`UnknownSend`), or another error.
 fn not_applied(
     key: &str,
     err: aws_sdk_dynamodb::error::SdkError<
         UpdateItemError,
         aws_sdk_dynamodb::config::http::HttpResponse,
     >,
-) -> Result<(), StoreError> {
+) -> Result<Item, StoreError> {
     match err.as_service_error() {
         Some(UpdateItemError::ConditionalCheckFailedException(e)) => match e.item() {
-            Some(_) => Ok(()),
+            Some(item) => Ok(item.clone()),
             None => Err(StoreError::UnknownSend(key.to_owned())),
         },
         _ => Err(map_sdk_error("UpdateItem", err)),
+    }
+}
+
+/// Whether a send's item is held by the claim that wrote `nonce`: `sending`, with that nonce.
+fn is_own_claim(item: &Item, nonce: &str) -> bool {
+    let sending =
+        matches!(item.get(STATUS), Some(AttributeValue::S(s)) if s == SendStatus::Sending.as_str());
+    sending && matches!(item.get(CLAIM), Some(AttributeValue::S(c)) if c == nonce)
+}
+
+/// The entry as it was before the claim that holds `item` (see [`is_own_claim`]): the status
+/// and `retry_at` the claim replaced, one attempt fewer; the rest a claim leaves as it is.
+fn before_own_claim(item: &Item) -> Result<SendEntry, StoreError> {
+    let mut entry = send_entry(item)?;
+    let name = get_s(item, PREVIOUS_STATUS)?;
+    entry.status = match SendStatus::from_name(name) {
+        Some(status @ (SendStatus::Pending | SendStatus::Sending)) => status,
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "a claim replaced the status `{name}`, which is not claimable"
+            )));
+        }
+    };
+    entry.attempts = entry
+        .attempts
+        .checked_sub(1)
+        .ok_or_else(|| StoreError::Corrupt("a claimed send has no attempt".to_owned()))?;
+    entry.retry_at = Some(from_millis(get_n(item, PREVIOUS_RETRY)?)?);
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Send `k-1` of `c-1` as the claim of nonce `n-1` left it, having replaced `previous`
+    /// (status, `retry_at` in ms) on its `attempts`-th claim.
+    fn claimed(previous: &str, retry: i64, attempts: u32) -> Item {
+        let record = SendRecord {
+            idempotency_key: "k-1".to_owned(),
+            customer_id: "c-1".to_owned(),
+            workflow: "w".to_owned(),
+            step: "s".to_owned(),
+            kind: SendKind::Email,
+            category: "marketing".to_owned(),
+            tags: vec!["t".to_owned()],
+            at: Utc.timestamp_millis_opt(1_000).unwrap(),
+            payload: b"mime".to_vec(),
+        };
+        let mut item = send_item(&record, 0).unwrap();
+        item.insert(STATUS.to_owned(), s(SendStatus::Sending.as_str()));
+        item.insert(RETRY.to_owned(), n(900_000));
+        item.insert("att".to_owned(), n(attempts));
+        item.insert("why".to_owned(), s("smtp 451"));
+        item.insert(CLAIM.to_owned(), s("n-1"));
+        item.insert(PREVIOUS_STATUS.to_owned(), s(previous));
+        item.insert(PREVIOUS_RETRY.to_owned(), n(retry));
+        item
+    }
+
+    #[test]
+    fn only_a_sending_item_with_the_calls_nonce_is_its_own_claim() {
+        let item = claimed("pending", 5_000, 1);
+        assert!(is_own_claim(&item, "n-1"));
+        assert!(!is_own_claim(&item, "n-2"), "another call's claim");
+        let mut settled = item.clone();
+        settled.insert(STATUS.to_owned(), s(SendStatus::Pending.as_str()));
+        assert!(!is_own_claim(&settled, "n-1"), "not held any more");
+        let mut old = item;
+        old.remove(CLAIM);
+        assert!(!is_own_claim(&old, "n-1"), "a claim without a nonce");
+    }
+
+    #[test]
+    fn the_entry_before_a_first_claim_is_pending_with_no_attempt() {
+        let before = before_own_claim(&claimed("pending", 5_000, 1)).unwrap();
+        assert_eq!(before.status, SendStatus::Pending);
+        assert_eq!(before.attempts, 0);
+        assert_eq!(before.retry_at, Utc.timestamp_millis_opt(5_000).single());
+        assert_eq!(before.reason.as_deref(), Some("smtp 451"));
+        assert_eq!(before.message_id, None);
+        assert_eq!(before.record.idempotency_key, "k-1");
+        assert_eq!(before.record.customer_id, "c-1");
+        assert_eq!(before.record.payload, b"mime");
+        assert_eq!(before.record.tags, ["t"]);
+    }
+
+    #[test]
+    fn the_entry_before_a_take_over_is_the_expired_claim() {
+        let before = before_own_claim(&claimed("sending", 7_000, 3)).unwrap();
+        assert_eq!(before.status, SendStatus::Sending);
+        assert_eq!(before.attempts, 2);
+        assert_eq!(before.retry_at, Utc.timestamp_millis_opt(7_000).single());
+    }
+
+    #[test]
+    fn a_claim_that_cannot_be_undone_is_corrupt() {
+        let cases = [
+            ("a final status replaced", claimed("sent", 5_000, 1)),
+            ("no attempt", claimed("pending", 5_000, 0)),
+            ("an unknown status", claimed("paused", 5_000, 1)),
+        ];
+        for (what, item) in cases {
+            let result = before_own_claim(&item);
+            assert!(
+                matches!(result, Err(StoreError::Corrupt(_))),
+                "{what}: {result:?}"
+            );
+        }
+        for missing in [PREVIOUS_STATUS, PREVIOUS_RETRY] {
+            let mut item = claimed("pending", 5_000, 1);
+            item.remove(missing);
+            let result = before_own_claim(&item);
+            assert!(
+                matches!(result, Err(StoreError::Corrupt(_))),
+                "{missing}: {result:?}"
+            );
+        }
     }
 }
