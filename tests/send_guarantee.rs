@@ -440,7 +440,13 @@ fn sends_a_run_without_an_outbox_left_are_recorded_by_a_run_with_one() {
     let db_arg = db.to_str().unwrap();
     let (code, _, err) = nudge(
         &root(),
-        &["simulate", "--events", "events/sample.jsonl", "--db", db_arg],
+        &[
+            "simulate",
+            "--events",
+            "events/sample.jsonl",
+            "--db",
+            db_arg,
+        ],
         &[("NUDGE_SIGNING_KEY", "")],
     );
     assert_eq!(code, 0, "{err}");

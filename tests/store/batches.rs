@@ -208,10 +208,14 @@ async fn claims_and_settles_of_sends_in_an_open_batch_are_kept() {
     let retry = Settle::Retry {
         at: at(60),
         reason: "busy",
+        lease: at(300),
     };
     assert!(store.settle_send("c-1", "k-new", retry).await.unwrap());
     // Failed applies only to a claimed send: this one waits for its retry.
-    let failed = Settle::Failed { reason: "no" };
+    let failed = Settle::Failed {
+        reason: "no",
+        lease: at(300),
+    };
     assert!(!store.settle_send("c-1", "k-new", failed).await.unwrap());
     store.flush().await.unwrap();
     drop(store);

@@ -25,12 +25,14 @@ enum Op {
         lease: i64,
         stranger: bool,
     },
-    /// Settles `k-<key>`: 0 sent, 1 retry at `at` seconds, 2 failed, 3 unknown.
+    /// Settles `k-<key>`: 0 sent, 1 retry at `at` seconds, 2 failed, 3 unknown; tied to the
+    /// send's current claim, or (`stale`) to a claim that no longer holds it.
     Settle {
         key: u8,
         how: u8,
         at: i64,
         stranger: bool,
+        stale: bool,
     },
     Flush,
 }
@@ -89,8 +91,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..9u8, 0..12i64, 1..6i64, stranger).prop_map(
             |(key, now, lease, stranger)| Op::Claim { key, now, lease, stranger }
         ),
-        2 => (0..9u8, 0..4u8, 0..12i64, stranger).prop_map(
-            |(key, how, at, stranger)| Op::Settle { key, how, at, stranger }
+        2 => (0..9u8, 0..4u8, 0..12i64, stranger, proptest::bool::weighted(0.25)).prop_map(
+            |(key, how, at, stranger, stale)| Op::Settle { key, how, at, stranger, stale }
         ),
         1 => Just(Op::Flush),
     ]
@@ -202,7 +204,16 @@ impl Model {
                 how,
                 at: when,
                 stranger,
+                stale,
             } => {
+                // The lease of the claim that holds the send now, or one that never held it.
+                let held = self
+                    .current
+                    .sends
+                    .get(&format!("k-{key}"))
+                    .and_then(|e| e.retry_at)
+                    .unwrap_or(at(0));
+                let lease = if *stale { at(99) } else { held };
                 let settle = match how {
                     0 => Settle::Sent {
                         message_id: Some("m-1"),
@@ -210,9 +221,16 @@ impl Model {
                     1 => Settle::Retry {
                         at: at(*when),
                         reason: "later",
+                        lease,
                     },
-                    2 => Settle::Failed { reason: "refused" },
-                    _ => Settle::Unknown { reason: "lost" },
+                    2 => Settle::Failed {
+                        reason: "refused",
+                        lease,
+                    },
+                    _ => Settle::Unknown {
+                        reason: "lost",
+                        lease,
+                    },
                 };
                 self.settle(store, step, *key, settle, *stranger).await
             }
@@ -353,9 +371,9 @@ impl Model {
                 );
             }
         };
-        let applies = match settle {
-            Settle::Sent { .. } => entry.status != SendStatus::Sent,
-            _ => entry.status == SendStatus::Sending,
+        let applies = match settle.lease() {
+            None => entry.status != SendStatus::Sent,
+            Some(lease) => entry.status == SendStatus::Sending && entry.retry_at == Some(lease),
         };
         if !applies {
             return assert_answer(&what, result, false, None);
@@ -368,11 +386,11 @@ impl Model {
                     entry.message_id = message_id.map(str::to_owned);
                 }
             }
-            Settle::Retry { at, reason } => {
+            Settle::Retry { at, reason, .. } => {
                 entry.retry_at = Some(at);
                 entry.reason = Some(reason.to_owned());
             }
-            Settle::Failed { reason } | Settle::Unknown { reason } => {
+            Settle::Failed { reason, .. } | Settle::Unknown { reason, .. } => {
                 entry.retry_at = None;
                 entry.reason = Some(reason.to_owned());
             }

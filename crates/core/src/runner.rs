@@ -684,10 +684,12 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             Ok(claimed) => Ok(claimed),
             Err(StoreError::Corrupt(why)) => {
                 let reason = format!("its stored entry cannot be read: {why}");
-                let settled = self
-                    .store
-                    .settle_send(customer_id, key, Settle::Failed { reason: &reason })
-                    .await;
+                // Tied to the claim this call would have made, if it was applied.
+                let failed = Settle::Failed {
+                    reason: &reason,
+                    lease: clock + SEND_LEASE,
+                };
+                let settled = self.store.settle_send(customer_id, key, failed).await;
                 tracing::error!(
                     at = %log_time(clock),
                     customer = %customer_ref(customer_id),
@@ -708,15 +710,21 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
         entry: SendEntry,
         clock: DateTime<Utc>,
     ) -> Result<Delivery, RunnerError> {
+        // The lease the claim set (`claim`: the same clock, the same lease).
+        let lease = clock + SEND_LEASE;
         let outcome = self.deliver_claimed(&entry, clock).await;
         let record = &entry.record;
         let settle = match &outcome {
             DeliveryOutcome::Sent { message_id } => Settle::Sent {
                 message_id: message_id.as_deref(),
             },
-            DeliveryOutcome::Retry { at, reason } => Settle::Retry { at: *at, reason },
-            DeliveryOutcome::Failed { reason } => Settle::Failed { reason },
-            DeliveryOutcome::Unknown { reason } => Settle::Unknown { reason },
+            DeliveryOutcome::Retry { at, reason } => Settle::Retry {
+                at: *at,
+                reason,
+                lease,
+            },
+            DeliveryOutcome::Failed { reason } => Settle::Failed { reason, lease },
+            DeliveryOutcome::Unknown { reason } => Settle::Unknown { reason, lease },
         };
         self.store
             .settle_send(&record.customer_id, &record.idempotency_key, settle)

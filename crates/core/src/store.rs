@@ -200,28 +200,47 @@ pub enum Settle<'a> {
         message_id: Option<&'a str>,
     },
     /// A failure that may pass: back to [`SendStatus::Pending`], deliverable again at `at`.
-    /// Applies only to a send in [`SendStatus::Sending`].
+    /// Applies only to a send still held by the claim whose lease ends at `lease` (in
+    /// [`SendStatus::Sending`] with that `retry_at`): a sender whose claim was taken over
+    /// cannot put the send back while its new holder is sending it.
     Retry {
         /// When to try again.
         at: DateTime<Utc>,
         /// Why it failed this time.
         reason: &'a str,
+        /// The end of the settling claim's lease, as [`Store::claim_send`] set it.
+        lease: DateTime<Utc>,
     },
-    /// Refused for good, or retries ran out: [`SendStatus::Failed`]. Applies only to a send in
-    /// [`SendStatus::Sending`].
+    /// Refused for good, or retries ran out: [`SendStatus::Failed`]. Applies only to a send
+    /// still held by the claim whose lease ends at `lease`.
     Failed {
         /// Why.
         reason: &'a str,
+        /// The end of the settling claim's lease.
+        lease: DateTime<Utc>,
     },
-    /// Its claim expired and it is not made again: [`SendStatus::Unknown`]. Applies only to a
-    /// send in [`SendStatus::Sending`].
+    /// Its outcome is unknown and it is not made again: [`SendStatus::Unknown`]. Applies only
+    /// to a send still held by the claim whose lease ends at `lease`.
     Unknown {
         /// Why.
         reason: &'a str,
+        /// The end of the settling claim's lease.
+        lease: DateTime<Utc>,
     },
 }
 
 impl Settle<'_> {
+    /// The end of the lease of the claim this settle is tied to (`None` for [`Settle::Sent`],
+    /// which applies whoever holds the send).
+    pub fn lease(&self) -> Option<DateTime<Utc>> {
+        match *self {
+            Settle::Sent { .. } => None,
+            Settle::Retry { lease, .. }
+            | Settle::Failed { lease, .. }
+            | Settle::Unknown { lease, .. } => Some(lease),
+        }
+    }
+
     /// The status this settles a send in.
     pub fn status(&self) -> SendStatus {
         match self {

@@ -239,10 +239,11 @@ impl DynamoDbStore {
                     }
                 }
             }
-            Settle::Retry { at, reason } => {
+            Settle::Retry { at, reason, lease } => {
                 let (gpk, gsk) = send_keys(customer_id, key, at)?;
                 request
-                    .condition_expression("attribute_exists(pk) AND #s = :sending")
+                    .condition_expression("attribute_exists(pk) AND #s = :sending AND #r = :lease")
+                    .expression_attribute_values(":lease", n(to_millis(lease)))
                     .update_expression(
                         "SET #s = :to, #r = :at, why = :why, gpk = :gpk, gsk = :gsk \
                          REMOVE cid, pst, prt",
@@ -254,8 +255,9 @@ impl DynamoDbStore {
                     .expression_attribute_values(":gpk", s(gpk))
                     .expression_attribute_values(":gsk", s(gsk))
             }
-            Settle::Failed { reason } | Settle::Unknown { reason } => request
-                .condition_expression("attribute_exists(pk) AND #s = :sending")
+            Settle::Failed { reason, lease } | Settle::Unknown { reason, lease } => request
+                .condition_expression("attribute_exists(pk) AND #s = :sending AND #r = :lease")
+                .expression_attribute_values(":lease", n(to_millis(lease)))
                 .update_expression("SET #s = :to, why = :why REMOVE #r, gpk, gsk, cid, pst, prt")
                 .expression_attribute_values(":sending", sending)
                 .expression_attribute_values(":to", s(settle.status().as_str()))

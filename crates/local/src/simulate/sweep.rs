@@ -75,9 +75,11 @@ pub fn resume_sends<S: Store, M: Mailer>(
                 Some(receipt) => Settle::Sent {
                     message_id: Some(&receipt.message_id),
                 },
+                // As the dead run's claim: its lease is the entry's `retry_at`.
                 None => Settle::Retry {
                     at: lease_end,
                     reason: "the run that claimed it stopped before delivering it",
+                    lease: lease_end,
                 },
             };
             rt.block_on(store.settle_send(customer, key, settle))?;

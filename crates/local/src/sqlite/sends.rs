@@ -188,8 +188,11 @@ impl Inner {
         let applies = match settle {
             // The mail left, whatever the log said: only a send already sent stays as it is.
             Settle::Sent { .. } => before.status != SendStatus::Sent,
-            Settle::Retry { .. } | Settle::Failed { .. } | Settle::Unknown { .. } => {
-                before.status == SendStatus::Sending
+            // Only while the settling claim still holds it (not taken over since).
+            Settle::Retry { lease, .. }
+            | Settle::Failed { lease, .. }
+            | Settle::Unknown { lease, .. } => {
+                before.status == SendStatus::Sending && before.retry_at == Some(lease)
             }
         };
         if !applies {
@@ -197,8 +200,10 @@ impl Inner {
         }
         let (retry_at, message_id, reason) = match settle {
             Settle::Sent { message_id } => (None, message_id, None),
-            Settle::Retry { at, reason } => (Some(to_millis(at)), None, Some(reason)),
-            Settle::Failed { reason } | Settle::Unknown { reason } => (None, None, Some(reason)),
+            Settle::Retry { at, reason, .. } => (Some(to_millis(at)), None, Some(reason)),
+            Settle::Failed { reason, .. } | Settle::Unknown { reason, .. } => {
+                (None, None, Some(reason))
+            }
         };
         // The first message id is kept; a reason stays until another replaces it (a send
         // sent after a retry keeps why the retry was needed).

@@ -277,6 +277,7 @@ pub async fn settles_move_a_send_as_documented<S: Store>(store: &S) {
     let retry = Settle::Retry {
         at: at(100),
         reason: "busy",
+        lease: at(61),
     };
     ensure_eq!(
         CHECK,
@@ -284,7 +285,10 @@ pub async fn settles_move_a_send_as_documented<S: Store>(store: &S) {
         false,
         "a retry of a pending send"
     );
-    let failed = Settle::Failed { reason: "refused" };
+    let failed = Settle::Failed {
+        reason: "refused",
+        lease: at(160),
+    };
     ensure_eq!(
         CHECK,
         settle(store, CHECK, k1, failed).await,
@@ -326,6 +330,35 @@ pub async fn settles_move_a_send_as_documented<S: Store>(store: &S) {
         CHECK,
         claim(store, CHECK, k1, at(100), at(160)).await.is_some(),
         "a claim at the retry's time"
+    );
+    // A settle of an earlier claim (its lease ended and the send was claimed again) does not
+    // apply: the send's new holder settles it.
+    let stale = Settle::Failed {
+        reason: "late",
+        lease: at(61),
+    };
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, stale).await,
+        false,
+        "a failure under the earlier claim"
+    );
+    let stale_retry = Settle::Retry {
+        at: at(200),
+        reason: "late",
+        lease: at(61),
+    };
+    ensure_eq!(
+        CHECK,
+        settle(store, CHECK, k1, stale_retry).await,
+        false,
+        "a retry under the earlier claim"
+    );
+    ensure_eq!(
+        CHECK,
+        state("k-1").await.map(|s| (s.0, s.1)),
+        Some((SendStatus::Sending, Some(at(160)))),
+        "k-1 still held by the later claim"
     );
     // Failed: final, but a late sent still applies (the mail left).
     ensure_eq!(
@@ -383,7 +416,10 @@ pub async fn settles_move_a_send_as_documented<S: Store>(store: &S) {
     // Unknown: final; a sent still applies.
     let k2 = ("c-1", "k-2");
     claim(store, CHECK, k2, at(1), at(61)).await;
-    let unknown = Settle::Unknown { reason: "stopped" };
+    let unknown = Settle::Unknown {
+        reason: "stopped",
+        lease: at(61),
+    };
     ensure_eq!(
         CHECK,
         settle(store, CHECK, k2, unknown).await,

@@ -78,6 +78,7 @@ pub async fn pending_sends_by_shard_and_time<S: Store>(store: &S) {
     let retry = Settle::Retry {
         at: at(40),
         reason: "busy",
+        lease: at(60),
     };
     settle(store, CHECK, ("c-2", "k-2-a"), retry).await;
     let now = sorted(&every_page(store, CHECK, at(30), 3).await);
