@@ -4,7 +4,7 @@
 //! | DynamoDB / SDK | `StoreError` |
 //! | --- | --- |
 //! | `ProvisionedThroughputExceededException`, `ThrottlingException`, `RequestLimitExceeded`, HTTP 429 | `Throttled` |
-//! | `InternalServerError`, `ServiceUnavailable`, `TransactionInProgressException`, `TransactionConflictException` (a single write meeting a transaction), HTTP 5xx, timeouts, connection and dispatch failures, an unreadable answer | `Unavailable` |
+//! | `InternalServerError`, `ServiceUnavailable`, `TransactionInProgressException`, `TransactionConflictException` (a single write meeting a transaction), `IdempotentParameterMismatchException` (a commit token reused with another request), HTTP 5xx, timeouts, connection and dispatch failures, an unreadable answer | `Unavailable` |
 //! | `ItemCollectionSizeLimitExceededException`, a `ValidationException` about a size | `TooLarge` |
 //! | anything else (`ResourceNotFoundException`: no table; `AccessDenied`; a bad request) | `Failed` |
 //!
@@ -75,6 +75,12 @@ pub(super) fn classify(code: Option<&str>, message: Option<&str>, status: u16) -
         | "TransactionConflictException"
         | "RequestTimeout"
         | "RequestTimeoutException" => Class::Unavailable,
+        // The same commit token with another request within DynamoDB's 10 minutes: only an
+        // identical commit re-run across the hour its TTL is counted from makes one, and the
+        // caller's next attempt (a reload, a later token) passes.
+        "IdempotentParameterMismatchException" | "IdempotentParameterMismatch" => {
+            Class::Unavailable
+        }
         "ItemCollectionSizeLimitExceededException" | "ItemCollectionSizeLimitExceeded" => {
             Class::TooLarge
         }
@@ -274,6 +280,10 @@ mod tests {
             Class::Unavailable
         );
         assert_eq!(classify(Some("Whatever"), None, 503), Class::Unavailable);
+        assert_eq!(
+            classify(Some("IdempotentParameterMismatchException"), None, 400),
+            Class::Unavailable
+        );
         assert_eq!(classify(Some("Whatever"), None, 429), Class::Throttled);
         assert_eq!(
             classify(

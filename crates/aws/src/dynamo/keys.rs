@@ -117,7 +117,10 @@ pub(super) fn parse_sort_time(key: &str) -> Result<DateTime<Utc>, StoreError> {
     let digits = key
         .get(..15)
         .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| StoreError::Corrupt(format!("`{key}` does not start with a time")))?;
+        // Not quoted: a sort key holds a customer id, which may hold an address.
+        .ok_or_else(|| {
+            StoreError::Corrupt("an index sort key does not start with a time".to_owned())
+        })?;
     from_millis(digits.parse().expect("15 digits fit an i64"))
 }
 

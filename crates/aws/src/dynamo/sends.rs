@@ -70,9 +70,9 @@ pub(super) fn send_item(send: &SendRecord, now: i64) -> Result<Item, StoreError>
 /// A send-log entry as stored.
 fn send_entry(item: &Item) -> Result<SendEntry, StoreError> {
     let key = get_s(item, SK)?;
-    let key = key
-        .strip_prefix(SEND_SK_PREFIX)
-        .ok_or_else(|| StoreError::Corrupt(format!("`{key}` is not a send-log key")))?;
+    let key = key.strip_prefix(SEND_SK_PREFIX).ok_or_else(|| {
+        StoreError::Corrupt("an item read as a send has another sort key".to_owned())
+    })?;
     let name = get_s(item, STATUS)?;
     let status = SendStatus::from_name(name)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown send status `{name}`")))?;
@@ -286,7 +286,7 @@ impl DynamoDbStore {
                 let customer = customer_of(get_s(item, PK)?)?.to_owned();
                 let key = get_s(item, SK)?;
                 let key = key.strip_prefix(SEND_SK_PREFIX).ok_or_else(|| {
-                    StoreError::Corrupt(format!("`{key}` on the send sweep is not a send"))
+                    StoreError::Corrupt("an item on the send sweep is not a send".to_owned())
                 })?;
                 Ok((
                     parse_sort_time(get_s(item, GSK)?)?,
