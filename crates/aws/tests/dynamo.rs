@@ -8,13 +8,11 @@
 //! never throttles and its indexes are immediately consistent: those mappings are unit tests in
 //! the crate (`dynamo::replay_tests`, on canned answers).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{Credentials, Region, RuntimeComponents};
+use aws_sdk_dynamodb::config::RuntimeComponents;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
@@ -22,7 +20,7 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use chrono::{TimeZone, Utc};
-use nudge_aws::{DynamoDbStore, RequestMeter, config_loader, create_table, dynamodb_client};
+use nudge_aws::{DynamoDbStore, RequestMeter, create_table, dynamodb_client};
 use nudge_core::engine::Engine;
 use nudge_core::event::{StoreEvent, parse_event};
 use nudge_core::links::Signer;
@@ -33,53 +31,17 @@ use nudge_core::store::{
 };
 use nudge_testkit::contract;
 
+mod moto;
+
 /// moto's state is one per server: one moto test at a time.
 static MOTO: Mutex<()> = Mutex::new(());
 
 const TABLE: &str = "nudge-test";
 
-/// The moto endpoint, or `None` (saying that the test is skipped) when none is set.
-fn moto_endpoint(test: &str) -> Option<String> {
-    match std::env::var("NUDGE_MOTO_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
-        _ => {
-            let line = format!(
-                "{test}: skipped, NUDGE_MOTO_ENDPOINT is not set (scripts/test starts moto)\n"
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
-            None
-        }
-    }
-}
-
-/// `POST /moto-api/reset`: moto forgets every table. Panics when moto cannot be reached.
-fn reset(endpoint: &str) {
-    let authority = endpoint
-        .strip_prefix("http://")
-        .expect("NUDGE_MOTO_ENDPOINT is http://host:port");
-    let mut stream = TcpStream::connect(authority)
-        .unwrap_or_else(|e| panic!("moto at {endpoint} cannot be reached: {e}"));
-    let request = format!(
-        "POST /moto-api/reset HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    assert!(
-        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
-        "reset: {response}"
-    );
-}
-
 /// A client on `endpoint` with fake credentials and a fixed region, counting into `meter`.
 /// Its requests reach moto one at a time ([`OneAtATime`]).
 async fn client(endpoint: &str, meter: &RequestMeter) -> Client {
-    let config = config_loader()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await;
+    let config = moto::sdk_config(endpoint).await;
     let http = aws_smithy_http_client::Builder::new().build_http();
     let config = config
         .to_builder()
@@ -135,7 +97,7 @@ impl HttpConnector for Serial {
 
 /// A store on a new table of a freshly reset moto, and the meter of its client.
 async fn fresh_store(endpoint: &str) -> (DynamoDbStore, RequestMeter) {
-    reset(endpoint);
+    moto::reset(endpoint);
     let meter = RequestMeter::new();
     let client = client(endpoint, &meter).await;
     create_table(&client, TABLE, Duration::from_secs(30))
@@ -172,7 +134,7 @@ async fn raw_item(
 
 #[test]
 fn the_store_contract_passes_on_dynamodb() {
-    let Some(endpoint) = moto_endpoint("the_store_contract_passes_on_dynamodb") else {
+    let Some(endpoint) = moto::endpoint("the_store_contract_passes_on_dynamodb") else {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
@@ -181,7 +143,7 @@ fn the_store_contract_passes_on_dynamodb() {
 
 #[test]
 fn the_state_is_compressed_and_the_timer_leaves_the_index_when_cleared() {
-    let Some(endpoint) = moto_endpoint("the_state_is_compressed") else {
+    let Some(endpoint) = moto::endpoint("the_state_is_compressed") else {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
@@ -235,7 +197,7 @@ fn the_state_is_compressed_and_the_timer_leaves_the_index_when_cleared() {
 
 #[test]
 fn too_large_commits_and_ids_are_refused_before_any_request() {
-    let Some(endpoint) = moto_endpoint("too_large_commits_are_refused") else {
+    let Some(endpoint) = moto::endpoint("too_large_commits_are_refused") else {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
@@ -282,7 +244,7 @@ fn too_large_commits_and_ids_are_refused_before_any_request() {
 
 #[test]
 fn dead_letters_keep_large_bodies_and_increasing_ids() {
-    let Some(endpoint) = moto_endpoint("dead_letters_keep_large_bodies") else {
+    let Some(endpoint) = moto::endpoint("dead_letters_keep_large_bodies") else {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
@@ -402,7 +364,7 @@ fn report(input: &str, meter: &RequestMeter) -> u64 {
 /// is not DynamoDB's (it reports fixed units): the bill is computed from the item sizes.
 #[test]
 fn requests_per_input_through_the_runner() {
-    let Some(endpoint) = moto_endpoint("requests_per_input_through_the_runner") else {
+    let Some(endpoint) = moto::endpoint("requests_per_input_through_the_runner") else {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
@@ -457,7 +419,7 @@ fn requests_per_input_through_the_runner() {
 
 #[test]
 fn a_cursor_of_the_timers_is_refused_by_the_send_sweep_and_the_other_way_round() {
-    let Some(endpoint) = moto_endpoint("a_cursor_of_the_timers_is_refused") else {
+    let Some(endpoint) = moto::endpoint("a_cursor_of_the_timers_is_refused") else {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
@@ -507,7 +469,7 @@ fn shipped_project() -> nudge_core::workflow::Project {
 
 #[test]
 fn the_send_guarantee_holds_on_dynamodb_under_crashes() {
-    let Some(endpoint) = moto_endpoint("the_send_guarantee_holds_on_dynamodb") else {
+    let Some(endpoint) = moto::endpoint("the_send_guarantee_holds_on_dynamodb") else {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());

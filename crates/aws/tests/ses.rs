@@ -8,46 +8,25 @@
 //! the tags are checked by the unit tests of `message_tags`.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_sesv2::config::{Credentials, Region};
 use base64::Engine as _;
-use nudge_aws::{SesMailer, config_loader, ses_client};
+use nudge_aws::{SesMailer, ses_client};
 use nudge_core::mail::{Category, Email, MailError, Mailbox, Mailer, build_mime};
 use nudge_core::store::{SendKind, SendRecord};
+
+mod moto;
 
 /// moto's state is one per server: one moto test at a time.
 static MOTO: Mutex<()> = Mutex::new(());
 
 const SENDER: &str = "shop@example.com";
 
-/// The moto endpoint, or `None` (saying that the test is skipped) when none is set.
-fn moto_endpoint(test: &str) -> Option<String> {
-    match std::env::var("NUDGE_MOTO_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
-        _ => {
-            // Straight to stderr, past the test harness's capture, so that a plain `cargo test`
-            // shows what it did not run.
-            let line = format!(
-                "{test}: skipped, NUDGE_MOTO_ENDPOINT is not set (scripts/test starts moto)\n"
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
-            None
-        }
-    }
-}
-
 /// A mailer on `endpoint` with fake credentials and a fixed region: nothing is read from the
 /// environment or asked of an instance-metadata service.
 async fn mailer(endpoint: &str) -> SesMailer {
-    let config = config_loader()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await;
+    let config = moto::sdk_config(endpoint).await;
     SesMailer::new(ses_client(&config), Some("nudge-test".to_owned()))
 }
 
@@ -110,52 +89,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
-/// One HTTP/1.1 request to moto (`http://host:port`), answered with its status and body.
-fn http(
-    endpoint: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let authority = endpoint
-        .strip_prefix("http://")
-        .expect("NUDGE_MOTO_ENDPOINT is http://host:port");
-    let mut stream = TcpStream::connect(authority)
-        .unwrap_or_else(|e| panic!("moto at {endpoint} cannot be reached: {e}"));
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).expect("request sent");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("response read");
-    let response = String::from_utf8(response).expect("moto answers UTF-8");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "a chunked answer is not expected from moto: {head}"
-    );
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (status, body.to_owned())
-}
-
-fn reset(endpoint: &str) {
-    let (status, body) = http(endpoint, "POST", "/moto-api/reset", &[], "");
-    assert_eq!(status, 200, "reset: {body}");
-}
-
 /// Verifies `address` with the SES v1 query API, as moto needs before it sends from it. moto
 /// routes an unsigned request by the service named in the `Authorization` header.
 fn verify_sender(endpoint: &str, address: &str) {
@@ -169,13 +102,13 @@ fn verify_sender(endpoint: &str, address: &str) {
         ("Content-Type", "application/x-www-form-urlencoded"),
         ("Authorization", auth),
     ];
-    let (status, answer) = http(endpoint, "POST", "/", &headers, &body);
+    let (status, answer) = moto::http(endpoint, "POST", "/", &headers, &body);
     assert_eq!(status, 200, "VerifyEmailIdentity: {answer}");
 }
 
 /// The raw messages moto's SES holds, as (message id, raw data).
 fn raw_messages(endpoint: &str) -> Vec<(String, String)> {
-    let (status, body) = http(endpoint, "GET", "/moto-api/data.json", &[], "");
+    let (status, body) = moto::http(endpoint, "GET", "/moto-api/data.json", &[], "");
     assert_eq!(status, 200, "data.json: {body}");
     let data: serde_json::Value = serde_json::from_str(&body).expect("data.json is JSON");
     let messages = data["ses"]["RawMessage"]
@@ -237,11 +170,11 @@ fn email(from: &str) -> Email {
 
 #[test]
 fn ses_mailer_sends_the_mime_byte_for_byte_and_returns_the_ses_message_id() {
-    let Some(endpoint) = moto_endpoint("ses_mailer_sends_the_mime_byte_for_byte") else {
+    let Some(endpoint) = moto::endpoint("ses_mailer_sends_the_mime_byte_for_byte") else {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
-    reset(&endpoint);
+    moto::reset(&endpoint);
     verify_sender(&endpoint, SENDER);
     let email = email(SENDER);
     let mime = build_mime(&email).expect("the email builds");
@@ -267,11 +200,11 @@ fn ses_mailer_sends_the_mime_byte_for_byte_and_returns_the_ses_message_id() {
 
 #[test]
 fn a_send_from_an_unverified_sender_is_a_final_rejection() {
-    let Some(endpoint) = moto_endpoint("a_send_from_an_unverified_sender_is_rejected") else {
+    let Some(endpoint) = moto::endpoint("a_send_from_an_unverified_sender_is_rejected") else {
         return;
     };
     let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
-    reset(&endpoint);
+    moto::reset(&endpoint);
     verify_sender(&endpoint, SENDER);
     let email = email("stranger@example.org");
     let mime = build_mime(&email).expect("the email builds");

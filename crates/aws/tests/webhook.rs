@@ -7,20 +7,20 @@
 //! test` needs no server); with it they run, and fail if moto cannot be reached. moto keeps one
 //! state for the whole server, so the moto tests take a lock and reset it first.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_ssm::config::{Credentials, Region};
 use aws_sdk_ssm::types::ParameterType;
 use chrono::{TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use nudge_aws::{
-    EnvSecrets, HttpWebhookCaller, SecretSource, SsmSecrets, WebhookSettings, config_loader,
-    ssm_client,
+    EnvSecrets, HttpWebhookCaller, SecretSource, SsmSecrets, WebhookSettings, ssm_client,
 };
 use nudge_core::store::{SendKind, SendRecord};
 use nudge_core::webhook::{WebhookCaller, WebhookError, WebhookReceipt, WebhookRequest, verify};
+
+mod moto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -460,44 +460,9 @@ fn logs_name_the_host_but_not_the_query_the_body_or_the_secret() {
 static MOTO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const STACK: &str = "nudge-test";
 
-/// The moto endpoint, or `None` (saying that the test is skipped) when none is set.
-fn moto_endpoint(test: &str) -> Option<String> {
-    match std::env::var("NUDGE_MOTO_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
-        _ => {
-            let line = format!(
-                "{test}: skipped, NUDGE_MOTO_ENDPOINT is not set (scripts/test starts moto)\n"
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
-            None
-        }
-    }
-}
-
-/// `POST /moto-api/reset`; panics when moto cannot be reached (the script said it is there).
-fn reset(endpoint: &str) {
-    let authority = endpoint
-        .strip_prefix("http://")
-        .expect("NUDGE_MOTO_ENDPOINT is http://host:port");
-    let mut stream = std::net::TcpStream::connect(authority)
-        .unwrap_or_else(|e| panic!("moto at {endpoint} cannot be reached: {e}"));
-    let request = format!(
-        "POST /moto-api/reset HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    assert!(response.starts_with("HTTP/1.1 200"), "reset: {response}");
-}
-
 /// An SSM client on `endpoint` with fake credentials and a fixed region.
 async fn ssm(endpoint: &str) -> aws_sdk_ssm::Client {
-    let config = config_loader()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await;
+    let config = moto::sdk_config(endpoint).await;
     ssm_client(&config)
 }
 
@@ -515,11 +480,11 @@ async fn put_secret(client: &aws_sdk_ssm::Client, name: &str, value: &str) {
 
 #[tokio::test]
 async fn ssm_secrets_read_a_secure_string_and_sign_with_it() {
-    let Some(endpoint) = moto_endpoint("ssm_secrets_read_a_secure_string_and_sign_with_it") else {
+    let Some(endpoint) = moto::endpoint("ssm_secrets_read_a_secure_string_and_sign_with_it") else {
         return;
     };
     let _moto = MOTO.lock().await;
-    reset(&endpoint);
+    moto::reset(&endpoint);
     let client = ssm(&endpoint).await;
     put_secret(&client, "crm-prod", SECRET).await;
     let secrets = SsmSecrets::new(client.clone(), STACK, SsmSecrets::DEFAULT_TTL);
@@ -545,11 +510,11 @@ async fn ssm_secrets_read_a_secure_string_and_sign_with_it() {
 
 #[tokio::test]
 async fn ssm_secrets_are_cached_for_their_ttl() {
-    let Some(endpoint) = moto_endpoint("ssm_secrets_are_cached_for_their_ttl") else {
+    let Some(endpoint) = moto::endpoint("ssm_secrets_are_cached_for_their_ttl") else {
         return;
     };
     let _moto = MOTO.lock().await;
-    reset(&endpoint);
+    moto::reset(&endpoint);
     let client = ssm(&endpoint).await;
     put_secret(&client, "crm", "first").await;
     let cached = SsmSecrets::new(client.clone(), STACK, SsmSecrets::DEFAULT_TTL);
