@@ -63,7 +63,10 @@ fn item(data: &[u8]) {
         ("sk", AttributeValue::S("S#r-1.s".into())),
         ("stat", AttributeValue::S("pending".into())),
         ("kind", AttributeValue::S("email".into())),
-        ("tags", AttributeValue::L(vec![AttributeValue::S("t".into())])),
+        (
+            "tags",
+            AttributeValue::L(vec![AttributeValue::S("t".into())]),
+        ),
         ("wf", AttributeValue::S("w".into())),
         ("step", AttributeValue::S("s".into())),
         ("cat", AttributeValue::S("marketing".into())),
