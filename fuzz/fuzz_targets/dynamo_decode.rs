@@ -3,7 +3,7 @@
 //! is `StoreError::Corrupt`, never a panic or more than a few MiB), an opaque page cursor
 //! (`decode_cursor`: `InvalidRequest` unless the store made it), sweep sort keys and customer
 //! partition keys, and stored send-log and dead-letter items (`send_entry`, `dead_letter`:
-//! `Corrupt` when damaged). A value encoded decodes back; a cursor read encodes and reads back.
+//! `Corrupt` when damaged). A value (up to 64 KiB) encoded decodes back; a cursor read encodes and reads back.
 //!
 //! Input: byte 0 the part (mod 3: 0 a stored value, 1 a cursor or key, 2 an item: a valid
 //! send-log item whose attributes the rest replaces, as `name 0xfe type value` fields
@@ -22,6 +22,8 @@ use nudge_core::store::StoreError;
 
 /// The most a stored value may expand to (the codec's bound).
 const MAX_DECODED: usize = 4 * 1024 * 1024;
+/// The largest decoded value encoded again to check the round trip.
+const ROUND_TRIP_MAX: usize = 64 * 1024;
 
 fn corrupt(e: &StoreError) {
     assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
@@ -34,7 +36,11 @@ fn value(data: &[u8]) {
             if data[0] == 0 {
                 assert_eq!(out, data[1..]);
             }
-            assert_eq!(decode_value(&encode_value(&out)).unwrap(), out);
+            // The round trip on small values only: compressing megabytes at every input would
+            // leave little time for the decoder, which is what reads hostile bytes.
+            if out.len() <= ROUND_TRIP_MAX {
+                assert_eq!(decode_value(&encode_value(&out)).unwrap(), out);
+            }
         }
         Err(e) => corrupt(&e),
     }

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
-use nudge_core::store::{Commit, SendKind, SendRecord, Store, StoreError};
+use nudge_core::store::{Commit, CommitOutcome, SendKind, SendRecord, Store, StoreError};
 use nudge_local::SqliteStore;
 
 /// Runs a future of the store, which never waits: `SqliteStore` answers at once.
@@ -61,7 +61,7 @@ fn store() -> &'static SqliteStore {
                 event_id: None,
                 sends: &sends,
             }));
-            outcome.unwrap();
+            assert!(matches!(outcome.unwrap(), CommitOutcome::Committed { .. }));
         }
         block_on(store.flush()).unwrap();
         store
