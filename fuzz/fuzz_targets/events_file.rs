@@ -103,7 +103,7 @@ fuzz_target!(|data: &[u8]| {
         Runners::Shared(&runner),
         file.path(),
         &options,
-        |_| {},
+        |_, _| {},
         |_| {},
         |_, _| {},
     );

@@ -10,6 +10,8 @@
 mod codec;
 mod commit;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod item;
 mod keys;
 mod lookups;

@@ -68,7 +68,7 @@ pub(super) fn send_item(send: &SendRecord, now: i64) -> Result<Item, StoreError>
 }
 
 /// A send-log entry as stored.
-fn send_entry(item: &Item) -> Result<SendEntry, StoreError> {
+pub(super) fn send_entry(item: &Item) -> Result<SendEntry, StoreError> {
     let key = get_s(item, SK)?;
     let key = key.strip_prefix(SEND_SK_PREFIX).ok_or_else(|| {
         StoreError::Corrupt("an item read as a send has another sort key".to_owned())
