@@ -11,12 +11,14 @@
 //! - [`HttpWebhookCaller`]: the `WebhookCaller` port over HTTPS (hyper and rustls, timeouts,
 //!   bounded retries), signing with secrets from a [`SecretSource`]: [`SsmSecrets`] (SSM
 //!   Parameter Store) on AWS, [`EnvSecrets`] (environment variables) locally.
+//! - [`Clients`] and [`SecureParameter`]: what a Lambda function builds at its cold start.
 //!
 //! Customer data (addresses, names, customer ids) never goes into a log line, an error message
 //! or an SES message tag here.
 
 #![warn(missing_docs)]
 
+mod deploy;
 mod dynamo;
 mod ses;
 mod webhook;
@@ -25,6 +27,7 @@ mod webhook_secrets;
 // Entry points for the fuzz targets (fuzz/) and tests only, not part of the API.
 #[doc(hidden)]
 pub use dynamo::fuzzing;
+pub use deploy::{Clients, ParameterError, SecureParameter};
 pub use dynamo::{
     DynamoDbStore, MAX_CUSTOMER_ID_BYTES, MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS, OperationCount,
     PROCESSED_EVENT_TTL, RequestMeter, SEND_LOG_TTL, create_table, dynamodb_client,

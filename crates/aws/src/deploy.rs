@@ -1,0 +1,148 @@
+//! What a Lambda function of a deployment needs from AWS at its cold start, without naming an
+//! SDK type outside this crate: [`Clients`] (one SDK configuration, one client per service) and
+//! [`SecureParameter`] (an SSM SecureString, cached: the unsubscribe signing key, Shopify's
+//! webhook secrets).
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ssm::error::DisplayErrorContext;
+
+use crate::dynamo::{DynamoDbStore, RequestMeter, dynamodb_client};
+use crate::ses::{SesMailer, config_loader, ses_client};
+use crate::webhook_secrets::{Secret, SsmSecrets, ssm_client};
+
+/// One SDK configuration (from the environment: region, credentials, `AWS_ENDPOINT_URL`) and a
+/// client per service, built once per process and shared (clients are cheap to clone).
+#[derive(Clone)]
+pub struct Clients {
+    dynamodb: aws_sdk_dynamodb::Client,
+    ses: aws_sdk_sesv2::Client,
+    ssm: aws_sdk_ssm::Client,
+}
+
+impl fmt::Debug for Clients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clients").finish_non_exhaustive()
+    }
+}
+
+impl Clients {
+    /// The clients on the default configuration chain ([`config_loader`]), counting DynamoDB's
+    /// requests in `meter` when one is given. Makes no request.
+    pub async fn from_env(meter: Option<&RequestMeter>) -> Self {
+        let config = config_loader().load().await;
+        Clients {
+            dynamodb: dynamodb_client(&config, meter),
+            ses: ses_client(&config),
+            ssm: ssm_client(&config),
+        }
+    }
+
+    /// The store on table `table`.
+    pub fn store(&self, table: &str) -> DynamoDbStore {
+        DynamoDbStore::new(self.dynamodb.clone(), table)
+    }
+
+    /// The mailer, sending through `configuration_set` when given.
+    pub fn mailer(&self, configuration_set: Option<String>) -> SesMailer {
+        SesMailer::new(self.ses.clone(), configuration_set)
+    }
+
+    /// The webhook secrets of stack `stack` (`/<stack>/webhooks/NAME`).
+    pub fn webhook_secrets(&self, stack: &str) -> SsmSecrets {
+        SsmSecrets::new(self.ssm.clone(), stack, SsmSecrets::DEFAULT_TTL)
+    }
+
+    /// The SecureString parameter `name`, cached for `ttl`.
+    pub fn parameter(&self, name: impl Into<String>, ttl: Duration) -> SecureParameter {
+        SecureParameter {
+            client: self.ssm.clone(),
+            name: name.into(),
+            ttl,
+            cache: Arc::default(),
+        }
+    }
+}
+
+/// Why a parameter could not be read. Names the parameter, never its value.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the SSM parameter {name}: {reason}")]
+pub struct ParameterError {
+    /// The parameter.
+    pub name: String,
+    /// The service's answer.
+    pub reason: String,
+}
+
+/// One SSM SecureString parameter, read with decryption and kept for a time per process (a
+/// missing parameter is kept too: a function asks SSM at most once per `ttl`). Clones share
+/// the cache. Its `Debug` output names the parameter, never the value.
+#[derive(Clone)]
+pub struct SecureParameter {
+    client: aws_sdk_ssm::Client,
+    name: String,
+    ttl: Duration,
+    #[allow(clippy::type_complexity)]
+    cache: Arc<Mutex<Option<(Instant, Option<Secret>)>>>,
+}
+
+impl fmt::Debug for SecureParameter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecureParameter")
+            .field("name", &self.name)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl SecureParameter {
+    /// The parameter's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value (`None` when the parameter does not exist or is empty), from the cache when
+    /// it was read less than the `ttl` ago.
+    pub async fn get(&self) -> Result<Option<Secret>, ParameterError> {
+        if let Some((read, value)) = &*self.cache.lock().unwrap_or_else(|e| e.into_inner())
+            && read.elapsed() < self.ttl
+        {
+            return Ok(value.clone());
+        }
+        let value = self.fetch().await?;
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), value.clone()));
+        Ok(value)
+    }
+
+    async fn fetch(&self) -> Result<Option<Secret>, ParameterError> {
+        match self
+            .client
+            .get_parameter()
+            .name(&self.name)
+            .with_decryption(true)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output
+                .parameter
+                .and_then(|p| p.value)
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)),
+            Err(err)
+                if err.as_service_error().is_some_and(|e| {
+                    e.is_parameter_not_found() || e.is_parameter_version_not_found()
+                }) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(ParameterError {
+                name: self.name.clone(),
+                // The SDK's message names the operation and the error, never a value.
+                reason: DisplayErrorContext(&err).to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! What a function builds once per cold start ([`App::from_env`]): the settings, the
+//! workflows and the engine, the AWS clients, the store, the mailer and the webhook caller; and
+//! what each invocation uses ([`App::runner`]).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use nudge_aws::{
+    Clients, DynamoDbStore, HttpWebhookCaller, ParameterError, SesMailer, SsmSecrets,
+    WebhookSettings, WebhookSetupError,
+};
+use nudge_core::engine::Engine;
+use nudge_core::links::{DEVELOPMENT_KEY, MIN_SIGNING_KEY_BYTES, Signer};
+use nudge_core::runner::Runner;
+use nudge_core::store::Store;
+use nudge_core::workflow::Project;
+use nudge_core::workflow::model::Category;
+
+use crate::config::{Config, ConfigError};
+use crate::workflows::{self, WorkflowsError};
+
+/// The runner of a deployment: DynamoDB, SES and HTTPS webhooks signed with SSM secrets.
+pub type AwsRunner = Runner<'static, DynamoDbStore, SesMailer, HttpWebhookCaller<SsmSecrets>>;
+
+/// How long a secure parameter (the signing key, Shopify's secrets) is kept once read.
+pub const PARAMETER_TTL: Duration = Duration::from_secs(300);
+
+/// Why a function refuses to start. Names settings and parameters, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The environment is incomplete or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The built-in workflows could not be loaded.
+    #[error(transparent)]
+    Workflows(#[from] WorkflowsError),
+    /// The signing key could not be read.
+    #[error(transparent)]
+    Parameter(#[from] ParameterError),
+    /// The signing key is missing, too short, or the public development key.
+    #[error(
+        "the unsubscribe signing key in the SSM parameter {parameter} {problem}; store at least {MIN_SIGNING_KEY_BYTES} random bytes there (e.g. `openssl rand -base64 32`) as a SecureString"
+    )]
+    SigningKey {
+        /// The parameter.
+        parameter: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// Marketing workflows need an unsubscribe URL and none is known.
+    #[error(
+        "marketing workflows need an unsubscribe URL: set `unsubscribe_url` in settings.yaml or NUDGE_UNSUBSCRIBE_URL (the template sets it to the unsubscribe function's URL)"
+    )]
+    NoUnsubscribeUrl,
+    /// The webhook caller could not be built.
+    #[error(transparent)]
+    Webhooks(#[from] WebhookSetupError),
+}
+
+/// Everything a function keeps between invocations.
+#[derive(Debug)]
+pub struct App {
+    /// The deployment's settings.
+    pub config: Config,
+    /// The engine on the built-in workflows (kept for the life of the process).
+    pub engine: &'static Engine<'static>,
+    /// The signer of unsubscribe links.
+    pub signer: &'static Signer,
+    /// The AWS clients.
+    pub clients: Clients,
+    /// The store.
+    pub store: DynamoDbStore,
+    /// The mailer.
+    pub mailer: SesMailer,
+    /// The webhook caller.
+    pub webhooks: HttpWebhookCaller<SsmSecrets>,
+}
+
+impl App {
+    /// Builds everything from the environment: the settings, the clients, the signing key
+    /// (from SSM: the one request made here), the workflows and the engine.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let config = Config::from_env()?;
+        let clients = Clients::from_env(None).await;
+        let key = clients
+            .parameter(config.signing_key_parameter.clone(), PARAMETER_TTL)
+            .get()
+            .await?;
+        let signer = signer(&config.signing_key_parameter, key.as_ref().map(|k| k.expose()))?;
+        let scratch = std::env::temp_dir().join(format!("nudge-workflows-{}", std::process::id()));
+        let project = workflows::load(&scratch)?;
+        Self::new(config, clients, signer, project)
+    }
+
+    /// Builds the app from its parts (tests build theirs without SSM).
+    pub fn new(
+        config: Config,
+        clients: Clients,
+        signer: Signer,
+        mut project: Project,
+    ) -> Result<Self, InitError> {
+        if project.settings.unsubscribe_url.is_none() {
+            project.settings.unsubscribe_url = config.unsubscribe_url.clone();
+        }
+        let marketing = project
+            .workflows
+            .iter()
+            .any(|w| w.category == Category::Marketing);
+        if marketing && project.settings.unsubscribe_url.is_none() {
+            return Err(InitError::NoUnsubscribeUrl);
+        }
+        // The engine borrows the project and the signer for the life of the process.
+        let project: &'static Project = Box::leak(Box::new(project));
+        let signer: &'static Signer = Box::leak(Box::new(signer));
+        let engine: &'static Engine<'static> = Box::leak(Box::new(Engine::new(project, signer)));
+        let store = clients.store(&config.table);
+        let mailer = clients.mailer(config.configuration_set.clone());
+        let webhooks = HttpWebhookCaller::new(
+            clients.webhook_secrets(&config.stack),
+            WebhookSettings::default(),
+        )?;
+        Ok(App {
+            config,
+            engine,
+            signer,
+            clients,
+            store,
+            mailer,
+            webhooks,
+        })
+    }
+
+    /// A runner on this app's store, mailer and webhook caller, delivering each commit's sends
+    /// right after it.
+    pub fn runner(&self) -> AwsRunner {
+        Runner::new(self.engine, self.store.clone(), Some(self.mailer.clone()))
+            .with_webhooks(self.webhooks.clone())
+    }
+
+    /// Opens the connection to DynamoDB (TLS included) with one small read, so that the first
+    /// invocation does not pay for it. A failure is only logged: the invocation retries.
+    pub async fn warm_up(&self) {
+        if let Err(e) = self.store.get_meta("warm-up").await {
+            tracing::warn!(error = %e, "warming up the DynamoDB connection failed");
+        }
+    }
+
+    /// The wall clock, the runner's clock on AWS.
+    pub fn now() -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// The signer for the key read from `parameter`, refusing a missing, short or public key.
+pub fn signer(parameter: &str, key: Option<&[u8]>) -> Result<Signer, InitError> {
+    let problem = match key {
+        None => "is missing",
+        Some(k) if k == DEVELOPMENT_KEY => "is the public development key",
+        Some(k) if k.len() < MIN_SIGNING_KEY_BYTES => "is too short",
+        Some(k) => return Ok(Signer::new(k)),
+    };
+    Err(InitError::SigningKey {
+        parameter: parameter.to_owned(),
+        problem,
+    })
+}
+
+/// Logs as JSON lines (CloudWatch reads them), at `RUST_LOG`'s level or `info`, without
+/// colours. Call once, first thing in `main`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_current_span(false)
+        .without_time()
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_development_key_a_short_key_and_no_key_are_refused() {
+        for (key, problem) in [
+            (None, "is missing"),
+            (Some(DEVELOPMENT_KEY), "is the public development key"),
+            (Some(&b"short"[..]), "is too short"),
+        ] {
+            let e = signer("/shop/signing-key", key).unwrap_err();
+            assert!(matches!(e, InitError::SigningKey { problem: p, .. } if p == problem));
+        }
+        assert!(signer("/p", Some(&[7u8; 32])).is_ok());
+    }
+}

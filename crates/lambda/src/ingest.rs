@@ -1,0 +1,170 @@
+//! The `ingest` function: store events from an EventBridge bus, and Shopify's own EventBridge
+//! deliveries (a partner event source), applied through the runner.
+//!
+//! Delivery path (docs/ARCHITECTURE.md, "Ingest"): EventBridge invokes the function
+//! asynchronously, one event per invocation. Events of one customer may run concurrently and
+//! out of order; the store's conditional commit serialises them (a loser reloads and applies
+//! again), the processed-id check drops duplicates, and the runner's `now` rule keeps a late
+//! event from moving a customer's clock back. Failures:
+//! - an input that can never apply (malformed, a missing customer id, a state over the limit)
+//!   is kept as a dead letter in the store and the invocation succeeds: a poison event never
+//!   blocks or delays another;
+//! - a failure of the store itself (throttled, unavailable) fails the invocation: Lambda's
+//!   asynchronous retries try it again, and what still fails lands in the on-failure
+//!   destination (an SQS dead-letter queue).
+
+use chrono::{DateTime, Utc};
+use nudge_core::event::{StoreEvent, parse_event};
+use nudge_core::runner::{Applied, RunnerError};
+use nudge_core::store::{DeadLetter, Store, StoreError};
+use serde_json::value::RawValue;
+
+use crate::app::App;
+use crate::shopify;
+
+/// What one input did: the function's answer and its log line. Names no customer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Handled {
+    /// Applied: this many actions happened, this many sends were delivered.
+    Applied {
+        /// The event id.
+        event_id: String,
+        /// Actions the engine took.
+        actions: usize,
+        /// Sends delivered after the commit.
+        deliveries: usize,
+    },
+    /// The event id was processed before.
+    Duplicate {
+        /// The event id.
+        event_id: String,
+    },
+    /// Rejected for good: kept as the dead letter `dead_letter`.
+    DeadLettered {
+        /// The event id, when readable.
+        event_id: Option<String>,
+        /// The dead letter's id.
+        dead_letter: String,
+        /// Why.
+        reason: String,
+    },
+    /// Valid but of no use (a Shopify delivery Nudge does not act on): counted, not kept.
+    Ignored {
+        /// The event id, when readable.
+        event_id: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// Kept for later (a Shopify fulfillment of an order not seen yet).
+    Parked {
+        /// The event id.
+        event_id: String,
+    },
+    /// A customer's data was erased (Shopify's `customers/redact`).
+    Erased {
+        /// The event id.
+        event_id: String,
+    },
+}
+
+/// A failure worth a retry: the store could not be reached or kept refusing. The invocation
+/// fails, and Lambda retries it.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The runner failed (not because of the input).
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+}
+
+/// Handles one EventBridge event as delivered (the raw JSON, so that a repeated key or a
+/// malformed body is seen as such): a Shopify partner event goes to [`shopify`], any other is a
+/// store event in the canonical shape.
+pub async fn handle(app: &App, raw: &RawValue, now: DateTime<Utc>) -> Result<Handled, HandlerError> {
+    let text = raw.get();
+    if let Some(delivery) = shopify::partner_delivery(text) {
+        return shopify::handle_eventbridge(app, delivery, text, now).await;
+    }
+    match parse_event(text) {
+        Ok(event) => apply(app, &event, now).await,
+        Err(e) => {
+            let event_id = e.event_id().map(str::to_owned);
+            dead_letter(app, "eventbridge", event_id, e.to_string(), text, now).await
+        }
+    }
+}
+
+/// Applies one canonical event through the runner: a failure of the input's own is a dead
+/// letter; a failure of the store is an error (retried).
+pub async fn apply(app: &App, event: &StoreEvent, now: DateTime<Utc>) -> Result<Handled, HandlerError> {
+    match app.runner().event(event, now).await {
+        Ok(Applied::Done {
+            actions,
+            deliveries,
+            ..
+        }) => Ok(Handled::Applied {
+            event_id: event.id.clone(),
+            actions: actions.len(),
+            deliveries: deliveries.len(),
+        }),
+        Ok(Applied::Duplicate { .. }) => Ok(Handled::Duplicate {
+            event_id: event.id.clone(),
+        }),
+        Err(e) if e.customer().is_some() => {
+            let body = serde_json::json!({
+                "id": event.id,
+                "detail-type": event.event_type,
+                "time": event.time,
+                "source": event.source,
+                "detail": &*event.detail,
+            })
+            .to_string();
+            dead_letter(app, "eventbridge", Some(event.id.clone()), e.to_string(), &body, now).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Keeps a rejected input as a dead letter (the store's; `nudge dead-letters` lists them).
+pub async fn dead_letter(
+    app: &App,
+    source: &str,
+    event_id: Option<String>,
+    reason: String,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Handled, HandlerError> {
+    let letter = DeadLetter {
+        id: String::new(),
+        event_id: event_id.clone(),
+        source: source.to_owned(),
+        reason: reason.clone(),
+        body: body.to_owned(),
+        received_at: now,
+    };
+    let dead_letter = app.store.record_dead_letter(&letter).await?;
+    tracing::warn!(source, event_id = event_id.as_deref(), dead_letter, reason, "input rejected");
+    Ok(Handled::DeadLettered {
+        event_id,
+        dead_letter,
+        reason,
+    })
+}
+
+/// The error Lambda records for a failed invocation: the kind and the message (which names no
+/// customer data: store and runner errors never quote keys or values).
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match &e {
+            HandlerError::Store(_) => "nudge::StoreError",
+            HandlerError::Runner(_) => "nudge::RunnerError",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
