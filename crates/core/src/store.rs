@@ -481,6 +481,102 @@ impl StoreError {
     }
 }
 
+/// A mail feedback kind counted per workflow step ([`Store::record_feedback`]): what SES
+/// reports about a sent email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackKind {
+    /// The receiving server accepted it.
+    Delivered,
+    /// It was opened (each open event counts).
+    Opened,
+    /// A link in it was clicked (each click event counts).
+    Clicked,
+    /// It bounced for good.
+    Bounced,
+    /// The recipient marked it as spam.
+    Complained,
+    /// The recipient unsubscribed from it.
+    Unsubscribed,
+}
+
+impl FeedbackKind {
+    /// Every kind, in this order.
+    pub const ALL: [FeedbackKind; 6] = [
+        FeedbackKind::Delivered,
+        FeedbackKind::Opened,
+        FeedbackKind::Clicked,
+        FeedbackKind::Bounced,
+        FeedbackKind::Complained,
+        FeedbackKind::Unsubscribed,
+    ];
+
+    /// Its name: `delivered`, `opened`, `clicked`, `bounced`, `complained`, `unsubscribed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackKind::Delivered => "delivered",
+            FeedbackKind::Opened => "opened",
+            FeedbackKind::Clicked => "clicked",
+            FeedbackKind::Bounced => "bounced",
+            FeedbackKind::Complained => "complained",
+            FeedbackKind::Unsubscribed => "unsubscribed",
+        }
+    }
+}
+
+/// One feedback event to count ([`Store::record_feedback`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feedback<'a> {
+    /// The feedback event's own id (SES's event, as EventBridge names it): counted once.
+    pub event_id: &'a str,
+    /// The workflow of the email it is about.
+    pub workflow: &'a str,
+    /// The `send_email` step of the email it is about.
+    pub step: &'a str,
+    /// What happened.
+    pub kind: FeedbackKind,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+/// A count of one feedback kind for one workflow step ([`Store::feedback_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FeedbackCount {
+    /// The workflow.
+    pub workflow: String,
+    /// The step.
+    pub step: String,
+    /// The kind.
+    pub kind: FeedbackKind,
+    /// How many distinct feedback events of this kind were counted.
+    pub count: u64,
+}
+
+/// An input kept aside until an order is seen ([`Store::park`]): Shopify's fulfillment of an
+/// order the store has not linked to a customer yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    /// The order it waits for.
+    pub order_id: String,
+    /// Its event id (unique per order: parking the same id twice keeps one).
+    pub event_id: String,
+    /// The input as received.
+    pub body: String,
+    /// After this it is dropped (never returned again).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What [`Store::erase_customer`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Erased {
+    /// Whether a state (with its timer) was removed.
+    pub state: bool,
+    /// Send-log entries removed.
+    pub sends: usize,
+    /// Order links to the customer removed.
+    pub orders: usize,
+}
+
 /// Persistence for the runner: customers (state, version, timer), processed event ids, the
 /// send log, dead letters and a little metadata.
 ///
@@ -634,6 +730,62 @@ pub trait Store: Send + Sync {
         key: &str,
         value: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Counts one feedback event for its workflow step, once: returns `false` and changes
+    /// nothing when `feedback.event_id` was counted before (EventBridge delivers at least
+    /// once). The id is remembered at least 35 days (the processed-event window).
+    fn record_feedback(
+        &self,
+        feedback: &Feedback<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = feedback;
+        async { Err(StoreError::InvalidRequest("record_feedback: not implemented yet".into())) }
+    }
+
+    /// Every feedback count, ordered by workflow, step and kind (kinds never counted are
+    /// absent).
+    fn feedback_counts(&self) -> impl Future<Output = Result<Vec<FeedbackCount>, StoreError>> + Send {
+        async { Err(StoreError::InvalidRequest("feedback_counts: not implemented yet".into())) }
+    }
+
+    /// Keeps `parked` until its order is seen or it expires. Parking an (order, event id)
+    /// already parked keeps the first.
+    fn park(&self, parked: &Parked) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = parked;
+        async { Err(StoreError::InvalidRequest("park: not implemented yet".into())) }
+    }
+
+    /// The inputs parked for `order_id` that have not expired by `now`, ordered by event id.
+    fn parked(
+        &self,
+        order_id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send {
+        let _ = (order_id, now);
+        async { Err(StoreError::InvalidRequest("parked: not implemented yet".into())) }
+    }
+
+    /// Removes the parked input (`order_id`, `event_id`) once applied; removing one that is
+    /// not there is not an error.
+    fn unpark(
+        &self,
+        order_id: &str,
+        event_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (order_id, event_id);
+        async { Err(StoreError::InvalidRequest("unpark: not implemented yet".into())) }
+    }
+
+    /// Erases what is kept about `customer_id`: the state and its timer, the send log (with
+    /// the messages, which hold the address) and the links of orders to them. Processed event
+    /// ids (which hold no customer data) stay, so a redelivered old event is still a duplicate.
+    fn erase_customer(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Erased, StoreError>> + Send {
+        let _ = customer_id;
+        async { Err(StoreError::InvalidRequest("erase_customer: not implemented yet".into())) }
+    }
 
     /// Makes everything written so far durable (SQLite: commits the open batch). Safe to call
     /// at any time and repeatedly.
