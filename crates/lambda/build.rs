@@ -15,7 +15,10 @@ fn main() {
         _ => manifest.join("../../workflows"),
     };
     let dir = std::fs::canonicalize(&dir).unwrap_or_else(|e| {
-        fail(&format!("cannot read the workflows folder {}: {e}", dir.display()))
+        fail(&format!(
+            "cannot read the workflows folder {}: {e}",
+            dir.display()
+        ))
     });
 
     let report = nudge_core::workflow::load(&dir)
@@ -44,12 +47,18 @@ fn main() {
     );
     for (rel, path) in &files {
         println!("cargo:rerun-if-changed={}", path.display());
-        writeln!(out, "    ({rel:?}, include_bytes!({:?})),", path.display().to_string())
-            .expect("writing to a string");
+        writeln!(
+            out,
+            "    ({rel:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("writing to a string");
     }
     out.push_str("];\n");
-    let target = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it")).join("workflows.rs");
-    std::fs::write(&target, out).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", target.display())));
+    let target =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it")).join("workflows.rs");
+    std::fs::write(&target, out)
+        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", target.display())));
 }
 
 /// Every regular file under `dir`, with its path relative to `root`.
@@ -59,13 +68,19 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
     for entry in entries {
         let entry = entry.unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", dir.display())));
         let path = entry.path();
-        let kind = entry.file_type().unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
+        let kind = entry
+            .file_type()
+            .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
         if kind.is_dir() {
             println!("cargo:rerun-if-changed={}", path.display());
             collect(root, &path, out);
         } else if kind.is_file() {
             let rel = path.strip_prefix(root).expect("under the root");
-            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
             out.push((rel, path));
         }
     }

@@ -40,6 +40,17 @@ impl Clients {
         }
     }
 
+    /// Creates table `table` with its index and TTL ([`create_table`](crate::create_table)),
+    /// waiting at most `wait` for it to become active: for tests and local set-ups (the SAM
+    /// template creates a deployment's).
+    pub async fn create_table(
+        &self,
+        table: &str,
+        wait: Duration,
+    ) -> Result<(), nudge_core::store::StoreError> {
+        crate::create_table(&self.dynamodb, table, wait).await
+    }
+
     /// The store on table `table`.
     pub fn store(&self, table: &str) -> DynamoDbStore {
         DynamoDbStore::new(self.dynamodb.clone(), table)

@@ -25,9 +25,9 @@ mod webhook;
 mod webhook_secrets;
 
 // Entry points for the fuzz targets (fuzz/) and tests only, not part of the API.
+pub use deploy::{Clients, ParameterError, SecureParameter};
 #[doc(hidden)]
 pub use dynamo::fuzzing;
-pub use deploy::{Clients, ParameterError, SecureParameter};
 pub use dynamo::{
     DynamoDbStore, MAX_CUSTOMER_ID_BYTES, MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS, OperationCount,
     PROCESSED_EVENT_TTL, RequestMeter, SEND_LOG_TTL, create_table, dynamodb_client,

@@ -18,6 +18,8 @@ use nudge_core::store::{SendKind, SendRecord};
 
 mod moto;
 
+use nudge_testkit::moto::{raw_messages, verify_sender};
+
 /// moto's state is one per server: one moto test at a time.
 static MOTO: Mutex<()> = Mutex::new(());
 
@@ -87,40 +89,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a runtime")
-}
-
-/// Verifies `address` with the SES v1 query API, as moto needs before it sends from it. moto
-/// routes an unsigned request by the service named in the `Authorization` header.
-fn verify_sender(endpoint: &str, address: &str) {
-    let body = format!(
-        "Action=VerifyEmailIdentity&Version=2010-12-01&EmailAddress={}",
-        address.replace('@', "%40")
-    );
-    let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ses/aws4_request, \
-                SignedHeaders=host, Signature=0";
-    let headers = [
-        ("Content-Type", "application/x-www-form-urlencoded"),
-        ("Authorization", auth),
-    ];
-    let (status, answer) = moto::http(endpoint, "POST", "/", &headers, &body);
-    assert_eq!(status, 200, "VerifyEmailIdentity: {answer}");
-}
-
-/// The raw messages moto's SES holds, as (message id, raw data).
-fn raw_messages(endpoint: &str) -> Vec<(String, String)> {
-    let (status, body) = moto::http(endpoint, "GET", "/moto-api/data.json", &[], "");
-    assert_eq!(status, 200, "data.json: {body}");
-    let data: serde_json::Value = serde_json::from_str(&body).expect("data.json is JSON");
-    let messages = data["ses"]["RawMessage"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no ses.RawMessage in data.json: {body}"));
-    messages
-        .iter()
-        .map(|m| {
-            let text = |field: &str| m[field].as_str().expect(field).to_owned();
-            (text("id"), text("raw_data"))
-        })
-        .collect()
 }
 
 /// `email` as the runner logs it, its message `mime`.

@@ -483,7 +483,9 @@ impl StoreError {
 
 /// A mail feedback kind counted per workflow step ([`Store::record_feedback`]): what SES
 /// reports about a sent email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackKind {
     /// The receiving server accepted it.
@@ -739,20 +741,34 @@ pub trait Store: Send + Sync {
         feedback: &Feedback<'_>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let _ = feedback;
-        async { Err(StoreError::InvalidRequest("record_feedback: not implemented yet".into())) }
+        async {
+            Err(StoreError::InvalidRequest(
+                "record_feedback: not implemented yet".into(),
+            ))
+        }
     }
 
     /// Every feedback count, ordered by workflow, step and kind (kinds never counted are
     /// absent).
-    fn feedback_counts(&self) -> impl Future<Output = Result<Vec<FeedbackCount>, StoreError>> + Send {
-        async { Err(StoreError::InvalidRequest("feedback_counts: not implemented yet".into())) }
+    fn feedback_counts(
+        &self,
+    ) -> impl Future<Output = Result<Vec<FeedbackCount>, StoreError>> + Send {
+        async {
+            Err(StoreError::InvalidRequest(
+                "feedback_counts: not implemented yet".into(),
+            ))
+        }
     }
 
     /// Keeps `parked` until its order is seen or it expires. Parking an (order, event id)
     /// already parked keeps the first.
     fn park(&self, parked: &Parked) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = parked;
-        async { Err(StoreError::InvalidRequest("park: not implemented yet".into())) }
+        async {
+            Err(StoreError::InvalidRequest(
+                "park: not implemented yet".into(),
+            ))
+        }
     }
 
     /// The inputs parked for `order_id` that have not expired by `now`, ordered by event id.
@@ -762,7 +778,11 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send {
         let _ = (order_id, now);
-        async { Err(StoreError::InvalidRequest("parked: not implemented yet".into())) }
+        async {
+            Err(StoreError::InvalidRequest(
+                "parked: not implemented yet".into(),
+            ))
+        }
     }
 
     /// Removes the parked input (`order_id`, `event_id`) once applied; removing one that is
@@ -773,7 +793,11 @@ pub trait Store: Send + Sync {
         event_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = (order_id, event_id);
-        async { Err(StoreError::InvalidRequest("unpark: not implemented yet".into())) }
+        async {
+            Err(StoreError::InvalidRequest(
+                "unpark: not implemented yet".into(),
+            ))
+        }
     }
 
     /// Erases what is kept about `customer_id`: the state and its timer, the send log (with
@@ -784,7 +808,11 @@ pub trait Store: Send + Sync {
         customer_id: &str,
     ) -> impl Future<Output = Result<Erased, StoreError>> + Send {
         let _ = customer_id;
-        async { Err(StoreError::InvalidRequest("erase_customer: not implemented yet".into())) }
+        async {
+            Err(StoreError::InvalidRequest(
+                "erase_customer: not implemented yet".into(),
+            ))
+        }
     }
 
     /// Makes everything written so far durable (SQLite: commits the open batch). Safe to call

@@ -86,7 +86,10 @@ impl App {
             .parameter(config.signing_key_parameter.clone(), PARAMETER_TTL)
             .get()
             .await?;
-        let signer = signer(&config.signing_key_parameter, key.as_ref().map(|k| k.expose()))?;
+        let signer = signer(
+            &config.signing_key_parameter,
+            key.as_ref().map(|k| k.expose()),
+        )?;
         let scratch = std::env::temp_dir().join(format!("nudge-workflows-{}", std::process::id()));
         let project = workflows::load(&scratch)?;
         Self::new(config, clients, signer, project)

@@ -54,8 +54,8 @@ impl Config {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let table = var("NUDGE_TABLE").ok_or(ConfigError::Missing("NUDGE_TABLE"))?;
         let stack = var("NUDGE_STACK").unwrap_or_else(|| "nudge".to_owned());
-        let signing_key_parameter = var("NUDGE_SIGNING_KEY_PARAMETER")
-            .unwrap_or_else(|| format!("/{stack}/signing-key"));
+        let signing_key_parameter =
+            var("NUDGE_SIGNING_KEY_PARAMETER").unwrap_or_else(|| format!("/{stack}/signing-key"));
         let unsubscribe_url = var("NUDGE_UNSUBSCRIBE_URL")
             .map(|u| {
                 url::Url::parse(&u).map_err(|e| ConfigError::Invalid {
@@ -66,17 +66,23 @@ impl Config {
             .transpose()?;
         let ses_rate = match var("NUDGE_SES_RATE") {
             None => 14,
-            Some(v) => v.parse().ok().filter(|r| *r > 0).ok_or(ConfigError::Invalid {
-                name: "NUDGE_SES_RATE",
-                reason: "expected a whole number of emails per second, at least 1".into(),
-            })?,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|r| *r > 0)
+                .ok_or(ConfigError::Invalid {
+                    name: "NUDGE_SES_RATE",
+                    reason: "expected a whole number of emails per second, at least 1".into(),
+                })?,
         };
         let time_budget = var("NUDGE_TIME_BUDGET_MS")
             .map(|v| {
-                v.parse().map(Duration::from_millis).map_err(|_| ConfigError::Invalid {
-                    name: "NUDGE_TIME_BUDGET_MS",
-                    reason: "expected a whole number of milliseconds".into(),
-                })
+                v.parse()
+                    .map(Duration::from_millis)
+                    .map_err(|_| ConfigError::Invalid {
+                        name: "NUDGE_TIME_BUDGET_MS",
+                        reason: "expected a whole number of milliseconds".into(),
+                    })
             })
             .transpose()?;
         Ok(Config {
@@ -97,14 +103,17 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
     #[test]
     fn defaults_follow_the_stack() {
-        let c = Config::from_lookup(lookup(&[("NUDGE_TABLE", "t"), ("NUDGE_STACK", "shop")])).unwrap();
+        let c =
+            Config::from_lookup(lookup(&[("NUDGE_TABLE", "t"), ("NUDGE_STACK", "shop")])).unwrap();
         assert_eq!(c.signing_key_parameter, "/shop/signing-key");
         assert_eq!(c.ses_rate, 14);
         assert!(c.unsubscribe_url.is_none() && c.time_budget.is_none());
@@ -113,9 +122,15 @@ mod tests {
     #[test]
     fn a_missing_table_or_a_bad_rate_is_named() {
         let e = Config::from_lookup(lookup(&[])).unwrap_err();
-        assert_eq!(e.to_string(), "NUDGE_TABLE is not set (the SAM template sets it)");
+        assert_eq!(
+            e.to_string(),
+            "NUDGE_TABLE is not set (the SAM template sets it)"
+        );
         let e = Config::from_lookup(lookup(&[("NUDGE_TABLE", "t"), ("NUDGE_SES_RATE", "0")]))
             .unwrap_err();
-        assert!(e.to_string().starts_with("NUDGE_SES_RATE is not usable"), "{e}");
+        assert!(
+            e.to_string().starts_with("NUDGE_SES_RATE is not usable"),
+            "{e}"
+        );
     }
 }

@@ -28,7 +28,11 @@ pub fn header<'r>(request: &'r LambdaFunctionUrlRequest, name: &str) -> Option<&
 }
 
 /// A response of `status` with `content_type` and `body`.
-pub fn response(status: i64, content_type: &str, body: impl Into<String>) -> LambdaFunctionUrlResponse {
+pub fn response(
+    status: i64,
+    content_type: &str,
+    body: impl Into<String>,
+) -> LambdaFunctionUrlResponse {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         http::header::CONTENT_TYPE,

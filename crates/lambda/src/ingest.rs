@@ -83,7 +83,11 @@ pub enum HandlerError {
 /// Handles one EventBridge event as delivered (the raw JSON, so that a repeated key or a
 /// malformed body is seen as such): a Shopify partner event goes to [`shopify`], any other is a
 /// store event in the canonical shape.
-pub async fn handle(app: &App, raw: &RawValue, now: DateTime<Utc>) -> Result<Handled, HandlerError> {
+pub async fn handle(
+    app: &App,
+    raw: &RawValue,
+    now: DateTime<Utc>,
+) -> Result<Handled, HandlerError> {
     let text = raw.get();
     if let Some(delivery) = shopify::partner_delivery(text) {
         return shopify::handle_eventbridge(app, delivery, text, now).await;
@@ -99,7 +103,11 @@ pub async fn handle(app: &App, raw: &RawValue, now: DateTime<Utc>) -> Result<Han
 
 /// Applies one canonical event through the runner: a failure of the input's own is a dead
 /// letter; a failure of the store is an error (retried).
-pub async fn apply(app: &App, event: &StoreEvent, now: DateTime<Utc>) -> Result<Handled, HandlerError> {
+pub async fn apply(
+    app: &App,
+    event: &StoreEvent,
+    now: DateTime<Utc>,
+) -> Result<Handled, HandlerError> {
     match app.runner().event(event, now).await {
         Ok(Applied::Done {
             actions,
@@ -122,7 +130,15 @@ pub async fn apply(app: &App, event: &StoreEvent, now: DateTime<Utc>) -> Result<
                 "detail": &*event.detail,
             })
             .to_string();
-            dead_letter(app, "eventbridge", Some(event.id.clone()), e.to_string(), &body, now).await
+            dead_letter(
+                app,
+                "eventbridge",
+                Some(event.id.clone()),
+                e.to_string(),
+                &body,
+                now,
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }
@@ -146,7 +162,13 @@ pub async fn dead_letter(
         received_at: now,
     };
     let dead_letter = app.store.record_dead_letter(&letter).await?;
-    tracing::warn!(source, event_id = event_id.as_deref(), dead_letter, reason, "input rejected");
+    tracing::warn!(
+        source,
+        event_id = event_id.as_deref(),
+        dead_letter,
+        reason,
+        "input rejected"
+    );
     Ok(Handled::DeadLettered {
         event_id,
         dead_letter,

@@ -65,7 +65,10 @@ mod tests {
         let names: Vec<&str> = files().iter().map(|(n, _)| *n).collect();
         assert!(names.contains(&"settings.yaml"), "{names:?}");
         assert!(names.contains(&"welcome-series.yaml"), "{names:?}");
-        assert!(names.iter().any(|n| n.starts_with("templates/")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with("templates/")),
+            "{names:?}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let project = load(dir.path()).unwrap();
         assert!(project.workflows.iter().any(|w| w.id == "welcome-series"));

@@ -1,7 +1,9 @@
 //! Test support for Nudge: [`contract`], the suite every `Store` implementation must pass, and
-//! [`guarantee`], the send guarantee under crashes at every point, on any `Store`.
+//! [`guarantee`], the send guarantee under crashes at every point, on any `Store`;
+//! and [`moto`], raw access to the AWS emulator the moto-backed tests run against.
 
 #![warn(missing_docs)]
 
 pub mod contract;
 pub mod guarantee;
+pub mod moto;

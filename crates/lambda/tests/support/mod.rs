@@ -1,0 +1,81 @@
+//! What nudge-lambda's moto-backed test binaries share: an [`App`] on moto (a fresh table per
+//! test, the SES sender verified, a test signing key), built exactly as a function's cold start
+//! builds it, from the environment scripts/test sets for these binaries (`AWS_ENDPOINT_URL`,
+//! fake credentials, a region). Without `NUDGE_MOTO_ENDPOINT` the tests say they are skipped:
+//! a plain `cargo test` needs no server; scripts/test always sets it.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use nudge_aws::Clients;
+use nudge_core::links::Signer;
+use nudge_lambda::{App, Config};
+
+#[allow(unused_imports)]
+pub use nudge_testkit::moto::{endpoint, http, raw_messages, reset, verify_sender};
+
+/// The signing key of the tests' deployments (32 bytes or more, not the development key).
+pub const TEST_SIGNING_KEY: &[u8] = b"nudge-lambda-tests-signing-key-0123456789";
+
+/// The shipped workflows' sender.
+pub const SENDER: &str = "hello@shop.example.com";
+
+/// moto's endpoint, when the test runs against it (see the module documentation).
+pub fn moto(test: &str) -> Option<String> {
+    let endpoint = endpoint(test)?;
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "NUDGE_MOTO_ENDPOINT is set but AWS_ENDPOINT_URL is not: the functions' clients would not reach moto"
+    );
+    Some(endpoint)
+}
+
+/// A table name no other test of this process uses.
+pub fn fresh_table(test: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// An app on moto at `endpoint` with the workflows under `workflows` (the shipped ones when
+/// `None`), on a table of its own, the sender verified; `configure` adjusts the settings.
+pub async fn app(
+    endpoint: &str,
+    test: &str,
+    workflows: Option<&Path>,
+    configure: impl FnOnce(&mut Config),
+) -> App {
+    let table = fresh_table(test);
+    let clients = Clients::from_env(None).await;
+    clients
+        .create_table(&table, Duration::from_secs(10))
+        .await
+        .expect("the table is created on moto");
+    verify_sender(endpoint, SENDER);
+    let mut config = Config::from_lookup(|name| match name {
+        "NUDGE_TABLE" => Some(table.clone()),
+        "NUDGE_STACK" => Some("nudge-test".to_owned()),
+        "NUDGE_UNSUBSCRIBE_URL" => Some("https://unsubscribe.example.com/".to_owned()),
+        _ => None,
+    })
+    .expect("the test configuration is valid");
+    configure(&mut config);
+    let project = match workflows {
+        Some(dir) => {
+            let report = nudge_core::workflow::load(dir).expect("the workflows are readable");
+            report.project.unwrap_or_else(|| {
+                panic!("the test workflows have errors: {:?}", report.diagnostics)
+            })
+        }
+        None => {
+            let scratch = tempfile::tempdir().expect("a scratch folder");
+            nudge_lambda::workflows::load(scratch.path()).expect("the built-in workflows load")
+        }
+    };
+    App::new(config, clients, Signer::new(TEST_SIGNING_KEY), project).expect("the app is built")
+}
