@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendEntry, SendPage,
-    SendRecord, Settle, Store, StoreError, all_due,
+    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased, Feedback,
+    FeedbackCount, Parked, SendEntry, SendPage, SendRecord, Settle, Store, StoreError, all_due,
 };
 use nudge_local::SqliteStore;
 use nudge_testkit::contract;
@@ -341,6 +341,30 @@ impl Store for Faulty {
             Fault::MetaNotOverwritten if self.inner.get_meta(key).await?.is_some() => Ok(()),
             _ => self.inner.set_meta(key, value).await,
         }
+    }
+
+    async fn record_feedback(&self, feedback: &Feedback<'_>) -> Result<bool, StoreError> {
+        self.inner.record_feedback(feedback).await
+    }
+
+    async fn feedback_counts(&self) -> Result<Vec<FeedbackCount>, StoreError> {
+        self.inner.feedback_counts().await
+    }
+
+    async fn park(&self, parked: &Parked) -> Result<(), StoreError> {
+        self.inner.park(parked).await
+    }
+
+    async fn parked(&self, order_id: &str, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+        self.inner.parked(order_id, now).await
+    }
+
+    async fn unpark(&self, order_id: &str, event_id: &str) -> Result<(), StoreError> {
+        self.inner.unpark(order_id, event_id).await
+    }
+
+    async fn erase_customer(&self, customer_id: &str) -> Result<Erased, StoreError> {
+        self.inner.erase_customer(customer_id).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

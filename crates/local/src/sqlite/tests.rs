@@ -341,7 +341,10 @@ fn a_version_1_file_is_migrated_and_its_timers_are_found_in_their_shards() {
     let path = dir.path().join("old.db");
     version_1_file(&path);
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(pragma::<i64>(&store, "user_version"), 3);
+    assert_eq!(
+        pragma::<i64>(&store, "user_version"),
+        SqliteStore::SCHEMA_VERSION
+    );
     let t = |ms| from_millis(ms).unwrap();
     for shard in 0..DUE_SHARDS {
         let page = block_on(store.due(shard, t(5000), 10, None)).unwrap();
@@ -379,7 +382,10 @@ fn a_version_1_file_is_migrated_and_its_timers_are_found_in_their_shards() {
     drop(store);
     // Opened again: nothing more to migrate.
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(pragma::<i64>(&store, "user_version"), 3);
+    assert_eq!(
+        pragma::<i64>(&store, "user_version"),
+        SqliteStore::SCHEMA_VERSION
+    );
 }
 
 /// A store file of schema version `version` (1 or 2) whose send log holds one send in each
@@ -413,7 +419,10 @@ fn old_send_logs_are_migrated_to_final_statuses_that_say_why() {
         let path = dir.path().join("old.db");
         old_file_with_sends(&path, version);
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(pragma::<i64>(&store, "user_version"), 3);
+        assert_eq!(
+            pragma::<i64>(&store, "user_version"),
+            SqliteStore::SCHEMA_VERSION
+        );
         let sends = block_on(store.sends("c1")).unwrap();
         let statuses: Vec<_> = sends
             .iter()
