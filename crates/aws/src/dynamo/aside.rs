@@ -17,10 +17,11 @@
 //!   double). A marker already there cancels the transaction (`false`, nothing counted). A
 //!   `TransactionConflict` (another transaction on the same count at the same moment) sends it
 //!   again, up to [`CONFLICT_ATTEMPTS`] times in all with a short random pause, then fails as
-//!   `Unavailable` (retryable). No `ClientRequestToken`: DynamoDB would answer a second
-//!   delivery of the same event within 10 minutes as a success. So when the SDK retries a
-//!   transaction that went through (its answer was lost), the retry finds the marker and the
-//!   call says `false`: counted once, reported as a duplicate.
+//!   `Unavailable` (retryable). The store sets no `ClientRequestToken` of its own (one derived
+//!   from the event would make DynamoDB answer a second delivery within 10 minutes as a
+//!   success): the SDK fills in a random one per call and keeps it across its own retries, so
+//!   a retry of a transaction that went through (its answer lost) is answered as done, and a
+//!   second delivery, a new call, meets the marker.
 //! - `feedback_counts`: one strongly consistent `Query` of the `FEEDBACK` partition per MB
 //!   (thousands of counts a page).
 //! - `park`: one `PutItem` on `attribute_not_exists` (a failed condition is the first kept).
