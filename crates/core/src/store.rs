@@ -585,7 +585,9 @@ pub struct Erased {
 }
 
 /// Persistence for the runner: customers (state, version, timer), processed event ids, the
-/// send log, dead letters and a little metadata.
+/// send log, dead letters and a little metadata; beside them, the lookups of the functions
+/// (orders, suppressions, inputs parked until their order is seen, feedback counts per
+/// workflow step) and the erasure of a customer.
 ///
 /// Every method takes `&self` and returns a `Send` future, so a store can be shared by the
 /// tasks of a multi-threaded runtime. An implementation must pass `nudge_testkit::contract::run_all`.
