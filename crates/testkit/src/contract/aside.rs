@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use nudge_core::store::{
     Commit, CommitOutcome, CustomerRecord, Erased, Feedback, FeedbackCount, FeedbackKind, Parked,
-    Settle, Store, all_due,
+    Settle, Store, StoreError, all_due,
 };
 
 use super::helpers::{
@@ -221,6 +221,12 @@ pub async fn parked_inputs_wait_for_their_order<S: Store>(store: &S) {
         vec![],
         "an order never seen"
     );
+    // An order linked to a customer keeps its link beside its parked inputs.
+    store
+        .link_order("1001", "c-1")
+        .await
+        .unwrap_or_else(|e| panic!("store contract `{CHECK}`: link_order failed: {e}"));
+    ensure_eq!(CHECK, list("1001", at(0)).await, vec![], "a linked order");
     // A body as Shopify sends it: JSON with non-ASCII text.
     let b = parked("1001", "e-b", r#"{"note":"Ayşe's order ✓"}"#, at(100));
     let a = parked("1001", "e-a", "{}", at(10));
@@ -268,6 +274,29 @@ pub async fn parked_inputs_wait_for_their_order<S: Store>(store: &S) {
         list("1002", at(9)).await,
         vec![other],
         "order 1002 after 1001's unpark"
+    );
+    let linked = store
+        .order_customer("1001")
+        .await
+        .unwrap_or_else(|e| panic!("store contract `{CHECK}`: order_customer failed: {e}"));
+    ensure_eq!(
+        CHECK,
+        linked,
+        Some("c-1".to_owned()),
+        "order 1001's customer after parking"
+    );
+    // Parked at once with different bodies: one is kept, whole.
+    let first = parked("1005", "e-1", "{\"writer\":1}", at(100));
+    let second = parked("1005", "e-1", "{\"writer\":2}", at(100));
+    let (a, b) = tokio::join!(store.park(&first), store.park(&second));
+    for result in [a, b] {
+        result.unwrap_or_else(|e| panic!("store contract `{CHECK}`: a racing park failed: {e}"));
+    }
+    let kept = list("1005", at(0)).await;
+    ensure!(
+        CHECK,
+        kept == vec![first.clone()] || kept == vec![second.clone()],
+        "two parks at once of one input kept {kept:?}"
     );
 }
 
@@ -350,6 +379,12 @@ pub async fn erasure_removes_one_customer<S: Store>(store: &S) {
         sends_of(store, CHECK, "c-1").await,
         vec![],
         "c-1's sends"
+    );
+    let claimed = store.claim_send("c-1", "c-1.c", at(5), at(65)).await;
+    ensure!(
+        CHECK,
+        matches!(claimed, Err(StoreError::UnknownSend(_))),
+        "a claim of an erased send: {claimed:?}"
     );
     let timers = all_due(store, far_future(), 10)
         .await
