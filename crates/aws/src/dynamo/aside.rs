@@ -38,8 +38,9 @@
 //!   leaves unprocessed, up to [`BATCH_ATTEMPTS`] times with a growing pause.
 //!
 //! Limits: the counts share one partition, so all counting together is bound by one
-//! partition's 1,000 write units a second (about 250 feedback events a second), far above a
-//! shop's mail volume. An erasure is not atomic: it deletes the order links first and the
+//! partition's 1,000 write units a second: a count's update is 2 of them (a transaction bills
+//! double; the marker is in its own partition), so about 500 feedback events a second, far above
+//! a shop's mail volume; beyond, DynamoDB throttles (`Throttled`, retryable). An erasure is not atomic: it deletes the order links first and the
 //! partition last, so an erasure that fails half-way leaves the reverse items that find the
 //! rest, and running it again finishes it. A commit of the customer racing the erasure may
 //! write again after it (the port says so). Orders linked before the reverse items existed
