@@ -282,3 +282,70 @@ async fn fulfillment(
         event_id: f.event_id,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENTBRIDGE: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/shopify/eventbridge-orders-create.json"
+    ));
+
+    #[test]
+    fn a_partner_event_is_recognised_by_its_source_and_read_like_a_webhook() {
+        let delivery = partner_delivery(EVENTBRIDGE).expect("a Shopify partner event");
+        let (headers, body) = partner_parts(&delivery).unwrap();
+        // Header names are matched whatever their case.
+        assert_eq!(headers.topic.as_deref(), Some("orders/create"));
+        assert_eq!(
+            headers.canonical_id().unwrap(),
+            "shopify:nudge-beans.myshopify.com:orders/create:e0a1f6b2-0002"
+        );
+        match map::map(&headers, &body, Utc::now()) {
+            Mapped::Event(e) => {
+                assert_eq!(e.event_type, "order.placed");
+                assert_eq!(e.customer_id, "706405506930370084");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_events_are_not_partner_deliveries() {
+        for text in [
+            r#"{"id": "1", "source": "store", "detail": {}}"#,
+            r#"{"id": "1", "source": "aws.partner/other.com/x", "detail": {}}"#,
+            r#"{"id": "1", "detail": {}}"#,
+            r#"{"source": 3}"#,
+            "not json",
+            "[]",
+        ] {
+            assert!(partner_delivery(text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_partner_event_without_its_parts_says_which() {
+        let cases = [
+            (r#"{"source": "aws.partner/shopify.com/1/x"}"#, "detail"),
+            (
+                r#"{"source": "aws.partner/shopify.com/1/x", "detail": {"payload": {}}}"#,
+                "detail.metadata",
+            ),
+            (
+                r#"{"source": "aws.partner/shopify.com/1/x", "detail": {"metadata": {}}}"#,
+                "detail.payload",
+            ),
+            (
+                r#"{"source": "aws.partner/shopify.com/1/x", "detail": []}"#,
+                "detail",
+            ),
+        ];
+        for (text, field) in cases {
+            let delivery = partner_delivery(text).expect("routed to Shopify");
+            let reason = partner_parts(&delivery).unwrap_err();
+            assert!(reason.contains(field), "{text}: {reason}");
+        }
+    }
+}

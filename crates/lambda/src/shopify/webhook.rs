@@ -206,3 +206,101 @@ pub fn dead_letter_envelope(headers: &Headers, body: &str, now: DateTime<Utc>) -
 fn reply(status: i64, body: Value) -> LambdaFunctionUrlResponse {
     http::response(status, "application/json", body.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shopify::map::{Mapped, map};
+
+    const TEST_SECRET: &[u8] = b"nudge-test-shopify-secret";
+    const INVOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/shopify");
+
+    fn invocation(name: &str) -> LambdaFunctionUrlRequest {
+        let path = format!("{INVOKE}/invoke/{name}.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The invocations `cargo lambda invoke` plays carry real signatures of their bodies (rerun
+    /// tests/fixtures/shopify/invoke/generate.py when a payload changes) and map as intended.
+    #[test]
+    fn committed_invocations_are_signed_with_the_test_secret() {
+        let expected = [
+            ("customers-create", "customer.created"),
+            ("orders-create", "order.placed"),
+            ("fulfillments-create", "fulfillment"),
+            ("fulfillments-update-delivered", "fulfillment"),
+            ("checkouts-create", "checkout.started"),
+            (
+                "customers-email-marketing-consent-update",
+                "customer.updated",
+            ),
+            ("customers-redact", "redact"),
+        ];
+        let received = chrono::DateTime::UNIX_EPOCH;
+        for (name, outcome) in expected {
+            let request = invocation(name);
+            let body = http::body(&request).unwrap();
+            let signature = http::header(&request, "x-shopify-hmac-sha256");
+            assert!(
+                signature::verify([TEST_SECRET], &body, signature),
+                "{name}: stale signature, run tests/fixtures/shopify/invoke/generate.py"
+            );
+            assert_eq!(
+                signature,
+                Some(signature::sign(TEST_SECRET, &body).as_str())
+            );
+            let headers = Headers::from_lookup(|n| http::header(&request, &n.to_ascii_lowercase()));
+            let text = std::str::from_utf8(&body).unwrap();
+            let got = match map(&headers, text, received) {
+                Mapped::Event(e) => e.event_type,
+                Mapped::Fulfillment(_) => "fulfillment".to_owned(),
+                Mapped::Redact { .. } => "redact".to_owned(),
+                other => format!("{other:?}"),
+            };
+            assert_eq!(got, outcome, "{name}");
+        }
+        let bad = invocation("bad-signature");
+        let body = http::body(&bad).unwrap();
+        assert!(!signature::verify(
+            [TEST_SECRET],
+            &body,
+            http::header(&bad, "x-shopify-hmac-sha256")
+        ));
+    }
+
+    #[test]
+    fn a_dead_letter_envelope_is_a_partner_delivery_with_the_same_headers_and_body() {
+        let headers = Headers {
+            topic: Some("orders/create".to_owned()),
+            shop: Some("s.myshopify.com".to_owned()),
+            event_id: Some("e".to_owned()),
+            webhook_id: None,
+            api_version: Some("2024-10".to_owned()),
+            triggered_at: None,
+        };
+        for body in [r#"{"id": "x"}"#, "not json at all", "[1,2]"] {
+            let kept = dead_letter_envelope(&headers, body, chrono::DateTime::UNIX_EPOCH);
+            let delivery = crate::shopify::partner_delivery(&kept).expect("a partner delivery");
+            let (h, b) = crate::shopify::partner_parts(&delivery).unwrap();
+            assert_eq!(h, headers);
+            let same = match (
+                serde_json::from_str::<Value>(&b),
+                serde_json::from_str::<Value>(body),
+            ) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => b == body,
+            };
+            assert!(same, "{body} came back as {b}");
+        }
+    }
+
+    #[test]
+    fn secret_names_follow_the_stack() {
+        assert_eq!(Secrets::current_name("shop"), "/shop/shopify/secret");
+        assert_eq!(
+            Secrets::previous_name("shop"),
+            "/shop/shopify/previous-secret"
+        );
+    }
+}
