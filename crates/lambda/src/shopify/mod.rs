@@ -79,7 +79,10 @@ pub fn partner_delivery(text: &str) -> Option<PartnerDelivery> {
 pub fn partner_parts(delivery: &PartnerDelivery) -> Result<(Headers, String), String> {
     let detail = delivery.detail.as_ref().ok_or("missing field detail")?;
     let detail: PartnerDetail = serde_json::from_str(detail.get())
-        .map_err(|e| format!("detail: expected an object with metadata and payload ({e})"))?;
+        // serde's message may quote a value: it is not repeated.
+        .map_err(|_| {
+            "detail: expected an object with metadata (an object) and payload".to_owned()
+        })?;
     let metadata = detail.metadata.ok_or("missing field detail.metadata")?;
     let payload = detail.payload.ok_or("missing field detail.payload")?;
     let headers = Headers::from_lookup(|name| {
@@ -341,11 +344,16 @@ mod tests {
                 r#"{"source": "aws.partner/shopify.com/1/x", "detail": []}"#,
                 "detail",
             ),
+            (
+                r#"{"source": "aws.partner/shopify.com/1/x", "detail": {"metadata": "a@example.com", "payload": {}}}"#,
+                "metadata (an object)",
+            ),
         ];
         for (text, field) in cases {
             let delivery = partner_delivery(text).expect("routed to Shopify");
             let reason = partner_parts(&delivery).unwrap_err();
             assert!(reason.contains(field), "{text}: {reason}");
+            assert!(!reason.contains("a@example.com"), "{reason}");
         }
     }
 }
