@@ -3,8 +3,8 @@
 
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use nudge_lambda::shopify::{Secrets, handle_webhook};
 use nudge_lambda::App;
+use nudge_lambda::shopify::{Secrets, handle_webhook};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
