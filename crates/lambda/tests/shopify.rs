@@ -424,3 +424,33 @@ async fn a_shopify_eventbridge_delivery_goes_through_ingest_without_a_signature(
         "{handled:?}"
     );
 }
+
+#[tokio::test]
+async fn past_its_budget_a_delivery_is_answered_503_so_shopify_delivers_it_again() {
+    let Some(endpoint) =
+        support::moto("past_its_budget_a_delivery_is_answered_503_so_shopify_delivers_it_again")
+    else {
+        return;
+    };
+    let app = app(&endpoint, "budget", Some(SECRET), None).await;
+    let body = payload("customers-create.json", "budget");
+    let sig = signature::sign(SECRET.as_bytes(), body.as_bytes());
+    let secrets = Secrets::new(&app);
+    let late = nudge_lambda::shopify::webhook::handle_webhook_within(
+        &app,
+        &secrets,
+        request("customers/create", "ev-budget", &body, &sig),
+        App::now(),
+        std::time::Duration::ZERO,
+    )
+    .await;
+    assert_eq!(late.status_code, 503);
+    // Shopify's redelivery is applied once.
+    let (status, outcome) = deliver(&app, "customers/create", "ev-budget", &body, SECRET).await;
+    assert_eq!(
+        (status, outcome["outcome"].as_str()),
+        (200, Some("applied")),
+        "{outcome}"
+    );
+    assert_eq!(mails_to(&endpoint, &address("budget")).len(), 1);
+}

@@ -90,18 +90,30 @@ impl Secrets {
     }
 }
 
-/// Handles one function URL request from Shopify (see the module documentation).
+/// Handles one function URL request from Shopify (see the module documentation), within
+/// [`RESPONSE_BUDGET`].
 pub async fn handle_webhook(
     app: &App,
     secrets: &Secrets,
     request: LambdaFunctionUrlRequest,
     now: DateTime<Utc>,
 ) -> LambdaFunctionUrlResponse {
-    match tokio::time::timeout(RESPONSE_BUDGET, answer(app, secrets, &request, now)).await {
+    handle_webhook_within(app, secrets, request, now, RESPONSE_BUDGET).await
+}
+
+/// [`handle_webhook`] with another budget: past `budget` the work stops and the answer is 503.
+pub async fn handle_webhook_within(
+    app: &App,
+    secrets: &Secrets,
+    request: LambdaFunctionUrlRequest,
+    now: DateTime<Utc>,
+    budget: Duration,
+) -> LambdaFunctionUrlResponse {
+    match tokio::time::timeout(budget, answer(app, secrets, &request, now)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::error!(
-                budget_ms = RESPONSE_BUDGET.as_millis() as u64,
+                budget_ms = budget.as_millis() as u64,
                 "shopify delivery not finished in time: 503, Shopify delivers it again"
             );
             reply(503, json!({"error": "try again"}))
