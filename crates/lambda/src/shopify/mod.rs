@@ -23,6 +23,19 @@
 //! Every input is idempotent by its event id (`shopify:{shop}:{topic}:{event id}`): a retried or
 //! twice-subscribed delivery has the effect of one. Logs name topics, event ids and reasons,
 //! never a customer id, address or name.
+//!
+//! Limits:
+//! - a fulfillment and its order arriving at the same instant rely on the store reading its own
+//!   writes (the link, the parked item) once they are acknowledged; if neither side saw the
+//!   other, the fulfillment would wait in vain and be dropped after 7 days;
+//! - fulfillments are matched to orders by Shopify's order id only (one shop per deployment:
+//!   two shops with the same order id would share a link);
+//! - `shop/redact` and `customers/data_request` are answered 200 and ignored: erasing a whole
+//!   shop is a matter of deleting the stack, and a data request is answered from the store by
+//!   the operator;
+//! - a delivery stopped at its time budget (see [`webhook`]) after the commit but during an SES
+//!   send leaves that send to the scheduler's sweep, which may send it a second time if SES had
+//!   in fact taken it.
 
 pub mod map;
 pub mod signature;
