@@ -11,7 +11,7 @@
 //!   Both make Shopify deliver again, and the redelivery is idempotent (same event id).
 //!
 //! Shopify's 5-second limit: all the work (the secrets, cached for
-//! [`PARAMETER_TTL`](crate::app::PARAMETER_TTL), then a handful of DynamoDB requests and the
+//! [`PARAMETER_TTL`], then a handful of DynamoDB requests and the
 //! sends of that one customer) runs under a [`RESPONSE_BUDGET`] of 4 s; past it the function
 //! answers 503 at once rather than let Shopify time out.
 
