@@ -40,9 +40,11 @@
 //! what is left is due at the next tick, which picks it up first (oldest first).
 //!
 //! **No overlapping ticks.** The SAM template gives the function a reserved concurrency of 1:
-//! a tick that arrives while one runs is throttled and queued by Lambda's asynchronous
-//! invocation, never run beside it. Overlap would in any case not send twice (claims are
-//! conditional, commits are versioned): it would only waste requests. No store lease is taken.
+//! a tick that arrives while one runs is throttled and retried by Lambda's asynchronous
+//! invocation, never run beside it (a maximum event age of a minute on the function drops
+//! such a late tick: the next one does its work). Were two ticks to overlap, nothing would be
+//! fired or sent twice (commits are versioned, claims conditional), but each would pace at the
+//! full SES rate. No store lease is taken.
 //!
 //! **Output.** A [`TickSummary`] (the function's answer, and one log line): customers fired,
 //! set aside and failed, sends delivered (by outcome) and left pending, whether the tick
