@@ -53,7 +53,7 @@ pub(super) fn check_customer_id(id: &str) -> Result<(), StoreError> {
 }
 
 /// Refuses a sort key over DynamoDB's limit.
-fn check_sort_key(key: String) -> Result<String, StoreError> {
+pub(super) fn check_sort_key(key: String) -> Result<String, StoreError> {
     if key.len() > MAX_SORT_KEY_BYTES {
         return Err(StoreError::InvalidRequest(format!(
             "a sort key of {} bytes (the customer id and an idempotency key), over DynamoDB's \
