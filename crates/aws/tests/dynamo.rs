@@ -386,7 +386,9 @@ fn requests_per_input_through_the_runner() {
             panic!("a new event is applied")
         };
         assert_eq!(deliveries.len(), 1, "{deliveries:?}");
-        assert!(sent <= 4, "an event that sends took {sent} requests");
+        // Load, commit, the suppression list's entry for the address the engine decided to
+        // write to (sending rule 2 for addresses SES reported), claim, settle.
+        assert!(sent <= 5, "an event that sends took {sent} requests");
         let raw = client(&endpoint, &RequestMeter::new()).await;
         print_sizes(&raw, &store, &deliveries[0].idempotency_key).await;
         meter.take();
@@ -399,7 +401,7 @@ fn requests_per_input_through_the_runner() {
         report("due (one shard's page)", &meter);
         runner.wake("c-1001", due, due).await.expect("woken");
         let woken = report("timer firing (welcome-series step 2, sends)", &meter);
-        assert!(woken <= 4, "a timer that sends took {woken} requests");
+        assert!(woken <= 5, "a timer that sends took {woken} requests");
         let mut unwanted = sample_event("customer.updated", "c-1014");
         unwanted.customer_id = "c-1001".to_owned();
         let before = store.load("c-1001").await.unwrap().unwrap().version;

@@ -822,6 +822,12 @@ pub async fn all_due<S: Store>(
     Ok(due)
 }
 
+/// The reason [`Store::suppress`] is given for a hard bounce: `hard_bounce`.
+pub const SUPPRESSED_HARD_BOUNCE: &str = "hard_bounce";
+
+/// The reason [`Store::suppress`] is given for a complaint: `complaint`.
+pub const SUPPRESSED_COMPLAINT: &str = "complaint";
+
 /// The key an address is suppressed under: the lowercase hex SHA-256 of the address, trimmed
 /// and lower-cased. The store keeps no address in clear for it, and `Ayse@Example.com ` and
 /// `ayse@example.com` are one address (mailbox providers treat local parts case-insensitively
