@@ -29,9 +29,13 @@
 //!   the invocation succeeds; nothing here panics on any input. A store failure fails the
 //!   invocation, which Lambda retries.
 //!
-//! Limits: a body that is not JSON at all cannot be redacted and is kept as received (cut to
-//! the dead letters' size limit). Suppressions apply to addresses; whether a send to a
-//! suppressed address is skipped is the runner's decision.
+//! The runner reads the suppressions back when it decides an email to an address (sending
+//! rule 2): the next email to a suppressed address, of any category, is skipped as
+//! `suppressed`.
+//!
+//! Limits: a body that is not JSON at all never reaches the handler (the Lambda runtime
+//! refuses it and the invocation fails into the on-failure destination). Counts are per
+//! event, not per reader: a mail client that fetches images twice opens twice.
 
 use chrono::{DateTime, Utc};
 use nudge_core::store::{Feedback, FeedbackKind, Store, address_key};
@@ -52,10 +56,10 @@ pub const TAG_WORKFLOW: &str = "nudge-workflow";
 /// The message tag naming the step.
 pub const TAG_STEP: &str = "nudge-step";
 
-/// The suppression reason of a permanent bounce.
-pub const REASON_HARD_BOUNCE: &str = "hard_bounce";
-/// The suppression reason of a complaint.
-pub const REASON_COMPLAINT: &str = "complaint";
+/// The suppression reason of a permanent bounce (the runner reads it back).
+pub const REASON_HARD_BOUNCE: &str = nudge_core::store::SUPPRESSED_HARD_BOUNCE;
+/// The suppression reason of a complaint (the runner reads it back).
+pub const REASON_COMPLAINT: &str = nudge_core::store::SUPPRESSED_COMPLAINT;
 
 /// Why an input is not a usable SES event. Names fields and types, never a value (an address
 /// may be anywhere in the event).

@@ -170,7 +170,7 @@ async fn deliveries_opens_and_clicks_are_counted_per_step_and_other_mail_is_igno
     }
     assert_eq!(
         counts.iter().map(|c| c.count).sum::<u64>(),
-        5,
+        6,
         "nothing else counted (other mail, sends): {counts:?}"
     );
 }
@@ -255,10 +255,15 @@ fn test_signer() -> Signer {
 
 /// Applies a store event for `customer` at [`NOW`] and returns what the runner did.
 async fn store_event(app: &App, id: &str, kind: &str, customer: &str) -> Applied {
+    store_event_to(app, id, kind, customer, &format!("{customer}@example.com")).await
+}
+
+/// [`store_event`] with the customer's address.
+async fn store_event_to(app: &App, id: &str, kind: &str, customer: &str, email: &str) -> Applied {
     let text = serde_json::json!({
         "version": "0", "id": id, "detail-type": kind, "source": "store",
         "time": "2026-03-02T09:00:00Z",
-        "detail": {"customer": {"id": customer, "email": format!("{customer}@example.com"),
+        "detail": {"customer": {"id": customer, "email": email,
                    "first_name": "Ayşe", "accepts_marketing": true}},
     })
     .to_string();
@@ -395,4 +400,38 @@ async fn forged_and_other_customers_signatures_are_refused_and_unknown_customers
 
     let put = unsubscribe::handle(&app, &url_request("PUT", &others, None), t(NOW)).await;
     assert_eq!(put.status_code, 405);
+}
+
+#[tokio::test]
+async fn after_a_hard_bounce_or_a_complaint_the_next_email_to_the_address_is_skipped() {
+    let Some(endpoint) = support::moto("after_a_hard_bounce_the_next_email_is_skipped") else {
+        return;
+    };
+    let app = support::app(&endpoint, "feedback", None, |_| {}).await;
+    // SES reports on two addresses; the store's profiles spell them in their own case.
+    ses(&app, fixture!("bounce-permanent.json")).await;
+    ses(&app, fixture!("complaint.json")).await;
+    for (customer, address) in [
+        ("c-bounced", "Bounce@simulator.amazonses.com"),
+        ("c-complained", "complaint@Simulator.amazonses.com"),
+    ] {
+        let applied = store_event_to(&app, customer, "customer.created", customer, address).await;
+        assert_eq!(
+            welcome_outcome(&applied),
+            Some(&ActionKind::EmailSkipped {
+                reason: SkipReason::Suppressed
+            }),
+            "{customer}"
+        );
+        assert!(
+            app.store.sends(customer).await.unwrap().is_empty(),
+            "{customer}"
+        );
+    }
+    // An address SES said nothing about still gets its welcome.
+    let applied = store_event(&app, "c-fine", "customer.created", "c-fine").await;
+    assert!(matches!(
+        welcome_outcome(&applied),
+        Some(ActionKind::EmailSent(_))
+    ));
 }
