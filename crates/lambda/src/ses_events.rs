@@ -21,7 +21,8 @@
 //! - **Order.** The suppression is written before the count, so a retry after a failure in
 //!   between suppresses again (harmless: the first suppression is kept) and then counts.
 //! - **Other mail.** An event of an email without Nudge's `nudge-workflow` and `nudge-step`
-//!   tags (other mail of the account) is ignored, and so are the event types Nudge does not
+//!   tags (other mail of the account), or sent with a configuration set other than the
+//!   deployment's `NUDGE_CONFIGURATION_SET` (another stack of the account), is ignored, and so are the event types Nudge does not
 //!   count (`Send`, `Reject`, `DeliveryDelay`, `Rendering Failure`, `Subscription`, transient
 //!   bounces).
 //! - **Malformed input** (not JSON, not an SES event, a field of the wrong type, a bounce
@@ -55,6 +56,8 @@ pub const FEEDBACK_ID_PREFIX: &str = "ses:";
 pub const TAG_WORKFLOW: &str = "nudge-workflow";
 /// The message tag naming the step.
 pub const TAG_STEP: &str = "nudge-step";
+/// The tag SES adds with the configuration set the email was sent with.
+pub const TAG_CONFIGURATION_SET: &str = "ses:configuration-set";
 
 /// The suppression reason of a permanent bounce (the runner reads it back).
 pub const REASON_HARD_BOUNCE: &str = nudge_core::store::SUPPRESSED_HARD_BOUNCE;
@@ -115,6 +118,8 @@ pub struct SesEvent {
     pub at: DateTime<Utc>,
     /// The `nudge-workflow` and `nudge-step` tags, when the email carries both.
     pub step: Option<(String, String)>,
+    /// The `ses:configuration-set` tag, when present.
+    pub configuration_set: Option<String>,
     /// The bounced or complaining recipients' addresses (empty for other kinds).
     pub recipients: Vec<String>,
 }
@@ -126,6 +131,7 @@ impl std::fmt::Debug for SesEvent {
             .field("kind", &self.kind)
             .field("at", &self.at)
             .field("step", &self.step)
+            .field("configuration_set", &self.configuration_set)
             .field("recipients", &self.recipients.len())
             .finish()
     }
@@ -234,7 +240,8 @@ pub fn parse_value(value: &Value) -> Result<SesEvent, ParseError> {
     let detail = object(envelope, "detail", "detail")?;
     let event_type = string(detail, "eventType", "detail.eventType")?;
     let mail = object(detail, "mail", "detail.mail")?;
-    let step = step_tags(mail)?;
+    let step = tag(mail, TAG_WORKFLOW)?.zip(tag(mail, TAG_STEP)?);
+    let configuration_set = tag(mail, TAG_CONFIGURATION_SET)?;
 
     let (kind, record, recipients) = match event_type {
         "Bounce" => {
@@ -291,36 +298,32 @@ pub fn parse_value(value: &Value) -> Result<SesEvent, ParseError> {
         kind,
         at,
         step,
+        configuration_set,
         recipients,
     })
 }
 
-/// The workflow and step tags of `mail`: `None` when either is absent (mail that is not
-/// Nudge's), an error when `tags` is not a map of lists of strings.
-fn step_tags(mail: &Map<String, Value>) -> Result<Option<(String, String)>, ParseError> {
-    const PATH: &str = "detail.mail.tags";
-    const EXPECTED: &str = "an object of lists of strings";
+/// The first value of the tag `name` of `mail`: `None` when absent, an error when `tags` is
+/// not a map of lists of strings.
+fn tag(mail: &Map<String, Value>, name: &str) -> Result<Option<String>, ParseError> {
     let bad = ParseError::Field {
-        field: PATH,
-        expected: EXPECTED,
+        field: "detail.mail.tags",
+        expected: "an object of lists of strings",
     };
     let tags = match mail.get("tags") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(tags)) => tags,
         Some(_) => return Err(bad),
     };
-    let one = |name: &str| -> Result<Option<String>, ParseError> {
-        match tags.get(name) {
-            None => Ok(None),
-            Some(Value::Array(values)) => match values.as_slice() {
-                [] => Ok(None),
-                [Value::String(v), ..] if !v.is_empty() => Ok(Some(v.clone())),
-                _ => Err(bad.clone()),
-            },
-            Some(_) => Err(bad.clone()),
-        }
-    };
-    Ok(one(TAG_WORKFLOW)?.zip(one(TAG_STEP)?))
+    match tags.get(name) {
+        None => Ok(None),
+        Some(Value::Array(values)) => match values.as_slice() {
+            [] => Ok(None),
+            [Value::String(v), ..] if !v.is_empty() => Ok(Some(v.clone())),
+            _ => Err(bad),
+        },
+        Some(_) => Err(bad),
+    }
 }
 
 /// The addresses of `record[list][].emailAddress`: at least one.
@@ -416,6 +419,12 @@ pub async fn handle(
         Ok(event) => event,
         Err(e) => return reject(app, text, e, now).await,
     };
+    if let Some(reason) = foreign(app.config.configuration_set.as_deref(), &event) {
+        return Ok(Outcome::Ignored {
+            event_id: event.id,
+            reason,
+        });
+    }
     let outcome = apply(&app.store, &event).await?;
     tracing::info!(outcome = ?outcome, "ses event handled");
     Ok(outcome)
@@ -461,6 +470,19 @@ async fn reject(
             reason: format!("unexpected dead-letter outcome {other:?}"),
         },
     })
+}
+
+/// Why `event` belongs to another deployment, if it does: it names a configuration set and it
+/// is not this deployment's `configuration_set` (two stacks of one account, e.g. staging and
+/// production, share the default bus). Without a configuration set of its own, or an event
+/// without the tag, nothing is foreign.
+pub fn foreign(configuration_set: Option<&str>, event: &SesEvent) -> Option<String> {
+    match (configuration_set, event.configuration_set.as_deref()) {
+        (Some(ours), Some(theirs)) if ours != theirs => {
+            Some("sent with another configuration set".to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// Suppresses and counts one parsed event on `store`.
@@ -679,6 +701,18 @@ mod tests {
             assert!(err.contains(want), "{err} should say {want}");
             assert!(!err.contains("simulator"), "{err} shows the address");
         }
+    }
+
+    #[test]
+    fn events_of_another_configuration_set_are_foreign() {
+        let e = parse(fixture!("delivery.json")).unwrap();
+        assert_eq!(e.configuration_set.as_deref(), Some("nudge-prod"));
+        assert_eq!(foreign(Some("nudge-prod"), &e), None);
+        assert_eq!(foreign(None, &e), None);
+        assert!(foreign(Some("nudge-staging"), &e).is_some());
+        let mut untagged = e.clone();
+        untagged.configuration_set = None;
+        assert_eq!(foreign(Some("nudge-staging"), &untagged), None);
     }
 
     #[test]

@@ -321,6 +321,7 @@ async fn get_shows_the_page_and_changes_nothing_post_unsubscribes_once() {
     )
     .await;
     let took = started.elapsed();
+    eprintln!("one-click POST answered in {took:?} (moto)");
     assert_eq!(done.status_code, 200);
     assert!(done.body.unwrap().contains("You are unsubscribed"));
     assert!(took < std::time::Duration::from_secs(1), "{took:?}");
@@ -433,5 +434,36 @@ async fn after_a_hard_bounce_or_a_complaint_the_next_email_to_the_address_is_ski
     assert!(matches!(
         welcome_outcome(&applied),
         Some(ActionKind::EmailSent(_))
+    ));
+}
+
+#[tokio::test]
+async fn events_of_another_configuration_set_are_ignored() {
+    let Some(endpoint) = support::moto("events_of_another_configuration_set_are_ignored") else {
+        return;
+    };
+    let staging = support::app(&endpoint, "feedback", None, |c| {
+        c.configuration_set = Some("nudge-staging".into());
+    })
+    .await;
+    for text in [fixture!("delivery.json"), fixture!("bounce-permanent.json")] {
+        assert!(matches!(ses(&staging, text).await, Outcome::Ignored { .. }));
+    }
+    assert_eq!(staging.store.feedback_counts().await.unwrap(), []);
+    assert_eq!(
+        staging
+            .store
+            .suppression(&address_key("bounce@simulator.amazonses.com"))
+            .await
+            .unwrap(),
+        None
+    );
+    let prod = support::app(&endpoint, "feedback", None, |c| {
+        c.configuration_set = Some("nudge-prod".into());
+    })
+    .await;
+    assert!(matches!(
+        ses(&prod, fixture!("delivery.json")).await,
+        Outcome::Counted { .. }
     ));
 }
