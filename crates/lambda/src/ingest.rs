@@ -13,7 +13,11 @@
 //!   asynchronous retries try it again, and what still fails lands in the on-failure
 //!   destination (an SQS dead-letter queue).
 
+use std::cell::RefCell;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use nudge_core::engine::{Action, ActionKind};
 use nudge_core::event::{StoreEvent, parse_event};
 use nudge_core::runner::{Applied, RunnerError};
 use nudge_core::store::{DeadLetter, Store, StoreError};
@@ -26,7 +30,8 @@ use crate::shopify;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Handled {
-    /// Applied: this many actions happened, this many sends were delivered.
+    /// Applied: this many actions happened, this many sends were delivered (inside
+    /// [`bounded`]: logged, to be delivered once the bounded work is done).
     Applied {
         /// The event id.
         event_id: String,
@@ -101,26 +106,115 @@ pub async fn handle(
     }
 }
 
+/// What an input applied inside [`bounded`] left to deliver.
+enum Pending {
+    /// These sends of this customer, just committed.
+    Keys(String, Vec<String>),
+    /// Whatever this customer's send log holds pending (a duplicate's).
+    Log(String),
+}
+
+tokio::task_local! {
+    /// Set inside [`bounded`]: the sends its inputs decided, delivered once it is done.
+    static DEFERRED: RefCell<Vec<Pending>>;
+}
+
+/// Runs `work` (which applies inputs with [`apply`]) within `budget`, delivering what it
+/// decided only after it: inside, each input is committed and its sends are left pending;
+/// afterwards, whether or not `work` finished in time, every send it committed is delivered,
+/// with no time limit but the SDK's own. So a budget (Shopify's 5 seconds, a page's second)
+/// bounds the commits and never cuts a send off between its claim and its settle, which the
+/// send guarantee would treat as a crash (marketing mail settled `unknown`, transactional
+/// mail sent again). A delivery that fails is left pending for the scheduler's sweep. Returns
+/// `work`'s output, or `None` when the budget ran out (what it committed stays committed).
+pub async fn bounded<T>(
+    app: &App,
+    budget: Duration,
+    now: DateTime<Utc>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let (out, pending) = DEFERRED
+        .scope(RefCell::new(Vec::new()), async {
+            let out = tokio::time::timeout(budget, work).await.ok();
+            (out, DEFERRED.with(RefCell::take))
+        })
+        .await;
+    let runner = app.runner();
+    for pending in pending {
+        let delivered = match &pending {
+            Pending::Keys(customer, keys) => {
+                let keys: Vec<(&str, &str)> = keys
+                    .iter()
+                    .map(|k| (customer.as_str(), k.as_str()))
+                    .collect();
+                runner.deliver(&keys, now).await
+            }
+            Pending::Log(customer) => runner.deliver_pending(customer, now).await,
+        };
+        if let Err(e) = delivered {
+            tracing::warn!(error = %e, "delivery left to the scheduler's sweep");
+        }
+    }
+    out
+}
+
+/// The idempotency keys of the sends `actions` logged.
+fn send_keys(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ActionKind::EmailSent(email) => Some(email.idempotency_key.clone()),
+            ActionKind::WebhookCalled(call) => Some(call.idempotency_key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Applies one canonical event through the runner: a failure of the input's own is a dead
-/// letter; a failure of the store is an error (retried).
+/// letter; a failure of the store is an error (retried). Its sends are delivered right after
+/// its commit, or, inside [`bounded`], once the bounded work is done.
 pub async fn apply(
     app: &App,
     event: &StoreEvent,
     now: DateTime<Utc>,
 ) -> Result<Handled, HandlerError> {
-    match app.runner().event(event, now).await {
+    let deferred = DEFERRED.try_with(|_| ()).is_ok();
+    let runner = if deferred {
+        app.runner().deliver_later()
+    } else {
+        app.runner()
+    };
+    let defer = |pending: Pending| {
+        let _ = DEFERRED.try_with(|p| p.borrow_mut().push(pending));
+    };
+    match runner.event(event, now).await {
         Ok(Applied::Done {
             actions,
             deliveries,
             ..
-        }) => Ok(Handled::Applied {
-            event_id: event.id.clone(),
-            actions: actions.len(),
-            deliveries: deliveries.len(),
-        }),
-        Ok(Applied::Duplicate { .. }) => Ok(Handled::Duplicate {
-            event_id: event.id.clone(),
-        }),
+        }) => {
+            let keys = send_keys(&actions);
+            let deliveries = if deferred {
+                let count = keys.len();
+                defer(Pending::Keys(event.customer_id.clone(), keys));
+                count
+            } else {
+                deliveries.len()
+            };
+            Ok(Handled::Applied {
+                event_id: event.id.clone(),
+                actions: actions.len(),
+                deliveries,
+            })
+        }
+        Ok(Applied::Duplicate { .. }) => {
+            if deferred {
+                defer(Pending::Log(event.customer_id.clone()));
+            }
+            Ok(Handled::Duplicate {
+                event_id: event.id.clone(),
+            })
+        }
         Err(e) if e.customer().is_some() => {
             let body = serde_json::json!({
                 "id": event.id,

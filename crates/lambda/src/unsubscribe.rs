@@ -262,7 +262,14 @@ pub async fn handle(
     if !post {
         return page(200, &Page::Confirm(&token).html(store));
     }
-    match tokio::time::timeout(POST_BUDGET, unsubscribe(app, &token.customer_id, now)).await {
+    // The commit is bounded; what it decided is delivered after (never cut off).
+    let done = ingest::bounded(
+        app,
+        POST_BUDGET,
+        now,
+        unsubscribe(app, &token.customer_id, now),
+    );
+    match done.await.ok_or(()) {
         Ok(Ok(Unsubscribed::DeadLettered { dead_letter })) => {
             tracing::warn!(dead_letter, "unsubscribe could not be applied");
             page(500, &Page::Failed.html(store))

@@ -2,6 +2,8 @@
 
 mod support;
 
+use nudge_core::store::Store as _;
+
 #[tokio::test]
 async fn an_app_on_moto_applies_a_store_event_and_sends_its_email() {
     let Some(endpoint) = support::moto("an_app_on_moto_applies_a_store_event_and_sends_its_email")
@@ -33,4 +35,56 @@ async fn an_app_on_moto_applies_a_store_event_and_sends_its_email() {
         "{again:?}"
     );
     assert_eq!(support::raw_messages(&endpoint).len(), after);
+}
+
+/// Inside `ingest::bounded`, an input is committed and its email left pending (the budget can
+/// never cut a send off between its claim and its settle); once the bounded work is done the
+/// email is delivered, once.
+#[tokio::test]
+async fn bounded_work_commits_within_the_budget_and_delivers_after_it() {
+    let Some(endpoint) =
+        support::moto("bounded_work_commits_within_the_budget_and_delivers_after_it")
+    else {
+        return;
+    };
+    let app = support::app(&endpoint, "bounded", None, |_| {}).await;
+    let event = nudge_core::event::parse_event(r#"{"version":"0","id":"e-b1","detail-type":"order.shipped","source":"store","time":"2026-03-01T10:00:00Z","detail":{"customer":{"id":"c-bounded-1","email":"bounded@example.com","first_name":"Ayşe"},"order":{"id":"o-1"},"shipment":{"carrier":"UPS","tracking_number":"1Z","tracking_url":"https://ups.example.com/1Z"}}}"#).unwrap();
+    let to_us = |endpoint: &str| {
+        support::raw_messages(endpoint)
+            .into_iter()
+            .filter(|(_, raw)| raw.contains("bounded@example.com"))
+            .count()
+    };
+    let now = nudge_lambda::App::now();
+    let handled =
+        nudge_lambda::ingest::bounded(&app, std::time::Duration::from_secs(30), now, async {
+            let handled = nudge_lambda::ingest::apply(&app, &event, now)
+                .await
+                .unwrap();
+            let sends = app.store.sends("c-bounded-1").await.unwrap();
+            assert_eq!(sends.len(), 1, "{sends:?}");
+            assert_eq!(sends[0].status, nudge_core::store::SendStatus::Pending);
+            assert_eq!(
+                to_us(&endpoint),
+                0,
+                "nothing leaves inside the bounded work"
+            );
+            handled
+        })
+        .await
+        .expect("within the budget");
+    assert!(
+        matches!(
+            handled,
+            nudge_lambda::ingest::Handled::Applied { deliveries: 1, .. }
+        ),
+        "{handled:?}"
+    );
+    assert_eq!(
+        to_us(&endpoint),
+        1,
+        "delivered once the bounded work is done"
+    );
+    let sends = app.store.sends("c-bounded-1").await.unwrap();
+    assert_eq!(sends[0].status, nudge_core::store::SendStatus::Sent);
 }

@@ -109,9 +109,10 @@ pub async fn handle_webhook_within(
     now: DateTime<Utc>,
     budget: Duration,
 ) -> LambdaFunctionUrlResponse {
-    match tokio::time::timeout(budget, answer(app, secrets, &request, now)).await {
-        Ok(response) => response,
-        Err(_) => {
+    // The commits are bounded; the sends they decided are delivered after (never cut off).
+    match crate::ingest::bounded(app, budget, now, answer(app, secrets, &request, now)).await {
+        Some(response) => response,
+        None => {
             tracing::error!(
                 budget_ms = budget.as_millis() as u64,
                 "shopify delivery not finished in time: 503, Shopify delivers it again"
