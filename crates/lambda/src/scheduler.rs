@@ -18,9 +18,11 @@
 //!    whose wake fails with their own error is set aside as a dead letter by the runner
 //!    (`set_aside` in the summary); a store failure leaves the timer where it is, for the next
 //!    tick (`failed`);
-//! 2. *send*: then [`Runner::sweep`] of the shard delivers its pending sends (those just
-//!    logged, those an earlier tick deferred, retries whose time came, and claims whose lease
-//!    ([`SEND_LEASE`]) ended: a sender that stopped). Sends are paced by one token bucket
+//! 2. *send*: beside the firing (so that sends an earlier tick deferred go from the first
+//!    second, not after the firing), [`Runner::sweep`] of the shard delivers its pending
+//!    sends: those the firing logged (swept again after each page fired and once it ended),
+//!    those an earlier tick deferred, retries whose time came, and claims whose lease
+//!    ([`SEND_LEASE`]) ended (a sender that stopped). Sends are paced by one token bucket
 //!    shared by every shard ([`TokenBucket`]): `Config::ses_rate` tokens a second, at most
 //!    one second's worth held, a shard taking a small batch ([`send_batch`]) of tokens before
 //!    each sweep call and handing back what it did not use. A send is claimed only once its
@@ -38,9 +40,11 @@
 //! what is left is due at the next tick, which picks it up first (oldest first).
 //!
 //! **No overlapping ticks.** The SAM template gives the function a reserved concurrency of 1:
-//! a tick that arrives while one runs is throttled and queued by Lambda's asynchronous
-//! invocation, never run beside it. Overlap would in any case not send twice (claims are
-//! conditional, commits are versioned): it would only waste requests. No store lease is taken.
+//! a tick that arrives while one runs is throttled and retried by Lambda's asynchronous
+//! invocation, never run beside it (a maximum event age of a minute on the function drops
+//! such a late tick: the next one does its work). Were two ticks to overlap, nothing would be
+//! fired or sent twice (commits are versioned, claims conditional), but each would pace at the
+//! full SES rate. No store lease is taken.
 //!
 //! **Output.** A [`TickSummary`] (the function's answer, and one log line): customers fired,
 //! set aside and failed, sends delivered (by outcome) and left pending, whether the tick
@@ -431,13 +435,38 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// One shard's tick: fire, then send, then count what is left.
+/// How far a shard's firing is: pages fired so far, and whether it ended.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    pages: usize,
+    done: bool,
+}
+
+/// One shard's tick: fires and sends side by side (sends deferred by an earlier tick go from
+/// the first second, those of this tick's firing as its pages are fired), then counts what
+/// is left.
 async fn run_shard(tick: &Arc<Tick>, shard: u16) -> ShardSummary {
+    let (progress, watch) = tokio::sync::watch::channel(Progress::default());
+    let mut fires = ShardSummary::default();
+    let mut sends = ShardSummary::default();
+    let fire = async {
+        let fired = fire_shard(tick, shard, &mut fires, &progress).await;
+        progress.send_modify(|p| p.done = true);
+        fired
+    };
+    let (fired, swept) = tokio::join!(fire, send_shard(tick, shard, &mut sends, watch));
     let mut s = ShardSummary {
         shard,
+        fired: fires.fired,
+        set_aside: fires.set_aside,
+        failed: fires.failed,
+        sent: sends.sent,
+        retrying: sends.retrying,
+        send_failed: sends.send_failed,
+        unknown: sends.unknown,
         ..ShardSummary::default()
     };
-    let fired_all = match fire_shard(tick, shard, &mut s).await {
+    let fired_all = match fired {
         Ok(done) => done,
         Err(e) => {
             tracing::error!(shard, error = %e, "the shard's due timers could not be read");
@@ -445,7 +474,7 @@ async fn run_shard(tick: &Arc<Tick>, shard: u16) -> ShardSummary {
             false
         }
     };
-    let drained = match send_shard(tick, shard, &mut s).await {
+    let drained = match swept {
         Ok(drained) => drained,
         Err(e) => {
             tracing::error!(shard, error = %e, "the shard's sweep failed");
@@ -460,11 +489,13 @@ async fn run_shard(tick: &Arc<Tick>, shard: u16) -> ShardSummary {
     s
 }
 
-/// Fires the shard's due customers, a page at a time; `Ok(true)` when every one was tried.
+/// Fires the shard's due customers, a page at a time, telling `progress` after each page;
+/// `Ok(true)` when every one was tried.
 async fn fire_shard(
     tick: &Arc<Tick>,
     shard: u16,
     s: &mut ShardSummary,
+    progress: &tokio::sync::watch::Sender<Progress>,
 ) -> Result<bool, nudge_core::store::StoreError> {
     let mut cursor: Option<String> = None;
     loop {
@@ -492,6 +523,7 @@ async fn fire_shard(
                 tick.firer.fire(&customer_id, due, tick.now).await
             });
         }
+        let any = !fires.is_empty();
         while let Some(joined) = fires.join_next().await {
             match joined {
                 Ok(Ok(Fired::Applied(_))) => s.fired += 1,
@@ -507,6 +539,9 @@ async fn fire_shard(
                 }
             }
         }
+        if any {
+            progress.send_modify(|p| p.pages += 1);
+        }
         if stopped {
             return Ok(false);
         }
@@ -517,13 +552,18 @@ async fn fire_shard(
     }
 }
 
-/// Sweeps the shard's pending sends at the shared rate; `Ok(true)` when none is left due.
+/// Sweeps the shard's pending sends at the shared rate while its firing goes on and after;
+/// `Ok(true)` when none is left due once the firing ended.
 async fn send_shard(
     tick: &Arc<Tick>,
     shard: u16,
     s: &mut ShardSummary,
+    mut firing: tokio::sync::watch::Receiver<Progress>,
 ) -> Result<bool, nudge_core::runner::RunnerError> {
     loop {
+        // Read before the sweep: a sweep that finds the shard empty after the firing ended
+        // has seen everything the firing logged.
+        let before = *firing.borrow_and_update();
         let granted = tick.tokens(tick.batch).await;
         if granted == 0 {
             return Ok(false);
@@ -548,7 +588,23 @@ async fn send_shard(
         }
         if deliveries.len() < n {
             // The sweep read the shard to its end.
-            return Ok(true);
+            if before.done {
+                return Ok(true);
+            }
+            // Wait for the next page fired (or the end of the firing), within the budget.
+            let left = tick.budget.saturating_sub(tick.start.elapsed());
+            match tokio::time::timeout(left, firing.changed()).await {
+                Ok(Ok(())) => {
+                    let now = *firing.borrow();
+                    if now.done && now.pages == before.pages {
+                        // Nothing was fired since this sweep began: it saw everything.
+                        return Ok(true);
+                    }
+                }
+                // The firing's end is always sent before its sender goes: not reached.
+                Ok(Err(_)) => return Ok(true),
+                Err(_) => return Ok(false),
+            }
         }
     }
 }
