@@ -379,3 +379,97 @@ steps:
     assert_eq!(names, ["run.started", "email.sent", "run.ended"]);
     assert_eq!(keys(&out.state), ["o-2", "o-3", "o-1"]);
 }
+
+/// Sending rule 2 holds for an address the store lists as suppressed (a hard bounce or a
+/// complaint SES reported, which names an address, not a customer): the engine decides again
+/// with the customer suppressed, nothing is logged to send, and the suppression is kept in the
+/// state, so later inputs need no look-up. Another address is written to as before.
+#[test]
+fn an_address_the_store_lists_as_suppressed_is_not_written_to() {
+    use nudge_core::engine::SkipReason;
+    use nudge_core::runner::{Applied, Runner};
+    use nudge_core::store::{SUPPRESSED_COMPLAINT, Store, address_key};
+    use nudge_local::outbox::OutboxMailer;
+    use nudge_local::sqlite::SqliteStore;
+
+    let s = Scenario::new(&[("wf", WF)]);
+    let project = nudge_core::workflow::load(&s.workflows_dir())
+        .unwrap()
+        .project
+        .unwrap();
+    let signer = Signer::new(b"k");
+    let engine = Engine::new(&project, &signer);
+    let runner = Runner::new(
+        &engine,
+        SqliteStore::open(&s.db()).unwrap(),
+        None::<OutboxMailer>,
+    );
+    let other = parse_event(
+        &ev(
+            "e2",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c2",
+            customer("Mehmet"),
+        )
+        .to_string(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Listed in another case than the profile's: one address.
+        runner
+            .store()
+            .suppress(
+                &address_key(" AYE@Example.com"),
+                SUPPRESSED_COMPLAINT,
+                t("2026-03-01T00:00:00Z"),
+            )
+            .await
+            .unwrap();
+        let Applied::Done { actions, .. } = runner
+            .event(&created("2026-03-02T07:00:00Z"), t("2026-03-02T07:00:00Z"))
+            .await
+            .unwrap()
+        else {
+            panic!("applied");
+        };
+        assert!(
+            actions.iter().any(|a| matches!(
+                a.kind,
+                ActionKind::EmailSkipped {
+                    reason: SkipReason::Suppressed
+                }
+            )),
+            "{actions:?}"
+        );
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a.kind, ActionKind::EmailSent(_)))
+        );
+        assert!(runner.store().sends("c1").await.unwrap().is_empty());
+        let record = runner.store().load("c1").await.unwrap().unwrap();
+        let state: CustomerState = serde_json::from_slice(&record.state).unwrap();
+        assert_eq!(
+            state.suppressed,
+            Some(nudge_core::engine::state::Suppression::Complaint)
+        );
+
+        let Applied::Done { actions, .. } = runner
+            .event(&other, t("2026-03-02T07:00:00Z"))
+            .await
+            .unwrap()
+        else {
+            panic!("applied");
+        };
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a.kind, ActionKind::EmailSent(_)))
+        );
+        assert_eq!(runner.store().sends("c2").await.unwrap().len(), 1);
+    });
+}

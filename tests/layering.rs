@@ -64,6 +64,27 @@ const RULES: &[Rule] = &[
         ],
         why: "the AWS adapters are linked by every Lambda function, which has no disk or terminal",
     },
+    Rule {
+        package: "nudge-lambda",
+        forbidden: &[
+            "rusqlite",
+            "libsqlite3-sys",
+            "clap",
+            "indicatif",
+            "nudge-local",
+        ],
+        why: "the functions' handlers run on Lambda, with no disk or terminal",
+    },
+];
+
+/// What a function crate under `functions/` may depend on directly: it is wiring only (its
+/// handler is in nudge-lambda).
+const FUNCTION_DEPENDENCIES: &[&str] = &[
+    "nudge-lambda",
+    "lambda_runtime",
+    "aws_lambda_events",
+    "serde_json",
+    "tokio",
 ];
 
 /// The one workspace package allowed to depend on `aws-sdk-*` service crates.
@@ -155,8 +176,27 @@ fn direct_aws_sdk_users(metadata: &serde_json::Value) -> Vec<String> {
     found
 }
 
-#[test]
-fn only_the_aws_crate_depends_on_aws_sdk_service_crates() {
+/// The direct dependencies of the function crates (their manifests under `functions/`) that
+/// are not in [`FUNCTION_DEPENDENCIES`], as `package -> dependency`.
+fn function_extras(metadata: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let manifest = package["manifest_path"].as_str().unwrap_or_default();
+        if !manifest.contains("/functions/") {
+            continue;
+        }
+        let name = package["name"].as_str().unwrap_or_default();
+        for dependency in package["dependencies"].as_array().into_iter().flatten() {
+            let dependency = dependency["name"].as_str().unwrap_or_default();
+            if !FUNCTION_DEPENDENCIES.contains(&dependency) {
+                found.push(format!("{name} -> {dependency}"));
+            }
+        }
+    }
+    found
+}
+
+fn workspace_metadata() -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -169,8 +209,41 @@ fn only_the_aws_crate_depends_on_aws_sdk_service_crates() {
         "cargo metadata failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON")
+}
+
+#[test]
+fn function_crates_are_wiring_only() {
+    let metadata = workspace_metadata();
+    let functions: Vec<&str> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p["manifest_path"]
+                .as_str()
+                .is_some_and(|m| m.contains("/functions/"))
+        })
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(functions.contains(&"ingest"), "{functions:?}");
+    assert_eq!(
+        function_extras(&metadata),
+        Vec::<String>::new(),
+        "a function crate depends directly only on {FUNCTION_DEPENDENCIES:?}: its logic belongs in nudge-lambda"
+    );
+    let example = serde_json::json!({"packages": [
+        {"name": "ingest", "manifest_path": "/r/functions/ingest/Cargo.toml",
+         "dependencies": [{"name": "nudge-lambda"}, {"name": "aws-config"}]},
+        {"name": "nudge-aws", "manifest_path": "/r/crates/aws/Cargo.toml",
+         "dependencies": [{"name": "aws-config"}]},
+    ]});
+    assert_eq!(function_extras(&example), ["ingest -> aws-config"]);
+}
+
+#[test]
+fn only_the_aws_crate_depends_on_aws_sdk_service_crates() {
+    let metadata = workspace_metadata();
     let packages = metadata["packages"].as_array().map_or(0, Vec::len);
     assert!(
         metadata["packages"]

@@ -712,3 +712,85 @@ fn a_store_or_outbox_that_cannot_be_used_is_named_once() {
         assert_eq!(line.matches(says).count(), 1, "{line}");
     }
 }
+
+/// `unsubscribe_url` is optional in settings.yaml (deployed, links point at the `unsubscribe`
+/// function's URL): `validate` accepts workflows without it, and `simulate` links to
+/// `NUDGE_UNSUBSCRIBE_URL`, or else to a reserved placeholder domain and says so.
+#[test]
+fn without_an_unsubscribe_url_simulate_links_to_the_variable_or_a_placeholder() {
+    let s = Scenario::new(&[("welcome", WELCOME)]);
+    let settings = s.workflows_dir().join("settings.yaml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    assert!(text.contains("unsubscribe_url"), "{text}");
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.starts_with("unsubscribe_url"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&settings, kept).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let events = write_events(
+        tmp.path(),
+        &[ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T07:00:00Z",
+            "c1",
+            customer("A"),
+        )
+        .to_string()],
+    );
+    let wf = s.workflows_dir();
+    let validated = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"))
+        .args(["validate", wf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        validated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validated.stdout)
+    );
+    for (var, want, note) in [
+        (None, "<https://unsubscribe.invalid/?c=c1&s=", true),
+        (
+            Some("https://u.example.org/x"),
+            "<https://u.example.org/x?c=c1&s=",
+            false,
+        ),
+    ] {
+        let outbox = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"));
+        cmd.args([
+            "simulate",
+            "--events",
+            events.to_str().unwrap(),
+            "--workflows",
+        ])
+        .arg(&wf)
+        .arg("--outbox")
+        .arg(outbox.path())
+        .args(["--until", "2026-03-10T00:00:00Z"])
+        .env_remove("NUDGE_UNSUBSCRIBE_URL");
+        if let Some(v) = var {
+            cmd.env("NUDGE_UNSUBSCRIBE_URL", v);
+        }
+        let done = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert!(done.status.success(), "{err}");
+        assert_eq!(err.contains("https://unsubscribe.invalid/"), note, "{err}");
+        let file = std::fs::read_dir(outbox.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let bytes = std::fs::read(file).unwrap();
+        let msg = mail_parser::MessageParser::default().parse(&bytes).unwrap();
+        let header = msg
+            .header_raw("List-Unsubscribe")
+            .unwrap()
+            .trim()
+            .to_owned();
+        assert!(header.starts_with(want), "{header}");
+    }
+}

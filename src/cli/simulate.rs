@@ -77,6 +77,9 @@ enum RunError {
     /// The workflows folder cannot be read.
     #[error(transparent)]
     Workflows(#[from] LoadError),
+    /// `NUDGE_UNSUBSCRIBE_URL` is not a URL.
+    #[error("NUDGE_UNSUBSCRIBE_URL is not a URL: {0}")]
+    UnsubscribeUrl(String),
     /// The workflows have errors (already printed as diagnostics).
     #[error("the workflows have errors; fix them (nudge validate) and run again")]
     Invalid,
@@ -165,6 +168,15 @@ fn simulate_command(args: &Args) -> Result<u8, RunError> {
             "note: NUDGE_SIGNING_KEY {why}: unsubscribe links are signed with the development key"
         );
     }
+    let mut project = project;
+    if project.settings.unsubscribe_url.is_none() {
+        let (url, note) = simulated_unsubscribe_url(std::env::var("NUDGE_UNSUBSCRIBE_URL").ok())?;
+        if let Some(note) = note {
+            let _ = writeln!(anstream::stderr(), "{note}");
+        }
+        project.settings.unsubscribe_url = Some(url);
+    }
+    let project = project;
     let engine = Engine::new(&project, &signer);
     let options = Options {
         until: args.until,
@@ -229,6 +241,28 @@ struct Run {
     /// later run.
     keeps_sends: bool,
 }
+
+/// Where unsubscribe links point in a simulation of workflows whose settings name no
+/// `unsubscribe_url` (deployed, they point at the `unsubscribe` function's URL): at
+/// `NUDGE_UNSUBSCRIBE_URL` when set, else at [`PLACEHOLDER_UNSUBSCRIBE_URL`], with a note saying
+/// so.
+fn simulated_unsubscribe_url(var: Option<String>) -> Result<(url::Url, Option<String>), RunError> {
+    match var.filter(|v| !v.is_empty()) {
+        Some(v) => url::Url::parse(&v)
+            .map(|u| (u, None))
+            .map_err(|e| RunError::UnsubscribeUrl(e.to_string())),
+        None => Ok((
+            url::Url::parse(PLACEHOLDER_UNSUBSCRIBE_URL).expect("a valid URL"),
+            Some(format!(
+                "note: settings.yaml names no unsubscribe_url and NUDGE_UNSUBSCRIBE_URL is not set: unsubscribe links point at {PLACEHOLDER_UNSUBSCRIBE_URL} (deployed, at the unsubscribe function's URL)"
+            )),
+        )),
+    }
+}
+
+/// The unsubscribe link's base in a simulation that knows no other: a reserved domain
+/// (RFC 2606), so it can never reach anyone.
+const PLACEHOLDER_UNSUBSCRIBE_URL: &str = "https://unsubscribe.invalid/";
 
 /// The workflows, after printing their diagnostics.
 fn load_project(args: &Args) -> Result<Project, RunError> {

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendEntry, SendPage,
-    SendRecord, Settle, Store, StoreError, all_due,
+    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased, Feedback,
+    FeedbackCount, Parked, SendEntry, SendPage, SendRecord, Settle, Store, StoreError, all_due,
 };
 use nudge_local::SqliteStore;
 use nudge_testkit::contract;
@@ -70,7 +70,22 @@ enum Fault {
     MetaNotOverwritten,
     /// Flush fails.
     FlushFails,
+    /// Counts a feedback event at every record (forgets the event ids).
+    FeedbackCountedAgain,
+    /// Lists feedback counts in reverse order.
+    FeedbackCountsReversed,
+    /// A second park of an (order, event id) replaces the first.
+    ParkKeepsLast,
+    /// Lists expired parked inputs too.
+    ParkedIncludesExpired,
+    /// Erases, and reports nothing erased.
+    ErasureReportsNothing,
+    /// Erases customer `c-2` too.
+    ErasureTakesAnother,
 }
+
+/// Makes every feedback event id of [`Fault::FeedbackCountedAgain`] new.
+static FEEDBACK_RECORDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// `SqliteStore` with one fault.
 struct Faulty {
@@ -343,6 +358,65 @@ impl Store for Faulty {
         }
     }
 
+    async fn record_feedback(&self, feedback: &Feedback<'_>) -> Result<bool, StoreError> {
+        match self.fault {
+            Fault::FeedbackCountedAgain => {
+                let n = FEEDBACK_RECORDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let event_id = format!("{}#{n}", feedback.event_id);
+                let again = Feedback {
+                    event_id: &event_id,
+                    ..*feedback
+                };
+                self.inner.record_feedback(&again).await
+            }
+            _ => self.inner.record_feedback(feedback).await,
+        }
+    }
+
+    async fn feedback_counts(&self) -> Result<Vec<FeedbackCount>, StoreError> {
+        let mut counts = self.inner.feedback_counts().await?;
+        if let Fault::FeedbackCountsReversed = self.fault {
+            counts.reverse();
+        }
+        Ok(counts)
+    }
+
+    async fn park(&self, parked: &Parked) -> Result<(), StoreError> {
+        if let Fault::ParkKeepsLast = self.fault {
+            self.inner
+                .unpark(&parked.order_id, &parked.event_id)
+                .await?;
+        }
+        self.inner.park(parked).await
+    }
+
+    async fn parked(&self, order_id: &str, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+        match self.fault {
+            Fault::ParkedIncludesExpired => {
+                self.inner.parked(order_id, DateTime::<Utc>::MIN_UTC).await
+            }
+            _ => self.inner.parked(order_id, now).await,
+        }
+    }
+
+    async fn unpark(&self, order_id: &str, event_id: &str) -> Result<(), StoreError> {
+        self.inner.unpark(order_id, event_id).await
+    }
+
+    async fn erase_customer(&self, customer_id: &str) -> Result<Erased, StoreError> {
+        match self.fault {
+            Fault::ErasureReportsNothing => {
+                self.inner.erase_customer(customer_id).await?;
+                Ok(Erased::default())
+            }
+            Fault::ErasureTakesAnother => {
+                self.inner.erase_customer("c-2").await?;
+                self.inner.erase_customer(customer_id).await
+            }
+            _ => self.inner.erase_customer(customer_id).await,
+        }
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         match self.fault {
             Fault::FlushFails => Err(StoreError::Corrupt("flush broken on purpose".into())),
@@ -407,6 +481,19 @@ fn failure_of(check: &str, fault: Fault) -> Option<String> {
                 "meta_get_set_overwrite" => contract::meta_get_set_overwrite(&store).await,
                 "flush_is_repeatable" => contract::flush_is_repeatable(&store).await,
                 "state_bytes_round_trip" => contract::state_bytes_round_trip(&store).await,
+                "feedback_is_counted_once" => contract::feedback_is_counted_once(&store).await,
+                "feedback_counts_are_ordered" => {
+                    contract::feedback_counts_are_ordered(&store).await
+                }
+                "concurrent_feedback_is_counted_once" => {
+                    contract::concurrent_feedback_is_counted_once(&store).await
+                }
+                "parked_inputs_wait_for_their_order" => {
+                    contract::parked_inputs_wait_for_their_order(&store).await
+                }
+                "erasure_removes_one_customer" => {
+                    contract::erasure_removes_one_customer(&store).await
+                }
                 other => panic!("no contract check named {other}"),
             }
         })
@@ -482,6 +569,19 @@ fn contract_checks_catch_broken_stores() {
         ("dead_letter_body_truncated", Fault::BodyCutShort),
         ("meta_get_set_overwrite", Fault::MetaNotOverwritten),
         ("flush_is_repeatable", Fault::FlushFails),
+        ("feedback_is_counted_once", Fault::FeedbackCountedAgain),
+        (
+            "concurrent_feedback_is_counted_once",
+            Fault::FeedbackCountedAgain,
+        ),
+        ("feedback_counts_are_ordered", Fault::FeedbackCountsReversed),
+        ("parked_inputs_wait_for_their_order", Fault::ParkKeepsLast),
+        (
+            "parked_inputs_wait_for_their_order",
+            Fault::ParkedIncludesExpired,
+        ),
+        ("erasure_removes_one_customer", Fault::ErasureReportsNothing),
+        ("erasure_removes_one_customer", Fault::ErasureTakesAnother),
     ];
     let mut missed = Vec::new();
     for (check, fault) in cases {

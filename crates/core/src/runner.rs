@@ -28,13 +28,13 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::engine::state::CustomerState;
+use crate::engine::state::{CustomerState, Suppression};
 use crate::engine::{Action, ActionKind, Engine, Input, Warning, customer_ref};
 use crate::event::StoreEvent;
 use crate::mail::{Lookup, Mailer, build_mime};
 use crate::store::{
-    Commit, CommitOutcome, DeadLetter, SendEntry, SendKind, SendRecord, SendStatus, Settle, Store,
-    StoreError,
+    Commit, CommitOutcome, DeadLetter, SUPPRESSED_COMPLAINT, SendEntry, SendKind, SendRecord,
+    SendStatus, Settle, Store, StoreError, address_key,
 };
 use crate::webhook::{NoWebhooks, WebhookCaller, WebhookRequest};
 
@@ -502,9 +502,14 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
         // No separate "processed?" read first: the commit finds a duplicate (and wins over a
         // conflict), and nothing happens before a commit, so a duplicate costs one engine run
         // instead of every event costing one more read.
+        // An address the store lists as suppressed (a hard bounce or a complaint that named
+        // it, from SES) found when the engine decided to write to it: the engine runs again
+        // with the customer suppressed, so sending rule 2 decides as it does for a customer
+        // whose own `email.bounced` event said so.
+        let mut listed: Option<Suppression> = None;
         for _ in 0..MAX_ATTEMPTS {
             let mut stored_len = 0;
-            let (state, version) = match self.store.load(customer_id).await? {
+            let (mut state, version) = match self.store.load(customer_id).await? {
                 Some(record) => {
                     stored_len = record.state.len();
                     let state =
@@ -516,9 +521,18 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
                 }
                 None => (CustomerState::new(customer_id), 0),
             };
+            if state.suppressed.is_none() {
+                state.suppressed = listed;
+            }
             let last_applied = state.last_applied;
             let now = applied_at(when, last_applied);
             let mut outcome = self.engine.handle(state, input, now);
+            if listed.is_none() && outcome.state.suppressed.is_none() {
+                listed = self.listed_suppression(&outcome.actions).await?;
+                if listed.is_some() {
+                    continue;
+                }
+            }
             outcome.state.last_applied = Some(last_applied.map_or(now, |l| l.max(now)));
             let bytes = encode_state(customer_id, &outcome.state, stored_len)?;
             let next_wake = outcome.state.next_wake();
@@ -566,6 +580,29 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             }
         }
         Err(RunnerError::Contended)
+    }
+
+    /// The suppression the store lists for an address the engine decided to email, if any
+    /// ([`Store::suppression`]: one read per recipient, only when an email is decided).
+    async fn listed_suppression(
+        &self,
+        actions: &[Action],
+    ) -> Result<Option<Suppression>, RunnerError> {
+        for action in actions {
+            if let ActionKind::EmailSent(email) = &action.kind
+                && let Some((reason, _)) = self
+                    .store
+                    .suppression(&address_key(&email.to.address))
+                    .await?
+            {
+                return Ok(Some(if reason == SUPPRESSED_COMPLAINT {
+                    Suppression::Complaint
+                } else {
+                    Suppression::HardBounce
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// The send-log records of what the engine decided: each email with its MIME message

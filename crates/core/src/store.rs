@@ -524,6 +524,11 @@ impl FeedbackKind {
             FeedbackKind::Unsubscribed => "unsubscribed",
         }
     }
+
+    /// The kind named `name` (see [`FeedbackKind::as_str`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        FeedbackKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
 }
 
 /// One feedback event to count ([`Store::record_feedback`]).
@@ -564,7 +569,7 @@ pub struct Parked {
     pub event_id: String,
     /// The input as received.
     pub body: String,
-    /// After this it is dropped (never returned again).
+    /// From this time on it is expired: never returned again (millisecond precision).
     pub expires_at: DateTime<Utc>,
 }
 
@@ -580,7 +585,9 @@ pub struct Erased {
 }
 
 /// Persistence for the runner: customers (state, version, timer), processed event ids, the
-/// send log, dead letters and a little metadata.
+/// send log, dead letters and a little metadata; beside them, the lookups of the functions
+/// (orders, suppressions, inputs parked until their order is seen, feedback counts per
+/// workflow step) and the erasure of a customer.
 ///
 /// Every method takes `&self` and returns a `Send` future, so a store can be shared by the
 /// tasks of a multi-threaded runtime. An implementation must pass `nudge_testkit::contract::run_all`.
@@ -733,57 +740,38 @@ pub trait Store: Send + Sync {
         value: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Counts one feedback event for its workflow step, once: returns `false` and changes
-    /// nothing when `feedback.event_id` was counted before (EventBridge delivers at least
-    /// once). The id is remembered at least 35 days (the processed-event window).
+    /// Counts one feedback event for its workflow step, once: adds one to the count of
+    /// (`feedback.workflow`, `feedback.step`, `feedback.kind`) and returns `true`; or returns
+    /// `false` and changes nothing when `feedback.event_id` was counted before (EventBridge
+    /// delivers at least once). The event id and the count change together or not at all, so
+    /// a feedback event is counted exactly once however often it is delivered, also by
+    /// deliveries racing each other. The id is remembered at least 35 days (as long as a
+    /// processed event id, DynamoDB's `PROCESSED_EVENT_TTL`); feedback ids are their own
+    /// namespace, apart from the processed event ids of [`Commit::event_id`].
     fn record_feedback(
         &self,
         feedback: &Feedback<'_>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let _ = feedback;
-        async {
-            Err(StoreError::InvalidRequest(
-                "record_feedback: not implemented yet".into(),
-            ))
-        }
-    }
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Every feedback count, ordered by workflow, step and kind (kinds never counted are
-    /// absent).
+    /// Every feedback count, ordered by workflow, step (byte order) and kind (the order of
+    /// [`FeedbackKind::ALL`]); kinds never counted are absent.
     fn feedback_counts(
         &self,
-    ) -> impl Future<Output = Result<Vec<FeedbackCount>, StoreError>> + Send {
-        async {
-            Err(StoreError::InvalidRequest(
-                "feedback_counts: not implemented yet".into(),
-            ))
-        }
-    }
+    ) -> impl Future<Output = Result<Vec<FeedbackCount>, StoreError>> + Send;
 
-    /// Keeps `parked` until its order is seen or it expires. Parking an (order, event id)
-    /// already parked keeps the first.
-    fn park(&self, parked: &Parked) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = parked;
-        async {
-            Err(StoreError::InvalidRequest(
-                "park: not implemented yet".into(),
-            ))
-        }
-    }
+    /// Keeps `parked` until its order is seen (the caller reads it with [`Store::parked`] and
+    /// removes it with [`Store::unpark`]) or it expires. Parking an (order, event id) already
+    /// parked keeps the first, expired or not, and is not an error.
+    fn park(&self, parked: &Parked) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The inputs parked for `order_id` that have not expired by `now`, ordered by event id.
+    /// The inputs parked for `order_id` that have not expired by `now` (`expires_at > now`),
+    /// ordered by event id (byte order). An expired input is never returned, even while the
+    /// store still holds it.
     fn parked(
         &self,
         order_id: &str,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send {
-        let _ = (order_id, now);
-        async {
-            Err(StoreError::InvalidRequest(
-                "parked: not implemented yet".into(),
-            ))
-        }
-    }
+    ) -> impl Future<Output = Result<Vec<Parked>, StoreError>> + Send;
 
     /// Removes the parked input (`order_id`, `event_id`) once applied; removing one that is
     /// not there is not an error.
@@ -791,29 +779,21 @@ pub trait Store: Send + Sync {
         &self,
         order_id: &str,
         event_id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (order_id, event_id);
-        async {
-            Err(StoreError::InvalidRequest(
-                "unpark: not implemented yet".into(),
-            ))
-        }
-    }
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Erases what is kept about `customer_id`: the state and its timer, the send log (with
-    /// the messages, which hold the address) and the links of orders to them. Processed event
-    /// ids (which hold no customer data) stay, so a redelivered old event is still a duplicate.
+    /// the messages, which hold the address; pending sends too, so they are never delivered)
+    /// and the links of orders to them (an order linked to another customer since is left
+    /// alone). Processed event ids stay (a store that kept the customer beside them forgets
+    /// it), so a redelivered old event is still a duplicate; suppressions (keyed by an address
+    /// hash), feedback counts (per step) and dead letters (inputs as received) are not the
+    /// customer's and stay. Erasing a customer the store does not know is not an error and
+    /// returns [`Erased::default`]. A commit of the customer racing the erasure may write
+    /// again after it: the caller stops the customer's inputs first, or erases again.
     fn erase_customer(
         &self,
         customer_id: &str,
-    ) -> impl Future<Output = Result<Erased, StoreError>> + Send {
-        let _ = customer_id;
-        async {
-            Err(StoreError::InvalidRequest(
-                "erase_customer: not implemented yet".into(),
-            ))
-        }
-    }
+    ) -> impl Future<Output = Result<Erased, StoreError>> + Send;
 
     /// Makes everything written so far durable (SQLite: commits the open batch). Safe to call
     /// at any time and repeatedly.
@@ -843,6 +823,12 @@ pub async fn all_due<S: Store>(
     due.sort_unstable();
     Ok(due)
 }
+
+/// The reason [`Store::suppress`] is given for a hard bounce: `hard_bounce`.
+pub const SUPPRESSED_HARD_BOUNCE: &str = "hard_bounce";
+
+/// The reason [`Store::suppress`] is given for a complaint: `complaint`.
+pub const SUPPRESSED_COMPLAINT: &str = "complaint";
 
 /// The key an address is suppressed under: the lowercase hex SHA-256 of the address, trimmed
 /// and lower-cased. The store keeps no address in clear for it, and `Ayse@Example.com ` and
@@ -969,5 +955,16 @@ mod tests {
             assert_eq!(SendStatus::from_name(s.as_str()), Some(s));
         }
         assert_eq!(SendStatus::from_name("Sent"), None);
+    }
+
+    #[test]
+    fn feedback_kind_names_round_trip_and_sort_as_listed() {
+        for k in FeedbackKind::ALL {
+            assert_eq!(FeedbackKind::from_name(k.as_str()), Some(k));
+        }
+        assert_eq!(FeedbackKind::from_name("Delivered"), None);
+        let mut sorted = FeedbackKind::ALL;
+        sorted.sort();
+        assert_eq!(sorted, FeedbackKind::ALL);
     }
 }

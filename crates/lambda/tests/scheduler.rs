@@ -8,6 +8,8 @@
 //! addresses are at a domain of the test's own, so that the raw messages moto's SES holds
 //! (shared by the tests of this binary) are counted per test.
 
+#![recursion_limit = "256"]
+
 mod support;
 
 use std::time::Duration;

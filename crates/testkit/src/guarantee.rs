@@ -31,8 +31,8 @@ use nudge_core::engine::Engine;
 use nudge_core::mail::{Lookup, MailError, Mailer, Receipt};
 use nudge_core::runner::{Fired, MAX_SEND_ATTEMPTS, Runner, RunnerError, SEND_LEASE};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, SendEntry, SendKind, SendPage,
-    SendRecord, SendStatus, Settle, Store, StoreError,
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, DuePage, Erased, Feedback, FeedbackCount,
+    Parked, SendEntry, SendKind, SendPage, SendRecord, SendStatus, Settle, Store, StoreError,
 };
 use nudge_core::webhook::{WebhookCaller, WebhookError, WebhookReceipt, WebhookRequest};
 
@@ -173,6 +173,24 @@ impl<S: Store> Store for Stopping<S> {
     }
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.inner.set_meta(key, value).await
+    }
+    async fn record_feedback(&self, feedback: &Feedback<'_>) -> Result<bool, StoreError> {
+        self.inner.record_feedback(feedback).await
+    }
+    async fn feedback_counts(&self) -> Result<Vec<FeedbackCount>, StoreError> {
+        self.inner.feedback_counts().await
+    }
+    async fn park(&self, parked: &Parked) -> Result<(), StoreError> {
+        self.inner.park(parked).await
+    }
+    async fn parked(&self, order_id: &str, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+        self.inner.parked(order_id, now).await
+    }
+    async fn unpark(&self, order_id: &str, event_id: &str) -> Result<(), StoreError> {
+        self.inner.unpark(order_id, event_id).await
+    }
+    async fn erase_customer(&self, customer_id: &str) -> Result<Erased, StoreError> {
+        self.inner.erase_customer(customer_id).await
     }
     async fn flush(&self) -> Result<(), StoreError> {
         // The runner flushes after its claims: the claims are kept, then the process stops.

@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use nudge_core::store::{DeadLetter, SendEntry, StoreError};
+use nudge_core::store::{DeadLetter, FeedbackCount, Parked, SendEntry, StoreError};
 
 pub use aws_sdk_dynamodb::primitives::Blob;
 pub use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::{self, Cursor};
-use super::{codec, sends};
+use super::{aside, codec, sends};
 
 /// A stored Binary value (a state or a payload) as stored: a format byte and the value.
 pub fn encode_value(value: &[u8]) -> Vec<u8> {
@@ -57,4 +57,17 @@ pub fn send_entry(item: &HashMap<String, AttributeValue>) -> Result<SendEntry, S
 /// A dead letter read from a stored item.
 pub fn dead_letter(item: &HashMap<String, AttributeValue>) -> Result<DeadLetter, StoreError> {
     super::dead_letter(item)
+}
+
+/// A feedback count read from a stored item.
+pub fn feedback_count(item: &HashMap<String, AttributeValue>) -> Result<FeedbackCount, StoreError> {
+    aside::feedback_count(item)
+}
+
+/// An input parked for `order_id`, read from a stored item.
+pub fn parked_input(
+    order_id: &str,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Parked, StoreError> {
+    aside::parked_input(order_id, item)
 }

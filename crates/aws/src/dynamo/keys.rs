@@ -52,12 +52,12 @@ pub(super) fn check_customer_id(id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Refuses a sort key over DynamoDB's limit.
-fn check_sort_key(key: String) -> Result<String, StoreError> {
+/// Refuses a sort key over DynamoDB's limit (made of ids: a customer and an idempotency key,
+/// an event id, a workflow and a step).
+pub(super) fn check_sort_key(key: String) -> Result<String, StoreError> {
     if key.len() > MAX_SORT_KEY_BYTES {
         return Err(StoreError::InvalidRequest(format!(
-            "a sort key of {} bytes (the customer id and an idempotency key), over DynamoDB's \
-             {MAX_SORT_KEY_BYTES}",
+            "a sort key of {} bytes (ids too long), over DynamoDB's {MAX_SORT_KEY_BYTES}",
             key.len()
         )));
     }

@@ -1,27 +1,38 @@
-//! The small lookup items: an order's customer (`O#<order id>`) and a suppressed address
-//! (`X#<address key>`, the SHA-256 of the normalised address: no address in clear).
+//! The small lookup items: an order's customer (`O#<order id>`, with a reverse item
+//! `O#<order id>` in the customer's partition, so that erasing the customer finds their
+//! orders) and a suppressed address (`X#<address key>`, the SHA-256 of the normalised address:
+//! no address in clear).
 
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Utc};
 use nudge_core::store::{StoreError, from_millis, to_millis};
 
 use super::DynamoDbStore;
+use super::aside::{ORDER_SK, order_link_sk};
 use super::error::map_sdk_error;
 use super::item::{Item, check_item_size, get_n, get_s, n, s};
-use super::keys::{PK, SK, order_pk, suppression_pk};
+use super::keys::{PK, SK, customer_pk, order_pk, suppression_pk};
 
-/// The sort key of an order's item.
-const ORDER_SK: &str = "ORDER";
 /// The sort key of a suppression's item.
 const SUPPRESSION_SK: &str = "SUPPRESS";
 
 impl DynamoDbStore {
-    /// See `Store::link_order`: one unconditional put (a later link replaces).
+    /// See `Store::link_order`: two unconditional puts, the customer's reverse item first
+    /// (`erase_customer` finds the order from it; a reverse item left by a link that failed
+    /// half-way, or replaced since, finds an order that is not the customer's, which the
+    /// erasure's condition leaves alone), then the order's item (a later link replaces it).
     pub(super) async fn link_order_inner(
         &self,
         order_id: &str,
         customer_id: &str,
     ) -> Result<(), StoreError> {
+        let reverse: Item = [
+            (PK.to_owned(), s(customer_pk(customer_id))),
+            (SK.to_owned(), s(order_link_sk(order_id)?)),
+        ]
+        .into();
+        check_item_size(&reverse, "the customer's order item")?;
+        self.put(reverse).await?;
         let item: Item = [
             (PK.to_owned(), s(order_pk(order_id))),
             (SK.to_owned(), s(ORDER_SK)),

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
@@ -116,6 +118,10 @@ impl Intercept for RequestMeter {
         } else if let Some(o) = output.downcast_ref::<UpdateItemOutput>() {
             units(o.consumed_capacity())
         } else if let Some(o) = output.downcast_ref::<TransactWriteItemsOutput>() {
+            units(o.consumed_capacity())
+        } else if let Some(o) = output.downcast_ref::<DeleteItemOutput>() {
+            units(o.consumed_capacity())
+        } else if let Some(o) = output.downcast_ref::<BatchWriteItemOutput>() {
             units(o.consumed_capacity())
         } else {
             0.0

@@ -7,6 +7,7 @@
 //! `TransactWriteItems` ([`commit`]); claims and settlements of sends are single conditional
 //! `UpdateItem`s. Errors map onto `StoreError` as [`error`]'s table says.
 
+mod aside;
 mod codec;
 mod commit;
 mod error;
@@ -30,8 +31,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendEntry, SendPage,
-    Settle, Store, StoreError, due_shard, from_millis, to_millis,
+    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased, Feedback,
+    FeedbackCount, Parked, SendEntry, SendPage, Settle, Store, StoreError, due_shard, from_millis,
+    to_millis,
 };
 
 use error::map_sdk_error;
@@ -501,6 +503,30 @@ impl Store for DynamoDbStore {
         .into();
         check_item_size(&item, "the metadata item")?;
         self.put(item).await
+    }
+
+    async fn record_feedback(&self, feedback: &Feedback<'_>) -> Result<bool, StoreError> {
+        self.record_feedback_inner(feedback).await
+    }
+
+    async fn feedback_counts(&self) -> Result<Vec<FeedbackCount>, StoreError> {
+        self.feedback_counts_inner().await
+    }
+
+    async fn park(&self, parked: &Parked) -> Result<(), StoreError> {
+        self.park_inner(parked).await
+    }
+
+    async fn parked(&self, order_id: &str, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+        self.parked_inner(order_id, now).await
+    }
+
+    async fn unpark(&self, order_id: &str, event_id: &str) -> Result<(), StoreError> {
+        self.unpark_inner(order_id, event_id).await
+    }
+
+    async fn erase_customer(&self, customer_id: &str) -> Result<Erased, StoreError> {
+        self.erase_customer_inner(customer_id).await
     }
 
     /// Every write is durable when DynamoDB acknowledges it: nothing to do.

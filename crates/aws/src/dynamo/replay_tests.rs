@@ -314,3 +314,105 @@ fn claimed_item(cid: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(super::codec::encode(b"mime"))
     )
 }
+
+fn feedback(event_id: &str) -> nudge_core::store::Feedback<'_> {
+    nudge_core::store::Feedback {
+        event_id,
+        workflow: "w",
+        step: "s",
+        kind: nudge_core::store::FeedbackKind::Clicked,
+        at: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+    }
+}
+
+/// A feedback transaction that meets another is sent again (the same items, a new token) until
+/// it goes through or the attempts run out (`Unavailable`, retryable); one cancelled on its
+/// marker was counted before.
+#[tokio::test]
+async fn feedback_transactions_are_sent_again_after_a_conflict() {
+    let conflict = cancelled(&["None", "TransactionConflict"]);
+    let (store, replay, meter) = replayed(&[(400, &conflict), (400, &conflict), (200, "{}")], 1);
+    assert!(store.record_feedback(&feedback("f-1")).await.unwrap());
+    assert_eq!(meter.requests(), 3);
+    let sent = replay.requests.lock().unwrap().clone();
+    // Each attempt is a new call, with the SDK's own random token (kept across the SDK's
+    // retries of that call): the rest is the same request.
+    let mut parsed: Vec<serde_json::Value> = sent
+        .iter()
+        .map(|r| serde_json::from_str(r).expect("a JSON request"))
+        .collect();
+    let tokens: Vec<serde_json::Value> = parsed
+        .iter_mut()
+        .map(|r| {
+            r.as_object_mut()
+                .unwrap()
+                .remove("ClientRequestToken")
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        tokens[0] != tokens[1] && tokens[1] != tokens[2],
+        "{tokens:?}"
+    );
+    assert!(
+        parsed.iter().all(|r| *r == parsed[0]),
+        "the same request each time: {sent:#?}"
+    );
+    assert!(sent[0].contains("attribute_not_exists(pk)") && sent[0].contains("ADD #n :one"));
+
+    let answers = vec![(400, conflict.as_str()); super::aside::CONFLICT_ATTEMPTS];
+    let (store, _, meter) = replayed(&answers, 1);
+    let result = store.record_feedback(&feedback("f-1")).await;
+    assert!(
+        matches!(&result, Err(e @ StoreError::Unavailable { .. }) if e.is_retryable()),
+        "{result:?}"
+    );
+    assert_eq!(meter.requests(), super::aside::CONFLICT_ATTEMPTS as u64);
+
+    let counted = cancelled(&["ConditionalCheckFailed", "None"]);
+    let (store, _, meter) = replayed(&[(400, &counted)], 3);
+    assert!(!store.record_feedback(&feedback("f-1")).await.unwrap());
+    assert_eq!(meter.requests(), 1);
+}
+
+/// An erasure sends again the deletes DynamoDB left unprocessed, and deletes an order only on
+/// the condition that it is still the customer's.
+#[tokio::test]
+async fn an_erasure_sends_unprocessed_deletes_again() {
+    let query = r#"{"Count":3,"Items":[
+        {"pk":{"S":"C#c-1"},"sk":{"S":"O#1001"}},
+        {"pk":{"S":"C#c-1"},"sk":{"S":"S#k-1"}},
+        {"pk":{"S":"C#c-1"},"sk":{"S":"STATE"}}]}"#;
+    let unprocessed = r#"{"UnprocessedItems":{"t":[
+        {"DeleteRequest":{"Key":{"pk":{"S":"C#c-1"},"sk":{"S":"STATE"}}}}]}}"#;
+    let (store, replay, meter) = replayed(
+        &[
+            (200, query),
+            (200, "{}"),
+            (200, unprocessed),
+            (200, r#"{"UnprocessedItems":{}}"#),
+        ],
+        1,
+    );
+    let erased = store.erase_customer("c-1").await.unwrap();
+    assert_eq!(
+        erased,
+        nudge_core::store::Erased {
+            state: true,
+            sends: 1,
+            orders: 1
+        }
+    );
+    let counts = meter.counts();
+    assert_eq!(counts["BatchWriteItem"].requests, 2);
+    assert_eq!(counts["DeleteItem"].requests, 1);
+    let sent = replay.requests.lock().unwrap().clone();
+    assert!(
+        sent[1].contains("cust = :c") && sent[1].contains("O#1001"),
+        "{}",
+        sent[1]
+    );
+    assert_eq!(sent[2].matches("DeleteRequest").count(), 3);
+    assert_eq!(sent[3].matches("DeleteRequest").count(), 1);
+    assert!(sent[3].contains("STATE"));
+}

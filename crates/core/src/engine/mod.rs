@@ -154,6 +154,12 @@ impl<'p> Engine<'p> {
         }
     }
 
+    /// The project the engine runs (its settings name the store, e.g. on the unsubscribe
+    /// page).
+    pub fn project(&self) -> &'p Project {
+        self.project
+    }
+
     /// Reacts to one input for one customer.
     pub fn handle(&self, state: CustomerState, input: Input<'_>, now: DateTime<Utc>) -> Outcome {
         let mut cx = Cx {

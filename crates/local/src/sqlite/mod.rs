@@ -13,6 +13,7 @@
 //! once, and the transaction commits. Random single-row writes (with their page splits and
 //! savepoints) were most of the cost of a batched simulation.
 
+mod aside;
 mod batch;
 mod error;
 mod schema;
@@ -27,8 +28,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, SendEntry, SendPage,
-    Settle, Store, StoreError, from_millis, to_millis, validate_commit,
+    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased, Feedback,
+    FeedbackCount, Parked, SendEntry, SendPage, Settle, Store, StoreError, from_millis, to_millis,
+    validate_commit,
 };
 
 use batch::{Staged, StagedCustomer};
@@ -41,7 +43,7 @@ pub use schema::{CACHE_KIB, OpenError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteOptions {
     /// Writes (commits, claims and settles of sends, order links, suppressions, dead letters,
-    /// metadata) grouped in one transaction; 1
+    /// metadata, feedback counts, parked inputs, erasures) grouped in one transaction; 1
     /// (the default, and what 0 means) commits every write on its own.
     pub batch: usize,
     /// Database pages kept in memory, in KiB ([`CACHE_KIB`] by default). Several stores of
@@ -701,6 +703,30 @@ impl Store for SqliteStore {
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.with(|inner| inner.set_meta(key, value))
+    }
+
+    async fn record_feedback(&self, feedback: &Feedback<'_>) -> Result<bool, StoreError> {
+        self.with(|inner| inner.record_feedback(feedback))
+    }
+
+    async fn feedback_counts(&self) -> Result<Vec<FeedbackCount>, StoreError> {
+        self.with(Inner::feedback_counts)
+    }
+
+    async fn park(&self, parked: &Parked) -> Result<(), StoreError> {
+        self.with(|inner| inner.park(parked))
+    }
+
+    async fn parked(&self, order_id: &str, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+        self.with(|inner| inner.parked(order_id, now))
+    }
+
+    async fn unpark(&self, order_id: &str, event_id: &str) -> Result<(), StoreError> {
+        self.with(|inner| inner.unpark(order_id, event_id))
+    }
+
+    async fn erase_customer(&self, customer_id: &str) -> Result<Erased, StoreError> {
+        self.with(|inner| inner.erase_customer(customer_id))
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

@@ -171,6 +171,32 @@ pub(super) const MIGRATIONS: &[&str] = &[
         reason      TEXT NOT NULL,
         at          INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 4: feedback counts per workflow step, with the feedback event ids counted (once each);
+    // inputs parked until their order is linked; an index of orders by customer, so that
+    // erasing a customer finds their order links.
+    "CREATE TABLE feedback_events (
+        event_id TEXT PRIMARY KEY NOT NULL,
+        at       INTEGER NOT NULL  -- when the feedback happened
+    ) WITHOUT ROWID;
+
+    CREATE TABLE feedback_counts (
+        workflow TEXT NOT NULL,
+        step     TEXT NOT NULL,
+        kind     TEXT NOT NULL CHECK (kind IN
+            ('delivered', 'opened', 'clicked', 'bounced', 'complained', 'unsubscribed')),
+        count    INTEGER NOT NULL,
+        PRIMARY KEY (workflow, step, kind)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE parked (
+        order_id   TEXT NOT NULL,
+        event_id   TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (order_id, event_id)
+    ) WITHOUT ROWID;
+
+    CREATE INDEX orders_customer ON orders (customer_id);",
 ];
 
 /// The version whose migration added `customers.shard`: a database migrated past it from an

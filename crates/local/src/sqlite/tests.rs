@@ -341,7 +341,10 @@ fn a_version_1_file_is_migrated_and_its_timers_are_found_in_their_shards() {
     let path = dir.path().join("old.db");
     version_1_file(&path);
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(pragma::<i64>(&store, "user_version"), 3);
+    assert_eq!(
+        pragma::<i64>(&store, "user_version"),
+        SqliteStore::SCHEMA_VERSION
+    );
     let t = |ms| from_millis(ms).unwrap();
     for shard in 0..DUE_SHARDS {
         let page = block_on(store.due(shard, t(5000), 10, None)).unwrap();
@@ -379,7 +382,10 @@ fn a_version_1_file_is_migrated_and_its_timers_are_found_in_their_shards() {
     drop(store);
     // Opened again: nothing more to migrate.
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(pragma::<i64>(&store, "user_version"), 3);
+    assert_eq!(
+        pragma::<i64>(&store, "user_version"),
+        SqliteStore::SCHEMA_VERSION
+    );
 }
 
 /// A store file of schema version `version` (1 or 2) whose send log holds one send in each
@@ -413,7 +419,10 @@ fn old_send_logs_are_migrated_to_final_statuses_that_say_why() {
         let path = dir.path().join("old.db");
         old_file_with_sends(&path, version);
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(pragma::<i64>(&store, "user_version"), 3);
+        assert_eq!(
+            pragma::<i64>(&store, "user_version"),
+            SqliteStore::SCHEMA_VERSION
+        );
         let sends = block_on(store.sends("c1")).unwrap();
         let statuses: Vec<_> = sends
             .iter()
@@ -608,4 +617,142 @@ fn a_due_page_is_a_range_of_the_shard_index_never_a_scan() {
     // A later page starts at the cursor in the index.
     let after = plan(DUE_AFTER);
     assert!(after.contains("(next_wake,customer_id)>(?,?)"), "{after}");
+}
+
+/// A store file of schema version 3, with a customer, an event they consumed and two orders
+/// linked to them: migrated to 4, the orders are found by the erasure (through the new index),
+/// and the new tables take feedback and parked inputs.
+#[test]
+fn a_version_3_file_is_migrated_and_its_customers_can_be_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "application_id", 0x4e55_4447)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO customers (customer_id, version, state, next_wake, updated_at, shard)
+                 VALUES ('guest:ayse@example.com', 2, x'7b7d', 5000, 0, 0);
+             INSERT INTO processed_events VALUES ('e-1', 'guest:ayse@example.com', 0);
+             INSERT INTO processed_events VALUES ('e-2', 'c-2', 0);
+             INSERT INTO orders VALUES ('1001', 'guest:ayse@example.com');
+             INSERT INTO orders VALUES ('1002', 'guest:ayse@example.com');
+             INSERT INTO orders VALUES ('1003', 'c-2');",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma::<i64>(&store, "user_version"), 4);
+    let erased = block_on(store.erase_customer("guest:ayse@example.com")).unwrap();
+    assert_eq!(
+        erased,
+        Erased {
+            state: true,
+            sends: 0,
+            orders: 2
+        }
+    );
+    assert_eq!(
+        block_on(store.order_customer("1003")).unwrap().as_deref(),
+        Some("c-2")
+    );
+    // The event stays processed, without the customer's id (a guest id holds an address).
+    assert!(block_on(store.is_processed("e-1")).unwrap());
+    let holders: Vec<String> = {
+        let inner = store.inner.lock().unwrap();
+        let mut stmt = inner
+            .conn
+            .prepare("SELECT customer_id FROM processed_events ORDER BY event_id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(holders, ["", "c-2"]);
+    let feedback = Feedback {
+        event_id: "f-1",
+        workflow: "w",
+        step: "s",
+        kind: nudge_core::store::FeedbackKind::Bounced,
+        at: from_millis(1000).unwrap(),
+    };
+    assert!(block_on(store.record_feedback(&feedback)).unwrap());
+    let parked = Parked {
+        order_id: "1004".into(),
+        event_id: "e-9".into(),
+        body: "{}".into(),
+        expires_at: from_millis(9000).unwrap(),
+    };
+    block_on(store.park(&parked)).unwrap();
+    assert_eq!(
+        block_on(store.parked("1004", from_millis(0).unwrap())).unwrap(),
+        [parked]
+    );
+}
+
+/// In a batch, an erasure sees the customer's staged commit and sends, a version remembered
+/// from a load is forgotten (the customer starts again at 0), and a feedback event counted
+/// earlier in the batch is a duplicate.
+#[test]
+fn an_erasure_and_feedback_in_an_open_batch_see_the_batch() {
+    let store = SqliteStore::in_memory_with(SqliteOptions::default().batch(100)).unwrap();
+    block_on(async {
+        let send = SendRecord {
+            idempotency_key: "r-1.a".into(),
+            customer_id: "c1".into(),
+            workflow: "w".into(),
+            step: "a".into(),
+            kind: SendKind::Email,
+            category: "marketing".into(),
+            tags: vec![],
+            at: from_millis(0).unwrap(),
+            payload: b"m".to_vec(),
+        };
+        let sends = [send];
+        let first = Commit {
+            sends: &sends,
+            next_wake: Some(from_millis(10).unwrap()),
+            ..commit("c1", 0)
+        };
+        assert_eq!(
+            store.commit(first).await.unwrap(),
+            CommitOutcome::Committed { version: 1 }
+        );
+        assert_eq!(store.load("c1").await.unwrap().unwrap().version, 1);
+        assert!(!is_autocommit(&store), "the batch is open");
+        let erased = store.erase_customer("c1").await.unwrap();
+        assert_eq!(
+            erased,
+            Erased {
+                state: true,
+                sends: 1,
+                orders: 0
+            }
+        );
+        assert_eq!(
+            store.commit(commit("c1", 1)).await.unwrap(),
+            CommitOutcome::Conflict,
+            "the version loaded before the erasure is gone"
+        );
+        assert_eq!(
+            store.commit(commit("c1", 0)).await.unwrap(),
+            CommitOutcome::Committed { version: 1 }
+        );
+        let feedback = Feedback {
+            event_id: "f-1",
+            workflow: "w",
+            step: "a",
+            kind: nudge_core::store::FeedbackKind::Delivered,
+            at: from_millis(0).unwrap(),
+        };
+        assert!(store.record_feedback(&feedback).await.unwrap());
+        assert!(!store.record_feedback(&feedback).await.unwrap());
+        store.flush().await.unwrap();
+        assert_eq!(store.feedback_counts().await.unwrap()[0].count, 1);
+    });
 }

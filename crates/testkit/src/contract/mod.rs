@@ -51,6 +51,7 @@ macro_rules! ensure {
 }
 
 // The checks, by area; each is public at `contract::<check>` for callers running one alone.
+mod aside;
 mod commits;
 mod concurrency;
 mod helpers;
@@ -60,6 +61,10 @@ mod store_wide;
 mod sweep;
 mod timers;
 
+pub use aside::{
+    concurrent_feedback_is_counted_once, erasure_removes_one_customer, feedback_counts_are_ordered,
+    feedback_is_counted_once, parked_inputs_wait_for_their_order,
+};
 pub use commits::{
     already_processed_wins_over_conflict, create_then_load, duplicate_event_already_processed,
     event_ids_are_global, missing_customer_conflicts, stale_version_conflicts,
@@ -111,4 +116,9 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
     meta_get_set_overwrite(&make().await).await;
     flush_is_repeatable(&make().await).await;
     state_bytes_round_trip(&make().await).await;
+    feedback_is_counted_once(&make().await).await;
+    feedback_counts_are_ordered(&make().await).await;
+    concurrent_feedback_is_counted_once(&make().await).await;
+    parked_inputs_wait_for_their_order(&make().await).await;
+    erasure_removes_one_customer(&make().await).await;
 }

@@ -8,7 +8,7 @@ use crate::workflow::model::{
     AttributeKind, DeclaredAttribute, FrequencyCap, SendWindow, Settings, StoreDetails,
 };
 use crate::workflow::units::{Duration, LocalTime};
-use crate::workflow::yaml::{Node, NodeValue, Pos};
+use crate::workflow::yaml::{Node, NodeValue};
 
 use super::map::Map;
 use super::names::is_attribute_name;
@@ -59,7 +59,7 @@ pub fn settings(sink: &mut Sink, root: &Node, has_marketing: bool) -> Option<Set
         Some(n) => declared_attributes(sink, n),
         None => Some(Vec::new()),
     };
-    let unsubscribe = unsubscribe_url(sink, &map, top, has_marketing)?;
+    let unsubscribe = unsubscribe_url(sink, &map)?;
     Some(Settings {
         store: store?,
         from: from?,
@@ -233,21 +233,12 @@ fn frequency_cap(sink: &mut Sink, node: &Node) -> Option<FrequencyCap> {
     })
 }
 
-/// `unsubscribe_url`: `None` when the URL is unusable, `Some(None)` when there is none (an
-/// error too when any workflow is marketing).
-fn unsubscribe_url(
-    sink: &mut Sink,
-    map: &Map,
-    top: Pos,
-    has_marketing: bool,
-) -> Option<Option<url::Url>> {
+/// `unsubscribe_url`: `None` when the URL is unusable, `Some(None)` when there is none. It is
+/// optional: without it the deployed functions link to the `unsubscribe` function's own URL
+/// (the SAM template passes it in), and `simulate` to `NUDGE_UNSUBSCRIBE_URL` or a placeholder.
+fn unsubscribe_url(sink: &mut Sink, map: &Map) -> Option<Option<url::Url>> {
     match map.get("unsubscribe_url") {
         Some(n) => https_url(sink, n, "`unsubscribe_url`").map(Some),
-        None => {
-            if has_marketing {
-                sink.error(top, "settings.yaml is missing `unsubscribe_url`: marketing email must offer one-click unsubscribe");
-            }
-            Some(None)
-        }
+        None => Some(None),
     }
 }
