@@ -57,6 +57,19 @@ pub enum InitError {
     Webhooks(#[from] WebhookSetupError),
 }
 
+/// Whether a function makes unsubscribe links, and so needs to know where they point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// It may decide marketing email (ingest, the Shopify webhook, the scheduler, SES
+    /// feedback): it refuses to start without an unsubscribe URL.
+    Made,
+    /// The `unsubscribe` function: it only applies `customer.unsubscribed`, and the template
+    /// cannot pass a function its own URL (a circular reference). A marketing email its input
+    /// decides is for a customer unsubscribed by that very input, so the sending rules skip it,
+    /// and transactional email carries no unsubscribe link: without a URL it makes none.
+    NotMade,
+}
+
 /// Everything a function keeps between invocations.
 #[derive(Debug)]
 pub struct App {
@@ -80,6 +93,11 @@ impl App {
     /// Builds everything from the environment: the settings, the clients, the signing key
     /// (from SSM: the one request made here), the workflows and the engine.
     pub async fn from_env() -> Result<Self, InitError> {
+        Self::from_env_with(Links::Made).await
+    }
+
+    /// [`App::from_env`] for a function that makes unsubscribe links or does not ([`Links`]).
+    pub async fn from_env_with(links: Links) -> Result<Self, InitError> {
         let config = Config::from_env()?;
         let clients = Clients::from_env(None).await;
         let key = clients
@@ -92,15 +110,27 @@ impl App {
         )?;
         let scratch = std::env::temp_dir().join(format!("nudge-workflows-{}", std::process::id()));
         let project = workflows::load(&scratch)?;
-        Self::new(config, clients, signer, project)
+        Self::new_with(config, clients, signer, project, links)
     }
 
-    /// Builds the app from its parts (tests build theirs without SSM).
+    /// Builds the app from its parts (tests build theirs without SSM), for a function that
+    /// makes unsubscribe links.
     pub fn new(
         config: Config,
         clients: Clients,
         signer: Signer,
+        project: Project,
+    ) -> Result<Self, InitError> {
+        Self::new_with(config, clients, signer, project, Links::Made)
+    }
+
+    /// [`App::new`] for a function that makes unsubscribe links or does not ([`Links`]).
+    pub fn new_with(
+        config: Config,
+        clients: Clients,
+        signer: Signer,
         mut project: Project,
+        links: Links,
     ) -> Result<Self, InitError> {
         if project.settings.unsubscribe_url.is_none() {
             project.settings.unsubscribe_url = config.unsubscribe_url.clone();
@@ -109,7 +139,7 @@ impl App {
             .workflows
             .iter()
             .any(|w| w.category == Category::Marketing);
-        if marketing && project.settings.unsubscribe_url.is_none() {
+        if marketing && links == Links::Made && project.settings.unsubscribe_url.is_none() {
             return Err(InitError::NoUnsubscribeUrl);
         }
         // The engine borrows the project and the signer for the life of the process.
@@ -185,6 +215,29 @@ pub fn init_tracing() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without an unsubscribe URL (none in settings.yaml, none passed in), a function that
+    /// makes links refuses to start, and the `unsubscribe` function starts.
+    #[tokio::test]
+    async fn only_a_function_that_makes_links_needs_the_unsubscribe_url() {
+        let config =
+            Config::from_lookup(|name| (name == "NUDGE_TABLE").then(|| "t".to_owned())).unwrap();
+        let clients = Clients::from_env(None).await;
+        let project = || {
+            let scratch = tempfile::tempdir().unwrap();
+            let mut project = workflows::load(scratch.path()).unwrap();
+            project.settings.unsubscribe_url = None;
+            project
+        };
+        let key = Signer::new(&[7u8; 32]);
+        let refused = App::new(config.clone(), clients.clone(), key.clone(), project());
+        assert!(
+            matches!(refused, Err(InitError::NoUnsubscribeUrl)),
+            "{refused:?}"
+        );
+        let app = App::new_with(config, clients, key, project(), Links::NotMade).unwrap();
+        assert!(app.engine.project().settings.unsubscribe_url.is_none());
+    }
 
     #[test]
     fn the_development_key_a_short_key_and_no_key_are_refused() {

@@ -5,12 +5,13 @@ use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use nudge_lambda::app::Links;
 use nudge_lambda::{App, unsubscribe};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     nudge_lambda::app::init_tracing();
-    let app: &'static App = Box::leak(Box::new(App::from_env().await?));
+    let app: &'static App = Box::leak(Box::new(App::from_env_with(Links::NotMade).await?));
     app.warm_up().await;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {

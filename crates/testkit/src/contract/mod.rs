@@ -91,34 +91,36 @@ pub use timers::{
 /// Runs every check of the contract, each on a new store made by `make`, which must return an
 /// empty store each time.
 pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
-    create_then_load(&make().await).await;
-    versions_increment(&make().await).await;
-    stale_version_conflicts(&make().await).await;
-    missing_customer_conflicts(&make().await).await;
-    duplicate_event_already_processed(&make().await).await;
-    already_processed_wins_over_conflict(&make().await).await;
-    event_ids_are_global(&make().await).await;
-    concurrent_writers_one_wins(&make().await).await;
-    due_orders_and_limits(&make().await).await;
-    due_pages_with_a_cursor(&make().await).await;
-    timer_moves_and_clears(&make().await).await;
-    set_aside_takes_the_timer_out(&make().await).await;
-    send_log_unique_by_key(&make().await).await;
-    send_for_another_customer_is_refused(&make().await).await;
-    claims_are_exclusive_and_leased(&make().await).await;
-    settles_move_a_send_as_documented(&make().await).await;
-    concurrent_claims_one_wins(&make().await).await;
-    pending_sends_by_shard_and_time(&make().await).await;
-    orders_link_to_customers(&make().await).await;
-    suppressions_keep_the_first(&make().await).await;
-    dead_letters_round_trip(&make().await).await;
-    dead_letter_body_truncated(&make().await).await;
-    meta_get_set_overwrite(&make().await).await;
-    flush_is_repeatable(&make().await).await;
-    state_bytes_round_trip(&make().await).await;
-    feedback_is_counted_once(&make().await).await;
-    feedback_counts_are_ordered(&make().await).await;
-    concurrent_feedback_is_counted_once(&make().await).await;
-    parked_inputs_wait_for_their_order(&make().await).await;
-    erasure_removes_one_customer(&make().await).await;
+    // Each check is boxed: their futures hold a store and its SDK calls, and all of them in
+    // one future overflowed the test thread's stack in debug builds.
+    Box::pin(create_then_load(&make().await)).await;
+    Box::pin(versions_increment(&make().await)).await;
+    Box::pin(stale_version_conflicts(&make().await)).await;
+    Box::pin(missing_customer_conflicts(&make().await)).await;
+    Box::pin(duplicate_event_already_processed(&make().await)).await;
+    Box::pin(already_processed_wins_over_conflict(&make().await)).await;
+    Box::pin(event_ids_are_global(&make().await)).await;
+    Box::pin(concurrent_writers_one_wins(&make().await)).await;
+    Box::pin(due_orders_and_limits(&make().await)).await;
+    Box::pin(due_pages_with_a_cursor(&make().await)).await;
+    Box::pin(timer_moves_and_clears(&make().await)).await;
+    Box::pin(set_aside_takes_the_timer_out(&make().await)).await;
+    Box::pin(send_log_unique_by_key(&make().await)).await;
+    Box::pin(send_for_another_customer_is_refused(&make().await)).await;
+    Box::pin(claims_are_exclusive_and_leased(&make().await)).await;
+    Box::pin(settles_move_a_send_as_documented(&make().await)).await;
+    Box::pin(concurrent_claims_one_wins(&make().await)).await;
+    Box::pin(pending_sends_by_shard_and_time(&make().await)).await;
+    Box::pin(orders_link_to_customers(&make().await)).await;
+    Box::pin(suppressions_keep_the_first(&make().await)).await;
+    Box::pin(dead_letters_round_trip(&make().await)).await;
+    Box::pin(dead_letter_body_truncated(&make().await)).await;
+    Box::pin(meta_get_set_overwrite(&make().await)).await;
+    Box::pin(flush_is_repeatable(&make().await)).await;
+    Box::pin(state_bytes_round_trip(&make().await)).await;
+    Box::pin(feedback_is_counted_once(&make().await)).await;
+    Box::pin(feedback_counts_are_ordered(&make().await)).await;
+    Box::pin(concurrent_feedback_is_counted_once(&make().await)).await;
+    Box::pin(parked_inputs_wait_for_their_order(&make().await)).await;
+    Box::pin(erasure_removes_one_customer(&make().await)).await;
 }
