@@ -28,8 +28,11 @@
 //! are all in the past, so each is applied at its own time. The scheduler takes its time from
 //! its input, which is what makes the virtual clock possible.
 //!
-//! Limits: one story, two customers, the shipped workflows; the functions' logs are in the
-//! script's log folder, not checked here. Without `NUDGE_E2E_WATCH` and `NUDGE_MOTO_ENDPOINT`
+//! Limits: one story, two customers, the shipped workflows; `ingest` and `scheduler` only
+//! (no Shopify delivery, SES event or unsubscribe yet); the functions' logs are in the
+//! script's log folder (.tools/e2e/), not checked here. A function process keeps what it read
+//! at its cold start: run again against watches already running, the set-up (moto reset, the
+//! same table name, the same key) gives the same deployment, so it still holds. Without `NUDGE_E2E_WATCH` and `NUDGE_MOTO_ENDPOINT`
 //! the test says it is skipped (a plain `cargo test` starts no server).
 
 mod support;
