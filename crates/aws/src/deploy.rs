@@ -61,6 +61,26 @@ impl Clients {
         SesMailer::new(self.ses.clone(), configuration_set)
     }
 
+    /// A mailer whose every `SendEmail` attempt (connecting included) ends within `attempt`,
+    /// for a caller that must know how long a send can take at worst
+    /// ([`SesMailer::worst_send`]; fewer attempts with [`SesMailer::with_attempts`]); an
+    /// attempt cut by the timeout is `MaybeSent`, settled by the runner like any ambiguous
+    /// answer.
+    pub fn mailer_within(&self, configuration_set: Option<String>, attempt: Duration) -> SesMailer {
+        let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .connect_timeout(attempt.min(Duration::from_secs(3)))
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(attempt)
+            .build();
+        let config = self
+            .ses
+            .config()
+            .to_builder()
+            .timeout_config(timeouts)
+            .build();
+        SesMailer::new(aws_sdk_sesv2::Client::from_conf(config), configuration_set)
+    }
+
     /// The webhook secrets of stack `stack` (`/<stack>/webhooks/NAME`).
     pub fn webhook_secrets(&self, stack: &str) -> SsmSecrets {
         SsmSecrets::new(self.ssm.clone(), stack, SsmSecrets::DEFAULT_TTL)

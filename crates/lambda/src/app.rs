@@ -87,6 +87,33 @@ pub struct App {
     pub mailer: SesMailer,
     /// The webhook caller.
     pub webhooks: HttpWebhookCaller<SsmSecrets>,
+    /// The mailer and webhook caller of [`App::bounded_runner`].
+    bounded: (SesMailer, HttpWebhookCaller<SsmSecrets>),
+}
+
+/// How long the one `SendEmail` attempt of a send of [`App::bounded_runner`] may take: 5 s
+/// (SES answers in about 0.1 s). A cut attempt is `MaybeSent` and a throttled one is retried
+/// by the runner a minute later, like any ambiguous or retryable answer.
+pub const BOUNDED_SES_ATTEMPT: Duration = Duration::from_secs(5);
+
+/// The webhook calls of [`App::bounded_runner`]: 2 attempts of at most 3 s (connecting in at
+/// most 2 s), 250 ms apart.
+pub fn bounded_webhook_settings() -> WebhookSettings {
+    WebhookSettings {
+        connect_timeout: Duration::from_secs(2),
+        attempt_timeout: Duration::from_secs(3),
+        attempts: 2,
+        ..WebhookSettings::default()
+    }
+}
+
+/// The longest one send of [`App::bounded_runner`] can take: an email's one attempt
+/// ([`BOUNDED_SES_ATTEMPT`]) or a webhook call's attempts and wait, whichever is longer, plus
+/// the claim's and the settle's requests (a second): 7.5 s.
+pub fn bounded_send_worst() -> Duration {
+    let w = bounded_webhook_settings();
+    let webhook = w.attempt_timeout * w.attempts + w.backoff * w.attempts;
+    BOUNDED_SES_ATTEMPT.max(webhook) + Duration::from_secs(1)
 }
 
 impl App {
@@ -152,6 +179,15 @@ impl App {
             clients.webhook_secrets(&config.stack),
             WebhookSettings::default(),
         )?;
+        let bounded = (
+            clients
+                .mailer_within(config.configuration_set.clone(), BOUNDED_SES_ATTEMPT)
+                .with_attempts(1),
+            HttpWebhookCaller::new(
+                clients.webhook_secrets(&config.stack),
+                bounded_webhook_settings(),
+            )?,
+        );
         Ok(App {
             config,
             engine,
@@ -160,6 +196,7 @@ impl App {
             store,
             mailer,
             webhooks,
+            bounded,
         })
     }
 
@@ -168,6 +205,18 @@ impl App {
     pub fn runner(&self) -> AwsRunner {
         Runner::new(self.engine, self.store.clone(), Some(self.mailer.clone()))
             .with_webhooks(self.webhooks.clone())
+    }
+
+    /// A runner whose every send ends within [`bounded_send_worst`] (shorter SES and webhook
+    /// timeouts), for a caller that must stop before a deadline without ever being cut off
+    /// between a claim and its settle (the scheduler).
+    pub fn bounded_runner(&self) -> AwsRunner {
+        Runner::new(
+            self.engine,
+            self.store.clone(),
+            Some(self.bounded.0.clone()),
+        )
+        .with_webhooks(self.bounded.1.clone())
     }
 
     /// Opens the connection to DynamoDB (TLS included) with one small read, so that the first

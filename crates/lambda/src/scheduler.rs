@@ -77,7 +77,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::app::{App, AwsRunner};
+use crate::app::{App, AwsRunner, bounded_send_worst};
 
 /// The longest a tick works: 50 seconds, so that it ends before the next minute's tick.
 pub const MAX_TICK: Duration = Duration::from_secs(50);
@@ -381,7 +381,7 @@ pub async fn tick(app: &App, now: DateTime<Utc>, budget: Duration) -> TickSummar
         now,
         store: app.store.clone(),
         firer: app.runner().deliver_later(),
-        sender: app.runner(),
+        sender: app.bounded_runner(),
         customers: Arc::new(Semaphore::new(CONCURRENT_CUSTOMERS)),
         bucket: Mutex::new(TokenBucket::new(app.config.ses_rate)),
         batch: send_batch(app.config.ses_rate),
@@ -552,6 +552,12 @@ async fn fire_shard(
     }
 }
 
+/// How many sends, each taking at worst [`bounded_send_worst`], end within `left`.
+fn sends_that_fit(left: Duration) -> u32 {
+    let worst = bounded_send_worst().as_millis().max(1);
+    u32::try_from(left.as_millis() / worst).unwrap_or(u32::MAX)
+}
+
 /// Sweeps the shard's pending sends at the shared rate while its firing goes on and after;
 /// `Ok(true)` when none is left due once the firing ended.
 async fn send_shard(
@@ -564,7 +570,20 @@ async fn send_shard(
         // Read before the sweep: a sweep that finds the shard empty after the firing ended
         // has seen everything the firing logged.
         let before = *firing.borrow_and_update();
-        let granted = tick.tokens(tick.batch).await;
+        // A batch is sent one send after another, and none may be cut off between its claim
+        // and its settle (a crash, for the send guarantee): only as many sends as would end
+        // within the budget, each at its worst (`bounded_send_worst`), are claimed.
+        let fit = sends_that_fit(tick.budget.saturating_sub(tick.start.elapsed()));
+        if fit == 0 {
+            return Ok(false);
+        }
+        let mut granted = tick.tokens(tick.batch.min(fit)).await;
+        // Waiting for tokens took time: what still fits now.
+        let fit = sends_that_fit(tick.budget.saturating_sub(tick.start.elapsed()));
+        if granted > fit {
+            tick.give_back(granted - fit);
+            granted = fit;
+        }
         if granted == 0 {
             return Ok(false);
         }
@@ -642,6 +661,16 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn only_sends_that_end_within_the_budget_are_claimed() {
+        let worst = crate::app::bounded_send_worst();
+        assert!(worst >= Duration::from_secs(7), "{worst:?}");
+        assert_eq!(sends_that_fit(Duration::ZERO), 0);
+        assert_eq!(sends_that_fit(worst - Duration::from_millis(1)), 0);
+        assert_eq!(sends_that_fit(worst), 1);
+        assert_eq!(sends_that_fit(worst * 3 + Duration::from_millis(5)), 3);
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub fn ses_client(config: &SdkConfig) -> Client {
 pub struct SesMailer {
     client: Client,
     configuration_set: Option<String>,
+    attempts: u32,
 }
 
 impl SesMailer {
@@ -84,8 +85,31 @@ impl SesMailer {
         SesMailer {
             client,
             configuration_set,
+            attempts: MAX_ATTEMPTS,
         }
     }
+
+    /// The same mailer making at most `attempts` `SendEmail` attempts per send (at least 1; by
+    /// default [`SesMailer::MAX_SEND_ATTEMPTS`]): one for a caller that must bound a send's
+    /// time, which leaves a throttled send to the runner's next retry.
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.clamp(1, MAX_ATTEMPTS);
+        self
+    }
+
+    /// The longest one send takes when each attempt ends within `attempt`: its attempts and
+    /// the waits between them.
+    pub fn worst_send(&self, attempt: Duration) -> Duration {
+        let waits: Duration = (1..self.attempts).map(backoff).sum();
+        attempt * self.attempts + waits
+    }
+
+    /// The most `SendEmail` attempts one send makes (retrying only what SES certainly did not
+    /// take: throttling, a connection never made).
+    pub const MAX_SEND_ATTEMPTS: u32 = MAX_ATTEMPTS;
+
+    /// The most one send waits between its attempts, in all (200, 400 and 800 ms).
+    pub const MAX_BACKOFF_TOTAL: Duration = Duration::from_millis(1400);
 
     async fn send_raw(&self, email: &SendRecord) -> Result<Receipt, MailError> {
         let tags = message_tags(email)?;
@@ -130,7 +154,7 @@ impl SesMailer {
                 may_have_been_sent = err.may_have_been_sent(),
                 "SES did not take the email: {err}"
             );
-            if !err.is_retryable() || err.may_have_been_sent() || attempt >= MAX_ATTEMPTS {
+            if !err.is_retryable() || err.may_have_been_sent() || attempt >= self.attempts {
                 return Err(err);
             }
             tokio::time::sleep(backoff(attempt)).await;
@@ -155,5 +179,18 @@ impl Mailer for SesMailer {
     /// claim before the call) is what keeps a retried email from going out twice.
     async fn send(&self, send: &SendRecord) -> Result<Receipt, MailError> {
         self.send_raw(send).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented worst case of one send's waits is what `backoff` gives between its
+    /// attempts (the scheduler sizes its batches from it).
+    #[test]
+    fn the_documented_backoff_total_is_the_sum_of_the_waits() {
+        let total: Duration = (1..MAX_ATTEMPTS).map(backoff).sum();
+        assert_eq!(total, SesMailer::MAX_BACKOFF_TOTAL);
     }
 }
