@@ -18,14 +18,17 @@
 //!   customer.
 //!
 //! Guarantees and limits:
-//! - **Idempotent in effect.** A customer already unsubscribed is not written again. The
-//!   event id is `unsubscribe:<base64url SHA-256 of the customer id>:<state version read>`, so
-//!   two POSTs racing on the same version apply once (the second is a duplicate), while an
-//!   unsubscribe after a later re-subscribe (a newer version) is a new event and applies.
-//!   The id holds a hash, never the customer id.
+//! - **Idempotent.** A customer already unsubscribed is not written again, and the event id is
+//!   one per customer, `unsubscribe:<base64url SHA-256 of the customer id>` ([`event_id`]), so
+//!   racing POSTs apply once (the later ones are duplicates) and a workflow triggered by
+//!   `customer.unsubscribed` starts once. An unsubscribe stands for good: the engine keeps the
+//!   first one, and the store's consent never undoes it. The id holds a hash, never the
+//!   customer id.
 //! - **Quick.** A GET reads nothing; a POST reads and commits one customer, bounded by
 //!   [`POST_BUDGET`]: past it the answer is a 503 page asking to try again (the commit, if it
-//!   happened, stands; a retry then finds the customer unsubscribed).
+//!   happened, stands; a retry then finds the customer unsubscribed). The budget bounds the
+//!   commit only: what the input decided is delivered after it (`ingest::bounded`), never cut
+//!   off mid-send.
 //! - **Nothing leaks.** The customer id and the signature are never logged; pages are
 //!   HTML-escaped, carry no external asset, and are sent with `Cache-Control: no-store`,
 //!   `Referrer-Policy: no-referrer` (the URL is a capability) and a content security policy
@@ -170,10 +173,14 @@ pub enum Unsubscribed {
     },
 }
 
-/// The event id of an unsubscribe of `customer_id` read at state `version`.
-pub fn event_id(customer_id: &str, version: u64) -> String {
+/// The event id of the unsubscribe of `customer_id`: one per customer, so that concurrent
+/// POSTs (a mail provider's one-click and the customer's own click) apply once, and a
+/// workflow triggered by `customer.unsubscribed` starts once. An unsubscribe stands for good
+/// (the engine keeps the first `unsubscribed_at`; the store's consent cannot undo it), so a
+/// second one has nothing to record. The id holds a hash, not the customer id.
+pub fn event_id(customer_id: &str) -> String {
     let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(customer_id.as_bytes()));
-    format!("unsubscribe:{hash}:{version}")
+    format!("unsubscribe:{hash}")
 }
 
 /// Records that `customer_id` unsubscribed, at `now` (see the module documentation).
@@ -194,7 +201,7 @@ pub async fn unsubscribe(
     }
     let text = serde_json::json!({
         "version": "0",
-        "id": event_id(customer_id, record.version),
+        "id": event_id(customer_id),
         "detail-type": "customer.unsubscribed",
         "source": EVENT_SOURCE,
         "time": now.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -536,12 +543,12 @@ mod tests {
     }
 
     #[test]
-    fn event_ids_hash_the_customer_and_follow_the_version() {
-        let a = event_id("guest:ayse@example.com", 3);
-        assert!(a.starts_with("unsubscribe:") && a.ends_with(":3"), "{a}");
+    fn event_ids_are_one_per_customer_and_hash_it() {
+        let a = event_id("guest:ayse@example.com");
+        assert!(a.starts_with("unsubscribe:"), "{a}");
         assert!(!a.contains("ayse"), "{a}");
-        assert_ne!(a, event_id("guest:ayse@example.com", 4));
-        assert_ne!(a, event_id("c-2", 3));
+        assert_eq!(a, event_id("guest:ayse@example.com"));
+        assert_ne!(a, event_id("c-2"));
     }
 
     #[test]
