@@ -62,6 +62,10 @@ use super::item::{Item, b, check_item_size, get_b, get_n, get_s, n, s};
 use super::keys::{PK, SEND_SK_PREFIX, SK, STATE_SK, TTL, check_sort_key, customer_pk, order_pk};
 use super::{DynamoDbStore, PROCESSED_EVENT_TTL, codec};
 
+/// How many times [`DynamoDbStore::erase_customer_inner`] reads the customer's partition
+/// again after deleting what it found.
+const ERASE_ROUNDS: usize = 3;
+
 /// The partition of the feedback counts.
 pub(super) const FEEDBACK_PK: &str = "FEEDBACK";
 /// The sort key of a feedback event's marker.
@@ -368,29 +372,41 @@ impl DynamoDbStore {
 
     /// See `Store::erase_customer` and the module docs: the order links first, then every item
     /// of the customer's partition.
+    /// (Each round: one `Query` of the partition, then its deletes; the last round's `Query`
+    /// finds it empty.)
     pub(super) async fn erase_customer_inner(
         &self,
         customer_id: &str,
     ) -> Result<Erased, StoreError> {
         let pk = customer_pk(customer_id);
-        let items = self.partition(pk.clone(), None, Some("pk, sk")).await?;
         let mut erased = Erased::default();
-        let mut keys = Vec::with_capacity(items.len());
-        for item in items {
-            let sk = get_s(&item, SK)?.to_owned();
-            if sk == STATE_SK {
-                erased.state = true;
-            } else if sk.starts_with(SEND_SK_PREFIX) {
-                erased.sends += 1;
-            } else if let Some(order) = sk.strip_prefix(ORDER_LINK_SK_PREFIX)
-                && self.unlink_order(order, customer_id).await?
-            {
-                erased.orders += 1;
+        // The partition is read again after each round of deletes: a commit that raced the
+        // first read (a new send, a moved state) is found and erased by the next round, rather
+        // than left for the sweep to send to an erased customer. Rounds end when the partition
+        // reads empty; a customer still being written after `ERASE_ROUNDS` rounds keeps what
+        // the last commits wrote (the port's documented race).
+        for _ in 0..ERASE_ROUNDS {
+            let items = self.partition(pk.clone(), None, Some("pk, sk")).await?;
+            if items.is_empty() {
+                break;
             }
-            keys.push(sk);
-        }
-        for chunk in keys.chunks(BATCH_ITEMS) {
-            self.delete_batch(&pk, chunk).await?;
+            let mut keys = Vec::with_capacity(items.len());
+            for item in items {
+                let sk = get_s(&item, SK)?.to_owned();
+                if sk == STATE_SK {
+                    erased.state = true;
+                } else if sk.starts_with(SEND_SK_PREFIX) {
+                    erased.sends += 1;
+                } else if let Some(order) = sk.strip_prefix(ORDER_LINK_SK_PREFIX)
+                    && self.unlink_order(order, customer_id).await?
+                {
+                    erased.orders += 1;
+                }
+                keys.push(sk);
+            }
+            for chunk in keys.chunks(BATCH_ITEMS) {
+                self.delete_batch(&pk, chunk).await?;
+            }
         }
         Ok(erased)
     }
