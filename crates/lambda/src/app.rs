@@ -233,6 +233,16 @@ impl App {
     }
 }
 
+/// A function's cold start: logs as JSON ([`init_tracing`]), builds the app from the
+/// environment ([`App::from_env_with`]), keeps it for the life of the process (every
+/// invocation borrows it) and warms the DynamoDB connection ([`App::warm_up`]).
+pub async fn start(links: Links) -> Result<&'static App, InitError> {
+    init_tracing();
+    let app: &'static App = Box::leak(Box::new(App::from_env_with(links).await?));
+    app.warm_up().await;
+    Ok(app)
+}
+
 /// The signer for the key read from `parameter`, refusing a missing, short or public key.
 pub fn signer(parameter: &str, key: Option<&[u8]>) -> Result<Signer, InitError> {
     let problem = match key {

@@ -5,14 +5,13 @@
 use std::time::SystemTime;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use nudge_lambda::{App, scheduler};
+use nudge_lambda::app::Links;
+use nudge_lambda::scheduler;
 use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    nudge_lambda::app::init_tracing();
-    let app: &'static App = Box::leak(Box::new(App::from_env().await?));
-    app.warm_up().await;
+    let app = nudge_lambda::app::start(Links::Made).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| async move {
         let remaining = scheduler::remaining(event.context.deadline, SystemTime::now());
         scheduler::handle(app, &event.payload, remaining).await

@@ -10,9 +10,7 @@ use nudge_lambda::{App, unsubscribe};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    nudge_lambda::app::init_tracing();
-    let app: &'static App = Box::leak(Box::new(App::from_env_with(Links::NotMade).await?));
-    app.warm_up().await;
+    let app = nudge_lambda::app::start(Links::NotMade).await?;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {
             Ok::<LambdaFunctionUrlResponse, Error>(
