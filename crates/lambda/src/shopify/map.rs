@@ -414,6 +414,20 @@ impl Ctx<'_> {
     }
 
     fn redact(&self, body: &Map<String, Value>) -> Result<Mapped, String> {
+        // Shopify signs the body, not the topic header: a signed body of another topic (an
+        // order naming its customer) sent again under `customers/redact` would erase that
+        // customer. A redaction's body always lists the orders to redact; no other topic's
+        // does, so one without the list is refused.
+        match body.get("orders_to_redact") {
+            Some(Value::Array(_)) => {}
+            None | Some(Value::Null) => {
+                return Err(
+                    "missing field orders_to_redact (every customers/redact payload has it; a body of another topic is not a redaction)"
+                        .to_owned(),
+                );
+            }
+            Some(v) => return Err(wrong("orders_to_redact", "an array", v)),
+        }
         let customer = match body.get("customer") {
             Some(Value::Object(c)) => c,
             None | Some(Value::Null) => {

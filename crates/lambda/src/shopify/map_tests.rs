@@ -278,8 +278,30 @@ fn customers_redact_names_the_customer_and_the_guest() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(ignored("customers/redact", r#"{"customer": {"id": null}}"#).contains("neither"));
-    assert!(ignored("customers/redact", r#"{"shop_id": 1}"#).contains("no customer"));
+    assert!(
+        ignored(
+            "customers/redact",
+            r#"{"customer": {"id": null}, "orders_to_redact": []}"#
+        )
+        .contains("neither")
+    );
+    assert!(
+        ignored(
+            "customers/redact",
+            r#"{"shop_id": 1, "orders_to_redact": []}"#
+        )
+        .contains("no customer")
+    );
+}
+
+/// Shopify signs the body, not the topic: an order's signed body sent again as
+/// `customers/redact` must not erase the customer it names.
+#[test]
+fn a_body_of_another_topic_is_not_a_redaction() {
+    let reason = invalid("customers/redact", fixture!("orders-create.json"));
+    assert!(reason.contains("orders_to_redact"), "{reason}");
+    let reason = invalid("customers/redact", fixture!("customers-create.json"));
+    assert!(reason.contains("orders_to_redact"), "{reason}");
 }
 
 #[test]
