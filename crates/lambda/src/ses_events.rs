@@ -15,9 +15,11 @@
 //!   [`redact`]). A transient or undetermined bounce suppresses nothing and counts nothing.
 //! - **Counting.** Delivered, opened, clicked, bounced (permanent only) and complained are
 //!   counted per workflow step (`nudge-workflow`, `nudge-step` tags) with
-//!   `Store::record_feedback`, keyed by `ses:` and the EventBridge event id: EventBridge
-//!   delivers at least once, and a redelivered event counts once. Every open and every click
-//!   event counts (they are events, not distinct readers).
+//!   `Store::record_feedback`, keyed by `ses:` and the SES event's own identity (a hash of its
+//!   message id, type, record time and feedback id or link; the EventBridge id when the
+//!   message id is missing): SES's event destinations and EventBridge both deliver at least
+//!   once, and a republished SES event has a new EventBridge id, yet counts once. Every open
+//!   and every click event counts (they are events, not distinct readers).
 //! - **Order.** The suppression is written before the count, so a retry after a failure in
 //!   between suppresses again (harmless: the first suppression is kept) and then counts.
 //! - **Other mail.** An event of an email without Nudge's `nudge-workflow` and `nudge-step`
@@ -38,10 +40,13 @@
 //! refuses it and the invocation fails into the on-failure destination). Counts are per
 //! event, not per reader: a mail client that fetches images twice opens twice.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use nudge_core::store::{Feedback, FeedbackKind, Store, address_key};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::ingest::{self, Handled, HandlerError};
@@ -50,7 +55,8 @@ use crate::ingest::{self, Handled, HandlerError};
 pub const SOURCE: &str = "aws.ses";
 /// The dead letters' `source` for this function's inputs.
 pub const DEAD_LETTER_SOURCE: &str = "ses-events";
-/// The prefix of a feedback id: `ses:` and the EventBridge event id.
+/// The prefix of a feedback id: `ses:` and the SES event's identity ([`SesEvent::identity`]),
+/// else the EventBridge event id.
 pub const FEEDBACK_ID_PREFIX: &str = "ses:";
 /// The message tag naming the workflow (as `nudge_aws::ses::tags` sets it).
 pub const TAG_WORKFLOW: &str = "nudge-workflow";
@@ -112,6 +118,10 @@ pub enum SesKind {
 pub struct SesEvent {
     /// The EventBridge event id.
     pub id: String,
+    /// What identifies the SES event itself whatever EventBridge event carries it (a hash of
+    /// its message id, type, record time and feedback id or link), when the message id is
+    /// known: what it is counted once by.
+    pub identity: Option<String>,
     /// What happened.
     pub kind: SesKind,
     /// When it happened: the event record's own timestamp, else the envelope's `time`.
@@ -293,8 +303,36 @@ pub fn parse_value(value: &Value) -> Result<SesEvent, ParseError> {
             });
         }
     };
+    // What SES itself would publish again (its event destinations deliver at least once,
+    // each time under a new EventBridge id): the message, the event's type and its record's
+    // own time (and, for a bounce or a complaint, its feedback id; for a click, the link),
+    // hashed, since the link may carry anything.
+    let identity = mail
+        .get("messageId")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .map(|message| {
+            let mut hash = Sha256::new();
+            for part in [
+                message,
+                event_type,
+                record
+                    .and_then(|r| r.get("timestamp"))
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                record
+                    .and_then(|r| r.get("feedbackId").or_else(|| r.get("link")))
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            ] {
+                hash.update(part.as_bytes());
+                hash.update([0]);
+            }
+            URL_SAFE_NO_PAD.encode(hash.finalize())
+        });
     Ok(SesEvent {
         id: id.to_owned(),
+        identity,
         kind,
         at,
         step,
@@ -513,7 +551,10 @@ pub async fn apply<S: Store>(store: &S, event: &SesEvent) -> Result<Outcome, Han
             suppressed += 1;
         }
     }
-    let feedback_id = format!("{FEEDBACK_ID_PREFIX}{}", event.id);
+    let feedback_id = format!(
+        "{FEEDBACK_ID_PREFIX}{}",
+        event.identity.as_deref().unwrap_or(&event.id)
+    );
     let counted = store
         .record_feedback(&Feedback {
             event_id: &feedback_id,
@@ -572,6 +613,29 @@ mod tests {
                 $name
             ))
         };
+    }
+
+    /// SES may publish one event twice, each time under a new EventBridge id: it is counted
+    /// by its own identity, which another click of the same message does not share.
+    #[test]
+    fn a_republished_ses_event_has_the_same_identity_under_a_new_eventbridge_id() {
+        let first: Value = serde_json::from_str(fixture!("click.json")).unwrap();
+        let mut again = first.clone();
+        again["id"] = Value::String("another-eventbridge-id".into());
+        let (a, b) = (parse_value(&first).unwrap(), parse_value(&again).unwrap());
+        assert_ne!(a.id, b.id);
+        assert!(a.identity.is_some());
+        assert_eq!(a.identity, b.identity);
+        let mut other_link = first.clone();
+        other_link["detail"]["click"]["link"] =
+            Value::String("https://shop.example.com/other".into());
+        assert_ne!(parse_value(&other_link).unwrap().identity, a.identity);
+        let mut no_message = first;
+        no_message["detail"]["mail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("messageId");
+        assert_eq!(parse_value(&no_message).unwrap().identity, None);
     }
 
     fn at(text: &str) -> DateTime<Utc> {
