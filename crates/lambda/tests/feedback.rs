@@ -35,10 +35,13 @@ fn raw(text: &str) -> Box<RawValue> {
 }
 
 /// `fixture` with its EventBridge id and its `nudge-step` tag replaced.
+/// Another email's event like `fixture`: its own EventBridge id, step and SES message id (SES
+/// counts an event by its message, type and time, not by the EventBridge id).
 fn variant(fixture: &str, id: &str, step: &str) -> String {
     let mut v: Value = serde_json::from_str(fixture).unwrap();
     v["id"] = id.into();
     v["detail"]["mail"]["tags"]["nudge-step"] = serde_json::json!([step]);
+    v["detail"]["mail"]["messageId"] = format!("message-of-{id}").into();
     v.to_string()
 }
 
@@ -153,6 +156,16 @@ async fn deliveries_opens_and_clicks_are_counted_per_step_and_other_mail_is_igno
             "{text}"
         );
     }
+    // SES publishing the first open again, under a new EventBridge id: counted once.
+    let mut republished: Value = serde_json::from_str(fixture!("open.json")).unwrap();
+    republished["id"] = "open-republished".into();
+    assert!(
+        matches!(
+            ses(&app, &republished.to_string()).await,
+            Outcome::Duplicate { .. }
+        ),
+        "a republished SES event is a duplicate"
+    );
     for ignored in [fixture!("delivery-other-mail.json"), fixture!("send.json")] {
         assert!(matches!(ses(&app, ignored).await, Outcome::Ignored { .. }));
     }
