@@ -79,6 +79,9 @@ pub struct App {
     pub engine: &'static Engine<'static>,
     /// The signer of unsubscribe links.
     pub signer: &'static Signer,
+    /// The key being rotated out (`Config::previous_signing_key_parameter`), when one is
+    /// kept: links it signed still verify (they are in mailboxes for months).
+    pub previous_signer: Option<&'static Signer>,
     /// The AWS clients.
     pub clients: Clients,
     /// The store.
@@ -136,8 +139,16 @@ impl App {
             key.as_ref().map(|k| k.expose()),
         )?;
         let scratch = std::env::temp_dir().join(format!("nudge-workflows-{}", std::process::id()));
+        let previous = clients
+            .parameter(config.previous_signing_key_parameter.clone(), PARAMETER_TTL)
+            .get()
+            .await?
+            .map(|key| self::signer(&config.previous_signing_key_parameter, Some(key.expose())))
+            .transpose()?;
         let project = workflows::load(&scratch)?;
-        Self::new_with(config, clients, signer, project, links)
+        let mut app = Self::new_with(config, clients, signer, project, links)?;
+        app.previous_signer = previous.map(|s| &*Box::leak(Box::new(s)));
+        Ok(app)
     }
 
     /// Builds the app from its parts (tests build theirs without SSM), for a function that
@@ -192,6 +203,7 @@ impl App {
             config,
             engine,
             signer,
+            previous_signer: None,
             clients,
             store,
             mailer,

@@ -33,6 +33,10 @@ pub struct Config {
     /// `NUDGE_SIGNING_KEY_PARAMETER` (default `/<stack>/signing-key`): the SSM SecureString
     /// holding the key that signs unsubscribe links.
     pub signing_key_parameter: String,
+    /// `NUDGE_PREVIOUS_SIGNING_KEY_PARAMETER` (default `/<stack>/previous-signing-key`): the
+    /// SSM SecureString holding the key being rotated out, if any: unsubscribe links it signed
+    /// still verify while it is there.
+    pub previous_signing_key_parameter: String,
     /// `NUDGE_UNSUBSCRIBE_URL`: the `unsubscribe` function's URL, used when `settings.yaml` has
     /// no `unsubscribe_url` of its own.
     pub unsubscribe_url: Option<url::Url>,
@@ -56,6 +60,8 @@ impl Config {
         let stack = var("NUDGE_STACK").unwrap_or_else(|| "nudge".to_owned());
         let signing_key_parameter =
             var("NUDGE_SIGNING_KEY_PARAMETER").unwrap_or_else(|| format!("/{stack}/signing-key"));
+        let previous_signing_key_parameter = var("NUDGE_PREVIOUS_SIGNING_KEY_PARAMETER")
+            .unwrap_or_else(|| format!("/{stack}/previous-signing-key"));
         let unsubscribe_url = var("NUDGE_UNSUBSCRIBE_URL")
             .map(|u| {
                 url::Url::parse(&u).map_err(|e| ConfigError::Invalid {
@@ -90,6 +96,7 @@ impl Config {
             stack,
             configuration_set: var("NUDGE_CONFIGURATION_SET"),
             signing_key_parameter,
+            previous_signing_key_parameter,
             unsubscribe_url,
             ses_rate,
             time_budget,
@@ -115,6 +122,10 @@ mod tests {
         let c =
             Config::from_lookup(lookup(&[("NUDGE_TABLE", "t"), ("NUDGE_STACK", "shop")])).unwrap();
         assert_eq!(c.signing_key_parameter, "/shop/signing-key");
+        assert_eq!(
+            c.previous_signing_key_parameter,
+            "/shop/previous-signing-key"
+        );
         assert_eq!(c.ses_rate, 14);
         assert!(c.unsubscribe_url.is_none() && c.time_budget.is_none());
     }

@@ -116,10 +116,12 @@ fn pairs_token<'a>(
 }
 
 /// The token of `request`: `c` and `s` from the query string, else (for a form POST) from
-/// the body; checked against `signer`.
+/// the body; checked against `signer`, or `previous` (the key being rotated out: links sent
+/// before a rotation keep working while it is kept).
 pub fn token(
     request: &LambdaFunctionUrlRequest,
     signer: &nudge_core::links::Signer,
+    previous: Option<&nudge_core::links::Signer>,
 ) -> Result<Token, BadToken> {
     let (mut c, mut s) = match request.raw_query_string.as_deref() {
         Some(raw) => pairs_token(url::form_urlencoded::parse(raw.as_bytes()))?,
@@ -146,7 +148,9 @@ pub fn token(
     if customer_id.len() > MAX_CUSTOMER_ID_BYTES {
         return Err(BadToken::Malformed);
     }
-    if !signer.verify_unsubscribe(&customer_id, &signature) {
+    let signed = signer.verify_unsubscribe(&customer_id, &signature)
+        || previous.is_some_and(|p| p.verify_unsubscribe(&customer_id, &signature));
+    if !signed {
         return Err(BadToken::Forged);
     }
     Ok(Token {
@@ -259,7 +263,7 @@ pub async fn handle(
             return r;
         }
     };
-    let token = match token(request, app.signer) {
+    let token = match token(request, app.signer, app.previous_signer) {
         Ok(token) => token,
         Err(e) => {
             tracing::info!(reason = %e, post, "unsubscribe link refused");
@@ -437,15 +441,16 @@ mod tests {
     fn a_signed_link_gives_its_customer_in_the_query_or_the_form() {
         let signer = Signer::new(KEY);
         let q = query_for(&signer, "c 1&x=ş");
-        let t = token(&request("GET", Some(&q), None), &signer).unwrap();
+        let t = token(&request("GET", Some(&q), None), &signer, None).unwrap();
         assert_eq!(t.customer_id, "c 1&x=ş");
         // The confirmation form's POST carries them in the body too; a provider's one-click
         // POST only in the query.
-        let t = token(&request("POST", None, Some(&q)), &signer).unwrap();
+        let t = token(&request("POST", None, Some(&q)), &signer, None).unwrap();
         assert_eq!(t.customer_id, "c 1&x=ş");
         let t = token(
             &request("POST", Some(&q), Some("List-Unsubscribe=One-Click")),
             &signer,
+            None,
         )
         .unwrap();
         assert_eq!(t.customer_id, "c 1&x=ş");
@@ -475,14 +480,14 @@ mod tests {
         ];
         for (q, want) in cases {
             assert_eq!(
-                token(&request("GET", Some(&q), None), &signer),
+                token(&request("GET", Some(&q), None), &signer, None),
                 Err(want),
                 "{q}"
             );
         }
         let big = format!("{q1}&pad={}", "x".repeat(MAX_BODY_BYTES));
         assert_eq!(
-            token(&request("POST", None, Some(&big)), &signer),
+            token(&request("POST", None, Some(&big)), &signer, None),
             Err(BadToken::Malformed)
         );
     }
@@ -549,6 +554,24 @@ mod tests {
         assert!(!a.contains("ayse"), "{a}");
         assert_eq!(a, event_id("guest:ayse@example.com"));
         assert_ne!(a, event_id("c-2"));
+    }
+
+    #[test]
+    fn a_link_signed_with_the_previous_key_works_while_that_key_is_kept() {
+        let (old, new) = (
+            Signer::new(b"old key, 32 bytes or more, really"),
+            Signer::new(KEY),
+        );
+        let q = query_for(&old, "c-1001");
+        let get = request("GET", Some(&q), None);
+        assert!(matches!(token(&get, &new, None), Err(BadToken::Forged)));
+        assert_eq!(token(&get, &new, Some(&old)).unwrap().customer_id, "c-1001");
+        let other = query_for(&Signer::new(b"a third key, not kept anywhere!!"), "c-1001");
+        let get = request("GET", Some(&other), None);
+        assert!(matches!(
+            token(&get, &new, Some(&old)),
+            Err(BadToken::Forged)
+        ));
     }
 
     #[test]
