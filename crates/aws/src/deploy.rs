@@ -86,6 +86,36 @@ impl Clients {
         SsmSecrets::new(self.ssm.clone(), stack, SsmSecrets::DEFAULT_TTL)
     }
 
+    /// The values of the SecureString parameters `names` (at most 10), in one `GetParameters`
+    /// request: `None` for one that does not exist or is empty. For a cold start that needs
+    /// several (the signing key and the one being rotated out): one round trip, not one each.
+    pub async fn parameters(&self, names: &[&str]) -> Result<Vec<Option<Secret>>, ParameterError> {
+        let output = self
+            .ssm
+            .get_parameters()
+            .set_names(Some(names.iter().map(|n| (*n).to_owned()).collect()))
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|err| ParameterError {
+                name: names.join(", "),
+                // The SDK's message names the operation and the error, never a value.
+                reason: DisplayErrorContext(&err).to_string(),
+            })?;
+        let found = output.parameters.unwrap_or_default();
+        Ok(names
+            .iter()
+            .map(|name| {
+                found
+                    .iter()
+                    .find(|p| p.name.as_deref() == Some(name))
+                    .and_then(|p| p.value.clone())
+                    .filter(|v| !v.is_empty())
+                    .map(Secret::new)
+            })
+            .collect())
+    }
+
     /// The SecureString parameter `name`, cached for `ttl`.
     pub fn parameter(&self, name: impl Into<String>, ttl: Duration) -> SecureParameter {
         SecureParameter {

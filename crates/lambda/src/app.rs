@@ -130,19 +130,23 @@ impl App {
     pub async fn from_env_with(links: Links) -> Result<Self, InitError> {
         let config = Config::from_env()?;
         let clients = Clients::from_env(None).await;
-        let key = clients
-            .parameter(config.signing_key_parameter.clone(), PARAMETER_TTL)
-            .get()
+        // Both keys in one request: the current one and the one being rotated out.
+        let keys = clients
+            .parameters(&[
+                &config.signing_key_parameter,
+                &config.previous_signing_key_parameter,
+            ])
             .await?;
+        let (key, previous) = match keys.as_slice() {
+            [key, previous] => (key.clone(), previous.clone()),
+            _ => (None, None),
+        };
         let signer = signer(
             &config.signing_key_parameter,
             key.as_ref().map(|k| k.expose()),
         )?;
         let scratch = std::env::temp_dir().join(format!("nudge-workflows-{}", std::process::id()));
-        let previous = clients
-            .parameter(config.previous_signing_key_parameter.clone(), PARAMETER_TTL)
-            .get()
-            .await?
+        let previous = previous
             .map(|key| self::signer(&config.previous_signing_key_parameter, Some(key.expose())))
             .transpose()?;
         let project = workflows::load(&scratch)?;
