@@ -97,7 +97,7 @@ async fn the_functions_play_the_story_and_send_what_simulate_sends() {
         .create_table(&table, Duration::from_secs(10))
         .await
         .expect("the table is created on moto");
-    put_secure_string(&endpoint, &parameter, SIGNING_KEY);
+    support::put_parameter(&endpoint, &parameter, SIGNING_KEY);
     support::verify_sender(&endpoint, support::SENDER);
     let store = clients.store(&table);
 
@@ -309,24 +309,6 @@ fn invoke(watch: &BTreeMap<String, u16>, function: &str, payload: &str) -> Value
     );
     serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{function} answered no JSON ({e}): {stdout}"))
-}
-
-/// Puts `value` into SSM as the SecureString `name`, with moto's JSON API (no SDK here: the
-/// SDK crates stay in nudge-aws).
-fn put_secure_string(endpoint: &str, name: &str, value: &str) {
-    let body = serde_json::json!({
-        "Name": name, "Value": value, "Type": "SecureString", "Overwrite": true
-    })
-    .to_string();
-    let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ssm/aws4_request, \
-                SignedHeaders=host, Signature=0";
-    let headers = [
-        ("Content-Type", "application/x-amz-json-1.1"),
-        ("X-Amz-Target", "AmazonSSM.PutParameter"),
-        ("Authorization", auth),
-    ];
-    let (status, answer) = support::http(endpoint, "POST", "/", &headers, &body);
-    assert_eq!(status, 200, "PutParameter: {answer}");
 }
 
 /// `nudge simulate` on the story (the workspace's own `nudge`, through `cargo run`, so that it

@@ -54,38 +54,15 @@ fn request(topic: &str, event_id: &str, body: &str, signature: &str) -> LambdaFu
     .expect("a function URL request")
 }
 
-/// `PutParameter` (a SecureString) through moto's JSON API.
-fn put_parameter(endpoint: &str, name: &str, value: &str) {
-    ssm(
-        endpoint,
-        "PutParameter",
-        json!({"Name": name, "Value": value, "Type": "SecureString", "Overwrite": true}),
-    );
-}
-
-fn ssm(endpoint: &str, action: &str, body: Value) {
-    let target = format!("AmazonSSM.{action}");
-    let headers = [
-        ("Content-Type", "application/x-amz-json-1.1"),
-        ("X-Amz-Target", target.as_str()),
-        (
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ssm/aws4_request, SignedHeaders=host, Signature=0",
-        ),
-    ];
-    let (status, answer) = support::http(endpoint, "POST", "/", &headers, &body.to_string());
-    assert_eq!(status, 200, "{action}: {answer}");
-}
-
 /// An app on its own stack (so its own SSM secrets) with `secret` (and `previous`) set.
 async fn app(endpoint: &str, test: &str, secret: Option<&str>, previous: Option<&str>) -> App {
     let stack = format!("shopify-{test}-{}", std::process::id());
     let app = support::app(endpoint, "shopify", None, |c| c.stack = stack.clone()).await;
     if let Some(s) = secret {
-        put_parameter(endpoint, &Secrets::current_name(&stack), s);
+        support::put_parameter(endpoint, &Secrets::current_name(&stack), s);
     }
     if let Some(p) = previous {
-        put_parameter(endpoint, &Secrets::previous_name(&stack), p);
+        support::put_parameter(endpoint, &Secrets::previous_name(&stack), p);
     }
     app
 }
@@ -405,7 +382,7 @@ async fn a_shopify_eventbridge_delivery_goes_through_ingest_without_a_signature(
         Some(CUSTOMER)
     );
     // The same store event by webhook too (both paths subscribed): counted once.
-    put_parameter(&endpoint, &Secrets::current_name(&app.config.stack), SECRET);
+    support::put_parameter(&endpoint, &Secrets::current_name(&app.config.stack), SECRET);
     let order = payload("orders-create.json", "eventbridge");
     let (status, outcome) = deliver(&app, "orders/create", "e0a1f6b2-0002", &order, SECRET).await;
     assert_eq!(

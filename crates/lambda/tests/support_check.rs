@@ -88,3 +88,23 @@ async fn bounded_work_commits_within_the_budget_and_delivers_after_it() {
     let sends = app.store.sends("c-bounded-1").await.unwrap();
     assert_eq!(sends[0].status, nudge_core::store::SendStatus::Sent);
 }
+
+/// The cold start reads both signing keys in one `GetParameters`: a missing one is `None`.
+#[tokio::test]
+async fn parameters_are_read_together_and_a_missing_one_is_none() {
+    let Some(endpoint) = support::moto("parameters_are_read_together_and_a_missing_one_is_none")
+    else {
+        return;
+    };
+    let name = format!("/support-{}/signing-key", std::process::id());
+    support::put_parameter(&endpoint, &name, "a signing key of 32 bytes or more!!");
+    let clients = nudge_aws::Clients::from_env(None).await;
+    let missing = format!("/support-{}/previous-signing-key", std::process::id());
+    let values = clients.parameters(&[&name, &missing]).await.unwrap();
+    assert_eq!(values.len(), 2);
+    assert_eq!(
+        values[0].as_ref().map(|v| v.expose().to_vec()),
+        Some(b"a signing key of 32 bytes or more!!".to_vec())
+    );
+    assert!(values[1].is_none());
+}

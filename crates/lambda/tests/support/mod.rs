@@ -79,3 +79,21 @@ pub async fn app(
     };
     App::new(config, clients, Signer::new(TEST_SIGNING_KEY), project).expect("the app is built")
 }
+
+/// `PutParameter` of a SecureString through moto's SSM API (raw JSON: the SDK crates stay in
+/// nudge-aws).
+pub fn put_parameter(endpoint: &str, name: &str, value: &str) {
+    let body = serde_json::json!({
+        "Name": name, "Value": value, "Type": "SecureString", "Overwrite": true
+    })
+    .to_string();
+    let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ssm/aws4_request, \
+                SignedHeaders=host, Signature=0";
+    let headers = [
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("X-Amz-Target", "AmazonSSM.PutParameter"),
+        ("Authorization", auth),
+    ];
+    let (status, answer) = http(endpoint, "POST", "/", &headers, &body);
+    assert_eq!(status, 200, "PutParameter: {answer}");
+}
