@@ -391,6 +391,8 @@ async fn an_erasure_sends_unprocessed_deletes_again() {
             (200, "{}"),
             (200, unprocessed),
             (200, r#"{"UnprocessedItems":{}}"#),
+            // The partition read again: empty, so the erasure is done.
+            (200, r#"{"Count":0,"Items":[]}"#),
         ],
         1,
     );
@@ -406,6 +408,7 @@ async fn an_erasure_sends_unprocessed_deletes_again() {
     let counts = meter.counts();
     assert_eq!(counts["BatchWriteItem"].requests, 2);
     assert_eq!(counts["DeleteItem"].requests, 1);
+    assert_eq!(counts["Query"].requests, 2);
     let sent = replay.requests.lock().unwrap().clone();
     assert!(
         sent[1].contains("cust = :c") && sent[1].contains("O#1001"),
