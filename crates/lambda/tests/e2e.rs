@@ -4,7 +4,8 @@
 //!
 //! What the driver does (scripts/test, stage "functions end to end", starts moto and one
 //! `cargo lambda watch -p <function>` per function with tests/fixtures/story/watch.env, and
-//! sets `NUDGE_E2E_WATCH=ingest=PORT,scheduler=PORT` and `NUDGE_MOTO_ENDPOINT`):
+//! sets `NUDGE_E2E_WATCH=ingest=PORT,scheduler=PORT,...` (all five functions) and
+//! `NUDGE_MOTO_ENDPOINT`):
 //! 1. resets moto, creates the table, puts the signing key into SSM (a SecureString),
 //!    verifies the sender;
 //! 2. plays the events in time order (ties keep file order, as `simulate` does); before each
@@ -28,8 +29,13 @@
 //! are all in the past, so each is applied at its own time. The scheduler takes its time from
 //! its input, which is what makes the virtual clock possible.
 //!
-//! Limits: one story, two customers, the shipped workflows; `ingest` and `scheduler` only
-//! (no Shopify delivery, SES event or unsubscribe yet); the functions' logs are in the
+//! 5. then drives the other three functions' binaries on the same deployment: a Shopify
+//!    delivery signed with the test secret (applied) and a badly signed one (401), a
+//!    permanent SES bounce (the address suppressed), and a one-click unsubscribe POST signed
+//!    with the deployment's key (the customer unsubscribed).
+//!
+//! Limits: one story, two customers, the shipped workflows; the story itself goes through
+//! `ingest` and `scheduler` (the other functions answer single invocations); the functions' logs are in the
 //! script's log folder (.tools/e2e/), not checked here. A function process keeps what it read
 //! at its cold start: run again against watches already running, the set-up (moto reset, the
 //! same table name, the same key) gives the same deployment, so it still holds. Without `NUDGE_E2E_WATCH` and `NUDGE_MOTO_ENDPOINT`
@@ -45,7 +51,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use nudge_aws::Clients;
-use nudge_core::store::{SendKind, SendStatus, Store, all_due};
+use nudge_core::links::Signer;
+use nudge_core::store::{SendKind, SendStatus, Store, address_key, all_due};
 use serde_json::Value;
 
 /// The story's events.
@@ -199,6 +206,106 @@ async fn the_functions_play_the_story_and_send_what_simulate_sends() {
             );
         }
     }
+
+    // 5. The other functions, as binaries, on the same deployment.
+    the_other_functions_answer(&watch, &endpoint, &store, &env).await;
+}
+
+/// The Shopify webhook, SES feedback and unsubscribe functions, each through its real binary
+/// with a committed invocation: a delivery signed with the test secret is applied and a badly
+/// signed one refused; a permanent bounce suppresses its address; a one-click POST signed with
+/// the deployment's key unsubscribes a customer of the story.
+async fn the_other_functions_answer(
+    watch: &BTreeMap<String, u16>,
+    endpoint: &str,
+    store: &impl Store,
+    env: &BTreeMap<String, String>,
+) {
+    let root = workspace_root();
+    let fixture = |path: &str| {
+        std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let stack = &env["NUDGE_STACK"];
+    support::put_parameter(
+        endpoint,
+        &format!("/{stack}/shopify/secret"),
+        "nudge-test-shopify-secret",
+    );
+    let signed = invoke(
+        watch,
+        "shopify-webhook",
+        &fixture("tests/fixtures/shopify/invoke/customers-create.json"),
+    );
+    assert_eq!(signed["statusCode"], 200, "a signed delivery: {signed}");
+    assert!(
+        store
+            .load("706405506930370084")
+            .await
+            .expect("load")
+            .is_some(),
+        "the Shopify customer was created"
+    );
+    let forged = invoke(
+        watch,
+        "shopify-webhook",
+        &fixture("tests/fixtures/shopify/invoke/bad-signature.json"),
+    );
+    assert_eq!(
+        forged["statusCode"], 401,
+        "a badly signed delivery: {forged}"
+    );
+
+    let bounced = invoke(
+        watch,
+        "ses-events",
+        &fixture("tests/fixtures/ses/invoke/bounce-permanent.json"),
+    );
+    assert_eq!(
+        bounced["outcome"], "counted",
+        "a permanent bounce: {bounced}"
+    );
+    assert!(
+        store
+            .suppression(&address_key("bounce@simulator.amazonses.com"))
+            .await
+            .expect("suppression")
+            .is_some(),
+        "the bounced address is suppressed"
+    );
+
+    let base = url::Url::parse(&env["NUDGE_UNSUBSCRIBE_URL"]).expect("a URL");
+    let link = Signer::new(SIGNING_KEY.as_bytes()).unsubscribe_url(&base, "c-2001");
+    let query = link.split_once('?').expect("a query").1;
+    let request = serde_json::json!({
+        "version": "2.0",
+        "rawPath": "/",
+        "rawQueryString": query,
+        "headers": {"content-type": "application/x-www-form-urlencoded"},
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "nudgeunsubscribe",
+            "domainName": "nudgeunsubscribe.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "nudgeunsubscribe",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.9", "userAgent": "mail provider"},
+            "requestId": "req-unsubscribe-e2e",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "02/Dec/2026:10:00:00 +0000",
+            "timeEpoch": 1_796_205_600_000_u64
+        },
+        "body": "List-Unsubscribe=One-Click",
+        "isBase64Encoded": false
+    });
+    let done = invoke(watch, "unsubscribe", &request.to_string());
+    assert_eq!(done["statusCode"], 200, "a one-click unsubscribe: {done}");
+    let record = store.load("c-2001").await.expect("load").expect("c-2001");
+    let state: Value = serde_json::from_slice(&record.state).expect("a JSON state");
+    assert!(
+        state["unsubscribed_at"].is_string(),
+        "c-2001 is unsubscribed: {}",
+        state["unsubscribed_at"]
+    );
 }
 
 /// `NUDGE_E2E_WATCH`: `function=port,...`, each function's `cargo lambda watch` port.
