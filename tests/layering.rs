@@ -65,6 +65,18 @@ const RULES: &[Rule] = &[
         why: "the AWS adapters are linked by every Lambda function, which has no disk or terminal",
     },
     Rule {
+        package: "nudge-review",
+        forbidden: &[
+            "rusqlite",
+            "libsqlite3-sys",
+            "clap",
+            "tokio",
+            "lambda_runtime",
+            "aws-*",
+        ],
+        why: "the marketer's tools are generic over the store; the command line wires them",
+    },
+    Rule {
         package: "nudge-lambda",
         forbidden: &[
             "rusqlite",

@@ -15,6 +15,7 @@
 pub mod diagnostic;
 pub mod engine;
 pub mod event;
+pub mod journal;
 pub mod links;
 pub mod mail;
 pub mod runner;

@@ -1,0 +1,1 @@
+//! `nudge explain` (being built).

@@ -1,0 +1,1 @@
+//! `nudge preview` (being built).

@@ -1,0 +1,149 @@
+//! `--db STORE` of the commands that read a store (`plan`, `explain`, `report`): a path names
+//! the embedded SQLite store (one `simulate --db` wrote), `dynamodb://TABLE` the deployed table,
+//! reached with the usual AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
+//!
+//! The store trait's methods return `impl Future`, so it is not object-safe: a command is
+//! written once, generic over `S: Store`, and [`with_store!`] calls it with whichever store was
+//! opened.
+
+use std::path::{Path, PathBuf};
+
+use nudge_aws::DynamoDbStore;
+use nudge_local::{OpenError, SqliteStore};
+
+/// The scheme that names a DynamoDB table.
+const DYNAMODB_SCHEME: &str = "dynamodb://";
+
+/// Where a command's store is, as `--db` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DbSpec {
+    /// The embedded store in this file.
+    Sqlite(PathBuf),
+    /// The DynamoDB table of this name.
+    DynamoDb(String),
+}
+
+impl DbSpec {
+    /// Reads a `--db` value (clap's value parser).
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        match text.strip_prefix(DYNAMODB_SCHEME) {
+            Some(table) if is_table_name(table) => Ok(DbSpec::DynamoDb(table.to_owned())),
+            Some(table) => Err(format!(
+                "`{table}` is not a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ - .)"
+            )),
+            None if text.is_empty() => Err("an empty path names no store".to_owned()),
+            None => Ok(DbSpec::Sqlite(PathBuf::from(text))),
+        }
+    }
+}
+
+impl std::fmt::Display for DbSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbSpec::Sqlite(path) => write!(f, "{}", path.display()),
+            DbSpec::DynamoDb(table) => write!(f, "{DYNAMODB_SCHEME}{table}"),
+        }
+    }
+}
+
+/// DynamoDB's rule for table names.
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// A store a command reads, opened.
+pub(crate) enum OpenedDb {
+    /// The embedded store.
+    Sqlite(SqliteStore),
+    /// The deployed table.
+    DynamoDb(DynamoDbStore),
+}
+
+/// Why a `--db` store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DbError {
+    /// No file at the path: a read-only command never creates a store.
+    #[error("no store at {}: give a file that `nudge simulate --db` wrote", .0.display())]
+    Missing(PathBuf),
+    /// The SQLite store could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+}
+
+/// Opens the store `spec` names. A DynamoDB table is not contacted here: the first read says
+/// whether it is reachable.
+pub(crate) async fn open(spec: &DbSpec) -> Result<OpenedDb, DbError> {
+    match spec {
+        DbSpec::Sqlite(path) => Ok(OpenedDb::Sqlite(open_sqlite(path)?)),
+        DbSpec::DynamoDb(table) => {
+            let clients = nudge_aws::Clients::from_env(None).await;
+            Ok(OpenedDb::DynamoDb(clients.store(table)))
+        }
+    }
+}
+
+fn open_sqlite(path: &Path) -> Result<SqliteStore, DbError> {
+    if !path.is_file() {
+        return Err(DbError::Missing(path.to_path_buf()));
+    }
+    Ok(SqliteStore::open(path)?)
+}
+
+/// Runs `$body` with `$store` bound to the opened store, whichever it is:
+/// `with_store!(opened, store => explain(&store, ...).await)`.
+macro_rules! with_store {
+    ($opened:expr, $store:ident => $body:expr) => {
+        match $opened {
+            $crate::cli::db::OpenedDb::Sqlite($store) => $body,
+            $crate::cli::db::OpenedDb::DynamoDb($store) => $body,
+        }
+    };
+}
+pub(crate) use with_store;
+
+/// The runtime of a command that reads a store (the AWS SDK needs tokio).
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_db_is_a_path_or_a_dynamodb_table() {
+        assert_eq!(
+            DbSpec::parse("state.db"),
+            Ok(DbSpec::Sqlite("state.db".into()))
+        );
+        assert_eq!(
+            DbSpec::parse("dynamodb://nudge-prod"),
+            Ok(DbSpec::DynamoDb("nudge-prod".into()))
+        );
+        assert_eq!(
+            DbSpec::parse("dynamodb://nudge-prod").unwrap().to_string(),
+            "dynamodb://nudge-prod"
+        );
+        assert!(DbSpec::parse("dynamodb://a").is_err());
+        assert!(DbSpec::parse("dynamodb://no/slash").is_err());
+        assert!(DbSpec::parse("").is_err());
+    }
+
+    #[test]
+    fn a_missing_file_is_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent.db");
+        let error = runtime()
+            .unwrap()
+            .block_on(open(&DbSpec::Sqlite(path.clone())))
+            .err()
+            .unwrap();
+        assert!(matches!(error, DbError::Missing(_)), "{error}");
+        assert!(!path.exists());
+    }
+}
