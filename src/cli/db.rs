@@ -56,8 +56,8 @@ fn is_table_name(name: &str) -> bool {
 
 /// A store a command reads, opened.
 pub(crate) enum OpenedDb {
-    /// The embedded store.
-    Sqlite(SqliteStore),
+    /// The embedded store (boxed: it is several times the size of the other).
+    Sqlite(Box<SqliteStore>),
     /// The deployed table.
     DynamoDb(DynamoDbStore),
 }
@@ -77,7 +77,7 @@ pub(crate) enum DbError {
 /// whether it is reachable.
 pub(crate) async fn open(spec: &DbSpec) -> Result<OpenedDb, DbError> {
     match spec {
-        DbSpec::Sqlite(path) => Ok(OpenedDb::Sqlite(open_sqlite(path)?)),
+        DbSpec::Sqlite(path) => Ok(OpenedDb::Sqlite(Box::new(open_sqlite(path)?))),
         DbSpec::DynamoDb(table) => {
             let clients = nudge_aws::Clients::from_env(None).await;
             Ok(OpenedDb::DynamoDb(clients.store(table)))
@@ -97,7 +97,10 @@ fn open_sqlite(path: &Path) -> Result<SqliteStore, DbError> {
 macro_rules! with_store {
     ($opened:expr, $store:ident => $body:expr) => {
         match $opened {
-            $crate::cli::db::OpenedDb::Sqlite($store) => $body,
+            $crate::cli::db::OpenedDb::Sqlite($store) => {
+                let $store = *$store;
+                $body
+            }
             $crate::cli::db::OpenedDb::DynamoDb($store) => $body,
         }
     };
