@@ -44,6 +44,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use nudge_core::event::parse_event;
+use nudge_core::mail::escape_html;
 use nudge_core::store::Store;
 use sha2::{Digest, Sha256};
 
@@ -373,22 +374,6 @@ impl Page<'_> {
 
 /// The pages' only style: readable text, a large button with a visible focus ring.
 const STYLE: &str = "body{font:1.0625rem/1.5 system-ui,sans-serif;margin:0;padding:2rem 1rem;color:#1a1a1a;background:#fff}main{max-width:32rem;margin:0 auto}h1{font-size:1.5rem}button{font:inherit;padding:.75rem 1.5rem;border:0;border-radius:.375rem;background:#1a1a1a;color:#fff;cursor:pointer}button:focus-visible{outline:3px solid #1a73e8;outline-offset:2px}";
-
-/// `text` safe in HTML text and in a double- or single-quoted attribute.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// An HTML response of `status` with this function's headers.
 fn page(status: i64, html: &str) -> LambdaFunctionUrlResponse {

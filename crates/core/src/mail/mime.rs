@@ -278,8 +278,9 @@ fn check_url(url: &str) -> Result<(), MailError> {
     Ok(())
 }
 
-/// Escapes text for HTML content and attribute values.
-fn escape_html(text: &str) -> String {
+/// `text` safe in HTML text and in a double- or single-quoted attribute value: `&`, `<`,
+/// `>`, `"` and `'` escaped.
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -17,7 +17,7 @@ use std::future::Future;
 
 pub use crate::engine::Email;
 pub use crate::workflow::model::{Category, Mailbox};
-pub use mime::{build_mime, message_id};
+pub use mime::{build_mime, escape_html, message_id};
 
 use crate::store::SendRecord;
 
