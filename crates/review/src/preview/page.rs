@@ -41,7 +41,7 @@ main{max-width:1240px;margin:0 auto;padding:28px 32px 60px}
 .badge.err{background:var(--err-bg);color:var(--err)}
 .facts{display:flex;flex-wrap:wrap;gap:6px 18px;font-size:14px;color:var(--muted);margin:4px 0 0}
 .facts b{color:var(--ink);font-weight:600}
-.cols{display:grid;grid-template-columns:minmax(300px,5fr) 7fr;gap:24px;align-items:start}
+.cols{display:grid;grid-template-columns:minmax(340px,6fr) 5fr;gap:24px;align-items:start}
 @media (max-width:900px){.cols{grid-template-columns:1fr}}
 .flow{display:flex;flex-direction:column;align-items:stretch;gap:14px;font-size:13px}
 .node{position:relative;display:block;background:#f8f9fc;border:1px solid var(--line);border-radius:10px;padding:8px 12px;color:var(--ink)}
@@ -63,6 +63,7 @@ a.node.email:hover{border-color:var(--accent);text-decoration:none}
 .blabel{font-size:11px;font-weight:700;text-transform:uppercase;letter-spacing:.06em;color:#7a4a00;text-align:center}
 .emails{display:grid;gap:12px}
 .email-card{display:block;border:1px solid var(--line);border-radius:12px;padding:14px 16px;color:var(--ink);background:#fff;transition:border-color .15s,box-shadow .15s}
+a.email-card.marketing{border-left:4px solid var(--mk)}a.email-card.transactional{border-left:4px solid var(--tx)}
 a.email-card:hover{border-color:var(--accent);box-shadow:0 4px 14px rgba(47,91,234,.12);text-decoration:none}
 .email-card .subject{font-weight:650;font-size:16px}
 .email-card .pre{color:var(--muted);font-size:14px;margin-top:2px}
@@ -77,13 +78,15 @@ a.email-card:hover{border-color:var(--accent);box-shadow:0 4px 14px rgba(47,91,2
 pre.block{background:#0f1524;color:#e6e9f1;border-radius:10px;padding:14px 16px;overflow:auto;white-space:pre-wrap;word-break:break-word;margin:6px 0 0}
 table.meta{border-collapse:collapse;width:100%;font-size:14px}
 table.meta th{width:120px;text-align:left;color:var(--muted);font-weight:600;padding:6px 12px 6px 0;vertical-align:top}
+table.meta.headers th{width:190px;white-space:nowrap}
 table.meta td{padding:6px 0;border-bottom:1px solid var(--line);word-break:break-word}
 .frames{display:flex;gap:28px;align-items:flex-start;flex-wrap:wrap}
 .frame{display:flex;flex-direction:column;gap:8px}
 .frame .label{font-size:12px;font-weight:700;text-transform:uppercase;letter-spacing:.07em;color:var(--muted)}
 .frame iframe{border:1px solid var(--line);border-radius:10px;background:#fff;height:900px;display:block}
 .frame.desktop iframe{width:680px;max-width:calc(100vw - 80px)}
-.frame.phone iframe{width:375px;border:10px solid #1c2333;border-radius:30px}
+/* 375px inside the 10px border */
+.frame.phone iframe{width:395px;border:10px solid #1c2333;border-radius:30px}
 .crumbs{font-size:14px;margin-bottom:10px}.crumbs a{color:#c9d2ea}
 .note{font-size:13px;color:var(--muted)}
 footer{color:var(--muted);font-size:12px;text-align:center;padding:0 0 30px}
@@ -193,7 +196,7 @@ fn workflow_card(out: &mut String, view: &WorkflowView<'_>) {
     out.push_str(&diagram::flow(w, &view.emails, ""));
     out.push_str("</div><div><h3>Emails</h3><div class=\"emails\">");
     for email in &view.emails {
-        email_card(out, email);
+        email_card(out, email, w.category);
     }
     if view.emails.is_empty() {
         out.push_str("<p class=\"note\">This workflow sends no email.</p>");
@@ -203,10 +206,11 @@ fn workflow_card(out: &mut String, view: &WorkflowView<'_>) {
     out.push_str("</div></div></section>");
 }
 
-fn email_card(out: &mut String, email: &EmailView) {
+fn email_card(out: &mut String, email: &EmailView, category: Category) {
     let _ = write!(
         out,
-        "<a class=\"email-card\" href=\"{}\">",
+        "<a class=\"email-card {}\" href=\"{}\">",
+        category.as_str(),
         esc(&email.href)
     );
     match &email.result {
@@ -388,7 +392,7 @@ fn rendered_sections(
     }
     let _ = write!(
         out,
-        ". <a href=\"{}\">Download the .eml</a></p><table class=\"meta\">",
+        ". <a href=\"{}\">Download the .eml</a></p><table class=\"meta headers\">",
         esc(&file(".eml"))
     );
     for (k, v) in &r.headers {

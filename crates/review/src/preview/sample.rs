@@ -235,20 +235,20 @@ fn made_up(
             continue;
         };
         let parts: Vec<&str> = rest.split('.').collect();
-        insert(&mut base, &parts);
+        insert(&mut base, root, &parts);
     }
     base
 }
 
 /// Puts a made-up value at `parts` in `map`, making the objects on the way; a value already
 /// there stays (an object read deeper stays an object).
-fn insert(map: &mut Map<String, Value>, parts: &[&str]) {
+fn insert(map: &mut Map<String, Value>, parent: &str, parts: &[&str]) {
     let Some((first, rest)) = parts.split_first() else {
         return;
     };
     if rest.is_empty() {
         if !map.contains_key(*first) {
-            map.insert((*first).to_owned(), plausible(first));
+            map.insert((*first).to_owned(), plausible(parent, first));
         }
         return;
     }
@@ -259,12 +259,13 @@ fn insert(map: &mut Map<String, Value>, parts: &[&str]) {
         *entry = Value::Object(Map::new());
     }
     if let Value::Object(inner) = entry {
-        insert(inner, rest);
+        insert(inner, first, rest);
     }
 }
 
-/// A plausible value for a field named `name`.
-pub fn plausible(name: &str) -> Value {
+/// A plausible value for a field named `name` of the object named `parent` (`order`,
+/// `customer`).
+pub fn plausible(parent: &str, name: &str) -> Value {
     let n = name.to_ascii_lowercase();
     let has = |w: &str| n.contains(w);
     match n.as_str() {
@@ -283,7 +284,16 @@ pub fn plausible(name: &str) -> Value {
         _ => {}
     }
     if has("url") || has("link") {
-        return json!(format!("https://shop.example/{}", n.replace('_', "-")));
+        let page = n
+            .trim_end_matches("url")
+            .trim_end_matches("link")
+            .trim_end_matches('_')
+            .replace('_', "-");
+        let parent = parent.to_ascii_lowercase().replace('_', "-");
+        return json!(match page.as_str() {
+            "" => format!("https://shop.example/{parent}/1001"),
+            page => format!("https://shop.example/{parent}/{page}/1001"),
+        });
     }
     if has("items") || has("products") || n == "lines" {
         return sample_items();
@@ -318,16 +328,19 @@ mod tests {
 
     #[test]
     fn values_are_plausible_for_their_names() {
-        assert_eq!(plausible("first_name"), json!("Ayşe"));
-        assert_eq!(plausible("total"), json!(42.5));
-        assert!(plausible("items").is_array());
-        assert!(
-            plausible("tracking_url")
-                .as_str()
-                .is_some_and(|u| u.starts_with("https://shop.example/"))
+        assert_eq!(plausible("customer", "first_name"), json!("Ayşe"));
+        assert_eq!(plausible("order", "total"), json!(42.5));
+        assert!(plausible("order", "items").is_array());
+        assert_eq!(
+            plausible("shipment", "tracking_url"),
+            json!("https://shop.example/shipment/tracking/1001")
         );
-        assert_eq!(plausible("orders_count"), json!(3));
-        assert_eq!(plausible("colour"), json!("Sample colour"));
+        assert_eq!(
+            plausible("checkout", "url"),
+            json!("https://shop.example/checkout/1001")
+        );
+        assert_eq!(plausible("customer", "orders_count"), json!(3));
+        assert_eq!(plausible("item", "colour"), json!("Sample colour"));
     }
 
     #[test]
