@@ -347,3 +347,45 @@ fn serve_rebuilds_on_save_and_survives_a_broken_edit() {
     std::fs::write(&file, &original).unwrap();
     assert!(eventually(&addr, "/", "We miss you, Ayşe").contains("We miss you, Ayşe"));
 }
+
+#[test]
+fn warnings_are_shown_beside_the_email_they_concern() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = dir.path().join("workflows");
+    copy_dir(&root().join("workflows"), &workflows);
+    let file = workflows.join("win-back.yaml");
+    std::fs::write(
+        &file,
+        read(&file).replace(
+            "We miss you, {{ customer.first_name",
+            "We miss you, {{ customer.frist_name",
+        ),
+    )
+    .unwrap();
+    let template = workflows.join("templates/shipment-updates/on-its-way.mjml");
+    std::fs::write(
+        &template,
+        read(&template).replace(
+            "Hi {{ customer.first_name | default('there', true) }}",
+            "Hi {{ customer.nmae }}",
+        ),
+    )
+    .unwrap();
+    let site = dir.path().join("site");
+    let (code, err) = preview(&site, &workflows, None);
+    assert_eq!(code, 0, "{err}");
+    let warned = |page: &str, what: &str| {
+        let html = read(&site.join(format!("emails/{page}.html")));
+        html.contains("<li class=\"warning\"><code>")
+            && html.contains(&format!("unknown customer attribute `customer.{what}`"))
+    };
+    // The subject's warning is the step's; the template's, every email that uses it.
+    assert!(warned("win-back/miss-you", "frist_name"));
+    assert!(!warned("win-back/last-call", "frist_name"));
+    assert!(warned("shipment-updates/on-its-way", "nmae"));
+    assert!(!warned("shipment-updates/delivered", "nmae"));
+    // A misspelt attribute is not made up: it renders empty, as for every customer.
+    let index = read(&site.join("index.html"));
+    assert!(index.contains("We miss you, friend"), "the default shows");
+    assert!(index.contains("<b>2</b><span>warnings</span>"));
+}

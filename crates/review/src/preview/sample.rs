@@ -7,6 +7,10 @@
 //! then `default`), else made up. A given customer without an `email` gets the made-up one (the
 //! email needs a recipient), and the page says so.
 //!
+//! Made-up data holds only what a real profile or trigger event can: a `customer.*` attribute
+//! the project knows and an `event.*` field the trigger's type carries. A misspelt path
+//! (which `validate` warns of) stays empty, as it would for every customer.
+//!
 //! Made-up values are plausible for the field's name (`first_name` is "Ayşe", a `total` is
 //! 42.5, `items` a list of two products, a `url` a page of the store), never remote images: a
 //! preview needs no network.
@@ -15,8 +19,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
+use nudge_core::event::catalog::{COUNTED_ATTRIBUTES, CUSTOMER_ATTRIBUTES, may_carry};
 use nudge_core::workflow::Project;
-use nudge_core::workflow::model::{Trigger, Workflow};
+use nudge_core::workflow::model::{StepKind, Trigger, Workflow};
 
 use super::steps::EmailStep;
 
@@ -145,7 +150,10 @@ impl SampleData {
                 .map(|m| (m.clone(), Source::Workflow))
                 .or_else(|| default.and_then(get).map(|m| (m.clone(), Source::Default)))
         };
-        let reads = paths_read(project, emails);
+        let reads: BTreeSet<String> = paths_read(project, emails)
+            .into_iter()
+            .filter(|p| carried(project, workflow, p))
+            .collect();
         let (mut customer, customer_source) = pick(|e| e.customer.as_ref())
             .unwrap_or_else(|| (made_up(&reads, "customer", base_customer()), Source::MadeUp));
         let mut email_made_up = false;
@@ -159,7 +167,11 @@ impl SampleData {
             None => {
                 let mut base = Map::new();
                 base.insert("customer".to_owned(), Value::Object(customer.clone()));
-                (Some(made_up(&reads, "event", base)), Source::MadeUp)
+                let mut event = made_up(&reads, "event", base);
+                if let Some(currency) = &project.settings.currency {
+                    set_currency(&mut event, currency);
+                }
+                (Some(event), Source::MadeUp)
             }
         };
         let customer_id = customer
@@ -191,6 +203,30 @@ fn base_customer() -> Map<String, Value> {
     m
 }
 
+/// Whether a profile or the trigger event can hold `path`: a customer attribute the project
+/// knows (canonical, counted, declared in settings or written by `update_profile`), or an event
+/// field the trigger's type carries (any, for a custom type). Paths that `validate` warns of
+/// are left empty, as they would be for every customer, rather than made up.
+fn carried(project: &Project, workflow: &Workflow, path: &str) -> bool {
+    if let Some(rest) = path.strip_prefix("customer.") {
+        let attr = rest.split('.').next().unwrap_or(rest);
+        let written = project.workflows.iter().flat_map(|w| w.all_steps()).any(|s| {
+            matches!(&s.kind, StepKind::UpdateProfile(u) if u.set.iter().any(|(n, _)| n == attr))
+        });
+        return CUSTOMER_ATTRIBUTES.contains(&attr)
+            || COUNTED_ATTRIBUTES.contains(&attr)
+            || project.settings.profile.iter().any(|d| d.name == attr)
+            || written;
+    }
+    let Some(rest) = path.strip_prefix("event.") else {
+        return false;
+    };
+    match &workflow.trigger {
+        Trigger::Event(f) => may_carry(&f.event, &rest.split('.').collect::<Vec<_>>()),
+        Trigger::Date(_) => false,
+    }
+}
+
 /// The `customer.*` and `event.*` paths the emails' templates (and the templates they
 /// include), subjects and preheaders read.
 fn paths_read(project: &Project, emails: &[EmailStep<'_>]) -> BTreeSet<String> {
@@ -220,6 +256,17 @@ fn paths_read(project: &Project, emails: &[EmailStep<'_>]) -> BTreeSet<String> {
         }
     }
     paths
+}
+
+/// Every made-up `currency` field under `map` set to the store's currency.
+fn set_currency(map: &mut Map<String, Value>, currency: &str) {
+    for (key, value) in map.iter_mut() {
+        match value {
+            Value::Object(inner) => set_currency(inner, currency),
+            Value::String(_) if key == "currency" => *value = Value::from(currency),
+            _ => {}
+        }
+    }
 }
 
 /// `base` with a plausible value at every path under `root` (`customer` or `event`) that it
