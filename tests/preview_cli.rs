@@ -329,12 +329,17 @@ fn serve_rebuilds_on_save_and_survives_a_broken_edit() {
         .to_owned();
     assert!(get(&addr, "/").contains("We miss you, Ayşe"));
     assert!(get(&addr, "/emails/win-back/miss-you.html").contains("Phone"));
+    // Served pages reload themselves after a rebuild; the email's own HTML stays as sent.
+    assert!(get(&addr, "/").contains("/_nudge/version"));
+    assert!(!get(&addr, "/emails/win-back/miss-you.body.html").contains("/_nudge/version"));
+    assert_eq!(get(&addr, "/_nudge/version"), "0");
     assert!(get(&addr, "/nope.html").contains("not found"));
 
     let file = workflows.join("win-back.yaml");
     let original = read(&file);
     std::fs::write(&file, original.replace("We miss you,", "Come back soon,")).unwrap();
     assert!(eventually(&addr, "/", "Come back soon, Ayşe").contains("Come back soon, Ayşe"));
+    assert_ne!(get(&addr, "/_nudge/version"), "0");
 
     std::fs::write(
         &file,
@@ -388,4 +393,25 @@ fn warnings_are_shown_beside_the_email_they_concern() {
     let index = read(&site.join("index.html"));
     assert!(index.contains("We miss you, friend"), "the default shows");
     assert!(index.contains("<b>2</b><span>warnings</span>"));
+}
+
+#[test]
+fn an_email_the_engine_would_not_send_for_the_sample_shows_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.yaml");
+    std::fs::write(
+        &data,
+        "win-back:\n  customer: {email: not-an-address, first_name: Ali}\n",
+    )
+    .unwrap();
+    let site = dir.path().join("site");
+    let (code, err) = preview(&site, &root().join("workflows"), Some(&data));
+    assert_eq!(code, 0, "{err}");
+    let page = read(&site.join("emails/win-back/miss-you.html"));
+    assert!(page.contains("Not sent for this sample"), "{page}");
+    assert!(page.contains("the customer&#39;s email is missing or not a valid address"));
+    assert!(!site.join("emails/win-back/miss-you.eml").exists());
+    assert!(read(&site.join("index.html")).contains("Not sent for this data"));
+    // The other workflows' emails still render.
+    assert!(site.join("emails/welcome-series/welcome.eml").is_file());
 }

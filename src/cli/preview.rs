@@ -1,7 +1,8 @@
 //! `nudge preview`: wiring only (the site is `nudge_review::preview`). Writes the site to
 //! `--out`, or with `--serve` serves it from memory on a small HTTP server and rebuilds it when
 //! a file under `--workflows` (or the `--data` file) changes. The server answers `GET` of the
-//! site's files on the address given (localhost by default) and nothing else.
+//! site's files on the address given (localhost by default) and nothing else; its pages poll
+//! `/_nudge/version` and reload themselves after a rebuild.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -181,7 +182,10 @@ fn build_or_page(args: &Args) -> Site {
 fn serve(args: &Args, addr: SocketAddr) -> Result<u8, RunError> {
     let listener = TcpListener::bind(addr).map_err(|source| RunError::Listen { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
-    let site = Arc::new(Mutex::new(build_or_page(args)));
+    let site = Arc::new(Mutex::new(Served {
+        site: build_or_page(args),
+        version: 0,
+    }));
     let _ = writeln!(
         anstream::stdout(),
         "Serving the preview at http://{local}/ (rebuilt when a file under {} changes; Ctrl-C stops)",
@@ -205,8 +209,33 @@ fn serve(args: &Args, addr: SocketAddr) -> Result<u8, RunError> {
     Ok(exit::OK)
 }
 
+/// The site being served, and how many times it was rebuilt.
+struct Served {
+    site: Site,
+    version: u64,
+}
+
+/// Where a served page asks which build it is showing.
+const VERSION_PATH: &str = "_nudge/version";
+
+/// Reloads the page once the site was rebuilt (served pages only, not the written site).
+const RELOAD: &str = "<script>(function(){var v=null;setInterval(function(){fetch('/_nudge/version',{cache:'no-store'}).then(function(r){return r.text()}).then(function(t){if(v===null){v=t}else if(t!==v){location.reload()}}).catch(function(){})},1000)})();</script>";
+
+/// `contents` of the page `path`, with the reload script before `</body>` when it is a page
+/// of the site (an email's own HTML, shown in frames, stays as it is).
+fn page_with_reload(path: &str, contents: &[u8]) -> Vec<u8> {
+    if !path.ends_with(".html") || path.ends_with(".body.html") {
+        return contents.to_vec();
+    }
+    let text = String::from_utf8_lossy(contents);
+    match text.rfind("</body>") {
+        Some(at) => format!("{}{RELOAD}{}", &text[..at], &text[at..]).into_bytes(),
+        None => contents.to_vec(),
+    }
+}
+
 /// Polls the files every half second and rebuilds the site when they changed.
-fn watch(args: &Args, site: &Mutex<Site>) {
+fn watch(args: &Args, site: &Mutex<Served>) {
     let mut seen = fingerprint(&args.workflows, args.data.as_deref());
     loop {
         std::thread::sleep(Duration::from_millis(500));
@@ -218,7 +247,9 @@ fn watch(args: &Args, site: &Mutex<Site>) {
         let rebuilt = build_or_page(args);
         let _ = writeln!(anstream::stdout(), "rebuilt: {}", summary(&rebuilt));
         let _ = std::io::stdout().flush();
-        *site.lock().unwrap_or_else(PoisonError::into_inner) = rebuilt;
+        let mut served = site.lock().unwrap_or_else(PoisonError::into_inner);
+        served.site = rebuilt;
+        served.version += 1;
     }
 }
 
@@ -245,7 +276,7 @@ fn fingerprint(dir: &Path, data: Option<&Path>) -> Vec<(PathBuf, Option<SystemTi
 
 /// Answers one HTTP/1.1 request: `GET` (or `HEAD`) of a file of the site, `/` being
 /// `index.html`.
-fn answer(stream: TcpStream, site: &Mutex<Site>) -> std::io::Result<()> {
+fn answer(stream: TcpStream, site: &Mutex<Served>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request = String::new();
@@ -260,11 +291,17 @@ fn answer(stream: TcpStream, site: &Mutex<Site>) -> std::io::Result<()> {
     let path = target.split(['?', '#']).next().unwrap_or("/");
     let path = path.trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
-    let found = site
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(path)
-        .map(|f| f.contents.clone());
+    let found = {
+        let served = site.lock().unwrap_or_else(PoisonError::into_inner);
+        if path == VERSION_PATH {
+            Some(served.version.to_string().into_bytes())
+        } else {
+            served
+                .site
+                .get(path)
+                .map(|f| page_with_reload(path, &f.contents))
+        }
+    };
     let (status, kind, body) = match (method, found) {
         ("GET" | "HEAD", Some(body)) => ("200 OK", content_type(path), body),
         ("GET" | "HEAD", None) => (
@@ -291,7 +328,9 @@ fn answer(stream: TcpStream, site: &Mutex<Site>) -> std::io::Result<()> {
 }
 
 fn content_type(path: &str) -> &'static str {
-    if path.ends_with(".html") {
+    if path == VERSION_PATH {
+        "text/plain; charset=utf-8"
+    } else if path.ends_with(".html") {
         "text/html; charset=utf-8"
     } else if path.ends_with(".eml") {
         "message/rfc822"
