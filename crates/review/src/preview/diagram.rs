@@ -75,16 +75,18 @@ pub(super) fn flow(w: &Workflow, emails: &[EmailView], prefix: &str) -> String {
     );
     steps(&mut out, &w.steps, emails, prefix);
     let goals: Vec<String> = w.exit_when.iter().map(|g| g.event.clone()).collect();
-    let end = if goals.is_empty() {
-        "End".to_owned()
+    let _ = if goals.is_empty() {
+        write!(
+            out,
+            "<div class=\"node end\"><span class=\"chip\">End</span>the run ends</div></div>"
+        )
     } else {
-        format!("End · or earlier on {}", goals.join(", "))
+        write!(
+            out,
+            "<div class=\"node end\"><span class=\"chip\">End</span>the run ends; the goal {} ends it early</div></div>",
+            esc(&goals.join(", "))
+        )
     };
-    let _ = write!(
-        out,
-        "<div class=\"node end\"><span class=\"chip\">Goal</span>{}</div></div>",
-        esc(&end)
-    );
     out
 }
 

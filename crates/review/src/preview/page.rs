@@ -18,13 +18,17 @@ const CSS: &str = r#"
 body{margin:0;background:var(--bg);color:var(--ink);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",sans-serif}
 a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;font-size:13px}
-header.top{background:linear-gradient(120deg,#1c2333,#2b3a67);color:#fff;padding:28px 40px 24px}
+header.top{background:linear-gradient(120deg,#1c2333,#2b3a67);color:#fff;padding:28px max(32px,calc((100% - 1176px) / 2)) 24px}
 header.top h1{margin:0 0 4px;font-size:26px;font-weight:700;letter-spacing:-.01em}
 header.top p{margin:0;color:#c9d2ea}
 header.top a{color:#c9d2ea}
 .stats{display:flex;gap:12px;margin-top:18px;flex-wrap:wrap}
 .stat{background:rgba(255,255,255,.1);border-radius:10px;padding:8px 14px;min-width:110px}
 .stat b{display:block;font-size:22px;line-height:1.2}
+.toc{display:flex;flex-wrap:wrap;gap:8px;margin-top:16px}
+.toc a{display:inline-flex;align-items:center;gap:6px;color:#fff;background:rgba(255,255,255,.08);border:1px solid rgba(255,255,255,.15);border-radius:999px;padding:3px 12px;font-size:13px}
+.toc a:hover{background:rgba(255,255,255,.18);text-decoration:none}
+.dot{width:8px;height:8px;border-radius:50%;display:inline-block}.dot.marketing{background:#b794f6}.dot.transactional{background:#4fd1c5}
 .stat span{font-size:12px;color:#c9d2ea;text-transform:uppercase;letter-spacing:.06em}
 main{max-width:1240px;margin:0 auto;padding:28px 32px 60px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:14px;box-shadow:0 1px 2px rgba(20,30,60,.04),0 4px 16px rgba(20,30,60,.05);padding:22px 24px;margin:0 0 24px}
@@ -139,11 +143,22 @@ pub(super) fn index(
         "<header class=\"top\"><h1>{} · email preview</h1><p>Every email of every workflow, rendered as it would be sent.</p><div class=\"stats\">\
          <div class=\"stat\"><b>{}</b><span>workflows</span></div><div class=\"stat\"><b>{emails}</b><span>emails</span></div>\
          <div class=\"stat\"><b>{marketing}</b><span>marketing</span></div><div class=\"stat\"><b>{}</b><span>transactional</span></div>\
-         <div class=\"stat\"><b>{warnings}</b><span>warnings</span></div></div></header><main>",
+         <div class=\"stat\"><b>{warnings}</b><span>warnings</span></div></div>",
         esc(store),
         views.len(),
         views.len() - marketing
     );
+    out.push_str("<nav class=\"toc\">");
+    for v in views {
+        let _ = write!(
+            out,
+            "<a href=\"#{}\"><span class=\"dot {}\"></span>{}</a>",
+            esc(&v.workflow.id),
+            v.workflow.category.as_str(),
+            esc(&v.workflow.name)
+        );
+    }
+    out.push_str("</nav></header><main>");
     if !general.is_empty() {
         out.push_str("<section class=\"card\"><h2>Warnings</h2>");
         warning_list(&mut out, general.iter().copied());
