@@ -415,3 +415,39 @@ fn an_email_the_engine_would_not_send_for_the_sample_shows_why() {
     // The other workflows' emails still render.
     assert!(site.join("emails/welcome-series/welcome.eml").is_file());
 }
+
+#[test]
+fn hostile_workflow_text_and_oversized_data_break_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = dir.path().join("workflows");
+    copy_dir(&root().join("workflows"), &workflows);
+    let file = workflows.join("abandoned-checkout.yaml");
+    std::fs::write(
+        &file,
+        read(&file).replace(
+            "name: Abandoned checkout",
+            "name: \"<b onmouseover=alert(1)>Cart</b>\"",
+        ),
+    )
+    .unwrap();
+    // A cart so large that the email is over the render limit: the engine would skip it.
+    let items: Vec<_> = (0..20_000)
+        .map(|i| serde_json::json!({"title": format!("Bag {i}"), "quantity": 1, "price": 1.5}))
+        .collect();
+    let data = dir.path().join("data.json");
+    std::fs::write(
+        &data,
+        serde_json::json!({"abandoned-checkout": {"event": {"checkout": {"items": items}}}})
+            .to_string(),
+    )
+    .unwrap();
+    let site = dir.path().join("site");
+    let (code, err) = preview(&site, &workflows, Some(&data));
+    assert_eq!(code, 0, "{err}");
+    let index = read(&site.join("index.html"));
+    assert!(!index.contains("<b onmouseover"));
+    assert!(index.contains("&lt;b onmouseover=alert(1)&gt;Cart&lt;/b&gt;"));
+    let page = read(&site.join("emails/abandoned-checkout/reminder.html"));
+    assert!(page.contains("over the limit"), "the render limit is named");
+    assert!(site.join("emails/win-back/miss-you.eml").is_file());
+}
