@@ -4,6 +4,7 @@
 #[allow(dead_code, unused_imports, unused_macros)]
 mod db;
 mod generate;
+mod preview;
 mod simulate;
 mod validate;
 
@@ -33,6 +34,11 @@ enum Command {
     Simulate(simulate::Args),
     /// Write a synthetic store's events (JSON lines) to stdout, for benchmarks and trials.
     GenerateEvents(generate::Args),
+    /// Render every email of every workflow (every branch) into a static site: desktop and
+    /// phone widths, the text part, the headers as the outbox writes them, warnings beside
+    /// them. `--serve` serves it and rebuilds it on save. Exits 1 when the workflows have
+    /// errors, 2 when it cannot run.
+    Preview(preview::Args),
 }
 
 /// How results are printed.
@@ -69,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::GenerateEvents(args) => generate::run(&args),
+        Command::Preview(args) => preview::run(&args),
     };
     ExitCode::from(code)
 }

@@ -34,7 +34,8 @@
 //! - `trigger`: event triggers, entry policies, run ids.
 //! - `date`: date triggers.
 //! - `action`: what the engine decides ([`Action`]) and what it warns of ([`Warning`]);
-//!   `email`: the [`Email`] it sends.
+//!   `email`: the [`Email`] it sends; `preview`: one email step rendered for sample data
+//!   ([`Engine::preview_email`], `nudge preview`).
 //! - `program`: a workflow's steps by id; `state`: the customer's state; `scope`: what
 //!   templates see; `time`: local-time rules.
 
@@ -45,6 +46,7 @@ mod drive;
 mod email;
 mod goal;
 pub mod orders;
+mod preview;
 mod profile;
 pub mod program;
 mod scope;
@@ -73,6 +75,7 @@ pub use action::{
 pub use chrono_tz::Tz;
 pub use drive::split_branch;
 pub use email::Email;
+pub use preview::{EmailSample, PreviewError};
 pub use trigger::run_id;
 
 /// The most active runs a customer may have. A trigger (event or date) that would start one

@@ -25,7 +25,7 @@ enum Held {
 
 /// The part of an email being rendered: a warning names it.
 #[derive(Clone, Copy)]
-enum Part {
+pub(super) enum Part {
     /// The step's `subject`.
     Subject,
     /// The step's `preheader`.
@@ -35,7 +35,7 @@ enum Part {
 }
 
 /// An email's rendered parts.
-struct Rendered {
+pub(super) struct Rendered {
     subject: String,
     preheader: Option<String>,
     html: String,
@@ -143,7 +143,7 @@ impl<'p> Cx<'_, 'p> {
     }
 
     /// Subject, preheader and body, rendered in the run's scope; or the part that failed.
-    fn render_email(
+    pub(super) fn render_email(
         &self,
         run: &Run,
         email: &SendEmail,
@@ -175,7 +175,7 @@ impl<'p> Cx<'_, 'p> {
     /// The email as the runner delivers it: the settings' sender and reply-to unless the step
     /// has its own, and for marketing mail the unsubscribe link, the postal address and, when
     /// the template does not render both itself, the footer that does.
-    fn compose(
+    pub(super) fn compose(
         &self,
         run: &Run,
         w: &Workflow,

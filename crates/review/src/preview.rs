@@ -1,1 +1,0 @@
-//! `nudge preview` (being built).
