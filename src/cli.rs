@@ -4,6 +4,8 @@
 #[allow(dead_code, unused_imports, unused_macros)]
 mod db;
 mod generate;
+mod graph;
+mod project;
 mod simulate;
 mod validate;
 
@@ -33,6 +35,10 @@ enum Command {
     Simulate(simulate::Args),
     /// Write a synthetic store's events (JSON lines) to stdout, for benchmarks and trials.
     GenerateEvents(generate::Args),
+    /// Draw workflows as Mermaid flowcharts (GitHub draws them in Markdown) or Graphviz DOT:
+    /// the trigger and entry policy, every step, branches with their weights, goals and ends.
+    /// Exits 1 when the workflows have errors, 2 on an unknown workflow id.
+    Graph(graph::Args),
 }
 
 /// How results are printed.
@@ -69,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::GenerateEvents(args) => generate::run(&args),
+        Command::Graph(args) => graph::run(&args),
     };
     ExitCode::from(code)
 }
