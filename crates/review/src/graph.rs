@@ -251,19 +251,18 @@ impl Builder {
         self.list(&b.otherwise, next);
     }
 
+    /// The split's edges: to each branch's first step, named by letter in the order of the
+    /// branches that have steps (`A`, `B`, ...), or to a holdout node; each with its share.
     fn split(&mut self, branches: &[SplitBranch], key: &str, next: &str) {
         let total: u64 = branches.iter().map(|b| u64::from(b.weight)).sum();
-        for (i, branch) in branches.iter().enumerate() {
+        let mut named = 0;
+        for branch in branches {
             let share = share(branch.weight, total);
-            let to = if branch.steps.is_empty() {
-                self.holdout(next)
+            let (to, name) = if branch.steps.is_empty() {
+                (self.holdout(next), "holdout".to_owned())
             } else {
-                self.entry(&branch.steps, next)
-            };
-            let name = if branch.steps.is_empty() {
-                "holdout".to_owned()
-            } else {
-                branch_letter(i)
+                named += 1;
+                (self.entry(&branch.steps, next), branch_letter(named - 1))
             };
             self.edge(key, &to, Some(format!("{name} · {share}")));
         }
@@ -531,15 +530,17 @@ fn length(d: Duration) -> String {
     }
 }
 
-/// `A/B split`, `A/B/C split`, or `split 6 ways`.
+/// `A/B split`, `A/B/C split`, `A/B/holdout split`, or `split 6 ways`.
 fn split_text(branches: &[SplitBranch]) -> String {
-    let named = branches.iter().filter(|b| !b.steps.is_empty()).count();
-    if (2..=4).contains(&named) {
-        let letters: Vec<String> = (0..named).map(branch_letter).collect();
-        format!("{} split", letters.join("/"))
-    } else {
-        format!("split {} ways", branches.len())
+    if branches.len() > 4 {
+        return format!("split {} ways", branches.len());
     }
+    let named = branches.iter().filter(|b| !b.steps.is_empty()).count();
+    let mut names: Vec<String> = (0..named).map(branch_letter).collect();
+    if named < branches.len() {
+        names.push("holdout".to_owned());
+    }
+    format!("{} split", names.join("/"))
 }
 
 fn profile_lines(update: &UpdateProfile) -> Vec<String> {

@@ -254,7 +254,7 @@ fn labels_say_what_each_step_does() {
         ["wait for order.delivered", "up to 14d"]
     );
     assert_eq!(node(&d, "check").lines, ["waited.matched?"]);
-    assert_eq!(node(&d, "test").lines, ["A/B split"]);
+    assert_eq!(node(&d, "test").lines, ["A/B/holdout split"]);
     assert_eq!(
         node(&d, "tag-vip").lines,
         ["set loyalty_tier", "add tag vip", "remove tag new"]
@@ -380,6 +380,43 @@ fn lengths_are_written_in_days_hours_or_minutes() {
         assert_eq!(length(Duration::parse(text).unwrap()), shown);
     }
     assert_eq!(length(Duration::from_minutes(0)), "0m");
+}
+
+#[test]
+fn splits_name_their_branches_with_steps_by_letter_and_holdouts_as_such() {
+    let w = workflow(
+        "splits",
+        r#"
+id: splits
+category: marketing
+trigger: { event: customer.created }
+steps:
+  - id: first-holdout
+    ab_split:
+      - { weight: 1, steps: [] }
+      - { weight: 1, steps: [ { id: only, wait: 1d } ] }
+  - id: wide
+    ab_split:
+      - { weight: 1, steps: [ { id: w1, wait: 1d } ] }
+      - { weight: 1, steps: [ { id: w2, wait: 1d } ] }
+      - { weight: 1, steps: [ { id: w3, wait: 1d } ] }
+      - { weight: 1, steps: [ { id: w4, wait: 1d } ] }
+      - { weight: 1, steps: [] }
+"#,
+    );
+    let d = Diagram::of(&w);
+    let first = node(&d, "first-holdout");
+    assert_eq!(first.lines, ["A/holdout split"]);
+    let labels: Vec<Option<&str>> = edges_from(&d, &first.key).iter().map(|e| e.1).collect();
+    assert_eq!(
+        labels,
+        [Some("holdout · 50% (weight 1)"), Some("A · 50% (weight 1)")]
+    );
+    let wide = node(&d, "wide");
+    assert_eq!(wide.lines, ["split 5 ways"]);
+    let labels: Vec<Option<&str>> = edges_from(&d, &wide.key).iter().map(|e| e.1).collect();
+    assert_eq!(labels[3], Some("D · 20% (weight 1)"));
+    assert_eq!(labels[4], Some("holdout · 20% (weight 1)"));
 }
 
 #[test]
