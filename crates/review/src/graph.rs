@@ -77,8 +77,8 @@ pub fn render_all<'w>(workflows: impl IntoIterator<Item = &'w Workflow>, format:
 pub struct Diagram {
     /// The workflow's id.
     pub workflow: String,
-    /// The nodes: the trigger first, then the steps in document order, holdouts, goals and
-    /// ends.
+    /// The nodes: the trigger first, then the steps in document order, then the holdouts and
+    /// exits, the goals, and `done` (when a run can get there).
     pub nodes: Vec<Node>,
     /// The edges, in the order of their sources.
     pub edges: Vec<Edge>,
