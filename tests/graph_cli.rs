@@ -148,10 +148,9 @@ fn workflows_with_errors_are_refused_with_their_diagnostics() {
     );
 }
 
-/// A subject and a condition that try to end their label and add nodes: the diagram has
-/// exactly the workflow's nodes and edges, and Graphviz reads the DOT.
-#[test]
-fn hostile_subjects_do_not_break_the_diagram() {
+/// A project whose one workflow has a subject and a condition that try to end their label and
+/// add nodes, and steps named as Mermaid's keywords (`end`, `graph`).
+fn hostile_project() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("workflows");
     copy_dir(&root().join("tests/cases/validate/_base"), &dir);
@@ -168,6 +167,14 @@ steps:
 "#,
     )
     .unwrap();
+    tmp
+}
+
+/// A subject and a condition that try to end their label and add nodes: the diagram has
+/// exactly the workflow's nodes and edges, and Graphviz reads the DOT.
+#[test]
+fn hostile_subjects_do_not_break_the_diagram() {
+    let tmp = hostile_project();
     let (code, mermaid, err) = nudge(tmp.path(), &["graph"], &[]);
     assert_eq!(code, 0, "{err}");
     // trigger, two steps, done; three edges.
@@ -187,6 +194,61 @@ steps:
     assert_eq!(code, 0);
     assert_eq!(dot.matches(" -> ").count(), 3, "{dot}");
     check_with_graphviz(&dot);
+}
+
+/// Parses each diagram of stdin (one empty line apart) with mermaid.js's own parser, as
+/// GitHub's renderer would; prints how many failed and exits 1 if any did.
+const MERMAID_PARSE: &str = r"
+import { JSDOM } from 'jsdom';
+import fs from 'fs';
+const dom = new JSDOM('<!doctype html><html><body></body></html>');
+globalThis.window = dom.window;
+globalThis.document = dom.window.document;
+const { default: mermaid } = await import('mermaid');
+mermaid.initialize({ startOnLoad: false, securityLevel: 'strict' });
+let failed = 0;
+for (const diagram of fs.readFileSync(0, 'utf8').split(/\n\n(?=flowchart )/)) {
+  try { await mermaid.parse(diagram); } catch (e) { failed++; console.error(e.message); }
+}
+console.log(`${failed} failed`);
+process.exit(failed ? 1 : 0);
+";
+
+/// mermaid.js parses every diagram `nudge graph` prints, the shipped workflows' and a hostile
+/// one's. It needs Node.js and a folder where `npm install mermaid jsdom` was run, named by
+/// `NUDGE_MERMAID_JS`; without it the test says so and checks nothing more (the unit tests of
+/// `nudge_review::graph` check the Mermaid rules line by line).
+#[test]
+fn mermaid_js_parses_every_diagram() {
+    let Some(modules) = std::env::var_os("NUDGE_MERMAID_JS") else {
+        eprintln!(
+            "skipped: set NUDGE_MERMAID_JS to a folder with `npm install mermaid jsdom` done \
+             to parse the diagrams with mermaid.js"
+        );
+        return;
+    };
+    let hostile = hostile_project();
+    for cwd in [root(), hostile.path().to_path_buf()] {
+        let (code, diagrams, err) = nudge(&cwd, &["graph"], &[]);
+        assert_eq!(code, 0, "{err}");
+        let mut node = Command::new("node")
+            .args(["--input-type=module", "-e", MERMAID_PARSE])
+            .current_dir(&modules)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        std::io::Write::write_all(&mut node.stdin.take().unwrap(), diagrams.as_bytes()).unwrap();
+        let out = node.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "mermaid.js: {}{}\n{diagrams}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "0 failed\n");
+    }
 }
 
 /// The marker before a diagram in the docs; the workflow id follows it.
