@@ -37,7 +37,8 @@ enum Command {
     GenerateEvents(generate::Args),
     /// Draw workflows as Mermaid flowcharts (GitHub draws them in Markdown) or Graphviz DOT:
     /// the trigger and entry policy, every step, branches with their weights, goals and ends.
-    /// Exits 1 when the workflows have errors, 2 on an unknown workflow id.
+    /// Exits 1 when the workflows have errors, 2 on an unknown workflow id or an unreadable
+    /// folder.
     Graph(graph::Args),
 }
 
