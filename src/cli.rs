@@ -5,6 +5,8 @@
 mod db;
 mod generate;
 mod preview;
+mod graph;
+mod project;
 mod simulate;
 mod validate;
 
@@ -39,6 +41,11 @@ enum Command {
     /// them. `--serve` serves it and rebuilds it on save. Exits 1 when the workflows have
     /// errors, 2 when it cannot run.
     Preview(preview::Args),
+    /// Draw workflows as Mermaid flowcharts (GitHub draws them in Markdown) or Graphviz DOT:
+    /// the trigger and entry policy, every step, branches with their weights, goals and ends.
+    /// Exits 1 when the workflows have errors, 2 on an unknown workflow id or an unreadable
+    /// folder.
+    Graph(graph::Args),
 }
 
 /// How results are printed.
@@ -76,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::GenerateEvents(args) => generate::run(&args),
         Command::Preview(args) => preview::run(&args),
+        Command::Graph(args) => graph::run(&args),
     };
     ExitCode::from(code)
 }

@@ -229,3 +229,83 @@ fn every_shipped_file_starts_with_its_schema_comment() {
         );
     }
 }
+
+#[test]
+fn github_format_gives_one_workflow_command_per_problem() {
+    let tmp = project_with(&[
+        "unknown-step-kind.yaml",
+        "undefined-in-template",
+        "warnings.yaml",
+    ]);
+    let (code, text, _) = nudge(tmp.path(), &["validate", "workflows/"], &[]);
+    let (github_code, out, err) = nudge(
+        tmp.path(),
+        &["validate", "--format", "github", "./workflows/"],
+        &[],
+    );
+    assert_eq!((code, github_code), (1, 1));
+    insta::assert_snapshot!("validate_github", out);
+    assert_eq!(out.lines().count(), text.lines().count());
+    // The summary stays on stderr, where the Actions log shows it.
+    assert_eq!(
+        err,
+        "checked 3 workflows, 4 templates: 6 errors, 5 warnings\n"
+    );
+    // Each command says the same as the text line, in GitHub's words.
+    for (command, line) in out.lines().zip(text.lines()) {
+        let (props, message) = command
+            .strip_prefix("::")
+            .and_then(|c| c.split_once("::"))
+            .unwrap();
+        let (severity, props) = props.split_once(' ').unwrap();
+        let mut fields = props.split(',').map(|p| p.split_once('=').unwrap().1);
+        let (file, line_no, col) = (
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+        );
+        assert_eq!(
+            format!("{file}:{line_no}:{col}: {severity}: {message}"),
+            line
+        );
+    }
+}
+
+#[test]
+fn github_format_escapes_paths_and_gives_file_level_problems_no_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("workflows");
+    copy_dir(&root().join("tests/cases/validate/_base"), &dir);
+    std::fs::remove_file(dir.join("settings.yaml")).unwrap();
+    std::fs::write(
+        dir.join("sale,50%:off.yaml"),
+        "id: sale\ncategory: marketing\ntrigger: { event: order.placed }\nsteps:\n  - id: w\n    wait: 1d\n",
+    )
+    .unwrap();
+    let (code, out, _) = nudge(tmp.path(), &["validate", "--format", "github"], &[]);
+    assert_eq!(code, 1, "{out}");
+    // In the file property `,`, `%` and `:` are escaped; in the message only `%`. The missing
+    // settings.yaml is the file's problem, with no line.
+    assert_eq!(
+        out,
+        "::error file=workflows/sale%2C50%25%3Aoff.yaml,line=1,col=5::id `sale` must equal the file name `sale,50%25:off`\n\
+         ::error file=workflows/settings.yaml::settings.yaml is missing: every workflows folder needs the store's settings\n"
+    );
+}
+
+#[test]
+fn github_format_reports_an_unreadable_path_as_a_command_too() {
+    let tmp = project_with(&[]);
+    let (code, out, err) = nudge(
+        tmp.path(),
+        &["validate", "--format", "github", "nowhere/"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("nudge: cannot read nowhere/"), "{err}");
+    assert!(
+        out.starts_with("::error::nudge: cannot read nowhere/"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+use super::project::ProjectError;
 use super::{Format, counted, escape_controls, exit};
 use nudge_core::engine::{Action, ActionKind, Engine, Tz};
 use nudge_core::event::check_time_range;
@@ -266,12 +267,10 @@ const PLACEHOLDER_UNSUBSCRIBE_URL: &str = "https://unsubscribe.invalid/";
 
 /// The workflows, after printing their diagnostics.
 fn load_project(args: &Args) -> Result<Project, RunError> {
-    let report = nudge_core::workflow::load(&args.workflows)?;
-    let mut err = anstream::stderr();
-    for d in &report.diagnostics {
-        let _ = writeln!(err, "{d}");
-    }
-    report.project.ok_or(RunError::Invalid)
+    super::project::load(&args.workflows).map_err(|e| match e {
+        ProjectError::Read(e) => RunError::Workflows(e),
+        ProjectError::Invalid => RunError::Invalid,
+    })
 }
 
 /// Opens the stores. `--db`: one store in that file, which every shard shares. By default,
