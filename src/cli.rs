@@ -1,9 +1,9 @@
 //! The `nudge` command line.
 
-// `--db` of plan, explain and report (the commands are being built: issue 14).
-#[allow(dead_code, unused_imports, unused_macros)]
+// `--db` of plan, explain and report.
 mod db;
 mod generate;
+mod plan;
 mod simulate;
 mod validate;
 
@@ -33,6 +33,10 @@ enum Command {
     Simulate(simulate::Args),
     /// Write a synthetic store's events (JSON lines) to stdout, for benchmarks and trials.
     GenerateEvents(generate::Args),
+    /// What merging an edit of the workflows changes: definition changes against --base and,
+    /// with --db, what happens to the runs in flight. Exits 0 whether or not something
+    /// changes, 1 when either folder's workflows have errors, 2 when it cannot run.
+    Plan(plan::Args),
 }
 
 /// How results are printed.
@@ -69,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::GenerateEvents(args) => generate::run(&args),
+        Command::Plan(args) => plan::run(&args),
     };
     ExitCode::from(code)
 }

@@ -60,7 +60,7 @@ fn parse_zone(text: &str) -> Result<Tz, String> {
 
 /// `--until`: an RFC 3339 time within the range an event's time may be in (the clock is kept
 /// in the store, and a later run reads it back).
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     let shown = text.escape_debug();
     let t = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -266,12 +266,18 @@ const PLACEHOLDER_UNSUBSCRIBE_URL: &str = "https://unsubscribe.invalid/";
 
 /// The workflows, after printing their diagnostics.
 fn load_project(args: &Args) -> Result<Project, RunError> {
-    let report = nudge_core::workflow::load(&args.workflows)?;
+    load_workflows(&args.workflows)?.ok_or(RunError::Invalid)
+}
+
+/// The workflows in `dir` after printing their diagnostics on stderr; `None` when they have
+/// errors (`plan` loads two folders this way).
+pub(super) fn load_workflows(dir: &Path) -> Result<Option<Project>, LoadError> {
+    let report = nudge_core::workflow::load(dir)?;
     let mut err = anstream::stderr();
     for d in &report.diagnostics {
         let _ = writeln!(err, "{d}");
     }
-    report.project.ok_or(RunError::Invalid)
+    Ok(report.project)
 }
 
 /// Opens the stores. `--db`: one store in that file, which every shard shares. By default,
