@@ -7,6 +7,7 @@ mod hostile_events;
 mod hostile_workflows;
 mod layering;
 mod mail;
+mod plan_cli;
 mod properties;
 mod scenarios;
 mod schema;

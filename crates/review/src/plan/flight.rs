@@ -88,6 +88,8 @@ pub struct Flight {
     pub moved: Vec<MovedWait>,
     /// The changed `send_email` steps runs will still reach: `(workflow, step, runs)`.
     pub different_mail: Vec<(String, String, u64)>,
+    /// The runs that will still reach at least one of those steps.
+    pub runs_with_different_mail: u64,
 }
 
 /// Reads runs one customer at a time ([`Tally::add`]), then says what the edit does to them
@@ -108,6 +110,8 @@ pub struct Tally<'p> {
     reach: BTreeMap<(String, String), u64>,
     /// Runs of each workflow.
     of_workflow: BTreeMap<String, u64>,
+    /// Runs that will reach a step whose mail changed.
+    mail_runs: u64,
     ending: Vec<Ending>,
     moved: Vec<MovedWait>,
 }
@@ -151,6 +155,7 @@ impl<'p> Tally<'p> {
             at_step: BTreeMap::new(),
             reach: BTreeMap::new(),
             of_workflow: BTreeMap::new(),
+            mail_runs: 0,
             ending: Vec::new(),
             moved: Vec::new(),
         }
@@ -220,12 +225,16 @@ impl<'p> Tally<'p> {
             }
         }
         if let Some((program, node)) = program.and_then(|p| Some((p, p.get(&run.step)?))) {
+            let mut changed_mail = false;
             for step in pending_steps(program, node, run, &state.id) {
-                *self
-                    .reach
-                    .entry((run.workflow.clone(), step.to_owned()))
-                    .or_default() += 1;
+                let key = (run.workflow.clone(), step.to_owned());
+                changed_mail |= self
+                    .effects
+                    .get(&key)
+                    .is_some_and(|e| e.contains(&Effect::Mail));
+                *self.reach.entry(key).or_default() += 1;
             }
+            self.mail_runs += u64::from(changed_mail);
         }
     }
 
@@ -270,6 +279,7 @@ impl<'p> Tally<'p> {
             ending: self.ending,
             moved: self.moved,
             different_mail,
+            runs_with_different_mail: self.mail_runs,
         }
     }
 

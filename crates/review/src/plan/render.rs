@@ -103,14 +103,13 @@ fn summary(plan: &Plan) -> String {
         n => format!("{n} definition changes"),
     };
     if let Some(f) = &plan.flight {
-        let mail: u64 = f.different_mail.iter().map(|(_, _, n)| n).sum();
         let _ = write!(
             text,
             "; {} runs in flight at {}: {} end, {} will get changed mail, {} waits move",
             f.runs,
             time(f.at),
             f.ending.len(),
-            mail,
+            f.runs_with_different_mail,
             f.moved.len()
         );
     }
