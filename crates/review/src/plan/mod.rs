@@ -23,6 +23,8 @@ mod diff;
 pub mod flight;
 pub mod render;
 mod templates;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 
