@@ -386,7 +386,9 @@ fn moved_steps<'a>(
 ) -> BTreeSet<&'a str> {
     let mut moved = BTreeSet::new();
     // The common steps of each list, in each version's order.
-    let mut lists: BTreeMap<Place, (Vec<(usize, &str)>, Vec<(usize, &str)>)> = BTreeMap::new();
+    /// A list's common steps by document index, in the old and the new version.
+    type Orders<'s> = (Vec<(usize, &'s str)>, Vec<(usize, &'s str)>);
+    let mut lists: BTreeMap<Place, Orders<'a>> = BTreeMap::new();
     for (id, (_, place, index)) in bp {
         match hp.get(id) {
             Some((_, new_place, _)) if new_place != place => {

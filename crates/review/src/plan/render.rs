@@ -59,9 +59,9 @@ pub fn json(plan: &Plan) -> String {
 }
 
 /// The groups of runs that end: `(workflow, step or none, reason) → times`.
-fn ending_groups(
-    flight: &Flight,
-) -> BTreeMap<(&str, Option<&str>, ChangeKind), Vec<DateTime<Utc>>> {
+type EndingGroups<'a> = BTreeMap<(&'a str, Option<&'a str>, ChangeKind), Vec<DateTime<Utc>>>;
+
+fn ending_groups(flight: &Flight) -> EndingGroups<'_> {
     let mut groups: BTreeMap<_, Vec<_>> = BTreeMap::new();
     for e in &flight.ending {
         let step = (e.reason == ChangeKind::StepRemoved).then_some(e.step.as_str());
