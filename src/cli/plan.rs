@@ -4,7 +4,7 @@
 //! wall clock) or at `--at`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use nudge_core::store::Store;
@@ -106,8 +106,8 @@ pub(crate) fn run(args: &Args) -> u8 {
 }
 
 /// Loads a workflows folder (diagnostics on stderr).
-fn load(dir: &PathBuf) -> Result<Project, RunError> {
-    super::simulate::load_workflows(dir)?.ok_or_else(|| RunError::Invalid(dir.clone()))
+fn load(dir: &Path) -> Result<Project, RunError> {
+    super::simulate::load_workflows(dir)?.ok_or_else(|| RunError::Invalid(dir.to_path_buf()))
 }
 
 fn plan_command(args: &Args) -> Result<Plan, RunError> {
