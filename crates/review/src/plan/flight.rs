@@ -34,7 +34,7 @@ use nudge_core::workflow::Project;
 use nudge_core::workflow::model::{StepKind, Workflow};
 
 use super::diff::{Effect, step_effects};
-use super::{ChangeKind, Row};
+use super::{ChangeKind, Row, SETTINGS};
 
 /// A run the edit ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +318,8 @@ impl<'p> Tally<'p> {
             ChangeKind::StepAdded | ChangeKind::StepMoved => step_key
                 .and_then(|k| self.reach.get(&k).copied())
                 .unwrap_or(0),
+            // settings.yaml (send window, cap, sender) touches every run.
+            ChangeKind::SettingsChanged if row.workflow == SETTINGS => self.runs,
             ChangeKind::GoalChanged | ChangeKind::SettingsChanged => {
                 self.of_workflow.get(&row.workflow).copied().unwrap_or(0)
             }

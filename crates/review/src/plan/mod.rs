@@ -106,7 +106,11 @@ pub struct Row {
     pub step: Option<String>,
     /// What changed, for people (`subject "A" → "B"`); never customer data.
     pub detail: String,
-    /// The runs in flight it touches (see the contract; 0 without a store).
+    /// The runs in flight it touches (0 without a store): for `step_removed`, the runs at
+    /// the step (they end); for `workflow_disabled` and `workflow_removed`, all the workflow's
+    /// runs (they end); for a changed `wait`, the runs waiting there; for other step changes,
+    /// added and moved steps, the runs that will still reach the step; for goals and a
+    /// workflow's settings, the workflow's runs; for `settings.yaml`, every run; else 0.
     pub runs: u64,
 }
 

@@ -457,3 +457,43 @@ fn a_split_counts_only_the_customer_s_side() {
         )]
     );
 }
+
+#[test]
+fn settings_touch_every_run_and_a_goal_the_workflow_s_runs() {
+    let now = t("2026-03-05T00:00:00Z");
+    let waiting = Phase::Waiting {
+        until: t("2026-03-06T00:00:00Z"),
+        since: Some(t("2026-03-04T00:00:00Z")),
+    };
+    let other = W.replace("id: w\n", "id: v\n");
+    let goal = edit("  - event: order.placed\n", "  - event: review.submitted\n");
+    let dir = tempfile::tempdir().unwrap();
+    let b = project(
+        &dir.path().join("base"),
+        &[("w", W), ("v", &other)],
+        TEMPLATE,
+    );
+    let mut h = project(
+        &dir.path().join("head"),
+        &[("w", &goal), ("v", &other)],
+        TEMPLATE,
+    );
+    h.settings.frequency_cap.max = 1;
+    let templates = changed_templates(&b, &h).unwrap();
+    let mut rows = diff(&b, &h, &templates);
+    let signer = Signer::development();
+    let mut tally = Tally::new(&b, &h, &signer, &rows, &templates, now);
+    let mut state = CustomerState::new("c-1");
+    state.runs.push(run("r-1", "w", "pause", waiting));
+    state.runs.push(run("r-2", "v", "pause", waiting));
+    tally.add(&state);
+    let flight = tally.finish(&mut rows);
+    assert_eq!(
+        rows.iter().map(row_line).collect::<Vec<_>>(),
+        [
+            "settings settings_changed -: frequency_cap 3 per 1d → 1 per 1d [2]",
+            "w goal_changed -: order.placed → review.submitted [1]",
+        ]
+    );
+    assert_eq!((flight.customers, flight.runs), (1, 2));
+}
