@@ -403,3 +403,64 @@ fn the_plan_is_what_the_store_then_does() {
         );
     }
 }
+
+/// What "unless an event ends them first" means: a run at a removed step is not ended by any
+/// input of its customer, only when its own time comes; a goal of its workflow before then
+/// ends it with `goal` instead.
+#[test]
+fn a_run_at_a_removed_step_ends_at_its_time_unless_a_goal_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let edited = edited_workflows(cwd);
+    let db = cwd.join("store.db");
+    simulate(
+        cwd,
+        &root().join("events/sample.jsonl"),
+        &root().join("workflows"),
+        &db,
+        T,
+    );
+    let mut at_removed: Vec<(String, String, Option<String>, DateTime<Utc>)> = states(&db)
+        .iter()
+        .flat_map(|s| s.runs.iter().map(move |r| (s, r)))
+        .filter(|(_, r)| r.workflow == "review-request" && r.step == "wait-3d")
+        .map(|(s, r)| (s.id.clone(), r.id.clone(), r.key.clone(), r.phase.until()))
+        .collect();
+    at_removed.sort_by_key(|r| r.3);
+    let [
+        (goal_customer, goal_run, Some(order), _),
+        (other_customer, other_run, _, other_end),
+    ] = &at_removed[..]
+    else {
+        panic!("two runs at wait-3d expected: {at_removed:?}");
+    };
+    // Before either run's time: the first customer reviews the order (the workflow's goal),
+    // the second changes their profile (an input that moves no run).
+    let events = [
+        format!(
+            r#"{{"version": "0", "id": "ev-goal", "detail-type": "review.submitted", "source": "store", "time": "2026-03-15T01:00:00Z", "detail": {{"customer": {{"id": "{goal_customer}"}}, "order": {{"id": "{order}"}}, "review": {{"sku": "MUG-1", "rating": 5}}}}}}"#
+        ),
+        format!(
+            r#"{{"version": "0", "id": "ev-profile", "detail-type": "customer.updated", "source": "store", "time": "2026-03-15T01:00:00Z", "detail": {{"customer": {{"id": "{other_customer}", "first_name": "Deniz"}}}}}}"#
+        ),
+    ];
+    let file = crate::simulate_cli::write_events(cwd, &events);
+    let rows = simulate(cwd, &file, &edited, &db, "2026-09-01T00:00:00Z");
+    let end = |run: &str| {
+        rows.iter()
+            .find(|r| r["action"] == "run.ended" && r["run"] == run)
+            .map(|r| (r["reason"].clone(), r["at"].clone()))
+            .unwrap_or_else(|| panic!("run {run} did not end"))
+    };
+    assert_eq!(
+        end(goal_run),
+        (Value::from("goal"), Value::from("2026-03-15T01:00:00Z"))
+    );
+    assert_eq!(
+        end(other_run),
+        (
+            Value::from("step_removed"),
+            Value::from(rfc3339(*other_end))
+        )
+    );
+}
