@@ -228,6 +228,15 @@ fn time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().to_utc()
 }
 
+/// `1 run`, `2 runs`, as the text form counts.
+fn counted_runs(n: usize) -> String {
+    if n == 1 {
+        "1 run".to_owned()
+    } else {
+        format!("{n} runs")
+    }
+}
+
 fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -359,16 +368,16 @@ fn the_plan_is_what_the_store_then_does() {
     };
     assert!(
         text.contains(&format!(
-            "review-request wait-3d: {} runs end with step_removed when their step's time comes ({})",
-            at_removed.len(),
+            "review-request wait-3d: {} ending with step_removed when their step's time comes ({})",
+            counted_runs(at_removed.len()),
             end_times(&at_removed)
         )),
         "{text}"
     );
     assert!(
         text.contains(&format!(
-            "abandoned-checkout: {} runs end with workflow_disabled at their customer's next input ({})",
-            disabled.len(),
+            "abandoned-checkout: {} ending with workflow_disabled at their customer's next input ({})",
+            counted_runs(disabled.len()),
             end_times(&disabled)
         )),
         "{text}"

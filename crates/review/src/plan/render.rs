@@ -17,6 +17,14 @@ fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `1 run`, `2 runs`.
+fn runs(n: impl Into<u64>) -> String {
+    match n.into() {
+        1 => "1 run".to_owned(),
+        n => format!("{n} runs"),
+    }
+}
+
 /// The earliest and latest of `times` as `A` or `A … B`.
 fn span(times: impl IntoIterator<Item = DateTime<Utc>>) -> String {
     let mut times: Vec<_> = times.into_iter().collect();
@@ -105,8 +113,8 @@ fn summary(plan: &Plan) -> String {
     if let Some(f) = &plan.flight {
         let _ = write!(
             text,
-            "; {} runs in flight at {}: {} end, {} will get changed mail, {} waits move",
-            f.runs,
+            "; {} in flight at {}: {} ending, {} getting changed mail, {} with a moved wait",
+            runs(f.runs),
             time(f.at),
             f.ending.len(),
             f.runs_with_different_mail,
@@ -131,7 +139,7 @@ pub fn text(plan: &Plan) -> String {
             .map(|s| format!(" {s}"))
             .unwrap_or_default();
         let runs = match &plan.flight {
-            Some(_) => format!(" [{} runs]", row.runs),
+            Some(_) => format!(" [runs: {}]", row.runs),
             None => String::new(),
         };
         let _ = writeln!(
@@ -151,9 +159,9 @@ pub fn text(plan: &Plan) -> String {
 fn flight_text(flight: &Flight, out: &mut String) {
     let _ = writeln!(
         out,
-        "\nRuns in flight at {}: {} runs of {} customers.",
+        "\nRuns in flight at {}: {} of {} customers.",
         time(flight.at),
-        flight.runs,
+        runs(flight.runs),
         flight.customers
     );
     for row in &flight.at_step {
@@ -172,8 +180,8 @@ fn flight_text(flight: &Flight, out: &mut String) {
         let step = step.map(|s| format!(" {s}")).unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {workflow}{step}: {} runs end with {} {} ({})",
-            times.len(),
+            "  {workflow}{step}: {} ending with {} {} ({})",
+            runs(times.len() as u64),
             reason.as_str(),
             when_ending(*reason),
             span(times.iter().copied())
@@ -182,8 +190,8 @@ fn flight_text(flight: &Flight, out: &mut String) {
     if !flight.different_mail.is_empty() {
         out.push_str("\nRuns that will get changed mail:\n");
     }
-    for (workflow, step, runs) in &flight.different_mail {
-        let _ = writeln!(out, "  {workflow} {step}: {runs} runs");
+    for (workflow, step, n) in &flight.different_mail {
+        let _ = writeln!(out, "  {workflow} {step}: {}", runs(*n));
     }
     let moved = moved_groups(flight);
     if !moved.is_empty() {
@@ -192,8 +200,8 @@ fn flight_text(flight: &Flight, out: &mut String) {
     for ((workflow, step), times) in &moved {
         let _ = writeln!(
             out,
-            "  {workflow} {step}: {} runs, due {} → now {}",
-            times.len(),
+            "  {workflow} {step}: {}, due {} → now {}",
+            runs(times.len() as u64),
             span(times.iter().map(|t| t.0)),
             span(times.iter().map(|t| t.1))
         );
@@ -244,8 +252,8 @@ pub fn markdown(plan: &Plan) -> String {
 fn flight_markdown(flight: &Flight, out: &mut String) {
     let _ = writeln!(
         out,
-        "\n### Runs in flight\n\n{} runs of {} customers at {}.\n",
-        flight.runs,
+        "\n### Runs in flight\n\n{} of {} customers at {}.\n",
+        runs(flight.runs),
         flight.customers,
         time(flight.at)
     );
