@@ -156,10 +156,18 @@ pub enum PlanError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A customer's stored state is not one this engine reads (the customer is named by
-    /// its position in the scan, never by id: an id may be an address).
-    #[error("a stored customer state cannot be read ({0})")]
-    State(serde_json::Error),
+    /// A customer's stored state is not one this engine reads. Neither the customer (an id
+    /// may be an address) nor serde's message (it may quote a value) is shown: where in the
+    /// state, and what kind of fault.
+    #[error("a stored customer state cannot be read ({kind} at line {line}, column {column})")]
+    State {
+        /// `syntax`, `data` (a value of the wrong type or range), `eof` or `io`.
+        kind: &'static str,
+        /// Where in the state's JSON.
+        line: usize,
+        /// Where in the line.
+        column: usize,
+    },
 }
 
 /// Customers read per page of [`Store::customers`].
@@ -187,7 +195,16 @@ pub async fn plan<S: Store>(
         let page = store.customers(cursor.as_deref(), PAGE).await?;
         for (_, record) in &page.customers {
             let state: CustomerState =
-                serde_json::from_slice(&record.state).map_err(PlanError::State)?;
+                serde_json::from_slice(&record.state).map_err(|e| PlanError::State {
+                    kind: match e.classify() {
+                        serde_json::error::Category::Io => "io",
+                        serde_json::error::Category::Syntax => "syntax",
+                        serde_json::error::Category::Data => "data",
+                        serde_json::error::Category::Eof => "eof",
+                    },
+                    line: e.line(),
+                    column: e.column(),
+                })?;
             flight.add(&state);
         }
         match page.cursor {

@@ -326,6 +326,26 @@ fn runs_at_a_removed_step_end_at_their_own_time_and_a_disabled_workflow_s_at_the
             ("r-1", ChangeKind::StepRemoved, t("2026-03-06T00:00:00Z")),
         ]
     );
+    let other = W.replace("id: w\n", "id: v\n");
+    let (rows, flight) = tally(&[("w", W)], &[("v", &other)], runs.clone(), now);
+    assert_eq!(
+        rows.iter().map(row_line).collect::<Vec<_>>(),
+        [
+            "v workflow_added -: v (enabled, event customer.created, 8 steps) [0]",
+            "w workflow_removed -: w (8 steps) [3]",
+        ]
+    );
+    // At the customer's next input: each customer here has one run, so its own time.
+    let mut times: Vec<_> = flight.ending.iter().map(|e| e.at).collect();
+    times.sort();
+    assert_eq!(
+        times,
+        [
+            t("2026-03-06T00:00:00Z"),
+            t("2026-03-07T00:00:00Z"),
+            t("2026-03-08T00:00:00Z"),
+        ]
+    );
     let off = edit("enabled: true", "enabled: false");
     let (rows, flight) = tally(&[("w", W)], &[("w", &off)], runs, now);
     assert_eq!(
@@ -496,4 +516,45 @@ fn settings_touch_every_run_and_a_goal_the_workflow_s_runs() {
         ]
     );
     assert_eq!((flight.customers, flight.runs), (1, 2));
+}
+
+#[test]
+fn a_disabled_workflow_s_run_ends_when_any_timer_of_its_customer_fires() {
+    let now = t("2026-03-05T00:00:00Z");
+    let waiting = |until: &str| Phase::Waiting {
+        until: t(until),
+        since: Some(t(until) - TimeDelta::days(2)),
+    };
+    let other = W.replace("id: w\n", "id: v\n");
+    let off = edit("enabled: true", "enabled: false");
+    let dir = tempfile::tempdir().unwrap();
+    let b = project(
+        &dir.path().join("base"),
+        &[("w", W), ("v", &other)],
+        TEMPLATE,
+    );
+    let h = project(
+        &dir.path().join("head"),
+        &[("w", &off), ("v", &other)],
+        TEMPLATE,
+    );
+    let templates = changed_templates(&b, &h).unwrap();
+    let mut rows = diff(&b, &h, &templates);
+    let signer = Signer::development();
+    let mut tally = Tally::new(&b, &h, &signer, &rows, &templates, now);
+    let mut state = CustomerState::new("c-1");
+    state
+        .runs
+        .push(run("r-late", "w", "pause", waiting("2026-03-20T00:00:00Z")));
+    state
+        .runs
+        .push(run("r-soon", "v", "pause", waiting("2026-03-06T00:00:00Z")));
+    tally.add(&state);
+    let flight = tally.finish(&mut rows);
+    let ends: Vec<_> = flight
+        .ending
+        .iter()
+        .map(|e| (e.run.as_str(), e.at))
+        .collect();
+    assert_eq!(ends, [("r-late", t("2026-03-06T00:00:00Z"))]);
 }
