@@ -3,11 +3,12 @@
 //! "STATE"`), projecting only the key, the version and the state.
 //!
 //! Cost: a full read of the table. A `Scan` is billed for every item it reads, the send log,
-//! processed event ids and the rest included, before the filter drops them: about one read
-//! unit per 8 KB read (eventually consistent), so a table of 100,000 customers with 1 KB
-//! states and 10 sends each (a few KB per entry) costs some tens of thousands of read units,
-//! a few cents on demand. It is made for `nudge plan` on a pull request, never for the hot
-//! path. Reads are eventually consistent: a state committed a moment ago may show its
+//! processed event ids and the rest included, before the filter drops them: one read unit per
+//! 8 KB read (eventually consistent). A customer with a 1 KB state and 10 send-log entries of
+//! about 4 KB (ARCHITECTURE.md's measured sizes) is about 5 read units, so 100,000 such
+//! customers are about 500,000 read units, well under a dollar on demand; requests are one
+//! per `limit` items read or per MB. It is made for `nudge plan` on a pull request, never for
+//! the hot path. Reads are eventually consistent: a state committed a moment ago may show its
 //! previous version.
 //!
 //! DynamoDB's `Limit` counts items read, not items kept, so a page holds at most `limit`
