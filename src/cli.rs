@@ -1,12 +1,12 @@
 //! The `nudge` command line.
 
-// `--db` of plan, explain and report (the commands are being built: issue 14).
-#[allow(dead_code, unused_imports, unused_macros)]
+// `--db` of plan, explain and report.
 mod db;
 mod generate;
 mod preview;
 mod graph;
 mod project;
+mod plan;
 mod simulate;
 mod validate;
 
@@ -46,6 +46,10 @@ enum Command {
     /// Exits 1 when the workflows have errors, 2 on an unknown workflow id or an unreadable
     /// folder.
     Graph(graph::Args),
+    /// What merging an edit of the workflows changes: definition changes against --base and,
+    /// with --db, what happens to the runs in flight. Exits 0 whether or not something
+    /// changes, 1 when either folder's workflows have errors, 2 when it cannot run.
+    Plan(plan::Args),
 }
 
 /// How results are printed.
@@ -84,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::GenerateEvents(args) => generate::run(&args),
         Command::Preview(args) => preview::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Plan(args) => plan::run(&args),
     };
     ExitCode::from(code)
 }

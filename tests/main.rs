@@ -9,6 +9,7 @@ mod hostile_workflows;
 mod layering;
 mod mail;
 mod preview_cli;
+mod plan_cli;
 mod properties;
 mod scenarios;
 mod schema;

@@ -61,7 +61,7 @@ fn parse_zone(text: &str) -> Result<Tz, String> {
 
 /// `--until`: an RFC 3339 time within the range an event's time may be in (the clock is kept
 /// in the store, and a later run reads it back).
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     let shown = text.escape_debug();
     let t = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))

@@ -423,6 +423,14 @@ impl Store for Faulty {
             _ => self.inner.flush().await,
         }
     }
+
+    async fn customers(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<nudge_core::store::CustomerPage, StoreError> {
+        self.inner.customers(cursor, limit).await
+    }
 }
 
 /// Runs the contract check `check` against a store with `fault`; returns its panic message, or

@@ -87,6 +87,17 @@ pub struct CustomerRecord {
     pub state: Vec<u8>,
 }
 
+/// One page of every customer's state ([`Store::customers`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomerPage {
+    /// `(customer_id, record)`, ordered by customer id (byte order) within the page.
+    pub customers: Vec<(String, CustomerRecord)>,
+    /// Where the next page starts, to pass back to [`Store::customers`]; `None` when this page
+    /// is the last. Opaque: only the store that made it reads it. A page may hold fewer
+    /// customers than asked for (even none) and still have a cursor.
+    pub cursor: Option<String>,
+}
+
 /// What a send-log entry delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SendKind {
@@ -794,6 +805,21 @@ pub trait Store: Send + Sync {
         &self,
         customer_id: &str,
     ) -> impl Future<Output = Result<Erased, StoreError>> + Send;
+
+    /// One page of every customer's state: at most `limit` customers (0 is read as 1),
+    /// starting after `cursor` (a previous page's; `None` for the first page). Reading every
+    /// page gives every customer with a state once (a customer written meanwhile may show its
+    /// old or its new state, and one created meanwhile may be missing). Within a page customers
+    /// are ordered by id; across pages the order is the store's (SQLite: by id). A cursor
+    /// this store did not make is [`StoreError::InvalidRequest`].
+    ///
+    /// For tools that look at every run in flight (`nudge plan`), never for the hot path: it
+    /// reads every state (on DynamoDB, a `Scan` of the whole table, filtered to state items).
+    fn customers(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<CustomerPage, StoreError>> + Send;
 
     /// Makes everything written so far durable (SQLite: commits the open batch). Safe to call
     /// at any time and repeatedly.

@@ -200,6 +200,14 @@ impl<S: Store> Store for Stopping<S> {
         }
         self.inner.flush().await
     }
+
+    async fn customers(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<nudge_core::store::CustomerPage, StoreError> {
+        self.inner.customers(cursor, limit).await
+    }
 }
 
 /// A mailer that counts what it sent, per idempotency key; it can answer

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::types::ConsumedCapacity;
@@ -112,6 +113,8 @@ impl Intercept for RequestMeter {
         let capacity = if let Some(o) = output.downcast_ref::<GetItemOutput>() {
             units(o.consumed_capacity())
         } else if let Some(o) = output.downcast_ref::<QueryOutput>() {
+            units(o.consumed_capacity())
+        } else if let Some(o) = output.downcast_ref::<ScanOutput>() {
             units(o.consumed_capacity())
         } else if let Some(o) = output.downcast_ref::<PutItemOutput>() {
             units(o.consumed_capacity())

@@ -10,6 +10,7 @@
 mod aside;
 mod codec;
 mod commit;
+mod customers;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -31,9 +32,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased, Feedback,
-    FeedbackCount, Parked, SendEntry, SendPage, Settle, Store, StoreError, due_shard, from_millis,
-    to_millis,
+    Commit, CommitOutcome, CustomerPage, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased,
+    Feedback, FeedbackCount, Parked, SendEntry, SendPage, Settle, Store, StoreError, due_shard,
+    from_millis, to_millis,
 };
 
 use error::map_sdk_error;
@@ -532,5 +533,13 @@ impl Store for DynamoDbStore {
     /// Every write is durable when DynamoDB acknowledges it: nothing to do.
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn customers(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<CustomerPage, StoreError> {
+        self.customers_inner(cursor, limit).await
     }
 }

@@ -246,12 +246,17 @@ impl Engine<'_> {
     /// stored before an edit that shortened a wait is later than this; whoever keeps timers
     /// across an edit (`simulate --db`) reads them again through here.
     pub fn next_wake(&self, state: &CustomerState) -> Option<DateTime<Utc>> {
-        let zone = time::customer_zone(state.attr_str("timezone"), self.project.settings.timezone);
-        let runs = state
-            .runs
-            .iter()
-            .map(|r| wait_end(&self.programs, r, zone).unwrap_or(r.phase.until()));
+        let runs = state.runs.iter().map(|r| self.run_wake(state, r));
         runs.chain(state.dates.iter().map(|d| d.next_fire)).min()
+    }
+
+    /// When `run` (one of `state`'s runs) is next woken under the workflows as they are now,
+    /// if no event moves it first: the end of its `wait` as the step now says it (from when
+    /// it began to wait; a moment already past means at the next input), else its phase's
+    /// stored time. What `nudge plan` reads to say when an edited wait now ends.
+    pub fn run_wake(&self, state: &CustomerState, run: &Run) -> DateTime<Utc> {
+        let zone = time::customer_zone(state.attr_str("timezone"), self.project.settings.timezone);
+        wait_end(&self.programs, run, zone).unwrap_or(run.phase.until())
     }
 }
 

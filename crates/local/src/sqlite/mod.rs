@@ -15,6 +15,7 @@
 
 mod aside;
 mod batch;
+mod customers;
 mod error;
 mod schema;
 mod sends;
@@ -28,9 +29,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased, Feedback,
-    FeedbackCount, Parked, SendEntry, SendPage, Settle, Store, StoreError, from_millis, to_millis,
-    validate_commit,
+    Commit, CommitOutcome, CustomerPage, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased,
+    Feedback, FeedbackCount, Parked, SendEntry, SendPage, Settle, Store, StoreError, from_millis,
+    to_millis, validate_commit,
 };
 
 use batch::{Staged, StagedCustomer};
@@ -731,5 +732,13 @@ impl Store for SqliteStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.with(Inner::commit_batch)
+    }
+
+    async fn customers(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<CustomerPage, StoreError> {
+        self.with(|inner| inner.customers(cursor, limit))
     }
 }

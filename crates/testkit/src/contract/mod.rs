@@ -54,6 +54,7 @@ macro_rules! ensure {
 mod aside;
 mod commits;
 mod concurrency;
+mod customers;
 mod helpers;
 mod lookups;
 mod send_log;
@@ -71,6 +72,7 @@ pub use commits::{
     state_bytes_round_trip, versions_increment,
 };
 pub use concurrency::concurrent_writers_one_wins;
+pub use customers::customers_are_read_page_by_page;
 pub use helpers::new;
 pub use lookups::{orders_link_to_customers, suppressions_keep_the_first};
 pub use send_log::{
@@ -123,4 +125,5 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
     Box::pin(concurrent_feedback_is_counted_once(&make().await)).await;
     Box::pin(parked_inputs_wait_for_their_order(&make().await)).await;
     Box::pin(erasure_removes_one_customer(&make().await)).await;
+    Box::pin(customers_are_read_page_by_page(&make().await)).await;
 }

@@ -1,1 +1,0 @@
-//! `nudge plan` (being built).
