@@ -3,10 +3,10 @@
 // `--db` of plan, explain and report.
 mod db;
 mod generate;
-mod preview;
 mod graph;
-mod project;
 mod plan;
+mod preview;
+mod project;
 mod simulate;
 mod validate;
 

@@ -217,10 +217,16 @@ process.exit(failed ? 1 : 0);
 /// mermaid.js parses every diagram `nudge graph` prints, the shipped workflows' and a hostile
 /// one's. It needs Node.js and a folder where `npm install mermaid jsdom` was run, named by
 /// `NUDGE_MERMAID_JS`; without it the test says so and checks nothing more (the unit tests of
-/// `nudge_review::graph` check the Mermaid rules line by line).
+/// `nudge_review::graph` check the Mermaid rules line by line), unless
+/// `NUDGE_REQUIRE_DIAGRAM_TOOLS` is set (scripts/test), when it fails.
 #[test]
 fn mermaid_js_parses_every_diagram() {
     let Some(modules) = std::env::var_os("NUDGE_MERMAID_JS") else {
+        // scripts/test installs mermaid.js (scripts/diagram-tools) and asks for it.
+        assert!(
+            std::env::var_os("NUDGE_REQUIRE_DIAGRAM_TOOLS").is_none(),
+            "NUDGE_REQUIRE_DIAGRAM_TOOLS is set but NUDGE_MERMAID_JS is not"
+        );
         eprintln!(
             "skipped: set NUDGE_MERMAID_JS to a folder with `npm install mermaid jsdom` done \
              to parse the diagrams with mermaid.js"

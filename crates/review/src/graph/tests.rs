@@ -662,6 +662,11 @@ fn run_dot(text: &str) {
         .stderr(Stdio::piped())
         .spawn()
     else {
+        // scripts/test installs Graphviz (scripts/diagram-tools) and asks for it.
+        assert!(
+            std::env::var_os("NUDGE_REQUIRE_DIAGRAM_TOOLS").is_none(),
+            "NUDGE_REQUIRE_DIAGRAM_TOOLS is set but Graphviz's `dot` cannot be run"
+        );
         eprintln!("Graphviz's `dot` is not installed: DOT checked by its quoting rules only");
         return;
     };
