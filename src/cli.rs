@@ -1,8 +1,8 @@
 //! The `nudge` command line.
 
-// `--db` of plan, explain and report (the commands are being built: issue 14).
-#[allow(dead_code, unused_imports, unused_macros)]
+// `--db` of plan, explain and report.
 mod db;
+mod explain;
 mod generate;
 mod simulate;
 mod validate;
@@ -33,6 +33,11 @@ enum Command {
     Simulate(simulate::Args),
     /// Write a synthetic store's events (JSON lines) to stdout, for benchmarks and trials.
     GenerateEvents(generate::Args),
+    /// Tell one customer's story from a store: events received, runs, every email sent,
+    /// deferred or skipped with the rule that decided it and what it read, conditions and
+    /// waits; then where each active run stands. Exits 0; 1 when the store knows no such
+    /// customer; 2 when the store cannot be opened or read.
+    Explain(explain::Args),
 }
 
 /// How results are printed.
@@ -69,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::GenerateEvents(args) => generate::run(&args),
+        Command::Explain(args) => explain::run(&args),
     };
     ExitCode::from(code)
 }
