@@ -47,8 +47,8 @@ pub(crate) fn run(args: &Args) -> u8 {
 
 /// The story `args` ask for, or the exit code and message of why not.
 fn story(args: &Args) -> Result<Story, (u8, String)> {
-    let runtime = db::runtime()
-        .map_err(|e| (exit::USAGE, format!("cannot start the runtime: {e}")))?;
+    let runtime =
+        db::runtime().map_err(|e| (exit::USAGE, format!("cannot start the runtime: {e}")))?;
     let request = Request {
         customer: &args.customer,
         workflow: args.workflow.as_deref(),

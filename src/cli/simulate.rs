@@ -459,7 +459,6 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-
 /// How timeline rows are printed: the local-time zone (`--timezone`, else each customer's
 /// own) and, in text, the widths of the id columns.
 ///

@@ -27,8 +27,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use nudge_core::engine::{Tz, customer_ref};
 use nudge_core::engine::state::{CustomerState, Phase};
+use nudge_core::engine::{Tz, customer_ref};
 use nudge_core::journal::{Happened, JournalEntry};
 use nudge_core::mail::recipient_and_subject;
 use nudge_core::store::{SendEntry, SendStatus, Store, StoreError};
@@ -192,12 +192,7 @@ fn entry_zone(journal: &[JournalEntry], i: usize, fallback: Tz) -> Tz {
 
 /// The rows of one entry: one, or for a skip whose rule read something, the `rule.checked`
 /// row and then the skip's.
-fn entry_rows(
-    customer: &str,
-    entry: &JournalEntry,
-    sends: &Sends,
-    zone: Tz,
-) -> Vec<Row> {
+fn entry_rows(customer: &str, entry: &JournalEntry, sends: &Sends, zone: Tz) -> Vec<Row> {
     let mut row = Row::new(entry.what.name(), entry.at, zone, customer);
     row.run = entry.run.clone();
     row.step = entry.step.clone();
@@ -441,7 +436,9 @@ fn describe(row: &Row) -> String {
         ),
         "run.active" => match (reason, &row.event) {
             ("wait_for", Some(event)) => format!("run {run} waits for {event} until {until}"),
-            ("deferred", _) => format!("run {run} holds an email for the send window until {until}"),
+            ("deferred", _) => {
+                format!("run {run} holds an email for the send window until {until}")
+            }
             _ => format!("run {run} waits until {until}"),
         },
         "wake.next" => format!("next wake: {until}"),
