@@ -317,3 +317,124 @@ fn an_unknown_customer_exits_1_without_naming_an_address() {
     assert_eq!(code, 2, "{err}");
     assert!(!missing.exists());
 }
+
+/// A workflow that checks a condition, splits (all but 1 in 10,001 to the holdout) and waits for
+/// an order.
+const DECIDING: &str = r#"
+category: marketing
+trigger: { event: customer.created }
+steps:
+  - id: loyal
+    if: "customer.orders_count | default(0) > 2 and customer.first_name == 'Ayşe'"
+    then:
+      - id: hi-loyal
+        send_email: { template: t.mjml, subject: "Loyal" }
+    else:
+      - id: hi
+        send_email: { template: t.mjml, subject: "Hi {{ customer.first_name }}" }
+  - id: test
+    ab_split:
+      - { weight: 10000, steps: [] }
+      - weight: 1
+        steps:
+          - id: mark
+            update_profile: { add_tags: [tested] }
+  - id: wait-order
+    wait_for: { event: order.placed, timeout: 2d }
+"#;
+
+#[test]
+fn the_engine_journals_each_action_and_decision_in_order() {
+    use nudge_core::engine::state::CustomerState;
+    use nudge_core::engine::{Engine, Input};
+    use nudge_core::journal::Happened;
+    use nudge_core::links::Signer;
+
+    let s = crate::scenarios::Scenario::new(&[("deciding", DECIDING)]);
+    let project = nudge_core::workflow::load(&s.workflows_dir())
+        .unwrap()
+        .project
+        .unwrap();
+    let signer = Signer::new(b"k");
+    let engine = Engine::new(&project, &signer);
+    let event = nudge_core::event::parse_event(
+        &ev(
+            "e1",
+            "customer.created",
+            "2026-03-02T09:00:00Z",
+            "c1",
+            json!({"customer": {"email": "ayse@example.com", "first_name": "Ayşe",
+                                 "accepts_marketing": true, "orders_count": 1}}),
+        )
+        .to_string(),
+    )
+    .unwrap();
+    let now = event.time;
+    let outcome = engine.handle(CustomerState::new("c1"), Input::Event(&event), now);
+    let names: Vec<&str> = outcome.journal.iter().map(|e| e.what.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "run.started",
+            "condition.checked",
+            "email.sent",
+            "split.chosen",
+            "wait.started"
+        ]
+    );
+    // Every action has its entry, in the actions' order.
+    let of_actions: Vec<Happened> = outcome
+        .actions
+        .iter()
+        .map(|a| Happened::of_action(&a.kind))
+        .collect();
+    let action_entries: Vec<Happened> = outcome
+        .journal
+        .iter()
+        .map(|e| e.what.clone())
+        .filter(|w| of_actions.contains(w))
+        .collect();
+    assert_eq!(action_entries, of_actions);
+    assert_eq!(
+        outcome.journal[1].what,
+        Happened::ConditionChecked {
+            condition: "customer.orders_count | default(0) > 2 and customer.first_name == 'Ayşe'"
+                .into(),
+            result: false,
+            read: serde_json::Map::from_iter([
+                ("customer.first_name".into(), json!("Ayşe")),
+                ("customer.orders_count".into(), json!(1)),
+            ]),
+        }
+    );
+    assert_eq!(outcome.journal[1].step.as_deref(), Some("loyal"));
+    match &outcome.journal[2].what {
+        Happened::EmailSent { key, subject, tags } => {
+            assert!(key.ends_with(".hi"), "{key}");
+            assert_eq!(subject, "Hi Ayşe");
+            assert!(tags.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        outcome.journal[3].what,
+        Happened::SplitChosen {
+            branch: "holdout".into()
+        }
+    );
+    assert_eq!(
+        outcome.journal[4].what,
+        Happened::WaitStarted {
+            until: now + chrono::TimeDelta::days(2),
+            event: Some("order.placed".into())
+        }
+    );
+    for entry in &outcome.journal {
+        assert_eq!(entry.at, now);
+        assert_eq!(entry.workflow.as_deref(), Some("deciding"));
+        assert!(entry.zone.is_some());
+        // No address in the journal.
+        let json = serde_json::to_string(entry).unwrap();
+        assert!(!json.contains("ayse@example.com"), "{json}");
+    }
+}

@@ -480,3 +480,165 @@ fn read_text(row: &Row) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nudge_core::store::{SendKind, SendRecord};
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_772_532_000 + secs, 0).unwrap()
+    }
+
+    fn entry(secs: i64, workflow: Option<&str>, what: Happened) -> JournalEntry {
+        JournalEntry {
+            at: at(secs),
+            workflow: workflow.map(str::to_owned),
+            run: workflow.map(|w| format!("r-{w}")),
+            step: Some("hello".to_owned()),
+            zone: workflow.map(|_| "Europe/Istanbul".to_owned()),
+            what,
+        }
+    }
+
+    fn sent(key: &str) -> Happened {
+        Happened::EmailSent {
+            key: key.to_owned(),
+            subject: "Hello".to_owned(),
+            tags: vec![],
+        }
+    }
+
+    fn send(key: &str, status: SendStatus, payload: &[u8]) -> SendEntry {
+        SendEntry {
+            record: SendRecord {
+                idempotency_key: key.to_owned(),
+                customer_id: "c-1".to_owned(),
+                workflow: "w".to_owned(),
+                step: "hello".to_owned(),
+                kind: SendKind::Email,
+                category: "marketing".to_owned(),
+                tags: vec![],
+                at: at(0),
+                payload: payload.to_vec(),
+            },
+            status,
+            attempts: 1,
+            retry_at: (!status.is_final()).then(|| at(600)),
+            message_id: None,
+            reason: (status != SendStatus::Sent).then(|| "refused".to_owned()),
+        }
+    }
+
+    fn sends(entries: Vec<SendEntry>) -> Sends {
+        Sends {
+            by_key: entries
+                .into_iter()
+                .map(|s| (s.record.idempotency_key.clone(), s))
+                .collect(),
+            address: Some("now@example.com".to_owned()),
+        }
+    }
+
+    #[test]
+    fn an_email_says_what_became_of_it_from_the_send_log() {
+        let mime = b"To: Ayse <ayse@example.com>\r\nSubject: Hello\r\n\r\nbody";
+        let log = sends(vec![
+            send("k-sent", SendStatus::Sent, mime),
+            send("k-failed", SendStatus::Failed, mime),
+            send("k-unknown", SendStatus::Unknown, mime),
+            send("k-pending", SendStatus::Pending, mime),
+            send("k-bare", SendStatus::Sent, b""),
+        ]);
+        let row = |key: &str| {
+            let e = entry(0, Some("w"), sent(key));
+            entry_rows("c-1", &e, &log, Tz::UTC).remove(0)
+        };
+        let r = row("k-sent");
+        assert_eq!((r.action.as_str(), r.reason), ("email.sent", None));
+        assert_eq!(r.to.as_deref(), Some("ayse@example.com"));
+        assert_eq!(r.tags, Some(vec![]));
+        for key in ["k-failed", "k-unknown"] {
+            let r = row(key);
+            assert_eq!(r.action, "email.failed");
+            assert_eq!(r.reason.as_deref(), Some("refused"));
+        }
+        let r = row("k-pending");
+        assert_eq!(r.action, "email.pending");
+        assert_eq!(r.until, Some(ts(at(600))));
+        // Logged without its message: the profile's address now.
+        assert_eq!(row("k-bare").to.as_deref(), Some("now@example.com"));
+        let r = row("k-gone");
+        assert_eq!(r.action, "email.sent");
+        assert_eq!(r.reason.as_deref(), Some(NOT_IN_SEND_LOG));
+        assert_eq!(r.to, None);
+    }
+
+    #[test]
+    fn a_skip_that_read_something_is_preceded_by_its_reading() {
+        let read = serde_json::Map::from_iter([("accepts_marketing".into(), false.into())]);
+        let e = entry(
+            0,
+            Some("w"),
+            Happened::EmailSkipped {
+                reason: "no_consent".into(),
+                read,
+            },
+        );
+        let rows = entry_rows("c-1", &e, &sends(vec![]), Tz::UTC);
+        let actions: Vec<_> = rows.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["rule.checked", "email.skipped"]);
+        assert!(rows[1].read.is_none());
+        assert_eq!(
+            describe(&rows[0]),
+            "w/hello: the rule no_consent read accepts_marketing = false"
+        );
+        let bare = entry(
+            0,
+            Some("w"),
+            Happened::EmailSkipped {
+                reason: "invalid_address".into(),
+                read: serde_json::Map::new(),
+            },
+        );
+        assert_eq!(entry_rows("c-1", &bare, &sends(vec![]), Tz::UTC).len(), 1);
+    }
+
+    #[test]
+    fn a_workflow_filter_keeps_its_rows_and_the_events_that_moved_it() {
+        let received = |id: &str| Happened::EventReceived {
+            event_type: "order.placed".into(),
+            event_id: id.into(),
+        };
+        let journal = vec![
+            entry(0, None, received("e-1")),
+            entry(0, Some("a"), Happened::RunStarted),
+            entry(60, None, received("e-2")),
+            entry(60, Some("b"), Happened::RunStarted),
+        ];
+        let rows = history("c-1", &journal, &sends(vec![]), Tz::UTC, Some("b"));
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.action.as_str(),
+                    r.event_id.as_deref(),
+                    r.workflow.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("event.received", Some("e-2"), None),
+                ("run.started", None, Some("b"))
+            ]
+        );
+        // An event takes the zone of what followed it.
+        assert_eq!(rows[0].local, "2026-03-03T13:01:00+03:00");
+        assert_eq!(
+            history("c-1", &journal, &sends(vec![]), Tz::UTC, None).len(),
+            4
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The engine: one customer's state, one input and `now` in; new state and actions out.
 //!
 //! ```text
-//! Engine::handle(CustomerState, Input, now) -> Outcome { state, actions, warnings }
+//! Engine::handle(CustomerState, Input, now) -> Outcome { state, actions, warnings, journal }
 //! ```
 //!
 //! The engine does no I/O, reads no clock and spawns nothing: it is a pure function of the
