@@ -365,6 +365,7 @@ pub struct Runner<'p, S, M, W = NoWebhooks> {
     deliver_after_commit: bool,
     durable_claims: bool,
     build_messages: bool,
+    keep_journal: bool,
 }
 
 impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
@@ -380,6 +381,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
             deliver_after_commit: true,
             durable_claims: true,
             build_messages: true,
+            keep_journal: true,
         }
     }
 }
@@ -395,6 +397,7 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             deliver_after_commit: self.deliver_after_commit,
             durable_claims: self.durable_claims,
             build_messages: self.build_messages,
+            keep_journal: self.keep_journal,
         }
     }
 
@@ -423,6 +426,14 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
     /// The mailer gets the empty payload.
     pub fn without_messages(mut self) -> Self {
         self.build_messages = false;
+        self
+    }
+
+    /// The same runner, committing no journal entries (`Commit::journal` empty), for a store
+    /// nobody reads a customer's story from (`simulate`'s throwaway store): the journal is
+    /// most of what such a store would write.
+    pub fn without_journal(mut self) -> Self {
+        self.keep_journal = false;
         self
     }
 
@@ -566,7 +577,11 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             let bytes = encode_state(customer_id, &outcome.state, stored_len)?;
             let next_wake = outcome.state.next_wake();
             let sends = self.send_records(customer_id, &outcome.actions);
-            let journal = journal_of(input, now, std::mem::take(&mut outcome.journal));
+            let journal = if self.keep_journal {
+                journal_of(input, now, std::mem::take(&mut outcome.journal))
+            } else {
+                Vec::new()
+            };
             let commit = Commit {
                 customer_id,
                 expected_version: version,
