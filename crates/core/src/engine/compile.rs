@@ -182,17 +182,12 @@ impl Engine<'_> {
         source: &str,
         scope: &minijinja::Value,
     ) -> Map<String, Value> {
-        let Some(expression) = self.expressions.get(source) else {
+        let Some(paths) = self.reads.get(source) else {
             return Map::new();
         };
-        let mut paths: Vec<String> = expression.undeclared_variables(true).into_iter().collect();
-        paths.sort_unstable();
         paths
-            .into_iter()
-            .map(|path| {
-                let value = lookup(scope, &path);
-                (path, value)
-            })
+            .iter()
+            .map(|path| (path.clone(), lookup(scope, path)))
             .collect()
     }
 
@@ -214,6 +209,22 @@ impl Engine<'_> {
             None => template::render(&env.template_from_str(source)?, scope),
         }
     }
+}
+
+/// The paths each expression reads (minijinja's nested undeclared variables), sorted: computed
+/// once, with the expressions.
+pub(super) fn reads<'p>(
+    expressions: &HashMap<&'p str, Expression<'p, 'p>>,
+) -> HashMap<&'p str, Vec<String>> {
+    expressions
+        .iter()
+        .map(|(source, expression)| {
+            let mut paths: Vec<String> =
+                expression.undeclared_variables(true).into_iter().collect();
+            paths.sort_unstable();
+            (*source, paths)
+        })
+        .collect()
 }
 
 /// The value at a dotted `path` in `scope`, as JSON (`null` when undefined or not

@@ -122,6 +122,9 @@ pub struct Engine<'p> {
     signer: &'p Signer,
     programs: BTreeMap<&'p str, Program<'p>>,
     expressions: HashMap<&'p str, Expression<'p, 'p>>,
+    /// The paths each expression reads (`customer.orders_count`), sorted, for the journal's
+    /// `condition.checked` entries.
+    reads: HashMap<&'p str, Vec<String>>,
     templates: HashMap<&'p str, Template<'p, 'p>>,
     /// Workflows whose steps read `event` (the trigger's detail); runs of the others do not
     /// keep it, which keeps long-waiting runs small.
@@ -149,11 +152,13 @@ impl<'p> Engine<'p> {
             .map(|w| (w.id.as_str(), Program::new(w)))
             .collect();
         let keeps_trigger = compile::keeping_trigger(project, &expressions, &templates);
+        let reads = compile::reads(&expressions);
         Self {
             project,
             signer,
             programs,
             expressions,
+            reads,
             templates,
             keeps_trigger,
             store_scope: compile::to_value(&project.settings.store),
