@@ -12,7 +12,8 @@
 //! No more personal data than the state: an entry holds ids, step ids, reasons, times, the
 //! rendered subject and the values a condition read (all of which the state or the send log
 //! holds). It holds no address: `explain` takes the recipient of an email from its send-log
-//! entry, which erasure removes with the rest.
+//! entry, which erasure removes with the rest, and a condition that reads an `email` attribute
+//! records `(an address: not kept)` instead of its value.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
