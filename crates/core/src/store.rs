@@ -790,8 +790,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Erases what is kept about `customer_id`: the state and its timer, the send log (with
-    /// the messages, which hold the address; pending sends too, so they are never delivered)
-    /// and the links of orders to them (an order linked to another customer since is left
+    /// the messages, which hold the address; pending sends too, so they are never delivered),
+    /// the journal ([`Store::journal`]) and the links of orders to them (an order linked to another customer since is left
     /// alone). Processed event ids stay (a store that kept the customer beside them forgets
     /// it), so a redelivered old event is still a duplicate; suppressions (keyed by an address
     /// hash), feedback counts (per step) and dead letters (inputs as received) are not the
