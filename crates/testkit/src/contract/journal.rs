@@ -271,3 +271,36 @@ pub async fn journal_pages_give_each_entry_once<S: Store>(store: &S) {
         "a foreign cursor: {foreign:?}"
     );
 }
+
+/// A commit whose entries are too large to keep whole is applied all the same: the journal
+/// keeps what fits, in order, and says how many entries it left out.
+pub async fn a_huge_journal_is_cut_not_refused<S: Store>(store: &S) {
+    let check = "a_huge_journal_is_cut_not_refused";
+    let big = serde_json::Map::from_iter([(
+        "notes".to_owned(),
+        serde_json::Value::String("x".repeat(300_000)),
+    )]);
+    let entries = [
+        entry(0, 1),
+        JournalEntry {
+            what: Happened::ProfileUpdated { changes: big },
+            ..entry(0, 1)
+        },
+        entry(0, 2),
+    ];
+    journaled(store, check, "c-1", 0, &entries).await;
+    let kept = journal(store, check, "c-1").await;
+    ensure_eq!(
+        check,
+        kept.iter().map(|e| e.what.name()).collect::<Vec<_>>(),
+        vec!["run.started", "run.started", "journal.truncated"],
+        "what was kept"
+    );
+    ensure_eq!(check, kept[1], entries[2], "the entry after the cut");
+    ensure_eq!(
+        check,
+        kept[2].what,
+        Happened::JournalTruncated { dropped: 1 },
+        "the marker"
+    );
+}
