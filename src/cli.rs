@@ -2,6 +2,7 @@
 
 // `--db` of plan, explain and report.
 mod db;
+mod explain;
 mod generate;
 mod graph;
 mod plan;
@@ -50,6 +51,11 @@ enum Command {
     /// with --db, what happens to the runs in flight. Exits 0 whether or not something
     /// changes, 1 when either folder's workflows have errors, 2 when it cannot run.
     Plan(plan::Args),
+    /// Tell one customer's story from a store: events received, runs, every email sent,
+    /// deferred or skipped with the rule that decided it and what it read, conditions and
+    /// waits; then where each active run stands. Exits 0; 1 when the store knows no such
+    /// customer; 2 when the store cannot be opened or read.
+    Explain(explain::Args),
 }
 
 /// How results are printed.
@@ -89,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Preview(args) => preview::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Explain(args) => explain::run(&args),
     };
     ExitCode::from(code)
 }

@@ -2,6 +2,7 @@
 
 mod docs;
 mod engine;
+mod explain_cli;
 mod graph_cli;
 mod helpers;
 mod hostile_events;

@@ -119,6 +119,7 @@ fn plan_on_dynamodb_says_what_plan_on_sqlite_says() {
                         next_wake: state.next_wake(),
                         event_id: None,
                         sends: &[],
+                        journal: &[],
                     })
                     .await
                     .unwrap();

@@ -12,14 +12,22 @@
 //! No more personal data than the state: an entry holds ids, step ids, reasons, times, the
 //! rendered subject and the values a condition read (all of which the state or the send log
 //! holds). It holds no address: `explain` takes the recipient of an email from its send-log
-//! entry, which erasure removes with the rest.
+//! entry, which erasure removes with the rest, and a condition that reads an `email` attribute
+//! records `(an address: not kept)` instead of its value.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::engine::ActionKind;
+
 /// How many of a customer's most recent commits a store keeps the journal entries of.
 pub const JOURNAL_COMMITS: u64 = 100;
+
+/// The most JSON one commit's journal may take, as a store keeps it (64 KiB): a DynamoDB item
+/// holds at most 400 KB beside the state's in the same transaction. [`encode`] keeps the
+/// entries that fit, in order, and records how many it left out ([`Happened::JournalTruncated`]).
+pub const MAX_JOURNAL_BYTES: usize = 64 * 1024;
 
 /// On DynamoDB, journal items expire this many days after they were written (TTL), whatever
 /// the count: a customer's story covers at most about 13 months.
@@ -39,6 +47,11 @@ pub struct JournalEntry {
     /// The step, for step-level entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
+    /// The customer's time zone when it happened (an IANA name, as
+    /// [`Action::zone`](crate::engine::Action::zone)): `explain` shows local times in it, as
+    /// `simulate` did. `None` for [`Happened::EventReceived`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
     /// What happened.
     #[serde(flatten)]
     pub what: Happened,
@@ -134,6 +147,14 @@ pub enum Happened {
         /// The branch's name, or `holdout`.
         branch: String,
     },
+    /// The commit's entries did not all fit in [`MAX_JOURNAL_BYTES`]: `dropped` were left out
+    /// (the largest: a `profile.updated` or `condition.checked` carrying big values), the
+    /// others kept in order. Always the commit's last entry.
+    #[serde(rename = "journal.truncated")]
+    JournalTruncated {
+        /// How many entries were left out.
+        dropped: u64,
+    },
     /// A `wait` or `wait_for` step began: the run sleeps until `until` (a `wait_for`'s
     /// timeout) or the event `event`.
     #[serde(rename = "wait.started")]
@@ -147,6 +168,38 @@ pub enum Happened {
 }
 
 impl Happened {
+    /// The entry of an engine action (an email's entry keeps its key, subject and tags, never
+    /// its address; a skip's `read` is empty: the engine adds what its rule read).
+    pub fn of_action(kind: &ActionKind) -> Happened {
+        match kind {
+            ActionKind::RunStarted => Happened::RunStarted,
+            ActionKind::RunRefused { reason } => Happened::RunRefused {
+                reason: reason.as_str().to_owned(),
+            },
+            ActionKind::RunEnded { reason } => Happened::RunEnded {
+                reason: reason.as_str().to_owned(),
+            },
+            ActionKind::EmailSent(email) => Happened::EmailSent {
+                key: email.idempotency_key.clone(),
+                subject: email.subject.clone(),
+                tags: email.tags.clone(),
+            },
+            ActionKind::EmailSkipped { reason } => Happened::EmailSkipped {
+                reason: reason.as_str().to_owned(),
+                read: Map::new(),
+            },
+            ActionKind::EmailDeferred { until } => Happened::EmailDeferred { until: *until },
+            ActionKind::ProfileUpdated { changes } => Happened::ProfileUpdated {
+                changes: changes.clone(),
+            },
+            ActionKind::WebhookCalled(call) => Happened::WebhookCalled {
+                key: call.idempotency_key.clone(),
+                method: call.method.to_owned(),
+                url: call.url.clone(),
+            },
+        }
+    }
+
     /// The action name (the serialized tag): `run.started`, `email.sent`, ...
     pub fn name(&self) -> &'static str {
         match self {
@@ -162,8 +215,145 @@ impl Happened {
             Happened::ConditionChecked { .. } => "condition.checked",
             Happened::SplitChosen { .. } => "split.chosen",
             Happened::WaitStarted { .. } => "wait.started",
+            Happened::JournalTruncated { .. } => "journal.truncated",
         }
     }
+}
+
+/// One commit's entries as a store keeps them: a JSON array of at most [`MAX_JOURNAL_BYTES`]
+/// (entries that would pass it are left out, the others kept in order, and a
+/// [`Happened::JournalTruncated`] entry at the end says how many were left out). Empty bytes for
+/// no entries: a store writes nothing then.
+///
+/// Packed (see `Packed`): an entry leaves out its time, zone, workflow and run when they are
+/// the previous entry's, and gives its time as unix milliseconds, so that a commit's entries
+/// (which mostly share all four) take about half the bytes of [`JournalEntry`]'s JSON.
+pub fn encode(entries: &[JournalEntry]) -> Vec<u8> {
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    // Room for the marker, its brackets and commas.
+    const RESERVE: usize = 256;
+    let mut out = b"[".to_vec();
+    let mut dropped = 0u64;
+    let mut prev: Option<&JournalEntry> = None;
+    for entry in entries {
+        let Ok(json) = serde_json::to_vec(&Packed::of(entry, prev)) else {
+            dropped += 1;
+            continue;
+        };
+        if out.len() + json.len() + 1 + RESERVE > MAX_JOURNAL_BYTES {
+            dropped += 1;
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&json);
+        prev = Some(entry);
+    }
+    if dropped > 0 {
+        let marker = JournalEntry {
+            at: prev.map_or(entries[0].at, |p| p.at),
+            workflow: None,
+            run: None,
+            step: None,
+            zone: None,
+            what: Happened::JournalTruncated { dropped },
+        };
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        // A marker of known fields always serializes.
+        out.extend_from_slice(&serde_json::to_vec(&Packed::of(&marker, prev)).unwrap_or_default());
+    }
+    out.push(b']');
+    out
+}
+
+/// The entries [`encode`] made (empty bytes: none).
+pub fn decode(bytes: &[u8]) -> Result<Vec<JournalEntry>, serde_json::Error> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let packed: Vec<Packed> = serde_json::from_slice(bytes)?;
+    let mut entries: Vec<JournalEntry> = Vec::with_capacity(packed.len());
+    for p in packed {
+        let prev = entries.last();
+        let at = match p.t {
+            Some(ms) => DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| serde::de::Error::custom("a journal time out of range"))?,
+            None => prev
+                .map(|e| e.at)
+                .ok_or_else(|| serde::de::Error::custom("a first journal entry without a time"))?,
+        };
+        let inherit = |field: Option<Option<String>>, of: fn(&JournalEntry) -> &Option<String>| {
+            field.unwrap_or_else(|| prev.and_then(|e| of(e).clone()))
+        };
+        entries.push(JournalEntry {
+            at,
+            workflow: inherit(p.workflow, |e| &e.workflow),
+            run: inherit(p.run, |e| &e.run),
+            step: p.step,
+            zone: inherit(p.zone, |e| &e.zone),
+            what: p.what,
+        });
+    }
+    Ok(entries)
+}
+
+/// An entry as [`encode`] keeps it: `t` (unix milliseconds), `workflow`, `run` and `zone` are
+/// left out when they are the previous entry's, and `null` when the entry has none while the
+/// previous one had.
+#[derive(Serialize, Deserialize)]
+struct Packed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    workflow: Option<Option<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    run: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    zone: Option<Option<String>>,
+    #[serde(flatten)]
+    what: Happened,
+}
+
+impl Packed {
+    /// `entry` packed against the entry kept before it.
+    fn of(entry: &JournalEntry, prev: Option<&JournalEntry>) -> Packed {
+        let changed = |field: &Option<String>, of: fn(&JournalEntry) -> &Option<String>| {
+            let before = prev.and_then(|p| of(p).as_ref());
+            (before != field.as_ref()).then(|| field.clone())
+        };
+        Packed {
+            t: (prev.map(|p| p.at) != Some(entry.at)).then(|| entry.at.timestamp_millis()),
+            workflow: changed(&entry.workflow, |e| &e.workflow),
+            run: changed(&entry.run, |e| &e.run),
+            step: entry.step.clone(),
+            zone: changed(&entry.zone, |e| &e.zone),
+            what: entry.what.clone(),
+        }
+    }
+}
+
+/// A field that is present: its value, `null` as `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 #[cfg(test)]
@@ -179,6 +369,7 @@ mod tests {
                 workflow: None,
                 run: None,
                 step: None,
+                zone: None,
                 what: Happened::EventReceived {
                     event_type: "order.placed".into(),
                     event_id: "e-1".into(),
@@ -189,6 +380,7 @@ mod tests {
                 workflow: Some("welcome-series".into()),
                 run: Some("r-1".into()),
                 step: Some("hello".into()),
+                zone: Some("Europe/Istanbul".into()),
                 what: Happened::EmailSkipped {
                     reason: "no_consent".into(),
                     read: Map::from_iter([("accepts_marketing".into(), Value::Bool(false))]),
@@ -201,5 +393,110 @@ mod tests {
             let back: JournalEntry = serde_json::from_value(json).unwrap();
             assert_eq!(back, entry);
         }
+    }
+
+    fn entry(what: Happened) -> JournalEntry {
+        JournalEntry {
+            at: DateTime::from_timestamp_millis(1_772_532_000_000).unwrap(),
+            workflow: Some("w".into()),
+            run: Some("r".into()),
+            step: Some("s".into()),
+            zone: Some("UTC".into()),
+            what,
+        }
+    }
+
+    #[test]
+    fn a_commit_that_fits_is_kept_whole_and_none_is_nothing() {
+        assert!(encode(&[]).is_empty());
+        assert_eq!(decode(&[]).unwrap(), Vec::new());
+        let entries = vec![
+            entry(Happened::RunStarted),
+            entry(Happened::RunEnded {
+                reason: "completed".into(),
+            }),
+        ];
+        assert_eq!(decode(&encode(&entries)).unwrap(), entries);
+    }
+
+    #[test]
+    fn a_huge_commit_keeps_what_fits_in_order_and_says_how_many_it_left_out() {
+        let big = Map::from_iter([("notes".into(), Value::String("x".repeat(40_000)))]);
+        let entries = vec![
+            entry(Happened::RunStarted),
+            entry(Happened::ProfileUpdated {
+                changes: big.clone(),
+            }),
+            entry(Happened::ProfileUpdated { changes: big }),
+            entry(Happened::RunEnded {
+                reason: "completed".into(),
+            }),
+        ];
+        let bytes = encode(&entries);
+        assert!(bytes.len() <= MAX_JOURNAL_BYTES, "{}", bytes.len());
+        let kept = decode(&bytes).unwrap();
+        let names: Vec<_> = kept.iter().map(|e| e.what.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "run.started",
+                "profile.updated",
+                "run.ended",
+                "journal.truncated"
+            ]
+        );
+        assert_eq!(
+            kept.last().unwrap().what,
+            Happened::JournalTruncated { dropped: 1 }
+        );
+    }
+
+    #[test]
+    fn packing_leaves_out_what_the_previous_entry_said_and_decodes_it_back() {
+        let event = JournalEntry {
+            at: DateTime::from_timestamp_millis(1_772_532_000_000).unwrap(),
+            workflow: None,
+            run: None,
+            step: None,
+            zone: None,
+            what: Happened::EventReceived {
+                event_type: "order.placed".into(),
+                event_id: "e-1".into(),
+            },
+        };
+        let later = JournalEntry {
+            at: DateTime::from_timestamp_millis(1_772_532_000_001).unwrap(),
+            ..entry(Happened::RunStarted)
+        };
+        let entries = vec![
+            event.clone(),
+            entry(Happened::RunStarted),
+            entry(Happened::RunEnded {
+                reason: "goal".into(),
+            }),
+            later,
+            event,
+        ];
+        let bytes = encode(&entries);
+        assert_eq!(decode(&bytes).unwrap(), entries);
+        let text = String::from_utf8(bytes).unwrap();
+        // The third entry repeats nothing of the second; the last clears what the one
+        // before it had.
+        assert!(
+            text.contains(r#"{"step":"s","action":"run.ended","reason":"goal"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""workflow":null,"run":null"#), "{text}");
+        let plain = serde_json::to_vec(&entries).unwrap();
+        assert!(
+            text.len() * 10 < plain.len() * 8,
+            "{} vs {}",
+            text.len(),
+            plain.len()
+        );
+        assert!(
+            decode(b"[{\"action\":\"run.started\"}]").is_err(),
+            "no time at all"
+        );
     }
 }

@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 use crate::engine::state::{CustomerState, Suppression};
 use crate::engine::{Action, ActionKind, Engine, Input, Warning, customer_ref};
 use crate::event::StoreEvent;
+use crate::journal::{Happened, JournalEntry};
 use crate::mail::{Lookup, Mailer, build_mime};
 use crate::store::{
     Commit, CommitOutcome, DeadLetter, SUPPRESSED_COMPLAINT, SendEntry, SendKind, SendRecord,
@@ -278,6 +279,34 @@ fn encode_state(
 }
 
 /// `now` as logs show it: RFC 3339, whole seconds, UTC (the virtual time under `simulate`).
+/// The journal an input commits: `event.received` for an event (applied at `now`), then the
+/// engine's entries.
+fn journal_of(
+    input: Input<'_>,
+    now: DateTime<Utc>,
+    entries: Vec<JournalEntry>,
+) -> Vec<JournalEntry> {
+    match input {
+        Input::Event(event) => {
+            let mut journal = Vec::with_capacity(entries.len() + 1);
+            journal.push(JournalEntry {
+                at: now,
+                workflow: None,
+                run: None,
+                step: None,
+                zone: None,
+                what: Happened::EventReceived {
+                    event_type: event.event_type.clone(),
+                    event_id: event.id.clone(),
+                },
+            });
+            journal.extend(entries);
+            journal
+        }
+        Input::Wake => entries,
+    }
+}
+
 fn log_time(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -336,6 +365,7 @@ pub struct Runner<'p, S, M, W = NoWebhooks> {
     deliver_after_commit: bool,
     durable_claims: bool,
     build_messages: bool,
+    keep_journal: bool,
 }
 
 impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
@@ -351,6 +381,7 @@ impl<'p, S: Store, M: Mailer> Runner<'p, S, M> {
             deliver_after_commit: true,
             durable_claims: true,
             build_messages: true,
+            keep_journal: true,
         }
     }
 }
@@ -366,6 +397,7 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             deliver_after_commit: self.deliver_after_commit,
             durable_claims: self.durable_claims,
             build_messages: self.build_messages,
+            keep_journal: self.keep_journal,
         }
     }
 
@@ -394,6 +426,14 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
     /// The mailer gets the empty payload.
     pub fn without_messages(mut self) -> Self {
         self.build_messages = false;
+        self
+    }
+
+    /// The same runner, committing no journal entries (`Commit::journal` empty), for a store
+    /// nobody reads a customer's story from (`simulate`'s throwaway store): the journal is
+    /// most of what such a store would write.
+    pub fn without_journal(mut self) -> Self {
+        self.keep_journal = false;
         self
     }
 
@@ -537,6 +577,11 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             let bytes = encode_state(customer_id, &outcome.state, stored_len)?;
             let next_wake = outcome.state.next_wake();
             let sends = self.send_records(customer_id, &outcome.actions);
+            let journal = if self.keep_journal {
+                journal_of(input, now, std::mem::take(&mut outcome.journal))
+            } else {
+                Vec::new()
+            };
             let commit = Commit {
                 customer_id,
                 expected_version: version,
@@ -544,6 +589,7 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
                 next_wake,
                 event_id,
                 sends: &sends,
+                journal: &journal,
             };
             match self.store.commit(commit).await? {
                 CommitOutcome::Committed { .. } => {

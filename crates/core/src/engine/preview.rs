@@ -100,6 +100,7 @@ impl Engine<'_> {
             now: sample.now,
             actions: Vec::new(),
             warnings: Vec::new(),
+            journal: Vec::new(),
             unsubscribe: std::cell::OnceCell::new(),
         };
         let address = cx

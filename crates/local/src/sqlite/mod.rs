@@ -17,6 +17,7 @@ mod aside;
 mod batch;
 mod customers;
 mod error;
+mod journal;
 mod schema;
 mod sends;
 #[cfg(test)]
@@ -28,10 +29,11 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use nudge_core::journal::JournalEntry;
 use nudge_core::store::{
     Commit, CommitOutcome, CustomerPage, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased,
-    Feedback, FeedbackCount, Parked, SendEntry, SendPage, Settle, Store, StoreError, from_millis,
-    to_millis, validate_commit,
+    Feedback, FeedbackCount, JournalPage, Parked, SendEntry, SendPage, Settle, Store, StoreError,
+    from_millis, to_millis, validate_commit,
 };
 
 use batch::{Staged, StagedCustomer};
@@ -415,6 +417,11 @@ impl Inner {
                 .entry(send.idempotency_key.clone())
                 .or_insert_with(|| send.clone());
         }
+        staged.journal.push(journal::StagedJournal {
+            customer_id: commit.customer_id.to_owned(),
+            version,
+            entries: nudge_core::journal::encode(commit.journal),
+        });
         Ok(CommitOutcome::Committed {
             version: version as u64,
         })
@@ -728,6 +735,19 @@ impl Store for SqliteStore {
 
     async fn erase_customer(&self, customer_id: &str) -> Result<Erased, StoreError> {
         self.with(|inner| inner.erase_customer(customer_id))
+    }
+
+    async fn journal(&self, customer_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        self.with(|inner| inner.journal(customer_id))
+    }
+
+    async fn journal_page(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<JournalPage, StoreError> {
+        self.with(|inner| inner.journal_page(since, cursor, limit))
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

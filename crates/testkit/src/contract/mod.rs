@@ -56,6 +56,7 @@ mod commits;
 mod concurrency;
 mod customers;
 mod helpers;
+mod journal;
 mod lookups;
 mod send_log;
 mod store_wide;
@@ -74,6 +75,11 @@ pub use commits::{
 pub use concurrency::concurrent_writers_one_wins;
 pub use customers::customers_are_read_page_by_page;
 pub use helpers::new;
+pub use journal::{
+    a_huge_journal_is_cut_not_refused, journal_is_erased_with_the_customer,
+    journal_is_kept_in_commit_order, journal_is_written_only_with_its_commit,
+    journal_keeps_the_last_commits, journal_pages_give_each_entry_once,
+};
 pub use lookups::{orders_link_to_customers, suppressions_keep_the_first};
 pub use send_log::{
     claims_are_exclusive_and_leased, concurrent_claims_one_wins,
@@ -126,4 +132,10 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
     Box::pin(parked_inputs_wait_for_their_order(&make().await)).await;
     Box::pin(erasure_removes_one_customer(&make().await)).await;
     Box::pin(customers_are_read_page_by_page(&make().await)).await;
+    Box::pin(journal_is_kept_in_commit_order(&make().await)).await;
+    Box::pin(journal_keeps_the_last_commits(&make().await)).await;
+    Box::pin(journal_is_written_only_with_its_commit(&make().await)).await;
+    Box::pin(journal_is_erased_with_the_customer(&make().await)).await;
+    Box::pin(journal_pages_give_each_entry_once(&make().await)).await;
+    Box::pin(a_huge_journal_is_cut_not_refused(&make().await)).await;
 }
