@@ -368,7 +368,11 @@ impl Tally {
         match what {
             Happened::RunStarted => self.runs(workflow).started += 1,
             Happened::RunRefused { reason } => {
-                *self.runs(workflow).refused.entry(reason.clone()).or_default() += 1;
+                *self
+                    .runs(workflow)
+                    .refused
+                    .entry(reason.clone())
+                    .or_default() += 1;
             }
             Happened::RunEnded { reason } => {
                 *self.runs(workflow).ended.entry(reason.clone()).or_default() += 1;
@@ -483,7 +487,13 @@ impl Tally {
             seen.sort_by(|a, b| a.step.cmp(&b.step));
             steps.extend(seen);
             let runs = self.runs.remove(&workflow.id).unwrap_or_default();
-            out.push(workflow_report(&workflow.id, Some(&workflow.name), true, runs, steps));
+            out.push(workflow_report(
+                &workflow.id,
+                Some(&workflow.name),
+                true,
+                runs,
+                steps,
+            ));
         }
         let mut others: BTreeMap<String, (Runs, Vec<StepReport>)> = BTreeMap::new();
         for (workflow, runs) in self.runs {
@@ -517,3 +527,6 @@ fn workflow_report(
         steps,
     }
 }
+
+#[cfg(test)]
+mod tests;
