@@ -235,6 +235,7 @@ fn an_unreadable_stored_state_is_an_error_and_changes_nothing() {
                 next_wake: None,
                 event_id: None,
                 sends: &[],
+                journal: &[],
             };
             let outcome = rt.block_on(store.commit(commit)).unwrap();
             assert_eq!(outcome, CommitOutcome::Committed { version: 1 });

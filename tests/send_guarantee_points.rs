@@ -167,6 +167,7 @@ fn crash_and_resume(engine: &Engine<'_>, category: &str, point: Point, dir: &Pat
             next_wake: None,
             event_id: Some("e-1"),
             sends: &sends,
+            journal: &[],
         };
         block_on(async {
             let outcome = store.commit(commit).await.unwrap();

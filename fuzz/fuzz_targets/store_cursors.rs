@@ -60,6 +60,7 @@ fn store() -> &'static SqliteStore {
                 next_wake: Some(when),
                 event_id: None,
                 sends: &sends,
+                journal: &[],
             }));
             assert!(matches!(outcome.unwrap(), CommitOutcome::Committed { .. }));
         }

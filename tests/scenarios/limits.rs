@@ -84,6 +84,7 @@ fn store_state(s: &Scenario, id: &str, bytes: &[u8], wake: &str) {
         next_wake: Some(wake.parse().unwrap()),
         event_id: None,
         sends: &[],
+        journal: &[],
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

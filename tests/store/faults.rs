@@ -417,6 +417,22 @@ impl Store for Faulty {
         }
     }
 
+    async fn journal(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<nudge_core::journal::JournalEntry>, StoreError> {
+        self.inner.journal(customer_id).await
+    }
+
+    async fn journal_page(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<nudge_core::store::JournalPage, StoreError> {
+        self.inner.journal_page(since, cursor, limit).await
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         match self.fault {
             Fault::FlushFails => Err(StoreError::Corrupt("flush broken on purpose".into())),

@@ -260,6 +260,7 @@ impl Model {
                 next_wake: wake,
                 event_id: event.as_deref(),
                 sends: &records,
+                journal: &[],
             })
             .await;
         let outcome = if event

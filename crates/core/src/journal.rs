@@ -18,8 +18,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::engine::ActionKind;
+
 /// How many of a customer's most recent commits a store keeps the journal entries of.
 pub const JOURNAL_COMMITS: u64 = 100;
+
+/// The most JSON one commit's journal may take, as a store keeps it (64 KiB): a DynamoDB item
+/// holds at most 400 KB beside the state's in the same transaction. [`encode`] keeps the
+/// entries that fit, in order, and records how many it left out ([`Happened::JournalTruncated`]).
+pub const MAX_JOURNAL_BYTES: usize = 64 * 1024;
 
 /// On DynamoDB, journal items expire this many days after they were written (TTL), whatever
 /// the count: a customer's story covers at most about 13 months.
@@ -39,6 +46,11 @@ pub struct JournalEntry {
     /// The step, for step-level entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
+    /// The customer's time zone when it happened (an IANA name, as
+    /// [`Action::zone`](crate::engine::Action::zone)): `explain` shows local times in it, as
+    /// `simulate` did. `None` for [`Happened::EventReceived`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
     /// What happened.
     #[serde(flatten)]
     pub what: Happened,
@@ -134,6 +146,14 @@ pub enum Happened {
         /// The branch's name, or `holdout`.
         branch: String,
     },
+    /// The commit's entries did not all fit in [`MAX_JOURNAL_BYTES`]: `dropped` were left out
+    /// (the largest: a `profile.updated` or `condition.checked` carrying big values), the
+    /// others kept in order. Always the commit's last entry.
+    #[serde(rename = "journal.truncated")]
+    JournalTruncated {
+        /// How many entries were left out.
+        dropped: u64,
+    },
     /// A `wait` or `wait_for` step began: the run sleeps until `until` (a `wait_for`'s
     /// timeout) or the event `event`.
     #[serde(rename = "wait.started")]
@@ -147,6 +167,38 @@ pub enum Happened {
 }
 
 impl Happened {
+    /// The entry of an engine action (an email's entry keeps its key, subject and tags, never
+    /// its address; a skip's `read` is empty: the engine adds what its rule read).
+    pub fn of_action(kind: &ActionKind) -> Happened {
+        match kind {
+            ActionKind::RunStarted => Happened::RunStarted,
+            ActionKind::RunRefused { reason } => Happened::RunRefused {
+                reason: reason.as_str().to_owned(),
+            },
+            ActionKind::RunEnded { reason } => Happened::RunEnded {
+                reason: reason.as_str().to_owned(),
+            },
+            ActionKind::EmailSent(email) => Happened::EmailSent {
+                key: email.idempotency_key.clone(),
+                subject: email.subject.clone(),
+                tags: email.tags.clone(),
+            },
+            ActionKind::EmailSkipped { reason } => Happened::EmailSkipped {
+                reason: reason.as_str().to_owned(),
+                read: Map::new(),
+            },
+            ActionKind::EmailDeferred { until } => Happened::EmailDeferred { until: *until },
+            ActionKind::ProfileUpdated { changes } => Happened::ProfileUpdated {
+                changes: changes.clone(),
+            },
+            ActionKind::WebhookCalled(call) => Happened::WebhookCalled {
+                key: call.idempotency_key.clone(),
+                method: call.method.to_owned(),
+                url: call.url.clone(),
+            },
+        }
+    }
+
     /// The action name (the serialized tag): `run.started`, `email.sent`, ...
     pub fn name(&self) -> &'static str {
         match self {
@@ -162,8 +214,64 @@ impl Happened {
             Happened::ConditionChecked { .. } => "condition.checked",
             Happened::SplitChosen { .. } => "split.chosen",
             Happened::WaitStarted { .. } => "wait.started",
+            Happened::JournalTruncated { .. } => "journal.truncated",
         }
     }
+}
+
+/// One commit's entries as a store keeps them: a JSON array of at most [`MAX_JOURNAL_BYTES`]
+/// (entries that would pass it are left out, the others kept in order, and a
+/// [`Happened::JournalTruncated`] entry at the end says how many were left out). Empty bytes for
+/// no entries: a store writes nothing then.
+pub fn encode(entries: &[JournalEntry]) -> Vec<u8> {
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    // Room for the marker, its brackets and commas.
+    const RESERVE: usize = 256;
+    let mut out = b"[".to_vec();
+    let mut dropped = 0u64;
+    let mut last_at = entries[0].at;
+    for entry in entries {
+        let Ok(json) = serde_json::to_vec(entry) else {
+            dropped += 1;
+            continue;
+        };
+        if out.len() + json.len() + 1 + RESERVE > MAX_JOURNAL_BYTES {
+            dropped += 1;
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&json);
+        last_at = last_at.max(entry.at);
+    }
+    if dropped > 0 {
+        let marker = JournalEntry {
+            at: last_at,
+            workflow: None,
+            run: None,
+            step: None,
+            zone: None,
+            what: Happened::JournalTruncated { dropped },
+        };
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        // A marker of known fields always serializes.
+        out.extend_from_slice(&serde_json::to_vec(&marker).unwrap_or_default());
+    }
+    out.push(b']');
+    out
+}
+
+/// The entries [`encode`] made (empty bytes: none).
+pub fn decode(bytes: &[u8]) -> Result<Vec<JournalEntry>, serde_json::Error> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(bytes)
 }
 
 #[cfg(test)]
@@ -179,6 +287,7 @@ mod tests {
                 workflow: None,
                 run: None,
                 step: None,
+                zone: None,
                 what: Happened::EventReceived {
                     event_type: "order.placed".into(),
                     event_id: "e-1".into(),
@@ -189,6 +298,7 @@ mod tests {
                 workflow: Some("welcome-series".into()),
                 run: Some("r-1".into()),
                 step: Some("hello".into()),
+                zone: Some("Europe/Istanbul".into()),
                 what: Happened::EmailSkipped {
                     reason: "no_consent".into(),
                     read: Map::from_iter([("accepts_marketing".into(), Value::Bool(false))]),
@@ -201,5 +311,61 @@ mod tests {
             let back: JournalEntry = serde_json::from_value(json).unwrap();
             assert_eq!(back, entry);
         }
+    }
+
+    fn entry(what: Happened) -> JournalEntry {
+        JournalEntry {
+            at: DateTime::from_timestamp_millis(1_772_532_000_000).unwrap(),
+            workflow: Some("w".into()),
+            run: Some("r".into()),
+            step: Some("s".into()),
+            zone: Some("UTC".into()),
+            what,
+        }
+    }
+
+    #[test]
+    fn a_commit_that_fits_is_kept_whole_and_none_is_nothing() {
+        assert!(encode(&[]).is_empty());
+        assert_eq!(decode(&[]).unwrap(), Vec::new());
+        let entries = vec![
+            entry(Happened::RunStarted),
+            entry(Happened::RunEnded {
+                reason: "completed".into(),
+            }),
+        ];
+        assert_eq!(decode(&encode(&entries)).unwrap(), entries);
+    }
+
+    #[test]
+    fn a_huge_commit_keeps_what_fits_in_order_and_says_how_many_it_left_out() {
+        let big = Map::from_iter([("notes".into(), Value::String("x".repeat(40_000)))]);
+        let entries = vec![
+            entry(Happened::RunStarted),
+            entry(Happened::ProfileUpdated {
+                changes: big.clone(),
+            }),
+            entry(Happened::ProfileUpdated { changes: big }),
+            entry(Happened::RunEnded {
+                reason: "completed".into(),
+            }),
+        ];
+        let bytes = encode(&entries);
+        assert!(bytes.len() <= MAX_JOURNAL_BYTES, "{}", bytes.len());
+        let kept = decode(&bytes).unwrap();
+        let names: Vec<_> = kept.iter().map(|e| e.what.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "run.started",
+                "profile.updated",
+                "run.ended",
+                "journal.truncated"
+            ]
+        );
+        assert_eq!(
+            kept.last().unwrap().what,
+            Happened::JournalTruncated { dropped: 1 }
+        );
     }
 }

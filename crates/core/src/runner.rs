@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 use crate::engine::state::{CustomerState, Suppression};
 use crate::engine::{Action, ActionKind, Engine, Input, Warning, customer_ref};
 use crate::event::StoreEvent;
+use crate::journal::{Happened, JournalEntry};
 use crate::mail::{Lookup, Mailer, build_mime};
 use crate::store::{
     Commit, CommitOutcome, DeadLetter, SUPPRESSED_COMPLAINT, SendEntry, SendKind, SendRecord,
@@ -278,6 +279,34 @@ fn encode_state(
 }
 
 /// `now` as logs show it: RFC 3339, whole seconds, UTC (the virtual time under `simulate`).
+/// The journal an input commits: `event.received` for an event (applied at `now`), then the
+/// engine's entries.
+fn journal_of(
+    input: Input<'_>,
+    now: DateTime<Utc>,
+    entries: Vec<JournalEntry>,
+) -> Vec<JournalEntry> {
+    match input {
+        Input::Event(event) => {
+            let mut journal = Vec::with_capacity(entries.len() + 1);
+            journal.push(JournalEntry {
+                at: now,
+                workflow: None,
+                run: None,
+                step: None,
+                zone: None,
+                what: Happened::EventReceived {
+                    event_type: event.event_type.clone(),
+                    event_id: event.id.clone(),
+                },
+            });
+            journal.extend(entries);
+            journal
+        }
+        Input::Wake => entries,
+    }
+}
+
 fn log_time(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -537,6 +566,7 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             let bytes = encode_state(customer_id, &outcome.state, stored_len)?;
             let next_wake = outcome.state.next_wake();
             let sends = self.send_records(customer_id, &outcome.actions);
+            let journal = journal_of(input, now, std::mem::take(&mut outcome.journal));
             let commit = Commit {
                 customer_id,
                 expected_version: version,
@@ -544,6 +574,7 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
                 next_wake,
                 event_id,
                 sends: &sends,
+                journal: &journal,
             };
             match self.store.commit(commit).await? {
                 CommitOutcome::Committed { .. } => {

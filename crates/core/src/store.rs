@@ -51,6 +51,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::journal::JournalEntry;
+
 /// The number of shards of the due-timer index (see [`due_shard`]). Fixed: a customer's shard
 /// is stored with its timer, so changing it means re-indexing every customer. 16 spreads a
 /// DynamoDB index's writes over 16 partition keys (each takes 1,000 writes a second) and lets
@@ -282,6 +284,12 @@ pub struct Commit<'a> {
     /// earlier commit or earlier in this slice) is ignored: never a second entry, and the
     /// existing entry (its status included) is left as it is.
     pub sends: &'a [SendRecord],
+    /// The customer's journal entries of this input, in order (see [`crate::journal`]):
+    /// written with the commit or not at all, and kept for the customer's last
+    /// [`JOURNAL_COMMITS`](crate::journal::JOURNAL_COMMITS) commits (the entries of older
+    /// ones are pruned by the same write). A commit with no entries keeps no journal record
+    /// but still counts as one of the commits.
+    pub journal: &'a [JournalEntry],
 }
 
 /// What a [`Store::commit`] did. These are domain outcomes, not errors.
@@ -798,6 +806,40 @@ pub trait Store: Send + Sync {
     /// Makes everything written so far durable (SQLite: commits the open batch). Safe to call
     /// at any time and repeatedly.
     fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    // The journal (crate::journal): written by `commit`, removed by `erase_customer`.
+
+    /// The journal of `customer_id`, oldest first: the entries of the customer's last
+    /// [`JOURNAL_COMMITS`](crate::journal::JOURNAL_COMMITS) commits (on DynamoDB, those not
+    /// yet expired), in commit order and, within a commit, in the order given. Empty for a
+    /// customer the store does not know.
+    fn journal(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Vec<JournalEntry>, StoreError>> + Send;
+
+    /// One page of every customer's kept journal entries at or after `since` (all of them
+    /// with `None`): the entries of at most `limit` commits (0 is read as 1), starting after
+    /// `cursor` (a previous page's; `None` for the first). The order is the store's own but
+    /// stable: reading every page gives each entry kept when the reading began, and not
+    /// written or pruned meanwhile, exactly once. A page may hold fewer commits than `limit`
+    /// (even none) and still have a cursor: read until it is `None`. A cursor this store did
+    /// not make is [`StoreError::InvalidRequest`].
+    fn journal_page(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<JournalPage, StoreError>> + Send;
+}
+
+/// One page of the journal of every customer ([`Store::journal_page`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JournalPage {
+    /// `(customer_id, entry)`, a commit's entries together and in order.
+    pub entries: Vec<(String, JournalEntry)>,
+    /// Where the next page starts, to pass back; `None` when this page is the last. Opaque.
+    pub cursor: Option<String>,
 }
 
 /// Every timer due at or before `until`, from every shard, a page of `page` at a time, ordered

@@ -385,6 +385,7 @@ async fn a_customer_whose_state_cannot_be_read_is_set_aside() {
         next_wake: Some(due),
         event_id: None,
         sends: &[],
+        journal: &[],
     };
     let committed = app.store.commit(commit).await.unwrap();
     assert!(matches!(

@@ -192,6 +192,20 @@ impl<S: Store> Store for Stopping<S> {
     async fn erase_customer(&self, customer_id: &str) -> Result<Erased, StoreError> {
         self.inner.erase_customer(customer_id).await
     }
+    async fn journal(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<nudge_core::journal::JournalEntry>, StoreError> {
+        self.inner.journal(customer_id).await
+    }
+    async fn journal_page(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<nudge_core::store::JournalPage, StoreError> {
+        self.inner.journal_page(since, cursor, limit).await
+    }
     async fn flush(&self) -> Result<(), StoreError> {
         // The runner flushes after its claims: the claims are kept, then the process stops.
         if self.stops_at(StopAt::AfterClaim) && *self.claimed.lock().unwrap() {
@@ -628,6 +642,7 @@ async fn an_email_without_its_message_fails<S: Store>(store: S, engine: &Engine<
         next_wake: None,
         event_id: None,
         sends: &sends,
+        journal: &[],
     };
     let outcome = runner.store().commit(commit).await.expect("the commit");
     assert_eq!(outcome, CommitOutcome::Committed { version: 1 }, "{CASE}");
@@ -660,6 +675,7 @@ async fn a_failing_timer_is_set_aside<S: Store>(store: S, engine: &Engine<'_>) {
             next_wake: Some(due),
             event_id: None,
             sends: &[],
+            journal: &[],
         };
         let outcome = runner.store().commit(commit).await.expect("the commit");
         assert_eq!(outcome, CommitOutcome::Committed { version: 1 }, "{CASE}");
@@ -696,6 +712,7 @@ async fn a_failing_timer_is_set_aside<S: Store>(store: S, engine: &Engine<'_>) {
         next_wake: Some(later),
         event_id: None,
         sends: &[],
+        journal: &[],
     };
     let outcome = runner.store().commit(commit).await.expect("the commit");
     assert_eq!(outcome, CommitOutcome::Committed { version: 2 }, "{CASE}");
@@ -730,6 +747,7 @@ async fn run_case<S: Store>(store: Stopping<S>, engine: &Engine<'_>, case: &Case
             next_wake: None,
             event_id: Some("e-1"),
             sends: &send,
+            journal: &[],
         })
         .await
         .unwrap_or_else(|e| panic!("send guarantee, {name}: the commit failed: {e}"));
@@ -797,6 +815,7 @@ async fn log<S: Store>(store: &S, category: &str) {
         next_wake: None,
         event_id: Some("e-1"),
         sends: &send,
+        journal: &[],
     };
     let outcome = store.commit(commit).await.expect("the commit");
     assert_eq!(outcome, CommitOutcome::Committed { version: 1 });

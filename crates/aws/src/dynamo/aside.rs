@@ -482,7 +482,7 @@ impl DynamoDbStore {
 
     /// Every item of partition `pk` (whose sort key starts with `prefix`, when given), read
     /// strongly consistent a page at a time, with only `attributes` when given.
-    async fn partition(
+    pub(super) async fn partition(
         &self,
         pk: String,
         prefix: Option<&str>,

@@ -1,5 +1,6 @@
 //! A commit as one `TransactWriteItems`: the customer's state item on its version, the
-//! processed event on its absence, each new send-log entry on its absence; with a
+//! processed event on its absence, each new send-log entry on its absence, then the journal's
+//! put and delete (`super::journal`); with a
 //! `ClientRequestToken` derived from the commit.
 
 use aws_sdk_dynamodb::error::SdkError;
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{Cancelled, Layout, classify_cancellation, map_sdk_error};
 use super::item::{Item, b, check_item_size, check_transaction, n, s};
+use super::journal::journal_items;
 use super::keys::{
     GPK, GSK, PK, SK, STATE_SK, TTL, check_customer_id, customer_pk, event_pk, timer_keys,
 };
@@ -153,6 +155,10 @@ fn transaction(
         bytes += check_item_size(&item, "a send-log entry")?;
         items.push(put(table, item, "attribute_not_exists(pk)", None));
     }
+    // Last and unconditional: no cancellation reason points at them (`super::journal`).
+    let (journal, journal_bytes) = journal_items(table, commit, items.len())?;
+    items.extend(journal);
+    bytes += journal_bytes;
     check_transaction(items.len(), bytes)?;
     Ok((items, Layout { event, first_send }))
 }
@@ -246,6 +252,7 @@ mod tests {
             next_wake: None,
             event_id: Some("e"),
             sends: &sends,
+            journal: &[],
         };
         let unique = unique_by_key(&sends);
         assert_eq!(unique.len(), 2);
@@ -279,6 +286,7 @@ mod tests {
             next_wake: None,
             event_id: None,
             sends: &[],
+            journal: &[],
         };
         let (items, layout) = transaction("t", &base, &[], 0).unwrap();
         assert_eq!(

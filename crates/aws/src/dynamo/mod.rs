@@ -14,6 +14,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod item;
+mod journal;
 mod keys;
 mod lookups;
 mod meter;
@@ -30,10 +31,11 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use chrono::{DateTime, Utc};
+use nudge_core::journal::JournalEntry;
 use nudge_core::store::{
     Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased, Feedback,
-    FeedbackCount, Parked, SendEntry, SendPage, Settle, Store, StoreError, due_shard, from_millis,
-    to_millis,
+    FeedbackCount, JournalPage, Parked, SendEntry, SendPage, Settle, Store, StoreError, due_shard,
+    from_millis, to_millis,
 };
 
 use error::map_sdk_error;
@@ -527,6 +529,19 @@ impl Store for DynamoDbStore {
 
     async fn erase_customer(&self, customer_id: &str) -> Result<Erased, StoreError> {
         self.erase_customer_inner(customer_id).await
+    }
+
+    async fn journal(&self, customer_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        self.journal_inner(customer_id).await
+    }
+
+    async fn journal_page(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<JournalPage, StoreError> {
+        self.journal_page_inner(since, cursor, limit).await
     }
 
     /// Every write is durable when DynamoDB acknowledges it: nothing to do.

@@ -118,6 +118,7 @@ fn commit<'a>(event: Option<&'a str>, sends: &'a [SendRecord]) -> Commit<'a> {
         next_wake: None,
         event_id: event,
         sends,
+        journal: &[],
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use minijinja::{Expression, Template};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Engine;
 use crate::workflow::model::{ProfileValue, StepKind, Trigger, Workflow};
@@ -173,6 +173,29 @@ impl Engine<'_> {
         }
     }
 
+    /// The values a condition reads in `scope`, by the path it names
+    /// (`customer.orders_count`; minijinja's nested undeclared variables): what `explain`
+    /// shows beside a condition's result. A path that is undefined reads `null`; a source that
+    /// did not compile reads nothing.
+    pub(super) fn condition_read(
+        &self,
+        source: &str,
+        scope: &minijinja::Value,
+    ) -> Map<String, Value> {
+        let Some(expression) = self.expressions.get(source) else {
+            return Map::new();
+        };
+        let mut paths: Vec<String> = expression.undeclared_variables(true).into_iter().collect();
+        paths.sort_unstable();
+        paths
+            .into_iter()
+            .map(|path| {
+                let value = lookup(scope, &path);
+                (path, value)
+            })
+            .collect()
+    }
+
     /// An expression's value in `scope`; nothing when it fails or gives undefined or none.
     pub(super) fn eval(&self, source: &str, scope: &minijinja::Value) -> Option<minijinja::Value> {
         let v = self.expressions.get(source)?.eval(scope).ok()?;
@@ -191,4 +214,17 @@ impl Engine<'_> {
             None => template::render(&env.template_from_str(source)?, scope),
         }
     }
+}
+
+/// The value at a dotted `path` in `scope`, as JSON (`null` when undefined or not
+/// representable).
+fn lookup(scope: &minijinja::Value, path: &str) -> Value {
+    let mut value = scope.clone();
+    for part in path.split('.') {
+        value = match value.get_attr(part) {
+            Ok(v) if !v.is_undefined() => v,
+            _ => return Value::Null,
+        };
+    }
+    serde_json::to_value(&value).unwrap_or(Value::Null)
 }

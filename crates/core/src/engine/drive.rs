@@ -17,6 +17,7 @@ use super::program::{Next, Program, StepNode};
 use super::state::{CustomerState, Phase, Run};
 use super::time;
 use super::{ActionKind, Cx, EndReason, Engine, WebhookCall};
+use crate::journal::Happened;
 use crate::workflow::model::{Expr, HttpMethod, StepKind, Wait, Webhook};
 
 /// What a step did to its run.
@@ -129,14 +130,32 @@ impl<'p> Cx<'_, 'p> {
         let id = node.step.id.as_str();
         match &node.step.kind {
             StepKind::SendEmail(email) => self.send_email(run, program.workflow, id, email),
-            StepKind::Wait(wait) => self.wait(wait),
-            StepKind::WaitFor(wf) => Flow::Block(Phase::WaitingFor {
-                until: self.now + wf.timeout.to_delta(),
-            }),
-            StepKind::If(b) => Flow::Branch(node.branches[self.if_branch(run, &b.condition)]),
+            StepKind::Wait(wait) => {
+                let flow = self.wait(wait);
+                if let Flow::Block(Phase::Waiting { until, .. }) = flow {
+                    self.note_run(run, id, Happened::WaitStarted { until, event: None });
+                }
+                flow
+            }
+            StepKind::WaitFor(wf) => {
+                let until = self.now + wf.timeout.to_delta();
+                let event = Some(wf.filter.event.clone());
+                self.note_run(run, id, Happened::WaitStarted { until, event });
+                Flow::Block(Phase::WaitingFor { until })
+            }
+            StepKind::If(b) => {
+                let branch = self.if_branch(run, id, &b.condition);
+                Flow::Branch(node.branches[branch])
+            }
             StepKind::AbSplit(branches) => {
                 let weights: Vec<u32> = branches.iter().map(|b| b.weight).collect();
                 let branch = split_branch(&program.workflow.id, id, &self.state.id, &weights);
+                let name = if branches[branch].steps.is_empty() {
+                    "holdout".to_owned()
+                } else {
+                    (branch + 1).to_string()
+                };
+                self.note_run(run, id, Happened::SplitChosen { branch: name });
                 Flow::Branch(node.branches[branch])
             }
             StepKind::UpdateProfile(update) => {
@@ -171,12 +190,18 @@ impl<'p> Cx<'_, 'p> {
     }
 
     /// The branch of an `if` step: 0 (`then`) when its condition holds, else 1 (`else`).
-    fn if_branch(&self, run: &Run, condition: &Expr) -> usize {
-        if self.engine.truthy(&condition.source, &self.run_scope(run)) {
-            0
-        } else {
-            1
-        }
+    /// Journals the condition, its result and the values it read.
+    fn if_branch(&mut self, run: &Run, step: &str, condition: &Expr) -> usize {
+        let scope = self.run_scope(run);
+        let result = self.engine.truthy(&condition.source, &scope);
+        let read = self.engine.condition_read(&condition.source, &scope);
+        let checked = Happened::ConditionChecked {
+            condition: condition.source.clone(),
+            result,
+            read,
+        };
+        self.note_run(run, step, checked);
+        if result { 0 } else { 1 }
     }
 
     /// The call a `webhook` step asks for: its body rendered, or a default naming the run.

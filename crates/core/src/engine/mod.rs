@@ -61,6 +61,7 @@ use minijinja::{Expression, Template};
 use serde_json::{Map, Value};
 
 use crate::event::StoreEvent;
+use crate::journal::{Happened, JournalEntry};
 use crate::links::Signer;
 use crate::workflow::Project;
 use program::Program;
@@ -108,6 +109,11 @@ pub struct Outcome {
     /// Warnings, in order: the runner logs them once the outcome is committed (a retried
     /// input decides again, and would otherwise warn twice).
     pub warnings: Vec<Warning>,
+    /// The customer's journal entries of this input, in the order things happened: one per
+    /// action (the same order as `actions`) and, between them, the decisions that are not
+    /// actions (`condition.checked`, `split.chosen`, `wait.started`). The runner stores them
+    /// with the state (see [`crate::journal`]).
+    pub journal: Vec<JournalEntry>,
 }
 
 /// The engine for one project. Build it once (it compiles every expression); it is `Sync`.
@@ -168,6 +174,7 @@ impl<'p> Engine<'p> {
             now,
             actions: Vec::new(),
             warnings: Vec::new(),
+            journal: Vec::new(),
             unsubscribe: std::cell::OnceCell::new(),
         };
         cx.reconcile_workflows();
@@ -182,6 +189,7 @@ impl<'p> Engine<'p> {
             state: cx.state,
             actions: cx.actions,
             warnings: cx.warnings,
+            journal: cx.journal,
         }
     }
 }
@@ -193,6 +201,8 @@ struct Cx<'e, 'p> {
     now: DateTime<Utc>,
     actions: Vec<Action>,
     warnings: Vec<Warning>,
+    /// The journal entries so far (see [`Outcome::journal`]).
+    journal: Vec<JournalEntry>,
     /// The customer's signed unsubscribe link, computed on first use.
     unsubscribe: std::cell::OnceCell<Option<Arc<str>>>,
 }
@@ -215,6 +225,7 @@ impl<'p> Cx<'_, 'p> {
     /// Records an action of the run `run` of `workflow` (which may not exist: a refused run),
     /// now.
     fn record(&mut self, workflow: &str, run: &str, step: Option<&str>, kind: ActionKind) {
+        self.note(workflow, run, step, Happened::of_action(&kind));
         self.actions.push(Action {
             at: self.now,
             customer: self.state.id.clone(),
@@ -224,6 +235,23 @@ impl<'p> Cx<'_, 'p> {
             zone: self.zone(),
             kind,
         });
+    }
+
+    /// Journals a decision of `run` of `workflow` (and `step`), now.
+    fn note(&mut self, workflow: &str, run: &str, step: Option<&str>, what: Happened) {
+        self.journal.push(JournalEntry {
+            at: self.now,
+            workflow: Some(workflow.to_owned()),
+            run: Some(run.to_owned()),
+            step: step.map(str::to_owned),
+            zone: Some(self.zone().name().to_owned()),
+            what,
+        });
+    }
+
+    /// Journals a decision of `run` (see [`Cx::note`]).
+    fn note_run(&mut self, run: &Run, step: &str, what: Happened) {
+        self.note(&run.workflow, &run.id, Some(step), what);
     }
 
     /// Warns the operator, now, about `workflow` (and `step`) for this customer; the runner

@@ -6,13 +6,14 @@
 //! the record of recent marketing sends.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::drive::{Flow, done};
 use super::state::{Phase, Run, Suppression};
 use super::time;
 use super::{ActionKind, Cx, Email, SkipReason};
 use crate::event::StoreEvent;
+use crate::journal::Happened;
 use crate::workflow::model::{Category, Mailbox, SendEmail, Workflow};
 
 /// Why an email does not leave now.
@@ -55,7 +56,10 @@ impl<'p> Cx<'_, 'p> {
         }
         let address = match self.sending_rules(w) {
             Ok(address) => address,
-            Err(Held::Skipped(reason)) => return self.skip(run, step, reason),
+            Err(Held::Skipped(reason)) => {
+                let read = self.rule_read(reason);
+                return self.skip(run, step, reason, read);
+            }
             Err(Held::Deferred(until)) => {
                 self.push(run, Some(step), ActionKind::EmailDeferred { until });
                 return Flow::Block(Phase::Deferred { until });
@@ -72,7 +76,7 @@ impl<'p> Cx<'_, 'p> {
                 };
                 let template = template.to_owned();
                 self.warn_render(run, step, &template, "email", &e);
-                return self.skip(run, step, SkipReason::RenderError);
+                return self.skip(run, step, SkipReason::RenderError, Map::new());
             }
         };
         let out = self.compose(run, w, step, email, address, rendered);
@@ -84,9 +88,54 @@ impl<'p> Cx<'_, 'p> {
         Flow::Continue
     }
 
-    fn skip(&mut self, run: &Run, step: &str, reason: SkipReason) -> Flow<'p> {
+    /// Records a skip, with what its rule read in the journal entry.
+    fn skip(
+        &mut self,
+        run: &Run,
+        step: &str,
+        reason: SkipReason,
+        read: Map<String, Value>,
+    ) -> Flow<'p> {
         self.push(run, Some(step), ActionKind::EmailSkipped { reason });
+        if let Some(Happened::EmailSkipped { read: kept, .. }) =
+            self.journal.last_mut().map(|e| &mut e.what)
+        {
+            *kept = read;
+        }
         Flow::Continue
+    }
+
+    /// What the sending rule that gave `reason` read, for the journal: consent the
+    /// profile's `accepts_marketing`, a suppression its kind, an unsubscribe its time, the
+    /// frequency cap the count of recent sends and the cap. Never the address (an invalid
+    /// one reads nothing here).
+    fn rule_read(&self, reason: SkipReason) -> Map<String, Value> {
+        let mut read = Map::new();
+        match reason {
+            SkipReason::NoConsent => {
+                let consent = self.state.profile.get("accepts_marketing").cloned();
+                read.insert("accepts_marketing".into(), consent.unwrap_or(Value::Null));
+            }
+            SkipReason::Suppressed => {
+                if let Some(s) = self.state.suppressed {
+                    let kind = serde_json::to_value(s).unwrap_or(Value::Null);
+                    read.insert("suppressed".into(), kind);
+                }
+            }
+            SkipReason::Unsubscribed => {
+                if let Some(at) = self.state.unsubscribed_at {
+                    read.insert("unsubscribed_at".into(), Value::String(at.to_rfc3339()));
+                }
+            }
+            SkipReason::FrequencyCap => {
+                let cap = self.settings().frequency_cap;
+                read.insert("sent".into(), self.recent_sends().into());
+                read.insert("cap".into(), cap.max.into());
+                read.insert("per".into(), cap.per.to_string().into());
+            }
+            SkipReason::InvalidAddress | SkipReason::RenderError => {}
+        }
+        read
     }
 
     /// The rules every email obeys, then those of marketing mail; gives the recipient's
@@ -131,15 +180,17 @@ impl<'p> Cx<'_, 'p> {
     /// Whether the customer already had as many marketing emails as the cap allows in its
     /// period.
     fn over_frequency_cap(&self) -> bool {
-        let cap = self.settings().frequency_cap;
-        let since = self.now - cap.per.to_delta();
-        let recent = self
-            .state
+        self.recent_sends() >= self.settings().frequency_cap.max as usize
+    }
+
+    /// The marketing emails the frequency cap counts now (those of its period).
+    fn recent_sends(&self) -> usize {
+        let since = self.now - self.settings().frequency_cap.per.to_delta();
+        self.state
             .recent_sends
             .iter()
             .filter(|t| **t > since && **t <= self.now)
-            .count();
-        recent >= cap.max as usize
+            .count()
     }
 
     /// Subject, preheader and body, rendered in the run's scope; or the part that failed.

@@ -214,6 +214,7 @@ impl Inner {
                         .map_err(store_error)
                 };
                 let sends = delete("DELETE FROM sends WHERE customer_id = ?1")?;
+                delete("DELETE FROM journal WHERE customer_id = ?1")?;
                 let state = delete("DELETE FROM customers WHERE customer_id = ?1")?;
                 let orders = delete("DELETE FROM orders WHERE customer_id = ?1")?;
                 let events =

@@ -19,6 +19,7 @@ use super::sends::join_tags;
 
 use super::Inner;
 use super::error::store_error;
+use super::journal::{self, StagedJournal};
 
 /// Commits of the open batch, in memory until the batch is written ([`Inner::spill`]). Every
 /// entry is the outcome of a whole commit; nothing here is half of one.
@@ -31,6 +32,8 @@ pub(super) struct Staged {
     /// Send-log entries logged in the batch, by idempotency key (the first wins), all
     /// pending: a claim or a settle writes the stage out first ([`Inner::spill`]).
     pub(super) sends: HashMap<String, SendRecord>,
+    /// Each commit's journal, in commit order (see `super::journal`).
+    pub(super) journal: Vec<StagedJournal>,
 }
 
 pub(super) struct StagedCustomer {
@@ -42,13 +45,17 @@ pub(super) struct StagedCustomer {
 
 impl Staged {
     pub(super) fn is_empty(&self) -> bool {
-        self.customers.is_empty() && self.processed.is_empty() && self.sends.is_empty()
+        self.customers.is_empty()
+            && self.processed.is_empty()
+            && self.sends.is_empty()
+            && self.journal.is_empty()
     }
 
     pub(super) fn clear(&mut self) {
         self.customers.clear();
         self.processed.clear();
         self.sends.clear();
+        self.journal.clear();
     }
 }
 
@@ -140,7 +147,7 @@ impl Inner {
 }
 
 /// Writes staged commits in key order: customers first (the send log refers to them), then the
-/// processed event ids and the send log.
+/// processed event ids, the send log and the journal.
 fn write_staged(conn: &Connection, staged: &Staged) -> rusqlite::Result<()> {
     let mut customers: Vec<_> = staged.customers.iter().collect();
     customers.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -196,5 +203,5 @@ fn write_staged(conn: &Connection, staged: &Staged) -> rusqlite::Result<()> {
             SendStatus::Pending.as_str(),
         ])?;
     }
-    Ok(())
+    journal::write_staged(conn, &staged.journal)
 }

@@ -16,6 +16,7 @@
 mod aside;
 mod batch;
 mod error;
+mod journal;
 mod schema;
 mod sends;
 #[cfg(test)]
@@ -27,10 +28,11 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use nudge_core::journal::JournalEntry;
 use nudge_core::store::{
     Commit, CommitOutcome, CustomerRecord, DUE_SHARDS, DeadLetter, DuePage, Erased, Feedback,
-    FeedbackCount, Parked, SendEntry, SendPage, Settle, Store, StoreError, from_millis, to_millis,
-    validate_commit,
+    FeedbackCount, JournalPage, Parked, SendEntry, SendPage, Settle, Store, StoreError,
+    from_millis, to_millis, validate_commit,
 };
 
 use batch::{Staged, StagedCustomer};
@@ -414,6 +416,11 @@ impl Inner {
                 .entry(send.idempotency_key.clone())
                 .or_insert_with(|| send.clone());
         }
+        staged.journal.push(journal::StagedJournal {
+            customer_id: commit.customer_id.to_owned(),
+            version,
+            entries: nudge_core::journal::encode(commit.journal),
+        });
         Ok(CommitOutcome::Committed {
             version: version as u64,
         })
@@ -727,6 +734,19 @@ impl Store for SqliteStore {
 
     async fn erase_customer(&self, customer_id: &str) -> Result<Erased, StoreError> {
         self.with(|inner| inner.erase_customer(customer_id))
+    }
+
+    async fn journal(&self, customer_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        self.with(|inner| inner.journal(customer_id))
+    }
+
+    async fn journal_page(
+        &self,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<JournalPage, StoreError> {
+        self.with(|inner| inner.journal_page(since, cursor, limit))
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

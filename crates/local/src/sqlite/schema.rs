@@ -197,6 +197,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
 
     CREATE INDEX orders_customer ON orders (customer_id);",
+    // 5: the journal (`super::journal`).
+    super::journal::MIGRATION,
 ];
 
 /// The version whose migration added `customers.shard`: a database migrated past it from an

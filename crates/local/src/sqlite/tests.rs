@@ -12,6 +12,7 @@ fn commit<'a>(customer_id: &'a str, expected_version: u64) -> Commit<'a> {
         next_wake: None,
         event_id: None,
         sends: &[],
+        journal: &[],
     }
 }
 
@@ -646,7 +647,10 @@ fn a_version_3_file_is_migrated_and_its_customers_can_be_erased() {
         .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(pragma::<i64>(&store, "user_version"), 4);
+    assert_eq!(
+        pragma::<i64>(&store, "user_version"),
+        SqliteStore::SCHEMA_VERSION
+    );
     let erased = block_on(store.erase_customer("guest:ayse@example.com")).unwrap();
     assert_eq!(
         erased,

@@ -63,6 +63,7 @@ pub fn new(customer_id: &str) -> Commit<'_> {
         next_wake: None,
         event_id: None,
         sends: &[],
+        journal: &[],
     }
 }
 

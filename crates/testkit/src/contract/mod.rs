@@ -55,6 +55,7 @@ mod aside;
 mod commits;
 mod concurrency;
 mod helpers;
+mod journal;
 mod lookups;
 mod send_log;
 mod store_wide;
@@ -72,6 +73,11 @@ pub use commits::{
 };
 pub use concurrency::concurrent_writers_one_wins;
 pub use helpers::new;
+pub use journal::{
+    journal_is_erased_with_the_customer, journal_is_kept_in_commit_order,
+    journal_is_written_only_with_its_commit, journal_keeps_the_last_commits,
+    journal_pages_give_each_entry_once,
+};
 pub use lookups::{orders_link_to_customers, suppressions_keep_the_first};
 pub use send_log::{
     claims_are_exclusive_and_leased, concurrent_claims_one_wins,
@@ -123,4 +129,9 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
     Box::pin(concurrent_feedback_is_counted_once(&make().await)).await;
     Box::pin(parked_inputs_wait_for_their_order(&make().await)).await;
     Box::pin(erasure_removes_one_customer(&make().await)).await;
+    Box::pin(journal_is_kept_in_commit_order(&make().await)).await;
+    Box::pin(journal_keeps_the_last_commits(&make().await)).await;
+    Box::pin(journal_is_written_only_with_its_commit(&make().await)).await;
+    Box::pin(journal_is_erased_with_the_customer(&make().await)).await;
+    Box::pin(journal_pages_give_each_entry_once(&make().await)).await;
 }

@@ -1,0 +1,284 @@
+//! The journal on DynamoDB (see `nudge_core::journal`): one item per commit that journaled
+//! something, in the customer's partition, sort key `J#<version, 20 digits>`, holding the
+//! commit's entries ([`nudge_core::journal::encode`], at most 64 KiB of JSON, stored through
+//! `codec`: deflated when that pays) in `j`, and a `ttl` [`JOURNAL_TTL_DAYS`] after the
+//! commit's last entry.
+//!
+//! Both journal writes ride in the commit's `TransactWriteItems`, unconditionally and after
+//! the send-log entries: the put of the commit's item and the delete of the item of version
+//! `version - JOURNAL_COMMITS`. So a commit that is not applied writes no journal, and a
+//! customer's partition holds at most [`JOURNAL_COMMITS`] journal items. When the
+//! transaction has no room for them (a commit of 99 or 100 items: 98 emails decided by one
+//! input), the commit goes without its journal rather than fail; an item its delete would
+//! have removed is then left to its TTL, and [`DynamoDbStore::journal`] skips it (it reads
+//! only the versions of the customer's last [`JOURNAL_COMMITS`] commits).
+
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnConsumedCapacity, TransactWriteItem};
+use nudge_core::journal::{self, JOURNAL_COMMITS, JOURNAL_TTL_DAYS, JournalEntry};
+use nudge_core::store::{Commit, JournalPage, StoreError};
+
+use super::error::map_sdk_error;
+use super::item::{Item, MAX_TRANSACTION_ITEMS, b, get_b, get_n, get_s, n, s};
+use super::keys::{PK, SK, STATE_SK, TTL, check_customer_id, customer_of, customer_pk};
+use super::{DynamoDbStore, codec};
+
+/// The prefix of a journal item's sort key.
+pub(super) const JOURNAL_SK_PREFIX: &str = "J#";
+/// The attribute holding a journal item's entries.
+const ENTRIES: &str = "j";
+/// The prefix that marks journal cursors made by this store.
+const CURSOR_TAG: &str = "j1";
+
+/// The sort key of the journal item of `version`: fixed width, so that sort order is version
+/// order.
+fn journal_sk(version: u64) -> String {
+    format!("{JOURNAL_SK_PREFIX}{version:020}")
+}
+
+/// The version a journal sort key names.
+fn version_of(sk: &str) -> Option<u64> {
+    sk.strip_prefix(JOURNAL_SK_PREFIX)?.parse().ok()
+}
+
+/// The journal writes of `commit` for a transaction that already has `taken` items: the put
+/// of its item (when it journals anything) and the delete of the item `JOURNAL_COMMITS`
+/// versions back (when there is one). None when they would not fit in the transaction.
+pub(super) fn journal_items(
+    table: &str,
+    commit: &Commit<'_>,
+    taken: usize,
+) -> Result<(Vec<TransactWriteItem>, usize), StoreError> {
+    let version = commit.expected_version + 1;
+    let entries = journal::encode(commit.journal);
+    let mut items = Vec::new();
+    let mut bytes = 0;
+    let pk = customer_pk(commit.customer_id);
+    if let Some(last) = commit.journal.iter().map(|e| e.at).max() {
+        let ttl = last.timestamp() + JOURNAL_TTL_DAYS * 24 * 3600;
+        let item: Item = [
+            (PK.to_owned(), s(pk.clone())),
+            (SK.to_owned(), s(journal_sk(version))),
+            (ENTRIES.to_owned(), b(codec::encode(&entries))),
+            (TTL.to_owned(), n(ttl)),
+        ]
+        .into();
+        bytes += super::item::check_item_size(&item, "the journal item")?;
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| StoreError::Failed {
+                message: format!("a journal put could not be built: {e}"),
+                source: None,
+            })?;
+        items.push(TransactWriteItem::builder().put(put).build());
+    }
+    if let Some(old) = version.checked_sub(JOURNAL_COMMITS).filter(|v| *v > 0) {
+        let delete = Delete::builder()
+            .table_name(table)
+            .key(PK, s(pk))
+            .key(SK, s(journal_sk(old)))
+            .build()
+            .map_err(|e| StoreError::Failed {
+                message: format!("a journal delete could not be built: {e}"),
+                source: None,
+            })?;
+        items.push(TransactWriteItem::builder().delete(delete).build());
+    }
+    if taken + items.len() > MAX_TRANSACTION_ITEMS {
+        return Ok((Vec::new(), 0));
+    }
+    Ok((items, bytes))
+}
+
+impl DynamoDbStore {
+    /// See `Store::journal`: the customer's version (a `GetItem`) and their journal items (a
+    /// consistent `Query` of `J#`), keeping the versions of the last [`JOURNAL_COMMITS`].
+    pub(super) async fn journal_inner(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        check_customer_id(customer_id)?;
+        let pk = customer_pk(customer_id);
+        let Some(state) = self.get(pk.clone(), STATE_SK, "v").await? else {
+            return Ok(Vec::new());
+        };
+        let current: u64 = get_n(&state, "v")?;
+        let oldest = current.saturating_sub(JOURNAL_COMMITS);
+        let items = self
+            .partition(pk, Some(JOURNAL_SK_PREFIX), Some("sk, j"))
+            .await?;
+        let mut entries = Vec::new();
+        for item in items {
+            let sk = get_s(&item, SK)?;
+            let version = version_of(sk)
+                .ok_or_else(|| StoreError::Corrupt("a journal sort key is not a version".into()))?;
+            if version > oldest && version <= current {
+                entries.extend(decoded(&item, version)?);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// See `Store::journal_page`: a `Scan` of `limit` items filtered to journal items (a page
+    /// may hold none and still have a cursor), in the table's own order; the cursor is the
+    /// last evaluated key.
+    pub(super) async fn journal_page_inner(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<JournalPage, StoreError> {
+        let start = cursor.map(decode_cursor).transpose()?;
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(sk, :j)")
+            .expression_attribute_values(":j", s(JOURNAL_SK_PREFIX))
+            .projection_expression("pk, sk, j")
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("Scan", e))?;
+        let mut page = JournalPage::default();
+        for item in output.items.unwrap_or_default() {
+            let pk = get_s(&item, PK)?;
+            let Ok(customer) = customer_of(pk) else {
+                continue;
+            };
+            let Some(version) = version_of(get_s(&item, SK)?) else {
+                continue;
+            };
+            for entry in decoded(&item, version)? {
+                if since.is_none_or(|s| entry.at >= s) {
+                    page.entries.push((customer.to_owned(), entry));
+                }
+            }
+        }
+        page.cursor = output
+            .last_evaluated_key
+            .map(|key| encode_cursor(&key))
+            .transpose()?;
+        Ok(page)
+    }
+}
+
+/// A journal item's entries.
+fn decoded(item: &Item, version: u64) -> Result<Vec<JournalEntry>, StoreError> {
+    let bytes = codec::decode(get_b(item, ENTRIES)?)?;
+    journal::decode(&bytes).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "the journal item of version {version} is unreadable ({:?})",
+            e.classify()
+        ))
+    })
+}
+
+/// A scan's last evaluated key as a cursor: the tag, then `pk` and `sk` in hex.
+fn encode_cursor(key: &Item) -> Result<String, StoreError> {
+    Ok(format!(
+        "{CURSOR_TAG}.{}.{}",
+        hex::encode(get_s(key, PK)?),
+        hex::encode(get_s(key, SK)?)
+    ))
+}
+
+/// The scan's start key a cursor names, or `InvalidRequest` when this store did not make it.
+fn decode_cursor(text: &str) -> Result<Item, StoreError> {
+    let bad = || StoreError::InvalidRequest("not a journal cursor this store made".to_owned());
+    let mut parts = text.split('.');
+    if parts.next() != Some(CURSOR_TAG) {
+        return Err(bad());
+    }
+    let mut field = || -> Result<String, StoreError> {
+        let bytes = hex::decode(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
+        String::from_utf8(bytes).map_err(|_| bad())
+    };
+    let (pk, sk) = (field()?, field()?);
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))].into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use nudge_core::journal::Happened;
+
+    fn commit<'a>(expected: u64, journal: &'a [JournalEntry]) -> Commit<'a> {
+        Commit {
+            customer_id: "c-1",
+            expected_version: expected,
+            state: b"{}",
+            next_wake: None,
+            event_id: None,
+            sends: &[],
+            journal,
+        }
+    }
+
+    fn entry() -> JournalEntry {
+        JournalEntry {
+            at: DateTime::<Utc>::from_timestamp(1_772_532_000, 0).unwrap(),
+            workflow: Some("w".into()),
+            run: Some("r".into()),
+            step: None,
+            zone: Some("UTC".into()),
+            what: Happened::RunStarted,
+        }
+    }
+
+    #[test]
+    fn a_commit_puts_its_item_and_deletes_the_one_journal_commits_back() {
+        let entries = [entry()];
+        let (items, bytes) = journal_items("t", &commit(0, &entries), 1).unwrap();
+        assert_eq!(items.len(), 1, "version 1 has nothing to delete");
+        assert!(bytes > 0);
+        let put = items[0].put().unwrap();
+        assert_eq!(put.item()["sk"], s("J#00000000000000000001"));
+        assert_eq!(put.item()["ttl"], n(1_772_532_000 + 400 * 24 * 3600));
+        assert!(put.condition_expression().is_none());
+        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS, &entries), 1).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            items[1].delete().unwrap().key()["sk"],
+            s("J#00000000000000000001")
+        );
+        // Nothing journaled: no put, but the old item still goes.
+        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS + 4, &[]), 1).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            items[0].delete().unwrap().key()["sk"],
+            s("J#00000000000000000005")
+        );
+    }
+
+    #[test]
+    fn a_full_transaction_goes_without_its_journal() {
+        let entries = [entry()];
+        let c = commit(JOURNAL_COMMITS, &entries);
+        let (items, _) = journal_items("t", &c, MAX_TRANSACTION_ITEMS - 2).unwrap();
+        assert_eq!(items.len(), 2);
+        let (items, bytes) = journal_items("t", &c, MAX_TRANSACTION_ITEMS - 1).unwrap();
+        assert!(items.is_empty() && bytes == 0);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let key: Item = [(PK.to_owned(), s("C#c-1")), (SK.to_owned(), s("J#1"))].into();
+        let text = encode_cursor(&key).unwrap();
+        assert_eq!(decode_cursor(&text).unwrap(), key);
+        for bad in ["", "d1.00.00", "j1.zz.00", "j1.00", "j1.00.00.00"] {
+            assert!(
+                matches!(decode_cursor(bad), Err(StoreError::InvalidRequest(_))),
+                "{bad}"
+            );
+        }
+    }
+}
