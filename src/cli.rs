@@ -1,9 +1,9 @@
 //! The `nudge` command line.
 
-// `--db` of plan, explain and report (the commands are being built: issue 14).
-#[allow(dead_code, unused_imports, unused_macros)]
+// `--db` of plan, explain and report.
 mod db;
 mod generate;
+mod report;
 mod simulate;
 mod validate;
 
@@ -33,6 +33,11 @@ enum Command {
     Simulate(simulate::Args),
     /// Write a synthetic store's events (JSON lines) to stdout, for benchmarks and trials.
     GenerateEvents(generate::Args),
+    /// Per workflow and step, from a store (--db): runs started and ended by reason, emails
+    /// sent, deferred and skipped by reason, delivered, opened, clicked, bounced, complained
+    /// and unsubscribed, goals reached and the conversion rate. Exits 0, 1 when the workflows
+    /// have errors, 2 when it cannot run (bad arguments, a store that cannot be read).
+    Report(report::Args),
 }
 
 /// How results are printed.
@@ -69,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::GenerateEvents(args) => generate::run(&args),
+        Command::Report(args) => report::run(&args),
     };
     ExitCode::from(code)
 }

@@ -8,6 +8,7 @@ mod hostile_workflows;
 mod layering;
 mod mail;
 mod properties;
+mod report_cli;
 mod scenarios;
 mod schema;
 mod send_guarantee;

@@ -21,6 +21,9 @@
 //!
 //! Guarantees and limits:
 //! - It reads the store and writes nothing.
+//! - A commit whose journal passed the store's bound kept its smallest entries and a
+//!   `journal.truncated` marker: what it left out is not counted, and the report says how
+//!   many entries that was.
 //! - It covers the journal's window: a store keeps each customer's last
 //!   [`JOURNAL_COMMITS`](nudge_core::journal::JOURNAL_COMMITS) commits (on DynamoDB, none
 //!   older than [`JOURNAL_TTL_DAYS`](nudge_core::journal::JOURNAL_TTL_DAYS) days), so
@@ -40,7 +43,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use nudge_core::journal::{Happened, JournalEntry};
-use nudge_core::store::{FeedbackCount, FeedbackKind};
+use nudge_core::store::{FeedbackCount, FeedbackKind, Store, StoreError};
 use nudge_core::workflow::Project;
 use nudge_core::workflow::model::StepKind;
 
@@ -245,6 +248,11 @@ pub struct JournalWindow {
     pub first: Option<DateTime<Utc>>,
     /// The newest entry's time.
     pub last: Option<DateTime<Utc>>,
+    /// Commits whose journal was too big to keep whole ([`Happened::JournalTruncated`]).
+    pub truncated_commits: u64,
+    /// The entries those commits left out (the largest first: conditions' and profile
+    /// updates' values), which the report could not count.
+    pub dropped_entries: u64,
 }
 
 /// A whole report.
@@ -304,8 +312,9 @@ struct Runs {
 }
 
 /// Counts journal entries, one at a time ([`Tally::add`]), into a [`Report`]
-/// ([`Tally::finish`]). Entries of one customer must come in journal order (ties in time are
-/// broken by the order they are added in); customers may be interleaved.
+/// ([`Tally::finish`]). Customers and commits may come in any order ([`Store::journal_page`]'s
+/// own), but the entries of one commit together and in order: attribution orders a customer's
+/// entries by time, and entries at the same time by the order they were added in.
 #[derive(Debug, Default)]
 pub struct Tally {
     since: Option<DateTime<Utc>>,
@@ -334,6 +343,10 @@ impl Tally {
         self.note_window(customer, entry.at);
         let counted = self.since.is_none_or(|since| entry.at >= since);
         match (&entry.what, entry.workflow.as_deref()) {
+            (Happened::JournalTruncated { dropped }, _) => {
+                self.window.truncated_commits += 1;
+                self.window.dropped_entries = self.window.dropped_entries.saturating_add(*dropped);
+            }
             (Happened::EventReceived { event_type, .. }, _) => {
                 if let Some(kind) = feedback_kind_of(event_type) {
                     let reaction = Reaction {
@@ -526,6 +539,42 @@ fn workflow_report(
         runs_ended: runs.ended,
         steps,
     }
+}
+
+/// The commits whose journal entries a report reads per store call.
+pub const PAGE_SIZE: usize = 1000;
+
+/// Reads `store`'s whole journal and its feedback counts into a [`Report`] (see the module
+/// docs): entries before `since` are read too, to attribute later feedback to its email.
+pub async fn report<S: Store>(
+    store: &S,
+    project: Option<&Project>,
+    since: Option<DateTime<Utc>>,
+) -> Result<Report, StoreError> {
+    read(store, project, since, PAGE_SIZE).await
+}
+
+/// [`report`], reading `page` commits per store call.
+async fn read<S: Store>(
+    store: &S,
+    project: Option<&Project>,
+    since: Option<DateTime<Utc>>,
+    page: usize,
+) -> Result<Report, StoreError> {
+    let mut tally = Tally::new(since);
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.journal_page(None, cursor.as_deref(), page).await?;
+        for (customer, entry) in &page.entries {
+            tally.add(customer, entry);
+        }
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let feedback = store.feedback_counts().await?;
+    Ok(tally.finish(&feedback, project))
 }
 
 #[cfg(test)]

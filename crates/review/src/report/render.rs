@@ -94,6 +94,13 @@ pub fn notes(report: &Report) -> Vec<String> {
          {JOURNAL_COMMITS} commits (on DynamoDB, none older than {JOURNAL_TTL_DAYS} days): \
          older activity is not counted."
     ));
+    if window.truncated_commits > 0 {
+        notes.push(format!(
+            "{} commits had more journal than the store keeps per commit: {} of their entries \
+             (the largest) were left out and are not counted.",
+            window.truncated_commits, window.dropped_entries
+        ));
+    }
     if let Some(since) = report.since {
         notes.push(format!(
             "Only what happened at or after {} is counted.",
@@ -303,7 +310,7 @@ pub fn markdown(report: &Report) -> String {
         }
     }
     for note in notes(report) {
-        let _ = writeln!(out, "> {note}");
+        let _ = writeln!(out, "> - {note}");
     }
     out
 }

@@ -17,6 +17,7 @@ fn run(minutes: i64, workflow: &str, what: Happened) -> JournalEntry {
         workflow: Some(workflow.into()),
         run: Some(format!("{workflow}-run")),
         step: None,
+        zone: None,
         what,
     }
 }
@@ -61,6 +62,7 @@ fn received(minutes: i64, event_type: &str) -> JournalEntry {
         workflow: None,
         run: None,
         step: None,
+        zone: None,
         what: Happened::EventReceived {
             event_type: event_type.into(),
             event_id: format!("e-{minutes}"),
@@ -451,7 +453,7 @@ fn markdown_has_a_table_per_workflow() {
     );
     assert!(out.contains("- skipped at hello: no_consent 1\n"), "{out}");
     assert!(
-        out.contains("\n> Counted from the store's journal"),
+        out.contains("\n> - Counted from the store's journal"),
         "{out}"
     );
 }
@@ -531,4 +533,98 @@ fn json_rows_give_each_workflow_then_its_steps() {
         .map(String::as_str)
         .collect();
     assert_eq!(fields.len(), 18, "{fields:?}");
+}
+
+#[test]
+fn truncated_commits_are_counted_and_said() {
+    let truncated = run(1, "welcome", Happened::JournalTruncated { dropped: 3 });
+    let entries = [
+        ("c-1", sent(0, "welcome", "hello")),
+        ("c-1", truncated.clone()),
+        ("c-2", truncated),
+    ];
+    let report = tally(None, &entries).finish(&[], None);
+    assert_eq!(report.journal.truncated_commits, 2);
+    assert_eq!(report.journal.dropped_entries, 6);
+    assert_eq!(step_of(&report, "welcome", "hello").sent, 1);
+    let out = text(&report);
+    assert!(
+        out.contains("2 commits had more journal than the store keeps per commit: 6 of their"),
+        "{out}"
+    );
+    let clean = tally(None, &entries[..1]).finish(&[], None);
+    assert!(!text(&clean).contains("more journal"));
+}
+
+/// Commits `commits` (each a customer's entries) to `store`, one version after the other.
+async fn commit_all(store: &nudge_local::SqliteStore, commits: &[(&str, Vec<JournalEntry>)]) {
+    use nudge_core::store::{Commit, CommitOutcome};
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    for (customer, journal) in commits {
+        let version = versions.entry((*customer).to_owned()).or_default();
+        let commit = Commit {
+            customer_id: customer,
+            expected_version: *version,
+            state: b"{}",
+            next_wake: None,
+            event_id: None,
+            sends: &[],
+            journal,
+        };
+        let outcome = store.commit(commit).await.unwrap();
+        assert!(
+            matches!(outcome, CommitOutcome::Committed { .. }),
+            "{outcome:?}"
+        );
+        *version += 1;
+    }
+}
+
+#[tokio::test]
+async fn the_store_is_read_page_by_page_with_its_feedback_counts() {
+    use nudge_core::store::Feedback;
+    let store = nudge_local::SqliteStore::in_memory().unwrap();
+    let commits = [
+        (
+            "c-1",
+            vec![
+                run(0, "welcome", Happened::RunStarted),
+                sent(0, "welcome", "hello"),
+            ],
+        ),
+        (
+            "c-2",
+            vec![
+                run(1, "welcome", Happened::RunStarted),
+                skipped(1, "welcome", "hello", "no_consent"),
+            ],
+        ),
+        ("c-1", vec![received(5, "email.opened")]),
+        (
+            "c-1",
+            vec![received(6, "order.placed"), ended(6, "welcome", "goal")],
+        ),
+    ];
+    commit_all(&store, &commits).await;
+    let feedback = Feedback {
+        event_id: "ses:1",
+        workflow: "welcome",
+        step: "hello",
+        kind: FeedbackKind::Delivered,
+        at: at(2),
+    };
+    assert!(store.record_feedback(&feedback).await.unwrap());
+
+    // One commit a page: the cursor is followed to the end.
+    let paged = read(&store, None, None, 1).await.unwrap();
+    let whole = report(&store, None, None).await.unwrap();
+    assert_eq!(paged, whole);
+    assert_eq!(paged.journal.entries, 7);
+    let welcome = workflow(&paged, "welcome");
+    assert_eq!((welcome.runs_started, welcome.goals()), (2, 1));
+    let hello = step_of(&paged, "welcome", "hello");
+    assert_eq!((hello.sent, hello.skipped_total()), (1, 1));
+    assert_eq!(hello.feedback.get(FeedbackKind::Opened), 1);
+    assert_eq!(hello.feedback.get(FeedbackKind::Delivered), 1);
+    assert!(paged.store_feedback);
 }
