@@ -139,7 +139,7 @@ fn the_fixtures_outcomes_are_counted_per_workflow_and_step() {
 
     let promo = json!({
         "runs_started": 1, "runs_ended_by_reason": {"completed": 1}, "goals": 0,
-        "conversion_rate": 0.0, "sent": 0,
+        "conversion_rate": null, "sent": 0,
     });
     assert_eq!(pick(row(&rows, "promo", None), &promo), promo);
     let offer = json!({"sent": 0, "skipped_by_reason": {"frequency_cap": 1}});

@@ -45,7 +45,7 @@ use chrono::{DateTime, Utc};
 use nudge_core::journal::{Happened, JournalEntry};
 use nudge_core::store::{FeedbackCount, FeedbackKind, Store, StoreError};
 use nudge_core::workflow::Project;
-use nudge_core::workflow::model::StepKind;
+use nudge_core::workflow::model::{StepKind, Workflow};
 
 pub use render::{json_rows, markdown, notes, text};
 
@@ -206,6 +206,8 @@ pub struct WorkflowReport {
     pub name: Option<String>,
     /// Whether the workflow definitions given have this workflow.
     pub defined: bool,
+    /// Whether its definition has goals (`exit_when`); `None` when it has no definition.
+    pub has_goal: Option<bool>,
     /// Runs started.
     pub runs_started: u64,
     /// Triggers that matched but started no run, by reason.
@@ -222,8 +224,11 @@ impl WorkflowReport {
         self.runs_ended.get(GOAL_REASON).copied().unwrap_or(0)
     }
 
-    /// Goals / runs started.
+    /// Goals / runs started; `None` when no run started, or the definition has no goal.
     pub fn conversion_rate(&self) -> Option<f64> {
+        if self.has_goal == Some(false) {
+            return None;
+        }
         rate(self.goals(), self.runs_started)
     }
 
@@ -500,13 +505,7 @@ impl Tally {
             seen.sort_by(|a, b| a.step.cmp(&b.step));
             steps.extend(seen);
             let runs = self.runs.remove(&workflow.id).unwrap_or_default();
-            out.push(workflow_report(
-                &workflow.id,
-                Some(&workflow.name),
-                true,
-                runs,
-                steps,
-            ));
+            out.push(workflow_report(&workflow.id, Some(workflow), runs, steps));
         }
         let mut others: BTreeMap<String, (Runs, Vec<StepReport>)> = BTreeMap::new();
         for (workflow, runs) in self.runs {
@@ -517,23 +516,24 @@ impl Tally {
         }
         for (workflow, (runs, mut steps)) in others {
             steps.sort_by(|a, b| a.step.cmp(&b.step));
-            out.push(workflow_report(&workflow, None, false, runs, steps));
+            out.push(workflow_report(&workflow, None, runs, steps));
         }
         out
     }
 }
 
+/// A workflow's report, with what its `definition` (when given) says.
 fn workflow_report(
     id: &str,
-    name: Option<&str>,
-    defined: bool,
+    definition: Option<&Workflow>,
     runs: Runs,
     steps: Vec<StepReport>,
 ) -> WorkflowReport {
     WorkflowReport {
         workflow: id.to_owned(),
-        name: name.map(str::to_owned),
-        defined,
+        name: definition.map(|w| w.name.clone()),
+        defined: definition.is_some(),
+        has_goal: definition.map(|w| !w.exit_when.is_empty()),
         runs_started: runs.started,
         runs_refused: runs.refused,
         runs_ended: runs.ended,

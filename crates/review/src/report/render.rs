@@ -154,11 +154,15 @@ fn run_lines(workflow: &WorkflowReport) -> [String; 2] {
             by_reason(&workflow.runs_refused)
         );
     }
-    let goals = format!(
-        "Goals reached: {}, conversion {} (goals / runs started)",
-        workflow.goals(),
-        percent(workflow.conversion_rate())
-    );
+    let goals = if workflow.has_goal == Some(false) {
+        "Goals: none defined (no exit_when)".to_owned()
+    } else {
+        format!(
+            "Goals reached: {}, conversion {} (goals / runs started)",
+            workflow.goals(),
+            percent(workflow.conversion_rate())
+        )
+    };
     [runs, goals]
 }
 
@@ -400,7 +404,8 @@ struct StepRow<'a> {
 /// `sent`, `deferred`, `skipped`, `skipped_by_reason`, `delivered`, `opened`, `clicked`,
 /// `bounced`, `complained`, `unsubscribed`, `open_rate`, `click_rate`, `bounce_rate`,
 /// `complaint_rate`, `unsubscribe_rate`. `defined` is null without workflow definitions;
-/// rates are fractions (4 decimals) or null when their denominator is 0.
+/// rates are fractions (4 decimals) or null when their denominator is 0 (`conversion_rate`
+/// also when the definition has no goal).
 pub fn json_rows(report: &Report) -> Result<Vec<String>, serde_json::Error> {
     let defined = |d: bool| report.definitions.then_some(d);
     let mut rows = Vec::new();

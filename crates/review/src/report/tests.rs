@@ -387,7 +387,9 @@ fn sample() -> Report {
 #[test]
 fn text_aligns_each_column_and_says_what_it_covers() {
     let out = text(&sample());
-    assert!(out.starts_with("promo — Promotion\n"), "{out}");
+    let promo = "promo — Promotion\n  Runs: 0 started, 0 ended (none)\n  \
+                 Goals: none defined (no exit_when)\n";
+    assert!(out.starts_with(promo), "{out}");
     assert!(out.contains("welcome — Welcome\n"), "{out}");
     assert!(
         out.contains("  Runs: 2 started, 1 ended (goal 1)\n"),
@@ -508,6 +510,7 @@ fn json_rows_give_each_workflow_then_its_steps() {
     assert_eq!(welcome["runs_refused"], 0);
     assert_eq!(welcome["goals"], 1);
     assert_eq!(welcome["conversion_rate"], 0.5);
+    assert_eq!(rows[0]["conversion_rate"], Value::Null, "promo has no goal");
     assert_eq!(welcome["skipped"], 2);
     assert_eq!(
         welcome["skipped_by_reason"],
