@@ -2,6 +2,7 @@
 
 // `--db` of plan, explain and report.
 mod db;
+mod explain;
 mod generate;
 mod report;
 mod simulate;
@@ -33,6 +34,11 @@ enum Command {
     Simulate(simulate::Args),
     /// Write a synthetic store's events (JSON lines) to stdout, for benchmarks and trials.
     GenerateEvents(generate::Args),
+    /// Tell one customer's story from a store: events received, runs, every email sent,
+    /// deferred or skipped with the rule that decided it and what it read, conditions and
+    /// waits; then where each active run stands. Exits 0; 1 when the store knows no such
+    /// customer; 2 when the store cannot be opened or read.
+    Explain(explain::Args),
     /// Per workflow and step, from a store (--db): runs started and ended by reason, emails
     /// sent, deferred and skipped by reason, delivered, opened, clicked, bounced, complained
     /// and unsubscribed, goals reached and the conversion rate. Exits 0, 1 when the workflows
@@ -74,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::GenerateEvents(args) => generate::run(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Report(args) => report::run(&args),
     };
     ExitCode::from(code)

@@ -3,14 +3,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use super::{Format, counted, escape_controls, exit};
 use nudge_core::engine::{Action, ActionKind, Engine, Tz};
 use nudge_core::event::check_time_range;
 use nudge_core::links::{KeySource, Signer, SigningKeyError};
 use nudge_core::runner::{DeliveryOutcome, Runner};
+use nudge_core::timeline::{Row, ts};
 use nudge_core::workflow::model::{StepItem, StepKind};
 use nudge_core::workflow::{LoadError, Project};
 use nudge_local::simulate::{
@@ -458,9 +459,6 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 /// How timeline rows are printed: the local-time zone (`--timezone`, else each customer's
 /// own) and, in text, the widths of the id columns.
@@ -509,78 +507,25 @@ impl Timeline {
         at.with_timezone(&self.zone.unwrap_or(a.zone))
     }
 
-    /// One action as a JSON line (the contract's shape; whole seconds; `at` in UTC, `local`
-    /// with the local offset).
+    /// One action as a JSON line (the contract's shape, `nudge_core::timeline::Row`, which
+    /// `explain` prints too; whole seconds; `at` in UTC, `local` with the local offset).
     pub(crate) fn json(&self, a: &Action, delivery: Option<&DeliveryOutcome>) -> String {
-        /// A timeline row; fields in name order, as in every JSON object Nudge writes.
-        #[derive(serde::Serialize, Default)]
-        struct Row<'a> {
-            action: &'a str,
-            at: String,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            changes: Option<&'a Map<String, Value>>,
-            customer: &'a str,
-            local: String,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            method: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            reason: Option<&'a str>,
-            run: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            step: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            subject: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            tags: Option<&'a [String]>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            to: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            until: Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            url: Option<&'a str>,
-            workflow: &'a str,
-        }
-        let mut row = Row {
-            action: action_name(a, delivery),
-            at: ts(a.at),
-            customer: &a.customer,
-            local: self
-                .local(a, a.at)
-                .to_rfc3339_opts(SecondsFormat::Secs, false),
-            run: &a.run,
-            step: a.step.as_deref(),
-            workflow: &a.workflow,
-            ..Row::default()
-        };
-        match &a.kind {
-            ActionKind::RunStarted => {}
-            ActionKind::RunRefused { reason } => row.reason = Some(reason.as_str()),
-            ActionKind::RunEnded { reason } => row.reason = Some(reason.as_str()),
-            ActionKind::EmailSent(email) => {
-                row.to = Some(&email.to.address);
-                row.subject = Some(&email.subject);
-                row.tags = Some(&email.tags);
-                match delivery {
-                    Some(DeliveryOutcome::Sent { .. }) => {}
-                    Some(
-                        DeliveryOutcome::Failed { reason } | DeliveryOutcome::Unknown { reason },
-                    ) => row.reason = Some(reason),
-                    Some(DeliveryOutcome::Retry { at, reason }) => {
-                        row.reason = Some(reason);
-                        row.until = Some(ts(*at));
-                    }
-                    None => row.reason = Some(NOT_DELIVERED),
+        let mut row = Row::of_action(a, self.zone.unwrap_or(a.zone));
+        row.action = action_name(a, delivery).to_owned();
+        if let ActionKind::EmailSent(_) = &a.kind {
+            match delivery {
+                Some(DeliveryOutcome::Sent { .. }) => {}
+                Some(DeliveryOutcome::Failed { reason } | DeliveryOutcome::Unknown { reason }) => {
+                    row.reason = Some(reason.clone());
                 }
-            }
-            ActionKind::EmailSkipped { reason } => row.reason = Some(reason.as_str()),
-            ActionKind::EmailDeferred { until } => row.until = Some(ts(*until)),
-            ActionKind::ProfileUpdated { changes } => row.changes = Some(changes),
-            ActionKind::WebhookCalled(call) => {
-                row.url = Some(&call.url);
-                row.method = Some(call.method);
+                Some(DeliveryOutcome::Retry { at, reason }) => {
+                    row.reason = Some(reason.clone());
+                    row.until = Some(ts(*at));
+                }
+                None => row.reason = Some(NOT_DELIVERED.to_owned()),
             }
         }
-        serde_json::to_string(&row).expect("a row serializes")
+        row.json()
     }
 
     /// One action as a timeline line for people: UTC, local time, customer, workflow, step,
@@ -671,16 +616,15 @@ impl Timeline {
                 .idempotency_key
                 .strip_suffix(&format!(".{}", r.step))
                 .unwrap_or(&r.idempotency_key);
-            let mut row = serde_json::json!({
-                "action": action, "at": ts(swept.at), "customer": r.customer_id,
-                "local": local.to_rfc3339_opts(SecondsFormat::Secs, false), "run": run,
-                "step": r.step, "subject": subject, "tags": r.tags, "to": to,
-                "workflow": r.workflow,
-            });
-            if let Some(reason) = reason {
-                row["reason"] = reason.into();
-            }
-            return Some(row.to_string());
+            let mut row = Row::new(action, swept.at, zone, &r.customer_id);
+            row.reason = reason.map(str::to_owned);
+            row.run = Some(run.to_owned());
+            row.step = Some(r.step.clone());
+            row.subject = Some(subject);
+            row.tags = Some(r.tags.clone());
+            row.to = Some(to);
+            row.workflow = Some(r.workflow.clone());
+            return Some(row.json());
         }
         let mut detail = format!("{to}  \"{subject}\"");
         if let Some(reason) = reason {

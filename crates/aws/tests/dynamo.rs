@@ -329,6 +329,16 @@ async fn print_sizes(raw: &Client, store: &DynamoDbStore, key: &str) {
         send_item["body"].as_b().unwrap().as_ref().len(),
         item_bytes(&send_item),
     );
+    // The journal item of the customer's first commit (`J#<version>`).
+    let journal_item = raw_item(raw, "C#c-1001", "J#00000000000000000001")
+        .await
+        .expect("journal item");
+    eprintln!(
+        "  journal: {} entries, stored {} bytes, item {} bytes",
+        store.journal("c-1001").await.unwrap().len(),
+        journal_item["j"].as_b().unwrap().as_ref().len(),
+        item_bytes(&journal_item),
+    );
 }
 
 /// An item's size as DynamoDB counts it, near enough (names plus values; a number as its digits).

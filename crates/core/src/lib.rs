@@ -20,5 +20,6 @@ pub mod links;
 pub mod mail;
 pub mod runner;
 pub mod store;
+pub mod timeline;
 pub mod webhook;
 pub mod workflow;

@@ -10,20 +10,9 @@ pub(crate) fn message_id(mime: &[u8]) -> Option<String> {
     message.message_id().map(str::to_owned)
 }
 
-/// The address of the message's first `To` recipient and its subject (empty when absent).
-pub fn recipient_and_subject(mime: &[u8]) -> (String, String) {
-    let Some(message) = MessageParser::new().parse_headers(mime) else {
-        return (String::new(), String::new());
-    };
-    let to = message
-        .to()
-        .and_then(|to| to.first())
-        .and_then(|a| a.address())
-        .unwrap_or_default()
-        .to_owned();
-    let subject = message.subject().unwrap_or_default().to_owned();
-    (to, subject)
-}
+/// The address of the message's first `To` recipient and its subject (moved to core, where
+/// `explain` reads it too).
+pub use nudge_core::mail::recipient_and_subject;
 
 #[cfg(test)]
 mod tests {

@@ -1,1 +1,485 @@
-//! `nudge explain` (being built).
+//! `nudge explain`: one customer's story from the store, from their journal
+//! (`nudge_core::journal`), their send log and their state.
+//!
+//! The story is a list of timeline rows ([`Row`], the rows `simulate --format json` prints),
+//! oldest first: each event received, each run started and ended, each email sent (with what
+//! became of it, from the send log), deferred or skipped (a skip whose rule read something is
+//! preceded by a `rule.checked` row saying what), each condition checked with the values it
+//! read, each split, each wait begun. Then "now": a `run.active` row per active run (its step,
+//! what it waits for and until when) and a `wake.next` row for the customer's next timer.
+//!
+//! Guarantees:
+//! - For one customer, the `email.*` and `run.*` rows are the ones `simulate --format json`
+//!   printed for them, field for field, as long as the journal kept them (the last
+//!   `JOURNAL_COMMITS` commits) and the send log holds the emails (an email the send log no
+//!   longer holds, past its retention, is `email.sent` with the reason `not in the send log`
+//!   and no recipient). What became of an email is its state in the send log now: an email
+//!   `simulate` printed as `email.pending` and a later run delivered is `email.sent` here.
+//! - The recipient comes from the send log's message (for a send logged without one, as
+//!   `simulate --db` without `--outbox` does, from the profile's address now); nothing here
+//!   logs it.
+//! - Local times are in the customer's zone when each thing happened (kept in the journal);
+//!   an `event.received` row takes the zone of what followed it at its time, else the
+//!   customer's latest (the journal's last, else the profile's, else the zone given); the
+//!   "now" rows take the customer's latest.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use nudge_core::engine::{Tz, customer_ref};
+use nudge_core::engine::state::{CustomerState, Phase};
+use nudge_core::journal::{Happened, JournalEntry};
+use nudge_core::mail::recipient_and_subject;
+use nudge_core::store::{SendEntry, SendStatus, Store, StoreError};
+use nudge_core::timeline::{Row, ts};
+use nudge_core::workflow::model::Mailbox;
+
+/// The reason of an email the send log no longer holds.
+pub const NOT_IN_SEND_LOG: &str = "not in the send log";
+
+/// Why a story could not be told.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Neither a state nor a journal: the store does not know the customer (named by
+    /// [`customer_ref`], which never shows an address).
+    #[error("the store knows no customer {0}")]
+    UnknownCustomer(String),
+    /// The stored state is not one this code reads.
+    #[error("the stored state of customer {customer} is unreadable ({category})")]
+    State {
+        /// The customer, by [`customer_ref`].
+        customer: String,
+        /// What kind of JSON error (never the value).
+        category: String,
+    },
+}
+
+/// What to explain.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The customer.
+    pub customer: &'a str,
+    /// Only this workflow's rows (events are kept when something of the workflow happened
+    /// right after them, at their time).
+    pub workflow: Option<&'a str>,
+    /// The zone of rows that name none, for a customer whose journal names none and whose
+    /// profile has no valid zone (the command line gives UTC).
+    pub zone: Tz,
+}
+
+/// A customer's story.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Story {
+    /// The customer.
+    pub customer: String,
+    /// What happened, oldest first.
+    pub rows: Vec<Row>,
+    /// Now: a `run.active` row per active run, then `wake.next` when the customer has a timer.
+    pub now: Vec<Row>,
+}
+
+/// Tells `request.customer`'s story from `store`.
+pub async fn explain<S: Store>(store: &S, request: &Request<'_>) -> Result<Story, ExplainError> {
+    let customer = request.customer;
+    let state = match store.load(customer).await? {
+        Some(record) => Some(
+            serde_json::from_slice::<CustomerState>(&record.state).map_err(|e| {
+                ExplainError::State {
+                    customer: customer_ref(customer).into_owned(),
+                    category: format!("{:?}", e.classify()),
+                }
+            })?,
+        ),
+        None => None,
+    };
+    let journal = store.journal(customer).await?;
+    if state.is_none() && journal.is_empty() {
+        return Err(ExplainError::UnknownCustomer(
+            customer_ref(customer).into_owned(),
+        ));
+    }
+    let sends: HashMap<String, SendEntry> = store
+        .sends(customer)
+        .await?
+        .into_iter()
+        .map(|s| (s.record.idempotency_key.clone(), s))
+        .collect();
+    // The engine's latest reading of the customer's zone (the profile's, else the store's),
+    // else the profile's, else the caller's.
+    let profile_zone = journal
+        .iter()
+        .rev()
+        .find_map(|e| e.zone.as_deref().and_then(|z| z.parse::<Tz>().ok()))
+        .or_else(|| {
+            state
+                .as_ref()
+                .and_then(|s| s.attr_str("timezone"))
+                .and_then(|z| z.parse::<Tz>().ok())
+        })
+        .unwrap_or(request.zone);
+    // For sends logged without their message (`simulate --db` without `--outbox`).
+    let address = state
+        .as_ref()
+        .and_then(|s| s.attr_str("email"))
+        .and_then(Mailbox::parse)
+        .map(|m| m.address);
+    let sends = Sends {
+        by_key: sends,
+        address,
+    };
+    let rows = history(customer, &journal, &sends, profile_zone, request.workflow);
+    let now = state
+        .as_ref()
+        .map(|s| now_rows(s, &journal, profile_zone, request.workflow))
+        .unwrap_or_default();
+    Ok(Story {
+        customer: customer.to_owned(),
+        rows,
+        now,
+    })
+}
+
+/// The customer's send log, by key, and the address their profile holds now.
+struct Sends {
+    by_key: HashMap<String, SendEntry>,
+    address: Option<String>,
+}
+
+/// The rows of the journal, filtered to `workflow`.
+fn history(
+    customer: &str,
+    journal: &[JournalEntry],
+    sends: &Sends,
+    fallback: Tz,
+    workflow: Option<&str>,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (i, entry) in journal.iter().enumerate() {
+        let keep = match (workflow, &entry.what) {
+            (None, _) => true,
+            (Some(w), Happened::EventReceived { .. }) => journal[i + 1..]
+                .iter()
+                .take_while(|e| !matches!(e.what, Happened::EventReceived { .. }))
+                .any(|e| e.at == entry.at && e.workflow.as_deref() == Some(w)),
+            (Some(_), Happened::JournalTruncated { .. }) => true,
+            (Some(w), _) => entry.workflow.as_deref() == Some(w),
+        };
+        if keep {
+            let zone = entry_zone(journal, i, fallback);
+            rows.extend(entry_rows(customer, entry, sends, zone));
+        }
+    }
+    rows
+}
+
+/// The zone of entry `i`: its own; for one without (an event received), the next entry's of
+/// the same time; else `fallback`.
+fn entry_zone(journal: &[JournalEntry], i: usize, fallback: Tz) -> Tz {
+    let parse = |e: &JournalEntry| e.zone.as_deref().and_then(|z| z.parse::<Tz>().ok());
+    parse(&journal[i])
+        .or_else(|| {
+            journal[i + 1..]
+                .iter()
+                .take_while(|e| e.at == journal[i].at)
+                .find_map(parse)
+        })
+        .unwrap_or(fallback)
+}
+
+/// The rows of one entry: one, or for a skip whose rule read something, the `rule.checked`
+/// row and then the skip's.
+fn entry_rows(
+    customer: &str,
+    entry: &JournalEntry,
+    sends: &Sends,
+    zone: Tz,
+) -> Vec<Row> {
+    let mut row = Row::new(entry.what.name(), entry.at, zone, customer);
+    row.run = entry.run.clone();
+    row.step = entry.step.clone();
+    row.workflow = entry.workflow.clone();
+    let mut before = None;
+    match &entry.what {
+        Happened::EventReceived {
+            event_type,
+            event_id,
+        } => {
+            row.event_type = Some(event_type.clone());
+            row.event_id = Some(event_id.clone());
+        }
+        Happened::RunStarted => {}
+        Happened::RunRefused { reason } | Happened::RunEnded { reason } => {
+            row.reason = Some(reason.clone());
+        }
+        Happened::EmailSent { key, subject, tags } => {
+            row.subject = Some(subject.clone());
+            row.tags = Some(tags.clone());
+            delivery(&mut row, sends, key);
+        }
+        Happened::EmailSkipped { reason, read } => {
+            row.reason = Some(reason.clone());
+            if !read.is_empty() {
+                let mut rule = row.clone();
+                rule.action = "rule.checked".to_owned();
+                rule.read = Some(read.clone());
+                before = Some(rule);
+            }
+        }
+        Happened::EmailDeferred { until } => row.until = Some(ts(*until)),
+        Happened::ProfileUpdated { changes } => row.changes = Some(changes.clone()),
+        Happened::WebhookCalled { method, url, .. } => {
+            row.url = Some(url.clone());
+            row.method = Some(method.clone());
+        }
+        Happened::ConditionChecked {
+            condition,
+            result,
+            read,
+        } => {
+            row.condition = Some(condition.clone());
+            row.result = Some(*result);
+            row.read = (!read.is_empty()).then(|| read.clone());
+        }
+        Happened::SplitChosen { branch } => row.branch = Some(branch.clone()),
+        Happened::WaitStarted { until, event } => {
+            row.until = Some(ts(*until));
+            row.event = event.clone();
+        }
+        Happened::JournalTruncated { dropped } => row.dropped = Some(*dropped),
+    }
+    before.into_iter().chain([row]).collect()
+}
+
+/// What became of an email, from its send-log entry, as `simulate` names it: `email.sent`
+/// (the mailer took it), `email.failed` (refused for good, or its outcome unknown; with the
+/// reason) or `email.pending` (not delivered yet; with the reason and when it is tried again).
+/// The recipient is the message's; a send logged without its message (`simulate` without an
+/// outbox builds none) names the address the profile holds now.
+fn delivery(row: &mut Row, sends: &Sends, key: &str) {
+    let Some(send) = sends.by_key.get(key) else {
+        row.action = "email.sent".to_owned();
+        row.reason = Some(NOT_IN_SEND_LOG.to_owned());
+        return;
+    };
+    let (to, _) = recipient_and_subject(&send.record.payload);
+    row.to = if to.is_empty() {
+        sends.address.clone()
+    } else {
+        Some(to)
+    };
+    match send.status {
+        SendStatus::Sent => row.action = "email.sent".to_owned(),
+        SendStatus::Failed | SendStatus::Unknown => {
+            row.action = "email.failed".to_owned();
+            row.reason = send.reason.clone();
+        }
+        SendStatus::Pending | SendStatus::Sending => {
+            row.action = "email.pending".to_owned();
+            row.reason = Some(
+                send.reason
+                    .clone()
+                    .unwrap_or_else(|| "not delivered yet".to_owned()),
+            );
+            row.until = send.retry_at.map(ts);
+        }
+    }
+}
+
+/// Where each active run stands (`run.active`: its step, `reason` the kind of wait
+/// (`wait`, `wait_for` with the awaited `event`, or `deferred` for the send window) and
+/// `until`), at the customer's last applied time; then `wake.next` with the next timer.
+fn now_rows(
+    state: &CustomerState,
+    journal: &[JournalEntry],
+    zone: Tz,
+    workflow: Option<&str>,
+) -> Vec<Row> {
+    let as_of = state.last_applied.unwrap_or_default();
+    let mut rows = Vec::new();
+    for run in &state.runs {
+        if workflow.is_some_and(|w| w != run.workflow) {
+            continue;
+        }
+        let mut row = Row::new("run.active", as_of, zone, &state.id);
+        row.run = Some(run.id.clone());
+        row.workflow = Some(run.workflow.clone());
+        row.step = Some(run.step.clone());
+        row.until = Some(ts(run.phase.until()));
+        let kind = match run.phase {
+            Phase::Waiting { .. } => "wait",
+            Phase::WaitingFor { .. } => {
+                row.event = awaited(journal, &run.id);
+                "wait_for"
+            }
+            Phase::Deferred { .. } => "deferred",
+        };
+        row.reason = Some(kind.to_owned());
+        rows.push(row);
+    }
+    if let Some(wake) = next_wake(state, workflow) {
+        let mut row = Row::new("wake.next", as_of, zone, &state.id);
+        row.until = Some(ts(wake));
+        rows.push(row);
+    }
+    rows
+}
+
+/// The customer's next timer (of `workflow`'s runs only, when given).
+fn next_wake(state: &CustomerState, workflow: Option<&str>) -> Option<DateTime<Utc>> {
+    match workflow {
+        None => state.next_wake(),
+        Some(w) => state
+            .runs
+            .iter()
+            .filter(|r| r.workflow == w)
+            .map(|r| r.phase.until())
+            .chain(
+                state
+                    .dates
+                    .iter()
+                    .filter(|d| d.workflow == w)
+                    .map(|d| d.next_fire),
+            )
+            .min(),
+    }
+}
+
+/// The event the run's last `wait_for` awaits, as the journal kept it.
+fn awaited(journal: &[JournalEntry], run: &str) -> Option<String> {
+    journal.iter().rev().find_map(|e| match &e.what {
+        Happened::WaitStarted { event, .. } if e.run.as_deref() == Some(run) => event.clone(),
+        _ => None,
+    })
+}
+
+/// The story for people: one line per row (UTC time, local time, what and why), then "Now".
+pub fn text(story: &Story) -> String {
+    let mut out = format!("Customer {}\n", story.customer);
+    if story.rows.is_empty() {
+        out.push_str("  (nothing kept in the journal)\n");
+    }
+    for row in &story.rows {
+        out.push_str(&format!(
+            "{}  {}  {}\n",
+            row.at,
+            local_short(&row.local),
+            describe(row)
+        ));
+    }
+    out.push_str("Now:\n");
+    if story.now.is_empty() {
+        out.push_str("  no active run, no timer\n");
+    }
+    for row in &story.now {
+        out.push_str(&format!("  {}\n", describe(row)));
+    }
+    out
+}
+
+/// `2026-03-03T13:00:00+03:00` as `2026-03-03 13:00 +03:00`.
+fn local_short(local: &str) -> String {
+    match (local.get(..10), local.get(11..16), local.get(19..)) {
+        (Some(date), Some(time), Some(offset)) => format!("{date} {time} {offset}"),
+        _ => local.to_owned(),
+    }
+}
+
+/// A row in words.
+fn describe(row: &Row) -> String {
+    let place = match (&row.workflow, &row.step) {
+        (Some(w), Some(s)) => format!("{w}/{s}: "),
+        (Some(w), None) => format!("{w}: "),
+        _ => String::new(),
+    };
+    let run = row.run.as_deref().unwrap_or("-");
+    let reason = row.reason.as_deref().unwrap_or("-");
+    let until = row.until.as_deref().unwrap_or("-");
+    let what = match row.action.as_str() {
+        "event.received" => format!(
+            "event {} received (id {})",
+            row.event_type.as_deref().unwrap_or("-"),
+            row.event_id.as_deref().unwrap_or("-")
+        ),
+        "run.started" => format!("run {run} started"),
+        "run.ended" => format!("run {run} ended: {reason}"),
+        "run.refused" => format!("run {run} not started: {reason}"),
+        "email.sent" | "email.failed" | "email.pending" => email_text(row),
+        "rule.checked" => format!("the rule {reason} read {}", read_text(row)),
+        "email.skipped" => format!("email skipped: {reason}"),
+        "email.deferred" => format!("email held for the send window until {until}"),
+        "profile.updated" => format!(
+            "profile updated: {}",
+            serde_json::Value::Object(row.changes.clone().unwrap_or_default())
+        ),
+        "webhook.called" => format!(
+            "webhook {} {}",
+            row.method.as_deref().unwrap_or("-"),
+            row.url.as_deref().unwrap_or("-")
+        ),
+        "condition.checked" => format!(
+            "condition `{}` was {}{}",
+            row.condition.as_deref().unwrap_or("-"),
+            row.result.unwrap_or(false),
+            if row.read.is_some() {
+                format!(" (read {})", read_text(row))
+            } else {
+                String::new()
+            }
+        ),
+        "split.chosen" => format!("split: branch {}", row.branch.as_deref().unwrap_or("-")),
+        "wait.started" => match &row.event {
+            Some(event) => format!("waits for {event} until {until}"),
+            None => format!("waits until {until}"),
+        },
+        "journal.truncated" => format!(
+            "{} entries of this input were too large to keep",
+            row.dropped.unwrap_or(0)
+        ),
+        "run.active" => match (reason, &row.event) {
+            ("wait_for", Some(event)) => format!("run {run} waits for {event} until {until}"),
+            ("deferred", _) => format!("run {run} holds an email for the send window until {until}"),
+            _ => format!("run {run} waits until {until}"),
+        },
+        "wake.next" => format!("next wake: {until}"),
+        other => other.to_owned(),
+    };
+    format!("{place}{what}")
+}
+
+/// An email row in words: what became of it, to whom, its subject, and why when it did not
+/// leave.
+fn email_text(row: &Row) -> String {
+    let verb = match row.action.as_str() {
+        "email.sent" => "email sent",
+        "email.failed" => "email failed",
+        _ => "email not delivered yet",
+    };
+    let mut text = format!(
+        "{verb} to {} \"{}\"",
+        row.to.as_deref().unwrap_or("(unknown)"),
+        row.subject.as_deref().unwrap_or("")
+    );
+    if let Some(reason) = &row.reason {
+        text.push_str(&format!(": {reason}"));
+    }
+    if row.action == "email.pending"
+        && let Some(until) = &row.until
+    {
+        text.push_str(&format!(", tried again from {until}"));
+    }
+    text
+}
+
+/// A row's `read` as `path = value, ...`.
+fn read_text(row: &Row) -> String {
+    row.read
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

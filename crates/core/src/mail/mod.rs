@@ -12,12 +12,14 @@
 //! is wrong, not its value, and [`Email`]'s `Debug` output leaves customer data out.
 
 mod mime;
+mod parse;
 
 use std::future::Future;
 
 pub use crate::engine::Email;
 pub use crate::workflow::model::{Category, Mailbox};
 pub use mime::{build_mime, message_id};
+pub use parse::recipient_and_subject;
 
 use crate::store::SendRecord;
 

@@ -1,0 +1,82 @@
+//! `nudge explain --db STORE --customer ID [--workflow ID] [--format text|json]`: one
+//! customer's story from the store (the logic: `nudge_review::explain`).
+//!
+//! Prints the story on stdout: in text, a line per thing that happened and then "Now"; in
+//! JSON, one row per line (the shape of `simulate`'s rows), the history first, then the
+//! `run.active` and `wake.next` rows. Exits 0; 1 when the store knows no such customer; 2 when
+//! the store cannot be opened or read. stdout is the operator's report and names the
+//! customer's address (as `simulate`'s does); stderr and logs never do.
+
+use std::io::Write;
+
+use nudge_core::engine::Tz;
+use nudge_review::explain::{ExplainError, Request, Story, explain, text};
+
+use super::db::{self, DbSpec, with_store};
+use super::{Format, escape_controls, exit};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The store: a file `nudge simulate --db` wrote, or `dynamodb://TABLE`.
+    #[arg(long, value_name = "STORE", value_parser = DbSpec::parse)]
+    db: DbSpec,
+    /// The customer's id.
+    #[arg(long, value_name = "ID")]
+    customer: String,
+    /// Only this workflow's runs (and the events that moved them).
+    #[arg(long, value_name = "ID")]
+    workflow: Option<String>,
+    /// Output format: a story for people, or JSON lines for tools.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Runs `nudge explain`; the exit code.
+pub(crate) fn run(args: &Args) -> u8 {
+    match story(args) {
+        Ok(story) => {
+            print(&story, args.format);
+            exit::OK
+        }
+        Err((code, message)) => {
+            eprintln!("error: {}", escape_controls(&message));
+            code
+        }
+    }
+}
+
+/// The story `args` ask for, or the exit code and message of why not.
+fn story(args: &Args) -> Result<Story, (u8, String)> {
+    let runtime = db::runtime()
+        .map_err(|e| (exit::USAGE, format!("cannot start the runtime: {e}")))?;
+    let request = Request {
+        customer: &args.customer,
+        workflow: args.workflow.as_deref(),
+        zone: Tz::UTC,
+    };
+    runtime.block_on(async {
+        let opened = db::open(&args.db)
+            .await
+            .map_err(|e| (exit::USAGE, e.to_string()))?;
+        with_store!(opened, store => explain(&store, &request).await).map_err(|e| match e {
+            ExplainError::UnknownCustomer(_) => (exit::PROBLEMS, format!("{}: {e}", args.db)),
+            other => (exit::USAGE, format!("{}: {other}", args.db)),
+        })
+    })
+}
+
+/// Prints `story` in `format` on stdout.
+fn print(story: &Story, format: Format) {
+    let mut out = std::io::stdout().lock();
+    let _ = match format {
+        Format::Json => story
+            .rows
+            .iter()
+            .chain(&story.now)
+            .try_for_each(|row| writeln!(out, "{}", row.json())),
+        // Ids, subjects and addresses come from events: one row stays one line.
+        Format::Text => text(story)
+            .lines()
+            .try_for_each(|line| writeln!(out, "{}", escape_controls(line))),
+    };
+}
