@@ -8,6 +8,7 @@ mod graph;
 mod plan;
 mod preview;
 mod project;
+mod report;
 mod simulate;
 mod validate;
 
@@ -56,6 +57,11 @@ enum Command {
     /// waits; then where each active run stands. Exits 0; 1 when the store knows no such
     /// customer; 2 when the store cannot be opened or read.
     Explain(explain::Args),
+    /// Per workflow and step, from a store (--db): runs started and ended by reason, emails
+    /// sent, deferred and skipped by reason, delivered, opened, clicked, bounced, complained
+    /// and unsubscribed, goals reached and the conversion rate. Exits 0, 1 when the workflows
+    /// have errors, 2 when it cannot run (bad arguments, a store that cannot be read).
+    Report(report::Args),
 }
 
 /// How results are printed.
@@ -96,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Report(args) => report::run(&args),
     };
     ExitCode::from(code)
 }

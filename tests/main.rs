@@ -12,6 +12,7 @@ mod mail;
 mod plan_cli;
 mod preview_cli;
 mod properties;
+mod report_cli;
 mod scenarios;
 mod schema;
 mod send_guarantee;
