@@ -20,11 +20,11 @@ use nudge_core::store::{CustomerPage, CustomerRecord, StoreError};
 
 use super::error::map_sdk_error;
 use super::item::{Item, get_b, get_n, get_s, s};
-use super::keys::{PK, SK, STATE_SK, customer_of};
+use super::keys::{PK, SK, STATE_SK, customer_of, decode_scan_cursor, encode_scan_cursor};
 use super::{DynamoDbStore, codec};
 
-/// What marks a customers cursor of this store: the tag, then the hex of the last key read.
-const CURSOR_TAG: &str = "s1.";
+/// What marks a customers cursor of this store (then the hex of the last key read).
+const CURSOR_TAG: &str = "s1";
 
 impl DynamoDbStore {
     /// See [`Store::customers`](nudge_core::store::Store::customers).
@@ -80,25 +80,12 @@ fn customer(item: &Item) -> Result<(String, CustomerRecord), StoreError> {
 
 /// The cursor naming the table key `key` (`pk` and `sk`).
 fn encode_cursor(key: &Item) -> Result<String, StoreError> {
-    Ok(format!(
-        "{CURSOR_TAG}{}.{}",
-        hex::encode(get_s(key, PK)?),
-        hex::encode(get_s(key, SK)?)
-    ))
+    encode_scan_cursor(CURSOR_TAG, key)
 }
 
 /// The table key a cursor of [`encode_cursor`] names.
 fn decode_cursor(text: &str) -> Result<Item, StoreError> {
-    let bad = || StoreError::InvalidRequest("not a customers cursor of this store".to_owned());
-    let rest = text.strip_prefix(CURSOR_TAG).ok_or_else(bad)?;
-    let (pk, sk) = rest.split_once('.').ok_or_else(bad)?;
-    let text = |hex_text: &str| {
-        hex::decode(hex_text)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(bad)
-    };
-    Ok([(PK.to_owned(), s(text(pk)?)), (SK.to_owned(), s(text(sk)?))].into())
+    decode_scan_cursor(CURSOR_TAG, text, "customers")
 }
 
 #[cfg(test)]

@@ -19,7 +19,10 @@ use nudge_core::store::{Commit, JournalPage, StoreError};
 
 use super::error::map_sdk_error;
 use super::item::{Item, MAX_TRANSACTION_ITEMS, b, get_b, get_n, get_s, n, s};
-use super::keys::{PK, SK, STATE_SK, TTL, check_customer_id, customer_of, customer_pk};
+use super::keys::{
+    PK, SK, STATE_SK, TTL, check_customer_id, customer_of, customer_pk, decode_scan_cursor,
+    encode_scan_cursor,
+};
 use super::{DynamoDbStore, codec};
 
 /// The prefix of a journal item's sort key.
@@ -178,31 +181,15 @@ fn decoded(item: &Item, version: u64) -> Result<Vec<JournalEntry>, StoreError> {
     })
 }
 
-/// A scan's last evaluated key as a cursor: the tag, then `pk` and `sk` in hex.
+/// A scan's last evaluated key as a journal cursor.
 fn encode_cursor(key: &Item) -> Result<String, StoreError> {
-    Ok(format!(
-        "{CURSOR_TAG}.{}.{}",
-        hex::encode(get_s(key, PK)?),
-        hex::encode(get_s(key, SK)?)
-    ))
+    encode_scan_cursor(CURSOR_TAG, key)
 }
 
-/// The scan's start key a cursor names, or `InvalidRequest` when this store did not make it.
+/// The scan's start key a journal cursor names, or `InvalidRequest` when this store did not
+/// make it.
 fn decode_cursor(text: &str) -> Result<Item, StoreError> {
-    let bad = || StoreError::InvalidRequest("not a journal cursor this store made".to_owned());
-    let mut parts = text.split('.');
-    if parts.next() != Some(CURSOR_TAG) {
-        return Err(bad());
-    }
-    let mut field = || -> Result<String, StoreError> {
-        let bytes = hex::decode(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
-        String::from_utf8(bytes).map_err(|_| bad())
-    };
-    let (pk, sk) = (field()?, field()?);
-    if parts.next().is_some() {
-        return Err(bad());
-    }
-    Ok([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))].into())
+    decode_scan_cursor(CURSOR_TAG, text, "journal")
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 use chrono::{DateTime, Utc};
 use nudge_core::store::{StoreError, due_shard, from_millis, to_millis};
 
+use super::item::{Item, get_s, s};
+
 /// The partition key attribute.
 pub(super) const PK: &str = "pk";
 /// The sort key attribute.
@@ -177,36 +179,59 @@ const CURSOR_TAG: &str = "d1";
 impl Cursor {
     /// The opaque text handed to the caller: a tag and the three keys in hex.
     pub(super) fn encode(&self) -> String {
-        format!(
-            "{CURSOR_TAG}.{}.{}.{}",
-            hex::encode(&self.gsk),
-            hex::encode(&self.pk),
-            hex::encode(&self.sk)
-        )
+        encode_fields(CURSOR_TAG, &[&self.gsk, &self.pk, &self.sk])
     }
 
     /// The cursor `text` names, or `InvalidRequest` when this store did not make it.
     pub(super) fn decode(text: &str) -> Result<Self, StoreError> {
         let bad = || StoreError::InvalidRequest("not a cursor this store made".to_owned());
-        let mut parts = text.split('.');
-        if parts.next() != Some(CURSOR_TAG) {
-            return Err(bad());
-        }
-        let mut field = || -> Result<String, StoreError> {
-            let bytes = hex::decode(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
-            String::from_utf8(bytes).map_err(|_| bad())
-        };
-        let cursor = Cursor {
-            gsk: field()?,
-            pk: field()?,
-            sk: field()?,
-        };
-        if parts.next().is_some() || parse_sort_time(&cursor.gsk).is_err() {
+        let [gsk, pk, sk] = decode_fields(CURSOR_TAG, text).ok_or_else(bad)?;
+        let cursor = Cursor { gsk, pk, sk };
+        if parse_sort_time(&cursor.gsk).is_err() {
             return Err(bad());
         }
         customer_of(&cursor.pk).map_err(|_| bad())?;
         Ok(cursor)
     }
+}
+
+/// The opaque text of a cursor: `tag`, then each field in hex, joined by dots (hex keeps a key's
+/// own dots and any other byte out of the way).
+pub(super) fn encode_fields(tag: &str, fields: &[&str]) -> String {
+    let mut text = tag.to_owned();
+    for field in fields {
+        text.push('.');
+        text.push_str(&hex::encode(field));
+    }
+    text
+}
+
+/// The `N` fields of a cursor that [`encode_fields`] made with `tag`; `None` for any other
+/// text (another tag, another count of fields, a field that is not hex of UTF-8).
+pub(super) fn decode_fields<const N: usize>(tag: &str, text: &str) -> Option<[String; N]> {
+    let mut parts = text.split('.');
+    if parts.next() != Some(tag) {
+        return None;
+    }
+    let fields: Vec<String> = parts
+        .map(|part| String::from_utf8(hex::decode(part).ok()?).ok())
+        .collect::<Option<_>>()?;
+    fields.try_into().ok()
+}
+
+/// A `Scan`'s last evaluated key (`pk` and `sk`) as a cursor marked `tag`.
+pub(super) fn encode_scan_cursor(tag: &str, key: &Item) -> Result<String, StoreError> {
+    Ok(encode_fields(tag, &[get_s(key, PK)?, get_s(key, SK)?]))
+}
+
+/// The `Scan` start key a cursor of [`encode_scan_cursor`] with `tag` names, or
+/// `InvalidRequest` (naming `what` the cursor should have been) when this store did not make
+/// it.
+pub(super) fn decode_scan_cursor(tag: &str, text: &str, what: &str) -> Result<Item, StoreError> {
+    let [pk, sk] = decode_fields(tag, text).ok_or_else(|| {
+        StoreError::InvalidRequest(format!("not a {what} cursor this store made"))
+    })?;
+    Ok([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))].into())
 }
 
 /// Dead-letter ids: the wall clock's milliseconds, this store's random nonce and its own
