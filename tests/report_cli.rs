@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::helpers::{nudge, root};
+use crate::simulate_cli::simulate_json;
 
 fn fixture() -> PathBuf {
     root().join("tests/fixtures/report")
@@ -30,20 +31,7 @@ fn simulated_store(dir: &Path) -> PathBuf {
     let db = dir.join("store.db");
     let events = fixture().join("events.jsonl");
     let workflows = fixture().join("workflows");
-    let args = [
-        "simulate",
-        "--events",
-        events.to_str().unwrap(),
-        "--workflows",
-        workflows.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-        "--until",
-        "2026-03-05T00:00:00Z",
-        "--format",
-        "json",
-    ];
-    let (code, _, err) = nudge(dir, &args, &[]);
+    let (code, _, err) = simulate_json(dir, &events, &workflows, &db, "2026-03-05T00:00:00Z");
     assert_eq!(code, 0, "{err}");
     db
 }
