@@ -202,6 +202,11 @@ fn workflows_with_errors_exit_1_and_bad_arguments_2() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no store at"), "{err}");
     assert!(!missing.exists());
+    // A file given for a folder (a typo in CI) is refused, not planned as "everything removed".
+    let (code, out, err) = plan(dir.path(), &workflows.join("settings.yaml"), &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("is not a folder"), "{err}");
+    assert!(!out.contains("workflow_removed"), "{out}");
 }
 
 /// Every customer's state in the store at `db`.

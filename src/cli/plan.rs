@@ -54,6 +54,10 @@ enum RunError {
     /// A workflows folder cannot be read.
     #[error(transparent)]
     Workflows(#[from] LoadError),
+    /// `--base` or `--workflows` names something other than a folder: a plan of one file
+    /// against a folder would report every other workflow as removed.
+    #[error("{} is not a folder: --base and --workflows name workflows folders", .0.display())]
+    NotAFolder(PathBuf),
     /// A workflows folder has errors (already printed as diagnostics).
     #[error("the workflows in {} have errors; fix them (nudge validate) and run again", .0.display())]
     Invalid(PathBuf),
@@ -109,6 +113,9 @@ pub(crate) fn run(args: &Args) -> u8 {
 /// Loads a workflows folder (diagnostics on stderr), naming the folder when it has errors
 /// (`plan` reads two).
 fn load(dir: &Path) -> Result<Project, RunError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(RunError::NotAFolder(dir.to_path_buf()));
+    }
     super::project::load(dir).map_err(|e| match e {
         ProjectError::Read(e) => RunError::Workflows(e),
         ProjectError::Invalid => RunError::Invalid(dir.to_path_buf()),

@@ -208,11 +208,22 @@ fn flight_text(flight: &Flight, out: &mut String) {
     }
 }
 
-/// A table cell: pipes escaped, lines joined.
-fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\r', '\n'], " ")
+/// Text from the workflows (ids, subjects, conditions, details) as a table cell of a
+/// pull-request comment: always a code span, which GitHub shows as written: no Markdown, HTML,
+/// link, image, `@mention` or `#123` reference inside it takes effect. The fence is one
+/// backtick more than the longest run of backticks in the text (padded with spaces when the
+/// text starts or ends with one), lines are joined, and `|` is written `\|`, which GitHub's
+/// tables read as a pipe inside the cell, code spans included.
+fn code(text: &str) -> String {
+    let text = text.replace(['\r', '\n'], " ").replace('|', "\\|");
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') || text.is_empty() {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 /// For a pull-request comment: the marker, a heading, the summary in bold, a table of the
@@ -232,14 +243,11 @@ pub fn markdown(plan: &Plan) -> String {
             };
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {runs} |",
-                cell(&row.workflow),
+                "| {} | {} | {} | {} | {runs} |",
+                code(&row.workflow),
                 row.change.as_str(),
-                row.step
-                    .as_deref()
-                    .map(|s| format!("`{}`", cell(s)))
-                    .unwrap_or_default(),
-                cell(&row.detail)
+                row.step.as_deref().map(code).unwrap_or_default(),
+                code(&row.detail)
             );
         }
     }
@@ -262,11 +270,11 @@ fn flight_markdown(flight: &Flight, out: &mut String) {
         for row in &flight.at_step {
             let _ = writeln!(
                 out,
-                "| `{}` | `{}` | {} | {} |",
-                cell(&row.workflow),
-                cell(row.step.as_deref().unwrap_or("")),
+                "| {} | {} | {} | {} |",
+                code(&row.workflow),
+                row.step.as_deref().map(code).unwrap_or_default(),
                 row.runs,
-                cell(&row.detail)
+                code(&row.detail)
             );
         }
     }
@@ -276,9 +284,9 @@ fn flight_markdown(flight: &Flight, out: &mut String) {
         for ((workflow, step, reason), times) in &ending {
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {}: {} |",
-                cell(workflow),
-                step.map(|s| format!("`{}`", cell(s))).unwrap_or_default(),
+                "| {} | {} | {} | {} | {}: {} |",
+                code(workflow),
+                step.map(code).unwrap_or_default(),
                 reason.as_str(),
                 times.len(),
                 when_ending(*reason),
@@ -289,7 +297,7 @@ fn flight_markdown(flight: &Flight, out: &mut String) {
     if !flight.different_mail.is_empty() {
         out.push_str("\n#### Runs that will get changed mail\n\n| Workflow | Step | Runs |\n|---|---|---:|\n");
         for (workflow, step, runs) in &flight.different_mail {
-            let _ = writeln!(out, "| `{}` | `{}` | {runs} |", cell(workflow), cell(step));
+            let _ = writeln!(out, "| {} | {} | {runs} |", code(workflow), code(step));
         }
     }
     let moved = moved_groups(flight);
@@ -298,9 +306,9 @@ fn flight_markdown(flight: &Flight, out: &mut String) {
         for ((workflow, step), times) in &moved {
             let _ = writeln!(
                 out,
-                "| `{}` | `{}` | {} | {} | {} |",
-                cell(workflow),
-                cell(step),
+                "| {} | {} | {} | {} | {} |",
+                code(workflow),
+                code(step),
                 times.len(),
                 span(times.iter().map(|t| t.0)),
                 span(times.iter().map(|t| t.1))
@@ -319,4 +327,46 @@ pub fn row_line(row: &Row) -> String {
         row.detail,
         row.runs
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code;
+
+    /// What GitHub shows for a cell written by `code`: the text of the code span, the way
+    /// CommonMark reads one (GFM reads `\|` as `|` in a table cell first).
+    fn shown(cell: &str) -> String {
+        let cell = cell.replace("\\|", "|");
+        let fence = cell.chars().take_while(|&c| c == '`').count();
+        let inner = &cell[fence..cell.len() - fence];
+        assert!(
+            !inner.contains(&"`".repeat(fence)) || inner.split(&"`".repeat(fence)).count() == 1,
+            "the fence {fence} closes inside {cell}"
+        );
+        let inner = match inner.strip_prefix(' ').and_then(|i| i.strip_suffix(' ')) {
+            Some(stripped) if !inner.trim().is_empty() => stripped,
+            _ => inner,
+        };
+        inner.to_owned()
+    }
+
+    #[test]
+    fn workflow_text_is_a_code_span_shown_as_written() {
+        for text in [
+            "subject \"Last chance <!-- hidden --> [click](javascript:alert(1)) ![i](https://evil.example/t.png)\"",
+            "ping @octocat about #123",
+            "a | b || c",
+            "`leading and trailing`",
+            "one ` two `` three",
+            "back\\slash",
+        ] {
+            let cell = code(text);
+            assert!(cell.starts_with('`') && cell.ends_with('`'), "{cell}");
+            // No unescaped pipe can end the table cell.
+            let unescaped = cell.replace("\\|", "");
+            assert!(!unescaped.contains('|'), "{cell}");
+            assert_eq!(shown(&cell), text, "{cell}");
+        }
+        assert_eq!(code("line one\nline two"), "`line one line two`");
+    }
 }
