@@ -334,6 +334,18 @@ fn serve_rebuilds_on_save_and_survives_a_broken_edit() {
     assert!(!get(&addr, "/emails/win-back/miss-you.body.html").contains("/_nudge/version"));
     assert_eq!(get(&addr, "/_nudge/version"), "0");
     assert!(get(&addr, "/nope.html").contains("not found"));
+    // An endless request line is read up to a bound and answered, not buffered forever.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(200_000));
+    let _ = s.write_all(long.as_bytes());
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer:.80}");
+    assert!(
+        get(&addr, "/").contains("We miss you, Ayşe"),
+        "still serving"
+    );
 
     let file = workflows.join("win-back.yaml");
     let original = read(&file);
@@ -351,6 +363,16 @@ fn serve_rebuilds_on_save_and_survives_a_broken_edit() {
 
     std::fs::write(&file, &original).unwrap();
     assert!(eventually(&addr, "/", "We miss you, Ayşe").contains("We miss you, Ayşe"));
+}
+
+#[test]
+fn serve_listens_on_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    for addr in ["0.0.0.0:8025", "[::]:8025", "192.0.2.1:8025", "localhost"] {
+        let (code, _, err) = nudge(dir.path(), &["preview", "--serve", addr], &[]);
+        assert_eq!(code, 2, "{addr}: {err}");
+        assert!(err.contains("--serve"), "{addr}: {err}");
+    }
 }
 
 #[test]

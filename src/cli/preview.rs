@@ -4,9 +4,10 @@
 //! site's files on the address given (localhost by default) and nothing else; its pages poll
 //! `/_nudge/version` and reload themselves after a rebuild.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -28,13 +29,36 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
     /// Serve the site on this address instead of writing it, and rebuild it whenever a
-    /// workflow, template or the data file changes.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8025")]
+    /// workflow, template or the data file changes. Loopback addresses only (127.0.0.1,
+    /// [::1]): the sample data may be a real customer's.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8025", value_parser = loopback_addr)]
     serve: Option<SocketAddr>,
     /// The workflows folder.
     #[arg(long, value_name = "DIR", default_value = "workflows/")]
     workflows: PathBuf,
 }
+
+/// A `--serve` address: a socket address on a loopback interface.
+fn loopback_addr(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not an address like 127.0.0.1:8025 ({e})"))?;
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(format!(
+            "{} is not a loopback address: the preview is served on this machine only \
+             (127.0.0.1 or [::1]), since its sample data may be a real customer's",
+            addr.ip()
+        ))
+    }
+}
+
+/// The most requests answered at once; a connection beyond them is closed unanswered.
+const MAX_CONNECTIONS: usize = 32;
+
+/// The most bytes of a request read (its line and headers): a request is a `GET` of a path.
+const MAX_REQUEST_BYTES: u64 = 16 * 1024;
 
 /// Why the site could not be built or served: printed as `nudge: <why>`, exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -200,10 +224,17 @@ fn serve(args: &Args, addr: SocketAddr) -> Result<u8, RunError> {
         workflows: args.workflows.clone(),
     };
     std::thread::spawn(move || watch(&args_copy, &watched));
+    let busy = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming().flatten() {
+        if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+            busy.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
         let site = Arc::clone(&site);
+        let busy = Arc::clone(&busy);
         std::thread::spawn(move || {
             let _ = answer(stream, &site);
+            busy.fetch_sub(1, Ordering::AcqRel);
         });
     }
     Ok(exit::OK)
@@ -278,7 +309,7 @@ fn fingerprint(dir: &Path, data: Option<&Path>) -> Vec<(PathBuf, Option<SystemTi
 /// `index.html`.
 fn answer(stream: TcpStream, site: &Mutex<Served>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut reader = BufReader::new(stream.try_clone()?.take(MAX_REQUEST_BYTES));
     let mut request = String::new();
     reader.read_line(&mut request)?;
     // The headers are read and ignored.
