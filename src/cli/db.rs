@@ -2,6 +2,10 @@
 //! the embedded SQLite store (one `simulate --db` wrote), `dynamodb://TABLE` the deployed table,
 //! reached with the usual AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
 //!
+//! These commands only read the store. The one write opening can make: a SQLite store written
+//! by an older `nudge` has its schema upgraded first (as `simulate` does), since this code
+//! reads only the current schema; the file is never created.
+//!
 //! The store trait's methods return `impl Future`, so it is not object-safe: a command is
 //! written once, generic over `S: Store`, and [`with_store!`] calls it with whichever store was
 //! opened.
