@@ -9,7 +9,10 @@
 //! `version - JOURNAL_COMMITS`. So a commit that is not applied writes no journal, and a
 //! customer's partition holds at most [`JOURNAL_COMMITS`] journal items. When the
 //! transaction has no room for them (a commit of 99 or 100 items: 98 emails decided by one
-//! input), the commit goes without its journal rather than fail; an item its delete would
+//! input; or one whose other items leave less than the journal item's bytes under the 4 MB a
+//! transaction may carry; or a journal item over the store's item limit, which
+//! `journal::encode`'s 64 KiB bound makes unreachable today), the commit goes without its
+//! journal rather than fail; an item its delete would
 //! have removed is then left to its TTL, and [`DynamoDbStore::journal`] skips it (it reads
 //! only the versions of the customer's last [`JOURNAL_COMMITS`] commits).
 
@@ -18,7 +21,10 @@ use nudge_core::journal::{self, JOURNAL_COMMITS, JOURNAL_TTL_DAYS, JournalEntry}
 use nudge_core::store::{Commit, JournalPage, StoreError};
 
 use super::error::map_sdk_error;
-use super::item::{Item, MAX_TRANSACTION_ITEMS, b, get_b, get_n, get_s, n, s};
+use super::item::{
+    Item, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ITEMS, b, get_b, get_n, get_s,
+    item_size, n, s,
+};
 use super::keys::{
     PK, SK, STATE_SK, TTL, check_customer_id, customer_of, customer_pk, decode_scan_cursor,
     encode_scan_cursor,
@@ -43,13 +49,16 @@ fn version_of(sk: &str) -> Option<u64> {
     sk.strip_prefix(JOURNAL_SK_PREFIX)?.parse().ok()
 }
 
-/// The journal writes of `commit` for a transaction that already has `taken` items: the put
-/// of its item (when it journals anything) and the delete of the item `JOURNAL_COMMITS`
-/// versions back (when there is one). None when they would not fit in the transaction.
+/// The journal writes of `commit` for a transaction that already has `taken` items of
+/// `taken_bytes` bytes: the put of its item (when it journals anything) and the delete of the
+/// item `JOURNAL_COMMITS` versions back (when there is one), with the put's bytes. None when
+/// they would not fit in the transaction (its item count or its bytes) or the put is over the
+/// item limit.
 pub(super) fn journal_items(
     table: &str,
     commit: &Commit<'_>,
     taken: usize,
+    taken_bytes: usize,
 ) -> Result<(Vec<TransactWriteItem>, usize), StoreError> {
     let version = commit.expected_version + 1;
     let entries = journal::encode(commit.journal);
@@ -65,7 +74,7 @@ pub(super) fn journal_items(
             (TTL.to_owned(), n(ttl)),
         ]
         .into();
-        bytes += super::item::check_item_size(&item, "the journal item")?;
+        bytes += item_size(&item);
         let put = Put::builder()
             .table_name(table)
             .set_item(Some(item))
@@ -88,7 +97,10 @@ pub(super) fn journal_items(
             })?;
         items.push(TransactWriteItem::builder().delete(delete).build());
     }
-    if taken + items.len() > MAX_TRANSACTION_ITEMS {
+    if taken + items.len() > MAX_TRANSACTION_ITEMS
+        || bytes > MAX_ITEM_BYTES
+        || taken_bytes + bytes > MAX_TRANSACTION_BYTES
+    {
         return Ok((Vec::new(), 0));
     }
     Ok((items, bytes))
@@ -224,21 +236,21 @@ mod tests {
     #[test]
     fn a_commit_puts_its_item_and_deletes_the_one_journal_commits_back() {
         let entries = [entry()];
-        let (items, bytes) = journal_items("t", &commit(0, &entries), 1).unwrap();
+        let (items, bytes) = journal_items("t", &commit(0, &entries), 1, 0).unwrap();
         assert_eq!(items.len(), 1, "version 1 has nothing to delete");
         assert!(bytes > 0);
         let put = items[0].put().unwrap();
         assert_eq!(put.item()["sk"], s("J#00000000000000000001"));
         assert_eq!(put.item()["ttl"], n(1_772_532_000 + 400 * 24 * 3600));
         assert!(put.condition_expression().is_none());
-        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS, &entries), 1).unwrap();
+        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS, &entries), 1, 0).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(
             items[1].delete().unwrap().key()["sk"],
             s("J#00000000000000000001")
         );
         // Nothing journaled: no put, but the old item still goes.
-        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS + 4, &[]), 1).unwrap();
+        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS + 4, &[]), 1, 0).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(
             items[0].delete().unwrap().key()["sk"],
@@ -250,9 +262,9 @@ mod tests {
     fn a_full_transaction_goes_without_its_journal() {
         let entries = [entry()];
         let c = commit(JOURNAL_COMMITS, &entries);
-        let (items, _) = journal_items("t", &c, MAX_TRANSACTION_ITEMS - 2).unwrap();
+        let (items, _) = journal_items("t", &c, MAX_TRANSACTION_ITEMS - 2, 0).unwrap();
         assert_eq!(items.len(), 2);
-        let (items, bytes) = journal_items("t", &c, MAX_TRANSACTION_ITEMS - 1).unwrap();
+        let (items, bytes) = journal_items("t", &c, MAX_TRANSACTION_ITEMS - 1, 0).unwrap();
         assert!(items.is_empty() && bytes == 0);
     }
 
