@@ -612,3 +612,52 @@ fn feedback_parking_and_erasure_cost_what_the_docs_say() {
         );
     });
 }
+
+#[test]
+fn journal_items_past_their_ttl_are_read_by_neither_journal_read() {
+    let Some(endpoint) = moto::endpoint("journal_items_past_their_ttl") else {
+        return;
+    };
+    let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(async {
+        let (store, meter) = fresh_store(&endpoint).await;
+        let raw = client(&endpoint, &meter).await;
+        let entry = |at: chrono::DateTime<Utc>, run: &str| nudge_core::journal::JournalEntry {
+            at,
+            workflow: Some("w".into()),
+            run: Some(run.into()),
+            step: None,
+            zone: None,
+            what: nudge_core::journal::Happened::RunStarted,
+        };
+        // Its TTL (400 days after 2020-01-01) has passed; the next one's has not.
+        let old = [entry(
+            Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
+            "r-old",
+        )];
+        let new = [entry(
+            Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap(),
+            "r-new",
+        )];
+        for (version, journal) in [(0, &old), (1, &new)] {
+            let commit = Commit {
+                expected_version: version,
+                journal,
+                ..contract::new("c-1")
+            };
+            assert!(matches!(
+                store.commit(commit).await.unwrap(),
+                CommitOutcome::Committed { .. }
+            ));
+        }
+        assert!(
+            raw_item(&raw, "C#c-1", "J#00000000000000000001")
+                .await
+                .is_some(),
+            "the expired item is still in the table (DynamoDB removes them within days)"
+        );
+        assert_eq!(store.journal("c-1").await.unwrap(), new.to_vec());
+        let page = store.journal_page(None, None, 100).await.unwrap();
+        assert_eq!(page.entries, vec![("c-1".to_owned(), new[0].clone())]);
+    });
+}

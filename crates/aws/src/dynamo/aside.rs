@@ -488,6 +488,18 @@ impl DynamoDbStore {
         prefix: Option<&str>,
         attributes: Option<&str>,
     ) -> Result<Vec<Item>, StoreError> {
+        self.partition_live(pk, prefix, attributes, None).await
+    }
+
+    /// As [`DynamoDbStore::partition`]; with `live_at` (unix seconds), only the items whose
+    /// `ttl` is after it (a filter expression: DynamoDB removes expired items only within days).
+    pub(super) async fn partition_live(
+        &self,
+        pk: String,
+        prefix: Option<&str>,
+        attributes: Option<&str>,
+        live_at: Option<i64>,
+    ) -> Result<Vec<Item>, StoreError> {
         let condition = if prefix.is_some() {
             "pk = :p AND begins_with(sk, :s)"
         } else {
@@ -497,6 +509,16 @@ impl DynamoDbStore {
         if let Some(prefix) = prefix {
             values.insert(":s".to_owned(), s(prefix));
         }
+        let (filter, names) = match live_at {
+            Some(now) => {
+                values.insert(":now".to_owned(), n(now));
+                (
+                    Some("#ttl > :now".to_owned()),
+                    Some([("#ttl".to_owned(), TTL.to_owned())].into()),
+                )
+            }
+            None => (None, None),
+        };
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -507,6 +529,8 @@ impl DynamoDbStore {
                 .key_condition_expression(condition)
                 .set_expression_attribute_values(Some(values.clone()))
                 .set_projection_expression(attributes.map(str::to_owned))
+                .set_filter_expression(filter.clone())
+                .set_expression_attribute_names(names.clone())
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
