@@ -614,7 +614,7 @@ fn feedback_parking_and_erasure_cost_what_the_docs_say() {
 }
 
 #[test]
-fn journal_items_past_their_ttl_are_read_by_neither_journal_read() {
+fn journal_items_past_their_ttl_or_without_a_customer_are_read_by_neither_journal_read() {
     let Some(endpoint) = moto::endpoint("journal_items_past_their_ttl") else {
         return;
     };
@@ -656,8 +656,34 @@ fn journal_items_past_their_ttl_are_read_by_neither_journal_read() {
                 .is_some(),
             "the expired item is still in the table (DynamoDB removes them within days)"
         );
+        // A journal item of a customer without a state item (an erasure under way).
+        let mut ghost = raw_item(&raw, "C#c-1", "J#00000000000000000002")
+            .await
+            .expect("the live item");
+        ghost.insert("pk".to_owned(), AttributeValue::S("C#c-0".to_owned()));
+        raw.put_item()
+            .table_name(TABLE)
+            .set_item(Some(ghost))
+            .send()
+            .await
+            .expect("PutItem");
         assert_eq!(store.journal("c-1").await.unwrap(), new.to_vec());
-        let page = store.journal_page(None, None, 100).await.unwrap();
-        assert_eq!(page.entries, vec![("c-1".to_owned(), new[0].clone())]);
+        assert_eq!(store.journal("c-0").await.unwrap(), vec![]);
+        for limit in [1, 100] {
+            let mut entries = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store
+                    .journal_page(None, cursor.as_deref(), limit)
+                    .await
+                    .unwrap();
+                entries.extend(page.entries);
+                cursor = page.cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            assert_eq!(entries, vec![("c-1".to_owned(), new[0].clone())], "{limit}");
+        }
     });
 }

@@ -204,10 +204,12 @@ impl DynamoDbStore {
                 held.items.push(item);
             }
         }
-        if let Some(customer) = held.customer.clone().filter(|_| !held.items.is_empty()) {
-            if let Some(version) = self.version_of_customer(customer_pk(&customer)).await? {
-                held.release(version, since, &mut page)?;
-            }
+        // Items still held: the page ended before this customer's state item (or they have
+        // none, being erased: then the `GetItem` finds none either).
+        if let Some(customer) = held.customer.clone().filter(|_| !held.items.is_empty())
+            && let Some(version) = self.version_of_customer(customer_pk(&customer)).await?
+        {
+            held.release(version, since, &mut page)?;
         }
         page.cursor = output
             .last_evaluated_key
