@@ -57,7 +57,7 @@ use nudge_core::store::{
     Erased, Feedback, FeedbackCount, FeedbackKind, Parked, StoreError, from_millis, to_millis,
 };
 
-use super::error::{Class, build, classify, map_sdk_error};
+use super::error::{Class, applied, build, classify, map_sdk_error};
 use super::item::{Item, b, check_item_size, get_b, get_n, get_s, n, s};
 use super::keys::{PK, SEND_SK_PREFIX, SK, STATE_SK, TTL, check_sort_key, customer_pk, order_pk};
 use super::{DynamoDbStore, PROCESSED_EVENT_TTL, codec};
@@ -424,13 +424,9 @@ impl DynamoDbStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(e) if e.is_conditional_check_failed_exception() => Ok(false),
-                _ => Err(map_sdk_error("DeleteItem", err)),
-            },
-        }
+        applied("DeleteItem", result, |e| {
+            e.is_conditional_check_failed_exception()
+        })
     }
 
     /// Deletes the items (`pk`, each of `sks`) in one `BatchWriteItem` (at most 25), sending
