@@ -612,3 +612,78 @@ fn feedback_parking_and_erasure_cost_what_the_docs_say() {
         );
     });
 }
+
+#[test]
+fn journal_items_past_their_ttl_or_without_a_customer_are_read_by_neither_journal_read() {
+    let Some(endpoint) = moto::endpoint("journal_items_past_their_ttl") else {
+        return;
+    };
+    let _moto = MOTO.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(async {
+        let (store, meter) = fresh_store(&endpoint).await;
+        let raw = client(&endpoint, &meter).await;
+        let entry = |at: chrono::DateTime<Utc>, run: &str| nudge_core::journal::JournalEntry {
+            at,
+            workflow: Some("w".into()),
+            run: Some(run.into()),
+            step: None,
+            zone: None,
+            what: nudge_core::journal::Happened::RunStarted,
+        };
+        // Its TTL (400 days after 2020-01-01) has passed; the next one's has not.
+        let old = [entry(
+            Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
+            "r-old",
+        )];
+        let new = [entry(
+            Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap(),
+            "r-new",
+        )];
+        for (version, journal) in [(0, &old), (1, &new)] {
+            let commit = Commit {
+                expected_version: version,
+                journal,
+                ..contract::new("c-1")
+            };
+            assert!(matches!(
+                store.commit(commit).await.unwrap(),
+                CommitOutcome::Committed { .. }
+            ));
+        }
+        assert!(
+            raw_item(&raw, "C#c-1", "J#00000000000000000001")
+                .await
+                .is_some(),
+            "the expired item is still in the table (DynamoDB removes them within days)"
+        );
+        // A journal item of a customer without a state item (an erasure under way).
+        let mut ghost = raw_item(&raw, "C#c-1", "J#00000000000000000002")
+            .await
+            .expect("the live item");
+        ghost.insert("pk".to_owned(), AttributeValue::S("C#c-0".to_owned()));
+        raw.put_item()
+            .table_name(TABLE)
+            .set_item(Some(ghost))
+            .send()
+            .await
+            .expect("PutItem");
+        assert_eq!(store.journal("c-1").await.unwrap(), new.to_vec());
+        assert_eq!(store.journal("c-0").await.unwrap(), vec![]);
+        for limit in [1, 100] {
+            let mut entries = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store
+                    .journal_page(None, cursor.as_deref(), limit)
+                    .await
+                    .unwrap();
+                entries.extend(page.entries);
+                cursor = page.cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            assert_eq!(entries, vec![("c-1".to_owned(), new[0].clone())], "{limit}");
+        }
+    });
+}

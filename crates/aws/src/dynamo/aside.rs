@@ -57,7 +57,7 @@ use nudge_core::store::{
     Erased, Feedback, FeedbackCount, FeedbackKind, Parked, StoreError, from_millis, to_millis,
 };
 
-use super::error::{Class, build, classify, map_sdk_error};
+use super::error::{Class, applied, build, classify, map_sdk_error};
 use super::item::{Item, b, check_item_size, get_b, get_n, get_s, n, s};
 use super::keys::{PK, SEND_SK_PREFIX, SK, STATE_SK, TTL, check_sort_key, customer_pk, order_pk};
 use super::{DynamoDbStore, PROCESSED_EVENT_TTL, codec};
@@ -424,13 +424,9 @@ impl DynamoDbStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(e) if e.is_conditional_check_failed_exception() => Ok(false),
-                _ => Err(map_sdk_error("DeleteItem", err)),
-            },
-        }
+        applied("DeleteItem", result, |e| {
+            e.is_conditional_check_failed_exception()
+        })
     }
 
     /// Deletes the items (`pk`, each of `sks`) in one `BatchWriteItem` (at most 25), sending
@@ -488,6 +484,18 @@ impl DynamoDbStore {
         prefix: Option<&str>,
         attributes: Option<&str>,
     ) -> Result<Vec<Item>, StoreError> {
+        self.partition_live(pk, prefix, attributes, None).await
+    }
+
+    /// As [`DynamoDbStore::partition`]; with `live_at` (unix seconds), only the items whose
+    /// `ttl` is after it (a filter expression: DynamoDB removes expired items only within days).
+    pub(super) async fn partition_live(
+        &self,
+        pk: String,
+        prefix: Option<&str>,
+        attributes: Option<&str>,
+        live_at: Option<i64>,
+    ) -> Result<Vec<Item>, StoreError> {
         let condition = if prefix.is_some() {
             "pk = :p AND begins_with(sk, :s)"
         } else {
@@ -497,6 +505,16 @@ impl DynamoDbStore {
         if let Some(prefix) = prefix {
             values.insert(":s".to_owned(), s(prefix));
         }
+        let (filter, names) = match live_at {
+            Some(now) => {
+                values.insert(":now".to_owned(), n(now));
+                (
+                    Some("#ttl > :now".to_owned()),
+                    Some([("#ttl".to_owned(), TTL.to_owned())].into()),
+                )
+            }
+            None => (None, None),
+        };
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -507,6 +525,8 @@ impl DynamoDbStore {
                 .key_condition_expression(condition)
                 .set_expression_attribute_values(Some(values.clone()))
                 .set_projection_expression(attributes.map(str::to_owned))
+                .set_filter_expression(filter.clone())
+                .set_expression_attribute_names(names.clone())
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)

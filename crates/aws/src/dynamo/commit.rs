@@ -156,7 +156,7 @@ fn transaction(
         items.push(put(table, item, "attribute_not_exists(pk)", None));
     }
     // Last and unconditional: no cancellation reason points at them (`super::journal`).
-    let (journal, journal_bytes) = journal_items(table, commit, items.len())?;
+    let (journal, journal_bytes) = journal_items(table, commit, items.len(), bytes)?;
     items.extend(journal);
     bytes += journal_bytes;
     check_transaction(items.len(), bytes)?;
@@ -324,5 +324,77 @@ mod tests {
             assert_ne!(request_token(&other, &[]), token, "{other:?}");
         }
         assert_ne!(request_token(&base, &[&one]), token);
+    }
+
+    /// `len` bytes that DEFLATE cannot shrink (so stored as they are, one format byte more).
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// The bytes `transaction` counts for `items` (all puts).
+    fn put_bytes(items: &[TransactWriteItem]) -> usize {
+        items
+            .iter()
+            .filter_map(|i| i.put())
+            .map(|p| super::super::item::item_size(p.item()))
+            .sum()
+    }
+
+    #[test]
+    fn a_commit_that_fits_without_its_journal_goes_without_it() {
+        use nudge_core::journal::{Happened, JOURNAL_COMMITS, JournalEntry};
+        let entries = [JournalEntry {
+            at: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+            workflow: Some("w".into()),
+            run: Some("r".into()),
+            step: None,
+            zone: None,
+            what: Happened::RunStarted,
+        }];
+        // Eleven sends of 340,000 bytes and a state making up the rest: just under 4 MB.
+        let sends: Vec<SendRecord> = (0..11u64)
+            .map(|i| SendRecord {
+                payload: noise(340_000, i + 7),
+                ..send(&format!("k-{i}"))
+            })
+            .collect();
+        let unique = unique_by_key(&sends);
+        let first = noise(200_000, 3);
+        let base = Commit {
+            customer_id: "c",
+            expected_version: JOURNAL_COMMITS,
+            state: &first,
+            next_wake: None,
+            event_id: Some("e"),
+            sends: &sends,
+            journal: &[],
+        };
+        let (items, _) = transaction("t", &base, &unique, 0).unwrap();
+        let short = 4_000_000 - 40 - put_bytes(&items);
+        let state = [first.clone(), noise(short, 5)].concat();
+        let with_journal = Commit {
+            state: &state,
+            journal: &entries,
+            ..base
+        };
+        let (items, layout) = transaction("t", &with_journal, &unique, 0).unwrap();
+        assert_eq!(put_bytes(&items), 4_000_000 - 40, "the commit fits alone");
+        assert_eq!(items.len(), 1 + 1 + 11, "no journal put, no journal delete");
+        assert_eq!((layout.event, layout.first_send), (Some(1), 2));
+        // With room for it, the same commit keeps its journal.
+        let room = Commit {
+            state: &state[..state.len() - 1_000],
+            ..with_journal
+        };
+        let (items, _) = transaction("t", &room, &unique, 0).unwrap();
+        assert_eq!(items.len(), 1 + 1 + 11 + 2);
     }
 }

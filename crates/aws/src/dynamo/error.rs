@@ -26,6 +26,49 @@ pub(super) enum Class {
     Failed,
 }
 
+/// What a conditional write (`UpdateItem`, `DeleteItem`, ...) answered, when it did not fail.
+#[derive(Debug)]
+pub(super) enum Written<T, C> {
+    /// The condition held and the write was applied: the operation's output.
+    Applied(T),
+    /// The condition failed: what `condition_failed` read from DynamoDB's error.
+    ConditionFailed(C),
+}
+
+/// The answer of conditional write `op`: applied, its condition failed (when
+/// `condition_failed` reads the service error as `ConditionalCheckFailedException`, returning
+/// what the caller needs of it), or another error mapped by [`map_sdk_error`].
+pub(super) fn conditional_write<T, E, C>(
+    op: &str,
+    result: Result<T, SdkError<E, HttpResponse>>,
+    condition_failed: impl FnOnce(&E) -> Option<C>,
+) -> Result<Written<T, C>, StoreError>
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(output) => Ok(Written::Applied(output)),
+        Err(err) => match err.as_service_error().and_then(condition_failed) {
+            Some(failed) => Ok(Written::ConditionFailed(failed)),
+            None => Err(map_sdk_error(op, err)),
+        },
+    }
+}
+
+/// As [`conditional_write`] for a caller that needs only whether the write was applied
+/// (`true`) or its condition failed (`false`); `is_condition_failed` tells the latter.
+pub(super) fn applied<T, E>(
+    op: &str,
+    result: Result<T, SdkError<E, HttpResponse>>,
+    is_condition_failed: impl FnOnce(&E) -> bool,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
+    let written = conditional_write(op, result, |e| is_condition_failed(e).then_some(()))?;
+    Ok(matches!(written, Written::Applied(_)))
+}
+
 /// Maps what operation `op` returned onto a `StoreError`.
 pub(super) fn map_sdk_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> StoreError
 where

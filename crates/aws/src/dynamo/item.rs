@@ -17,7 +17,7 @@ pub const MAX_ITEM_BYTES: usize = 350_000;
 /// The most items one `TransactWriteItems` may hold (DynamoDB's limit).
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The largest transaction this store sends: DynamoDB refuses over 4 MB in all.
-const MAX_TRANSACTION_BYTES: usize = 4_000_000;
+pub(super) const MAX_TRANSACTION_BYTES: usize = 4_000_000;
 
 /// A string attribute.
 pub(super) fn s(value: impl Into<String>) -> AttributeValue {

@@ -276,13 +276,9 @@ impl DynamoDbStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(e) if e.is_conditional_check_failed_exception() => Ok(false),
-                _ => Err(map_sdk_error("UpdateItem", err)),
-            },
-        }
+        error::applied("UpdateItem", result, |e| {
+            e.is_conditional_check_failed_exception()
+        })
     }
 
     async fn due_inner(

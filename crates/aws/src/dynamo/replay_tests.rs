@@ -16,7 +16,7 @@ use aws_smithy_types::body::SdkBody;
 use base64::Engine as _;
 use chrono::{TimeZone, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, SendKind, SendRecord, SendStatus, Store, StoreError,
+    Commit, CommitOutcome, SendKind, SendRecord, SendStatus, Settle, Store, StoreError,
 };
 
 use super::{DynamoDbStore, RequestMeter};
@@ -419,4 +419,29 @@ async fn an_erasure_sends_unprocessed_deletes_again() {
     assert_eq!(sent[2].matches("DeleteRequest").count(), 3);
     assert_eq!(sent[3].matches("DeleteRequest").count(), 1);
     assert!(sent[3].contains("STATE"));
+}
+
+#[tokio::test]
+async fn conditional_writes_tell_a_failed_condition_from_an_error() {
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    let failed = error("ConditionalCheckFailedException", "");
+    let (store, _, _) = replayed(&[(200, "{}"), (400, &failed)], 1);
+    assert!(matches!(store.set_aside("c-1", now).await, Ok(true)));
+    assert!(matches!(store.set_aside("c-1", now).await, Ok(false)));
+    let missing = error("ResourceNotFoundException", "");
+    let (store, _, _) = replayed(&[(400, &missing)], 1);
+    let result = store.set_aside("c-1", now).await;
+    assert!(
+        matches!(result, Err(StoreError::Failed { .. })),
+        "{result:?}"
+    );
+    // A settle whose condition failed on no entry names the send.
+    let (store, _, _) = replayed(&[(400, &failed)], 1);
+    let result = store
+        .settle_send("c-1", "k-1", Settle::Sent { message_id: None })
+        .await;
+    assert!(
+        matches!(&result, Err(StoreError::UnknownSend(k)) if k == "k-1"),
+        "{result:?}"
+    );
 }

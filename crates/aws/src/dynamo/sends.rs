@@ -11,8 +11,8 @@
 //! this call's nonce, tells the claim is ours and what the entry was before it. A settlement
 //! removes the three.
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
@@ -22,7 +22,7 @@ use nudge_core::store::{
     to_millis,
 };
 
-use super::error::map_sdk_error;
+use super::error::{Written, conditional_write, map_sdk_error};
 use super::item::{Item, b, get_b, get_n, get_s, n, opt_n, opt_s, s};
 use super::keys::{
     GPK, GSK, PK, SEND_SK_PREFIX, SK, TTL, customer_of, customer_pk, parse_sort_time, send_gpk,
@@ -197,19 +197,13 @@ impl DynamoDbStore {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match result {
+        match updated(key, result)? {
             Ok(output) => {
                 let old = output.attributes.unwrap_or_default();
                 send_entry(&old).map(Some)
             }
-            Err(err) => {
-                let item = not_applied(key, err)?;
-                if is_own_claim(&item, &nonce) {
-                    before_own_claim(&item).map(Some)
-                } else {
-                    Ok(None)
-                }
-            }
+            Err(item) if is_own_claim(&item, &nonce) => before_own_claim(&item).map(Some),
+            Err(_) => Ok(None),
         }
     }
 
@@ -263,10 +257,7 @@ impl DynamoDbStore {
                 .expression_attribute_values(":to", s(settle.status().as_str()))
                 .expression_attribute_values(":why", s(reason)),
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) => not_applied(key, err).map(|_| false),
-        }
+        Ok(updated(key, request.send().await)?.is_ok())
     }
 
     /// See `Store::pending_sends`: a page of the sweep index's `send#<shard>` partition.
@@ -299,21 +290,27 @@ impl DynamoDbStore {
     }
 }
 
-/// What a failed conditional update of send `key` means: the condition failed on an existing
-/// entry (`Ok`, with the entry's item as it is), on none (`UnknownSend`), or another error.
-fn not_applied(
+/// What a conditional update of send `key` answered: `Ok` with its output when applied,
+/// `Err` with the entry's item as it is when the condition failed on an existing entry,
+/// `UnknownSend` when it failed on none, or another error.
+fn updated(
     key: &str,
-    err: aws_sdk_dynamodb::error::SdkError<
-        UpdateItemError,
-        aws_sdk_dynamodb::config::http::HttpResponse,
+    result: Result<
+        UpdateItemOutput,
+        aws_sdk_dynamodb::error::SdkError<
+            UpdateItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
     >,
-) -> Result<Item, StoreError> {
-    match err.as_service_error() {
-        Some(UpdateItemError::ConditionalCheckFailedException(e)) => match e.item() {
-            Some(item) => Ok(item.clone()),
-            None => Err(StoreError::UnknownSend(key.to_owned())),
-        },
-        _ => Err(map_sdk_error("UpdateItem", err)),
+) -> Result<Result<UpdateItemOutput, Item>, StoreError> {
+    let written = conditional_write("UpdateItem", result, |e| match e {
+        UpdateItemError::ConditionalCheckFailedException(e) => Some(e.item().cloned()),
+        _ => None,
+    })?;
+    match written {
+        Written::Applied(output) => Ok(Ok(output)),
+        Written::ConditionFailed(Some(item)) => Ok(Err(item)),
+        Written::ConditionFailed(None) => Err(StoreError::UnknownSend(key.to_owned())),
     }
 }
 

@@ -1,11 +1,23 @@
 //! The journal (`nudge_core::journal`): kept in commit order, bounded to the customer's last
 //! `JOURNAL_COMMITS` commits, written only with an applied commit, erased with the customer,
-//! and read whole, once, through `journal_page`.
+//! and read whole, once, through `journal_page`, which keeps exactly what `journal` keeps.
 
 use nudge_core::journal::{Happened, JOURNAL_COMMITS, JournalEntry};
 use nudge_core::store::{Commit, CommitOutcome, Store, StoreError};
 
-use super::helpers::{at, commit, commit_ok, new};
+use super::helpers::{commit, commit_ok, new, send};
+
+/// `secs` after 2100-01-01: journal entries are dated in the future, so that a store that
+/// drops entries past their TTL (DynamoDB: 400 days after a commit's last entry) keeps every
+/// entry of these checks whenever the suite runs.
+fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2100, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + chrono::Duration::seconds(secs)
+}
 
 /// An entry of run `r-<n>` at `at(secs)`.
 fn entry(secs: i64, n: u64) -> JournalEntry {
@@ -303,4 +315,64 @@ pub async fn a_huge_journal_is_cut_not_refused<S: Store>(store: &S) {
         Happened::JournalTruncated { dropped: 1 },
         "the marker"
     );
+}
+
+/// `journal_page` keeps what `journal` keeps, even after a commit that journals nothing on a
+/// customer's `JOURNAL_COMMITS + 1`th version and is as large as a commit may be (its
+/// customer, its event and 98 sends: on DynamoDB a transaction of 100 items, with no room for
+/// the delete of the journal item `JOURNAL_COMMITS` versions back, which stays until its TTL).
+pub async fn journal_pages_keep_what_the_journal_keeps<S: Store>(store: &S) {
+    let check = "journal_pages_keep_what_the_journal_keeps";
+    for version in 0..JOURNAL_COMMITS {
+        journaled(
+            store,
+            check,
+            "c-1",
+            version,
+            &[entry(version as i64, version + 1)],
+        )
+        .await;
+    }
+    let sends: Vec<_> = (0..98)
+        .map(|i| send(&format!("k-{i}"), "c-1", at(0)))
+        .collect();
+    commit_ok(
+        store,
+        check,
+        Commit {
+            expected_version: JOURNAL_COMMITS,
+            event_id: Some("e-full"),
+            sends: &sends,
+            ..new("c-1")
+        },
+    )
+    .await;
+    let other = [entry(7, 500)];
+    journaled(store, check, "c-2", 0, &other).await;
+    // Version 1 is JOURNAL_COMMITS versions back from version 101.
+    let expected: Vec<_> = (1..JOURNAL_COMMITS)
+        .map(|v| entry(v as i64, v + 1))
+        .collect();
+    ensure_eq!(
+        check,
+        journal(store, check, "c-1").await,
+        expected,
+        "journal of c-1"
+    );
+    let mut want: Vec<_> = expected
+        .iter()
+        .map(|e| ("c-1".to_owned(), e.clone()))
+        .chain([("c-2".to_owned(), other[0].clone())])
+        .collect();
+    want.sort_by(|a, b| (&a.0, run_number(&a.1)).cmp(&(&b.0, run_number(&b.1))));
+    for limit in [3, 1000] {
+        let mut got = all_pages(store, check, None, limit).await;
+        got.sort_by(|a, b| (&a.0, run_number(&a.1)).cmp(&(&b.0, run_number(&b.1))));
+        ensure_eq!(
+            check,
+            got,
+            want,
+            "every customer's journal, pages of {limit}"
+        );
+    }
 }

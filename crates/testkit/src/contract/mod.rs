@@ -79,6 +79,7 @@ pub use journal::{
     a_huge_journal_is_cut_not_refused, journal_is_erased_with_the_customer,
     journal_is_kept_in_commit_order, journal_is_written_only_with_its_commit,
     journal_keeps_the_last_commits, journal_pages_give_each_entry_once,
+    journal_pages_keep_what_the_journal_keeps,
 };
 pub use lookups::{orders_link_to_customers, suppressions_keep_the_first};
 pub use send_log::{
@@ -138,4 +139,5 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
     Box::pin(journal_is_erased_with_the_customer(&make().await)).await;
     Box::pin(journal_pages_give_each_entry_once(&make().await)).await;
     Box::pin(a_huge_journal_is_cut_not_refused(&make().await)).await;
+    Box::pin(journal_pages_keep_what_the_journal_keeps(&make().await)).await;
 }
