@@ -156,7 +156,7 @@ fn transaction(
         items.push(put(table, item, "attribute_not_exists(pk)", None));
     }
     // Last and unconditional: no cancellation reason points at them (`super::journal`).
-    let (journal, journal_bytes) = journal_items(table, commit, items.len(), bytes)?;
+    let (journal, journal_bytes) = journal_items(table, commit, now, items.len(), bytes)?;
     items.extend(journal);
     bytes += journal_bytes;
     check_transaction(items.len(), bytes)?;

@@ -1,8 +1,8 @@
 //! The journal on DynamoDB (see `nudge_core::journal`): one item per commit that journaled
 //! something, in the customer's partition, sort key `J#<version, 20 digits>`, holding the
 //! commit's entries ([`nudge_core::journal::encode`], at most 64 KiB of JSON, stored through
-//! `codec`: deflated when that pays) in `j`, and a `ttl` [`JOURNAL_TTL_DAYS`] after the
-//! commit's last entry.
+//! `codec`: deflated when that pays) in `j`, and a `ttl` [`JOURNAL_TTL_DAYS`] after it was
+//! written (the commit's hour, as every TTL of a commit).
 //!
 //! Both journal writes ride in the commit's `TransactWriteItems`, unconditionally and after
 //! the send-log entries: the put of the commit's item and the delete of the item of version
@@ -63,6 +63,7 @@ fn version_of(sk: &str) -> Option<u64> {
 pub(super) fn journal_items(
     table: &str,
     commit: &Commit<'_>,
+    now: i64,
     taken: usize,
     taken_bytes: usize,
 ) -> Result<(Vec<TransactWriteItem>, usize), StoreError> {
@@ -71,8 +72,11 @@ pub(super) fn journal_items(
     let mut items = Vec::new();
     let mut bytes = 0;
     let pk = customer_pk(commit.customer_id);
-    if let Some(last) = commit.journal.iter().map(|e| e.at).max() {
-        let ttl = last.timestamp() + JOURNAL_TTL_DAYS * 24 * 3600;
+    if !commit.journal.is_empty() {
+        // From when it is written (the commit's hour, as every TTL of a commit), not from the
+        // entries' own times: `simulate`'s virtual clock, or an event replayed from long ago,
+        // must not make a fresh item expire at once.
+        let ttl = now + JOURNAL_TTL_DAYS * 24 * 3600;
         let item: Item = [
             (PK.to_owned(), s(pk.clone())),
             (SK.to_owned(), s(journal_sk(version))),
@@ -300,6 +304,9 @@ mod tests {
         }
     }
 
+    /// The commit's hour in the tests (unix seconds).
+    const NOW: i64 = 1_772_532_000;
+
     fn entry() -> JournalEntry {
         JournalEntry {
             at: DateTime::<Utc>::from_timestamp(1_772_532_000, 0).unwrap(),
@@ -314,21 +321,21 @@ mod tests {
     #[test]
     fn a_commit_puts_its_item_and_deletes_the_one_journal_commits_back() {
         let entries = [entry()];
-        let (items, bytes) = journal_items("t", &commit(0, &entries), 1, 0).unwrap();
+        let (items, bytes) = journal_items("t", &commit(0, &entries), NOW, 1, 0).unwrap();
         assert_eq!(items.len(), 1, "version 1 has nothing to delete");
         assert!(bytes > 0);
         let put = items[0].put().unwrap();
         assert_eq!(put.item()["sk"], s("J#00000000000000000001"));
-        assert_eq!(put.item()["ttl"], n(1_772_532_000 + 400 * 24 * 3600));
+        assert_eq!(put.item()["ttl"], n(NOW + 400 * 24 * 3600));
         assert!(put.condition_expression().is_none());
-        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS, &entries), 1, 0).unwrap();
+        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS, &entries), NOW, 1, 0).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(
             items[1].delete().unwrap().key()["sk"],
             s("J#00000000000000000001")
         );
         // Nothing journaled: no put, but the old item still goes.
-        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS + 4, &[]), 1, 0).unwrap();
+        let (items, _) = journal_items("t", &commit(JOURNAL_COMMITS + 4, &[]), NOW, 1, 0).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(
             items[0].delete().unwrap().key()["sk"],
@@ -340,9 +347,9 @@ mod tests {
     fn a_full_transaction_goes_without_its_journal() {
         let entries = [entry()];
         let c = commit(JOURNAL_COMMITS, &entries);
-        let (items, _) = journal_items("t", &c, MAX_TRANSACTION_ITEMS - 2, 0).unwrap();
+        let (items, _) = journal_items("t", &c, NOW, MAX_TRANSACTION_ITEMS - 2, 0).unwrap();
         assert_eq!(items.len(), 2);
-        let (items, bytes) = journal_items("t", &c, MAX_TRANSACTION_ITEMS - 1, 0).unwrap();
+        let (items, bytes) = journal_items("t", &c, NOW, MAX_TRANSACTION_ITEMS - 1, 0).unwrap();
         assert!(items.is_empty() && bytes == 0);
     }
 
