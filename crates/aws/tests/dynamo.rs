@@ -630,13 +630,13 @@ fn journal_items_past_their_ttl_or_without_a_customer_are_read_by_neither_journa
             zone: None,
             what: nudge_core::journal::Happened::RunStarted,
         };
-        // Its TTL (400 days after 2020-01-01) has passed; the next one's has not.
+        // The first item's TTL is set in the past below; the second's is 400 days ahead.
         let old = [entry(
-            Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             "r-old",
         )];
         let new = [entry(
-            Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap(),
             "r-new",
         )];
         for (version, journal) in [(0, &old), (1, &new)] {
@@ -650,6 +650,20 @@ fn journal_items_past_their_ttl_or_without_a_customer_are_read_by_neither_journa
                 CommitOutcome::Committed { .. }
             ));
         }
+        let expired = Utc
+            .with_ymd_and_hms(2021, 1, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp();
+        raw.update_item()
+            .table_name(TABLE)
+            .key("pk", AttributeValue::S("C#c-1".to_owned()))
+            .key("sk", AttributeValue::S("J#00000000000000000001".to_owned()))
+            .update_expression("SET #ttl = :t")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":t", AttributeValue::N(expired.to_string()))
+            .send()
+            .await
+            .expect("UpdateItem");
         assert!(
             raw_item(&raw, "C#c-1", "J#00000000000000000001")
                 .await
