@@ -3,13 +3,17 @@
 //!
 //! Prints the story on stdout: in text, a line per thing that happened and then "Now"; in
 //! JSON, one row per line (the shape of `simulate`'s rows), the history first, then the
-//! `run.active` and `wake.next` rows. Exits 0; 1 when the store knows no such customer; 2 when
+//! `state.run` and `state.wake` rows (at the store's clock: the virtual clock `simulate --db`
+//! left, else the wall clock). Exits 0; 1 when the store knows no such customer; 2 when
 //! the store cannot be opened or read. stdout is the operator's report and names the
 //! customer's address (as `simulate`'s does); stderr and logs never do.
 
 use std::io::Write;
 
+use chrono::{DateTime, Utc};
 use nudge_core::engine::Tz;
+use nudge_core::store::Store;
+use nudge_local::simulate::CLOCK_KEY;
 use nudge_review::explain::{ExplainError, Request, Story, explain, text};
 
 use super::db::{self, DbSpec, with_store};
@@ -49,20 +53,35 @@ pub(crate) fn run(args: &Args) -> u8 {
 fn story(args: &Args) -> Result<Story, (u8, String)> {
     let runtime =
         db::runtime().map_err(|e| (exit::USAGE, format!("cannot start the runtime: {e}")))?;
-    let request = Request {
-        customer: &args.customer,
-        workflow: args.workflow.as_deref(),
-        zone: Tz::UTC,
-    };
     runtime.block_on(async {
         let opened = db::open(&args.db)
             .await
             .map_err(|e| (exit::USAGE, e.to_string()))?;
-        with_store!(opened, store => explain(&store, &request).await).map_err(|e| match e {
+        with_store!(opened, store => {
+            let request = Request {
+                customer: &args.customer,
+                workflow: args.workflow.as_deref(),
+                zone: Tz::UTC,
+                now: clock(&store).await.map_err(|e| (exit::USAGE, format!("{}: {e}", args.db)))?,
+            };
+            explain(&store, &request).await
+        })
+        .map_err(|e| match e {
             ExplainError::UnknownCustomer(_) => (exit::PROBLEMS, format!("{}: {e}", args.db)),
             other => (exit::USAGE, format!("{}: {other}", args.db)),
         })
     })
+}
+
+/// Now, for the "now" rows: the virtual clock a `simulate --db` run left in the store (as
+/// `nudge plan` reads it), else the wall clock (a deployed table has no such clock).
+async fn clock<S: Store>(store: &S) -> Result<DateTime<Utc>, String> {
+    let Some(text) = store.get_meta(CLOCK_KEY).await.map_err(|e| e.to_string())? else {
+        return Ok(Utc::now());
+    };
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("the store's clock (`{CLOCK_KEY}`) is not an RFC 3339 time: {e}"))
 }
 
 /// Prints `story` in `format` on stdout.

@@ -5,8 +5,12 @@
 //! oldest first: each event received, each run started and ended, each email sent (with what
 //! became of it, from the send log), deferred or skipped (a skip whose rule read something is
 //! preceded by a `rule.checked` row saying what), each condition checked with the values it
-//! read, each split, each wait begun. Then "now": a `run.active` row per active run (its step,
-//! what it waits for and until when) and a `wake.next` row for the customer's next timer.
+//! read, each split, each wait begun. Then "now": a `state.run` row per active run (its step,
+//! what it waits for and until when) and a `state.wake` row for the customer's next timer.
+//! Their `at` is the time the caller says is now ([`Request::now`]: the CLI gives the store's
+//! clock, the virtual clock `simulate --db` left, else the wall clock). They are named
+//! `state.*`, not `run.*`, because `simulate` prints no such rows: every `run.*` and
+//! `email.*` row here is one `simulate` printed.
 //!
 //! Guarantees:
 //! - For one customer, the `email.*` and `run.*` rows are the ones `simulate --format json`
@@ -69,6 +73,9 @@ pub struct Request<'a> {
     /// The zone of rows that name none, for a customer whose journal names none and whose
     /// profile has no valid zone (the command line gives UTC).
     pub zone: Tz,
+    /// Now, the `at` of the `state.*` rows (the command line gives the store's clock, else
+    /// the wall clock).
+    pub now: DateTime<Utc>,
 }
 
 /// A customer's story.
@@ -78,7 +85,7 @@ pub struct Story {
     pub customer: String,
     /// What happened, oldest first.
     pub rows: Vec<Row>,
-    /// Now: a `run.active` row per active run, then `wake.next` when the customer has a timer.
+    /// Now: a `state.run` row per active run, then `state.wake` when the customer has a timer.
     pub now: Vec<Row>,
 }
 
@@ -134,7 +141,7 @@ pub async fn explain<S: Store>(store: &S, request: &Request<'_>) -> Result<Story
     let rows = history(customer, &journal, &sends, profile_zone, request.workflow);
     let now = state
         .as_ref()
-        .map(|s| now_rows(s, &journal, profile_zone, request.workflow))
+        .map(|s| now_rows(s, &journal, profile_zone, request))
         .unwrap_or_default();
     Ok(Story {
         customer: customer.to_owned(),
@@ -284,22 +291,29 @@ fn delivery(row: &mut Row, sends: &Sends, key: &str) {
     }
 }
 
-/// Where each active run stands (`run.active`: its step, `reason` the kind of wait
+/// The action of a `state.*` row saying where an active run stands.
+pub const STATE_RUN: &str = "state.run";
+
+/// The action of the `state.*` row giving the customer's next timer.
+pub const STATE_WAKE: &str = "state.wake";
+
+/// Where each active run stands (`state.run`: its step, `reason` the kind of wait
 /// (`wait`, `wait_for` with the awaited `event`, or `deferred` for the send window) and
-/// `until`), at the customer's last applied time; then `wake.next` with the next timer.
+/// `until`), at `request.now`; then `state.wake` with the next timer.
 fn now_rows(
     state: &CustomerState,
     journal: &[JournalEntry],
     zone: Tz,
-    workflow: Option<&str>,
+    request: &Request<'_>,
 ) -> Vec<Row> {
-    let as_of = state.last_applied.unwrap_or_default();
+    let workflow = request.workflow;
+    let as_of = request.now;
     let mut rows = Vec::new();
     for run in &state.runs {
         if workflow.is_some_and(|w| w != run.workflow) {
             continue;
         }
-        let mut row = Row::new("run.active", as_of, zone, &state.id);
+        let mut row = Row::new(STATE_RUN, as_of, zone, &state.id);
         row.run = Some(run.id.clone());
         row.workflow = Some(run.workflow.clone());
         row.step = Some(run.step.clone());
@@ -316,7 +330,7 @@ fn now_rows(
         rows.push(row);
     }
     if let Some(wake) = next_wake(state, workflow) {
-        let mut row = Row::new("wake.next", as_of, zone, &state.id);
+        let mut row = Row::new(STATE_WAKE, as_of, zone, &state.id);
         row.until = Some(ts(wake));
         rows.push(row);
     }
@@ -434,14 +448,14 @@ fn describe(row: &Row) -> String {
             "{} entries of this input were too large to keep",
             row.dropped.unwrap_or(0)
         ),
-        "run.active" => match (reason, &row.event) {
+        STATE_RUN => match (reason, &row.event) {
             ("wait_for", Some(event)) => format!("run {run} waits for {event} until {until}"),
             ("deferred", _) => {
                 format!("run {run} holds an email for the send window until {until}")
             }
             _ => format!("run {run} waits until {until}"),
         },
-        "wake.next" => format!("next wake: {until}"),
+        STATE_WAKE => format!("next wake: {until}"),
         other => other.to_owned(),
     };
     format!("{place}{what}")
