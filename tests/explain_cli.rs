@@ -454,3 +454,90 @@ fn the_engine_journals_each_action_and_decision_in_order() {
         assert!(!json.contains("ayse@example.com"), "{json}");
     }
 }
+
+#[test]
+fn workflows_are_read_as_simulate_reads_them_and_a_workflow_filter_must_name_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    simulate_sample(&db);
+    let db = db.to_str().unwrap();
+    // From the repository (its workflows/ is the default): a misspelt id is a usage error
+    // with the closest id suggested, and prints nothing.
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflow",
+        "win-bak",
+    ];
+    let (code, out, err) = nudge(&root(), &args, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("no workflow `win-bak`"), "{err}");
+    assert!(err.contains("did you mean `win-back`?"), "{err}");
+    // A workflow defined but never met by the customer: known, and nothing to tell of it.
+    let s = crate::scenarios::Scenario::new(&[("deciding", DECIDING)]);
+    let workflows = s.workflows_dir();
+    let workflows = workflows.to_str().unwrap();
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflows",
+        workflows,
+        "--workflow",
+        "deciding",
+        "--format",
+        "json",
+    ];
+    let (code, out, err) = nudge(&root(), &args, &[]);
+    assert_eq!(code, 0, "{err}");
+    // The definitions' warnings are on stderr, as `simulate` prints them.
+    assert!(err.contains("warning:"), "{err}");
+    assert!(!out.contains("win-back"), "{out}");
+    // Without the definitions (no workflows/ where it runs), the story's own ids still do.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflow",
+        "win-back",
+    ];
+    let (code, out, err) = nudge(elsewhere.path(), &args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("win-back/regular"), "{out}");
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflow",
+        "deciding",
+    ];
+    let (code, _, err) = nudge(elsewhere.path(), &args, &[]);
+    assert_eq!(code, 2, "{err}");
+    // Workflows with errors are refused as simulate refuses them.
+    s.set_workflows(&[("deciding", "category: marketing\nsteps: []\n")]);
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflows",
+        workflows,
+    ];
+    let (code, out, err) = nudge(&root(), &args, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("deciding.yaml"), "{err}");
+    assert!(err.contains("the workflows have errors"), "{err}");
+}

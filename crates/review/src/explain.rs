@@ -31,6 +31,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use nudge_core::diagnostic::suggestion;
 use nudge_core::engine::state::{CustomerState, Phase};
 use nudge_core::engine::{Tz, customer_ref};
 use nudge_core::journal::{Happened, JournalEntry};
@@ -52,6 +53,17 @@ pub enum ExplainError {
     /// [`customer_ref`], which never shows an address).
     #[error("the store knows no customer {0}")]
     UnknownCustomer(String),
+    /// `--workflow` names a workflow neither the definitions nor the customer's journal and
+    /// state know.
+    #[error("no workflow `{workflow}` in the workflows or customer {customer}'s story{suggestion}")]
+    UnknownWorkflow {
+        /// The id asked for.
+        workflow: String,
+        /// The customer, by [`customer_ref`].
+        customer: String,
+        /// `"; did you mean `x`?"` or nothing.
+        suggestion: String,
+    },
     /// The stored state is not one this code reads.
     #[error("the stored state of customer {customer} is unreadable ({category})")]
     State {
@@ -68,8 +80,11 @@ pub struct Request<'a> {
     /// The customer.
     pub customer: &'a str,
     /// Only this workflow's rows (events are kept when something of the workflow happened
-    /// right after them, at their time).
+    /// right after them, at their time). It must be one of `defined`, or one the customer's
+    /// journal or state names ([`ExplainError::UnknownWorkflow`] otherwise).
     pub workflow: Option<&'a str>,
+    /// The ids of the workflows defined (none when the caller has no definitions).
+    pub defined: &'a [&'a str],
     /// The zone of rows that name none, for a customer whose journal names none and whose
     /// profile has no valid zone (the command line gives UTC).
     pub zone: Tz,
@@ -109,6 +124,9 @@ pub async fn explain<S: Store>(store: &S, request: &Request<'_>) -> Result<Story
             customer_ref(customer).into_owned(),
         ));
     }
+    if let Some(workflow) = request.workflow {
+        known_workflow(workflow, request, state.as_ref(), &journal)?;
+    }
     let sends: HashMap<String, SendEntry> = store
         .sends(customer)
         .await?
@@ -147,6 +165,32 @@ pub async fn explain<S: Store>(store: &S, request: &Request<'_>) -> Result<Story
         customer: customer.to_owned(),
         rows,
         now,
+    })
+}
+
+/// Whether `workflow` is one the definitions, the journal or the state knows; if not, the
+/// error, with the closest known id as a suggestion.
+fn known_workflow(
+    workflow: &str,
+    request: &Request<'_>,
+    state: Option<&CustomerState>,
+    journal: &[JournalEntry],
+) -> Result<(), ExplainError> {
+    let mut known: Vec<&str> = request.defined.to_vec();
+    known.extend(journal.iter().filter_map(|e| e.workflow.as_deref()));
+    if let Some(state) = state {
+        known.extend(state.runs.iter().map(|r| r.workflow.as_str()));
+        known.extend(state.dates.iter().map(|d| d.workflow.as_str()));
+    }
+    if known.contains(&workflow) {
+        return Ok(());
+    }
+    known.sort_unstable();
+    known.dedup();
+    Err(ExplainError::UnknownWorkflow {
+        workflow: workflow.to_owned(),
+        customer: customer_ref(request.customer).into_owned(),
+        suggestion: suggestion(workflow, known),
     })
 }
 
@@ -616,6 +660,30 @@ mod tests {
             },
         );
         assert_eq!(entry_rows("c-1", &bare, &sends(vec![]), Tz::UTC).len(), 1);
+    }
+
+    #[test]
+    fn a_workflow_filter_must_name_a_workflow_defined_or_in_the_story() {
+        let journal = vec![entry(0, Some("win-back"), Happened::RunStarted)];
+        let request = |workflow, defined| Request {
+            customer: "c-1",
+            workflow: Some(workflow),
+            defined,
+            zone: Tz::UTC,
+            now: at(0),
+        };
+        // In the journal only (a removed workflow), or defined only: known.
+        assert!(known_workflow("win-back", &request("win-back", &[]), None, &journal).is_ok());
+        let defined = ["welcome-series"];
+        let asked = request("welcome-series", &defined);
+        assert!(known_workflow("welcome-series", &asked, None, &journal).is_ok());
+        let asked = request("welcome-seres", &defined);
+        let err = known_workflow("welcome-seres", &asked, None, &journal).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no workflow `welcome-seres` in the workflows or customer c-1's story; \
+             did you mean `welcome-series`?"
+        );
     }
 
     #[test]
