@@ -1,7 +1,7 @@
 //! `nudge explain` as a user runs it: on the store `simulate --db` wrote, its `email.*` and
 //! `run.*` rows are the ones `simulate` printed, customer by customer; skips say what their
 //! rule read, conditions what they read; the journal keeps the last `JOURNAL_COMMITS` commits;
-//! an unknown customer exits 1.
+//! the journal keeps no address; an unknown customer exits 1.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -540,4 +540,121 @@ fn workflows_are_read_as_simulate_reads_them_and_a_workflow_filter_must_name_one
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("deciding.yaml"), "{err}");
     assert!(err.contains("the workflows have errors"), "{err}");
+}
+
+/// A workflow whose condition reads the whole customer and whose subject interpolates the
+/// address.
+const READS_THE_ADDRESS: &str = r#"
+category: transactional
+trigger: { event: order.placed }
+steps:
+  - id: known
+    if: "customer | length > 0 and 'x' in customer['email']"
+    then:
+      - id: receipt
+        send_email: { template: t.mjml, subject: "Receipt for {{ customer.email }}" }
+"#;
+
+/// Every journal entry the SQLite store at `db` holds, decoded, as JSON text.
+fn stored_journal(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut select = conn.prepare("SELECT entries FROM journal").unwrap();
+    let blobs: Vec<Vec<u8>> = select
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    blobs
+        .iter()
+        .flat_map(|b| nudge_core::journal::decode(b).unwrap())
+        .map(|e| serde_json::to_string(&e).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_journal_keeps_no_address_and_explain_still_shows_simulates_subject() {
+    let s = crate::scenarios::Scenario::new(&[("receipt", READS_THE_ADDRESS)]);
+    let dir = tempfile::tempdir().unwrap();
+    let address = "ayse.yilmaz@example.com";
+    let events = write_events(
+        dir.path(),
+        &[ev(
+            "e-1",
+            "order.placed",
+            "2026-03-02T09:00:00Z",
+            "c-1",
+            json!({"customer": {"email": address, "first_name": "Ayşe"},
+                   "order": {"id": "o-1", "name": "#1001"}}),
+        )
+        .to_string()],
+    );
+    let workflows = s.workflows_dir();
+    for outbox in [true, false] {
+        let db = dir.path().join(format!("store-{outbox}.db"));
+        let out_dir = dir.path().join(format!("outbox-{outbox}"));
+        let mut args = vec![
+            "simulate",
+            "--events",
+            events.to_str().unwrap(),
+            "--workflows",
+            workflows.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--format",
+            "json",
+            "--until",
+            "2026-03-03T00:00:00Z",
+        ];
+        if outbox {
+            args.extend(["--outbox", out_dir.to_str().unwrap()]);
+        }
+        let (code, simulated, err) = nudge(&root(), &args, &[]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            simulated.contains(&format!("\"subject\":\"Receipt for {address}\"")),
+            "{simulated}"
+        );
+        // The journal read the whole customer and rendered the address: it keeps neither.
+        let journal = stored_journal(&db);
+        let all = journal.join("\n");
+        assert!(
+            all.contains("\"customer\":{") && all.contains("\"subject\":\"Receipt for [address]\""),
+            "{all}"
+        );
+        assert!(!all.contains('@'), "{all}");
+        // explain's rows: simulate's, with the message's subject; without a message (no
+        // outbox) the subject is the journal's.
+        let (code, explained, err) = nudge(
+            &root(),
+            &[
+                "explain",
+                "--db",
+                db.to_str().unwrap(),
+                "--customer",
+                "c-1",
+                "--workflows",
+                workflows.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+        let email_rows = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.contains("\"action\":\"email."))
+                .map(str::to_owned)
+                .collect()
+        };
+        let expected = email_rows(&simulated);
+        assert_eq!(expected.len(), 1, "{simulated}");
+        if outbox {
+            assert_eq!(email_rows(&explained), expected);
+        } else {
+            assert_eq!(
+                email_rows(&explained),
+                [expected[0].replace(&format!("Receipt for {address}"), "Receipt for [address]")]
+            );
+        }
+    }
 }

@@ -22,6 +22,14 @@
 //! - The recipient comes from the send log's message (for a send logged without one, as
 //!   `simulate --db` without `--outbox` does, from the profile's address now); nothing here
 //!   logs it.
+//! - The journal keeps no address (`nudge_core::journal::redact`): a subject that had one
+//!   (`Receipt for {{ customer.email }}`) is kept as `Receipt for [address]`. Such a subject is
+//!   taken from the send log's message while the send log holds it (the message has the
+//!   address anyway; the send log expires with its retention), so it is `simulate`'s;
+//!   afterwards, and for a send logged without its message, it is shown as the journal kept
+//!   it, with `[address]`, and then differs from what `simulate` printed. Other values the
+//!   journal kept with an address taken out (a condition's or rule's reading, a webhook's
+//!   URL, a profile change) are shown so.
 //! - Local times are in the customer's zone when each thing happened (kept in the journal);
 //!   an `event.received` row takes the zone of what followed it at its time, else the
 //!   customer's latest (the journal's last, else the profile's, else the zone given); the
@@ -34,7 +42,7 @@ use chrono::{DateTime, Utc};
 use nudge_core::diagnostic::suggestion;
 use nudge_core::engine::state::{CustomerState, Phase};
 use nudge_core::engine::{Tz, customer_ref};
-use nudge_core::journal::{Happened, JournalEntry};
+use nudge_core::journal::{ADDRESS_MARK, Happened, JournalEntry};
 use nudge_core::mail::recipient_and_subject;
 use nudge_core::store::{SendEntry, SendStatus, Store, StoreError};
 use nudge_core::timeline::{Row, ts};
@@ -304,14 +312,24 @@ fn entry_rows(customer: &str, entry: &JournalEntry, sends: &Sends, zone: Tz) -> 
 /// (the mailer took it), `email.failed` (refused for good, or its outcome unknown; with the
 /// reason) or `email.pending` (not delivered yet; with the reason and when it is tried again).
 /// The recipient is the message's; a send logged without its message (`simulate` without an
-/// outbox builds none) names the address the profile holds now.
+/// outbox builds none) names the address the profile holds now. A subject the journal kept
+/// with an address taken out is the message's too, when there is one.
 fn delivery(row: &mut Row, sends: &Sends, key: &str) {
     let Some(send) = sends.by_key.get(key) else {
         row.action = "email.sent".to_owned();
         row.reason = Some(NOT_IN_SEND_LOG.to_owned());
         return;
     };
-    let (to, _) = recipient_and_subject(&send.record.payload);
+    let (to, subject) = recipient_and_subject(&send.record.payload);
+    // The journal keeps no address: a subject it kept with one taken out is the message's.
+    if !subject.is_empty()
+        && row
+            .subject
+            .as_deref()
+            .is_some_and(|s| s.contains(ADDRESS_MARK))
+    {
+        row.subject = Some(subject);
+    }
     row.to = if to.is_empty() {
         sends.address.clone()
     } else {
@@ -626,6 +644,19 @@ mod tests {
         assert_eq!(r.until, Some(ts(at(600))));
         // Logged without its message: the profile's address now.
         assert_eq!(row("k-bare").to.as_deref(), Some("now@example.com"));
+        // A subject kept with its address taken out is the message's; another is the journal's.
+        let redacted = |key: &str| {
+            let what = Happened::EmailSent {
+                key: key.to_owned(),
+                subject: format!("Hello {ADDRESS_MARK}"),
+                tags: vec![],
+            };
+            let e = entry(0, Some("w"), what);
+            entry_rows("c-1", &e, &log, Tz::UTC).remove(0).subject
+        };
+        assert_eq!(redacted("k-sent").as_deref(), Some("Hello"));
+        assert_eq!(redacted("k-bare").as_deref(), Some("Hello [address]"));
+        assert_eq!(redacted("k-gone").as_deref(), Some("Hello [address]"));
         let r = row("k-gone");
         assert_eq!(r.action, "email.sent");
         assert_eq!(r.reason.as_deref(), Some(NOT_IN_SEND_LOG));
