@@ -44,6 +44,11 @@ pub const MAX_JOURNAL_BYTES: usize = 64 * 1024;
 /// the count: a customer's story covers at most about 13 months.
 pub const JOURNAL_TTL_DAYS: i64 = 400;
 
+/// The `bounce_type` of an `email.bounced` event that is a permanent bounce: the engine then
+/// suppresses all mail to the customer, and `nudge report` counts it as bounced (as SES's
+/// counts hold permanent bounces only).
+pub const HARD_BOUNCE: &str = "hard";
+
 /// What the journal keeps of the value of an `email` key (an address: only that there was
 /// one).
 pub const ADDRESS_NOT_KEPT: &str = "(an address: not kept)";
@@ -68,10 +73,13 @@ pub fn redact(mut entry: JournalEntry) -> JournalEntry {
         Happened::EventReceived {
             event_type,
             event_id,
-            ..
+            bounce_type,
         } => {
             text(event_type);
             text(event_id);
+            if let Some(b) = bounce_type {
+                text(b);
+            }
         }
         Happened::EmailSent { subject, .. } => text(subject),
         Happened::WebhookCalled { url, .. } => text(url),
@@ -213,6 +221,11 @@ pub enum Happened {
         event_type: String,
         /// Its id (the idempotency key).
         event_id: String,
+        /// An `email.bounced` event's `bounce_type`, as the event gave it (only [`HARD_BOUNCE`]
+        /// is a bounce that suppresses, and that `nudge report` counts); `None` for other
+        /// events, for a bounce without one, and in entries stored before it was kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bounce_type: Option<String>,
     },
     /// A run began.
     #[serde(rename = "run.started")]
@@ -516,6 +529,7 @@ mod tests {
                 what: Happened::EventReceived {
                     event_type: "order.placed".into(),
                     event_id: "e-1".into(),
+                    bounce_type: None,
                 },
             },
             JournalEntry {
@@ -536,6 +550,36 @@ mod tests {
             let back: JournalEntry = serde_json::from_value(json).unwrap();
             assert_eq!(back, entry);
         }
+    }
+
+    #[test]
+    fn a_bounce_keeps_its_type_and_entries_stored_before_read_as_none() {
+        let bounce = JournalEntry {
+            what: Happened::EventReceived {
+                event_type: "email.bounced".into(),
+                event_id: "e-9".into(),
+                bounce_type: Some(HARD_BOUNCE.into()),
+            },
+            ..entry(Happened::RunStarted)
+        };
+        let bytes = encode(std::slice::from_ref(&bounce));
+        assert!(
+            String::from_utf8_lossy(&bytes).contains(r#""bounce_type":"hard""#),
+            "{bytes:?}"
+        );
+        assert_eq!(decode(&bytes).unwrap(), [bounce]);
+        // As a store kept it before the field: no bounce type, and nothing written for none.
+        let old = br#"[{"t":1772532000000,"action":"event.received","event_type":"email.bounced","event_id":"e-9"}]"#;
+        let decoded = decode(old).unwrap();
+        assert_eq!(
+            decoded[0].what,
+            Happened::EventReceived {
+                event_type: "email.bounced".into(),
+                event_id: "e-9".into(),
+                bounce_type: None,
+            }
+        );
+        assert_eq!(encode(&decoded), old.to_vec());
     }
 
     #[test]
@@ -618,6 +662,7 @@ mod tests {
             what: Happened::EventReceived {
                 event_type: "order.placed".into(),
                 event_id: "guest:ayse@example.com:1".into(),
+                bounce_type: None,
             },
             ..entry(Happened::RunStarted)
         });
@@ -707,6 +752,7 @@ mod tests {
             what: Happened::EventReceived {
                 event_type: "order.placed".into(),
                 event_id: "e-1".into(),
+                bounce_type: None,
             },
         };
         let later = JournalEntry {

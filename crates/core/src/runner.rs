@@ -298,6 +298,7 @@ fn journal_of(
                 what: Happened::EventReceived {
                     event_type: event.event_type.clone(),
                     event_id: event.id.clone(),
+                    bounce_type: bounce_type(event),
                 },
             }));
             journal.extend(entries);
@@ -305,6 +306,18 @@ fn journal_of(
         }
         Input::Wake => entries,
     }
+}
+
+/// An `email.bounced` event's `bounce_type` (a string), for its journal entry.
+fn bounce_type(event: &StoreEvent) -> Option<String> {
+    if event.event_type != "email.bounced" {
+        return None;
+    }
+    event
+        .detail
+        .get("bounce_type")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
 }
 
 fn log_time(now: DateTime<Utc>) -> String {

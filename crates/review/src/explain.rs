@@ -261,6 +261,7 @@ fn entry_rows(customer: &str, entry: &JournalEntry, sends: &Sends, zone: Tz) -> 
         Happened::EventReceived {
             event_type,
             event_id,
+            ..
         } => {
             row.event_type = Some(event_type.clone());
             row.event_id = Some(event_id.clone());
@@ -722,6 +723,7 @@ mod tests {
         let received = |id: &str| Happened::EventReceived {
             event_type: "order.placed".into(),
             event_id: id.into(),
+            bounce_type: None,
         };
         let journal = vec![
             entry(0, None, received("e-1")),
