@@ -103,7 +103,12 @@ pub fn redact(mut entry: JournalEntry) -> JournalEntry {
 /// token's trailing dots (a sentence's end) are not part of the address. Borrowed when there
 /// is none.
 pub fn redact_text(text: &str) -> Cow<'_, str> {
-    if !text.contains('@') && !text.to_ascii_lowercase().contains("%40") {
+    let encoded_at = |t: &str| {
+        t.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%40"))
+    };
+    if !text.contains('@') && !encoded_at(text) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
