@@ -1,7 +1,7 @@
 //! `nudge explain` as a user runs it: on the store `simulate --db` wrote, its `email.*` and
 //! `run.*` rows are the ones `simulate` printed, customer by customer; skips say what their
 //! rule read, conditions what they read; the journal keeps the last `JOURNAL_COMMITS` commits;
-//! an unknown customer exits 1.
+//! the journal keeps no address; an unknown customer exits 1.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,9 +52,10 @@ fn explain_json(db: &Path, customer: &str, extra: &[&str]) -> Vec<Value> {
         .collect()
 }
 
-/// Whether a row is one `simulate` prints too (`email.*`, `run.*`; not the "now" rows).
+/// Whether a row is one the contract says `simulate` printed too: every `email.*` and `run.*`
+/// row, with no exception (explain's own rows must be named otherwise).
 fn shared(action: &str) -> bool {
-    (action.starts_with("email.") || action.starts_with("run.")) && action != "run.active"
+    action.starts_with("email.") || action.starts_with("run.")
 }
 
 #[test]
@@ -74,6 +75,7 @@ fn every_customers_email_and_run_rows_are_the_ones_simulate_printed() {
         }
     }
     assert!(by_customer.len() >= 40, "{}", by_customer.len());
+    let mut explain_only = 0;
     for (customer, expected) in &by_customer {
         let args = [
             "explain",
@@ -95,7 +97,11 @@ fn every_customers_email_and_run_rows_are_the_ones_simulate_printed() {
             })
             .collect();
         assert_eq!(&got, expected, "customer {customer}");
+        explain_only += out.lines().count() - got.len();
     }
+    // Explain printed rows of its own (the "now" rows among them), none of them named as
+    // simulate's are.
+    assert!(explain_only > 0);
     // What the sample covers, so that the comparison above means something.
     let reasons: Vec<&str> = ["no_consent", "suppressed", "unsubscribed", "frequency_cap"]
         .into_iter()
@@ -233,15 +239,23 @@ fn active_runs_say_where_they_stand_and_what_they_wait_for() {
     let rows = explain_json(&db, "c-1", &[]);
     let active = rows
         .iter()
-        .find(|r| r["action"] == "run.active")
+        .find(|r| r["action"] == "state.run")
         .expect("the shipment's run");
+    // As of the store's clock (where `simulate` stopped), not the last thing that happened.
+    assert_eq!(active["at"], "2026-03-03T09:00:00Z");
     assert_eq!(active["workflow"], "shipment-updates");
     assert_eq!(active["reason"], "wait_for");
     assert_eq!(active["event"], "order.delivered");
     assert_eq!(active["until"], "2026-03-16T09:00:00Z");
     let wake = rows.last().unwrap();
-    assert_eq!(wake["action"], "wake.next");
+    assert_eq!(wake["action"], "state.wake");
     assert_eq!(wake["until"], "2026-03-16T09:00:00Z");
+    assert_eq!(wake["at"], "2026-03-03T09:00:00Z");
+    // No row of explain's own is named as simulate's are.
+    assert!(rows.iter().all(|r| {
+        let action = r["action"].as_str().unwrap();
+        !action.starts_with("run.active") && !action.starts_with("wake.")
+    }));
 }
 
 #[test]
@@ -438,5 +452,209 @@ fn the_engine_journals_each_action_and_decision_in_order() {
         // No address in the journal.
         let json = serde_json::to_string(entry).unwrap();
         assert!(!json.contains("ayse@example.com"), "{json}");
+    }
+}
+
+#[test]
+fn workflows_are_read_as_simulate_reads_them_and_a_workflow_filter_must_name_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    simulate_sample(&db);
+    let db = db.to_str().unwrap();
+    // From the repository (its workflows/ is the default): a misspelt id is a usage error
+    // with the closest id suggested, and prints nothing.
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflow",
+        "win-bak",
+    ];
+    let (code, out, err) = nudge(&root(), &args, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("no workflow `win-bak`"), "{err}");
+    assert!(err.contains("did you mean `win-back`?"), "{err}");
+    // A workflow defined but never met by the customer: known, and nothing to tell of it.
+    let s = crate::scenarios::Scenario::new(&[("deciding", DECIDING)]);
+    let workflows = s.workflows_dir();
+    let workflows = workflows.to_str().unwrap();
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflows",
+        workflows,
+        "--workflow",
+        "deciding",
+        "--format",
+        "json",
+    ];
+    let (code, out, err) = nudge(&root(), &args, &[]);
+    assert_eq!(code, 0, "{err}");
+    // The definitions' warnings are on stderr, as `simulate` prints them.
+    assert!(err.contains("warning:"), "{err}");
+    assert!(!out.contains("win-back"), "{out}");
+    // Without the definitions (no workflows/ where it runs), the story's own ids still do.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflow",
+        "win-back",
+    ];
+    let (code, out, err) = nudge(elsewhere.path(), &args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("win-back/regular"), "{out}");
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflow",
+        "deciding",
+    ];
+    let (code, _, err) = nudge(elsewhere.path(), &args, &[]);
+    assert_eq!(code, 2, "{err}");
+    // Workflows with errors are refused as simulate refuses them.
+    s.set_workflows(&[("deciding", "category: marketing\nsteps: []\n")]);
+    let args = [
+        "explain",
+        "--db",
+        db,
+        "--customer",
+        "c-1008",
+        "--workflows",
+        workflows,
+    ];
+    let (code, out, err) = nudge(&root(), &args, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("deciding.yaml"), "{err}");
+    assert!(err.contains("the workflows have errors"), "{err}");
+}
+
+/// A workflow whose condition reads the whole customer and whose subject interpolates the
+/// address.
+const READS_THE_ADDRESS: &str = r#"
+category: transactional
+trigger: { event: order.placed }
+steps:
+  - id: known
+    if: "customer | length > 0 and 'x' in customer['email']"
+    then:
+      - id: receipt
+        send_email: { template: t.mjml, subject: "Receipt for {{ customer.email }}" }
+"#;
+
+/// Every journal entry the SQLite store at `db` holds, decoded, as JSON text.
+fn stored_journal(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut select = conn.prepare("SELECT entries FROM journal").unwrap();
+    let blobs: Vec<Vec<u8>> = select
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    blobs
+        .iter()
+        .flat_map(|b| nudge_core::journal::decode(b).unwrap())
+        .map(|e| serde_json::to_string(&e).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_journal_keeps_no_address_and_explain_still_shows_simulates_subject() {
+    let s = crate::scenarios::Scenario::new(&[("receipt", READS_THE_ADDRESS)]);
+    let dir = tempfile::tempdir().unwrap();
+    let address = "ayse.yilmaz@example.com";
+    let events = write_events(
+        dir.path(),
+        &[ev(
+            "e-1",
+            "order.placed",
+            "2026-03-02T09:00:00Z",
+            "c-1",
+            json!({"customer": {"email": address, "first_name": "Ayşe"},
+                   "order": {"id": "o-1", "name": "#1001"}}),
+        )
+        .to_string()],
+    );
+    let workflows = s.workflows_dir();
+    for outbox in [true, false] {
+        let db = dir.path().join(format!("store-{outbox}.db"));
+        let out_dir = dir.path().join(format!("outbox-{outbox}"));
+        let mut args = vec![
+            "simulate",
+            "--events",
+            events.to_str().unwrap(),
+            "--workflows",
+            workflows.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--format",
+            "json",
+            "--until",
+            "2026-03-03T00:00:00Z",
+        ];
+        if outbox {
+            args.extend(["--outbox", out_dir.to_str().unwrap()]);
+        }
+        let (code, simulated, err) = nudge(&root(), &args, &[]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            simulated.contains(&format!("\"subject\":\"Receipt for {address}\"")),
+            "{simulated}"
+        );
+        // The journal read the whole customer and rendered the address: it keeps neither.
+        let journal = stored_journal(&db);
+        let all = journal.join("\n");
+        assert!(
+            all.contains("\"customer\":{") && all.contains("\"subject\":\"Receipt for [address]\""),
+            "{all}"
+        );
+        assert!(!all.contains('@'), "{all}");
+        // explain's rows: simulate's, with the message's subject; without a message (no
+        // outbox) the subject is the journal's.
+        let (code, explained, err) = nudge(
+            &root(),
+            &[
+                "explain",
+                "--db",
+                db.to_str().unwrap(),
+                "--customer",
+                "c-1",
+                "--workflows",
+                workflows.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+        let email_rows = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.contains("\"action\":\"email."))
+                .map(str::to_owned)
+                .collect()
+        };
+        let expected = email_rows(&simulated);
+        assert_eq!(expected.len(), 1, "{simulated}");
+        if outbox {
+            assert_eq!(email_rows(&explained), expected);
+        } else {
+            assert_eq!(
+                email_rows(&explained),
+                [expected[0].replace(&format!("Receipt for {address}"), "Receipt for [address]")]
+            );
+        }
     }
 }

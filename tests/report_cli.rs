@@ -273,3 +273,41 @@ fn usage_errors_exit_2_and_workflows_with_errors_exit_1() {
     assert_eq!((code, out.as_str()), (1, ""), "{err}");
     assert!(err.contains("bad.yaml"), "{err}");
 }
+
+#[test]
+fn only_hard_bounces_are_counted_as_bounced() {
+    let dir = tempfile::tempdir().unwrap();
+    // The fixture (c-4's hard bounce of hello) and soft bounces of hello for c-1 and c-3 and
+    // one without a type for c-5: none of those suppresses, and none counts.
+    let mut events = std::fs::read_to_string(fixture().join("events.jsonl")).unwrap();
+    for (id, customer, bounce_type) in [
+        ("soft-1", "c-1", json!("soft")),
+        ("soft-3", "c-3", json!("soft")),
+        ("untyped-5", "c-5", Value::Null),
+    ] {
+        let mut detail = json!({"customer": {"id": customer}});
+        if !bounce_type.is_null() {
+            detail["bounce_type"] = bounce_type;
+        }
+        let event = json!({"version": "0", "id": id, "detail-type": "email.bounced",
+            "source": "store", "time": "2026-03-02T08:30:00Z", "detail": detail});
+        events.push_str(&format!("{event}\n"));
+    }
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, events).unwrap();
+    let db = dir.path().join("store.db");
+    let workflows = fixture().join("workflows");
+    let (code, timeline, err) =
+        simulate_json(dir.path(), &file, &workflows, &db, "2026-03-05T00:00:00Z");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(timeline.matches("\"reason\":\"suppressed\"").count(), 1);
+    let (code, out, err) = report(dir.path(), &db, &["--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows = json_rows(&out);
+    for (step, sent) in [(None, 6), (Some("hello"), 4)] {
+        let got = row(&rows, "welcome", step);
+        let expected = json!({"sent": sent, "bounced": 1});
+        assert_eq!(pick(got, &expected), expected, "{step:?}");
+    }
+    assert_eq!(row(&rows, "welcome", Some("hello"))["bounce_rate"], 0.25);
+}

@@ -12,8 +12,19 @@
 //! No more personal data than the state: an entry holds ids, step ids, reasons, times, the
 //! rendered subject and the values a condition read (all of which the state or the send log
 //! holds). It holds no address: `explain` takes the recipient of an email from its send-log
-//! entry, which erasure removes with the rest, and a condition that reads an `email` attribute
-//! records `(an address: not kept)` instead of its value.
+//! entry, which erasure removes with the rest. Every entry passes through [`redact`] when it is
+//! built (the engine's, and the runner's `event.received`), which works on the values, wherever
+//! they come from: the value of any JSON object's `email` key becomes [`ADDRESS_NOT_KEPT`], and
+//! in every string the entry carries from customer data (subjects, webhook URLs, the values a
+//! condition or rule read, profile changes, event ids and types, object keys) each token that
+//! parses as an email address becomes [`ADDRESS_MARK`]. Limits: a token is what lies between
+//! whitespace and the punctuation [`SEPARATORS`] lists (so `Bob <bob@example.com>`,
+//! `mailto:bob@example.com` and `?email=bob@example.com` are caught, and `bob%40example.com`
+//! too); an address written with spaces or quotes inside its local part, or otherwise encoded,
+//! is not. What the workflow files themselves say (a condition's text, step ids) is kept as
+//! written.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -32,6 +43,151 @@ pub const MAX_JOURNAL_BYTES: usize = 64 * 1024;
 /// On DynamoDB, journal items expire this many days after they were written (TTL), whatever
 /// the count: a customer's story covers at most about 13 months.
 pub const JOURNAL_TTL_DAYS: i64 = 400;
+
+/// The `bounce_type` of an `email.bounced` event that is a permanent bounce: the engine then
+/// suppresses all mail to the customer, and `nudge report` counts it as bounced (as SES's
+/// counts hold permanent bounces only).
+pub const HARD_BOUNCE: &str = "hard";
+
+/// What the journal keeps of the value of an `email` key (an address: only that there was
+/// one).
+pub const ADDRESS_NOT_KEPT: &str = "(an address: not kept)";
+
+/// What the journal keeps of an email address inside a text: `Receipt for [address]`.
+pub const ADDRESS_MARK: &str = "[address]";
+
+/// The characters, besides whitespace, that end a token [`redact_text`] checks.
+pub const SEPARATORS: &[char] = &[
+    '<', '>', '(', ')', '[', ']', '{', '}', ',', ';', ':', '"', '\'', '`', '/', '?', '&', '=', '#',
+    '!', '|', '\\',
+];
+
+/// `entry` as the journal keeps it: with no address (see the module's documentation).
+pub fn redact(mut entry: JournalEntry) -> JournalEntry {
+    let text = |s: &mut String| {
+        if let Cow::Owned(clean) = redact_text(s) {
+            *s = clean;
+        }
+    };
+    match &mut entry.what {
+        Happened::EventReceived {
+            event_type,
+            event_id,
+            bounce_type,
+        } => {
+            text(event_type);
+            text(event_id);
+            if let Some(b) = bounce_type {
+                text(b);
+            }
+        }
+        Happened::EmailSent { subject, .. } => text(subject),
+        Happened::WebhookCalled { url, .. } => text(url),
+        Happened::EmailSkipped { read, .. } | Happened::ConditionChecked { read, .. } => {
+            redact_map(read)
+        }
+        Happened::ProfileUpdated { changes } => redact_map(changes),
+        Happened::RunStarted
+        | Happened::RunRefused { .. }
+        | Happened::RunEnded { .. }
+        | Happened::EmailDeferred { .. }
+        | Happened::SplitChosen { .. }
+        | Happened::JournalTruncated { .. }
+        | Happened::WaitStarted { .. } => {}
+    }
+    entry
+}
+
+/// `text` with each token that parses as an email address (alone, or with `%40` for its `@`)
+/// replaced by [`ADDRESS_MARK`]; tokens are separated by whitespace and [`SEPARATORS`], and a
+/// token's trailing dots (a sentence's end) are not part of the address. Borrowed when there
+/// is none.
+pub fn redact_text(text: &str) -> Cow<'_, str> {
+    let encoded_at = |t: &str| {
+        t.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%40"))
+    };
+    if !text.contains('@') && !encoded_at(text) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| c.is_whitespace() || SEPARATORS.contains(&c))
+            .unwrap_or(rest.len());
+        let (token, after) = rest.split_at(end);
+        let address = token.trim_end_matches('.');
+        if is_address(address) {
+            out.push_str(ADDRESS_MARK);
+            out.push_str(&token[address.len()..]);
+            changed = true;
+        } else {
+            out.push_str(token);
+        }
+        // The separator itself, kept.
+        let mut chars = after.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Whether `token` is an email address, or one with `%40` for its `@`.
+fn is_address(token: &str) -> bool {
+    if token.contains('@') {
+        return email_address::EmailAddress::is_valid(token);
+    }
+    let lower = token.to_ascii_lowercase();
+    lower.contains("%40") && email_address::EmailAddress::is_valid(&lower.replacen("%40", "@", 1))
+}
+
+/// `value` with no address: an object's `email` key's value (unless `null`) becomes
+/// [`ADDRESS_NOT_KEPT`]; strings and object keys go through [`redact_text`].
+pub fn redact_value(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(clean) = redact_text(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::Object(map) => redact_map(map),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// [`redact_value`] of each value of `map`, and of its keys (an `email` key's value, and a
+/// dotted path's ending in `.email`, becomes [`ADDRESS_NOT_KEPT`]).
+fn redact_map(map: &mut Map<String, Value>) {
+    let dirty = map.keys().any(|k| matches!(redact_text(k), Cow::Owned(_)));
+    if dirty {
+        *map = std::mem::take(map)
+            .into_iter()
+            .map(|(k, v)| (redact_text(&k).into_owned(), v))
+            .collect();
+    }
+    for (key, value) in map.iter_mut() {
+        let named_email = key.eq_ignore_ascii_case("email")
+            || key
+                .rsplit('.')
+                .next()
+                .is_some_and(|last| last.eq_ignore_ascii_case("email"));
+        if named_email && !value.is_null() {
+            *value = Value::String(ADDRESS_NOT_KEPT.to_owned());
+        } else {
+            redact_value(value);
+        }
+    }
+}
 
 /// One thing that happened to a customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +226,11 @@ pub enum Happened {
         event_type: String,
         /// Its id (the idempotency key).
         event_id: String,
+        /// An `email.bounced` event's `bounce_type`, as the event gave it (only [`HARD_BOUNCE`]
+        /// is a bounce that suppresses, and that `nudge report` counts); `None` for other
+        /// events, for a bounce without one, and in entries stored before it was kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bounce_type: Option<String>,
     },
     /// A run began.
     #[serde(rename = "run.started")]
@@ -373,6 +534,7 @@ mod tests {
                 what: Happened::EventReceived {
                     event_type: "order.placed".into(),
                     event_id: "e-1".into(),
+                    bounce_type: None,
                 },
             },
             JournalEntry {
@@ -393,6 +555,139 @@ mod tests {
             let back: JournalEntry = serde_json::from_value(json).unwrap();
             assert_eq!(back, entry);
         }
+    }
+
+    #[test]
+    fn a_bounce_keeps_its_type_and_entries_stored_before_read_as_none() {
+        let bounce = JournalEntry {
+            what: Happened::EventReceived {
+                event_type: "email.bounced".into(),
+                event_id: "e-9".into(),
+                bounce_type: Some(HARD_BOUNCE.into()),
+            },
+            ..entry(Happened::RunStarted)
+        };
+        let bytes = encode(std::slice::from_ref(&bounce));
+        assert!(
+            String::from_utf8_lossy(&bytes).contains(r#""bounce_type":"hard""#),
+            "{bytes:?}"
+        );
+        assert_eq!(decode(&bytes).unwrap(), [bounce]);
+        // As a store kept it before the field: no bounce type, and nothing written for none.
+        let old = br#"[{"t":1772532000000,"action":"event.received","event_type":"email.bounced","event_id":"e-9"}]"#;
+        let decoded = decode(old).unwrap();
+        assert_eq!(
+            decoded[0].what,
+            Happened::EventReceived {
+                event_type: "email.bounced".into(),
+                event_id: "e-9".into(),
+                bounce_type: None,
+            }
+        );
+        assert_eq!(encode(&decoded), old.to_vec());
+    }
+
+    #[test]
+    fn addresses_in_texts_are_marked_wherever_they_stand() {
+        let cases = [
+            ("Receipt for ayse@example.com", "Receipt for [address]"),
+            ("Ayşe <ayse@example.com>, hi", "Ayşe <[address]>, hi"),
+            ("mailto:ayse@example.com", "mailto:[address]"),
+            (
+                "https://hooks.example.com/x?email=ayse%40example.com&id=1",
+                "https://hooks.example.com/x?email=[address]&id=1",
+            ),
+            ("Write to help@shop.example.com.", "Write to [address]."),
+            ("('a.b+tag@example.co.uk')", "('[address]')"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(redact_text(text), expected, "{text}");
+        }
+        for kept in ["No address here", "@handle", "a@", "50% off @ 9am", "%40"] {
+            assert!(matches!(redact_text(kept), Cow::Borrowed(_)), "{kept}");
+        }
+    }
+
+    #[test]
+    fn an_entry_keeps_no_address_in_what_it_read_rendered_or_changed() {
+        let customer = serde_json::json!({
+            "email": "ayse@example.com",
+            "first_name": "Ayşe",
+            "notes": ["ask ayse@example.com"],
+            "emails": {"ayse@example.com": true},
+        });
+        let read = Map::from_iter([
+            ("customer".into(), customer),
+            (
+                "customer.email".into(),
+                Value::String("not even valid".into()),
+            ),
+            ("customer.phone".into(), Value::Null),
+        ]);
+        let checked = redact(entry(Happened::ConditionChecked {
+            condition: "customer | length > 0 or customer.email == 'vip@example.com'".into(),
+            result: true,
+            read,
+        }));
+        let Happened::ConditionChecked {
+            condition, read, ..
+        } = &checked.what
+        else {
+            panic!("{checked:?}");
+        };
+        // The workflow's own text is kept as written.
+        assert!(condition.contains("vip@example.com"));
+        assert_eq!(
+            Value::Object(read.clone()),
+            serde_json::json!({
+                "customer": {
+                    "email": ADDRESS_NOT_KEPT,
+                    "first_name": "Ayşe",
+                    "notes": ["ask [address]"],
+                    "emails": {"[address]": true},
+                },
+                "customer.email": ADDRESS_NOT_KEPT,
+                "customer.phone": null,
+            })
+        );
+        let sent = redact(entry(Happened::EmailSent {
+            key: "r-1.receipt".into(),
+            subject: "Receipt for ayse@example.com".into(),
+            tags: vec![],
+        }));
+        let hook = redact(entry(Happened::WebhookCalled {
+            key: "r-1.hook".into(),
+            method: "POST".into(),
+            url: "https://hooks.example.com/u/ayse@example.com".into(),
+        }));
+        let updated = redact(entry(Happened::ProfileUpdated {
+            changes: Map::from_iter([("email".into(), "ayse@example.com".into())]),
+        }));
+        let received = redact(JournalEntry {
+            what: Happened::EventReceived {
+                event_type: "order.placed".into(),
+                event_id: "guest:ayse@example.com:1".into(),
+                bounce_type: None,
+            },
+            ..entry(Happened::RunStarted)
+        });
+        for e in [&checked, &sent, &hook, &updated, &received] {
+            let json = serde_json::to_string(e).unwrap();
+            assert!(!json.contains("ayse@"), "{json}");
+        }
+        assert_eq!(
+            sent.what,
+            Happened::EmailSent {
+                key: "r-1.receipt".into(),
+                subject: "Receipt for [address]".into(),
+                tags: vec![],
+            }
+        );
+        // What has none is unchanged.
+        let plain = entry(Happened::RunEnded {
+            reason: "goal".into(),
+        });
+        assert_eq!(redact(plain.clone()), plain);
     }
 
     fn entry(what: Happened) -> JournalEntry {
@@ -462,6 +757,7 @@ mod tests {
             what: Happened::EventReceived {
                 event_type: "order.placed".into(),
                 event_id: "e-1".into(),
+                bounce_type: None,
             },
         };
         let later = JournalEntry {

@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use crate::engine::state::{CustomerState, Suppression};
 use crate::engine::{Action, ActionKind, Engine, Input, Warning, customer_ref};
 use crate::event::StoreEvent;
-use crate::journal::{Happened, JournalEntry};
+use crate::journal::{self, Happened, JournalEntry};
 use crate::mail::{Lookup, Mailer, build_mime};
 use crate::store::{
     Commit, CommitOutcome, DeadLetter, SUPPRESSED_COMPLAINT, SendEntry, SendKind, SendRecord,
@@ -289,7 +289,7 @@ fn journal_of(
     match input {
         Input::Event(event) => {
             let mut journal = Vec::with_capacity(entries.len() + 1);
-            journal.push(JournalEntry {
+            journal.push(journal::redact(JournalEntry {
                 at: now,
                 workflow: None,
                 run: None,
@@ -298,13 +298,26 @@ fn journal_of(
                 what: Happened::EventReceived {
                     event_type: event.event_type.clone(),
                     event_id: event.id.clone(),
+                    bounce_type: bounce_type(event),
                 },
-            });
+            }));
             journal.extend(entries);
             journal
         }
         Input::Wake => entries,
     }
+}
+
+/// An `email.bounced` event's `bounce_type` (a string), for its journal entry.
+fn bounce_type(event: &StoreEvent) -> Option<String> {
+    if event.event_type != "email.bounced" {
+        return None;
+    }
+    event
+        .detail
+        .get("bounce_type")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
 }
 
 fn log_time(now: DateTime<Utc>) -> String {

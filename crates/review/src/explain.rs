@@ -5,8 +5,12 @@
 //! oldest first: each event received, each run started and ended, each email sent (with what
 //! became of it, from the send log), deferred or skipped (a skip whose rule read something is
 //! preceded by a `rule.checked` row saying what), each condition checked with the values it
-//! read, each split, each wait begun. Then "now": a `run.active` row per active run (its step,
-//! what it waits for and until when) and a `wake.next` row for the customer's next timer.
+//! read, each split, each wait begun. Then "now": a `state.run` row per active run (its step,
+//! what it waits for and until when) and a `state.wake` row for the customer's next timer.
+//! Their `at` is the time the caller says is now ([`Request::now`]: the CLI gives the store's
+//! clock, the virtual clock `simulate --db` left, else the wall clock). They are named
+//! `state.*`, not `run.*`, because `simulate` prints no such rows: every `run.*` and
+//! `email.*` row here is one `simulate` printed.
 //!
 //! Guarantees:
 //! - For one customer, the `email.*` and `run.*` rows are the ones `simulate --format json`
@@ -18,6 +22,14 @@
 //! - The recipient comes from the send log's message (for a send logged without one, as
 //!   `simulate --db` without `--outbox` does, from the profile's address now); nothing here
 //!   logs it.
+//! - The journal keeps no address (`nudge_core::journal::redact`): a subject that had one
+//!   (`Receipt for {{ customer.email }}`) is kept as `Receipt for [address]`. Such a subject is
+//!   taken from the send log's message while the send log holds it (the message has the
+//!   address anyway; the send log expires with its retention), so it is `simulate`'s;
+//!   afterwards, and for a send logged without its message, it is shown as the journal kept
+//!   it, with `[address]`, and then differs from what `simulate` printed. Other values the
+//!   journal kept with an address taken out (a condition's or rule's reading, a webhook's
+//!   URL, a profile change) are shown so.
 //! - Local times are in the customer's zone when each thing happened (kept in the journal);
 //!   an `event.received` row takes the zone of what followed it at its time, else the
 //!   customer's latest (the journal's last, else the profile's, else the zone given); the
@@ -27,9 +39,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use nudge_core::diagnostic::suggestion;
 use nudge_core::engine::state::{CustomerState, Phase};
 use nudge_core::engine::{Tz, customer_ref};
-use nudge_core::journal::{Happened, JournalEntry};
+use nudge_core::journal::{ADDRESS_MARK, Happened, JournalEntry};
 use nudge_core::mail::recipient_and_subject;
 use nudge_core::store::{SendEntry, SendStatus, Store, StoreError};
 use nudge_core::timeline::{Row, ts};
@@ -48,6 +61,17 @@ pub enum ExplainError {
     /// [`customer_ref`], which never shows an address).
     #[error("the store knows no customer {0}")]
     UnknownCustomer(String),
+    /// `--workflow` names a workflow neither the definitions nor the customer's journal and
+    /// state know.
+    #[error("no workflow `{workflow}` in the workflows or customer {customer}'s story{suggestion}")]
+    UnknownWorkflow {
+        /// The id asked for.
+        workflow: String,
+        /// The customer, by [`customer_ref`].
+        customer: String,
+        /// `"; did you mean `x`?"` or nothing.
+        suggestion: String,
+    },
     /// The stored state is not one this code reads.
     #[error("the stored state of customer {customer} is unreadable ({category})")]
     State {
@@ -64,11 +88,17 @@ pub struct Request<'a> {
     /// The customer.
     pub customer: &'a str,
     /// Only this workflow's rows (events are kept when something of the workflow happened
-    /// right after them, at their time).
+    /// right after them, at their time). It must be one of `defined`, or one the customer's
+    /// journal or state names ([`ExplainError::UnknownWorkflow`] otherwise).
     pub workflow: Option<&'a str>,
+    /// The ids of the workflows defined (none when the caller has no definitions).
+    pub defined: &'a [&'a str],
     /// The zone of rows that name none, for a customer whose journal names none and whose
     /// profile has no valid zone (the command line gives UTC).
     pub zone: Tz,
+    /// Now, the `at` of the `state.*` rows (the command line gives the store's clock, else
+    /// the wall clock).
+    pub now: DateTime<Utc>,
 }
 
 /// A customer's story.
@@ -78,7 +108,7 @@ pub struct Story {
     pub customer: String,
     /// What happened, oldest first.
     pub rows: Vec<Row>,
-    /// Now: a `run.active` row per active run, then `wake.next` when the customer has a timer.
+    /// Now: a `state.run` row per active run, then `state.wake` when the customer has a timer.
     pub now: Vec<Row>,
 }
 
@@ -101,6 +131,9 @@ pub async fn explain<S: Store>(store: &S, request: &Request<'_>) -> Result<Story
         return Err(ExplainError::UnknownCustomer(
             customer_ref(customer).into_owned(),
         ));
+    }
+    if let Some(workflow) = request.workflow {
+        known_workflow(workflow, request, state.as_ref(), &journal)?;
     }
     let sends: HashMap<String, SendEntry> = store
         .sends(customer)
@@ -134,12 +167,38 @@ pub async fn explain<S: Store>(store: &S, request: &Request<'_>) -> Result<Story
     let rows = history(customer, &journal, &sends, profile_zone, request.workflow);
     let now = state
         .as_ref()
-        .map(|s| now_rows(s, &journal, profile_zone, request.workflow))
+        .map(|s| now_rows(s, &journal, profile_zone, request))
         .unwrap_or_default();
     Ok(Story {
         customer: customer.to_owned(),
         rows,
         now,
+    })
+}
+
+/// Whether `workflow` is one the definitions, the journal or the state knows; if not, the
+/// error, with the closest known id as a suggestion.
+fn known_workflow(
+    workflow: &str,
+    request: &Request<'_>,
+    state: Option<&CustomerState>,
+    journal: &[JournalEntry],
+) -> Result<(), ExplainError> {
+    let mut known: Vec<&str> = request.defined.to_vec();
+    known.extend(journal.iter().filter_map(|e| e.workflow.as_deref()));
+    if let Some(state) = state {
+        known.extend(state.runs.iter().map(|r| r.workflow.as_str()));
+        known.extend(state.dates.iter().map(|d| d.workflow.as_str()));
+    }
+    if known.contains(&workflow) {
+        return Ok(());
+    }
+    known.sort_unstable();
+    known.dedup();
+    Err(ExplainError::UnknownWorkflow {
+        workflow: workflow.to_owned(),
+        customer: customer_ref(request.customer).into_owned(),
+        suggestion: suggestion(workflow, known),
     })
 }
 
@@ -202,6 +261,7 @@ fn entry_rows(customer: &str, entry: &JournalEntry, sends: &Sends, zone: Tz) -> 
         Happened::EventReceived {
             event_type,
             event_id,
+            ..
         } => {
             row.event_type = Some(event_type.clone());
             row.event_id = Some(event_id.clone());
@@ -253,14 +313,24 @@ fn entry_rows(customer: &str, entry: &JournalEntry, sends: &Sends, zone: Tz) -> 
 /// (the mailer took it), `email.failed` (refused for good, or its outcome unknown; with the
 /// reason) or `email.pending` (not delivered yet; with the reason and when it is tried again).
 /// The recipient is the message's; a send logged without its message (`simulate` without an
-/// outbox builds none) names the address the profile holds now.
+/// outbox builds none) names the address the profile holds now. A subject the journal kept
+/// with an address taken out is the message's too, when there is one.
 fn delivery(row: &mut Row, sends: &Sends, key: &str) {
     let Some(send) = sends.by_key.get(key) else {
         row.action = "email.sent".to_owned();
         row.reason = Some(NOT_IN_SEND_LOG.to_owned());
         return;
     };
-    let (to, _) = recipient_and_subject(&send.record.payload);
+    let (to, subject) = recipient_and_subject(&send.record.payload);
+    // The journal keeps no address: a subject it kept with one taken out is the message's.
+    if !subject.is_empty()
+        && row
+            .subject
+            .as_deref()
+            .is_some_and(|s| s.contains(ADDRESS_MARK))
+    {
+        row.subject = Some(subject);
+    }
     row.to = if to.is_empty() {
         sends.address.clone()
     } else {
@@ -284,22 +354,29 @@ fn delivery(row: &mut Row, sends: &Sends, key: &str) {
     }
 }
 
-/// Where each active run stands (`run.active`: its step, `reason` the kind of wait
+/// The action of a `state.*` row saying where an active run stands.
+pub const STATE_RUN: &str = "state.run";
+
+/// The action of the `state.*` row giving the customer's next timer.
+pub const STATE_WAKE: &str = "state.wake";
+
+/// Where each active run stands (`state.run`: its step, `reason` the kind of wait
 /// (`wait`, `wait_for` with the awaited `event`, or `deferred` for the send window) and
-/// `until`), at the customer's last applied time; then `wake.next` with the next timer.
+/// `until`), at `request.now`; then `state.wake` with the next timer.
 fn now_rows(
     state: &CustomerState,
     journal: &[JournalEntry],
     zone: Tz,
-    workflow: Option<&str>,
+    request: &Request<'_>,
 ) -> Vec<Row> {
-    let as_of = state.last_applied.unwrap_or_default();
+    let workflow = request.workflow;
+    let as_of = request.now;
     let mut rows = Vec::new();
     for run in &state.runs {
         if workflow.is_some_and(|w| w != run.workflow) {
             continue;
         }
-        let mut row = Row::new("run.active", as_of, zone, &state.id);
+        let mut row = Row::new(STATE_RUN, as_of, zone, &state.id);
         row.run = Some(run.id.clone());
         row.workflow = Some(run.workflow.clone());
         row.step = Some(run.step.clone());
@@ -316,7 +393,7 @@ fn now_rows(
         rows.push(row);
     }
     if let Some(wake) = next_wake(state, workflow) {
-        let mut row = Row::new("wake.next", as_of, zone, &state.id);
+        let mut row = Row::new(STATE_WAKE, as_of, zone, &state.id);
         row.until = Some(ts(wake));
         rows.push(row);
     }
@@ -434,14 +511,14 @@ fn describe(row: &Row) -> String {
             "{} entries of this input were too large to keep",
             row.dropped.unwrap_or(0)
         ),
-        "run.active" => match (reason, &row.event) {
+        STATE_RUN => match (reason, &row.event) {
             ("wait_for", Some(event)) => format!("run {run} waits for {event} until {until}"),
             ("deferred", _) => {
                 format!("run {run} holds an email for the send window until {until}")
             }
             _ => format!("run {run} waits until {until}"),
         },
-        "wake.next" => format!("next wake: {until}"),
+        STATE_WAKE => format!("next wake: {until}"),
         other => other.to_owned(),
     };
     format!("{place}{what}")
@@ -568,6 +645,19 @@ mod tests {
         assert_eq!(r.until, Some(ts(at(600))));
         // Logged without its message: the profile's address now.
         assert_eq!(row("k-bare").to.as_deref(), Some("now@example.com"));
+        // A subject kept with its address taken out is the message's; another is the journal's.
+        let redacted = |key: &str| {
+            let what = Happened::EmailSent {
+                key: key.to_owned(),
+                subject: format!("Hello {ADDRESS_MARK}"),
+                tags: vec![],
+            };
+            let e = entry(0, Some("w"), what);
+            entry_rows("c-1", &e, &log, Tz::UTC).remove(0).subject
+        };
+        assert_eq!(redacted("k-sent").as_deref(), Some("Hello"));
+        assert_eq!(redacted("k-bare").as_deref(), Some("Hello [address]"));
+        assert_eq!(redacted("k-gone").as_deref(), Some("Hello [address]"));
         let r = row("k-gone");
         assert_eq!(r.action, "email.sent");
         assert_eq!(r.reason.as_deref(), Some(NOT_IN_SEND_LOG));
@@ -605,10 +695,35 @@ mod tests {
     }
 
     #[test]
+    fn a_workflow_filter_must_name_a_workflow_defined_or_in_the_story() {
+        let journal = vec![entry(0, Some("win-back"), Happened::RunStarted)];
+        let request = |workflow, defined| Request {
+            customer: "c-1",
+            workflow: Some(workflow),
+            defined,
+            zone: Tz::UTC,
+            now: at(0),
+        };
+        // In the journal only (a removed workflow), or defined only: known.
+        assert!(known_workflow("win-back", &request("win-back", &[]), None, &journal).is_ok());
+        let defined = ["welcome-series"];
+        let asked = request("welcome-series", &defined);
+        assert!(known_workflow("welcome-series", &asked, None, &journal).is_ok());
+        let asked = request("welcome-seres", &defined);
+        let err = known_workflow("welcome-seres", &asked, None, &journal).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no workflow `welcome-seres` in the workflows or customer c-1's story; \
+             did you mean `welcome-series`?"
+        );
+    }
+
+    #[test]
     fn a_workflow_filter_keeps_its_rows_and_the_events_that_moved_it() {
         let received = |id: &str| Happened::EventReceived {
             event_type: "order.placed".into(),
             event_id: id.into(),
+            bounce_type: None,
         };
         let journal = vec![
             entry(0, None, received("e-1")),

@@ -10,6 +10,10 @@
 //!   (`event.received` of type `email.delivered`, `email.opened`, `email.clicked`,
 //!   `email.bounced`, `email.complained`, `customer.unsubscribed`: in `simulate`, the
 //!   events file's; on AWS, the one-click unsubscribe and any such event a store sends).
+//!   A bounce counts only when hard (`bounce_type: hard`, kept in the entry): the bounces the
+//!   engine suppresses for, as SES's count holds permanent bounces only. Soft bounces are not
+//!   counted (a transient failure says little about a step; the send is retried); a bounce
+//!   journaled before the entry kept its type is not counted either.
 //!   A feedback event names no email, so it is counted for the customer's most recent
 //!   `email.sent` before it in the journal (last touch); one with no email before it in the
 //!   journal is counted apart, as unattributed.
@@ -42,7 +46,7 @@ mod render;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use nudge_core::journal::{Happened, JournalEntry};
+use nudge_core::journal::{HARD_BOUNCE, Happened, JournalEntry};
 use nudge_core::store::{FeedbackCount, FeedbackKind, Store, StoreError};
 use nudge_core::workflow::Project;
 use nudge_core::workflow::model::{StepKind, Workflow};
@@ -67,12 +71,16 @@ pub const GOAL_REASON: &str = "goal";
 /// counted rather than dropped).
 pub const UNKNOWN_STEP: &str = "(no step)";
 
-/// What feedback kind an event of `event_type` counts as, if any.
-pub fn feedback_kind_of(event_type: &str) -> Option<FeedbackKind> {
-    FEEDBACK_EVENT_TYPES
+/// What feedback kind an event of `event_type` counts as, if any. An `email.bounced` event
+/// counts as [`FeedbackKind::Bounced`] only with `bounce_type` [`HARD_BOUNCE`] (the bounces the
+/// engine suppresses for, as SES's count holds permanent bounces only); a soft bounce, or one
+/// without a type, is not counted.
+pub fn feedback_kind_of(event_type: &str, bounce_type: Option<&str>) -> Option<FeedbackKind> {
+    let kind = FEEDBACK_EVENT_TYPES
         .iter()
         .find(|(name, _)| *name == event_type)
-        .map(|(_, kind)| *kind)
+        .map(|(_, kind)| *kind)?;
+    (kind != FeedbackKind::Bounced || bounce_type == Some(HARD_BOUNCE)).then_some(kind)
 }
 
 /// How many feedback events of each kind.
@@ -352,8 +360,15 @@ impl Tally {
                 self.window.truncated_commits += 1;
                 self.window.dropped_entries = self.window.dropped_entries.saturating_add(*dropped);
             }
-            (Happened::EventReceived { event_type, .. }, _) => {
-                if let Some(kind) = feedback_kind_of(event_type) {
+            (
+                Happened::EventReceived {
+                    event_type,
+                    bounce_type,
+                    ..
+                },
+                _,
+            ) => {
+                if let Some(kind) = feedback_kind_of(event_type, bounce_type.as_deref()) {
                     let reaction = Reaction {
                         at: entry.at,
                         seq: self.seq,

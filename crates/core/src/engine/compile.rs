@@ -227,22 +227,10 @@ pub(super) fn reads<'p>(
         .collect()
 }
 
-/// What the journal keeps of an address a condition read: the journal holds no address
-/// (`crate::journal`), only that there was one.
-pub(super) const ADDRESS_NOT_KEPT: &str = "(an address: not kept)";
-
 /// The value at a dotted `path` in `scope`, as JSON (`null` when undefined or not
-/// representable); an `email` attribute's value, when there is one, as [`ADDRESS_NOT_KEPT`].
+/// representable). Addresses are taken out when the journal entry is built
+/// ([`crate::journal::redact`]).
 fn lookup(scope: &minijinja::Value, path: &str) -> Value {
-    let value = lookup_value(scope, path);
-    if path.rsplit('.').next() == Some("email") && !value.is_null() {
-        return Value::String(ADDRESS_NOT_KEPT.to_owned());
-    }
-    value
-}
-
-/// The value at a dotted `path` in `scope`, as JSON.
-fn lookup_value(scope: &minijinja::Value, path: &str) -> Value {
     let mut value = scope.clone();
     for part in path.split('.') {
         value = match value.get_attr(part) {

@@ -63,7 +63,7 @@ use minijinja::{Expression, Template};
 use serde_json::{Map, Value};
 
 use crate::event::StoreEvent;
-use crate::journal::{Happened, JournalEntry};
+use crate::journal::{self, Happened, JournalEntry};
 use crate::links::Signer;
 use crate::workflow::Project;
 use program::Program;
@@ -114,8 +114,8 @@ pub struct Outcome {
     pub warnings: Vec<Warning>,
     /// The customer's journal entries of this input, in the order things happened: one per
     /// action (the same order as `actions`) and, between them, the decisions that are not
-    /// actions (`condition.checked`, `split.chosen`, `wait.started`). The runner stores them
-    /// with the state (see [`crate::journal`]).
+    /// actions (`condition.checked`, `split.chosen`, `wait.started`), each with no address
+    /// ([`journal::redact`]). The runner stores them with the state (see [`crate::journal`]).
     pub journal: Vec<JournalEntry>,
 }
 
@@ -197,7 +197,8 @@ impl<'p> Engine<'p> {
             state: cx.state,
             actions: cx.actions,
             warnings: cx.warnings,
-            journal: cx.journal,
+            // No address in the journal, whatever the workflows read or render.
+            journal: cx.journal.into_iter().map(journal::redact).collect(),
         }
     }
 }

@@ -115,8 +115,8 @@ pub fn notes(report: &Report) -> Vec<String> {
         );
     }
     notes.push(format!(
-        "Feedback events received ({}) are counted for the customer's most recent email before \
-         them (last touch). Rates: open, click, complaint and unsubscribe per delivered, \
+        "Feedback events received ({}; bounces with `bounce_type: hard` only) are counted for \
+         the customer's most recent email before them (last touch). Rates: open, click, complaint and unsubscribe per delivered, \
          bounce per sent; every open and click event counts, so a rate can pass 100%.",
         FEEDBACK_EVENT_TYPES.map(|(name, _)| name).join(", ")
     ));

@@ -1,7 +1,7 @@
 //! The aggregation and the attribution, on hand-built journal entries.
 
 use chrono::{DateTime, Duration, Utc};
-use nudge_core::journal::{Happened, JournalEntry};
+use nudge_core::journal::{HARD_BOUNCE, Happened, JournalEntry};
 use nudge_core::store::{FeedbackCount, FeedbackKind};
 use serde_json::{Map, Value};
 
@@ -66,8 +66,19 @@ fn received(minutes: i64, event_type: &str) -> JournalEntry {
         what: Happened::EventReceived {
             event_type: event_type.into(),
             event_id: format!("e-{minutes}"),
+            // A bounce here is a hard one; `bounce` makes the others.
+            bounce_type: (event_type == "email.bounced").then(|| HARD_BOUNCE.to_owned()),
         },
     }
+}
+
+/// An `email.bounced` entry with `bounce_type`.
+fn bounce(minutes: i64, bounce_type: Option<&str>) -> JournalEntry {
+    let mut entry = received(minutes, "email.bounced");
+    if let Happened::EventReceived { bounce_type: b, .. } = &mut entry.what {
+        *b = bounce_type.map(str::to_owned);
+    }
+    entry
 }
 
 fn tally(since: Option<DateTime<Utc>>, entries: &[(&str, JournalEntry)]) -> Tally {
@@ -354,16 +365,34 @@ fn rates_divide_by_what_a_marketer_expects_and_are_none_on_zero() {
 }
 
 #[test]
+fn only_hard_bounces_count_as_bounced() {
+    let entries = [
+        ("c-1", sent(0, "welcome", "hello")),
+        ("c-1", bounce(1, Some("soft"))),
+        ("c-1", bounce(2, None)),
+        ("c-1", bounce(3, Some("Hard"))),
+        ("c-1", bounce(4, Some(HARD_BOUNCE))),
+        ("c-2", bounce(5, Some("soft"))),
+    ];
+    let report = tally(None, &entries).finish(&[], None);
+    let hello = step_of(&report, "welcome", "hello");
+    assert_eq!(hello.feedback.get(FeedbackKind::Bounced), 1);
+    assert!(report.unattributed.is_empty(), "{:?}", report.unattributed);
+}
+
+#[test]
 fn feedback_event_types_map_to_their_kinds() {
     assert_eq!(
-        feedback_kind_of("email.bounced"),
+        feedback_kind_of("email.bounced", Some(HARD_BOUNCE)),
         Some(FeedbackKind::Bounced)
     );
+    assert_eq!(feedback_kind_of("email.bounced", Some("soft")), None);
+    assert_eq!(feedback_kind_of("email.bounced", None), None);
     assert_eq!(
-        feedback_kind_of("customer.unsubscribed"),
+        feedback_kind_of("customer.unsubscribed", None),
         Some(FeedbackKind::Unsubscribed)
     );
-    assert_eq!(feedback_kind_of("order.placed"), None);
+    assert_eq!(feedback_kind_of("order.placed", None), None);
     let kinds: Vec<FeedbackKind> = FEEDBACK_EVENT_TYPES.iter().map(|(_, k)| *k).collect();
     assert_eq!(kinds, FeedbackKind::ALL, "every kind has its event");
 }
