@@ -107,7 +107,7 @@ async fn ship(app: &App, domain: &str, i: usize, at: DateTime<Utc>) {
 
 /// How many raw messages moto's SES holds for each of the first `n` customers at `domain`.
 fn messages_per_customer(endpoint: &str, domain: &str, n: usize) -> Vec<usize> {
-    let messages = raw_messages(endpoint);
+    let messages = support::raw_messages(endpoint);
     (0..n)
         .map(|i| {
             let (_, email) = customer(domain, i);
@@ -119,18 +119,6 @@ fn messages_per_customer(endpoint: &str, domain: &str, n: usize) -> Vec<usize> {
                 .count()
         })
         .collect()
-}
-
-/// The raw messages moto's SES holds, asked again when moto fails to list them (its
-/// `data.json` can fail with a 500 while other requests change its state).
-fn raw_messages(endpoint: &str) -> Vec<(String, String)> {
-    for _ in 0..4 {
-        if let Ok(m) = std::panic::catch_unwind(|| support::raw_messages(endpoint)) {
-            return m;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    support::raw_messages(endpoint)
 }
 
 /// One tick through the function's handler, as the schedule invokes it.
@@ -182,7 +170,7 @@ async fn due_customers_fire_and_their_emails_reach_ses_while_later_ones_wait() {
     let per_shard: usize = summary.shards.iter().map(|s| s.fired).sum();
     assert_eq!(per_shard, 3);
     assert_eq!(messages_per_customer(&endpoint, domain, 5), [2, 2, 2, 1, 1]);
-    let messages = raw_messages(&endpoint);
+    let messages = support::raw_messages(&endpoint);
     let still = messages
         .iter()
         .filter(|(_, raw)| raw.contains(domain) && raw.contains("arrived?"))

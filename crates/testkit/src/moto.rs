@@ -87,7 +87,17 @@ pub fn verify_sender(endpoint: &str, address: &str) {
 
 /// The raw messages moto's SES holds, as (message id, raw data).
 pub fn raw_messages(endpoint: &str) -> Vec<(String, String)> {
-    let (status, body) = http(endpoint, "GET", "/moto-api/data.json", &[], "");
+    // moto's data.json can fail with a 500 while other requests change its state (tests of one
+    // binary run at once): asked again a few times before giving up.
+    let mut answer = http(endpoint, "GET", "/moto-api/data.json", &[], "");
+    for _ in 0..4 {
+        if answer.0 == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        answer = http(endpoint, "GET", "/moto-api/data.json", &[], "");
+    }
+    let (status, body) = answer;
     assert_eq!(status, 200, "data.json: {body}");
     let data: serde_json::Value = serde_json::from_str(&body).expect("data.json is JSON");
     let messages = data["ses"]["RawMessage"]
