@@ -56,12 +56,6 @@ pub const ADDRESS_NOT_KEPT: &str = "(an address: not kept)";
 /// What the journal keeps of an email address inside a text: `Receipt for [address]`.
 pub const ADDRESS_MARK: &str = "[address]";
 
-/// The characters, besides whitespace, that end a token [`redact_text`] checks.
-pub const SEPARATORS: &[char] = &[
-    '<', '>', '(', ')', '[', ']', '{', '}', ',', ';', ':', '"', '\'', '`', '/', '?', '&', '=', '#',
-    '!', '|', '\\',
-];
-
 /// `entry` as the journal keeps it: with no address (see the module's documentation).
 pub fn redact(mut entry: JournalEntry) -> JournalEntry {
     let text = |s: &mut String| {
@@ -98,56 +92,113 @@ pub fn redact(mut entry: JournalEntry) -> JournalEntry {
     entry
 }
 
-/// `text` with each token that parses as an email address (alone, or with `%40` for its `@`)
-/// replaced by [`ADDRESS_MARK`]; tokens are separated by whitespace and [`SEPARATORS`], and a
-/// token's trailing dots (a sentence's end) are not part of the address. Borrowed when there
-/// is none.
+/// `text` with every email address in it replaced by [`ADDRESS_MARK`]; borrowed when there is
+/// none. Found from each `@` (or `%40`, its URL encoding): the address reaches left over the
+/// characters a local part may hold (letters and digits of any script, and RFC 5322's
+/// `.!#$%&'*+-/=?^_`{|}~`) and right over a domain's (letters and digits of any script, `-`
+/// and `.`, or an `[address literal]`), trailing dots and hyphens left out (a sentence's end).
+/// It is an address when both sides are non-empty and the domain has a dot (or is a literal):
+/// no stricter check, so that an address the standard would refuse (a local part over 64
+/// characters, say) is still not kept. So `“ayse@example.com”`, `ayse@example.com’s`,
+/// `mailto:ayse@example.com`, `<patrick.o'brien@example.com>` and `ayse%40example.com` all
+/// lose their address, and `@handle` or `user@localhost` stay. Where it errs, it takes too
+/// much: a URL's `/`, `?`, `=` and `&` are local-part characters too, so before a plain `@`
+/// they are taken with the address (before `%40`, a URL's encoding, they end it).
 pub fn redact_text(text: &str) -> Cow<'_, str> {
-    let encoded_at = |t: &str| {
-        t.as_bytes()
-            .windows(3)
-            .any(|w| w.eq_ignore_ascii_case(b"%40"))
-    };
-    if !text.contains('@') && !encoded_at(text) {
+    if !text.contains('@') && !contains_encoded_at(text) {
         return Cow::Borrowed(text);
     }
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let byte = |i: usize| chars.get(i).map_or(text.len(), |&(b, _)| b);
     let mut out = String::with_capacity(text.len());
-    let mut changed = false;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let end = rest
-            .find(|c: char| c.is_whitespace() || SEPARATORS.contains(&c))
-            .unwrap_or(rest.len());
-        let (token, after) = rest.split_at(end);
-        let address = token.trim_end_matches('.');
-        if is_address(address) {
+    // Characters before `copied` are in `out` already.
+    let mut copied = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let at = at_sign_len(&chars, i);
+        if at == 0 {
+            i += 1;
+            continue;
+        }
+        // In a URL (`%40`), its delimiters end the local part: `?email=ayse%40example.com`.
+        let url = at == 3;
+        let mut start = i;
+        while start > copied
+            && is_local_char(chars[start - 1].1)
+            && !(url && "/?=&#".contains(chars[start - 1].1))
+        {
+            start -= 1;
+        }
+        // A local part does not start with a dot, and a quote or brace before it quotes it:
+        // `'ayse@example.com'`, `{ayse@example.com}` (an apostrophe inside stays: `o'brien`).
+        while start < i && ".'`{|".contains(chars[start].1) {
+            start += 1;
+        }
+        let end = domain_end(&chars, i + at);
+        if start < i && end > i + at {
+            out.push_str(&text[byte(copied)..byte(start)]);
             out.push_str(ADDRESS_MARK);
-            out.push_str(&token[address.len()..]);
-            changed = true;
+            copied = end;
+            i = end;
         } else {
-            out.push_str(token);
+            i += at;
         }
-        // The separator itself, kept.
-        let mut chars = after.chars();
-        if let Some(c) = chars.next() {
-            out.push(c);
-        }
-        rest = chars.as_str();
     }
-    if changed {
-        Cow::Owned(out)
-    } else {
-        Cow::Borrowed(text)
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[byte(copied)..]);
+    Cow::Owned(out)
+}
+
+/// Whether `text` holds `%40` (in either case).
+fn contains_encoded_at(text: &str) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|w| w.eq_ignore_ascii_case(b"%40"))
+}
+
+/// How many characters the `@` at `i` takes: 1 for `@`, 3 for `%40`, 0 when there is none.
+fn at_sign_len(chars: &[(usize, char)], i: usize) -> usize {
+    match chars[i].1 {
+        '@' => 1,
+        '%' if chars.get(i + 1).map(|c| c.1) == Some('4')
+            && chars.get(i + 2).map(|c| c.1) == Some('0') =>
+        {
+            3
+        }
+        _ => 0,
     }
 }
 
-/// Whether `token` is an email address, or one with `%40` for its `@`.
-fn is_address(token: &str) -> bool {
-    if token.contains('@') {
-        return email_address::EmailAddress::is_valid(token);
+/// A character a local part may hold (RFC 5322's atext and dots, any script's letters and
+/// digits as RFC 6531 allows).
+fn is_local_char(c: char) -> bool {
+    c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
+}
+
+/// Where the domain that starts at `from` ends (exclusive), or `from` when there is no
+/// domain: an `[address literal]`, or labels of letters, digits and `-` with at least one dot
+/// between them (trailing dots and hyphens not included).
+fn domain_end(chars: &[(usize, char)], from: usize) -> usize {
+    if chars.get(from).map(|c| c.1) == Some('[') {
+        return chars[from..]
+            .iter()
+            .take(64)
+            .position(|c| c.1 == ']')
+            .map_or(from, |close| from + close + 1);
     }
-    let lower = token.to_ascii_lowercase();
-    lower.contains("%40") && email_address::EmailAddress::is_valid(&lower.replacen("%40", "@", 1))
+    let mut end = from;
+    while end < chars.len() && (chars[end].1.is_alphanumeric() || matches!(chars[end].1, '-' | '.'))
+    {
+        end += 1;
+    }
+    while end > from && matches!(chars[end - 1].1, '.' | '-') {
+        end -= 1;
+    }
+    let has_dot = chars[from..end].iter().any(|c| c.1 == '.');
+    let starts_well = chars.get(from).is_some_and(|c| c.1.is_alphanumeric());
+    if has_dot && starts_well { end } else { from }
 }
 
 /// `value` with no address: an object's `email` key's value (unless `null`) becomes
@@ -599,12 +650,59 @@ mod tests {
             ),
             ("Write to help@shop.example.com.", "Write to [address]."),
             ("('a.b+tag@example.co.uk')", "('[address]')"),
+            // Typographic punctuation, markup and invisible characters around it.
+            ("“ayse@example.com”", "“[address]”"),
+            ("ayse@example.com’s order", "[address]’s order"),
+            ("«ayse@example.com»", "«[address]»"),
+            ("ayse@example.com—thanks", "[address]—thanks"),
+            ("ayse@example.com… or", "[address]… or"),
+            ("ayse@example.com。", "[address]。"),
+            ("ayse@example.com\u{200b}!", "[address]\u{200b}!"),
+            ("*ayse@example.com*", "[address]*"),
+            ("ayse@example.com- ok", "[address]- ok"),
+            // Local parts the standard allows, whole.
+            ("patrick.o'brien@example.com", "[address]"),
+            ("ayse.yilmaz=work@example.com", "[address]"),
+            ("first/last@example.com", "[address]"),
+            ("ayse&co@example.com", "[address]"),
+            // Over 64 characters, an address literal, another script, upper case.
+            (&format!("{}@example.com x", "a".repeat(80)), "[address] x"),
+            ("ayse@[192.0.2.1]", "[address]"),
+            ("ayşe@örnek.com.tr", "[address]"),
+            ("AYSE@EXAMPLE.COM", "[address]"),
+            ("two: a@b.co, c@d.co", "two: [address], [address]"),
         ];
         for (text, expected) in cases {
             assert_eq!(redact_text(text), expected, "{text}");
         }
-        for kept in ["No address here", "@handle", "a@", "50% off @ 9am", "%40"] {
+        for kept in [
+            "No address here",
+            "@handle",
+            "a@",
+            "50% off @ 9am",
+            "%40",
+            "user@localhost",
+            "a@.com",
+        ] {
             assert!(matches!(redact_text(kept), Cow::Borrowed(_)), "{kept}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever stands around an address, it is not kept; and no text makes the
+        /// redaction panic (it cuts at character boundaries only).
+        #[test]
+        fn no_surroundings_keep_an_address(
+            before in "[ a-z.'\"<>(\\[{*_=/&%#—“”’…«»。\u{200b}-]{0,6}",
+            after in "[ a-z.'\"<>)\\]}*_=/&%#—“”’…«»。\u{200b}-]{0,6}",
+            any in "\\PC{0,40}",
+        ) {
+            let text = format!("{before}ayse.o'brien@example.com{after}");
+            let redacted = redact_text(&text);
+            proptest::prop_assert!(!redacted.contains("@example.com"), "{text} -> {redacted}");
+            proptest::prop_assert!(!redacted.contains("brien@"), "{text} -> {redacted}");
+            let _ = redact_text(&any);
+            let _ = redact_text(&format!("{any}@{any}.{any}%40{any}"));
         }
     }
 
