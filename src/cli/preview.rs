@@ -30,7 +30,7 @@ pub(crate) struct Args {
     data: Option<PathBuf>,
     /// Serve the site on this address instead of writing it, and rebuild it whenever a
     /// workflow, template or the data file changes. Loopback addresses only (127.0.0.1,
-    /// [::1]): the sample data may be a real customer's.
+    /// `[::1]`): the sample data may be a real customer's.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8025", value_parser = loopback_addr)]
     serve: Option<SocketAddr>,
     /// The workflows folder.

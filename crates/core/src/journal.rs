@@ -16,13 +16,13 @@
 //! built (the engine's, and the runner's `event.received`), which works on the values, wherever
 //! they come from: the value of any JSON object's `email` key becomes [`ADDRESS_NOT_KEPT`], and
 //! in every string the entry carries from customer data (subjects, webhook URLs, the values a
-//! condition or rule read, profile changes, event ids and types, object keys) each token that
-//! parses as an email address becomes [`ADDRESS_MARK`]. Limits: a token is what lies between
-//! whitespace and the punctuation [`SEPARATORS`] lists (so `Bob <bob@example.com>`,
-//! `mailto:bob@example.com` and `?email=bob@example.com` are caught, and `bob%40example.com`
-//! too); an address written with spaces or quotes inside its local part, or otherwise encoded,
-//! is not. What the workflow files themselves say (a condition's text, step ids) is kept as
-//! written.
+//! condition or rule read, profile changes, event ids and types, object keys) each email
+//! address becomes [`ADDRESS_MARK`] ([`redact_text`] says how one is found: from each `@` or
+//! `%40`, over the characters a local part and a domain may hold, so `Bob <bob@example.com>`,
+//! `mailto:bob@example.com`, `“bob@example.com”` and `bob%40example.com` are caught). Limits:
+//! an address written with spaces or quotes inside its local part (`"bob smith"@example.com`),
+//! or otherwise encoded, is not; where it errs it takes more than the address. What the
+//! workflow files themselves say (a condition's text, step ids) is kept as written.
 
 use std::borrow::Cow;
 
