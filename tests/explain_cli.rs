@@ -13,23 +13,26 @@ use crate::helpers::{nudge, root};
 use crate::scenarios::ev;
 use crate::simulate_cli::write_events;
 
-/// `simulate --db DB --format json` on the sample; its stdout.
-fn simulate_sample(db: &Path) -> String {
-    let (code, out, err) = nudge(
-        &root(),
-        &[
-            "simulate",
-            "--events",
-            "events/sample.jsonl",
-            "--db",
-            db.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-        &[],
-    );
+/// `simulate --events EVENTS --db DB --format json [extra]` (exit 0 asserted); its stdout.
+fn simulate(events: &Path, db: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "simulate",
+        "--events",
+        events.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = nudge(&root(), &args, &[]);
     assert_eq!(code, 0, "{err}");
     out
+}
+
+/// `simulate --db DB --format json` on the sample; its stdout.
+fn simulate_sample(db: &Path) -> String {
+    simulate(Path::new("events/sample.jsonl"), db, &[])
 }
 
 /// `explain --db DB --customer C --format json [extra]`: its rows (exit 0 asserted).
@@ -222,20 +225,7 @@ fn active_runs_say_where_they_stand_and_what_they_wait_for() {
         )
         .to_string()],
     );
-    let (code, _, err) = nudge(
-        &root(),
-        &[
-            "simulate",
-            "--events",
-            events.to_str().unwrap(),
-            "--db",
-            db.to_str().unwrap(),
-            "--until",
-            "2026-03-03T09:00:00Z",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
+    simulate(&events, &db, &["--until", "2026-03-03T09:00:00Z"]);
     let rows = explain_json(&db, "c-1", &[]);
     let active = rows
         .iter()
@@ -278,20 +268,7 @@ fn the_journal_keeps_the_last_commits_only() {
         })
         .collect();
     let events = write_events(dir.path(), &lines);
-    let (code, _, err) = nudge(
-        &root(),
-        &[
-            "simulate",
-            "--events",
-            events.to_str().unwrap(),
-            "--db",
-            db.to_str().unwrap(),
-            "--until",
-            "2026-03-03T00:00:00Z",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
+    simulate(&events, &db, &["--until", "2026-03-03T00:00:00Z"]);
     let ids: Vec<String> = explain_json(&db, "c-1", &[])
         .iter()
         .filter(|r| r["action"] == "event.received")
@@ -592,24 +569,16 @@ fn the_journal_keeps_no_address_and_explain_still_shows_simulates_subject() {
     for outbox in [true, false] {
         let db = dir.path().join(format!("store-{outbox}.db"));
         let out_dir = dir.path().join(format!("outbox-{outbox}"));
-        let mut args = vec![
-            "simulate",
-            "--events",
-            events.to_str().unwrap(),
+        let mut extra = vec![
             "--workflows",
             workflows.to_str().unwrap(),
-            "--db",
-            db.to_str().unwrap(),
-            "--format",
-            "json",
             "--until",
             "2026-03-03T00:00:00Z",
         ];
         if outbox {
-            args.extend(["--outbox", out_dir.to_str().unwrap()]);
+            extra.extend(["--outbox", out_dir.to_str().unwrap()]);
         }
-        let (code, simulated, err) = nudge(&root(), &args, &[]);
-        assert_eq!(code, 0, "{err}");
+        let simulated = simulate(&events, &db, &extra);
         assert!(
             simulated.contains(&format!("\"subject\":\"Receipt for {address}\"")),
             "{simulated}"
