@@ -778,6 +778,17 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             .await
         {
             Ok(claimed) => Ok(claimed),
+            // Erased since the caller read it (`nudge erase`, Shopify's `customers/redact`):
+            // nothing is left to deliver, and the sends after it still are.
+            Err(StoreError::UnknownSend(_)) => {
+                tracing::info!(
+                    at = %log_time(clock),
+                    customer = %customer_ref(customer_id),
+                    key = %key,
+                    "a send is gone (its customer was erased); it is not delivered"
+                );
+                Ok(None)
+            }
             Err(StoreError::Corrupt(why)) => {
                 let reason = format!("its stored entry cannot be read: {why}");
                 // Tied to the claim this call would have made, if it was applied.
@@ -822,9 +833,22 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
             DeliveryOutcome::Failed { reason } => Settle::Failed { reason, lease },
             DeliveryOutcome::Unknown { reason } => Settle::Unknown { reason, lease },
         };
-        self.store
+        match self
+            .store
             .settle_send(&record.customer_id, &record.idempotency_key, settle)
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            // The customer was erased while the send was out: nothing of it is kept, and
+            // settling it would write the customer back.
+            Err(StoreError::UnknownSend(_)) => tracing::info!(
+                at = %log_time(clock),
+                customer = %customer_ref(&record.customer_id),
+                key = %record.idempotency_key,
+                "a send was erased with its customer while it was out; it is not settled"
+            ),
+            Err(e) => return Err(e.into()),
+        }
         if let DeliveryOutcome::Failed { reason } | DeliveryOutcome::Retry { reason, .. } = &outcome
         {
             // Never the address or the URL: the key names the run and step.

@@ -45,6 +45,11 @@ pub enum StopAt {
     AfterClaim,
     /// The settle fails (the mail left): the send stays claimed.
     AfterSend,
+    /// The customer is erased (`nudge erase`, Shopify's `customers/redact`) just before the
+    /// claim: a sweep read the send on its page, then it was gone.
+    ErasedBeforeClaim,
+    /// The customer is erased while the send is out, just before its settle.
+    ErasedBeforeSettle,
 }
 
 /// A store that fails the call named by its [`StopAt`], as a process killed there would leave
@@ -115,6 +120,9 @@ impl<S: Store> Store for Stopping<S> {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<SendEntry>, StoreError> {
+        if self.stops_at(StopAt::ErasedBeforeClaim) {
+            self.inner.erase_customer(customer_id).await?;
+        }
         let claimed = self
             .inner
             .claim_send(customer_id, key, now, lease_until)
@@ -130,6 +138,9 @@ impl<S: Store> Store for Stopping<S> {
     ) -> Result<bool, StoreError> {
         if self.stops_at(StopAt::AfterSend) {
             return Err(Self::stopped());
+        }
+        if self.stops_at(StopAt::ErasedBeforeSettle) {
+            self.inner.erase_customer(customer_id).await?;
         }
         self.inner.settle_send(customer_id, key, settle).await
     }
@@ -606,6 +617,49 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S, engine: &Engine<'_>) {
     a_failing_timer_is_set_aside(make().await, engine).await;
     an_email_without_its_message_fails(make().await, engine).await;
     a_runner_that_cannot_deliver_every_kind_does_not_sweep(make().await, engine).await;
+    for stop in [StopAt::ErasedBeforeClaim, StopAt::ErasedBeforeSettle] {
+        for category in ["transactional", "marketing", "webhook"] {
+            an_erasure_racing_a_delivery(Stopping::new(make().await, stop), engine, category).await;
+        }
+    }
+}
+
+/// A customer erased while their send is being delivered: the sweep (or the delivery after
+/// the commit) goes on with the other sends rather than failing on a send that is gone. Erased
+/// before the claim, the send never leaves; erased while it was out, it left once and nothing
+/// of it is kept (no settle writes the customer back).
+async fn an_erasure_racing_a_delivery<S: Store>(
+    store: Stopping<S>,
+    engine: &Engine<'_>,
+    category: &str,
+) {
+    let stop = *store.stop.lock().unwrap();
+    let case = format!("send guarantee, {category} send, customer erased at {stop:?}");
+    let mailer = TestMailer::blind();
+    let webhooks = TestWebhooks::failing(0);
+    let runner = Runner::new(engine, store, Some(&mailer)).with_webhooks(&webhooks);
+    log(runner.store(), category).await;
+    let later = t0() + chrono::TimeDelta::minutes(1);
+    let mut delivered = Vec::new();
+    for shard in 0..nudge_core::store::DUE_SHARDS {
+        let swept = runner.sweep(shard, later, 10, 100).await;
+        delivered.extend(swept.unwrap_or_else(|e| panic!("{case}: the sweep failed: {e}")));
+    }
+    let left = usize::from(stop == StopAt::ErasedBeforeSettle);
+    assert_eq!(
+        mailer.times_sent("k-1") + webhooks.times_accepted("k-1"),
+        left,
+        "{case}: times it left"
+    );
+    assert_eq!(delivered.len(), left, "{case}: deliveries {delivered:?}");
+    runner.store().resume();
+    let sends = runner.store().sends("c-1").await.expect("the send log");
+    assert!(sends.is_empty(), "{case}: the send log after: {sends:?}");
+    assert_eq!(
+        runner.store().load("c-1").await.expect("the load"),
+        None,
+        "{case}: the state after"
+    );
 }
 
 /// A runner without a webhook caller refuses to sweep (it would claim webhook calls it cannot
