@@ -151,7 +151,10 @@ fn list(args: &ListArgs) -> Result<u8, Failure> {
         };
         let _ = writeln!(out, "{line}");
     }
-    eprintln!("{}", super::counted(letters.len(), "dead letter", "dead letters"));
+    eprintln!(
+        "{}",
+        super::counted(letters.len(), "dead letter", "dead letters")
+    );
     Ok(exit::OK)
 }
 
@@ -236,7 +239,9 @@ fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
                 "replaying into a deployed table builds messages its scheduler sends: set NUDGE_SIGNING_KEY to the deployment's signing key (its SSM parameter), so that unsubscribe links work",
             ));
         }
-        eprintln!("note: NUDGE_SIGNING_KEY is not set: unsubscribe links are signed with the development key");
+        eprintln!(
+            "note: NUDGE_SIGNING_KEY is not set: unsubscribe links are signed with the development key"
+        );
     }
     let mut project = project;
     if project.settings.unsubscribe_url.is_none() {
@@ -265,8 +270,9 @@ fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         }
         let line = match args.format {
             Format::Json => result_json(letter, replayed, kept.as_deref()).to_string(),
-            Format::Text => escape_controls(&result_text(letter, replayed, kept.as_deref()))
-                .into_owned(),
+            Format::Text => {
+                escape_controls(&result_text(letter, replayed, kept.as_deref())).into_owned()
+            }
         };
         let _ = writeln!(out, "{line}");
     }
@@ -334,7 +340,10 @@ async fn replay_all<S: Store>(
                     reason: reason.clone(),
                     ..letter.clone()
                 };
-                let id = store.record_dead_letter(&again).await.map_err(store_error)?;
+                let id = store
+                    .record_dead_letter(&again)
+                    .await
+                    .map_err(store_error)?;
                 store
                     .remove_dead_letter(&letter.id)
                     .await

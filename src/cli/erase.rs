@@ -94,7 +94,11 @@ fn render(customer: &str, erased: &Erased, format: Format) -> String {
 }
 
 fn print(customer: &str, erased: &Erased, format: Format) {
-    let _ = writeln!(std::io::stdout().lock(), "{}", render(customer, erased, format));
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        render(customer, erased, format)
+    );
 }
 
 #[cfg(test)]
@@ -104,7 +108,10 @@ mod tests {
     #[test]
     fn nothing_erased_is_said_as_such_and_control_characters_are_escaped() {
         let text = render("c\n1", &Erased::default(), Format::Text);
-        assert_eq!(text, "The store kept nothing about customer `c\\n1`: nothing erased.");
+        assert_eq!(
+            text,
+            "The store kept nothing about customer `c\\n1`: nothing erased."
+        );
         let erased = Erased {
             state: true,
             sends: 2,

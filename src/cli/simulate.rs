@@ -249,7 +249,9 @@ struct Run {
 /// `unsubscribe_url` (deployed, they point at the `unsubscribe` function's URL): at
 /// `NUDGE_UNSUBSCRIBE_URL` when set, else at [`PLACEHOLDER_UNSUBSCRIBE_URL`], with a note saying
 /// so.
-pub(super) fn simulated_unsubscribe_url(var: Option<String>) -> Result<(url::Url, Option<String>), RunError> {
+pub(super) fn simulated_unsubscribe_url(
+    var: Option<String>,
+) -> Result<(url::Url, Option<String>), RunError> {
     match var.filter(|v| !v.is_empty()) {
         Some(v) => url::Url::parse(&v)
             .map(|u| (u, None))

@@ -654,7 +654,10 @@ fn contract_checks_catch_broken_stores() {
             "erasure_removes_one_customer",
             Fault::DeadLetterCustomerForgotten,
         ),
-        ("dead_letters_round_trip", Fault::DeadLetterCustomerForgotten),
+        (
+            "dead_letters_round_trip",
+            Fault::DeadLetterCustomerForgotten,
+        ),
         (
             "dead_letters_are_paged_read_and_removed",
             Fault::RemoveKeepsLetter,

@@ -415,7 +415,11 @@ async fn an_erasure_sends_unprocessed_deletes_again() {
     assert_eq!(counts["DeleteItem"].requests, 1);
     assert_eq!(counts["Query"].requests, 3);
     let sent = replay.requests.lock().unwrap().clone();
-    assert!(sent[5].contains("DEAD") && sent[5].contains("#c = :c"), "{}", sent[5]);
+    assert!(
+        sent[5].contains("DEAD") && sent[5].contains("#c = :c"),
+        "{}",
+        sent[5]
+    );
     assert!(
         sent[1].contains("cust = :c") && sent[1].contains("O#1001"),
         "{}",

@@ -296,8 +296,7 @@ async fn fulfillment(
     // what is parked): read the link again so the fulfillment is not left behind.
     if let Some(customer) = app.store.order_customer(&f.order_id).await? {
         let event = map::with_customer(&f.body, &customer);
-        let handled =
-            apply_fulfillment(app, &f.event_id, &customer, event, &f.body, now).await?;
+        let handled = apply_fulfillment(app, &f.event_id, &customer, event, &f.body, now).await?;
         app.store.unpark(&f.order_id, &f.event_id).await?;
         return Ok(handled);
     }

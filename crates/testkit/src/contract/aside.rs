@@ -371,9 +371,10 @@ pub async fn erasure_removes_one_customer<S: Store>(store: &S) {
             body: "{}".to_owned(),
             received_at: at(i as i64),
         };
-        store.record_dead_letter(&letter).await.unwrap_or_else(|e| {
-            panic!("store contract `{CHECK}`: record_dead_letter failed: {e}")
-        });
+        store
+            .record_dead_letter(&letter)
+            .await
+            .unwrap_or_else(|e| panic!("store contract `{CHECK}`: record_dead_letter failed: {e}"));
     }
     let before = snapshot(store, CHECK, "c-2", &["e-c-2"]).await;
     let erase = async |customer: &str| {

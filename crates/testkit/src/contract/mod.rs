@@ -89,8 +89,7 @@ pub use send_log::{
 };
 pub use store_wide::{
     dead_letter_body_truncated, dead_letters_are_paged_read_and_removed, dead_letters_round_trip,
-    flush_is_repeatable,
-    meta_get_set_overwrite,
+    flush_is_repeatable, meta_get_set_overwrite,
 };
 pub use sweep::pending_sends_by_shard_and_time;
 pub use timers::{

@@ -97,7 +97,12 @@ pub async fn dead_letters_are_paged_read_and_removed<S: Store>(store: &S) {
             panic!("store contract `{CHECK}`: remove_dead_letter({id}) failed: {e}")
         })
     };
-    ensure_eq!(CHECK, after(None, 10).await, vec![], "an empty store's first page");
+    ensure_eq!(
+        CHECK,
+        after(None, 10).await,
+        vec![],
+        "an empty store's first page"
+    );
     let mut letters = Vec::new();
     for i in 0..5 {
         let mut letter = DeadLetter {
@@ -116,13 +121,41 @@ pub async fn dead_letters_are_paged_read_and_removed<S: Store>(store: &S) {
     }
     let id = |i: usize| letters[i].id.as_str();
     ensure_eq!(CHECK, after(None, 2).await, letters[..2].to_vec(), "page 1");
-    ensure_eq!(CHECK, after(Some(id(1)), 2).await, letters[2..4].to_vec(), "page 2");
-    ensure_eq!(CHECK, after(Some(id(3)), 2).await, letters[4..].to_vec(), "page 3");
+    ensure_eq!(
+        CHECK,
+        after(Some(id(1)), 2).await,
+        letters[2..4].to_vec(),
+        "page 2"
+    );
+    ensure_eq!(
+        CHECK,
+        after(Some(id(3)), 2).await,
+        letters[4..].to_vec(),
+        "page 3"
+    );
     ensure_eq!(CHECK, after(Some(id(4)), 2).await, vec![], "after the last");
-    ensure_eq!(CHECK, after(None, 0).await, letters[..1].to_vec(), "limit 0 is read as 1");
-    ensure_eq!(CHECK, one(id(2)).await, Some(letters[2].clone()), "letter 2 by id");
-    ensure!(CHECK, remove(id(2)).await, "removing letter 2 said it was not there");
-    ensure!(CHECK, !remove(id(2)).await, "removing letter 2 twice said it was there");
+    ensure_eq!(
+        CHECK,
+        after(None, 0).await,
+        letters[..1].to_vec(),
+        "limit 0 is read as 1"
+    );
+    ensure_eq!(
+        CHECK,
+        one(id(2)).await,
+        Some(letters[2].clone()),
+        "letter 2 by id"
+    );
+    ensure!(
+        CHECK,
+        remove(id(2)).await,
+        "removing letter 2 said it was not there"
+    );
+    ensure!(
+        CHECK,
+        !remove(id(2)).await,
+        "removing letter 2 twice said it was there"
+    );
     ensure_eq!(CHECK, one(id(2)).await, None, "letter 2 by id once removed");
     ensure_eq!(
         CHECK,
@@ -144,7 +177,11 @@ pub async fn dead_letters_are_paged_read_and_removed<S: Store>(store: &S) {
     );
     for never in ["", "999999999", "zz"] {
         ensure_eq!(CHECK, one(never).await, None, "a letter of id `{never}`");
-        ensure!(CHECK, !remove(never).await, "removing a letter of id `{never}`");
+        ensure!(
+            CHECK,
+            !remove(never).await,
+            "removing a letter of id `{never}`"
+        );
     }
 }
 
