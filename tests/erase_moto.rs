@@ -185,7 +185,17 @@ fn erase_and_dead_letters_work_on_a_dynamodb_table() {
     let (code, out, _) = nudge(&["dead-letters", "replay", "--db", &table], &[key, url]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(out.lines().count(), 2, "{out}");
+    // Their reasons were made up here: each is kept under a new id with the real one.
     assert!(out.lines().all(|l| l.contains("still rejected")), "{out}");
+    assert!(
+        out.contains(&format!("{bad}  eventbridge  still rejected")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{still}  eventbridge  still rejected")),
+        "{out}"
+    );
+    assert_eq!(out.matches("; kept as ").count(), 2, "{out}");
 
     let (code, out, err) = nudge(
         &[
@@ -208,14 +218,15 @@ fn erase_and_dead_letters_work_on_a_dynamodb_table() {
     runtime.block_on(async {
         assert!(store.load("c-1").await.unwrap().is_none());
         assert!(store.journal("c-1").await.unwrap().is_empty());
-        let left: Vec<String> = store
+        // The letter that names no customer is left, under the id its replay kept it with.
+        let left: Vec<(String, Option<String>)> = store
             .dead_letters(10)
             .await
             .unwrap()
             .into_iter()
-            .map(|l| l.id)
+            .map(|l| (l.body, l.customer_id))
             .collect();
-        assert_eq!(left, vec![still.clone()]);
+        assert_eq!(left, vec![("{not json".to_owned(), None)]);
     });
     let (code, _, _) = nudge(&["explain", "--db", &table, "--customer", "c-1"], &[]);
     assert_eq!(code, 1, "explain knows no such customer any more");
