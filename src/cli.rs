@@ -1,7 +1,9 @@
 //! The `nudge` command line.
 
-// `--db` of plan, explain and report.
+// `--db` of plan, explain, report, erase and dead-letters.
 mod db;
+mod dead_letters;
+mod erase;
 mod explain;
 mod generate;
 mod graph;
@@ -62,6 +64,14 @@ enum Command {
     /// and unsubscribed, goals reached and the conversion rate. Exits 0, 1 when the workflows
     /// have errors, 2 when it cannot run (bad arguments, a store that cannot be read).
     Report(report::Args),
+    /// Remove everything a store keeps about one customer: state and timer, sends with their
+    /// messages, history (the journal), order links and the dead letters naming them; print
+    /// what was removed. Exits 0 (also when nothing was kept), 2 when the store cannot be
+    /// opened or written.
+    Erase(erase::Args),
+    /// List the inputs a store rejected, or replay them once fixed upstream (`list`,
+    /// `replay`); see `nudge dead-letters <command> --help`.
+    DeadLetters(dead_letters::Args),
 }
 
 /// How results are printed.
@@ -103,6 +113,8 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Erase(args) => erase::run(&args),
+        Command::DeadLetters(args) => dead_letters::run(&args),
     };
     ExitCode::from(code)
 }

@@ -1,7 +1,9 @@
 //! The one integration-test binary (see `Cargo.toml`: `autotests = false`), a module per area.
 
+mod dead_letters_cli;
 mod docs;
 mod engine;
+mod erase_cli;
 mod explain_cli;
 mod graph_cli;
 mod helpers;

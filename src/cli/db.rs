@@ -1,8 +1,9 @@
-//! `--db STORE` of the commands that read a store (`plan`, `explain`, `report`): a path names
+//! `--db STORE` of the commands that read a store (`plan`, `explain`, `report`) or operate on
+//! one (`erase`, `dead-letters`): a path names
 //! the embedded SQLite store (one `simulate --db` wrote), `dynamodb://TABLE` the deployed table,
 //! reached with the usual AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
 //!
-//! These commands only read the store. The one write opening can make: a SQLite store written
+//! `plan`, `explain` and `report` only read the store. The one write opening can make: a SQLite store written
 //! by an older `nudge` has its schema upgraded first (as `simulate` does), since this code
 //! reads only the current schema; the file is never created.
 //!
@@ -12,7 +13,10 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use nudge_aws::DynamoDbStore;
+use nudge_core::store::Store;
+use nudge_local::simulate::CLOCK_KEY;
 use nudge_local::{OpenError, SqliteStore};
 
 /// The scheme that names a DynamoDB table.
@@ -110,6 +114,17 @@ macro_rules! with_store {
     };
 }
 pub(crate) use with_store;
+
+/// The store's "now": the virtual clock a `simulate --db` run left in it (as `nudge plan`
+/// reads it), else the wall clock (a deployed table has no such clock).
+pub(crate) async fn clock<S: Store>(store: &S) -> Result<DateTime<Utc>, String> {
+    let Some(text) = store.get_meta(CLOCK_KEY).await.map_err(|e| e.to_string())? else {
+        return Ok(Utc::now());
+    };
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("the store's clock (`{CLOCK_KEY}`) is not an RFC 3339 time: {e}"))
+}
 
 /// The runtime of a command that reads a store (the AWS SDK needs tokio).
 pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -16,11 +16,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use nudge_core::engine::Tz;
-use nudge_core::store::Store;
 use nudge_core::workflow::Project;
-use nudge_local::simulate::CLOCK_KEY;
 use nudge_review::explain::{ExplainError, Request, Story, explain, text};
 
 use super::db::{self, DbSpec, with_store};
@@ -96,7 +93,7 @@ fn story(args: &Args) -> Result<Story, (u8, String)> {
                 workflow: args.workflow.as_deref(),
                 defined: &defined,
                 zone: Tz::UTC,
-                now: clock(&store).await.map_err(|e| (exit::USAGE, format!("{}: {e}", args.db)))?,
+                now: db::clock(&store).await.map_err(|e| (exit::USAGE, format!("{}: {e}", args.db)))?,
             };
             explain(&store, &request).await
         })
@@ -106,17 +103,6 @@ fn story(args: &Args) -> Result<Story, (u8, String)> {
             other => (exit::USAGE, format!("{}: {other}", args.db)),
         })
     })
-}
-
-/// Now, for the "now" rows: the virtual clock a `simulate --db` run left in the store (as
-/// `nudge plan` reads it), else the wall clock (a deployed table has no such clock).
-async fn clock<S: Store>(store: &S) -> Result<DateTime<Utc>, String> {
-    let Some(text) = store.get_meta(CLOCK_KEY).await.map_err(|e| e.to_string())? else {
-        return Ok(Utc::now());
-    };
-    DateTime::parse_from_rfc3339(&text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("the store's clock (`{CLOCK_KEY}`) is not an RFC 3339 time: {e}"))
 }
 
 /// Prints `story` in `format` on stdout.

@@ -75,7 +75,7 @@ pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 /// Why `nudge simulate` could not run, or stopped: printed as `nudge: <why>`, exit code 2
 /// ([`exit::USAGE`]).
 #[derive(Debug, thiserror::Error)]
-enum RunError {
+pub(super) enum RunError {
     /// The workflows folder cannot be read.
     #[error(transparent)]
     Workflows(#[from] LoadError),
@@ -249,7 +249,9 @@ struct Run {
 /// `unsubscribe_url` (deployed, they point at the `unsubscribe` function's URL): at
 /// `NUDGE_UNSUBSCRIBE_URL` when set, else at [`PLACEHOLDER_UNSUBSCRIBE_URL`], with a note saying
 /// so.
-fn simulated_unsubscribe_url(var: Option<String>) -> Result<(url::Url, Option<String>), RunError> {
+pub(super) fn simulated_unsubscribe_url(
+    var: Option<String>,
+) -> Result<(url::Url, Option<String>), RunError> {
     match var.filter(|v| !v.is_empty()) {
         Some(v) => url::Url::parse(&v)
             .map(|u| (u, None))

@@ -82,6 +82,12 @@ enum Fault {
     ErasureReportsNothing,
     /// Erases customer `c-2` too.
     ErasureTakesAnother,
+    /// Keeps no dead letter's customer (so erasing a customer leaves their dead letters).
+    DeadLetterCustomerForgotten,
+    /// Says a dead letter was removed, and keeps it.
+    RemoveKeepsLetter,
+    /// Pages of dead letters start at `after` itself.
+    DeadLettersAfterInclusive,
 }
 
 /// Makes every feedback event id of [`Fault::FeedbackCountedAgain`] new.
@@ -317,6 +323,14 @@ impl Store for Faulty {
 
     async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<String, StoreError> {
         match self.fault {
+            Fault::DeadLetterCustomerForgotten => {
+                self.inner
+                    .record_dead_letter(&DeadLetter {
+                        customer_id: None,
+                        ..letter.clone()
+                    })
+                    .await
+            }
             Fault::DeadLetterIdSame => self
                 .inner
                 .record_dead_letter(letter)
@@ -344,6 +358,33 @@ impl Store for Faulty {
                 Ok(all)
             }
             _ => self.inner.dead_letters(limit).await,
+        }
+    }
+
+    async fn dead_letters_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        match (self.fault, after) {
+            (Fault::DeadLettersAfterInclusive, Some(id)) => {
+                let mut page: Vec<_> = self.inner.dead_letter(id).await?.into_iter().collect();
+                page.extend(self.inner.dead_letters_after(Some(id), limit).await?);
+                page.truncate(limit.max(1));
+                Ok(page)
+            }
+            _ => self.inner.dead_letters_after(after, limit).await,
+        }
+    }
+
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        self.inner.dead_letter(id).await
+    }
+
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        match self.fault {
+            Fault::RemoveKeepsLetter => Ok(self.inner.dead_letter(id).await?.is_some()),
+            _ => self.inner.remove_dead_letter(id).await,
         }
     }
 
@@ -502,6 +543,9 @@ fn failure_of(check: &str, fault: Fault) -> Option<String> {
                 }
                 "dead_letters_round_trip" => contract::dead_letters_round_trip(&store).await,
                 "dead_letter_body_truncated" => contract::dead_letter_body_truncated(&store).await,
+                "dead_letters_are_paged_read_and_removed" => {
+                    contract::dead_letters_are_paged_read_and_removed(&store).await
+                }
                 "meta_get_set_overwrite" => contract::meta_get_set_overwrite(&store).await,
                 "flush_is_repeatable" => contract::flush_is_repeatable(&store).await,
                 "state_bytes_round_trip" => contract::state_bytes_round_trip(&store).await,
@@ -606,6 +650,22 @@ fn contract_checks_catch_broken_stores() {
         ),
         ("erasure_removes_one_customer", Fault::ErasureReportsNothing),
         ("erasure_removes_one_customer", Fault::ErasureTakesAnother),
+        (
+            "erasure_removes_one_customer",
+            Fault::DeadLetterCustomerForgotten,
+        ),
+        (
+            "dead_letters_round_trip",
+            Fault::DeadLetterCustomerForgotten,
+        ),
+        (
+            "dead_letters_are_paged_read_and_removed",
+            Fault::RemoveKeepsLetter,
+        ),
+        (
+            "dead_letters_are_paged_read_and_removed",
+            Fault::DeadLettersAfterInclusive,
+        ),
     ];
     let mut missed = Vec::new();
     for (check, fault) in cases {

@@ -136,6 +136,7 @@ async fn reopening_keeps_everything() {
     let letter = DeadLetter {
         id: String::new(),
         event_id: Some("e-9".into()),
+        customer_id: Some("c-9".into()),
         source: "events.jsonl:9".into(),
         reason: "bad".into(),
         body: "{".into(),

@@ -253,6 +253,7 @@ fn dead_letters_keep_large_bodies_and_increasing_ids() {
         let letter = DeadLetter {
             id: String::new(),
             event_id: None,
+            customer_id: None,
             source: "eventbridge".to_owned(),
             reason: "unreadable".to_owned(),
             body: "x".repeat(DeadLetter::MAX_BODY_BYTES + 10),
@@ -582,18 +583,21 @@ fn feedback_parking_and_erasure_cost_what_the_docs_say() {
             nudge_core::store::Erased {
                 state: true,
                 sends: 30,
-                orders: 1
+                orders: 1,
+                journal_commits: 0,
+                dead_letters: 0,
             }
         );
         // 1 state + 30 sends + 2 reverse links = 33 items: two batches; one conditional delete
         // per order linked; the partition read, and read again to find it empty (a commit that
-        // raced the first read would be erased by a second round).
+        // raced the first read would be erased by a second round); the dead letters' partition
+        // read for theirs (none).
         assert_eq!(
             ops(&meter),
             vec![
                 ("BatchWriteItem".to_owned(), 2),
                 ("DeleteItem".to_owned(), 2),
-                ("Query".to_owned(), 2)
+                ("Query".to_owned(), 3)
             ],
             "erase_customer"
         );

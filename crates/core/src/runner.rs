@@ -82,6 +82,10 @@ pub enum Fired {
     },
 }
 
+/// The source of the dead letter of a wake that failed with the customer's own error
+/// ([`Runner::fire`]); its body is `{"customer_id": ..., "due": ...}`.
+pub const TIMER_DEAD_LETTER_SOURCE: &str = "timer";
+
 /// How long a claim on a send lasts ([`Store::claim_send`]): five minutes. Delivery (SES's
 /// call with its retries, a webhook call with its retries) ends well within a minute; a claim
 /// still held after five is its sender's that stopped, and a sweep takes it over.
@@ -526,7 +530,8 @@ impl<'p, S: Store, M: Mailer, W: WebhookCaller> Runner<'p, S, M, W> {
         let letter = DeadLetter {
             id: String::new(),
             event_id: None,
-            source: "timer".to_owned(),
+            customer_id: Some(customer_id.to_owned()),
+            source: TIMER_DEAD_LETTER_SOURCE.to_owned(),
             reason: error.to_string(),
             body: body.to_string(),
             received_at: clock,

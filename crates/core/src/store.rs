@@ -328,6 +328,10 @@ pub struct DeadLetter {
     pub id: String,
     /// The event id, when the input had a readable one.
     pub event_id: Option<String>,
+    /// The customer the input names, when it names one (read leniently from an input that
+    /// did not parse: [`crate::event::customer_named`]); [`Store::erase_customer`] removes the
+    /// dead letters naming the customer it erases.
+    pub customer_id: Option<String>,
     /// Where the input came from, e.g. `events.jsonl:12` or `eventbridge`.
     pub source: String,
     /// Why it was rejected.
@@ -601,6 +605,11 @@ pub struct Erased {
     pub sends: usize,
     /// Order links to the customer removed.
     pub orders: usize,
+    /// Journal records removed: one per commit that kept entries (each holds that commit's
+    /// entries; [`Store::journal`]).
+    pub journal_commits: usize,
+    /// Dead letters naming the customer ([`DeadLetter::customer_id`]) removed.
+    pub dead_letters: usize,
 }
 
 /// Persistence for the runner: customers (state, version, timer), processed event ids, the
@@ -746,6 +755,27 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
 
+    /// One page of the dead letters: at most `limit` (0 is read as 1) whose ids come after
+    /// `after` (byte order; `None` for the first page), ordered by id. Pass the last id of a
+    /// page to read the next; a page shorter than `limit` is the last. `after` may name a
+    /// letter removed since. For `nudge dead-letters list` and `replay`.
+    fn dead_letters_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
+
+    /// The dead letter `id`, or `None` when the store keeps none of that id (removed, or an
+    /// id it never handed out).
+    fn dead_letter(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<DeadLetter>, StoreError>> + Send;
+
+    /// Removes the dead letter `id` (replayed, or no longer wanted); whether it was there.
+    fn remove_dead_letter(&self, id: &str)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The metadata value under `key` (`simulate` keeps its virtual clock here).
     fn get_meta(
         &self,
@@ -802,13 +832,14 @@ pub trait Store: Send + Sync {
 
     /// Erases what is kept about `customer_id`: the state and its timer, the send log (with
     /// the messages, which hold the address; pending sends too, so they are never delivered),
-    /// the journal ([`Store::journal`]) and the links of orders to them (an order linked to another customer since is left
-    /// alone). Processed event ids stay (a store that kept the customer beside them forgets
-    /// it), so a redelivered old event is still a duplicate; suppressions (keyed by an address
-    /// hash), feedback counts (per step) and dead letters (inputs as received) are not the
-    /// customer's and stay. Erasing a customer the store does not know is not an error and
-    /// returns [`Erased::default`]. A commit of the customer racing the erasure may write
-    /// again after it: the caller stops the customer's inputs first, or erases again.
+    /// the journal ([`Store::journal`]), the links of orders to them (an order linked to
+    /// another customer since is left alone) and the dead letters naming them
+    /// ([`DeadLetter::customer_id`]). Processed event ids stay (a store that kept the customer
+    /// beside them forgets it), so a redelivered old event is still a duplicate; suppressions
+    /// (keyed by an address hash) and feedback counts (per step) are not the customer's and
+    /// stay. Erasing a customer the store does not know is not an error and returns
+    /// [`Erased::default`]. A commit of the customer racing the erasure may write again after
+    /// it: the caller stops the customer's inputs first, or erases again.
     fn erase_customer(
         &self,
         customer_id: &str,

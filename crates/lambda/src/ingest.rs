@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nudge_core::engine::{Action, ActionKind};
-use nudge_core::event::{StoreEvent, parse_event};
+use nudge_core::event::{StoreEvent, customer_named, parse_event};
 use nudge_core::runner::{Applied, RunnerError};
 use nudge_core::store::{DeadLetter, Store, StoreError};
 use serde_json::value::RawValue;
@@ -224,10 +224,11 @@ pub async fn apply(
                 "detail": &*event.detail,
             })
             .to_string();
-            dead_letter(
+            dead_letter_naming(
                 app,
                 "eventbridge",
                 Some(event.id.clone()),
+                Some(event.customer_id.clone()),
                 e.to_string(),
                 &body,
                 now,
@@ -238,7 +239,9 @@ pub async fn apply(
     }
 }
 
-/// Keeps a rejected input as a dead letter (the store's; `nudge dead-letters` lists them).
+/// Keeps a rejected input as a dead letter (the store's; `nudge dead-letters` lists them),
+/// naming the customer `body` names as a canonical event does, if any
+/// ([`customer_named`]).
 pub async fn dead_letter(
     app: &App,
     source: &str,
@@ -247,9 +250,24 @@ pub async fn dead_letter(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<Handled, HandlerError> {
+    let customer_id = customer_named(body);
+    dead_letter_naming(app, source, event_id, customer_id, reason, body, now).await
+}
+
+/// As [`dead_letter`], naming `customer_id` (erasing that customer removes the letter).
+pub async fn dead_letter_naming(
+    app: &App,
+    source: &str,
+    event_id: Option<String>,
+    customer_id: Option<String>,
+    reason: String,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Handled, HandlerError> {
     let letter = DeadLetter {
         id: String::new(),
         event_id: event_id.clone(),
+        customer_id,
         source: source.to_owned(),
         reason: reason.clone(),
         body: body.to_owned(),

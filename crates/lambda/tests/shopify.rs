@@ -344,6 +344,18 @@ async fn customers_redact_erases_the_customer() {
     };
     let app = app(&endpoint, "redact", Some(SECRET), None).await;
     let order = payload("orders-create.json", "redact");
+    // An invalid delivery about the customer first: a dead letter naming them.
+    let mut broken: serde_json::Value = serde_json::from_str(&order).unwrap();
+    broken["line_items"] = serde_json::json!("not a list");
+    let (status, _) = deliver(&app, "orders/create", "ev-r-0", &broken.to_string(), SECRET).await;
+    assert_eq!(status, 400);
+    let naming = |letters: Vec<nudge_core::store::DeadLetter>| {
+        letters
+            .into_iter()
+            .filter(|l| l.customer_id.as_deref() == Some(CUSTOMER))
+            .count()
+    };
+    assert_eq!(naming(app.store.dead_letters(10).await.unwrap()), 1);
     let (status, _) = deliver(&app, "orders/create", "ev-r-1", &order, SECRET).await;
     assert_eq!(status, 200);
     assert!(app.store.load(CUSTOMER).await.unwrap().is_some());
@@ -356,6 +368,11 @@ async fn customers_redact_erases_the_customer() {
     );
     assert!(app.store.load(CUSTOMER).await.unwrap().is_none());
     assert_eq!(app.store.order_customer(ORDER).await.unwrap(), None);
+    assert_eq!(
+        naming(app.store.dead_letters(10).await.unwrap()),
+        0,
+        "the dead letter naming the customer is erased too"
+    );
 }
 
 #[tokio::test]

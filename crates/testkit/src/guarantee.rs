@@ -179,6 +179,19 @@ impl<S: Store> Store for Stopping<S> {
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         self.inner.dead_letters(limit).await
     }
+    async fn dead_letters_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letters_after(after, limit).await
+    }
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        self.inner.dead_letter(id).await
+    }
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.remove_dead_letter(id).await
+    }
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.inner.get_meta(key).await
     }

@@ -34,8 +34,13 @@
 //!   only are returned; a state is up to 350 KB, a send a few KB), one conditional
 //!   `DeleteItem` per order ever linked to them (`cust = <customer>`: an order linked to
 //!   another customer since is theirs), then one `BatchWriteItem` per 25 items of the
-//!   partition (the state, every send, the reverse items), sent again for the items DynamoDB
-//!   leaves unprocessed, up to [`BATCH_ATTEMPTS`] times with a growing pause.
+//!   partition (the state, every send, the journal, the reverse items), sent again for the
+//!   items DynamoDB leaves unprocessed, up to [`BATCH_ATTEMPTS`] times with a growing pause;
+//!   then the dead letters naming them: one `Query` per MB of the whole `DEAD` partition,
+//!   filtered on the letters' `cust` (so it reads, and is billed for, every dead letter kept:
+//!   a letter is at most 256 KiB of body, so 1,000 letters of 1 KB are 250 read units, 1,000
+//!   of the largest 64,000), and one `BatchWriteItem` per 25 of theirs. Dead letters are rare
+//!   and erasures rarer: a replayed or read letter should be removed, which keeps it small.
 //!
 //! Limits: the counts share one partition, so all counting together is bound by one
 //! partition's 1,000 write units a second: a count's update is 2 of them (a transaction bills
@@ -59,8 +64,11 @@ use nudge_core::store::{
 
 use super::error::{Class, applied, build, classify, map_sdk_error};
 use super::item::{Item, b, check_item_size, get_b, get_n, get_s, n, s};
-use super::keys::{PK, SEND_SK_PREFIX, SK, STATE_SK, TTL, check_sort_key, customer_pk, order_pk};
-use super::{DynamoDbStore, PROCESSED_EVENT_TTL, codec};
+use super::journal::JOURNAL_SK_PREFIX;
+use super::keys::{
+    DEAD_PK, PK, SEND_SK_PREFIX, SK, STATE_SK, TTL, check_sort_key, customer_pk, order_pk,
+};
+use super::{DEAD_CUSTOMER, DynamoDbStore, PROCESSED_EVENT_TTL, codec};
 
 /// How many times [`DynamoDbStore::erase_customer_inner`] reads the customer's partition
 /// again after deleting what it found.
@@ -397,6 +405,8 @@ impl DynamoDbStore {
                     erased.state = true;
                 } else if sk.starts_with(SEND_SK_PREFIX) {
                     erased.sends += 1;
+                } else if sk.starts_with(JOURNAL_SK_PREFIX) {
+                    erased.journal_commits += 1;
                 } else if let Some(order) = sk.strip_prefix(ORDER_LINK_SK_PREFIX)
                     && self.unlink_order(order, customer_id).await?
                 {
@@ -408,7 +418,45 @@ impl DynamoDbStore {
                 self.delete_batch(&pk, chunk).await?;
             }
         }
+        erased.dead_letters = self.erase_dead_letters(customer_id).await?;
         Ok(erased)
+    }
+
+    /// Deletes the dead letters naming `customer_id`: a `Query` of the whole `DEAD` partition
+    /// filtered on their `cust` (keys only returned, but every letter is read and billed), then
+    /// one `BatchWriteItem` per 25 found. How many it deleted.
+    async fn erase_dead_letters(&self, customer_id: &str) -> Result<usize, StoreError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p")
+                .filter_expression("#c = :c")
+                .expression_attribute_names("#c", DEAD_CUSTOMER)
+                .expression_attribute_values(":p", s(DEAD_PK))
+                .expression_attribute_values(":c", s(customer_id))
+                .projection_expression("sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("Query", e))?;
+            for item in output.items.unwrap_or_default() {
+                ids.push(get_s(&item, SK)?.to_owned());
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        for chunk in ids.chunks(BATCH_ITEMS) {
+            self.delete_batch(DEAD_PK, chunk).await?;
+        }
+        Ok(ids.len())
     }
 
     /// Deletes order `order_id`'s item if it still links to `customer_id`; whether it did.

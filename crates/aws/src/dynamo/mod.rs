@@ -68,6 +68,9 @@ pub const SEND_LOG_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 /// The sort key of a metadata item.
 const META_SK: &str = "META";
 
+/// The attribute of a dead letter that names its customer ([`DeadLetter::customer_id`]).
+pub(crate) const DEAD_CUSTOMER: &str = "cust";
+
 /// The `Store` port on a DynamoDB table made by [`create_table`].
 ///
 /// - A commit is one `TransactWriteItems` whose `ClientRequestToken` is derived from the commit
@@ -318,22 +321,48 @@ impl DynamoDbStore {
         if let Some(event) = &letter.event_id {
             item.insert("eid".to_owned(), s(event.clone()));
         }
+        if let Some(customer) = &letter.customer_id {
+            item.insert(DEAD_CUSTOMER.to_owned(), s(customer.clone()));
+        }
         check_item_size(&item, "the dead letter")?;
         self.put(item).await?;
         Ok(id)
     }
 
     async fn dead_letters_inner(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.dead_letters_after_inner(None, limit).await
+    }
+
+    /// One strongly consistent `Query` of the `DEAD` partition per page of DynamoDB's (1 MB),
+    /// from after `after` (a sort key bound: any string will do), until `limit` are read.
+    async fn dead_letters_after_inner(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let limit = limit.max(1);
         let mut letters = Vec::new();
         let mut start = None;
+        let condition = if after.is_some() {
+            "pk = :p AND sk > :a"
+        } else {
+            "pk = :p"
+        };
+        let mut values: Item = [(":p".to_owned(), s(DEAD_PK))].into();
+        if let Some(after) = after {
+            values.insert(":a".to_owned(), s(after));
+        }
         while letters.len() < limit {
             let want = i32::try_from(limit - letters.len()).unwrap_or(i32::MAX);
             let output = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :p")
-                .expression_attribute_values(":p", s(DEAD_PK))
+                .key_condition_expression(condition)
+                .set_expression_attribute_values(Some(values.clone()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .limit(want)
@@ -351,6 +380,45 @@ impl DynamoDbStore {
         }
         letters.truncate(limit);
         Ok(letters)
+    }
+
+    /// One strongly consistent `GetItem`.
+    async fn dead_letter_inner(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(DEAD_PK))
+            .key(SK, s(id))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("GetItem", e))?;
+        output.item.as_ref().map(dead_letter).transpose()
+    }
+
+    /// One `DeleteItem` on `attribute_exists(pk)`: a failed condition is a letter not there.
+    async fn remove_dead_letter_inner(&self, id: &str) -> Result<bool, StoreError> {
+        if id.is_empty() {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(DEAD_PK))
+            .key(SK, s(id))
+            .condition_expression("attribute_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        error::applied("DeleteItem", result, |e| {
+            e.is_conditional_check_failed_exception()
+        })
     }
 }
 
@@ -386,6 +454,7 @@ fn dead_letter(item: &Item) -> Result<DeadLetter, StoreError> {
     Ok(DeadLetter {
         id: get_s(item, SK)?.to_owned(),
         event_id: opt_s(item, "eid"),
+        customer_id: opt_s(item, DEAD_CUSTOMER),
         source: get_s(item, "src")?.to_owned(),
         reason: get_s(item, "why")?.to_owned(),
         body,
@@ -485,6 +554,22 @@ impl Store for DynamoDbStore {
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         self.dead_letters_inner(limit).await
+    }
+
+    async fn dead_letters_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_after_inner(after, limit).await
+    }
+
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        self.dead_letter_inner(id).await
+    }
+
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        self.remove_dead_letter_inner(id).await
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -394,6 +394,8 @@ async fn an_erasure_sends_unprocessed_deletes_again() {
             (200, r#"{"UnprocessedItems":{}}"#),
             // The partition read again: empty, so the erasure is done.
             (200, r#"{"Count":0,"Items":[]}"#),
+            // The dead letters naming the customer: none.
+            (200, r#"{"Count":0,"Items":[]}"#),
         ],
         1,
     );
@@ -403,14 +405,21 @@ async fn an_erasure_sends_unprocessed_deletes_again() {
         nudge_core::store::Erased {
             state: true,
             sends: 1,
-            orders: 1
+            orders: 1,
+            journal_commits: 0,
+            dead_letters: 0,
         }
     );
     let counts = meter.counts();
     assert_eq!(counts["BatchWriteItem"].requests, 2);
     assert_eq!(counts["DeleteItem"].requests, 1);
-    assert_eq!(counts["Query"].requests, 2);
+    assert_eq!(counts["Query"].requests, 3);
     let sent = replay.requests.lock().unwrap().clone();
+    assert!(
+        sent[5].contains("DEAD") && sent[5].contains("#c = :c"),
+        "{}",
+        sent[5]
+    );
     assert!(
         sent[1].contains("cust = :c") && sent[1].contains("O#1001"),
         "{}",

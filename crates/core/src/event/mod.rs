@@ -110,6 +110,19 @@ pub fn parse_event(text: &str) -> Result<StoreEvent, EventError> {
     })
 }
 
+/// The customer an input names, read leniently, for a dead letter of an input that did not
+/// parse ([`crate::store::DeadLetter::customer_id`]): `detail.customer.id` of a JSON object,
+/// as [`parse_event`] would read it (a non-empty string, or a non-negative whole number as its
+/// digits), whatever else is wrong with the input. `None` when the text is not JSON or names
+/// no customer there.
+pub fn customer_named(text: &str) -> Option<String> {
+    let root: Value = serde_json::from_str(without_line_ending(text)).ok()?;
+    match root.get("detail")?.get("customer")?.get("id")? {
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        v => non_empty_string(v),
+    }
+}
+
 /// `text` without a trailing `\n` or `\r\n`.
 fn without_line_ending(line: &str) -> &str {
     line.strip_suffix('\n')

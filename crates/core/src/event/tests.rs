@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
-use super::{Birthday, EventError, MAX_EVENT_BYTES, parse_event};
+use super::{Birthday, EventError, MAX_EVENT_BYTES, customer_named, parse_event};
 
 /// A change to a valid event's JSON.
 type Edit = fn(&mut Value);
@@ -602,5 +602,25 @@ mod props {
             }
             let _ = parse_event(&text[..at]).map(|e| e.id);
         }
+    }
+}
+
+#[test]
+fn the_customer_a_rejected_input_names_is_read_leniently() {
+    // A bad time, but the customer is named: the dead letter names them.
+    let bad_time = event_with(|v| v["time"] = json!("yesterday"));
+    assert!(parse_event(&bad_time).is_err());
+    assert_eq!(customer_named(&bad_time).as_deref(), Some("c-1001"));
+    let numeric = event_with(|v| v["detail"]["customer"]["id"] = json!(42));
+    assert_eq!(customer_named(&numeric).as_deref(), Some("42"));
+    for text in [
+        "not json".to_owned(),
+        "[]".to_owned(),
+        event_with(|v| v["detail"]["customer"]["id"] = json!("")),
+        event_with(|v| v["detail"]["customer"]["id"] = json!(-1)),
+        event_with(|v| v["detail"]["customer"] = json!("c-1001")),
+        event_with(|v| v["detail"] = json!(null)),
+    ] {
+        assert_eq!(customer_named(&text), None, "{text}");
     }
 }

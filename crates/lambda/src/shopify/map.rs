@@ -470,6 +470,32 @@ fn event_json(id: &str, event_type: &str, time: &str, detail: Map<String, Value>
     .to_string()
 }
 
+/// The customer a delivery of `topic` names, read leniently for the dead letter of one that
+/// is invalid (erasing that customer removes the letter): a `customers/...` payload's `id`,
+/// another's `customer.id`; else the guest of the customer's or the payload's `email`. `None`
+/// when the payload is not a JSON object or names no one.
+pub fn customer_named(topic: Option<&str>, payload: &str) -> Option<String> {
+    let Ok(Value::Object(body)) = serde_json::from_str::<Value>(payload) else {
+        return None;
+    };
+    let customer = if topic.is_some_and(|t| t.starts_with("customers/")) {
+        Some(&body)
+    } else {
+        body.get("customer").and_then(Value::as_object)
+    };
+    customer
+        .and_then(|c| c.get("id"))
+        .and_then(shopify_id)
+        .or_else(|| {
+            customer
+                .and_then(|c| c.get("email"))
+                .or_else(|| body.get("email"))
+                .and_then(Value::as_str)
+                .filter(|e| !e.trim().is_empty())
+                .map(guest_id)
+        })
+}
+
 /// The guest customer id of `email`.
 pub fn guest_id(email: &str) -> String {
     format!("guest:{}", email.trim().to_lowercase())

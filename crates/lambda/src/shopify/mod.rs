@@ -149,6 +149,8 @@ pub async fn handle(
                     state = erased.state,
                     sends = erased.sends,
                     orders = erased.orders,
+                    journal_commits = erased.journal_commits,
+                    dead_letters = erased.dead_letters,
                     "customer erased (customers/redact)"
                 );
             }
@@ -164,10 +166,11 @@ pub async fn handle(
             Handled::Ignored { event_id, reason }
         }
         Mapped::Invalid { event_id, reason } => {
-            ingest::dead_letter(
+            ingest::dead_letter_naming(
                 app,
                 DEAD_LETTER_SOURCE,
                 event_id,
+                map::customer_named(headers.topic.as_deref(), body),
                 format!("{topic}: {reason}"),
                 dead_letter_body,
                 now,
@@ -178,14 +181,10 @@ pub async fn handle(
     Ok(handled)
 }
 
-/// Applies an event; an order's event first links the order to its customer and is followed
-/// by the fulfillments kept for that order.
-async fn event_with_order(
-    app: &App,
-    event: &StoreEvent,
-    now: DateTime<Utc>,
-) -> Result<Handled, HandlerError> {
-    let order_id = match event.event_type.as_str() {
+/// The order an order's event (`order.placed`, `order.cancelled`) is about, which it links to
+/// its customer before it is applied; `None` for other events.
+pub fn order_of(event: &StoreEvent) -> Option<String> {
+    match event.event_type.as_str() {
         "order.placed" | "order.cancelled" => event
             .detail
             .get("order")
@@ -193,8 +192,17 @@ async fn event_with_order(
             .and_then(Value::as_str)
             .map(str::to_owned),
         _ => None,
-    };
-    let Some(order_id) = order_id else {
+    }
+}
+
+/// Applies an event; an order's event first links the order to its customer and is followed
+/// by the fulfillments kept for that order.
+async fn event_with_order(
+    app: &App,
+    event: &StoreEvent,
+    now: DateTime<Utc>,
+) -> Result<Handled, HandlerError> {
+    let Some(order_id) = order_of(event) else {
         return ingest::apply(app, event, now).await;
     };
     app.store.link_order(&order_id, &event.customer_id).await?;
@@ -235,7 +243,7 @@ async fn apply_parked(
     });
     let count = events.len();
     for (parked, event) in events {
-        apply_fulfillment(app, &parked.event_id, event, &parked.body, now).await?;
+        apply_fulfillment(app, &parked.event_id, customer_id, event, &parked.body, now).await?;
         app.store.unpark(order_id, &parked.event_id).await?;
     }
     Ok(count)
@@ -244,6 +252,7 @@ async fn apply_parked(
 async fn apply_fulfillment(
     app: &App,
     event_id: &str,
+    customer_id: &str,
     event: Result<StoreEvent, String>,
     body: &str,
     now: DateTime<Utc>,
@@ -251,10 +260,11 @@ async fn apply_fulfillment(
     match event {
         Ok(event) => ingest::apply(app, &event, now).await,
         Err(reason) => {
-            ingest::dead_letter(
+            ingest::dead_letter_naming(
                 app,
                 DEAD_LETTER_SOURCE,
                 Some(event_id.to_owned()),
+                Some(customer_id.to_owned()),
                 reason,
                 body,
                 now,
@@ -272,7 +282,7 @@ async fn fulfillment(
 ) -> Result<Handled, HandlerError> {
     if let Some(customer) = app.store.order_customer(&f.order_id).await? {
         let event = map::with_customer(&f.body, &customer);
-        return apply_fulfillment(app, &f.event_id, event, &f.body, now).await;
+        return apply_fulfillment(app, &f.event_id, &customer, event, &f.body, now).await;
     }
     app.store
         .park(&Parked {
@@ -286,7 +296,7 @@ async fn fulfillment(
     // what is parked): read the link again so the fulfillment is not left behind.
     if let Some(customer) = app.store.order_customer(&f.order_id).await? {
         let event = map::with_customer(&f.body, &customer);
-        let handled = apply_fulfillment(app, &f.event_id, event, &f.body, now).await?;
+        let handled = apply_fulfillment(app, &f.event_id, &customer, event, &f.body, now).await?;
         app.store.unpark(&f.order_id, &f.event_id).await?;
         return Ok(handled);
     }

@@ -164,7 +164,17 @@ async fn answer(
             let kept = dead_letter_envelope(&headers, &text, now);
             let event_id = headers.canonical_id().ok();
             let reason = format!("{topic}: the payload is not UTF-8");
-            ingest::dead_letter(app, super::DEAD_LETTER_SOURCE, event_id, reason, &kept, now).await
+            let customer = super::map::customer_named(headers.topic.as_deref(), &text);
+            ingest::dead_letter_naming(
+                app,
+                super::DEAD_LETTER_SOURCE,
+                event_id,
+                customer,
+                reason,
+                &kept,
+                now,
+            )
+            .await
         }
     };
     match outcome {

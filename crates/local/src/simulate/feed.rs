@@ -196,6 +196,7 @@ impl<S: Store, M: Mailer> Feed<'_, S, M> {
         let letter = DeadLetter {
             id: String::new(),
             event_id: rejection.event_id.clone(),
+            customer_id: nudge_core::event::customer_named(&body),
             source: format!("{}:{}", self.events.display(), entry.line),
             reason: rejection.reason.clone(),
             body,

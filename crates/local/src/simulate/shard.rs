@@ -239,6 +239,7 @@ async fn dead_letter<S: Store, M: Mailer>(
     let letter = DeadLetter {
         id: String::new(),
         event_id: Some(e.id.clone()),
+        customer_id: Some(e.customer_id.clone()),
         source: format!("{}:{}", events.display(), input.line),
         reason: reason.clone(),
         body: body.to_string(),

@@ -10,8 +10,9 @@
 //! - Parked inputs: `parked`, keyed by (order, event id), read by a range of that key. An
 //!   expired input is filtered out by `parked` but stays in the file until it is unparked (no
 //!   TTL here either); parking the same (order, event id) again keeps the first, even expired.
-//! - Erasure: the customer's sends, state (and so its timer) and order links (through the index
-//!   `orders_customer`) are deleted, and the processed event ids they consumed forget them
+//! - Erasure: the customer's sends, journal, state (and so its timer), order links (through the
+//!   index `orders_customer`) and the dead letters naming them (through `dead_letters_customer`,
+//!   schema 6) are deleted, and the processed event ids they consumed forget them
 //!   (`customer_id` set to the empty string: the ids stay, so a redelivered event is still a
 //!   duplicate), under one savepoint. Finding those ids reads the whole `processed_events` table
 //!   (it has no index by customer, which every commit would pay for): erasure is rare.
@@ -214,9 +215,10 @@ impl Inner {
                         .map_err(store_error)
                 };
                 let sends = delete("DELETE FROM sends WHERE customer_id = ?1")?;
-                delete("DELETE FROM journal WHERE customer_id = ?1")?;
+                let journal_commits = delete("DELETE FROM journal WHERE customer_id = ?1")?;
                 let state = delete("DELETE FROM customers WHERE customer_id = ?1")?;
                 let orders = delete("DELETE FROM orders WHERE customer_id = ?1")?;
+                let dead_letters = delete("DELETE FROM dead_letters WHERE customer_id = ?1")?;
                 let events =
                     delete("UPDATE processed_events SET customer_id = '' WHERE customer_id = ?1")?;
                 Ok((
@@ -224,6 +226,8 @@ impl Inner {
                         state: state > 0,
                         sends,
                         orders,
+                        journal_commits,
+                        dead_letters,
                     },
                     events,
                 ))

@@ -513,12 +513,13 @@ impl Inner {
         let inserted = self
             .conn
             .prepare_cached(
-                "INSERT INTO dead_letters (event_id, source, reason, body, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO dead_letters (event_id, customer_id, source, reason, body, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut s| {
                 s.execute(params![
                     letter.event_id,
+                    letter.customer_id,
                     letter.source,
                     letter.reason,
                     letter.stored_body(),
@@ -530,28 +531,76 @@ impl Inner {
         dead_letter_id(inserted.map_err(store_error)?)
     }
 
-    fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+    /// At most `limit` dead letters whose row id is over `after`, by row id.
+    fn dead_letters_from(&self, after: i64, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, event_id, source, reason, body, received_at FROM dead_letters
-             ORDER BY id LIMIT ?1",
+                "SELECT id, event_id, customer_id, source, reason, body, received_at
+                 FROM dead_letters WHERE id > ?1 ORDER BY id LIMIT ?2",
             )
             .map_err(store_error)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = stmt.query([limit]).map_err(store_error)?;
+        let mut rows = stmt.query([after, limit]).map_err(store_error)?;
         let mut letters = Vec::new();
         while let Some(row) = rows.next().map_err(store_error)? {
             letters.push(DeadLetter {
                 id: dead_letter_id(row.get(0).map_err(store_error)?)?,
                 event_id: row.get(1).map_err(store_error)?,
-                source: row.get(2).map_err(store_error)?,
-                reason: row.get(3).map_err(store_error)?,
-                body: row.get(4).map_err(store_error)?,
-                received_at: from_millis(row.get(5).map_err(store_error)?)?,
+                customer_id: row.get(2).map_err(store_error)?,
+                source: row.get(3).map_err(store_error)?,
+                reason: row.get(4).map_err(store_error)?,
+                body: row.get(5).map_err(store_error)?,
+                received_at: from_millis(row.get(6).map_err(store_error)?)?,
             });
         }
         Ok(letters)
+    }
+
+    fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_from(0, limit)
+    }
+
+    /// See [`Store::dead_letters_after`]: an `after` that is no id of this store's shape is
+    /// [`StoreError::InvalidRequest`].
+    fn dead_letters_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let after = match after {
+            None => 0,
+            Some(id) => dead_letter_rowid(id).ok_or_else(|| {
+                StoreError::InvalidRequest(format!(
+                    "`{}` is not a dead letter id of this store",
+                    id.escape_debug()
+                ))
+            })?,
+        };
+        self.dead_letters_from(after, limit.max(1))
+    }
+
+    fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let Some(rowid) = dead_letter_rowid(id) else {
+            return Ok(None);
+        };
+        let letter = self.dead_letters_from(rowid - 1, 1)?.pop();
+        Ok(letter.filter(|l| l.id == id))
+    }
+
+    fn remove_dead_letter(&mut self, id: &str) -> Result<bool, StoreError> {
+        let Some(rowid) = dead_letter_rowid(id) else {
+            return Ok(false);
+        };
+        self.begin_write()?;
+        let deleted = self
+            .conn
+            .prepare_cached("DELETE FROM dead_letters WHERE id = ?1")
+            .and_then(|mut s| s.execute([rowid]));
+        let removed = matches!(deleted, Ok(n) if n > 0);
+        self.end_write(removed)?;
+        deleted.map_err(store_error)?;
+        Ok(removed)
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -596,6 +645,14 @@ fn dead_letter_id(rowid: i64) -> Result<String, StoreError> {
         return Err(StoreError::Corrupt(format!("dead letter id {rowid}")));
     }
     Ok(format!("{rowid:020}"))
+}
+
+/// The row id of the dead letter `id` ([`dead_letter_id`]'s shape), if it has that shape.
+fn dead_letter_rowid(id: &str) -> Option<i64> {
+    if id.len() != 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    id.parse().ok().filter(|&n: &i64| n > 0)
 }
 
 /// The `(next_wake millis, customer id)` a cursor of [`Inner::due`] names.
@@ -703,6 +760,22 @@ impl Store for SqliteStore {
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         self.with(|inner| inner.dead_letters(limit))
+    }
+
+    async fn dead_letters_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.with(|inner| inner.dead_letters_after(after, limit))
+    }
+
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        self.with(|inner| inner.dead_letter(id))
+    }
+
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(|inner| inner.remove_dead_letter(id))
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -199,6 +199,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX orders_customer ON orders (customer_id);",
     // 5: the journal (`super::journal`).
     super::journal::MIGRATION,
+    // 6: dead letters name the customer their input names (NULL when it names none, and for
+    // the letters of older versions), indexed so that erasing a customer finds theirs.
+    "ALTER TABLE dead_letters ADD COLUMN customer_id TEXT;
+    CREATE INDEX dead_letters_customer ON dead_letters (customer_id)
+        WHERE customer_id IS NOT NULL;",
 ];
 
 /// The version whose migration added `customers.shard`: a database migrated past it from an

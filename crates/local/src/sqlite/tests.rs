@@ -578,6 +578,7 @@ fn dead_letter_ids_are_the_row_id_padded_so_that_byte_order_is_recording_order()
     let letter = DeadLetter {
         id: String::new(),
         event_id: None,
+        customer_id: None,
         source: "s".into(),
         reason: "r".into(),
         body: String::new(),
@@ -657,7 +658,9 @@ fn a_version_3_file_is_migrated_and_its_customers_can_be_erased() {
         Erased {
             state: true,
             sends: 0,
-            orders: 2
+            orders: 2,
+            journal_commits: 0,
+            dead_letters: 0,
         }
     );
     assert_eq!(
@@ -735,7 +738,9 @@ fn an_erasure_and_feedback_in_an_open_batch_see_the_batch() {
             Erased {
                 state: true,
                 sends: 1,
-                orders: 0
+                orders: 0,
+                journal_commits: 0,
+                dead_letters: 0,
             }
         );
         assert_eq!(

@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use nudge_core::store::{
-    Commit, CommitOutcome, CustomerRecord, Erased, Feedback, FeedbackCount, FeedbackKind, Parked,
-    Settle, Store, StoreError, all_due,
+    Commit, CommitOutcome, CustomerRecord, DeadLetter, Erased, Feedback, FeedbackCount,
+    FeedbackKind, Parked, Settle, Store, StoreError, all_due,
 };
 
 use super::helpers::{
-    at, claim, commit, commit_ok, far_future, is_processed, load, new, send, sends_of, settle,
-    snapshot,
+    at, claim, commit, commit_ok, dead, far_future, is_processed, load, new, send, sends_of,
+    settle, snapshot,
 };
 
 /// Counts `event_id` for (`workflow`, `step`, `kind`), failing the check on a store error.
@@ -300,7 +300,8 @@ pub async fn parked_inputs_wait_for_their_order<S: Store>(store: &S) {
     );
 }
 
-/// Erasing a customer removes their state, timer, send log (every status) and order links, and
+/// Erasing a customer removes their state, timer, send log (every status), order links and the
+/// dead letters naming them, and
 /// nothing of another customer's (an order linked to them before and to another customer since
 /// stays the other's); the processed event ids stay processed, so a redelivered event is a
 /// duplicate; the customer can start again at version 0; erasing again, or erasing a customer
@@ -357,6 +358,24 @@ pub async fn erasure_removes_one_customer<S: Store>(store: &S) {
     link("1003", "c-1").await;
     link("1003", "c-2").await;
     link("1004", "c-2").await;
+    for (i, customer) in [Some("c-1"), Some("c-2"), None, Some("c-1")]
+        .into_iter()
+        .enumerate()
+    {
+        let letter = DeadLetter {
+            id: String::new(),
+            event_id: Some(format!("bad-{i}")),
+            customer_id: customer.map(str::to_owned),
+            source: "eventbridge".to_owned(),
+            reason: "rejected".to_owned(),
+            body: "{}".to_owned(),
+            received_at: at(i as i64),
+        };
+        store
+            .record_dead_letter(&letter)
+            .await
+            .unwrap_or_else(|e| panic!("store contract `{CHECK}`: record_dead_letter failed: {e}"));
+    }
     let before = snapshot(store, CHECK, "c-2", &["e-c-2"]).await;
     let erase = async |customer: &str| {
         store.erase_customer(customer).await.unwrap_or_else(|e| {
@@ -369,9 +388,25 @@ pub async fn erasure_removes_one_customer<S: Store>(store: &S) {
         Erased {
             state: true,
             sends: 3,
-            orders: 2
+            orders: 2,
+            journal_commits: 0,
+            dead_letters: 2,
         },
         "what erasing c-1 removed"
+    );
+    let letters_left: Vec<_> = dead(store, CHECK, 10)
+        .await
+        .into_iter()
+        .map(|l| (l.event_id, l.customer_id))
+        .collect();
+    ensure_eq!(
+        CHECK,
+        letters_left,
+        vec![
+            (Some("bad-1".to_owned()), Some("c-2".to_owned())),
+            (Some("bad-2".to_owned()), None)
+        ],
+        "the dead letters left after erasing c-1"
     );
     ensure_eq!(CHECK, load(store, CHECK, "c-1").await, None, "c-1's state");
     ensure_eq!(

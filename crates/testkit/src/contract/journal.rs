@@ -208,10 +208,26 @@ pub async fn journal_is_erased_with_the_customer<S: Store>(store: &S) {
     let two = [entry(0, 2)];
     journaled(store, check, "c-1", 0, &one).await;
     journaled(store, check, "c-2", 0, &two).await;
-    store
+    // A commit without entries keeps no journal record.
+    commit_ok(
+        store,
+        check,
+        Commit {
+            expected_version: 1,
+            ..new("c-1")
+        },
+    )
+    .await;
+    let erased = store
         .erase_customer("c-1")
         .await
         .unwrap_or_else(|e| panic!("store contract `{check}`: erase failed: {e}"));
+    ensure_eq!(
+        check,
+        erased.journal_commits,
+        1,
+        "journal records erased (one commit kept entries)"
+    );
     ensure_eq!(check, journal(store, check, "c-1").await, vec![], "erased");
     ensure_eq!(
         check,

@@ -88,8 +88,8 @@ pub use send_log::{
     settles_move_a_send_as_documented,
 };
 pub use store_wide::{
-    dead_letter_body_truncated, dead_letters_round_trip, flush_is_repeatable,
-    meta_get_set_overwrite,
+    dead_letter_body_truncated, dead_letters_are_paged_read_and_removed, dead_letters_round_trip,
+    flush_is_repeatable, meta_get_set_overwrite,
 };
 pub use sweep::pending_sends_by_shard_and_time;
 pub use timers::{
@@ -124,6 +124,7 @@ pub async fn run_all<S: Store>(make: impl AsyncFn() -> S) {
     Box::pin(suppressions_keep_the_first(&make().await)).await;
     Box::pin(dead_letters_round_trip(&make().await)).await;
     Box::pin(dead_letter_body_truncated(&make().await)).await;
+    Box::pin(dead_letters_are_paged_read_and_removed(&make().await)).await;
     Box::pin(meta_get_set_overwrite(&make().await)).await;
     Box::pin(flush_is_repeatable(&make().await)).await;
     Box::pin(state_bytes_round_trip(&make().await)).await;

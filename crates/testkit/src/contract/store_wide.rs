@@ -21,6 +21,7 @@ pub async fn dead_letters_round_trip<S: Store>(store: &S) {
         DeadLetter {
             id: "999".into(),
             event_id: Some("e-1".into()),
+            customer_id: Some("c-1".into()),
             source: "events.jsonl:12".into(),
             reason: "detail.customer.id is missing".into(),
             body: "{\"id\":\"e-1\",\"detail\":{}}".into(),
@@ -29,6 +30,7 @@ pub async fn dead_letters_round_trip<S: Store>(store: &S) {
         DeadLetter {
             id: String::new(),
             event_id: None,
+            customer_id: None,
             source: "eventbridge".into(),
             reason: "not JSON".into(),
             body: "{ not json ş".into(),
@@ -37,6 +39,7 @@ pub async fn dead_letters_round_trip<S: Store>(store: &S) {
         DeadLetter {
             id: String::new(),
             event_id: Some("e-3".into()),
+            customer_id: Some("guest:ş".into()),
             source: "events.jsonl:14".into(),
             reason: String::new(),
             body: String::new(),
@@ -72,6 +75,116 @@ pub async fn dead_letters_round_trip<S: Store>(store: &S) {
     );
 }
 
+/// Dead letters are read a page at a time after an id (a removed one too), read one by one
+/// by id, and removed by id: removing says whether the letter was there, and a removed letter
+/// is no longer read in any way; an id never handed out reads as none.
+pub async fn dead_letters_are_paged_read_and_removed<S: Store>(store: &S) {
+    const CHECK: &str = "dead_letters_are_paged_read_and_removed";
+    let after = async |after: Option<&str>, limit: usize| {
+        store
+            .dead_letters_after(after, limit)
+            .await
+            .unwrap_or_else(|e| panic!("store contract `{CHECK}`: dead_letters_after failed: {e}"))
+    };
+    let one = async |id: &str| {
+        store
+            .dead_letter(id)
+            .await
+            .unwrap_or_else(|e| panic!("store contract `{CHECK}`: dead_letter({id}) failed: {e}"))
+    };
+    let remove = async |id: &str| {
+        store.remove_dead_letter(id).await.unwrap_or_else(|e| {
+            panic!("store contract `{CHECK}`: remove_dead_letter({id}) failed: {e}")
+        })
+    };
+    ensure_eq!(
+        CHECK,
+        after(None, 10).await,
+        vec![],
+        "an empty store's first page"
+    );
+    let mut letters = Vec::new();
+    for i in 0..5 {
+        let mut letter = DeadLetter {
+            id: String::new(),
+            event_id: Some(format!("e-{i}")),
+            customer_id: (i % 2 == 0).then(|| format!("c-{i}")),
+            source: format!("events.jsonl:{i}"),
+            reason: format!("reason {i}"),
+            body: format!("{{\"n\":{i}}}"),
+            received_at: at(i),
+        };
+        letter.id = store.record_dead_letter(&letter).await.unwrap_or_else(|e| {
+            panic!("store contract `{CHECK}`: recording a dead letter failed: {e}")
+        });
+        letters.push(letter);
+    }
+    let id = |i: usize| letters[i].id.as_str();
+    ensure_eq!(CHECK, after(None, 2).await, letters[..2].to_vec(), "page 1");
+    ensure_eq!(
+        CHECK,
+        after(Some(id(1)), 2).await,
+        letters[2..4].to_vec(),
+        "page 2"
+    );
+    ensure_eq!(
+        CHECK,
+        after(Some(id(3)), 2).await,
+        letters[4..].to_vec(),
+        "page 3"
+    );
+    ensure_eq!(CHECK, after(Some(id(4)), 2).await, vec![], "after the last");
+    ensure_eq!(
+        CHECK,
+        after(None, 0).await,
+        letters[..1].to_vec(),
+        "limit 0 is read as 1"
+    );
+    ensure_eq!(
+        CHECK,
+        one(id(2)).await,
+        Some(letters[2].clone()),
+        "letter 2 by id"
+    );
+    ensure!(
+        CHECK,
+        remove(id(2)).await,
+        "removing letter 2 said it was not there"
+    );
+    ensure!(
+        CHECK,
+        !remove(id(2)).await,
+        "removing letter 2 twice said it was there"
+    );
+    ensure_eq!(CHECK, one(id(2)).await, None, "letter 2 by id once removed");
+    ensure_eq!(
+        CHECK,
+        after(Some(id(1)), 10).await,
+        vec![letters[3].clone(), letters[4].clone()],
+        "the page after letter 1 once letter 2 is removed"
+    );
+    ensure_eq!(
+        CHECK,
+        after(Some(id(2)), 10).await,
+        vec![letters[3].clone(), letters[4].clone()],
+        "the page after the removed letter 2"
+    );
+    ensure_eq!(
+        CHECK,
+        dead(store, CHECK, 10).await.len(),
+        4,
+        "every dead letter once letter 2 is removed"
+    );
+    for never in ["", "999999999", "zz"] {
+        ensure_eq!(CHECK, one(never).await, None, "a letter of id `{never}`");
+        ensure!(
+            CHECK,
+            !remove(never).await,
+            "removing a letter of id `{never}`"
+        );
+    }
+}
+
 /// A dead letter's body is kept up to [`DeadLetter::MAX_BODY_BYTES`], cut at a character
 /// boundary.
 pub async fn dead_letter_body_truncated<S: Store>(store: &S) {
@@ -81,6 +194,7 @@ pub async fn dead_letter_body_truncated<S: Store>(store: &S) {
     let letter = DeadLetter {
         id: String::new(),
         event_id: None,
+        customer_id: None,
         source: "events.jsonl:1".into(),
         reason: "too large".into(),
         body,
