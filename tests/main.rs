@@ -5,6 +5,7 @@ mod docs;
 mod engine;
 mod erase_cli;
 mod explain_cli;
+mod fault_harness;
 mod graph_cli;
 mod helpers;
 mod hostile_events;
