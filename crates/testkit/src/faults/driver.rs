@@ -484,6 +484,7 @@ async fn ingest<S: Store>(runners: &Runners<'_, S>, text: &str, now: DateTime<Ut
         reason,
         body: text.to_owned(),
         received_at: now,
+        customer_id: nudge_core::event::customer_named(text),
     };
     runners
         .store

@@ -363,6 +363,31 @@ impl<S: Store> Store for FaultyStore<S> {
         .await
     }
 
+    async fn dead_letters_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.call("dead_letters_after", false, None, None, || {
+            self.inner.dead_letters_after(after, limit)
+        })
+        .await
+    }
+
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        self.call("dead_letter", false, None, None, || {
+            self.inner.dead_letter(id)
+        })
+        .await
+    }
+
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        self.call("remove_dead_letter", true, None, None, || {
+            self.inner.remove_dead_letter(id)
+        })
+        .await
+    }
+
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.call("get_meta", false, None, None, || self.inner.get_meta(key))
             .await
