@@ -42,7 +42,7 @@ use tokio::task::JoinSet;
 /// The seed of the throttling and of the delivery order (`NUDGE_BURST_SEED` for another).
 const SEED: u64 = 15;
 /// Customers in the burst, five events each.
-const CUSTOMERS: usize = 200;
+const CUSTOMERS: usize = 12;
 /// The throttled share of DynamoDB's and SES's attempts, percent, one run each.
 const LEVELS: [u32; 3] = [0, 5, 20];
 /// Ingest invocations in flight at once.
@@ -346,6 +346,7 @@ fn subjects(messages: &[(String, String)]) -> Vec<String> {
 /// One level: a fresh moto, the burst, its catch-up, the tick of every customer and its
 /// catch-up; the counts printed, the end state checked. Returns the table's rows.
 async fn level(endpoint: &str, percent: u32, seed: u64, customers: usize) -> Vec<String> {
+    let started = std::time::Instant::now();
     support::reset(endpoint);
     let meter = RequestMeter::new();
     let throttling = InjectedThrottling::new(seed, ThrottleShares::percent(0));
@@ -366,9 +367,9 @@ async fn level(endpoint: &str, percent: u32, seed: u64, customers: usize) -> Vec
     // What it left pending goes at the next ticks.
     let swept = ticks(app, &catch_up_times(t(BURST))).await;
     let sweep = Phase::take(
-        "sweep after the burst",
-        swept.sends_delivered,
-        "sends",
+        "ticks after the burst",
+        catch_up_times(t(BURST)).len(),
+        "ticks",
         &throttling,
         &meter,
     );
@@ -380,10 +381,27 @@ async fn level(endpoint: &str, percent: u32, seed: u64, customers: usize) -> Vec
     let rest = ticks(app, &catch_up_times(due_at)).await;
     let after = Phase::take(
         "ticks after",
-        rest.fired + rest.sends_delivered,
-        "fired+sent",
+        catch_up_times(due_at).len(),
+        "ticks",
         &throttling,
         &meter,
+    );
+    let fired = first.fired.max(1) as f64;
+    let sent = first.sends_delivered.max(1) as f64;
+    let ops = |p: &Phase, names: &[&str], units: f64| {
+        (
+            p.sum(names, |c| c.calls) as f64 / units,
+            p.sum(names, |c| c.attempts) as f64 / units,
+        )
+    };
+    let (fire_calls, fire_attempts) = ops(&tick, &["GetItem", "TransactWriteItems"], fired);
+    let (send_calls, send_attempts) = ops(&tick, &["UpdateItem"], sent);
+    let (ses_calls, _) = ops(&tick, &["SendEmail"], sent);
+    let (query_calls, query_attempts) = ops(&tick, &["Query"], 1.0);
+    println!(
+        "{percent}%: the tick: per fired customer {fire_calls:.2} calls, {fire_attempts:.2} attempts (GetItem, TransactWriteItems); per send {send_calls:.2} calls, {send_attempts:.2} attempts (UpdateItem) and {ses_calls:.2} SendEmail; {query_calls} queries ({query_attempts} attempts); ingest: {:.2} DynamoDB calls and {:.2} attempts per delivery",
+        ingest.dynamo(|c| c.calls) as f64 / events as f64,
+        ingest.dynamo(|c| c.attempts) as f64 / events as f64,
     );
     throttling.set_shares(ThrottleShares::percent(0));
 
@@ -455,8 +473,9 @@ async fn level(endpoint: &str, percent: u32, seed: u64, customers: usize) -> Vec
             }
         }
     }
+    let took = started.elapsed().as_secs();
     println!(
-        "{percent}%: end state: {unprocessed} events unprocessed of {}; {} dead letters; send log {statuses:?}, attempts {attempts:?}; {} timers left; emails per (order, step): {per_email:?} ({} messages in SES)",
+        "{percent}%: {took} s on moto (not a measure of Nudge); end state: {unprocessed} events unprocessed of {}; {} dead letters; send log {statuses:?}, attempts {attempts:?}; {} timers left; emails per (order, step): {per_email:?} ({} messages in SES)",
         ids.len(),
         letters.len(),
         still_due.len(),
