@@ -11,6 +11,7 @@ use aws_sdk_ssm::error::DisplayErrorContext;
 
 use crate::dynamo::{DynamoDbStore, RequestMeter, dynamodb_client};
 use crate::ses::{SesMailer, config_loader, ses_client};
+use crate::throttle::{InjectedThrottling, one_at_a_time};
 use crate::webhook_secrets::{Secret, SsmSecrets, ssm_client};
 
 /// One SDK configuration (from the environment: region, credentials, `AWS_ENDPOINT_URL`) and a
@@ -36,6 +37,36 @@ impl Clients {
         Clients {
             dynamodb: dynamodb_client(&config, meter),
             ses: ses_client(&config),
+            ssm: ssm_client(&config),
+        }
+    }
+
+    /// For tests only: [`Clients::from_env`] with `throttling` on the DynamoDB and SES
+    /// clients, which answers a seeded share of their attempts with each service's throttling
+    /// error (before or after the request reaches the service) and counts every call; and
+    /// whose DynamoDB requests reach moto (plain HTTP) one at a time: moto's transactions are
+    /// not isolated from concurrent requests (a failed one puts back a copy of the whole
+    /// table).
+    #[doc(hidden)]
+    pub async fn from_env_throttled(
+        meter: Option<&RequestMeter>,
+        throttling: &InjectedThrottling,
+    ) -> Self {
+        let config = config_loader().load().await;
+        // Plain HTTP: moto's endpoint.
+        let http = aws_smithy_http_client::Builder::new().build_http();
+        let dynamodb = dynamodb_client(&config, meter)
+            .config()
+            .to_builder()
+            .interceptor(throttling.clone())
+            .http_client(one_at_a_time(http))
+            .build();
+        let ses = aws_sdk_sesv2::config::Builder::from(&config)
+            .interceptor(throttling.clone())
+            .build();
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            ses: aws_sdk_sesv2::Client::from_conf(ses),
             ssm: ssm_client(&config),
         }
     }

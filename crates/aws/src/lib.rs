@@ -21,6 +21,7 @@
 mod deploy;
 mod dynamo;
 mod ses;
+mod throttle;
 mod webhook;
 mod webhook_secrets;
 
@@ -32,8 +33,11 @@ pub use dynamo::{
     DynamoDbStore, MAX_CUSTOMER_ID_BYTES, MAX_ITEM_BYTES, MAX_TRANSACTION_ITEMS, OperationCount,
     PROCESSED_EVENT_TTL, RequestMeter, SEND_LOG_TTL, create_table, dynamodb_client,
 };
+// For tests only: throttling injected into the SDK's clients (`Clients::from_env_throttled`).
 pub use ses::{SesMailer, TAG_CUSTOMER, TAG_KEY, TAG_KEY_SHA256, TAG_STEP, TAG_WORKFLOW};
 pub use ses::{config_loader, map_send_error, message_tags, ses_client};
+#[doc(hidden)]
+pub use throttle::{CallCount, InjectedThrottling, Throttle, ThrottleShares};
 pub use webhook::{HttpWebhookCaller, RESPONSE_BODY_LIMIT, WebhookSettings, WebhookSetupError};
 pub use webhook_secrets::{EnvSecrets, Secret, SecretSource, SsmSecrets};
 pub use webhook_secrets::{env_var_name, ssm_client, ssm_parameter_name};

@@ -50,8 +50,25 @@ pub async fn app(
     workflows: Option<&Path>,
     configure: impl FnOnce(&mut Config),
 ) -> App {
+    app_on(
+        endpoint,
+        test,
+        Clients::from_env(None).await,
+        workflows,
+        configure,
+    )
+    .await
+}
+
+/// As [`app`], on `clients` (built with a request meter or injected throttling).
+pub async fn app_on(
+    endpoint: &str,
+    test: &str,
+    clients: Clients,
+    workflows: Option<&Path>,
+    configure: impl FnOnce(&mut Config),
+) -> App {
     let table = fresh_table(test);
-    let clients = Clients::from_env(None).await;
     clients
         .create_table(&table, Duration::from_secs(10))
         .await
