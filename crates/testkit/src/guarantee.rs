@@ -771,6 +771,11 @@ async fn a_failing_timer_is_set_aside<S: Store>(store: S, engine: &Engine<'_>) {
         letters[0].body.contains("\"c-1\""),
         "{CASE}: the body names the customer"
     );
+    assert_eq!(
+        letters[0].customer_id.as_deref(),
+        Some("c-1"),
+        "{CASE}: the dead letter names its customer (erasing them removes it)"
+    );
     let later = due + chrono::TimeDelta::days(1);
     let still_due = nudge_core::store::all_due(runner.store(), later, 10)
         .await
