@@ -40,6 +40,38 @@ impl Clients {
         }
     }
 
+    /// The same clients with `interceptor` added to each (DynamoDB, SES and SSM), for tests
+    /// that watch or disturb every request a function makes (a
+    /// [`FaultInjector`](crate::faults::FaultInjector)). Makes no request.
+    pub fn with_interceptor<I>(self, interceptor: I) -> Self
+    where
+        I: aws_smithy_runtime_api::client::interceptors::Intercept + Clone + 'static,
+    {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                self.dynamodb
+                    .config()
+                    .to_builder()
+                    .interceptor(interceptor.clone())
+                    .build(),
+            ),
+            ses: aws_sdk_sesv2::Client::from_conf(
+                self.ses
+                    .config()
+                    .to_builder()
+                    .interceptor(interceptor.clone())
+                    .build(),
+            ),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                self.ssm
+                    .config()
+                    .to_builder()
+                    .interceptor(interceptor)
+                    .build(),
+            ),
+        }
+    }
+
     /// Creates table `table` with its index and TTL ([`create_table`](crate::create_table)),
     /// waiting at most `wait` for it to become active: for tests and local set-ups (the SAM
     /// template creates a deployment's).

@@ -56,9 +56,23 @@ pub async fn app(
         .create_table(&table, Duration::from_secs(10))
         .await
         .expect("the table is created on moto");
+    app_on(endpoint, clients, &table, workflows, configure)
+}
+
+/// An app on moto at `endpoint` through `clients`, on `table` (which exists), with the
+/// workflows under `workflows` (the shipped ones when `None`), the sender verified;
+/// `configure` adjusts the settings. Several apps on one table are several Lambda sandboxes
+/// of one deployment.
+pub fn app_on(
+    endpoint: &str,
+    clients: Clients,
+    table: &str,
+    workflows: Option<&Path>,
+    configure: impl FnOnce(&mut Config),
+) -> App {
     verify_sender(endpoint, SENDER);
     let mut config = Config::from_lookup(|name| match name {
-        "NUDGE_TABLE" => Some(table.clone()),
+        "NUDGE_TABLE" => Some(table.to_owned()),
         "NUDGE_STACK" => Some("nudge-test".to_owned()),
         "NUDGE_UNSUBSCRIBE_URL" => Some("https://unsubscribe.example.com/".to_owned()),
         _ => None,
