@@ -5,5 +5,6 @@
 #![warn(missing_docs)]
 
 pub mod contract;
+pub mod faults;
 pub mod guarantee;
 pub mod moto;
