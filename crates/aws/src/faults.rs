@@ -28,10 +28,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::StatusCode;
@@ -98,26 +103,68 @@ impl FaultRates {
     }
 }
 
-/// One `SendEmail` attempt, as the injector saw it: the message's `Message-ID` (without angle
-/// brackets; Nudge derives it from the send's idempotency key) and what became of the attempt.
+/// What the injector saw a request do, for an oracle that must know what reached the
+/// services whatever the callers saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailAttempt {
-    /// The message's `Message-ID`, or empty when the request's body could not be read.
-    pub message_id: String,
-    /// The fault injected into the attempt, if any.
-    pub fault: Option<Fault>,
-    /// The attempt went through, and the process crashed later in the same invocation
-    /// ([`FaultInjector::begin_invocation`]): its sender may have died before settling it.
-    pub crashed_after: bool,
+pub enum Observed {
+    /// A `SendEmail` attempt of the message with this `Message-ID` (without angle brackets;
+    /// Nudge derives it from the send's idempotency key; empty when the body could not be
+    /// read), the fault injected into it, and whether SES took it: `Some(true)` when it
+    /// answered with success (whatever answer the caller then got), `Some(false)` when it
+    /// refused or the request never reached it, `None` when the request left and no answer
+    /// was read (the process died while it was in flight, or the connection broke): only
+    /// SES can then tell.
+    Mail {
+        /// The message's `Message-ID`.
+        message_id: String,
+        /// The fault, if any.
+        fault: Option<Fault>,
+        /// Whether SES took the message, when known.
+        delivered: Option<bool>,
+    },
+    /// A claim of a send (an `UpdateItem` of its send-log item that marks it `sending`) that
+    /// left: `applied` is `Some(true)` when DynamoDB applied it (whatever the caller then
+    /// saw), `Some(false)` when it did not, `None` when no answer was read (the process died
+    /// while it was in flight: it may have applied).
+    Claimed {
+        /// The customer.
+        customer: String,
+        /// The idempotency key.
+        key: String,
+        /// Whether it applied, when known.
+        applied: Option<bool>,
+    },
+    /// A settle of a send applied in DynamoDB, whatever the caller then saw.
+    Settled {
+        /// The customer.
+        customer: String,
+        /// The idempotency key.
+        key: String,
+        /// The status it settled in (`sent`, `pending`, `failed`, `unknown`).
+        status: String,
+    },
+    /// A settle of a send never reached DynamoDB (refused, throttled, or the process died
+    /// before it).
+    SettleFault {
+        /// The customer.
+        customer: String,
+        /// The idempotency key.
+        key: String,
+        /// The fault.
+        fault: Fault,
+    },
 }
 
-impl MailAttempt {
-    /// Whether SES may have taken the message without its sender knowing it settled: its
-    /// answer was lost, or the process died after it (the ambiguous sends of the send
-    /// guarantee).
-    pub fn ambiguous(&self) -> bool {
-        self.fault.is_some_and(Fault::reached_the_service) || self.crashed_after
-    }
+/// One observation, with the order it was seen in and the invocation it belongs to
+/// ([`FaultInjector::begin_invocation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// The order it was seen in, across every injector of the process.
+    pub seq: u64,
+    /// The invocation's id.
+    pub invocation: u64,
+    /// What was seen.
+    pub what: Observed,
 }
 
 /// The faults injected so far, per service operation (`DynamoDB.TransactWriteItems`,
@@ -166,10 +213,10 @@ struct State {
     rates: FaultRates,
     armed: bool,
     counts: FaultCounts,
-    /// Every `SendEmail` attempt seen (armed or not).
-    mails: Vec<MailAttempt>,
-    /// The attempts of `mails` that went through in the current invocation.
-    in_invocation: Vec<usize>,
+    /// What the requests did (armed or not).
+    log: Vec<Observation>,
+    /// The invocation under way.
+    invocation: u64,
 }
 
 /// Injects the faults of a seeded schedule into the requests of the clients it is added to
@@ -181,8 +228,43 @@ pub struct FaultInjector {
 }
 
 /// What was decided for an attempt before it left, read again when its answer comes.
-#[derive(Debug, Clone, Copy)]
-struct Planned(Option<Fault>);
+#[derive(Debug, Clone)]
+struct Planned(Option<Fault>, Option<SendUpdate>, Option<usize>);
+
+/// A claim or a settle of a send-log item, read from an `UpdateItem` request.
+#[derive(Debug, Clone)]
+struct SendUpdate {
+    customer: String,
+    key: String,
+    /// `None` for a claim; the status set for a settle.
+    settles_to: Option<String>,
+}
+
+/// The JSON string value that follows `marker` in `body` (one without escapes).
+fn string_after<'a>(body: &'a str, marker: &str) -> Option<&'a str> {
+    let value = body.split_once(marker)?.1.split_once('"')?.0;
+    (!value.contains('\\')).then_some(value)
+}
+
+/// The send-log update an `UpdateItem` body makes, if it is one: its key is
+/// `{"pk":{"S":"C#<customer>"},"sk":{"S":"S#<key>"}}`; a claim sets `pst` first, a settle sets
+/// the status to `:to`.
+fn send_update(body: &[u8]) -> Option<SendUpdate> {
+    let body = std::str::from_utf8(body).ok()?;
+    let customer = string_after(body, r#""pk":{"S":"C#"#)?.to_owned();
+    let key = string_after(body, r#""sk":{"S":"S#"#)?.to_owned();
+    let expression = string_after(body, r#""UpdateExpression":""#)?;
+    let settles_to = if expression.starts_with("SET pst = ") {
+        None
+    } else {
+        Some(string_after(body, r#"":to":{"S":""#)?.to_owned())
+    };
+    Some(SendUpdate {
+        customer,
+        key,
+        settles_to,
+    })
+}
 
 impl Storable for Planned {
     type Storer = StoreReplace<Self>;
@@ -200,8 +282,8 @@ impl FaultInjector {
                 rates,
                 armed: false,
                 counts: FaultCounts::default(),
-                mails: Vec::new(),
-                in_invocation: Vec::new(),
+                log: Vec::new(),
+                invocation: 0,
             })),
             crashed: Arc::new(tokio::sync::watch::channel(false).0),
         }
@@ -217,15 +299,14 @@ impl FaultInjector {
         self.lock().counts.clone()
     }
 
-    /// Every `SendEmail` attempt seen so far.
-    pub fn mails(&self) -> Vec<MailAttempt> {
-        self.lock().mails.clone()
+    /// What the requests did so far.
+    pub fn observations(&self) -> Vec<Observation> {
+        self.lock().log.clone()
     }
 
-    /// An invocation starts on the clients: a later crash concerns only the sends made from
-    /// now on ([`MailAttempt::crashed_after`]).
-    pub fn begin_invocation(&self) {
-        self.lock().in_invocation.clear();
+    /// Invocation `id` starts on the clients: what they do from now on is its.
+    pub fn begin_invocation(&self, id: u64) {
+        self.lock().invocation = id;
     }
 
     /// Whether a crash fault tripped and the process has not been restarted.
@@ -242,7 +323,6 @@ impl FaultInjector {
 
     /// The process started again after a crash: requests go out again.
     pub fn restart(&self) {
-        self.lock().in_invocation.clear();
         self.crashed.send_replace(false);
     }
 
@@ -275,37 +355,83 @@ impl FaultInjector {
         self.lock().counts.after_crash += 1;
     }
 
-    /// Trips the crash: the sends that went through in this invocation may be unsettled.
+    /// Trips the crash.
     fn trip(&self) {
-        {
-            let mut state = self.lock();
-            let State {
-                mails,
-                in_invocation,
-                ..
-            } = &mut *state;
-            for i in in_invocation.drain(..) {
-                if let Some(m) = mails.get_mut(i) {
-                    m.crashed_after = true;
-                }
-            }
-        }
         self.crashed.send_replace(true);
     }
 
-    /// Notes a `SendEmail` attempt of `body` with `fault`.
-    fn note_mail(&self, body: Option<&[u8]>, fault: Option<Fault>) {
-        let message_id = body.and_then(message_id_of).unwrap_or_default();
+    /// Logs `what`, returning its place in the log.
+    fn observe(&self, what: Observed) -> usize {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut state = self.lock();
-        state.mails.push(MailAttempt {
-            message_id,
-            fault,
-            crashed_after: false,
+        let invocation = state.invocation;
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.log.push(Observation {
+            seq,
+            invocation,
+            what,
         });
-        if fault.is_none() {
-            let i = state.mails.len() - 1;
-            state.in_invocation.push(i);
-        }
+        state.log.len() - 1
+    }
+}
+
+/// A plain-HTTP client (for an emulator on `http://`) that lets one request of the process
+/// be in flight at a time, whichever client makes it.
+///
+/// moto's server is threaded and its DynamoDB is not safe under it: a `TransactWriteItems`
+/// that is cancelled (a failed condition) puts back a copy of the whole table taken before it
+/// began, undoing every write other requests made meanwhile (moto 5's
+/// `transact_write_items`). DynamoDB serialises conflicting writes per item; one request at a
+/// time is what gives moto that. Invocations still interleave between their requests.
+pub fn one_request_at_a_time() -> SharedHttpClient {
+    SharedHttpClient::new(OneAtATime {
+        inner: aws_smithy_http_client::Builder::new().build_http(),
+        lock: Arc::new(tokio::sync::Mutex::new(())),
+    })
+}
+
+#[derive(Debug, Clone)]
+struct OneAtATime {
+    inner: SharedHttpClient,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The connector of [`OneAtATime`].
+#[derive(Debug)]
+struct OneAtATimeConnector {
+    inner: SharedHttpConnector,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl HttpClient for OneAtATime {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(OneAtATimeConnector {
+            inner: self.inner.http_connector(settings, components),
+            lock: Arc::clone(&self.lock),
+        })
+    }
+}
+
+impl HttpConnector for OneAtATimeConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let lock = Arc::clone(&self.lock);
+        // A task of its own: a caller dropped mid-request (a crash) does not free the lock
+        // while moto still works on the request; it is held until the answer's head came
+        // (moto writes an answer once it is done).
+        let call = tokio::spawn(async move {
+            let _one = lock.lock().await;
+            inner.call(request).await
+        });
+        HttpConnectorFuture::new(async move {
+            call.await.map_err(|e| {
+                aws_smithy_runtime_api::client::result::ConnectorError::other(e.into(), None)
+            })?
+        })
     }
 }
 
@@ -392,8 +518,51 @@ impl Intercept for FaultInjector {
         } else {
             self.draw(&operation)
         };
-        if operation == "SESv2.SendEmail" {
-            self.note_mail(context.request().body().bytes(), fault);
+        let body = context.request().body().bytes();
+        let (update, mail) = match operation.as_str() {
+            "SESv2.SendEmail" => {
+                let message_id = body.and_then(message_id_of).unwrap_or_default();
+                let never_left = matches!(
+                    fault,
+                    Some(Fault::Refused | Fault::Throttled | Fault::CrashBefore)
+                );
+                let at = self.observe(Observed::Mail {
+                    message_id,
+                    fault,
+                    delivered: never_left.then_some(false),
+                });
+                (None, Some(at))
+            }
+            "DynamoDB.UpdateItem" => {
+                let update = body.and_then(send_update);
+                let claim = match &update {
+                    Some(u)
+                        if u.settles_to.is_none()
+                            && !fault.is_some_and(|f| {
+                                !f.reached_the_service() && f != Fault::AnswerLost
+                            }) =>
+                    {
+                        Some(self.observe(Observed::Claimed {
+                            customer: u.customer.clone(),
+                            key: u.key.clone(),
+                            applied: None,
+                        }))
+                    }
+                    _ => None,
+                };
+                (update, claim)
+            }
+            _ => (None, None),
+        };
+        if let (Some(u), Some(f @ (Fault::Refused | Fault::Throttled | Fault::CrashBefore))) =
+            (&update, fault)
+            && u.settles_to.is_some()
+        {
+            let _ = self.observe(Observed::SettleFault {
+                customer: u.customer.clone(),
+                key: u.key.clone(),
+                fault: f,
+            });
         }
         let request = context.request_mut();
         match fault {
@@ -420,7 +589,8 @@ impl Intercept for FaultInjector {
             }
             _ => {}
         }
-        cfg.interceptor_state().store_put(Planned(fault));
+        cfg.interceptor_state()
+            .store_put(Planned(fault, update, mail));
         Ok(())
     }
 
@@ -432,7 +602,33 @@ impl Intercept for FaultInjector {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let operation = operation(cfg);
-        let planned = cfg.load::<Planned>().and_then(|p| p.0);
+        let (planned, update, mail) = cfg
+            .load::<Planned>()
+            .map_or((None, None, None), |p| (p.0, p.1.clone(), p.2));
+        // Whether SES took the message, or DynamoDB applied the claim (the answer, before any
+        // fault replaces it).
+        if let Some(at) = mail
+            && !matches!(planned, Some(Fault::Throttled))
+        {
+            let success = context.response().status().is_success();
+            match self.lock().log.get_mut(at).map(|o| &mut o.what) {
+                Some(Observed::Mail { delivered, .. }) => *delivered = Some(success),
+                Some(Observed::Claimed { applied, .. }) => *applied = Some(success),
+                _ => {}
+            }
+        }
+        // A send update the service applied (its answer, before any fault replaces it).
+        if let Some(u) = update
+            && let Some(status) = u.settles_to
+            && context.response().status().is_success()
+            && !matches!(planned, Some(Fault::Throttled))
+        {
+            let _ = self.observe(Observed::Settled {
+                customer: u.customer,
+                key: u.key,
+                status,
+            });
+        }
         let fault = match planned {
             None | Some(Fault::AnswerLost | Fault::CrashAfter) if self.is_crashed() => {
                 // An answer that arrives after the process died is never read.
