@@ -3,6 +3,7 @@
 mod docs;
 mod engine;
 mod explain_cli;
+mod fault_harness;
 mod graph_cli;
 mod helpers;
 mod hostile_events;

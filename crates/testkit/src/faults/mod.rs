@@ -35,6 +35,7 @@
 //! Everything is a function of the seed: a failing run names the seed and the command that
 //! replays it exactly ([`Report::assert_holds`]).
 
+mod driver;
 mod executor;
 mod invocation;
 mod mailer;
@@ -43,6 +44,7 @@ mod plan;
 mod schedule;
 mod store;
 
+pub use driver::{DriveOptions, Driven, Figures, drive};
 pub use executor::{Ended, Executor, block_on};
 pub use invocation::{Crashed, Invocation, YieldNow, current_invocation, yield_now};
 pub use mailer::{FaultyMailer, FaultyWebhooks};

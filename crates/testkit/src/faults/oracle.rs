@@ -27,6 +27,8 @@ pub enum Rule {
     UnexplainedFailure,
     /// (c) A send settled `sent` that never left.
     SentNeverDelivered,
+    /// (c) A message that left, met no fault, and was settled other than `sent` by its sender.
+    DeliveredNotSettledSent,
     /// (c) A send still pending or being sent after the harness quiesced.
     Unsettled,
     /// (b) A timer due at or before the end that was never fired.
@@ -191,6 +193,8 @@ struct History {
     /// Explanations for an `unknown` settle.
     unknown_why: Option<Explained>,
     refused: bool,
+    /// A delivery without a fault that its sender settled other than sent.
+    missettled: bool,
 }
 
 /// Reads the log into each send's history.
@@ -255,11 +259,16 @@ fn histories(log: &[Record]) -> HashMap<String, History> {
                     .rev()
                     .find(|d| d.invocation == inv && !d.clean && d.why.is_none())
                 {
-                    if *status == SendStatus::Sent && why.is_none() {
-                        d.clean = true;
-                        clean_seen.insert(key.clone());
-                    } else {
-                        d.why = Some(why.unwrap_or(Explained::AmbiguousAnswer));
+                    match (why, *status) {
+                        (None, SendStatus::Sent) => {
+                            d.clean = true;
+                            clean_seen.insert(key.clone());
+                        }
+                        (Some(why), _) => d.why = Some(why),
+                        (None, _) => {
+                            d.why = Some(Explained::AbandonedClaim);
+                            e.missettled = true;
+                        }
                     }
                 }
             }
@@ -440,6 +449,15 @@ fn check_send(report: &mut Report, entry: &SendEntry, history: Option<&History>)
             .duplicates
             .entry((category.clone(), why))
             .or_default() += 1;
+    }
+    if h.missettled {
+        report.violate(
+            Rule::DeliveredNotSettledSent,
+            format!(
+                "{category} {key} of customer {}: delivered without a fault, settled otherwise",
+                record.customer_id
+            ),
+        );
     }
     match entry.status {
         SendStatus::Pending | SendStatus::Sending => report.violate(
