@@ -420,14 +420,16 @@ impl HttpConnector for OneAtATimeConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let inner = self.inner.clone();
         let lock = Arc::clone(&self.lock);
-        // A task of its own: a caller dropped mid-request (a crash) does not free the lock
-        // while moto still works on the request; it is held until the answer's head came
-        // (moto writes an answer once it is done).
-        let call = tokio::spawn(async move {
-            let _one = lock.lock().await;
-            inner.call(request).await
-        });
         HttpConnectorFuture::new(async move {
+            // Waited for by the caller: a caller dropped before its turn (a crash) never sends.
+            let one = lock.lock_owned().await;
+            // Sent from a task of its own: a caller dropped mid-request does not free the lock
+            // while moto still works on the request; it is held until the answer's head came
+            // (moto writes an answer once it is done).
+            let call = tokio::spawn(async move {
+                let _one = one;
+                inner.call(request).await
+            });
             call.await.map_err(|e| {
                 aws_smithy_runtime_api::client::result::ConnectorError::other(e.into(), None)
             })?
