@@ -131,7 +131,6 @@ fn seeds() -> Vec<u64> {
 }
 
 #[tokio::test]
-#[ignore = "finds violations not yet triaged between moto and Nudge (docs/RELIABILITY.md, \"On DynamoDB, with the real handlers (moto)\"): run with --ignored"]
 async fn faulted_deliveries_on_dynamodb_lose_nothing_and_duplicate_only_what_the_guarantee_allows()
 {
     let test = "faulted_deliveries_on_dynamodb";
