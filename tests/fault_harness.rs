@@ -125,18 +125,18 @@ fn every_rule_holds_under_faults_on_sqlite() {
 #[test]
 fn a_seed_replays_exactly() {
     with_engine(|engine| {
-        let a = run(engine, &options(7, 60, 60));
-        let b = run(engine, &options(7, 60, 60));
+        let a = run(engine, &options(7, 60, 30));
+        let b = run(engine, &options(7, 60, 30));
         assert_eq!(a.figures, b.figures);
         assert_eq!(a.report, b.report);
-        let c = run(engine, &options(8, 60, 60));
+        let c = run(engine, &options(8, 60, 30));
         assert_ne!(a.figures, c.figures, "another seed, another run");
     });
 }
 
 /// Runs `breakage` and checks the oracle reports `rule` broken.
 fn caught(engine: &Engine<'_>, breakage: Breakage, rule: Rule) {
-    let mut o = options(11, 200, 30);
+    let mut o = options(11, 120, 30);
     o.breakage = Some(breakage);
     let driven = run(engine, &o);
     assert!(

@@ -1,6 +1,7 @@
 //! Test support for Nudge: [`contract`], the suite every `Store` implementation must pass, and
 //! [`guarantee`], the send guarantee under crashes at every point, on any `Store`;
-//! and [`moto`], raw access to the AWS emulator the moto-backed tests run against.
+//! [`faults`], the seeded fault harness (wrappers of the ports, a driver and the oracle); and
+//! [`moto`], raw access to the AWS emulator the moto-backed tests run against.
 
 #![warn(missing_docs)]
 
