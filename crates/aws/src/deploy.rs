@@ -71,6 +71,66 @@ impl Clients {
         }
     }
 
+    /// The same clients with `interceptor` added to each (DynamoDB, SES and SSM), for tests
+    /// that watch or disturb every request a function makes (a
+    /// [`FaultInjector`](crate::faults::FaultInjector)). Makes no request.
+    pub fn with_interceptor<I>(self, interceptor: I) -> Self
+    where
+        I: aws_smithy_runtime_api::client::interceptors::Intercept + Clone + 'static,
+    {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                self.dynamodb
+                    .config()
+                    .to_builder()
+                    .interceptor(interceptor.clone())
+                    .build(),
+            ),
+            ses: aws_sdk_sesv2::Client::from_conf(
+                self.ses
+                    .config()
+                    .to_builder()
+                    .interceptor(interceptor.clone())
+                    .build(),
+            ),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                self.ssm
+                    .config()
+                    .to_builder()
+                    .interceptor(interceptor)
+                    .build(),
+            ),
+        }
+    }
+
+    /// The same clients sending their requests through `http` (tests: an emulator's client,
+    /// such as [`one_request_at_a_time`](crate::faults::one_request_at_a_time)). Makes no
+    /// request.
+    pub fn with_http_client(
+        self,
+        http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    ) -> Self {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                self.dynamodb
+                    .config()
+                    .to_builder()
+                    .http_client(http.clone())
+                    .build(),
+            ),
+            ses: aws_sdk_sesv2::Client::from_conf(
+                self.ses
+                    .config()
+                    .to_builder()
+                    .http_client(http.clone())
+                    .build(),
+            ),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                self.ssm.config().to_builder().http_client(http).build(),
+            ),
+        }
+    }
+
     /// Creates table `table` with its index and TTL ([`create_table`](crate::create_table)),
     /// waiting at most `wait` for it to become active: for tests and local set-ups (the SAM
     /// template creates a deployment's).

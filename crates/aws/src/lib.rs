@@ -12,6 +12,7 @@
 //!   bounded retries), signing with secrets from a [`SecretSource`]: [`SsmSecrets`] (SSM
 //!   Parameter Store) on AWS, [`EnvSecrets`] (environment variables) locally.
 //! - [`Clients`] and [`SecureParameter`]: what a Lambda function builds at its cold start.
+//! - [`faults`]: an SDK interceptor injecting seeded faults, for the fault harness's tests.
 //!
 //! Customer data (addresses, names, customer ids) never goes into a log line, an error message
 //! or an SES message tag here.
@@ -20,6 +21,7 @@
 
 mod deploy;
 mod dynamo;
+pub mod faults;
 mod ses;
 mod throttle;
 mod webhook;

@@ -363,7 +363,7 @@ async fn level(endpoint: &str, percent: u32, seed: u64, customers: usize) -> Vec
     let throttling = InjectedThrottling::new(seed, ThrottleShares::percent(0));
     let clients = Clients::from_env_throttled(Some(&meter), &throttling).await;
     let app: &'static App = Box::leak(Box::new(
-        support::app_on(endpoint, "burst", clients, None, |c| c.ses_rate = 1000).await,
+        support::app_with(endpoint, "burst", clients, None, |c| c.ses_rate = 1000).await,
     ));
     let domain = format!("b{percent}-{}.burst.example.com", std::process::id());
     let (deliveries, ids) = burst(&domain, customers, seed);

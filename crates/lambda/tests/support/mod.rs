@@ -50,7 +50,7 @@ pub async fn app(
     workflows: Option<&Path>,
     configure: impl FnOnce(&mut Config),
 ) -> App {
-    app_on(
+    app_with(
         endpoint,
         test,
         Clients::from_env(None).await,
@@ -61,7 +61,7 @@ pub async fn app(
 }
 
 /// As [`app`], on `clients` (built with a request meter or injected throttling).
-pub async fn app_on(
+pub async fn app_with(
     endpoint: &str,
     test: &str,
     clients: Clients,
@@ -73,9 +73,23 @@ pub async fn app_on(
         .create_table(&table, Duration::from_secs(10))
         .await
         .expect("the table is created on moto");
+    app_on(endpoint, clients, &table, workflows, configure)
+}
+
+/// An app on moto at `endpoint` through `clients`, on `table` (which exists), with the
+/// workflows under `workflows` (the shipped ones when `None`), the sender verified;
+/// `configure` adjusts the settings. Several apps on one table are several Lambda sandboxes
+/// of one deployment.
+pub fn app_on(
+    endpoint: &str,
+    clients: Clients,
+    table: &str,
+    workflows: Option<&Path>,
+    configure: impl FnOnce(&mut Config),
+) -> App {
     verify_sender(endpoint, SENDER);
     let mut config = Config::from_lookup(|name| match name {
-        "NUDGE_TABLE" => Some(table.clone()),
+        "NUDGE_TABLE" => Some(table.to_owned()),
         "NUDGE_STACK" => Some("nudge-test".to_owned()),
         "NUDGE_UNSUBSCRIBE_URL" => Some("https://unsubscribe.example.com/".to_owned()),
         _ => None,
