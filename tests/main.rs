@@ -1,5 +1,6 @@
 //! The one integration-test binary (see `Cargo.toml`: `autotests = false`), a module per area.
 
+mod customer_data;
 mod docs;
 mod engine;
 mod explain_cli;
