@@ -16,6 +16,7 @@ mod properties;
 mod report_cli;
 mod scenarios;
 mod schema;
+mod secrets_template;
 mod send_guarantee;
 mod send_guarantee_points;
 mod shipped;

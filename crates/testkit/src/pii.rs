@@ -212,7 +212,12 @@ mod tests {
         let needles: Vec<String> = data.find_in(log).into_iter().map(|f| f.needle).collect();
         assert_eq!(
             needles,
-            ["ayse.yilmaz@example.com", "can@example.org", "Ayşe", "Yılmaz"]
+            [
+                "ayse.yilmaz@example.com",
+                "can@example.org",
+                "Ayşe",
+                "Yılmaz"
+            ]
         );
     }
 
