@@ -10,7 +10,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 use nudge_core::store::Store;
 use nudge_lambda::App;
 use nudge_lambda::shopify::{Secrets, handle_webhook, signature};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use support::SHOP;
 const CUSTOMER: &str = "706405506930370084";
