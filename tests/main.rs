@@ -1,5 +1,6 @@
 //! The one integration-test binary (see `Cargo.toml`: `autotests = false`), a module per area.
 
+mod customer_data;
 mod dead_letters_cli;
 mod docs;
 mod engine;
@@ -18,6 +19,7 @@ mod properties;
 mod report_cli;
 mod scenarios;
 mod schema;
+mod secrets_template;
 mod send_guarantee;
 mod send_guarantee_points;
 mod shipped;

@@ -253,6 +253,57 @@ mod tests {
         }
     }
 
+    /// A token is bound to its key and its customer: every single-bit change of the tag, every
+    /// one-character change of the signature or the customer id, a tag of random bytes, and
+    /// the same customer's tag under another stack's key are all refused.
+    #[test]
+    fn no_edit_of_a_token_and_no_other_key_verifies() {
+        let signer = Signer::new(b"this store's key, 32 bytes or more");
+        let sig = signer.unsubscribe_signature("c-1001");
+        let tag = URL_SAFE_NO_PAD.decode(&sig).unwrap();
+        for bit in 0..tag.len() * 8 {
+            let mut flipped = tag.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                !signer.verify_unsubscribe("c-1001", &URL_SAFE_NO_PAD.encode(&flipped)),
+                "bit {bit}"
+            );
+        }
+        const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for (i, original) in sig.char_indices() {
+            for c in ALPHABET.chars().filter(|&c| c != original) {
+                let mut edited = sig.clone();
+                edited.replace_range(i..i + 1, &c.to_string());
+                // The last character carries 2 bits of padding: an edit of those decodes to
+                // the same tag or is refused as non-canonical; either way not a new tag.
+                if URL_SAFE_NO_PAD.decode(&edited).ok().as_deref() == Some(&tag[..]) {
+                    continue;
+                }
+                assert!(!signer.verify_unsubscribe("c-1001", &edited), "{edited}");
+            }
+        }
+        for other in [
+            "c-1002",
+            "c-100",
+            "c-10011",
+            "C-1001",
+            "c-1001 ",
+            "guest:c-1001",
+        ] {
+            assert!(!signer.verify_unsubscribe(other, &sig), "{other}");
+        }
+        // Tags of arbitrary bytes (each the hash of a counter).
+        for i in 0u32..1000 {
+            let bytes = <Sha256 as sha2::Digest>::digest(i.to_le_bytes());
+            let forged = URL_SAFE_NO_PAD.encode(&bytes[..TAG_LEN]);
+            assert!(!signer.verify_unsubscribe("c-1001", &forged));
+        }
+        let other_store = Signer::new(b"another stack's key, 32 bytes too");
+        assert!(!other_store.verify_unsubscribe("c-1001", &sig));
+        assert!(!signer.verify_unsubscribe("c-1001", &other_store.unsubscribe_signature("c-1001")));
+        assert!(signer.verify_unsubscribe("c-1001", &sig));
+    }
+
     #[test]
     fn debug_does_not_show_the_key() {
         let debug = format!("{:?}", Signer::new(b"super-secret-key"));

@@ -273,18 +273,32 @@ pub fn signer(parameter: &str, key: Option<&[u8]>) -> Result<Signer, InitError> 
     })
 }
 
-/// Logs as JSON lines (CloudWatch reads them), at `RUST_LOG`'s level or `info`, without
-/// colours. Call once, first thing in `main`.
+/// Logs as JSON lines (CloudWatch reads them) on stdout, at `RUST_LOG`'s level or `info`, in
+/// the format of [`json_logs`]. Call once, first thing in `main`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::util::SubscriberInitExt::init(json_logs(filter, std::io::stdout));
+}
+
+/// The functions' log format: one JSON object per line, without colours, time or span (Lambda
+/// stamps each line), the events `filter` lets through written to `writer`. [`init_tracing`]
+/// installs it on stdout; tests install it on a buffer to read what a function logs.
+pub fn json_logs<W>(
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_ansi(false)
         .with_current_span(false)
         .without_time()
-        .init();
+        .finish()
 }
 
 #[cfg(test)]

@@ -117,6 +117,32 @@ mod tests {
         move |name| map.get(name).cloned()
     }
 
+    /// The settings hold names only: every variable read whose name speaks of a key or a
+    /// secret is a parameter's name (`…_PARAMETER`), never the value itself.
+    #[test]
+    fn every_secret_is_read_by_its_parameter_name() {
+        let read = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            (name == "NUDGE_TABLE").then(|| "t".to_owned())
+        })
+        .unwrap();
+        let read = read.into_inner();
+        assert!(read.len() >= 5, "{read:?}");
+        let secrets: Vec<&String> = read
+            .iter()
+            .filter(|n| {
+                ["KEY", "SECRET", "TOKEN", "PASSWORD"]
+                    .iter()
+                    .any(|w| n.contains(w))
+            })
+            .collect();
+        assert!(!secrets.is_empty(), "{read:?}");
+        for name in secrets {
+            assert!(name.ends_with("_PARAMETER"), "{name} is read as a value");
+        }
+    }
+
     #[test]
     fn defaults_follow_the_stack() {
         let c =

@@ -10,9 +10,9 @@ use aws_lambda_events::event::lambda_function_urls::{
 use nudge_core::store::Store;
 use nudge_lambda::App;
 use nudge_lambda::shopify::{Secrets, handle_webhook, signature};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const SHOP: &str = "nudge-beans.myshopify.com";
+use support::SHOP;
 const CUSTOMER: &str = "706405506930370084";
 const ORDER: &str = "820982911946154508";
 
@@ -35,23 +35,7 @@ fn address(tag: &str) -> String {
 }
 
 fn request(topic: &str, event_id: &str, body: &str, signature: &str) -> LambdaFunctionUrlRequest {
-    serde_json::from_value(json!({
-        "version": "2.0", "rawPath": "/", "rawQueryString": "",
-        "headers": {
-            "content-type": "application/json",
-            "x-shopify-topic": topic,
-            "x-shopify-shop-domain": SHOP,
-            "x-shopify-api-version": "2024-10",
-            "x-shopify-webhook-id": format!("w-{event_id}"),
-            "x-shopify-event-id": event_id,
-            "x-shopify-hmac-sha256": signature,
-        },
-        "requestContext": {"http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
-                                    "sourceIp": "34.66.1.1", "userAgent": "Shopify"},
-                           "requestId": "r", "time": "", "timeEpoch": 0},
-        "body": body, "isBase64Encoded": false,
-    }))
-    .expect("a function URL request")
+    support::shopify_request(topic, event_id, body, Some(signature))
 }
 
 /// An app on its own stack (so its own SSM secrets) with `secret` (and `previous`) set.

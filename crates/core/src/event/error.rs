@@ -232,21 +232,24 @@ impl fmt::Display for Label<'_> {
     }
 }
 
-/// A value from the input shown in a message: in backticks, control characters escaped (so the
-/// message stays on one line) and cut to [`SHOWN_CHARS`] characters.
+/// A value from the input shown in a message: in backticks, any email address in it replaced
+/// by `[address]` ([`redact_text`](crate::journal::redact_text): these messages are logged
+/// and kept as dead letters' reasons), control characters escaped (so the message stays on
+/// one line) and cut to [`SHOWN_CHARS`] characters.
 struct Shown<'a>(&'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = crate::journal::redact_text(self.0);
         f.write_str("`")?;
-        for c in self.0.chars().take(SHOWN_CHARS) {
+        for c in shown.chars().take(SHOWN_CHARS) {
             if c.is_control() {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 write!(f, "{c}")?;
             }
         }
-        if self.0.chars().nth(SHOWN_CHARS).is_some() {
+        if shown.chars().nth(SHOWN_CHARS).is_some() {
             f.write_str("…")?;
         }
         f.write_str("`")

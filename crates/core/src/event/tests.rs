@@ -451,6 +451,22 @@ fn rejects_wrong_types_in_the_customer_with_the_full_field_path() {
     assert!(matches!(e, EventError::WrongType { .. }));
 }
 
+/// Errors are logged and kept as dead letters' reasons: a value they quote (an event id, a
+/// time) shows no address that was in it.
+#[test]
+fn errors_quote_input_values_without_their_addresses() {
+    let e = err(&event_with(|v| {
+        v["id"] = json!("ayse.yilmaz@example.com");
+        v["time"] = json!("to “ayse.yilmaz@example.com”");
+    }));
+    assert!(matches!(e, EventError::BadTime { .. }), "{e:?}");
+    let text = e.to_string();
+    assert_eq!(
+        text,
+        "event `[address]`: time: `to “[address]”` is not an RFC 3339 time with an offset, such as 2026-03-01T10:00:00Z"
+    );
+}
+
 #[test]
 fn rejects_bad_times_and_dates() {
     for bad in [

@@ -128,3 +128,68 @@ pub fn put_parameter(endpoint: &str, name: &str, value: &str) {
     let (status, answer) = http(endpoint, "POST", "/", &headers, &body);
     assert_eq!(status, 200, "PutParameter: {answer}");
 }
+
+/// The shop of the tests' Shopify deliveries.
+pub const SHOP: &str = "nudge-beans.myshopify.com";
+
+/// A Shopify delivery to the function URL, as AWS hands it over: `topic`, Shopify's event id
+/// `event_id`, `body` and, when given, `signature` as `X-Shopify-Hmac-Sha256`.
+pub fn shopify_request(
+    topic: &str,
+    event_id: &str,
+    body: &str,
+    signature: Option<&str>,
+) -> aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest {
+    let mut headers = serde_json::json!({
+        "content-type": "application/json",
+        "x-shopify-topic": topic,
+        "x-shopify-shop-domain": SHOP,
+        "x-shopify-api-version": "2024-10",
+        "x-shopify-webhook-id": format!("w-{event_id}"),
+        "x-shopify-event-id": event_id,
+    });
+    if let Some(signature) = signature {
+        headers["x-shopify-hmac-sha256"] = signature.into();
+    }
+    serde_json::from_value(serde_json::json!({
+        "version": "2.0", "rawPath": "/", "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {"http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                                    "sourceIp": "34.66.1.1", "userAgent": "Shopify"},
+                           "requestId": "r", "time": "", "timeEpoch": 0},
+        "body": body, "isBase64Encoded": false,
+    }))
+    .expect("a function URL request")
+}
+
+/// Every item of DynamoDB table `table` on moto, sorted (a raw `Scan`, paged): what a test
+/// compares to show that a request changed nothing.
+pub fn table_items(endpoint: &str, table: &str) -> Vec<String> {
+    let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, \
+                SignedHeaders=host, Signature=0";
+    let headers = [
+        ("Content-Type", "application/x-amz-json-1.0"),
+        ("X-Amz-Target", "DynamoDB_20120810.Scan"),
+        ("Authorization", auth),
+    ];
+    let mut items = Vec::new();
+    let mut start: Option<serde_json::Value> = None;
+    loop {
+        let mut body = serde_json::json!({"TableName": table});
+        if let Some(key) = start.take() {
+            body["ExclusiveStartKey"] = key;
+        }
+        let (status, answer) = http(endpoint, "POST", "/", &headers, &body.to_string());
+        assert_eq!(status, 200, "Scan: {answer}");
+        let page: serde_json::Value = serde_json::from_str(&answer).expect("Scan answers JSON");
+        for item in page["Items"].as_array().expect("Scan's Items") {
+            items.push(item.to_string());
+        }
+        match page.get("LastEvaluatedKey") {
+            Some(key) if !key.is_null() => start = Some(key.clone()),
+            _ => break,
+        }
+    }
+    items.sort();
+    items
+}
