@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/) from the project's
 fixtures: the shipped workflows/, the broken workflows of tests/cases/validate/ (laid over
-its _base/, as the validation tests do) and the lines of events/sample.jsonl.
+its _base/, as the validation tests do), the lines of events/sample.jsonl, and the Shopify
+and SES events of tests/fixtures/shopify/ and tests/fixtures/ses/.
 
 Run from anywhere: fuzz/seeds.py. It replaces the seed folders, except the files named
 `regression-*` (inputs that once crashed a target, kept by hand); review the diff."""
 
+import base64
 import hashlib
+import hmac
 import json
 import pathlib
 import shutil
@@ -168,12 +171,82 @@ def events_file_seeds(lines):
     return seeds
 
 
+# Each Shopify payload fixture with the topic it is a delivery of.
+SHOPIFY_TOPICS = {
+    "customers-create.json": ["customers/create"],
+    "customers-update-2025-01.json": ["customers/update"],
+    "customers-email-marketing-consent-update.json": ["customers_email_marketing_consent/update"],
+    "orders-create.json": ["orders/create"],
+    "orders-create-guest.json": ["orders/create"],
+    "orders-cancelled.json": ["orders/cancelled"],
+    "fulfillments-create.json": ["fulfillments/create"],
+    "fulfillments-update-delivered.json": ["fulfillments/update"],
+    "fulfillments-update-in-transit.json": ["fulfillments/update"],
+    "checkouts-create.json": ["checkouts/create", "checkouts/update"],
+    "customers-redact.json": ["customers/redact"],
+}
+
+
+def shopify_delivery(topic, payload, event_id="e-1"):
+    """An EventBridge partner delivery of `payload` (a JSON value, or text) under `topic`."""
+    metadata = {
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": "nudge-beans.myshopify.com",
+        "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Webhook-Id": "w-1",
+        "X-Shopify-API-Version": "2025-01",
+        "X-Shopify-Triggered-At": "2026-03-02T07:00:00Z",
+    }
+    return json.dumps({
+        "version": "0", "id": "eb-1", "detail-type": topic,
+        "source": "aws.partner/shopify.com/123456/nudge-beans", "time": "2026-03-02T07:00:01Z",
+        "detail": {"metadata": metadata, "payload": payload},
+    }).encode()
+
+
+def shopify_seed(delivery, secret=b"nudge-test-shopify-secret"):
+    """A `shopify` input: the delivery, the secret and the delivery's signature under it."""
+    signature = base64.b64encode(hmac.new(secret, delivery, hashlib.sha256).digest())
+    return delivery + b"\xff" + secret + b"\xff" + signature
+
+
+def shopify_seeds():
+    folder = ROOT / "tests" / "fixtures" / "shopify"
+    seeds = [shopify_seed((folder / "eventbridge-orders-create.json").read_bytes().strip())]
+    for name, topics in sorted(SHOPIFY_TOPICS.items()):
+        payload = json.loads((folder / name).read_text())
+        seeds += [shopify_seed(shopify_delivery(topic, payload)) for topic in topics]
+    # A body that was not JSON (kept as a string), a JSON string, a wrong signature, no secret.
+    seeds.append(shopify_seed(shopify_delivery("orders/create", "{not json")))
+    seeds.append(shopify_seed(shopify_delivery("orders/create", '"x"')))
+    seeds.append(shopify_delivery("customers/create", {"id": 1}) + b"\xffk\xffAAAA")
+    seeds.append(shopify_delivery("app/uninstalled", {}) + b"\xff\xff")
+    return seeds
+
+
+def ses_seeds():
+    folder = ROOT / "tests" / "fixtures" / "ses"
+    seeds = [p.read_bytes() for p in sorted(folder.glob("*.json"))]
+    bounce = json.loads((folder / "bounce-permanent.json").read_text())
+    # A bounce without recipients, and one naming "Name <address>" twice.
+    bounce["detail"]["bounce"]["bouncedRecipients"] = []
+    seeds.append(json.dumps(bounce).encode())
+    bounce["detail"]["bounce"]["bouncedRecipients"] = [
+        {"emailAddress": "Ayşe <bounce@simulator.amazonses.com>"},
+        {"emailAddress": "bounce@simulator.amazonses.com"},
+    ]
+    seeds.append(json.dumps(bounce).encode())
+    return seeds + [b"", b"{}", b"[]", b'{"id": "x", "source": "aws.ses"}']
+
+
 def main():
     write("load_project", load_project_seeds())
     write("check_template", template_texts())
     lines = event_lines()
     write("parse_event", lines[:40] + [b"", b"{}", b"[]", b'{"id": 1}'])
     write("events_file", events_file_seeds(lines))
+    write("shopify", shopify_seeds())
+    write("ses_events", ses_seeds())
 
 
 if __name__ == "__main__":

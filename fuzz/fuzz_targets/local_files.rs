@@ -7,26 +7,14 @@
 //! Input: byte 0 the part (even: a message; odd: file names, one a line, at most 8).
 #![no_main]
 
-use std::future::Future;
 use std::sync::OnceLock;
-use std::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
 use nudge_core::mail::Mailer;
 use nudge_core::store::{SendKind, SendRecord};
+use nudge_fuzz::block_on;
 use nudge_local::{OutboxMailer, RecordingMailer, mime};
-
-/// Runs a future that never waits (both mailers answer at once).
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
 
 fn record(key: &str, payload: &[u8]) -> SendRecord {
     SendRecord {

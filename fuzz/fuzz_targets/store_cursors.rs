@@ -7,25 +7,13 @@
 //! (unix milliseconds), 11-12 the limit, the rest the cursor (empty: none; lossy UTF-8).
 #![no_main]
 
-use std::future::Future;
 use std::sync::OnceLock;
-use std::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
 use nudge_core::store::{Commit, CommitOutcome, SendKind, SendRecord, Store, StoreError};
+use nudge_fuzz::block_on;
 use nudge_local::SqliteStore;
-
-/// Runs a future of the store, which never waits: `SqliteStore` answers at once.
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap()

@@ -1,4 +1,5 @@
-//! Helpers shared by the fuzz targets: a fuzz input split into the files of a small project.
+//! Helpers shared by the fuzz targets: a fuzz input split into the files of a small project,
+//! and [`block_on`] for the futures of stores and mailers that never wait.
 //!
 //! A project input is text in sections, each introduced by a header line `==> NAME <==`
 //! (the format of `head` given several files); text before the first header is the workflow
@@ -16,7 +17,9 @@
 //!
 //! Names are cleaned so that every file stays inside the project folder (see [`clean_name`]).
 
+use std::future::Future;
 use std::path::Path;
+use std::task::{Context, Poll, Waker};
 
 /// The header that starts a section: `==> NAME <==` on a line of its own.
 const OPEN: &str = "==> ";
@@ -94,6 +97,18 @@ pub fn write_project(dir: &Path, data: &[u8]) {
             continue;
         }
         let _ = std::fs::write(&path, body);
+    }
+}
+
+/// Runs a future that never waits (`SqliteStore` and the local mailers answer at once) to its
+/// end on the calling thread, without a runtime.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
     }
 }
 

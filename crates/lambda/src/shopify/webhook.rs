@@ -198,7 +198,8 @@ async fn answer(
 
 /// A webhook delivery as an EventBridge partner event (what a dead letter keeps): the headers
 /// Nudge reads (never the signature) in `detail.metadata`, the body in `detail.payload` (as
-/// JSON when it is JSON, as a string otherwise).
+/// JSON when it is a JSON object, array, number, boolean or null; as a string otherwise,
+/// including when the body is a JSON string).
 pub fn dead_letter_envelope(headers: &Headers, body: &str, now: DateTime<Utc>) -> String {
     let mut metadata = serde_json::Map::new();
     for (name, value) in [
@@ -213,8 +214,13 @@ pub fn dead_letter_envelope(headers: &Headers, body: &str, now: DateTime<Utc>) -
             metadata.insert(name.to_owned(), Value::String(v.clone()));
         }
     }
-    let payload =
-        serde_json::from_str::<Value>(body).unwrap_or_else(|_| Value::String(body.to_owned()));
+    // A JSON string in `payload` means "the body as text" (`partner_parts`), so a body that is
+    // itself a JSON string is kept as text too: read back, it is that body, not the text
+    // inside it (which a replay would otherwise map as a different delivery).
+    let payload = match serde_json::from_str::<Value>(body) {
+        Ok(Value::String(_)) | Err(_) => Value::String(body.to_owned()),
+        Ok(value) => value,
+    };
     json!({
         "version": "0",
         "id": headers.canonical_id().unwrap_or_else(|_| "shopify:unknown".to_owned()),
@@ -302,7 +308,16 @@ mod tests {
             api_version: Some("2024-10".to_owned()),
             triggered_at: None,
         };
-        for body in [r#"{"id": "x"}"#, "not json at all", "[1,2]"] {
+        // A body that is a JSON string (not a payload Shopify sends, but a signed body all the
+        // same) stays that string: read back, it is not the text inside it.
+        let bodies = [
+            r#"{"id": "x"}"#,
+            "not json at all",
+            "[1,2]",
+            r#""{\"id\": \"x\"}""#,
+            r#""plain""#,
+        ];
+        for body in bodies {
             let kept = dead_letter_envelope(&headers, body, chrono::DateTime::UNIX_EPOCH);
             let delivery = crate::shopify::partner_delivery(&kept).expect("a partner delivery");
             let (h, b) = crate::shopify::partner_parts(&delivery).unwrap();
