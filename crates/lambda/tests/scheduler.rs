@@ -454,10 +454,11 @@ async fn requests_per_fired_customer_and_per_send() {
         );
     }
     // Every customer fires and every email is decided and claimed once. moto, answering many
-    // requests at once on a loaded machine, may refuse a few `SendEmail` connections (seen in
-    // CI: 11 of 100): SES certainly did not take those, so the runner puts them back for a
-    // retry, as it would on AWS. They are counted here like any send (a claim and a settle
-    // each) and must leave with the next tick, once each.
+    // requests at once on a loaded machine, sometimes answers a `SendEmail` too late (past the
+    // scheduler's 5 s attempt) or not at all: seen in CI, 1 and 11 of the 100. These "has it
+    // arrived?" emails are transactional, so the runner puts such a send back for a retry a
+    // minute later, as it would on AWS (at least once: SES may have taken it). They are counted
+    // here like any send (a claim and a settle each); the next tick must deliver exactly them.
     assert_eq!(
         (summary.fired, summary.sends_failed, summary.sends_unknown),
         (n, 0, 0),
@@ -502,6 +503,9 @@ async fn requests_per_fired_customer_and_per_send() {
         "per fired customer: {per_fire} requests + 16 due queries per tick; per send: {per_send} + {} queries in all",
         get("Query")
     );
+    // The customers whose send went back after an answer that left it open whether SES took
+    // it: the guarantee lets their email reach SES once more, and no one else's.
+    let mut ambiguous = std::collections::BTreeSet::new();
     if summary.sends_retrying > 0 {
         // Why each was put back (the send log's reason names no customer).
         let mut reasons = std::collections::BTreeMap::<String, usize>::new();
@@ -509,7 +513,11 @@ async fn requests_per_fired_customer_and_per_send() {
             let (id, _) = customer(domain, i);
             for entry in app.store.sends(&id).await.expect("the send log is read") {
                 if entry.status == nudge_core::store::SendStatus::Pending {
-                    *reasons.entry(entry.reason.unwrap_or_default()).or_default() += 1;
+                    let reason = entry.reason.unwrap_or_default();
+                    if reason.starts_with("the mailer may have taken the email") {
+                        ambiguous.insert(i);
+                    }
+                    *reasons.entry(reason).or_default() += 1;
                 }
             }
         }
@@ -531,7 +539,16 @@ async fn requests_per_fired_customer_and_per_send() {
             "{next:?}"
         );
     }
-    // Each customer's two emails (the shipment's at once, the review request now) reached
-    // SES: none lost, none twice.
-    assert_eq!(messages_per_customer(&endpoint, domain, n), vec![2; n]);
+    // Each customer's two emails (the shipment's at once, "has it arrived?" now) reached SES:
+    // none lost, and a second copy only where the answer was ambiguous.
+    for (i, copies) in messages_per_customer(&endpoint, domain, n)
+        .into_iter()
+        .enumerate()
+    {
+        let allowed = if ambiguous.contains(&i) { 2..=3 } else { 2..=2 };
+        assert!(
+            allowed.contains(&copies),
+            "customer {i}: {copies} emails in SES (ambiguous answers: {ambiguous:?})"
+        );
+    }
 }
