@@ -87,6 +87,12 @@ const RULES: &[Rule] = &[
         ],
         why: "the functions' handlers run on Lambda, with no disk or terminal",
     },
+    Rule {
+        package: "nudge",
+        forbidden: &["nudge-lambda", "lambda_runtime", "aws_lambda_events"],
+        why: "the command line is no Lambda function: it reads DynamoDB through the AWS \
+              adapters and replays Shopify deliveries through the core's mapping",
+    },
 ];
 
 /// What a function crate under `functions/` may depend on directly: it is wiring only (its

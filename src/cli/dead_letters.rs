@@ -13,7 +13,7 @@
 //!   parsed as `simulate` and `ingest` parse one ([`parse_event`]) and applied;
 //! - a Shopify delivery kept in the partner-event shape (the EventBridge path, or a webhook
 //!   kept "so it can be replayed through ingest"): read and mapped by the functions' own mapping
-//!   ([`nudge_lambda::shopify`]): an order links its order first, a fulfillment is applied for
+//!   ([`nudge_core::shopify`]): an order links its order first, a fulfillment is applied for
 //!   its order's customer (one whose order is not linked yet stays a dead letter, saying so), a
 //!   `customers/redact` erases, a topic Nudge does not use is dropped;
 //! - a fulfillment kept after its order's customer was known (source `shopify`, the customer on
@@ -52,7 +52,7 @@ use nudge_core::links::{KeySource, Signer};
 use nudge_core::runner::{Applied, Runner, RunnerError};
 use nudge_core::store::{DeadLetter, Store};
 use nudge_core::webhook::NoWebhooks;
-use nudge_lambda::shopify::{self, Mapped, map};
+use nudge_core::shopify::{self, Mapped, map};
 use nudge_local::RecordingMailer;
 
 use super::db::{self, DbSpec, OpenedDb, with_store};

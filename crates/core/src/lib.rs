@@ -19,6 +19,7 @@ pub mod journal;
 pub mod links;
 pub mod mail;
 pub mod runner;
+pub mod shopify;
 pub mod store;
 pub mod timeline;
 pub mod webhook;

@@ -19,7 +19,7 @@
 //! read as a binary float (enough for templates and conditions, not for accounting).
 
 use chrono::{DateTime, Utc};
-use nudge_core::event::{StoreEvent, check_time_range, parse_event};
+use crate::event::{StoreEvent, check_time_range, parse_event};
 use serde_json::{Map, Value, json};
 
 /// The headers of a delivery Nudge reads (the same on both paths; none is secret).
