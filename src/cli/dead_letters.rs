@@ -50,9 +50,9 @@ use nudge_core::engine::{Action, ActionKind, Engine};
 use nudge_core::event::{StoreEvent, parse_event};
 use nudge_core::links::{KeySource, Signer};
 use nudge_core::runner::{Applied, Runner, RunnerError};
+use nudge_core::shopify::{self, Mapped, map};
 use nudge_core::store::{DeadLetter, Store};
 use nudge_core::webhook::NoWebhooks;
-use nudge_core::shopify::{self, Mapped, map};
 use nudge_local::RecordingMailer;
 
 use super::db::{self, DbSpec, OpenedDb, with_store};

@@ -18,8 +18,8 @@
 //! Limits: only the fields the workflows use are carried over (see `docs/EVENTS.md`); money is
 //! read as a binary float (enough for templates and conditions, not for accounting).
 
-use chrono::{DateTime, Utc};
 use crate::event::{StoreEvent, check_time_range, parse_event};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 /// The headers of a delivery Nudge reads (the same on both paths; none is secret).

@@ -48,8 +48,8 @@ use crate::app::App;
 use crate::ingest::{self, Handled, HandlerError};
 // The pure part, shared with the command line's `dead-letters replay`, lives in the core.
 pub use nudge_core::shopify::{
-    DEAD_LETTER_SOURCE, Headers, Mapped, PARTNER_SOURCE_PREFIX, PartnerDelivery, map,
-    order_of, partner_delivery, partner_parts,
+    DEAD_LETTER_SOURCE, Headers, Mapped, PARTNER_SOURCE_PREFIX, PartnerDelivery, map, order_of,
+    partner_delivery, partner_parts,
 };
 pub use webhook::{Secrets, handle_webhook};
 
