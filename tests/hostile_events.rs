@@ -497,7 +497,10 @@ fn a_short_signing_key_is_refused_and_an_empty_one_is_said_to_be_empty() {
 fn a_second_process_on_a_store_in_use_is_refused_at_once() {
     use std::io::BufRead;
     let tmp = tempfile::tempdir().unwrap();
-    let (code, events, err) = nudge(tmp.path(), &["generate-events", "--customers", "3000"], &[]);
+    // Enough events that the first run prints far more than a pipe holds (64 KiB): it stops,
+    // holding the store, until this test reads its output, so the second is tried while the
+    // first is still running, however fast or slow the machine.
+    let (code, events, err) = nudge(tmp.path(), &["generate-events", "--customers", "200"], &[]);
     assert_eq!(code, 0, "{err}");
     std::fs::write(tmp.path().join("big.jsonl"), events).unwrap();
     let small = tmp.path().join("small.jsonl");
@@ -538,6 +541,11 @@ fn a_second_process_on_a_store_in_use_is_refused_at_once() {
     let mut row = String::new();
     stdout.read_line(&mut row).unwrap();
     assert!(row.starts_with('{'), "{row}");
+    // ... and is still running: it cannot end before its output is read.
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first run is running"
+    );
     let started = std::time::Instant::now();
     let (code, err) = second();
     assert!(
@@ -549,7 +557,11 @@ fn a_second_process_on_a_store_in_use_is_refused_at_once() {
         err.contains("store.db is in use by another nudge process"),
         "{err}"
     );
-    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let rest = std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    assert!(
+        rest > 1 << 20,
+        "the first run printed {rest} bytes after its first row: more than a pipe holds"
+    );
     assert!(
         first.wait().unwrap().success(),
         "the first run is undisturbed"

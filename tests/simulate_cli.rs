@@ -612,7 +612,9 @@ fn any_number_of_threads_gives_the_same_run() {
     assert!(one.sends.len() > 100, "{} sends", one.sends.len());
     assert_eq!(one.notices.len(), 9, "{:?}", one.notices);
     assert_eq!((one.summary.rejected, one.summary.duplicates), (2, 7));
-    for (shards, own_stores) in [(2, false), (5, false), (2, true), (5, true)] {
+    // Two counts and both ways of storing (each a whole run of 300 customers: the slowest
+    // test of the suite when it ran all four pairs).
+    for (shards, own_stores) in [(2, false), (5, true)] {
         let other = run(shards, own_stores);
         let how = format!("{shards} threads, own stores: {own_stores}");
         assert!(one.rows == other.rows, "timeline differs with {how}");

@@ -79,10 +79,74 @@ pub(crate) enum DbError {
     /// The SQLite store could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// The SQLite store is in use, or cannot be locked.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
-/// Opens the store `spec` names. A DynamoDB table is not contacted here: the first read says
-/// whether it is reachable.
+/// A SQLite store's lock: an exclusive lock on the file `<db>.lock` beside it, taken before
+/// the store is opened and held until the command ends, by every command that writes the
+/// store (`simulate --db`, `erase`, `dead-letters replay`). Two such runs on one store would
+/// each apply events, fire timers or erase with batches the other does not see, so a second
+/// is refused at once. The operating system releases the lock when the process ends, however
+/// it ends, so a crashed run never blocks the next; the (empty) lock file stays and may be
+/// deleted when no run is going. The reading commands (`plan`, `explain`, `report`,
+/// `dead-letters list`) take no lock: each read sees committed data.
+pub(crate) struct StoreLock {
+    /// Held open: closing it releases the lock.
+    _file: std::fs::File,
+}
+
+/// Why a store's lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LockError {
+    /// Another process holds it.
+    #[error("the store {} is in use by another nudge process (it holds {}); wait for it to end, or use another --db", db.display(), lock.display())]
+    InUse {
+        /// The store.
+        db: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
+    /// The lock file cannot be created or locked.
+    #[error("cannot lock the store with {}: {source}", path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl StoreLock {
+    /// Locks the store in `db`, or says that another process uses it.
+    pub(crate) fn take(db: &Path) -> Result<Self, LockError> {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path);
+        let file = match file {
+            Ok(file) => file,
+            Err(source) => return Err(LockError::Io { path, source }),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(StoreLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LockError::InUse {
+                db: db.to_path_buf(),
+                lock: path,
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
+        }
+    }
+}
+
+/// Opens the store `spec` names, to read it. A DynamoDB table is not contacted here: the
+/// first read says whether it is reachable.
 pub(crate) async fn open(spec: &DbSpec) -> Result<OpenedDb, DbError> {
     match spec {
         DbSpec::Sqlite(path) => Ok(OpenedDb::Sqlite(Box::new(open_sqlite(path)?))),
@@ -91,6 +155,17 @@ pub(crate) async fn open(spec: &DbSpec) -> Result<OpenedDb, DbError> {
             Ok(OpenedDb::DynamoDb(clients.store(table)))
         }
     }
+}
+
+/// Opens the store `spec` names, to write it: a SQLite store is locked first ([`StoreLock`],
+/// held as long as the returned lock lives); a DynamoDB table has no such lock (its writes are
+/// conditional, as the functions' are).
+pub(crate) async fn open_to_write(spec: &DbSpec) -> Result<(OpenedDb, Option<StoreLock>), DbError> {
+    let lock = match spec {
+        DbSpec::Sqlite(path) if path.is_file() => Some(StoreLock::take(path)?),
+        _ => None,
+    };
+    Ok((open(spec).await?, lock))
 }
 
 fn open_sqlite(path: &Path) -> Result<SqliteStore, DbError> {

@@ -125,21 +125,27 @@ fn usage(text: impl std::fmt::Display) -> Failure {
     (exit::USAGE, text.to_string())
 }
 
-/// Opens `spec` in a new runtime and runs `f` on the store.
+/// Opens `spec` in a new runtime and runs `f` on the store; `write`: the store is locked
+/// against another writing command first (`db::open_to_write`).
 fn on_store<T>(
     spec: &DbSpec,
+    write: bool,
     f: impl AsyncFnOnce(OpenedDb) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let runtime = db::runtime().map_err(|e| usage(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
-        let opened = db::open(spec).await.map_err(usage)?;
-        f(opened).await
+        if write {
+            let (opened, _lock) = db::open_to_write(spec).await.map_err(usage)?;
+            f(opened).await
+        } else {
+            f(db::open(spec).await.map_err(usage)?).await
+        }
     })
 }
 
 /// `nudge dead-letters list`.
 fn list(args: &ListArgs) -> Result<u8, Failure> {
-    let letters = on_store(&args.db, async |opened| {
+    let letters = on_store(&args.db, false, async |opened| {
         with_store!(opened, store => all_letters(&store).await)
             .map_err(|e| usage(format!("{}: {e}", args.db)))
     })?;
@@ -258,7 +264,7 @@ fn replay(args: &ReplayArgs) -> Result<u8, Failure> {
         project.settings.unsubscribe_url = Some(url);
     }
     let engine = Engine::new(&project, &signer);
-    let results = on_store(&args.db, async |opened| {
+    let results = on_store(&args.db, true, async |opened| {
         with_store!(opened, store => replay_all(&engine, store, &args.ids).await)
             .map_err(|(code, e)| (code, format!("{}: {e}", args.db)))
     })?;

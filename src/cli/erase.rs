@@ -37,7 +37,9 @@ pub(crate) fn run(args: &Args) -> u8 {
         .map_err(|e| format!("cannot start the runtime: {e}"))
         .and_then(|rt| {
             rt.block_on(async {
-                let opened = db::open(&args.db).await.map_err(|e| e.to_string())?;
+                let (opened, _lock) = db::open_to_write(&args.db)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 with_store!(opened, store => erase(&store, &args.customer).await)
                     .map_err(|e| format!("{}: {e}", args.db))
             })

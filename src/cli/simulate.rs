@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::db::{LockError, StoreLock};
 use super::project::ProjectError;
 use super::{Format, counted, escape_controls, exit};
 use nudge_core::engine::{Action, ActionKind, Engine, Tz};
@@ -88,22 +89,9 @@ pub(super) enum RunError {
     /// A store cannot be opened (the error names its file).
     #[error(transparent)]
     Store(#[from] OpenError),
-    /// Another process uses the `--db` store.
-    #[error("the store {} is in use by another nudge process (it holds {}); wait for it to end, or use another --db", db.display(), lock.display())]
-    InUse {
-        /// The store.
-        db: PathBuf,
-        /// Its lock file.
-        lock: PathBuf,
-    },
-    /// The `--db` store's lock file cannot be created or locked.
-    #[error("cannot lock the store with {}: {source}", path.display())]
-    Lock {
-        /// The lock file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// Another process uses the `--db` store, or its lock file cannot be locked.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// A throwaway store's file cannot be created.
     #[error("cannot create a scratch store: {0}")]
     Scratch(std::io::Error),
@@ -300,45 +288,6 @@ fn open_stores(args: &Args, options: &Options) -> Result<Stores, RunError> {
         stores.push((store, file));
     }
     Ok(Stores::Scratch(stores))
-}
-
-/// A `--db` store's lock: an exclusive lock on the file `<db>.lock` beside it, taken before
-/// the store is opened and held until the command ends. Two runs on one store would each
-/// apply events and fire timers the other does not see, so a second is refused at once. The
-/// operating system releases the lock when the process ends, however it ends, so a crashed
-/// run never blocks the next; the (empty) lock file stays and may be deleted when no run is
-/// going.
-struct StoreLock {
-    /// Held open: closing it releases the lock.
-    _file: std::fs::File,
-}
-
-impl StoreLock {
-    /// Locks the store in `db`, or says that another process uses it.
-    fn take(db: &Path) -> Result<Self, RunError> {
-        let mut name = db.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
-        let err = |source| RunError::Lock {
-            path: path.clone(),
-            source,
-        };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(err)?;
-        match file.try_lock() {
-            Ok(()) => Ok(StoreLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(RunError::InUse {
-                db: db.to_path_buf(),
-                lock: path,
-            }),
-            Err(std::fs::TryLockError::Error(e)) => Err(err(e)),
-        }
-    }
 }
 
 /// Opens one store.

@@ -34,9 +34,12 @@
 //!    permanent SES bounce (the address suppressed), and a one-click unsubscribe POST signed
 //!    with the deployment's key (the customer unsubscribed).
 //!
+//! 6. reads the functions' logs (`NUDGE_E2E_LOGS`: the folder of the watches' logs,
+//!    .tools/e2e/) and fails if any holds an address or a name of the story or of the other
+//!    functions' inputs.
+//!
 //! Limits: one story, two customers, the shipped workflows; the story itself goes through
-//! `ingest` and `scheduler` (the other functions answer single invocations); the functions' logs are in the
-//! script's log folder (.tools/e2e/), not checked here. A function process keeps what it read
+//! `ingest` and `scheduler` (the other functions answer single invocations). A function process keeps what it read
 //! at its cold start: run again against watches already running, the set-up (moto reset, the
 //! same table name, the same key) gives the same deployment, so it still holds. Without `NUDGE_E2E_WATCH` and `NUDGE_MOTO_ENDPOINT`
 //! the test says it is skipped (a plain `cargo test` starts no server).
@@ -209,6 +212,56 @@ async fn the_functions_play_the_story_and_send_what_simulate_sends() {
 
     // 5. The other functions, as binaries, on the same deployment.
     the_other_functions_answer(&watch, &endpoint, &store, &env).await;
+
+    // 6. What the function processes wrote (each watch's log) names no customer.
+    the_logs_hold_no_customer_data(&root, &events);
+}
+
+/// The fixtures [`the_other_functions_answer`] sends, besides the story.
+const OTHER_INPUTS: [&str; 3] = [
+    "tests/fixtures/shopify/invoke/customers-create.json",
+    "tests/fixtures/shopify/invoke/bad-signature.json",
+    "tests/fixtures/ses/invoke/bounce-permanent.json",
+];
+
+/// Every address and name of the story and of [`OTHER_INPUTS`] is absent from the logs of the
+/// watches (`NUDGE_E2E_LOGS`, the folder scripts/test writes them to: each function process's
+/// own output, at the `RUST_LOG` of watch.env, and cargo-lambda's). Without the variable the
+/// scan is skipped, saying so (a watch started by hand logs to a terminal).
+fn the_logs_hold_no_customer_data(root: &Path, events: &[(DateTime<Utc>, String, Value)]) {
+    let Ok(folder) = std::env::var("NUDGE_E2E_LOGS") else {
+        eprintln!("the functions' logs are not scanned: NUDGE_E2E_LOGS is not set");
+        return;
+    };
+    let mut inputs = nudge_testkit::pii::CustomerData::new();
+    for (_, _, event) in events {
+        inputs.add_json(event);
+    }
+    for path in OTHER_INPUTS {
+        let text =
+            std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        inputs.add_text(&text);
+    }
+    let inputs = inputs.except([support::SENDER, "support@shop.example.com"]);
+    let mut logs = 0;
+    let mut text = String::new();
+    for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{folder}: {e}")) {
+        let path = entry.expect("a log").path();
+        if path.extension().is_some_and(|e| e == "log") {
+            logs += 1;
+            text.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            ));
+        }
+    }
+    assert!(logs > 0, "no log in {folder}");
+    eprintln!(
+        "{logs} logs of the functions ({} lines) scanned for {} addresses and {} names",
+        text.lines().count(),
+        inputs.addresses().len(),
+        inputs.names().len()
+    );
+    inputs.assert_absent("the functions' logs (cargo lambda watch)", &text);
 }
 
 /// The Shopify webhook, SES feedback and unsubscribe functions, each through its real binary
@@ -421,16 +474,25 @@ fn invoke(watch: &BTreeMap<String, u16>, function: &str, payload: &str) -> Value
 /// `nudge simulate` on the story (the workspace's own `nudge`, through `cargo run`, so that it
 /// is the current one: a no-op build when the test stages built it); its `email.sent` rows.
 fn simulate(root: &Path, outbox: &Path) -> Vec<Sent> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
+    // `NUDGE_BIN`: a built `nudge` (scripts/test passes the one its cargo test stage built);
+    // else `cargo run`, which builds it (the root package alone: over a minute on 2 cores).
+    let mut command = match std::env::var_os("NUDGE_BIN") {
+        Some(bin) => Command::new(bin),
+        None => {
+            let mut cargo =
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+            cargo.args(["run", "--locked", "--quiet", "--bin", "nudge", "--"]);
+            cargo
+        }
+    };
+    let output = command
         .current_dir(root)
-        .args(["run", "--locked", "--quiet", "--bin", "nudge", "--"])
         .args(["simulate", "--events", EVENTS, "--workflows", "workflows/"])
         .args(["--until", UNTIL, "--format", "json", "--outbox"])
         .arg(outbox)
         .env("NUDGE_SIGNING_KEY", SIGNING_KEY)
         .output()
-        .expect("cargo run --bin nudge runs");
+        .expect("nudge runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

@@ -53,7 +53,8 @@ impl CustomerData {
         self
     }
 
-    /// Adds the addresses and names of one JSON document, however deep they are.
+    /// Adds the addresses and names of one JSON document, however deep they are, and of the
+    /// JSON documents its strings hold.
     pub fn add_json(&mut self, value: &serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
@@ -69,6 +70,12 @@ impl CustomerData {
             }
             serde_json::Value::Array(items) => items.iter().for_each(|v| self.add_json(v)),
             serde_json::Value::String(s) => {
+                // A document carried as text (a webhook's body inside its Lambda request).
+                if s.trim_start().starts_with(['{', '['])
+                    && let Ok(inner) = serde_json::from_str::<serde_json::Value>(s)
+                {
+                    self.add_json(&inner);
+                }
                 for word in s.split(|c: char| c.is_whitespace() || "<>,;\"'()[]".contains(c)) {
                     if looks_like_an_address(word) {
                         let address = word.to_lowercase();
@@ -235,6 +242,17 @@ mod tests {
         assert_eq!(addresses, ["ayse.yilmaz@example.com", "can@example.org"]);
         let names: Vec<&str> = data.names().iter().map(String::as_str).collect();
         assert_eq!(names, ["Ayşe", "Can", "Yılmaz"]);
+    }
+
+    #[test]
+    fn a_document_carried_as_text_is_read_too() {
+        let mut data = CustomerData::new();
+        let body = r#"{"email": "ayse@example.com", "first_name": "Ayşe"}"#;
+        data.add_json(&serde_json::json!({"body": body, "note": "{not json"}));
+        let addresses: Vec<&str> = data.addresses().iter().map(String::as_str).collect();
+        assert_eq!(addresses, ["ayse@example.com"]);
+        let names: Vec<&str> = data.names().iter().map(String::as_str).collect();
+        assert_eq!(names, ["Ayşe"]);
     }
 
     #[test]
