@@ -4,7 +4,7 @@
 //! database, command-line or AWS crate; the AWS adapters link no database or command-line crate,
 //! and they are the only crate that depends on an `aws-sdk-*` service crate. A crate added to
 //! the wrong layer, directly or through another crate, fails here with the path that brought
-//! it in.
+//! it in. Every crate forbids unsafe code (the workspace's lints, which every member takes).
 
 use std::process::Command;
 
@@ -313,4 +313,47 @@ fn a_forbidden_crate_is_found_however_deep_and_named_with_its_path() {
         "a prefix rule matches any depth; an exact name does not match a longer one"
     );
     assert!(violations(tree, &["clap"]).is_empty());
+}
+
+/// The `[lints]` table of a manifest's text says `workspace = true`.
+fn takes_the_workspace_lints(manifest: &str) -> bool {
+    let mut in_lints = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_lints = line == "[lints]";
+        } else if in_lints && line.replace(' ', "") == "workspace=true" {
+            return true;
+        }
+    }
+    false
+}
+
+/// No unsafe code: the workspace forbids it (the fuzz targets' quick build leaves
+/// AddressSanitizer to the long runs on that ground, scripts/fuzz), and every member takes the
+/// workspace's lints, so that a new crate cannot opt out by omission.
+#[test]
+fn every_crate_forbids_unsafe_code() {
+    let root = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .expect("the root manifest reads");
+    assert!(
+        root.contains("[workspace.lints.rust]\nunsafe_code = \"forbid\""),
+        "the root Cargo.toml forbids unsafe code for the workspace"
+    );
+    let metadata = workspace_metadata();
+    let mut members = 0;
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let manifest = package["manifest_path"].as_str().unwrap_or_default();
+        let text = std::fs::read_to_string(manifest).expect("a member's manifest reads");
+        assert!(
+            takes_the_workspace_lints(&text),
+            "{manifest} has no `[lints]` table with `workspace = true`"
+        );
+        members += 1;
+    }
+    assert!(members >= 13, "{members} members");
+    assert!(!takes_the_workspace_lints("[package]\nname = \"x\"\n"));
+    assert!(!takes_the_workspace_lints(
+        "[lints]\n[dependencies]\nworkspace = true\n"
+    ));
+    assert!(takes_the_workspace_lints("[lints]\nworkspace=true\n"));
 }
