@@ -186,44 +186,51 @@ async fn tick(app: &App, now: DateTime<Utc>) {
 /// 37 s. Measured on both: the same kinds of log line from the project's crates (level, target,
 /// message, fields), and from the SDK all but the seven of a retry that moto caused once.
 fn one_customer_per_story(sample: &str) -> String {
-    let customer_of = |line: &str| -> String {
-        let event: Value = serde_json::from_str(line).expect("the sample is JSON lines");
-        let detail = &event["detail"];
-        detail["customer"]["id"]
-            .as_str()
-            .or(detail["customer_id"].as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let mut stories: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Each line with its customer and event type, read once.
+    let events: Vec<(String, String, &str)> = sample
+        .lines()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line).expect("the sample is JSON lines");
+            let detail = &event["detail"];
+            let customer = detail["customer"]["id"]
+                .as_str()
+                .or(detail["customer_id"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let kind = event["detail-type"].as_str().unwrap_or_default().to_owned();
+            (customer, kind, line)
+        })
+        .collect();
+    let mut stories: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut order = Vec::new();
-    for line in sample.lines() {
-        let event: Value = serde_json::from_str(line).expect("the sample is JSON lines");
-        let customer = customer_of(line);
-        if !stories.contains_key(&customer) {
-            order.push(customer.clone());
+    for (customer, kind, _) in &events {
+        if !stories.contains_key(customer.as_str()) {
+            order.push(customer.as_str());
         }
-        let kind = event["detail-type"].as_str().unwrap_or_default().to_owned();
         stories.entry(customer).or_default().insert(kind);
     }
     let mut seen = BTreeSet::new();
-    let kept: BTreeSet<&String> = order
+    let kept: BTreeSet<&str> = order
+        .into_iter()
+        .filter(|c| seen.insert(stories[c].clone()) || *c == "c-1001")
+        .collect();
+    let lines: Vec<&str> = events
         .iter()
-        .filter(|c| seen.insert(stories[*c].clone()) || c.as_str() == "c-1001")
+        .filter(|(customer, _, _)| kept.contains(customer.as_str()))
+        .map(|(_, _, line)| *line)
         .collect();
-    let lines: Vec<&str> = sample
-        .lines()
-        .filter(|line| kept.contains(&customer_of(line)))
+    let kinds: BTreeSet<&str> = stories.values().flatten().copied().collect();
+    let kept_kinds: BTreeSet<&str> = kept
+        .iter()
+        .flat_map(|c| stories[c].iter().copied())
         .collect();
-    let kinds: BTreeSet<&String> = stories.values().flatten().collect();
-    let kept_kinds: BTreeSet<&String> = kept.iter().flat_map(|c| &stories[*c]).collect();
     assert_eq!(kept_kinds, kinds, "every event type of the sample is kept");
     eprintln!(
         "the sample's events of {} of its {} customers, one per story: {} of {} events",
         kept.len(),
         stories.len(),
         lines.len(),
-        sample.lines().count()
+        events.len()
     );
     lines.join("\n")
 }
